@@ -1,0 +1,1 @@
+"""Replicates Azure managed-disk incremental snapshots to a page blob in another region."""
