@@ -1,0 +1,217 @@
+"""`replicate emulator`: option parsing, TLS material, secrets, the env file, signals.
+
+The process prints one JSON line with everything a client needs (endpoints, token, key, CA bundle)
+once it is listening, so a test or a demo can start it on port 0 and read where it went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime as dt
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import ssl
+import sys
+from pathlib import Path
+
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from replicator.emulator.app import EmulatorContext, EmulatorOptions, build_app
+
+# The CA lives ten years so that a data dir reused across months keeps a trusted bundle; the server
+# certificate is re-issued at every start (cheap with EC keys), so it only needs to outlive one run.
+CA_VALIDITY = dt.timedelta(days=3650)
+SERVER_VALIDITY = dt.timedelta(days=30)
+
+
+class _UsageError(Exception):
+    """Bad option value: reported as one sentence on stderr with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"replicate emulator: {message}.")
+
+
+def _parse(argv: list[str]) -> EmulatorOptions:
+    parser = _Parser(prog="replicate emulator", description="Local emulator of the Azure surface used.")
+    parser.add_argument("--data-dir", required=True, type=Path, help="state directory (survives restarts)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", default=0, type=int, help="0 picks a free port")
+    parser.add_argument("--env-file", type=Path, help="also write the env keys here as KEY=VALUE lines")
+    parser.add_argument("--max-page-ranges", default=10000, type=int, help="ranges per Get Page Ranges answer")
+    parser.add_argument(
+        "--completion-seconds", default=30.0, type=float, help="time for a v2/Ultra snapshot to complete"
+    )
+    ns = parser.parse_args(argv)
+    if not 0 <= ns.port <= 65535:
+        raise _UsageError(f"replicate emulator: --port must be between 0 and 65535, not {ns.port}.")
+    if ns.max_page_ranges < 1:
+        raise _UsageError("replicate emulator: --max-page-ranges must be at least 1.")
+    if not ns.completion_seconds >= 0:
+        raise _UsageError("replicate emulator: --completion-seconds must be zero or more.")
+    if ns.data_dir.exists() and not ns.data_dir.is_dir():
+        raise _UsageError(f"replicate emulator: --data-dir {ns.data_dir} exists and is not a directory.")
+    return EmulatorOptions(
+        data_dir=ns.data_dir.resolve(),
+        host=ns.host,
+        port=ns.port,
+        max_page_ranges=ns.max_page_ranges,
+        completion_seconds=ns.completion_seconds,
+        env_file=ns.env_file,
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _ensure_ca(tls_dir: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """Load the CA from the data dir, or create it once so restarts keep clients' trust."""
+    key_path, cert_path = tls_dir / "ca.key", tls_dir / "ca.pem"
+    if key_path.exists() and cert_path.exists():
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return key, x509.load_pem_x509_certificate(cert_path.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("replicator emulator CA"))
+        .issuer_name(_name("replicator emulator CA"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + CA_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    _write_private(key_path, key_pem)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key, cert
+
+
+def _issue_server_cert(tls_dir: Path) -> tuple[Path, Path, Path]:
+    """Issue a fresh server certificate for 127.0.0.1 and localhost; returns (ca, cert, key) paths."""
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_cert = _ensure_ca(tls_dir)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    san = x509.SubjectAlternativeName(
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("localhost"))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + SERVER_VALIDITY)
+        .add_extension(san, critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_path, key_path = tls_dir / "server.pem", tls_dir / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(
+        key_path,
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
+    return tls_dir / "ca.pem", cert_path, key_path
+
+
+def _load_secrets(data_dir: Path) -> tuple[str, str]:
+    """The bearer token and the account key: generated at first start, then reused from the data dir."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        stored = json.loads(path.read_text())
+        return stored["access_token"], stored["account_key"]
+    token = secrets.token_urlsafe(32)
+    key = base64.b64encode(secrets.token_bytes(64)).decode()
+    _write_private(path, json.dumps({"access_token": token, "account_key": key}).encode())
+    return token, key
+
+
+def _env_keys(ctx: EmulatorContext, ca_path: Path) -> dict[str, str]:
+    return {
+        "REPLICATOR_ARM_ENDPOINT": ctx.base_url,
+        "REPLICATOR_BLOB_ENDPOINT": ctx.base_url,
+        "REPLICATOR_ACCESS_TOKEN": ctx.access_token,
+        "REPLICATOR_ACCOUNT_KEY": ctx.account_key,
+        "AZURE_SUBSCRIPTION_ID": ctx.options.subscription_id,
+        "SSL_CERT_FILE": str(ca_path),
+        "REQUESTS_CA_BUNDLE": str(ca_path),
+    }
+
+
+async def _serve(options: EmulatorOptions) -> int:
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    ca_path, cert_path, key_path = _issue_server_cert(options.data_dir / "tls")
+    ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ssl_ctx.load_cert_chain(cert_path, key_path)
+    token, account_key = _load_secrets(options.data_dir)
+    ctx = EmulatorContext.open(options, access_token=token, account_key=account_key)
+    runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, options.host, options.port, ssl_context=ssl_ctx, reuse_address=True)
+        await site.start()
+        port = runner.addresses[0][1]
+        ctx.set_base_url(f"https://127.0.0.1:{port}")
+        env = _env_keys(ctx, ca_path)
+        if options.env_file is not None:
+            options.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        print(json.dumps(env), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        ctx.close()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry of `replicate emulator ...`; returns the process exit code."""
+    try:
+        options = _parse(argv)
+    except _UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_serve(options))
+    except OSError as exc:
+        print(f"replicate emulator: cannot start: {exc.strerror or exc}.", file=sys.stderr)
+        return 2
