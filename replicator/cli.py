@@ -1,19 +1,203 @@
-"""Command-line entry point: parses, dispatches, prints. No replication logic lives here."""
+"""Command-line entry point: parses, dispatches, prints. No replication logic lives here.
+
+`replicate --source S --target T [options]` runs replicator.pipeline.replicate; `replicate emulator`
+starts the emulator. The terminal belongs to this module: human lines and the progress bar go to
+stderr, `--json` prints exactly one JSON document on stdout (also on failure), and the exit code comes
+from the error class (replicator.errors). User errors get one line, never a traceback; every line
+that leaves the process goes through replicator.redact.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import sys
+from typing import Any, TextIO
+
+from replicator.errors import EXIT_FAILED, EXIT_OK, ReplicatorError
+from replicator.progress import Progress, SnapshotResult
+from replicator.redact import RedactingFilter, redact
+
+log = logging.getLogger("replicator")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+class TerminalProgress(Progress):
+    """Human lines on stderr and, on a terminal, a rich bar: bytes copied of bytes to copy, rate, ETA."""
+
+    def __init__(self, stream: TextIO, *, bar: bool) -> None:
+        self.stream = stream
+        self.done: list[SnapshotResult] = []
+        self._bar: Any = None
+        self._task: Any = None
+        self._total = 0
+        self._skipped = 0
+        if bar:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress as RichProgress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._bar = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[note]}"),
+                console=Console(file=stream),
+                transient=True,
+            )
+
+    def line(self, text: str) -> None:
+        text = redact(text)
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def on_message(self, text: str) -> None:
+        self.line(text)
+
+    def on_snapshot_start(self, result: SnapshotResult, index: int, total: int) -> None:
+        self.line(f"[{index}/{total}] {result.snapshot_name}: {result.mode} copy ({result.reason})")
+        self._total, self._skipped = 0, 0
+        if self._bar is not None:
+            self._bar.start()
+            self._task = self._bar.add_task(result.snapshot_name, total=None, note="listing")
+
+    def on_planned(self, copy_bytes: int, clear_bytes: int) -> None:
+        self._total += copy_bytes
+        if self._task is not None:
+            self._bar.update(self._task, total=self._total)
+
+    def on_listing_done(self) -> None:
+        if self._task is not None:
+            self._bar.update(self._task, total=self._total, note="")
+
+    def on_skipped(self, nbytes: int) -> None:
+        self._skipped += nbytes
+        if self._task is not None:
+            self._bar.update(self._task, note=f"resumed: {_size(self._skipped)} already copied")
+
+    def on_written(self, nbytes: int) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, nbytes)
+
+    def on_retry(self, what: str, attempt: int, delay: float, error: str) -> None:
+        if self._task is not None:
+            self._bar.update(self._task, note=f"retrying ({error[:60]})")
+
+    def on_snapshot_done(self, result: SnapshotResult) -> None:
+        self.done.append(result)
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar.remove_task(self._task)
+            self._task = None
+        where = f"restore point {result.restore_point}" if result.restore_point else "planned, nothing written"
+        self.line(
+            f"{result.snapshot_name}: {where}; {result.mode} ({result.reason}); "
+            f"{_size(result.changed_bytes)} changed, {_size(result.cleared_bytes)} cleared, "
+            f"{_size(result.copied_bytes)} copied, {result.requests} requests, {result.retries} retries, "
+            f"{result.seconds:.1f} s" + (", verified" if result.verified else "")
+        )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_replicator", False)]:
+        root.removeHandler(old)
+    handler._replicator = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    # The Azure SDKs log every request at INFO; only our own modules follow --log-level below WARNING.
+    root.setLevel(logging.WARNING)
+    log.setLevel(level.upper())
+    logging.getLogger("azure").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+
+
+def _emit_json(document: dict[str, Any]) -> None:
+    print(redact(json.dumps(document, indent=2, sort_keys=True)), flush=True)
+
+
+def replicate_main(args: list[str]) -> int:
+    """The main call: load the config, run the pipeline, print the outcome; returns the exit code."""
+    from replicator import config as config_module
+
+    want_json = "--json" in args
+    try:
+        config = config_module.load(args)
+    except ReplicatorError as err:
+        print(f"replicate: error: {redact(str(err))}", file=sys.stderr)
+        if want_json:
+            _emit_json({"status": "failed", "exit_code": err.exit_code, "error": redact(str(err)), "snapshots": []})
+        return err.exit_code
+    _setup_logging(config.log_level)
+    progress = TerminalProgress(sys.stderr, bar=sys.stderr.isatty() and not config.json)
+    from replicator.pipeline import replicate
+
+    try:
+        result = asyncio.run(replicate(config, progress))
+    except (ReplicatorError, Exception, KeyboardInterrupt) as err:
+        progress.close()
+        code = err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
+        if isinstance(err, KeyboardInterrupt):
+            message = "interrupted; a rerun resumes from the last checkpoint."
+        elif isinstance(err, ReplicatorError):
+            message = str(err)
+        else:
+            message = f"unexpected {type(err).__name__}: {err}"
+            log.debug("unexpected failure", exc_info=True)
+        print(f"replicate: error: {redact(message)}", file=sys.stderr)
+        if config.json:
+            _emit_json(
+                {
+                    "source": config.source,
+                    "status": "failed",
+                    "exit_code": code,
+                    "error": redact(message),
+                    "snapshots": [s.to_json() for s in progress.done],
+                }
+            )
+        return code
+    progress.close()
+    if not result.snapshots:
+        progress.line(f"nothing new to replicate from {config.source}")
+    if config.json:
+        _emit_json(result.to_json())
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch `replicate <subcommand>`; the main call is `replicate --source S --target T`."""
-    args = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] == "emulator":
         from replicator.emulator.server import main as emulator_main
 
         return emulator_main(args[1:])
-    print("replicate: the replication command is not built yet", file=sys.stderr)
-    return 2
+    try:
+        return replicate_main(args)
+    except SystemExit as exit_:  # argparse --help
+        return exit_.code if isinstance(exit_.code, int) else EXIT_OK
 
 
 if __name__ == "__main__":

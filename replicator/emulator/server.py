@@ -48,7 +48,9 @@ def _parse(argv: list[str]) -> EmulatorOptions:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", default=0, type=int, help="0 picks a free port")
     parser.add_argument("--env-file", type=Path, help="also write the env keys here as KEY=VALUE lines")
-    parser.add_argument("--max-page-ranges", default=10000, type=int, help="ranges per Get Page Ranges answer")
+    parser.add_argument(
+        "--max-page-ranges", default=10000, type=int, help="ranges per Get Page Ranges answer"
+    )
     parser.add_argument(
         "--completion-seconds", default=30.0, type=float, help="time for a v2/Ultra snapshot to complete"
     )

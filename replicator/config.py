@@ -1,0 +1,366 @@
+"""Configuration: one frozen dataclass of documented knobs, filled from flags, then environment.
+
+Every knob has a command-line flag and an environment variable (for Azure Functions app settings);
+a flag wins over its variable, a variable over the default. `KNOBS` is the single table both the
+argument parser and docs/architecture.md are built from: each entry states the default, why it is
+that value, and what it costs in memory. Validation happens here, before anything touches Azure, and
+raises `UserError` with one sentence (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NoReturn
+
+from replicator import arm_ids
+from replicator.credentials import check_arm_endpoint
+from replicator.errors import UserError
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MODES = ("server", "stream")
+
+
+@dataclass(frozen=True)
+class Config:
+    """All knobs of one `replicate` run. Built by `load()`; never mutated."""
+
+    source: str
+    target: str
+    latest_only: bool = False
+    concurrency: int = 16
+    mode: Literal["server", "stream"] = "server"
+    plan: bool = False
+    verify: bool = False
+    json: bool = False
+    log_level: str = "info"
+    allow_http: bool = False
+    max_bandwidth: int | None = None
+    arm_endpoint: str = PUBLIC_ARM_ENDPOINT
+    subscription_id: str | None = None
+    access_token: str | None = field(default=None, repr=False)
+    sas_duration_seconds: int = 3600
+    sas_wait_seconds: int = 900
+    list_window_bytes: int = 4 * GiB
+    page_size: int | None = None
+    checkpoint_seconds: float = 5.0
+    max_attempts: int = 8
+    request_timeout_seconds: float = 120.0
+
+    @property
+    def queue_depth(self) -> int:
+        """Planned ops waiting for a worker: enough to keep every worker busy while the lister pages."""
+        return 2 * self.concurrency
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One row of the knob table: how a `Config` field is set, its default, reason and memory cost."""
+
+    name: str
+    flag: str
+    env: str
+    help: str
+    reason: str
+    memory: str
+    parse: Callable[[str], Any] | None = None  # None: a boolean switch
+    choices: Sequence[str] | None = None
+
+
+def parse_size(text: str) -> int:
+    """'50MiB' → 52428800. Binary suffixes (KiB, MiB, GiB, TiB) and decimal ones (KB, MB, GB, TB)."""
+    units = {"": 1, "b": 1, "k": KiB, "kib": KiB, "kb": 1000, "m": MiB, "mib": MiB, "mb": 1000**2}
+    units |= {"g": GiB, "gib": GiB, "gb": 1000**3, "t": 1024 * GiB, "tib": 1024 * GiB, "tb": 1000**4}
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:/s)?\s*", text)
+    if not match or match.group(2).lower() not in units:
+        raise ValueError(f"expected a size like 50MiB or 1048576; got {text!r}")
+    return int(float(match.group(1)) * units[match.group(2).lower()])
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number; got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number; got {text!r}") from None
+
+
+KNOBS: tuple[Knob, ...] = (
+    Knob(
+        "source",
+        "--source",
+        "REPLICATOR_SOURCE",
+        "ARM ID of a managed disk or of one incremental snapshot.",
+        "required",
+        "-",
+        str,
+    ),
+    Knob(
+        "target",
+        "--target",
+        "REPLICATOR_TARGET",
+        "URL of the target page blob (a SAS in it is honoured).",
+        "required",
+        "-",
+        str,
+    ),
+    Knob(
+        "latest_only",
+        "--latest-only",
+        "REPLICATOR_LATEST_ONLY",
+        "Replicate only the newest snapshot, as one diff from the target's last restore point.",
+        "off: every snapshot gets its own restore point",
+        "none",
+    ),
+    Knob(
+        "concurrency",
+        "--concurrency",
+        "REPLICATOR_CONCURRENCY",
+        "Chunk writes in flight (1-64).",
+        "16 keeps a cross-region link busy while staying far below a page blob's ~500 requests/s",
+        "stream mode: one 4 MiB buffer per worker (64 MiB at 16); server mode: none",
+        _int,
+    ),
+    Knob(
+        "mode",
+        "--mode",
+        "REPLICATOR_MODE",
+        "server: Put Page From URL (no bytes through this host); stream: ranged GET + Put Page.",
+        "server-side copy moves no data through the host",
+        "see concurrency",
+        str,
+        MODES,
+    ),
+    Knob("plan", "--plan", "REPLICATOR_PLAN", "Print what would be copied; write nothing.", "off", "none"),
+    Knob(
+        "verify",
+        "--verify",
+        "REPLICATOR_VERIFY",
+        "Read back the changed ranges of each new restore point and compare them with the source.",
+        "off: doubles the reads",
+        "two 4 MiB buffers at a time",
+    ),
+    Knob(
+        "json",
+        "--json",
+        "REPLICATOR_JSON",
+        "Print one JSON document with the result on stdout.",
+        "off",
+        "none",
+    ),
+    Knob(
+        "log_level",
+        "--log-level",
+        "REPLICATOR_LOG_LEVEL",
+        "debug, info, warning or error.",
+        "info",
+        "none",
+        str,
+        LOG_LEVELS,
+    ),
+    Knob(
+        "allow_http",
+        "--allow-http",
+        "REPLICATOR_ALLOW_HTTP",
+        "Allow plain-HTTP endpoints (local emulators only).",
+        "off: HTTPS only",
+        "none",
+    ),
+    Knob(
+        "max_bandwidth",
+        "--max-bandwidth",
+        "REPLICATOR_MAX_BANDWIDTH",
+        "Cap on bytes written per second, e.g. 50MiB.",
+        "no cap",
+        "none",
+        parse_size,
+    ),
+    Knob(
+        "arm_endpoint",
+        "--arm-endpoint",
+        "REPLICATOR_ARM_ENDPOINT",
+        "Azure Resource Manager base URL.",
+        "public Azure",
+        "none",
+        str,
+    ),
+    Knob(
+        "subscription_id",
+        "--subscription-id",
+        "AZURE_SUBSCRIPTION_ID",
+        "Subscription for ARM calls (default: the one in --source).",
+        "taken from --source",
+        "none",
+        str,
+    ),
+    Knob(
+        "access_token",
+        "--access-token",
+        "REPLICATOR_ACCESS_TOKEN",
+        "Static bearer token used instead of DefaultAzureCredential (prefer the variable).",
+        "DefaultAzureCredential",
+        "none",
+        str,
+    ),
+    Knob(
+        "sas_duration_seconds",
+        "--sas-duration",
+        "REPLICATOR_SAS_DURATION",
+        "Lifetime of each snapshot SAS, seconds (re-granted on expiry).",
+        "one hour bounds the exposure of a leaked URL; long copies re-grant",
+        "none",
+        _int,
+    ),
+    Knob(
+        "sas_wait_seconds",
+        "--sas-wait",
+        "REPLICATOR_SAS_WAIT",
+        "How long to wait for a free SAS slot of the snapshot family (5 per family), seconds.",
+        "15 minutes lets another run finish; then exit 3",
+        "none",
+        _int,
+    ),
+    Knob(
+        "list_window_bytes",
+        "--list-window",
+        "REPLICATOR_LIST_WINDOW",
+        "Offset window of one Get Page Ranges listing, e.g. 4GiB.",
+        "whole-disk listings of fragmented disks time out",
+        "none: results stream",
+        parse_size,
+    ),
+    Knob(
+        "page_size",
+        "--page-size",
+        "REPLICATOR_PAGE_SIZE",
+        "Ranges per Get Page Ranges page (service default 10000).",
+        "service default",
+        "one page of ranges (~10000 x 50 bytes)",
+        _int,
+    ),
+    Knob(
+        "checkpoint_seconds",
+        "--checkpoint-seconds",
+        "REPLICATOR_CHECKPOINT_SECONDS",
+        "How often the resume offset is saved to the target's metadata.",
+        "5 s: a crash repeats at most a few seconds of copying",
+        "none",
+        _float,
+    ),
+    Knob(
+        "max_attempts",
+        "--max-attempts",
+        "REPLICATOR_MAX_ATTEMPTS",
+        "Attempts per chunk on throttling, 5xx, timeouts and resets before the run fails.",
+        "8 attempts with exponential backoff ride out minutes of throttling",
+        "none",
+        _int,
+    ),
+    Knob(
+        "request_timeout_seconds",
+        "--request-timeout",
+        "REPLICATOR_REQUEST_TIMEOUT",
+        "Seconds before one chunk request is abandoned and retried.",
+        "120 s: a 4 MiB chunk over a slow cross-region link",
+        "none",
+        _float,
+    ),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UserError (one sentence, exit 2) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message[0].upper()}{message[1:]}.")
+
+
+def build_parser(prog: str = "replicate") -> argparse.ArgumentParser:
+    """The `replicate` argument parser; every option defaults to None so the environment can fill it."""
+    parser = _Parser(prog=prog, description="Replicate managed-disk incremental snapshots to a page blob.")
+    for knob in KNOBS:
+        help_text = f"{knob.help} [env {knob.env}]"
+        if knob.parse is None:
+            parser.add_argument(knob.flag, dest=knob.name, action="store_const", const="true", help=help_text)
+        else:
+            parser.add_argument(knob.flag, dest=knob.name, metavar=knob.name.upper(), help=help_text)
+    return parser
+
+
+def _bool(flag: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise UserError(f"{flag} must be true or false; got {text!r}.")
+
+
+def _subscription_from(resource_id: str) -> str | None:
+    match = re.match(r"/subscriptions/([^/]+)/", resource_id, re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+def load(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Config:
+    """Parse flags, fill the rest from `env` (default os.environ), validate; UserError on bad input."""
+    env = os.environ if env is None else env
+    parsed = vars(build_parser().parse_args(list(argv)))
+    values: dict[str, Any] = {}
+    for knob in KNOBS:
+        raw = parsed[knob.name]
+        if raw is None:
+            raw = env.get(knob.env)
+        if raw is None or (raw == "" and knob.parse is not None):
+            continue
+        if knob.parse is None:
+            values[knob.name] = _bool(knob.flag, raw)
+            continue
+        if knob.choices and raw.lower() not in knob.choices:
+            raise UserError(f"{knob.flag} must be one of {', '.join(knob.choices)}; got {raw!r}.")
+        try:
+            values[knob.name] = knob.parse(raw.lower() if knob.choices else raw)
+        except ValueError as exc:
+            raise UserError(f"{knob.flag}: {exc}.") from None
+    for name, flag in (("source", "--source"), ("target", "--target")):
+        if not values.get(name):
+            raise UserError(f"{flag} is required (or set {next(k.env for k in KNOBS if k.name == name)}).")
+    values.setdefault("subscription_id", _subscription_from(values["source"]))
+    config = Config(**values)
+    validate(config)
+    return config
+
+
+def _check_range(flag: str, value: float | None, low: float, high: float) -> None:
+    if value is not None and not low <= value <= high:
+        raise UserError(f"{flag} must be between {low:g} and {high:g}; got {value:g}.")
+
+
+def validate(config: Config) -> None:
+    """Reject impossible values with one sentence naming the flag, the allowed range and the value."""
+    _check_range("--concurrency", config.concurrency, 1, 64)
+    _check_range("--max-bandwidth", config.max_bandwidth, 4 * KiB, 100 * GiB)
+    _check_range("--sas-duration", config.sas_duration_seconds, 60, 86400)
+    _check_range("--sas-wait", config.sas_wait_seconds, 0, 86400)
+    _check_range("--page-size", config.page_size, 1, 10000)
+    _check_range("--checkpoint-seconds", config.checkpoint_seconds, 0.1, 3600)
+    _check_range("--max-attempts", config.max_attempts, 1, 100)
+    _check_range("--request-timeout", config.request_timeout_seconds, 1, 3600)
+    _check_range("--list-window", config.list_window_bytes, 4 * MiB, 8 * 1024 * GiB)
+    if config.list_window_bytes % (4 * MiB):
+        raise UserError(f"--list-window must be a multiple of 4MiB; got {config.list_window_bytes}.")
+    check_arm_endpoint(config.arm_endpoint, allow_http=config.allow_http)
+    arm_ids.parse(config.source)

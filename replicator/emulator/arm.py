@@ -1,0 +1,393 @@
+"""ARM routes of the emulator: Microsoft.Compute disks and snapshots, as azure-mgmt-compute calls them.
+
+Routes → wire (this module: parse JSON bodies, serialize resources, LRO headers) → ArmBackend
+(typed model raising ArmError). Every request needs `Authorization: Bearer <token>`, the emulator's
+subscription and an api-version.
+
+Long-running operations (PUT, PATCH, DELETE, beginGetAccess, endGetAccess) answer as Azure does:
+202 with `Azure-AsyncOperation` (status monitor) and `Location` (`?monitor=true`, the final result)
+and `Retry-After: 1`. The work is done before the 202 is sent, so the first status poll already
+says Succeeded; Retry-After is 1 rather than 0 because azure-core treats 0 as "no header" and would
+fall back to its 30-second default interval.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from replicator.emulator import arm_errors as err
+from replicator.emulator.arm_backend import (
+    SKU_TIERS,
+    ArmBackend,
+    ArmLimits,
+    Disk,
+    DiskSpec,
+    DiskUpdate,
+    Page,
+    Snapshot,
+    SnapshotSpec,
+)
+from replicator.emulator.errors import BlobError
+
+if TYPE_CHECKING:
+    from replicator.emulator.app import EmulatorContext
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ARM_BACKEND_KEY = web.AppKey("arm_backend", ArmBackend)
+_PROVIDER = "/providers/Microsoft.Compute"
+_RESOURCE = "/subscriptions/{sub}/resourceGroups/{rg}" + _PROVIDER + "/{kind:disks|snapshots}/{name}"
+_RG_LIST = "/subscriptions/{sub}/resourceGroups/{rg}" + _PROVIDER + "/{kind:disks|snapshots}"
+_SUB_LIST = "/subscriptions/{sub}" + _PROVIDER + "/{kind:disks|snapshots}"
+_OPERATION = "/subscriptions/{sub}" + _PROVIDER + "/locations/{location}/operations/{op}"
+_COMMON = {"encryption": {"type": "EncryptionAtRestWithPlatformKey"}, "networkAccessPolicy": "AllowAll",
+           "publicNetworkAccess": "Enabled"}  # fmt: skip
+
+
+def add_routes(app: web.Application, ctx: EmulatorContext) -> None:
+    """Mount ARM on `app`; call before the blob plane's catch-all routes (app.py does)."""
+    backend = ArmBackend(
+        db_path=ctx.options.data_dir / "arm.sqlite",
+        blobs=ctx.blobs,
+        subscription_id=ctx.options.subscription_id,
+        limits=ArmLimits.from_options(ctx.options),
+    )
+    app[ARM_BACKEND_KEY] = backend
+
+    async def close(_: web.Application) -> None:
+        backend.close()
+
+    app.on_cleanup.append(close)
+    routes = _Routes(ctx, backend)
+    app.router.add_route("GET", _RESOURCE, routes.guard(routes.get))
+    app.router.add_route("PUT", _RESOURCE, routes.guard(routes.put))
+    app.router.add_route("PATCH", _RESOURCE, routes.guard(routes.patch))
+    app.router.add_route("DELETE", _RESOURCE, routes.guard(routes.delete))
+    app.router.add_route("POST", _RESOURCE + "/beginGetAccess", routes.guard(routes.grant))
+    app.router.add_route("POST", _RESOURCE + "/endGetAccess", routes.guard(routes.revoke))
+    app.router.add_route("GET", _RG_LIST, routes.guard(routes.list))
+    app.router.add_route("GET", _SUB_LIST, routes.guard(routes.list))
+    app.router.add_route("GET", _OPERATION, routes.guard(routes.operation))
+    # Anything else under /subscriptions/ is ARM's to refuse, not the blob plane's to misread.
+    app.router.add_route("*", "/subscriptions/{tail:.*}", routes.guard(routes.unknown))
+
+
+def _error_response(e: err.ArmError) -> web.Response:
+    headers = {"x-ms-failure-cause": "gateway"} if e.status == 401 else {}
+    if e.status == 401:
+        headers["WWW-Authenticate"] = (
+            'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token"'
+        )
+    return web.json_response(e.body(), status=e.status, headers=headers)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except ValueError as e:
+        raise err.invalid_request_content(f"the body is not JSON ({e.msg}).") from e
+    if not isinstance(body, dict):
+        raise err.invalid_request_content("the body must be a JSON object.")
+    return body
+
+
+def _optional_int(value: Any, target: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise err.invalid_parameter(target, f"'{target}' must be an integer, not {value!r}.")
+    return value
+
+
+def _tags(body: dict[str, Any]) -> dict[str, str] | None:
+    tags = body.get("tags")
+    if tags is not None and not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())):
+        raise err.invalid_parameter("tags", "'tags' must be an object of strings.")
+    return tags
+
+
+def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
+    value = body.get(key) or {}
+    if not isinstance(value, dict):
+        raise err.invalid_parameter(key, f"'{key}' must be an object.")
+    return value
+
+
+def parse_disk_spec(body: dict[str, Any]) -> DiskSpec:
+    props = _object(body, "properties")
+    creation = _object(props, "creationData")
+    location = body.get("location")
+    if not isinstance(location, str) or not location:
+        raise err.invalid_parameter("location", "Required parameter 'location' is missing (null).")
+    return DiskSpec(
+        location=location,
+        sku=_object(body, "sku").get("name") or "Standard_LRS",
+        size_gb=_optional_int(props.get("diskSizeGB"), "diskSizeGB"),
+        create_option=creation.get("createOption") or "",
+        logical_sector_size=_optional_int(
+            creation.get("logicalSectorSize"), "creationData.logicalSectorSize"
+        ),
+        source_uri=creation.get("sourceUri"),
+        storage_account_id=creation.get("storageAccountId"),
+        tags=_tags(body),
+    )
+
+
+def parse_disk_update(body: dict[str, Any]) -> DiskUpdate:
+    props = _object(body, "properties")
+    return DiskUpdate(
+        size_gb=_optional_int(props.get("diskSizeGB"), "diskSizeGB"),
+        sku=_object(body, "sku").get("name"),
+        tags=_tags(body),
+    )
+
+
+def parse_snapshot_spec(body: dict[str, Any]) -> SnapshotSpec:
+    props = _object(body, "properties")
+    creation = _object(props, "creationData")
+    location = body.get("location")
+    if not isinstance(location, str) or not location:
+        raise err.invalid_parameter("location", "Required parameter 'location' is missing (null).")
+    return SnapshotSpec(
+        location=location,
+        source_resource_id=creation.get("sourceResourceId") or "",
+        create_option=creation.get("createOption") or "",
+        incremental=bool(props.get("incremental", False)),
+        sku=_object(body, "sku").get("name"),
+        tags=_tags(body),
+    )
+
+
+def _sku(name: str) -> dict[str, str]:
+    return {"name": name, "tier": SKU_TIERS.get(name, "Standard")}
+
+
+def disk_json(disk: Disk) -> dict[str, Any]:
+    creation: dict[str, Any] = {"createOption": disk.create_option, "logicalSectorSize": disk.sector_size}
+    if disk.source_uri:
+        creation["sourceUri"] = disk.source_uri
+        creation["storageAccountId"] = disk.storage_account_id
+    return {
+        "id": disk.id,
+        "name": disk.name,
+        "type": "Microsoft.Compute/disks",
+        "location": disk.location,
+        "tags": disk.tags,
+        "sku": _sku(disk.sku),
+        "properties": {
+            "creationData": creation,
+            "diskSizeGB": disk.size_gb,
+            "diskSizeBytes": disk.size_bytes,
+            "uniqueId": disk.unique_id,
+            "timeCreated": disk.time_created.isoformat(),
+            "provisioningState": "Succeeded",
+            "diskState": disk.disk_state,
+            **_COMMON,
+        },
+    }
+
+
+def snapshot_json(snap: Snapshot) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "creationData": {
+            "createOption": "Copy",
+            "sourceResourceId": snap.source_resource_id,
+            "sourceUniqueId": snap.source_unique_id,
+            "logicalSectorSize": snap.sector_size,
+        },
+        "diskSizeGB": snap.size_gb,
+        "diskSizeBytes": snap.size_bytes,
+        "uniqueId": snap.unique_id,
+        "timeCreated": snap.time_created.isoformat(),
+        "provisioningState": "Succeeded",
+        "diskState": snap.disk_state,
+        "incremental": snap.incremental,
+        "completionPercent": snap.completion_percent,
+        **_COMMON,
+    }
+    if snap.family_id is not None:
+        props["incrementalSnapshotFamilyId"] = snap.family_id
+    return {
+        "id": snap.id,
+        "name": snap.name,
+        "type": "Microsoft.Compute/snapshots",
+        "location": snap.location,
+        "tags": snap.tags,
+        "sku": _sku(snap.sku),
+        "properties": props,
+    }
+
+
+class _Routes:
+    """Request handlers; `guard` adds auth, subscription and api-version checks and error mapping."""
+
+    def __init__(self, ctx: EmulatorContext, backend: ArmBackend) -> None:
+        self.ctx = ctx
+        self.backend = backend
+
+    def guard(self, handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            try:
+                self._authenticate(request)
+                if request.match_info.get("sub", "").lower() != self.ctx.options.subscription_id.lower():
+                    raise err.subscription_not_found(request.match_info.get("sub", ""))
+                if not request.query.get("api-version"):
+                    raise err.missing_api_version()
+                return await handler(request)
+            except err.ArmError as e:
+                return _error_response(e)
+            except BlobError as e:  # the blob plane refused what ARM asked: an emulator bug
+                return _error_response(err.ArmError(500, "InternalServerError", f"Blob plane: {e.code}."))
+
+        return guarded
+
+    def _authenticate(self, request: web.Request) -> None:
+        header = request.headers.get("Authorization")
+        if not header:
+            raise err.authentication_missing()
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), self.ctx.access_token.encode()
+        ):
+            raise err.invalid_authentication_token()
+
+    # --- resources ----------------------------------------------------------------------
+
+    def _get(self, kind: str, rg: str, name: str) -> Disk | Snapshot:
+        if kind == "disks":
+            return self.backend.get_disk(rg, name)
+        return self.backend.get_snapshot(rg, name)
+
+    @staticmethod
+    def _json(resource: Disk | Snapshot) -> dict[str, Any]:
+        return disk_json(resource) if isinstance(resource, Disk) else snapshot_json(resource)
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        m = request.match_info
+        return web.json_response(self._json(self._get(m["kind"], m["rg"], m["name"])))
+
+    async def put(self, request: web.Request) -> web.StreamResponse:
+        m = request.match_info
+        body = await _json_body(request)
+        resource: Disk | Snapshot
+        if m["kind"] == "disks":
+            resource = self.backend.put_disk(m["rg"], m["name"], parse_disk_spec(body))
+        else:
+            resource = self.backend.put_snapshot(m["rg"], m["name"], parse_snapshot_spec(body))
+        return self._accepted(request, resource.location, None, self._json(resource))
+
+    async def patch(self, request: web.Request) -> web.StreamResponse:
+        m = request.match_info
+        body = await _json_body(request)
+        if m["kind"] != "disks":
+            snap = self.backend.get_snapshot(m["rg"], m["name"])
+            raise err.property_change_not_allowed("properties", snap.id)
+        disk = self.backend.update_disk(m["rg"], m["name"], parse_disk_update(body))
+        return self._accepted(request, disk.location, None, disk_json(disk))
+
+    async def delete(self, request: web.Request) -> web.StreamResponse:
+        m = request.match_info
+        try:
+            resource = self._get(m["kind"], m["rg"], m["name"])
+        except err.ArmError as e:
+            if e.status == 404:
+                return web.Response(status=204)  # Azure: deleting what is not there is a no-op
+            raise
+        if m["kind"] == "disks":
+            self.backend.delete_disk(m["rg"], m["name"])
+        else:
+            self.backend.delete_snapshot(m["rg"], m["name"])
+        return self._accepted(request, resource.location, None)
+
+    async def grant(self, request: web.Request) -> web.StreamResponse:
+        m = request.match_info
+        body = await _json_body(request)
+        access = body.get("access")
+        seconds = _optional_int(body.get("durationInSeconds"), "grantAccessData.durationInSeconds")
+        if not isinstance(access, str) or seconds is None:
+            raise err.invalid_parameter(
+                "grantAccessData", "Required parameters 'access' and 'durationInSeconds' must be given."
+            )
+        resource = self._get(m["kind"], m["rg"], m["name"])
+        if m["kind"] == "disks":
+            url = self.backend.grant_disk(m["rg"], m["name"], access, seconds)
+        else:
+            url = self.backend.grant_snapshot(m["rg"], m["name"], access, seconds)
+        return self._accepted(request, resource.location, {"accessSAS": url})
+
+    async def revoke(self, request: web.Request) -> web.StreamResponse:
+        m = request.match_info
+        resource = self._get(m["kind"], m["rg"], m["name"])
+        if m["kind"] == "disks":
+            self.backend.revoke_disk(m["rg"], m["name"])
+        else:
+            self.backend.revoke_snapshot(m["rg"], m["name"])
+        return self._accepted(request, resource.location, None)
+
+    async def list(self, request: web.Request) -> web.StreamResponse:
+        m = request.match_info
+        rg = m.get("rg")
+        token = request.query.get("$skiptoken")
+        page: Page
+        if m["kind"] == "disks":
+            page = self.backend.list_disks(rg, token)
+        else:
+            page = self.backend.list_snapshots(rg, token)
+        body: dict[str, Any] = {"value": [self._json(item) for item in page.items]}
+        if page.next_key is not None:
+            api = quote(request.query["api-version"], safe="")
+            skip = quote(page.next_key, safe="")
+            body["nextLink"] = f"{self._origin(request)}{request.path}?api-version={api}&$skiptoken={skip}"
+        return web.json_response(body)
+
+    # --- long-running operations --------------------------------------------------------
+
+    async def operation(self, request: web.Request) -> web.StreamResponse:
+        op_id = request.match_info["op"]
+        finished, output = self.backend.operation(op_id)
+        if request.query.get("monitor", "").lower() == "true":  # the Location URL: the final result
+            return web.json_response(output) if output is not None else web.Response(status=200)
+        status: dict[str, Any] = {
+            "startTime": finished.isoformat(),
+            "endTime": finished.isoformat(),
+            "status": "Succeeded",
+            "name": op_id,
+        }
+        if output is not None:
+            status["properties"] = {"output": output}
+        return web.json_response(status)
+
+    def _accepted(
+        self,
+        request: web.Request,
+        location: str,
+        output: dict[str, Any] | None,
+        body: dict[str, Any] | None = None,
+    ) -> web.StreamResponse:
+        op_id = self.backend.record_operation(output)
+        region = location.replace(" ", "").lower()
+        sub = self.ctx.options.subscription_id
+        base = f"{self._origin(request)}/subscriptions/{sub}{_PROVIDER}/locations/{region}/operations/{op_id}"
+        api = quote(request.query["api-version"], safe="")
+        headers = {
+            "Azure-AsyncOperation": f"{base}?api-version={api}",
+            "Location": f"{base}?monitor=true&api-version={api}",
+            "Retry-After": "1",
+        }
+        if body is None:
+            return web.Response(status=202, headers=headers)
+        return web.json_response(body, status=202, headers=headers)
+
+    @staticmethod
+    def _origin(request: web.Request) -> str:
+        """Links point back where the client came from (127.0.0.1 or localhost alike)."""
+        return f"{request.scheme}://{request.host}"
+
+    async def unknown(self, request: web.Request) -> web.StreamResponse:
+        raise err.no_such_route(request.method, request.path)

@@ -1,0 +1,601 @@
+"""Blob-plane routes and handlers (path style: /<account>/<container>/<blob>).
+
+Each handler parses the request with blob_wire, authorizes it with auth, calls one BlobBackend
+method and serializes the result. Unknown operations are refused loudly (400/501), never ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from aiohttp import web
+
+from replicator.emulator import auth, blob_wire, errors
+from replicator.emulator.blob_backend import MAX_PUT_PAGE, Conditions, SnapshotRef, is_managed_account
+from replicator.emulator.store import READ_CHUNK
+
+if TYPE_CHECKING:
+    from replicator.emulator.app import EmulatorContext
+
+log = logging.getLogger(__name__)
+MAX_LIST_RESULTS = 5000  # List Blobs page size limit, as in Azure
+
+
+@dataclass
+class Reply:
+    """A handler's answer; `body` may be an iterator of chunks (streamed) for Get Blob."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | str | Iterator[bytes] | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One parsed request: names, the snapshot query value, decoded query, and the raw request."""
+
+    request: web.Request
+    account: str
+    container: str | None
+    blob: str | None
+    query: dict[str, str]
+
+    @property
+    def headers(self):
+        return self.request.headers
+
+    @property
+    def snapshot(self) -> str | None:
+        return self.query.get("snapshot") or None
+
+    @property
+    def lease_id(self) -> str | None:
+        return self.headers.get("x-ms-lease-id")
+
+    @property
+    def conditions(self) -> Conditions | None:
+        return blob_wire.conditions(self.headers)
+
+
+Handler = Callable[["BlobPlane", Call], Awaitable[Reply]]
+# (method, resource, comp) -> (handler name, permission letters, any of which grants it)
+ROUTES: dict[tuple[str, str, str | None], tuple[str, str]] = {
+    ("PUT", "container", None): ("create_container", "c"),
+    ("DELETE", "container", None): ("delete_container", "d"),
+    ("GET", "container", None): ("container_properties", "r"),
+    ("HEAD", "container", None): ("container_properties", "r"),
+    ("GET", "container", "list"): ("list_blobs", "l"),
+    ("PUT", "blob", None): ("put_blob", "cw"),
+    ("PUT", "blob", "page"): ("put_page", "w"),
+    ("PUT", "blob", "properties"): ("set_properties", "w"),
+    ("PUT", "blob", "metadata"): ("set_metadata", "w"),
+    ("PUT", "blob", "snapshot"): ("snapshot", "cw"),
+    ("PUT", "blob", "lease"): ("lease", "w"),
+    ("GET", "blob", None): ("get_blob", "r"),
+    ("HEAD", "blob", None): ("get_blob", "r"),
+    ("GET", "blob", "metadata"): ("get_metadata", "r"),
+    ("HEAD", "blob", "metadata"): ("get_metadata", "r"),
+    ("GET", "blob", "pagelist"): ("page_ranges", "r"),
+    ("DELETE", "blob", None): ("delete_blob", "d"),
+}
+
+
+def add_routes(app: web.Application, ctx: EmulatorContext) -> None:
+    """Mount the blob plane as the catch-all route (ARM's /subscriptions/ routes are more specific)."""
+    app.router.add_route("*", "/{tail:.*}", BlobPlane(ctx).handle)
+
+
+def _split_path(raw_path: str) -> tuple[str, str | None, str | None]:
+    parts = raw_path.lstrip("/").split("/", 2)
+    account = unquote(parts[0])
+    container = unquote(parts[1]) if len(parts) > 1 and parts[1] else None
+    blob = unquote(parts[2]) if len(parts) > 2 and parts[2] else None
+    if not account:
+        raise errors.invalid_uri()
+    return account, container, blob
+
+
+class BlobPlane:
+    def __init__(self, ctx: EmulatorContext) -> None:
+        self.ctx = ctx
+        self.backend = ctx.blobs
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        headers = blob_wire.base_headers(request.headers)
+        try:
+            reply = await self._dispatch(request)
+        except errors.BlobError as exc:
+            reply = _error_reply(exc)
+        except Exception:  # a bug: answer 500 like Azure and keep serving
+            traceback.print_exc(file=sys.stderr)
+            reply = _error_reply(errors.internal_error())
+        headers.update(reply.headers)
+        if isinstance(reply.body, Iterator):
+            response = web.StreamResponse(status=reply.status, headers=headers)
+            await response.prepare(request)
+            for chunk in reply.body:
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+        if request.method == "HEAD":
+            return web.Response(status=reply.status, headers=headers)
+        return web.Response(status=reply.status, headers=headers, body=reply.body)
+
+    async def _dispatch(self, request: web.Request) -> Reply:
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        account, container, blob = _split_path(raw_path)
+        query = {k: unquote(v) for k, v in auth.raw_query_dict(raw_query).items()}
+        if container is None:
+            raise errors.not_implemented("Account-level operations are not implemented by the emulator.")
+        resource = "blob" if blob is not None else "container"
+        if resource == "container" and query.get("restype") != "container":
+            raise errors.invalid_query_parameter_value("Container operations need restype=container.")
+        route = ROUTES.get((request.method, resource, query.get("comp")))
+        if route is None:
+            raise errors.not_implemented(
+                f"The emulator does not implement {request.method} on a {resource}"
+                f" with comp={query.get('comp')}."
+            )
+        name, permission = route
+        call = Call(request, account, container, blob, query)
+        target = auth.Target(account, container, blob, call.snapshot, permission)
+        signed = auth.SignedRequest(request.method, raw_path, raw_query, request.headers)
+        principal = auth.authorize(self.backend, self.ctx.access_token, signed, target)
+        self._principal = principal
+        return await getattr(self, name)(call)
+
+    # -- containers -----------------------------------------------------------------------------
+    async def create_container(self, call: Call) -> Reply:
+        if "x-ms-blob-public-access" in call.headers:
+            raise errors.unsupported_header("Public access is not supported by the emulator.")
+        self.backend.create_container(call.account, call.container, blob_wire.metadata(call.headers))
+        props = self.backend.container_properties(call.account, call.container)
+        return Reply(201, blob_wire.etag_headers(props.etag, props.last_modified))
+
+    async def delete_container(self, call: Call) -> Reply:
+        self.backend.delete_container(call.account, call.container)
+        return Reply(202)
+
+    async def container_properties(self, call: Call) -> Reply:
+        props = self.backend.container_properties(call.account, call.container)
+        return Reply(200, blob_wire.container_headers(props))
+
+    async def list_blobs(self, call: Call) -> Reply:
+        if "delimiter" in call.query:
+            raise errors.not_implemented("List Blobs with a delimiter is not implemented by the emulator.")
+        include = {i for i in call.query.get("include", "").split(",") if i}
+        if include - {"snapshots", "metadata"}:
+            raise errors.not_implemented(
+                f"List Blobs include={','.join(sorted(include))} is not implemented."
+            )
+        max_results = blob_wire.parse_int(call.query.get("maxresults"), "maxresults")
+        if max_results is not None and not 1 <= max_results <= MAX_LIST_RESULTS:
+            raise errors.invalid_query_parameter_value("maxresults must be between 1 and 5000.")
+        prefix, marker = call.query.get("prefix", ""), call.query.get("marker", "")
+        blobs, next_marker = self.backend.list_blobs(
+            call.account,
+            call.container,
+            prefix=prefix,
+            marker=marker,
+            limit=max_results or MAX_LIST_RESULTS,
+            include_snapshots="snapshots" in include,
+        )
+        body = blob_wire.blob_list_xml(
+            f"{self.ctx.base_url}/{call.account}",
+            call.container,
+            blobs,
+            next_marker,
+            prefix=prefix,
+            marker=marker,
+            max_results=max_results,
+            with_metadata="metadata" in include,
+        )
+        return Reply(200, {"Content-Type": "application/xml"}, body)
+
+    # -- blobs ----------------------------------------------------------------------------------
+    def _no_snapshot(self, call: Call) -> None:
+        if call.snapshot is not None:
+            raise errors.invalid_query_parameter_value("This operation is not allowed on a snapshot.")
+
+    def _refuse_sequence_numbers(self, call: Call) -> None:
+        for name in (
+            "x-ms-if-sequence-number-le",
+            "x-ms-if-sequence-number-lt",
+            "x-ms-if-sequence-number-eq",
+        ):
+            if name in call.headers:
+                raise errors.unsupported_header(f"{name} is not supported by the emulator.")
+
+    async def put_blob(self, call: Call) -> Reply:
+        self._no_snapshot(call)
+        blob_type = call.headers.get("x-ms-blob-type")
+        content_type = call.headers.get("x-ms-blob-content-type", "application/octet-stream")
+        meta = blob_wire.metadata(call.headers)
+        if blob_type == "PageBlob":
+            size = blob_wire.parse_int(
+                call.headers.get("x-ms-blob-content-length"), "x-ms-blob-content-length"
+            )
+            if size is None:
+                raise errors.missing_required_header("x-ms-blob-content-length is required for a page blob.")
+            if blob_wire.parse_int(call.headers.get("x-ms-blob-sequence-number"), "sequence number"):
+                raise errors.unsupported_header(
+                    "Page blob sequence numbers are not supported by the emulator."
+                )
+            props = self.backend.create_page_blob(
+                call.account,
+                call.container,
+                call.blob,
+                size,
+                metadata=meta,
+                content_type=content_type,
+                lease_id=call.lease_id,
+                conditions=call.conditions,
+                create_container=False,
+            )
+        elif blob_type == "BlockBlob":
+            data = await call.request.read()
+            _check_md5(call.headers.get("Content-MD5"), data)
+            props = self.backend.put_block_blob(
+                call.account,
+                call.container,
+                call.blob,
+                data,
+                metadata=meta,
+                content_type=content_type,
+                lease_id=call.lease_id,
+                conditions=call.conditions,
+            )
+        elif blob_type is None:
+            raise errors.missing_required_header("x-ms-blob-type is required.")
+        else:
+            raise errors.not_implemented(f"Blob type {blob_type} is not implemented by the emulator.")
+        headers = blob_wire.etag_headers(props.etag, props.last_modified)
+        return Reply(201, {**headers, "x-ms-request-server-encrypted": "true"})
+
+    def _page_range(self, call: Call) -> tuple[int, int]:
+        window = blob_wire.request_range(call.headers)
+        if window is None or window[1] is None:
+            raise errors.missing_required_header(
+                "Put Page needs a Range or x-ms-range of the form bytes=a-b."
+            )
+        return window[0], window[1]
+
+    async def put_page(self, call: Call) -> Reply:
+        self._no_snapshot(call)
+        self._refuse_sequence_numbers(call)
+        if "x-ms-copy-source" in call.headers:
+            return await self._put_page_from_url(call)
+        start, end = self._page_range(call)
+        mode = call.headers.get("x-ms-page-write")
+        if mode == "update":
+            if end - start > MAX_PUT_PAGE:
+                raise errors.request_body_too_large(f"A Put Page writes at most {MAX_PUT_PAGE} bytes.")
+            data = await call.request.read()
+            if len(data) != end - start:
+                raise errors.invalid_header_value("The body length does not match the page range.")
+            _check_md5(call.headers.get("Content-MD5"), data)
+            if "x-ms-content-crc64" in call.headers:
+                raise errors.unsupported_header(
+                    "x-ms-content-crc64 is not supported by the emulator; use Content-MD5."
+                )
+            props = self.backend.write_pages(
+                call.account,
+                call.container,
+                call.blob,
+                start,
+                data,
+                lease_id=call.lease_id,
+                conditions=call.conditions,
+            )
+        elif mode == "clear":
+            if call.request.content_length:
+                raise errors.invalid_header_value("A clear Put Page must have an empty body.")
+            props = self.backend.clear_pages(
+                call.account,
+                call.container,
+                call.blob,
+                start,
+                end - start,
+                lease_id=call.lease_id,
+                conditions=call.conditions,
+            )
+        else:
+            raise errors.invalid_header_value("x-ms-page-write must be update or clear.")
+        return Reply(201, _write_headers(props.etag, props.last_modified))
+
+    async def _put_page_from_url(self, call: Call) -> Reply:
+        """Put Page From URL: the source is read from this same emulator, under the source URL's SAS."""
+        for name in call.headers:
+            if name.lower().startswith("x-ms-source-if-"):
+                raise errors.unsupported_header(f"{name} is not supported by the emulator.")
+        start, end = self._page_range(call)
+        if call.headers.get("x-ms-page-write", "update") != "update":
+            raise errors.invalid_header_value("Put Page From URL needs x-ms-page-write: update.")
+        source_range = blob_wire.parse_range(call.headers.get("x-ms-source-range"), "x-ms-source-range")
+        if source_range is None or source_range[1] is None:
+            raise errors.missing_required_header("x-ms-source-range of the form bytes=a-b is required.")
+        src_start, src_end = source_range[0], source_range[1]
+        if src_end - src_start != end - start:
+            raise errors.invalid_header_value("x-ms-source-range and the target range differ in length.")
+        if end - start > MAX_PUT_PAGE:
+            raise errors.invalid_header_value(f"A Put Page From URL writes at most {MAX_PUT_PAGE} bytes.")
+        source = self._resolve_url(
+            call.headers["x-ms-copy-source"],
+            "r",
+            call.headers.get("x-ms-copy-source-authorization"),
+            copy=True,
+        )
+        try:
+            size = self.backend.blob_size(source.account, source.container, source.blob, source.snapshot)
+        except errors.BlobError as exc:
+            raise errors.cannot_verify_copy_source(exc.status, exc.message) from exc
+        if src_end > size:
+            raise errors.cannot_verify_copy_source(416, "The source range is beyond the source blob's size.")
+        data = self.backend.read(
+            source.account, source.container, source.blob, source.snapshot, src_start, src_end - src_start
+        )
+        _check_md5(call.headers.get("x-ms-source-content-md5"), data)
+        props = self.backend.write_pages(
+            call.account,
+            call.container,
+            call.blob,
+            start,
+            data,
+            lease_id=call.lease_id,
+            conditions=call.conditions,
+        )
+        return Reply(201, _write_headers(props.etag, props.last_modified))
+
+    def _resolve_url(
+        self, url: str, permission: str, authorization: str | None, *, copy: bool
+    ) -> SnapshotRef:
+        """A blob URL of this emulator, authorized by its own SAS or (not for md-*) a bearer token."""
+
+        def fail(status: int, message: str) -> errors.BlobError:
+            return (
+                errors.cannot_verify_copy_source(status, message)
+                if copy
+                else errors.BlobError(
+                    status, "AuthenticationFailed" if status == 403 else "InvalidHeaderValue", message
+                )
+            )
+
+        parts = urlsplit(url)
+        if parts.scheme != "https" or parts.netloc not in self._own_hosts():
+            raise fail(400, "The URL does not point at this emulator.")
+        account, container, blob = _split_path(parts.path)
+        if container is None or blob is None:
+            raise fail(400, "The URL does not name a blob.")
+        query = {k: unquote(v) for k, v in auth.raw_query_dict(parts.query).items()}
+        ref = SnapshotRef(account, container, blob, query.get("snapshot") or None)
+        if "sig" in query:
+            try:
+                auth.check_sas(
+                    self.backend, query, auth.Target(account, container, blob, ref.snapshot, permission)
+                )
+            except errors.BlobError as exc:
+                raise fail(exc.status, exc.message) from exc
+            return ref
+        if is_managed_account(account):
+            raise fail(403, "Managed-disk storage accepts only the SAS returned by grant access.")
+        if copy:
+            expected = f"Bearer {self.ctx.access_token}"
+            if authorization != expected:
+                raise fail(403, "The copy source needs a SAS or a valid x-ms-copy-source-authorization.")
+        elif self._principal == "sas":
+            raise fail(403, "The previous snapshot URL needs its own SAS.")
+        return ref
+
+    def _own_hosts(self) -> set[str]:
+        netloc = urlsplit(self.ctx.base_url).netloc
+        port = netloc.rsplit(":", 1)[-1]
+        return {netloc, f"localhost:{port}", f"127.0.0.1:{port}"}
+
+    async def get_blob(self, call: Call) -> Reply:
+        props = self.backend.get_properties(
+            call.account,
+            call.container,
+            call.blob,
+            call.snapshot,
+            lease_id=call.lease_id,
+            conditions=call.conditions,
+        )
+        headers = blob_wire.blob_headers(props)
+        window = blob_wire.request_range(call.headers)
+        if call.request.method == "HEAD" or window is None:
+            start, end, status = 0, props.size, 200
+        else:
+            start, end = window[0], props.size if window[1] is None else min(window[1], props.size)
+            if start >= props.size:
+                raise errors.invalid_range()
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{props.size}"
+        headers["Content-Length"] = str(end - start)
+        if call.request.method == "HEAD":
+            return Reply(200, headers)
+        if call.headers.get("x-ms-range-get-content-md5") == "true":
+            if status != 206 or end - start > MAX_PUT_PAGE:
+                raise errors.invalid_header_value(
+                    "x-ms-range-get-content-md5 needs a range of at most 4 MiB."
+                )
+            data = self.backend.store.read(props.layer, start, end - start)
+            headers["Content-MD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
+            return Reply(status, headers, data)
+        return Reply(status, headers, self.backend.read_chunks(props, start, end - start, READ_CHUNK))
+
+    async def get_metadata(self, call: Call) -> Reply:
+        props = self.backend.get_properties(
+            call.account,
+            call.container,
+            call.blob,
+            call.snapshot,
+            lease_id=call.lease_id,
+            conditions=call.conditions,
+        )
+        meta = {blob_wire.META + k: v for k, v in props.metadata.items()}
+        return Reply(200, {**blob_wire.etag_headers(props.etag, props.last_modified), **meta})
+
+    async def set_properties(self, call: Call) -> Reply:
+        self._no_snapshot(call)
+        self._refuse_sequence_numbers(call)
+        supported = {"x-ms-blob-content-length", "x-ms-blob-content-type"}
+        for name in call.headers:
+            low = name.lower()
+            if low.startswith("x-ms-blob-") and low not in supported:
+                raise errors.unsupported_header(f"{name} is not supported by the emulator.")
+        size = blob_wire.parse_int(call.headers.get("x-ms-blob-content-length"), "x-ms-blob-content-length")
+        args = (call.account, call.container, call.blob)
+        props = self.backend.get_properties(*args)
+        if "x-ms-blob-content-type" in call.headers or size is None:
+            content_type = call.headers.get("x-ms-blob-content-type", "")
+            props = self.backend.set_content_type(
+                *args, content_type, lease_id=call.lease_id, conditions=call.conditions
+            )
+        if size is not None:
+            props = self.backend.resize_page_blob(
+                *args, size, lease_id=call.lease_id, conditions=call.conditions
+            )
+        return Reply(200, _write_headers(props.etag, props.last_modified))
+
+    async def set_metadata(self, call: Call) -> Reply:
+        self._no_snapshot(call)
+        props = self.backend.set_metadata(
+            call.account,
+            call.container,
+            call.blob,
+            blob_wire.metadata(call.headers),
+            lease_id=call.lease_id,
+            conditions=call.conditions,
+        )
+        return Reply(
+            200,
+            {
+                **blob_wire.etag_headers(props.etag, props.last_modified),
+                "x-ms-request-server-encrypted": "true",
+            },
+        )
+
+    async def snapshot(self, call: Call) -> Reply:
+        self._no_snapshot(call)
+        meta = blob_wire.metadata(call.headers)
+        snap = self.backend.snapshot_blob(
+            call.account,
+            call.container,
+            call.blob,
+            meta or None,
+            lease_id=call.lease_id,
+            conditions=call.conditions,
+        )
+        props = self.backend.get_properties(call.account, call.container, call.blob, snap)
+        return Reply(
+            201,
+            {
+                **blob_wire.etag_headers(props.etag, props.last_modified),
+                "x-ms-snapshot": snap,
+                "x-ms-request-server-encrypted": "true",
+            },
+        )
+
+    async def lease(self, call: Call) -> Reply:
+        self._no_snapshot(call)
+        action = call.headers.get("x-ms-lease-action")
+        if action is None:
+            raise errors.missing_required_header("x-ms-lease-action is required.")
+        result = self.backend.lease(
+            call.account,
+            call.container,
+            call.blob,
+            action,
+            lease_id=call.lease_id,
+            proposed_id=call.headers.get("x-ms-proposed-lease-id"),
+            duration=blob_wire.parse_int(call.headers.get("x-ms-lease-duration"), "x-ms-lease-duration"),
+            break_period=blob_wire.parse_int(
+                call.headers.get("x-ms-lease-break-period"), "x-ms-lease-break-period"
+            ),
+            conditions=call.conditions,
+        )
+        headers = blob_wire.etag_headers(result.props.etag, result.props.last_modified)
+        if result.lease_id is not None:
+            headers["x-ms-lease-id"] = result.lease_id
+        if result.lease_time is not None:
+            headers["x-ms-lease-time"] = str(result.lease_time)
+        status = {"acquire": 201, "break": 202}.get(action, 200)
+        return Reply(status, headers)
+
+    async def delete_blob(self, call: Call) -> Reply:
+        self.backend.delete_blob(
+            call.account,
+            call.container,
+            call.blob,
+            call.snapshot,
+            delete_snapshots=call.headers.get("x-ms-delete-snapshots"),
+            lease_id=call.lease_id,
+            conditions=call.conditions,
+        )
+        return Reply(202, {"x-ms-delete-type-permanent": "true"})
+
+    async def page_ranges(self, call: Call) -> Reply:
+        window = blob_wire.request_range(call.headers)
+        start, end = (0, None) if window is None else window
+        if start % 512 or (end is not None and end % 512):
+            raise errors.invalid_page_range("The page range window must be 512-byte aligned.")
+        max_results = blob_wire.parse_int(call.query.get("maxresults"), "maxresults")
+        if max_results is not None and max_results < 1:
+            raise errors.invalid_query_parameter_value("maxresults must be at least 1.")
+        limit = min(max_results or self.ctx.options.max_page_ranges, self.ctx.options.max_page_ranges)
+        previous = None
+        prev_url = call.headers.get("x-ms-previous-snapshot-url")
+        if "prevsnapshot" in call.query and prev_url:
+            raise errors.invalid_input("Send either prevsnapshot or x-ms-previous-snapshot-url, not both.")
+        if "prevsnapshot" in call.query:
+            previous = SnapshotRef(call.account, call.container, call.blob, call.query["prevsnapshot"])
+        elif prev_url:
+            previous = self._resolve_url(prev_url, "r", None, copy=False)
+        result = self.backend.page_ranges(
+            call.account,
+            call.container,
+            call.blob,
+            call.snapshot,
+            start=start,
+            end=end,
+            previous=previous,
+            marker=call.query.get("marker"),
+            limit=limit,
+            lease_id=call.lease_id,
+            conditions=call.conditions,
+        )
+        headers = {
+            **blob_wire.etag_headers(result.props.etag, result.props.last_modified),
+            "x-ms-blob-content-length": str(result.size),
+            "Content-Type": "application/xml",
+        }
+        return Reply(200, headers, blob_wire.page_list_xml(result))
+
+
+def _write_headers(etag: str, last_modified: float) -> dict[str, str]:
+    return {
+        **blob_wire.etag_headers(etag, last_modified),
+        "x-ms-blob-sequence-number": "0",
+        "x-ms-request-server-encrypted": "true",
+    }
+
+
+def _check_md5(header: str | None, data: bytes) -> None:
+    if header is not None and base64.b64encode(hashlib.md5(data).digest()).decode() != header:
+        raise errors.md5_mismatch()
+
+
+def _error_reply(exc: errors.BlobError) -> Reply:
+    headers = {"x-ms-error-code": exc.code}
+    if exc.status == 304:
+        return Reply(304, headers)
+    headers["Content-Type"] = "application/xml"
+    return Reply(exc.status, headers, blob_wire.error_body(exc))

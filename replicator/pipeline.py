@@ -1,0 +1,732 @@
+"""One replication run: resolve → choose base → grant → lease → list → plan → queue → workers → commit.
+
+The pipeline owns concurrency and nothing else: range arithmetic is replicator.ranges, the source
+(ARM, SAS grants, diff listing) is replicator.source, the target page blob is replicator.target.
+
+Data flow of one snapshot (a "job"):
+
+    list_changes (windows x NextMarker pages, streamed) → ranges.plan (coalesced, ≤ 4 MiB chunks,
+    offset order) → bounded asyncio.Queue (2 x concurrency ops) → N workers in an asyncio.TaskGroup
+    (a permanent error cancels the others) → Watermark.low() saved as the checkpoint every few
+    seconds → blob snapshot (the restore point) → state advanced in the base blob's metadata.
+
+Memory is bounded for any disk size: the plan is never materialised; what is held is the queue,
+the ops in flight (the Watermark) and, in stream mode, one ≤ 4 MiB buffer per worker.
+
+Who retries what:
+- Chunk writes and source reads (Put Page From URL, Put Page, clear, ranged GET): this module, with
+  tenacity: exponential backoff with full jitter, at least the Retry-After the service asked for, on
+  408/429/500/502/503/504, timeouts and connection resets, up to `Config.max_attempts` attempts. A
+  403 on the source SAS invalidates the grant and retries with a fresh URL. The SDK's own retry is
+  switched off for these calls (`retry_total=0`), so retries never stack.
+- Control calls on the target (properties, metadata, lease, resize, snapshot): the SDK's storage
+  retry policy (target.control_retry: 3 tries).
+- ARM calls, SAS grants and the diff listing: replicator.source (the SDK's ARM retry policy; the
+  per-family SAS budget with its own wait).
+
+Base choice (why a run is full or diff): the target's last completed restore point names the
+source snapshot it holds. A diff from it is used unless there is no restore point, that snapshot
+is gone (or was recreated: another uniqueId), the disk was recreated, the source is older than the
+base, the disk was resized across 4 TiB (detected from sizes, and from the service's refusal,
+source.DiffNotPossible), or an interrupted run of another snapshot left the target partially
+written. A full copy writes every valid range and clears everything else (ranges.fill_gaps).
+
+Resume: before the first write the base blob's metadata records the job (snapshot, base, mode) and
+then its checkpoint. A rerun with the same job re-plans identically and skips ops that end at or
+below the checkpoint; writes are idempotent (same bytes, same offsets), so the result is the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TypeVar
+
+import aiohttp
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from replicator import arm_ids, ranges
+from replicator.config import Config
+from replicator.errors import ReplicationError, ReplicatorError, UserError
+from replicator.progress import Progress, RunResult, SnapshotResult
+from replicator.redact import redact
+from replicator.source import (
+    ArmSource,
+    DiffNotPossible,
+    DiskInfo,
+    Grant,
+    SnapshotInfo,
+    list_changes,
+    snapshot_blob_size,
+)
+from replicator.target import (
+    MAX_BLOB_BYTES,
+    InProgress,
+    PageBlobTarget,
+    SasBlobReader,
+    SnapshotRef,
+    State,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FOUR_TIB = 4 * 1024**4
+"""Azure cannot diff two snapshots of a disk resized across this boundary."""
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+"""Throttling (429, 503 ServerBusy), transient server errors (500 OperationTimedOut) and gateway errors."""
+MAX_BACKOFF_SECONDS = 30.0
+"""Upper bound of one exponential backoff step; Retry-After may ask for longer (capped below)."""
+MAX_RETRY_AFTER_SECONDS = 120.0
+"""A Retry-After beyond this is treated as this: a run should not sleep unbounded on a header."""
+
+
+class SourceAccessDenied(Exception):
+    """The source SAS was refused (expired or revoked): re-grant and retry."""
+
+
+@dataclass
+class Job:
+    """One snapshot to replicate, its base (None: full copy), why, and where a resume starts."""
+
+    snapshot: SnapshotInfo
+    base: SnapshotInfo | None
+    reason: str
+    checkpoint: int = 0
+
+    @property
+    def mode(self) -> str:
+        return "diff" if self.base is not None else "full"
+
+
+@dataclass(frozen=True)
+class DiskIdentity:
+    id: str
+    unique_id: str | None
+
+
+def _ref(snap: SnapshotInfo) -> SnapshotRef:
+    return SnapshotRef(snap.id, snap.unique_id, snap.time_created.isoformat(), snap.name)
+
+
+def exported_size(snap: SnapshotInfo) -> int:
+    """Bytes of the exported blob: a 512-sector disk exports as a VHD, with a 512-byte footer."""
+    return snap.size_bytes + (ranges.PAGE if snap.logical_sector_size == 512 else 0)
+
+
+def _crosses_4tib(base: SnapshotInfo, current: SnapshotInfo) -> bool:
+    return (base.size_bytes <= FOUR_TIB) != (current.size_bytes <= FOUR_TIB)
+
+
+# ---------------------------------------------------------------- choosing what to copy
+
+
+def _disk_identity(disk: DiskInfo | None, snaps: list[SnapshotInfo]) -> DiskIdentity | None:
+    if disk is not None:
+        return DiskIdentity(disk.id, disk.unique_id)
+    snap = snaps[0]
+    return DiskIdentity(snap.source_resource_id, snap.source_unique_id) if snap.source_resource_id else None
+
+
+def check_source(
+    config: Config, state: State, identity: DiskIdentity | None, snaps: list[SnapshotInfo]
+) -> None:
+    """Bad input found from what was resolved: refused before anything is granted or written."""
+    for snap in snaps:
+        if exported_size(snap) > MAX_BLOB_BYTES:
+            raise UserError(
+                f"the snapshot {snap.name} is {snap.size_bytes} bytes; a page blob holds at most 8 TiB "
+                f"({MAX_BLOB_BYTES} bytes including the VHD footer), so it cannot be replicated into one."
+            )
+    if state.disk_id and identity and not arm_ids.same_resource(state.disk_id, identity.id):
+        raise UserError(
+            f"the target replicates the disk {state.disk_id}, but {config.source} belongs to {identity.id}; "
+            "use another target blob."
+        )
+
+
+async def choose_jobs(
+    source: ArmSource, config: Config, state: State, identity: DiskIdentity | None, snaps: list[SnapshotInfo]
+) -> list[Job]:
+    """The snapshots this run replicates, oldest first, each with its base and reason."""
+    last = state.last
+    candidates = list(snaps)
+    if last is not None:
+        known = [i for i, s in enumerate(snaps) if s.unique_id == last.unique_id]
+        if known:
+            candidates = snaps[known[0] + 1 :]
+        elif arm_ids.parse(config.source).kind == "disk":
+            last_time = datetime.fromisoformat(last.time)
+            candidates = [s for s in snaps if s.time_created > last_time]
+    if config.latest_only:
+        candidates = candidates[-1:]
+    if not candidates:
+        return []
+    first = candidates[0]
+    jobs = [await _first_job(source, state, identity, first)]
+    for prev, snap in itertools.pairwise(candidates):
+        if _crosses_4tib(prev, snap):
+            jobs.append(Job(snap, None, f"the disk was resized across 4 TiB after {prev.name}"))
+        else:
+            jobs.append(Job(snap, prev, f"diff from {prev.name}"))
+    return jobs
+
+
+async def _first_job(
+    source: ArmSource, state: State, identity: DiskIdentity | None, snap: SnapshotInfo
+) -> Job:
+    progress = state.in_progress
+    if progress is not None:
+        if progress.snapshot.unique_id != snap.unique_id:
+            return Job(
+                snap,
+                None,
+                f"an interrupted replication of {progress.snapshot.name} left the target partly written",
+            )
+        if progress.base_id is None:
+            return Job(snap, None, progress.reason or "full copy", progress.checkpoint)
+        base = await source.get_snapshot(progress.base_id)
+        if base is None:
+            return Job(snap, None, "the base snapshot of the interrupted replication no longer exists")
+        return Job(snap, base, progress.reason or f"diff from {base.name}", progress.checkpoint)
+    last = state.last
+    if last is None:
+        return Job(snap, None, "the target has no restore point")
+    if (
+        identity
+        and state.disk_unique_id
+        and identity.unique_id
+        and identity.unique_id != state.disk_unique_id
+    ):
+        return Job(snap, None, "the source disk was recreated (its uniqueId differs from the target's)")
+    base = await source.get_snapshot(last.id)
+    if base is None or base.unique_id != last.unique_id:
+        return Job(snap, None, f"the base snapshot {last.name} of the last restore point no longer exists")
+    if snap.time_created < base.time_created:
+        return Job(snap, None, f"the source is older than the last restore point ({last.name})")
+    if _crosses_4tib(base, snap):
+        return Job(snap, None, f"the disk was resized across 4 TiB since {base.name}")
+    return Job(snap, base, f"diff from {base.name}")
+
+
+# ---------------------------------------------------------------- retries
+
+
+def _retry_after(exc: BaseException) -> float:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return min(float(value), MAX_RETRY_AFTER_SECONDS) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, SourceAccessDenied | TimeoutError | ServiceRequestError | ServiceResponseError):
+        return True
+    if isinstance(exc, aiohttp.ClientError | ConnectionError):
+        return True
+    return isinstance(exc, HttpResponseError) and exc.status_code in RETRYABLE_STATUS
+
+
+def _backoff(state: RetryCallState) -> float:
+    """Full-jitter exponential backoff, but never shorter than the service's Retry-After."""
+    step = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (state.attempt_number - 1))
+    exc = state.outcome.exception() if state.outcome else None
+    return max(random.uniform(0, step), _retry_after(exc) if exc else 0.0)
+
+
+def _source_denied(exc: HttpResponseError, mode: str) -> bool:
+    """A refusal of the source SAS (not of the target's credential)."""
+    if mode == "server":
+        return exc.error_code == "CannotVerifyCopySource" and exc.status_code in (401, 403)
+    return exc.status_code == 403
+
+
+class Throttle:
+    """--max-bandwidth: a virtual-clock limiter shared by all workers (bytes per second)."""
+
+    def __init__(self, rate: int | None) -> None:
+        self._rate = rate
+        self._next = time.monotonic()
+
+    async def take(self, nbytes: int) -> None:
+        if not self._rate:
+            return
+        now = time.monotonic()
+        start = max(now, self._next)
+        self._next = start + nbytes / self._rate
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+# ---------------------------------------------------------------- running one job
+
+
+class Copier:
+    """Executes ops against the target with retries; counts requests and retries for the summary."""
+
+    def __init__(
+        self, config: Config, target: PageBlobTarget, grant: Grant, reader: SasBlobReader, progress: Progress
+    ) -> None:
+        self.config, self.target, self.grant, self.reader, self.progress = (
+            config,
+            target,
+            grant,
+            reader,
+            progress,
+        )
+        self.throttle = Throttle(config.max_bandwidth)
+        self.requests = 0
+        self.retries = 0
+
+    async def retried(self, what: str, call: Callable[[str], Awaitable[T]]) -> T:
+        """Run `call(source_sas_url)` under the chunk retry policy; a denied SAS is re-granted first."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.config.max_attempts),
+            wait=_backoff,
+            retry=retry_if_exception(_is_transient),
+            before_sleep=self._before_sleep(what),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                url = await self.grant.url()
+                self.requests += 1
+                try:
+                    async with asyncio.timeout(self.config.request_timeout_seconds):
+                        return await call(url)
+                except HttpResponseError as exc:
+                    if _source_denied(exc, self.config.mode):
+                        self.grant.invalidate(url)
+                        raise SourceAccessDenied(f"{exc.status_code} {exc.error_code}") from exc
+                    raise
+        raise AssertionError("unreachable: tenacity reraises")
+
+    def _before_sleep(self, what: str) -> Callable[[RetryCallState], None]:
+        def report(state: RetryCallState) -> None:
+            self.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            error = redact(f"{type(exc).__name__}: {exc}")[:300]
+            delay = state.next_action.sleep if state.next_action else 0.0
+            log.info("retrying %s (attempt %d) in %.1f s after %s", what, state.attempt_number, delay, error)
+            self.progress.on_retry(what, state.attempt_number, delay, error)
+
+        return report
+
+    async def execute(self, op: ranges.Op) -> None:
+        what = f"{op.kind} {op.range}"
+        if op.kind == "clear":
+            await self.retried(what, lambda _url: self.target.clear(op))
+            return
+        await self.throttle.take(op.range.length)
+        if self.config.mode == "server":
+            await self.retried(what, lambda url: self.target.copy_from_url(op, url))
+        else:
+
+            async def stream_copy(url: str) -> None:
+                await self.target.put_pages(op, await self.reader.read(url, op.range))
+
+            await self.retried(what, stream_copy)
+        self.progress.on_written(op.range.length)
+
+
+async def run_pool(
+    ops: AsyncIterator[ranges.Op], workers: int, depth: int, work: Callable[[ranges.Op], Awaitable[None]]
+) -> None:
+    """Feed `ops` through a bounded queue to `workers` tasks; the first permanent error cancels the rest."""
+    queue: asyncio.Queue[ranges.Op | None] = asyncio.Queue(maxsize=depth)
+
+    async def worker() -> None:
+        while (op := await queue.get()) is not None:
+            await work(op)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for i in range(workers):
+                group.create_task(worker(), name=f"worker-{i}")
+            async for op in ops:
+                await queue.put(op)
+            for _ in range(workers):
+                await queue.put(None)
+    except BaseExceptionGroup as group:
+        raise _primary(group) from None
+
+
+def _primary(group: BaseExceptionGroup) -> BaseException:
+    """The error to report from a failed pool: a deliberate ReplicatorError first, else the first failure."""
+    leaves: list[BaseException] = []
+
+    def flatten(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                flatten(inner)
+        else:
+            leaves.append(exc)
+
+    flatten(group)
+    return next((e for e in leaves if isinstance(e, ReplicatorError)), leaves[0])
+
+
+class JobRunner:
+    """Replicates one job into the (leased) target; also used without writes for --plan."""
+
+    def __init__(
+        self,
+        config: Config,
+        source: ArmSource,
+        target: PageBlobTarget,
+        reader: SasBlobReader,
+        progress: Progress,
+    ) -> None:
+        self.config, self.source, self.target, self.reader, self.progress = (
+            config,
+            source,
+            target,
+            reader,
+            progress,
+        )
+
+    @contextlib.asynccontextmanager
+    async def grants(self, job: Job) -> AsyncIterator[tuple[Grant, Grant | None]]:
+        """SAS for the current snapshot and, for a diff, the base; revoked on every way out."""
+        async with contextlib.AsyncExitStack() as stack:
+            current = await stack.enter_async_context(self.source.grant(job.snapshot))
+            base = await stack.enter_async_context(self.source.grant(job.base)) if job.base else None
+            yield current, base
+
+    async def planned_ops(
+        self, job: Job, current: Grant, base: Grant | None, size: int, *, clears: bool
+    ) -> AsyncIterator[ranges.Op]:
+        """The job's plan from the listing window holding its checkpoint on, streamed in offset order.
+
+        The listing arrives in batches; the last change of each batch is held back because it may
+        touch the first change of the next, so the ops are exactly those of `ranges.plan` over the
+        whole listing. A full copy (`clears`) fills every gap with a clear (`ranges.fill_gaps`).
+        """
+        window = self.config.list_window_bytes
+        start = job.checkpoint // window * window
+        listing = list_changes(
+            current, base, start=start, end=size, window=window, page_size=self.config.page_size
+        )
+        held: list[ranges.Change] = []
+        pos = start
+        async for batch in _batches(listing, PLAN_BATCH):
+            fresh = list(ranges.clip(batch, pos, size))
+            if not fresh:
+                continue
+            if clears:
+                fresh = list(ranges.fill_gaps(fresh, pos, fresh[-1].range.end))
+            pos = fresh[-1].range.end
+            items = held + fresh
+            held = items[-1:]
+            for op in ranges.plan(items[:-1]):
+                yield op
+        tail = list(ranges.fill_gaps([], pos, size)) if clears and pos < size else []
+        for op in ranges.plan(held + tail):
+            yield op
+
+    async def _complete(self, snap: SnapshotInfo) -> SnapshotInfo:
+        """Premium SSD v2 / Ultra snapshots are readable only once their background copy is 100 %."""
+        if snap.completion_percent is None or snap.completion_percent >= 100:
+            return snap
+        self.progress.on_message(f"waiting for {snap.name} to complete ({snap.completion_percent:.0f} %)")
+        return await self.source.wait_complete(
+            snap,
+            lambda s: self.progress.on_message(f"{s.name}: {s.completion_percent or 100:.0f} % complete"),
+        )
+
+    async def plan_only(self, job: Job, index: int, total: int, target_exists: bool) -> SnapshotResult:
+        """--plan: grant what listing needs, count the plan, write nothing; the grants are revoked on exit."""
+        result = _result(job)
+        self.progress.on_snapshot_start(result, index, total)
+        started = time.monotonic()
+        job = replace(job, snapshot=await self._complete(job.snapshot))
+        async with self.grants(job) as (current, base):
+            size = await snapshot_blob_size(current)
+            try:
+                await self._count(job, current, base, size, result, clears=target_exists)
+            except DiffNotPossible:
+                job = _refused(job, result)
+                await self._count(job, current, None, size, result, clears=target_exists)
+        result.seconds = round(time.monotonic() - started, 3)
+        self.progress.on_snapshot_done(result)
+        return result
+
+    async def _count(
+        self, job: Job, current: Grant, base: Grant | None, size: int, result: SnapshotResult, *, clears: bool
+    ) -> None:
+        result.changed_bytes = result.cleared_bytes = result.requests = 0
+        async for op in self.planned_ops(job, current, base, size, clears=clears):
+            _count_op(result, op)
+            result.requests += 1
+            if op.range.end > job.checkpoint:
+                self.progress.on_planned(*_op_bytes(op))
+        self.progress.on_listing_done()
+
+    async def run(
+        self, job: Job, state: State, identity: DiskIdentity | None, index: int, total: int, *, fresh: bool
+    ) -> tuple[SnapshotResult, State]:
+        """Replicate `job` into the leased target, commit its restore point, return the advanced state."""
+        result = _result(job)
+        self.progress.on_snapshot_start(result, index, total)
+        started = time.monotonic()
+        job = replace(job, snapshot=await self._complete(job.snapshot))
+        async with self.grants(job) as (current, base):
+            copier = Copier(self.config, self.target, current, self.reader, self.progress)
+            size = await snapshot_blob_size(current)
+            if size != self.target_size:
+                self.progress.on_message(f"resizing the target from {self.target_size} to {size} bytes")
+                await self.target.resize(size)
+                self.target_size = size
+            try:
+                await self._write(job, state, copier, base, size, result, clears=not fresh)
+            except DiffNotPossible:
+                job = _refused(job, result)
+                await self._write(job, state, copier, None, size, result, clears=True)
+            result.requests, result.retries = copier.requests, copier.retries
+            restore_point = await self.target.commit(
+                _restore_point_metadata(job, identity, size, result.reason)
+            )
+            result.restore_point = restore_point
+            state = State(
+                identity.id if identity else None,
+                identity.unique_id if identity else None,
+                _ref(job.snapshot),
+                restore_point,
+                None,
+            )
+            await self.target.write_state(state)
+            if self.config.verify:
+                await self._verify(job, current, base, size, restore_point, copier)
+                result.verified = True
+        result.seconds = round(time.monotonic() - started, 3)
+        self.progress.on_snapshot_done(result)
+        return result, state
+
+    async def _write(
+        self,
+        job: Job,
+        state: State,
+        copier: Copier,
+        base: Grant | None,
+        size: int,
+        result: SnapshotResult,
+        *,
+        clears: bool,
+    ) -> None:
+        """Record the job as in progress, then run its plan through the workers with checkpoints."""
+        in_progress = InProgress(
+            _ref(job.snapshot), job.base.id if job.base else None, job.mode, job.reason, job.checkpoint
+        )
+        await self.target.write_state(replace(state, in_progress=in_progress))
+        window = self.config.list_window_bytes
+        watermark = ranges.Watermark(job.checkpoint // window * window)
+        result.changed_bytes = result.cleared_bytes = result.copied_bytes = 0
+
+        async def issue() -> AsyncIterator[ranges.Op]:
+            async for op in self.planned_ops(job, copier.grant, base, size, clears=clears):
+                _count_op(result, op)
+                if op.range.end <= job.checkpoint:
+                    self.progress.on_skipped(op.range.length)
+                    continue
+                self.progress.on_planned(*_op_bytes(op))
+                watermark.issued(op.range)
+                yield op
+            self.progress.on_listing_done()
+
+        async def work(op: ranges.Op) -> None:
+            await copier.execute(op)
+            if op.kind == "copy":
+                result.copied_bytes += op.range.length
+            watermark.done(op.range)
+
+        async def checkpoints() -> None:
+            saved = job.checkpoint
+            while True:
+                await asyncio.sleep(self.config.checkpoint_seconds)
+                low = max(job.checkpoint, watermark.low())
+                if low > saved:
+                    try:
+                        await self.target.write_state(
+                            replace(state, in_progress=replace(in_progress, checkpoint=low))
+                        )
+                        saved = low
+                    except HttpResponseError as exc:
+                        log.warning("could not save the checkpoint: %s", redact(str(exc.status_code)))
+
+        checkpointer = asyncio.create_task(checkpoints(), name="checkpointer")
+        try:
+            await run_pool(issue(), self.config.concurrency, self.config.queue_depth, work)
+        except ReplicatorError:
+            raise
+        except Exception as exc:
+            raise _failure(job, exc) from exc
+        finally:
+            checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checkpointer
+
+    async def _verify(
+        self, job: Job, current: Grant, base: Grant | None, size: int, restore_point: str, copier: Copier
+    ) -> None:
+        """--verify: read every planned range back from the restore point and from the source; compare."""
+        self.progress.on_message(f"verifying restore point {restore_point}")
+        whole = replace(job, checkpoint=0)
+
+        async def pieces() -> AsyncIterator[ranges.Op]:
+            async for op in self.planned_ops(whole, current, base, size, clears=False):
+                for start in range(op.range.start, op.range.end, ranges.MAX_WRITE):
+                    yield ranges.Op("copy", ranges.Range(start, min(start + ranges.MAX_WRITE, op.range.end)))
+
+        async def compare(op: ranges.Op) -> None:
+            async def read_both(url: str) -> tuple[bytes, bytes]:
+                src = await self.reader.read(url, op.range)
+                return src, await self.target.read(op.range, snapshot=restore_point)
+
+            src, dst = await copier.retried(f"verify {op.range}", read_both)
+            if src != dst:
+                raise ReplicationError(
+                    f"verification failed: restore point {restore_point} differs from "
+                    f"{job.snapshot.name} in {op.range}."
+                )
+
+        await run_pool(pieces(), self.config.concurrency, self.config.queue_depth, compare)
+
+
+PLAN_BATCH = 1000
+"""Changes planned at a time; bounds the memory between the listing and the planner."""
+
+
+async def _batches(items: AsyncIterator[ranges.Change], size: int) -> AsyncIterator[list[ranges.Change]]:
+    batch: list[ranges.Change] = []
+    async for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _op_bytes(op: ranges.Op) -> tuple[int, int]:
+    return (op.range.length, 0) if op.kind == "copy" else (0, op.range.length)
+
+
+def _count_op(result: SnapshotResult, op: ranges.Op) -> None:
+    copy, clear = _op_bytes(op)
+    result.changed_bytes += copy
+    result.cleared_bytes += clear
+
+
+def _result(job: Job) -> SnapshotResult:
+    return SnapshotResult(
+        job.snapshot.id,
+        job.snapshot.name,
+        job.mode,
+        job.reason,
+        base_snapshot_id=job.base.id if job.base else None,
+        resumed_from=job.checkpoint,
+    )
+
+
+def _refused(job: Job, result: SnapshotResult) -> Job:
+    """The service refused the diff (a resize across 4 TiB): fall back to a full copy from offset 0."""
+    reason = (
+        f"the service refused the diff from {job.base.name if job.base else 'the base'} (resize across 4 TiB)"
+    )
+    log.info("%s; copying in full", reason)
+    result.mode, result.reason, result.base_snapshot_id, result.resumed_from = "full", reason, None, 0
+    return Job(job.snapshot, None, reason)
+
+
+def _failure(job: Job, exc: BaseException) -> ReplicationError:
+    detail = redact(f"{type(exc).__name__}: {exc}")[:500]
+    return ReplicationError(
+        f"replicating {job.snapshot.name} failed: {detail}; a rerun resumes from the checkpoint."
+    )
+
+
+def _restore_point_metadata(
+    job: Job, identity: DiskIdentity | None, size: int, reason: str
+) -> dict[str, str]:
+    snap = job.snapshot
+    return {
+        "source_disk_id": identity.id if identity else "",
+        "source_disk_unique_id": (identity.unique_id or "") if identity else "",
+        "snapshot_id": snap.id,
+        "snapshot_unique_id": snap.unique_id,
+        "snapshot_time": snap.time_created.isoformat(),
+        "snapshot_name": snap.name,
+        "size_bytes": str(size),
+        "logical_sector_size": str(snap.logical_sector_size),
+        "mode": job.mode,
+        "reason": reason,
+        "base_snapshot_id": job.base.id if job.base else "",
+    }
+
+
+# ---------------------------------------------------------------- the run
+
+
+async def _adopt_lost_commit(target: PageBlobTarget, state: State) -> State:
+    """A run killed between its restore point and the state update: adopt that restore point."""
+    progress = state.in_progress
+    if progress is None:
+        return state
+    points = await target.restore_points()
+    if not points or points[-1].id <= (state.last_restore_point or ""):
+        return state
+    latest = points[-1]
+    if latest.snapshot_unique_id != progress.snapshot.unique_id:
+        return state
+    log.info("adopting restore point %s committed by an interrupted run", latest.id)
+    return replace(state, last=progress.snapshot, last_restore_point=latest.id, in_progress=None)
+
+
+async def replicate(config: Config, progress: Progress | None = None) -> RunResult:
+    """Replicate `config.source` into `config.target` (or, with `config.plan`, only say what it would do)."""
+    progress = progress or Progress()
+    async with PageBlobTarget(config) as target:
+        run = RunResult(config.source, target.url.display)
+        progress.on_message(f"inspecting {target.url.display}")
+        inspection = await target.inspect()
+        source = await ArmSource.open(config)
+        async with source, contextlib.aclosing(SasBlobReader()) as reader:
+            progress.on_message(f"resolving {config.source}")
+            disk, snaps = await source.resolve(config.source)
+            if not snaps:
+                progress.on_message("the disk has no incremental snapshot yet")
+                return run
+            identity = _disk_identity(disk, snaps)
+            check_source(config, inspection.state, identity, snaps)
+            runner = JobRunner(config, source, target, reader, progress)
+            if config.plan:
+                jobs = await choose_jobs(source, config, inspection.state, identity, snaps)
+                for i, job in enumerate(jobs, 1):
+                    run.snapshots.append(await runner.plan_only(job, i, len(jobs), inspection.exists))
+                run.status = "planned" if jobs else "nothing new"
+                return run
+            fresh = await target.create(exported_size(snaps[-1]))
+            async with target.leased():
+                inspection = await target.inspect()
+                runner.target_size = inspection.size
+                state = await _adopt_lost_commit(target, inspection.state)
+                if state != inspection.state:
+                    await target.write_state(state)
+                jobs = await choose_jobs(source, config, state, identity, snaps)
+                for i, job in enumerate(jobs, 1):
+                    result, state = await runner.run(
+                        job, state, identity, i, len(jobs), fresh=fresh and i == 1
+                    )
+                    run.snapshots.append(result)
+                run.status = "replicated" if jobs else "nothing new"
+    return run

@@ -1,0 +1,83 @@
+"""Progress reporting: the library calls a `Progress` listener; it never prints.
+
+The pipeline calls these hooks from the event loop; implementations must not block. `Progress` itself
+does nothing, so a library caller subscribes only to what it needs. The CLI's terminal bar and its
+human lines are one implementation (replicator.cli); tests record calls with another.
+
+Byte totals grow while listing streams (the plan is never held whole), so `on_planned` reports
+increments and `on_listing_done` says the total is final.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class SnapshotResult:
+    """What one replicated (or planned) snapshot cost; one entry of the `--json` document."""
+
+    snapshot_id: str
+    snapshot_name: str
+    mode: str  # "full" | "diff"
+    reason: str
+    base_snapshot_id: str | None = None
+    changed_bytes: int = 0  # bytes the plan copies (data ranges)
+    cleared_bytes: int = 0  # bytes the plan clears
+    copied_bytes: int = 0  # bytes actually written in this run (less when resumed past a checkpoint)
+    resumed_from: int = 0  # checkpoint offset the run continued from
+    requests: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    restore_point: str | None = None
+    verified: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    """The outcome of one `replicate` run."""
+
+    source: str
+    target: str
+    status: str = "nothing new"  # "replicated" | "nothing new" | "planned"
+    snapshots: list[SnapshotResult] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "status": self.status,
+            "snapshots": [s.to_json() for s in self.snapshots],
+        }
+
+
+class Progress:
+    """Listener of a run. Every hook is optional; the defaults ignore the event."""
+
+    def on_message(self, text: str) -> None:
+        """A human-readable step (resolving, granting, waiting for completion, committing)."""
+
+    def on_snapshot_start(self, result: SnapshotResult, index: int, total: int) -> None:
+        """Snapshot `index` (1-based) of `total` starts; `result` carries its mode and reason."""
+
+    def on_planned(self, copy_bytes: int, clear_bytes: int) -> None:
+        """The plan grew by these many bytes to copy and to clear."""
+
+    def on_listing_done(self) -> None:
+        """Listing finished: the totals reported through `on_planned` are final."""
+
+    def on_skipped(self, nbytes: int) -> None:
+        """Bytes below a resume checkpoint that this run does not write again."""
+
+    def on_written(self, nbytes: int) -> None:
+        """A chunk of `nbytes` was copied (or cleared) on the target."""
+
+    def on_retry(self, what: str, attempt: int, delay: float, error: str) -> None:
+        """A request failed transiently and is retried after `delay` seconds; `error` is redacted."""
+
+    def on_snapshot_done(self, result: SnapshotResult) -> None:
+        """The snapshot's restore point is committed (or, with --plan, its plan is complete)."""

@@ -1,0 +1,463 @@
+"""The target: one page blob (the base blob, rewritten by each run) and its restore points (blob snapshots).
+
+A small adapter over azure-storage-blob aio. It knows the Azure surface (lease, resize, Put Page,
+Put Page From URL, Snapshot Blob, metadata) and the replication state kept in the base blob's
+metadata; it owns no concurrency and no retry policy of its own for chunk writes (see pipeline.py).
+
+Who retries what, at this layer: control calls (properties, metadata, lease, resize, snapshot) go
+through the SDK's storage retry policy (`CONTROL_RETRY`: 3 tries, short exponential backoff). Chunk
+writes (`copy_from_url`, `put_pages`, `clear`) pass `retry_total=0` so the SDK does not retry them:
+the pipeline's tenacity loop owns those retries (it also honours Retry-After and re-grants an
+expired source SAS, which the SDK cannot do). Retries are therefore never stacked.
+
+Target state schema (metadata of the base blob; values are ASCII strings):
+
+    replicator_schema                 "1"
+    source_disk_id, source_disk_unique_id
+    last_snapshot_id, last_snapshot_unique_id, last_snapshot_time, last_snapshot_name
+    last_restore_point                blob snapshot timestamp holding last_snapshot
+    inprogress_snapshot_id, inprogress_snapshot_unique_id, inprogress_snapshot_time,
+    inprogress_snapshot_name          the source snapshot being written (absent when idle)
+    inprogress_base_id                the source snapshot of the diff base ("" for a full copy)
+    inprogress_mode, inprogress_reason
+    inprogress_checkpoint             every op of the plan below this offset is written
+
+A restore point is a blob snapshot whose metadata holds: source_disk_id, source_disk_unique_id,
+snapshot_id, snapshot_unique_id, snapshot_time, snapshot_name, size_bytes, logical_sector_size,
+mode ("full" | "diff"), reason, base_snapshot_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Self
+from urllib.parse import quote, unquote, urlsplit
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+from azure.storage.blob import BlobType, ExponentialRetry
+from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
+
+from replicator.config import Config
+from replicator.credentials import async_credential, transport_kwargs
+from replicator.errors import LockedError, ReplicationError, UserError
+from replicator.ranges import Op, Range
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 60
+"""Lease length: rides out a renewal hiccup, yet a killed run frees the target within a minute."""
+RENEW_EVERY_SECONDS = 15
+"""Renew at a quarter of the lease, so three consecutive renewal failures still leave the lease held."""
+MAX_BLOB_BYTES = 8 * 1024**4
+"""Largest page blob (8 TiB): a larger source cannot be replicated into one."""
+SCHEMA = "1"
+
+
+def control_retry() -> ExponentialRetry:
+    """SDK retry for control calls: 3 tries, 1 s then 4 s (+ jitter), instead of the SDK's 15 s start.
+
+    Chunk writes opt out per call (`retry_total=0`); the pipeline retries them.
+    """
+    return ExponentialRetry(initial_backoff=1, increment_base=3, retry_total=3, random_jitter_range=1)
+
+
+def client_kwargs() -> dict[str, Any]:
+    """Transport (pooled TLS with the configured CA) and retry policy of every storage client we build."""
+    return {**transport_kwargs(), "retry_policy": control_retry()}
+
+
+@dataclass(frozen=True)
+class TargetUrl:
+    """A parsed target URL: the account endpoint, container, blob and the SAS query (if any)."""
+
+    account_url: str
+    container: str
+    blob: str
+    sas: str | None
+
+    @property
+    def display(self) -> str:
+        """The URL without its query string: safe to print."""
+        return f"{self.account_url}/{self.container}/{quote(self.blob)}"
+
+
+def _path_style(host: str) -> bool:
+    """Emulators and IP endpoints put the account in the path; Azure puts it in the host name."""
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_target_url(url: str, *, allow_http: bool) -> TargetUrl:
+    """Split a page blob URL into its parts; UserError for anything that is not a blob URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UserError(
+            "--target must be a blob URL like https://<account>.blob.core.windows.net/<container>/<blob>."
+        )
+    if parts.scheme == "http" and not allow_http:
+        raise UserError("--target uses plain HTTP; pass --allow-http to allow it (local emulators only).")
+    segments = [unquote(s) for s in parts.path.split("/")[1:]]
+    base = f"{parts.scheme}://{parts.netloc}"
+    if _path_style(parts.hostname):
+        if len(segments) < 3 or not segments[0]:
+            raise UserError(
+                "--target must name an account, a container and a blob: https://host:port/<account>/<container>/<blob>."
+            )
+        base += f"/{segments[0]}"
+        segments = segments[1:]
+    if len(segments) < 2 or not segments[0] or not all(segments[1:]):
+        raise UserError(
+            "--target must name a container and a blob: https://<account>.blob.core.windows.net/<container>/<blob>."
+        )
+    return TargetUrl(base, segments[0], "/".join(segments[1:]), parts.query or None)
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    """The identity of a source snapshot as recorded on the target."""
+
+    id: str
+    unique_id: str
+    time: str  # ISO 8601 creation time
+    name: str
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """A replication that started and has not committed: what the next run resumes."""
+
+    snapshot: SnapshotRef
+    base_id: str | None  # None: full copy
+    mode: str
+    reason: str
+    checkpoint: int
+
+
+@dataclass(frozen=True)
+class State:
+    """The replication state kept in the base blob's metadata."""
+
+    disk_id: str | None = None
+    disk_unique_id: str | None = None
+    last: SnapshotRef | None = None
+    last_restore_point: str | None = None
+    in_progress: InProgress | None = None
+
+    def to_metadata(self) -> dict[str, str]:
+        meta = {"replicator_schema": SCHEMA}
+        if self.disk_id:
+            meta |= {"source_disk_id": self.disk_id, "source_disk_unique_id": self.disk_unique_id or ""}
+        if self.last:
+            meta |= _ref_meta("last_snapshot", self.last)
+            meta["last_restore_point"] = self.last_restore_point or ""
+        if self.in_progress:
+            p = self.in_progress
+            meta |= _ref_meta("inprogress_snapshot", p.snapshot)
+            meta |= {
+                "inprogress_base_id": p.base_id or "",
+                "inprogress_mode": p.mode,
+                "inprogress_reason": p.reason,
+                "inprogress_checkpoint": str(p.checkpoint),
+            }
+        return {k: _ascii(v) for k, v in meta.items()}
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str]) -> State:
+        meta = {k.lower(): v for k, v in meta.items()}
+        if "replicator_schema" not in meta:
+            return cls()
+        if meta["replicator_schema"] != SCHEMA:
+            raise UserError(
+                f"the target was written by an unknown replicator schema {meta['replicator_schema']!r}."
+            )
+        progress = None
+        if ref := _meta_ref("inprogress_snapshot", meta):
+            progress = InProgress(
+                ref,
+                meta.get("inprogress_base_id") or None,
+                meta.get("inprogress_mode", "full"),
+                meta.get("inprogress_reason", ""),
+                int(meta.get("inprogress_checkpoint") or 0),
+            )
+        return cls(
+            meta.get("source_disk_id") or None,
+            meta.get("source_disk_unique_id") or None,
+            _meta_ref("last_snapshot", meta),
+            meta.get("last_restore_point") or None,
+            progress,
+        )
+
+
+def _ascii(value: str) -> str:
+    """Metadata travels in HTTP headers: keep it ASCII (percent-encode anything else)."""
+    return value if value.isascii() else quote(value, safe="/:-_.~ ")
+
+
+def _ref_meta(prefix: str, ref: SnapshotRef) -> dict[str, str]:
+    return {f"{prefix}_{f.name}": getattr(ref, f.name) for f in fields(SnapshotRef)}
+
+
+def _meta_ref(prefix: str, meta: Mapping[str, str]) -> SnapshotRef | None:
+    if not meta.get(f"{prefix}_id"):
+        return None
+    return SnapshotRef(**{f.name: meta.get(f"{prefix}_{f.name}", "") for f in fields(SnapshotRef)})
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    """One blob snapshot of the target and the source snapshot it holds."""
+
+    id: str  # the blob snapshot timestamp
+    metadata: dict[str, str]
+
+    @property
+    def snapshot_id(self) -> str | None:
+        return self.metadata.get("snapshot_id")
+
+    @property
+    def snapshot_unique_id(self) -> str | None:
+        return self.metadata.get("snapshot_unique_id")
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What the target looks like before a run touches it."""
+
+    exists: bool
+    size: int
+    state: State
+
+
+def _http_error(exc: HttpResponseError) -> str:
+    return f"{exc.status_code} {exc.error_code or exc.reason or ''}".strip()
+
+
+class PageBlobTarget:
+    """The target base blob, its container and its restore points; one instance per run."""
+
+    def __init__(self, config: Config) -> None:
+        """Build the clients (no request yet). A SAS in the URL is used as is; else the token credential."""
+        self.url = url = parse_target_url(config.target, allow_http=config.allow_http)
+        self._token = None if url.sas else async_credential(config)
+        self._credential: Any = url.sas or self._token
+        self._blob = BlobClient(
+            url.account_url, url.container, url.blob, credential=self._credential, **client_kwargs()
+        )
+        self._container = ContainerClient(
+            url.account_url, url.container, credential=self._credential, **client_kwargs()
+        )
+        self._lease: BlobLeaseClient | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._blob.close()
+        await self._container.close()
+        if self._token is not None:
+            await self._token.close()
+
+    async def inspect(self) -> Inspection:
+        """Read the target's properties and state; UserError for a block blob or an unreachable endpoint."""
+        try:
+            props = await self._blob.get_blob_properties()
+        except ResourceNotFoundError:
+            return Inspection(False, 0, State())
+        except ServiceRequestError as exc:
+            raise UserError(
+                f"cannot reach the target endpoint {self.url.account_url}: {type(exc).__name__}."
+            ) from None
+        except ClientAuthenticationError as exc:
+            raise self._denied(exc) from None
+        except HttpResponseError as exc:
+            if exc.status_code == 403:
+                raise self._denied(exc) from None
+            raise
+        if props.blob_type != BlobType.PAGEBLOB:
+            raise UserError(
+                f"the target {self.url.display} is a {props.blob_type} blob; it must be a page blob."
+            )
+        return Inspection(True, props.size, State.from_metadata(props.metadata or {}))
+
+    def _denied(self, exc: HttpResponseError) -> UserError:
+        return UserError(
+            f"access to {self.url.display} was denied ({_http_error(exc)}); check the credential or SAS."
+        )
+
+    async def create(self, size: int) -> bool:
+        """Create the container and the blob if missing; True when this call created the blob.
+
+        If-None-Match: * guarantees an existing blob (maybe being written by another run) is never reset.
+        """
+        with contextlib.suppress(ResourceExistsError):
+            await self._container.create_container()
+        try:
+            await self._blob.create_page_blob(size, etag="*", match_condition=MatchConditions.IfMissing)
+        except ResourceExistsError:
+            return False
+        except HttpResponseError as exc:
+            if exc.status_code in (409, 412):
+                return False
+            raise
+        return True
+
+    @contextlib.asynccontextmanager
+    async def leased(self) -> AsyncIterator[None]:
+        """Hold the blob's lease for the block, renewing it in the background.
+
+        A lost lease (renewal refused) cancels the block and surfaces as ReplicationError: writing on
+        without the lease could interleave with another writer.
+        """
+        lease = BlobLeaseClient(self._blob)
+        try:
+            await lease.acquire(lease_duration=LEASE_SECONDS)
+        except HttpResponseError as exc:
+            if exc.status_code == 409:
+                raise LockedError(
+                    f"another replication holds the lease on {self.url.display}; wait for it to finish "
+                    f"(a killed run's lease expires within {LEASE_SECONDS} s)."
+                ) from None
+            raise
+        self._lease = lease
+        owner = asyncio.current_task()
+        lost: list[BaseException] = []
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(RENEW_EVERY_SECONDS)
+                for attempt in range(3):
+                    try:
+                        await lease.renew()
+                        break
+                    except HttpResponseError as exc:
+                        if exc.status_code == 409 or attempt == 2:
+                            lost.append(exc)
+                            break
+                    except ServiceRequestError as exc:
+                        if attempt == 2:
+                            lost.append(exc)
+                    await asyncio.sleep(2)
+                if lost:
+                    if owner is not None:
+                        owner.cancel()
+                    return
+
+        renewer = asyncio.create_task(renew(), name="lease-renewer")
+        try:
+            yield
+        except asyncio.CancelledError:
+            if lost and owner is not None and owner.uncancel() == 0:
+                raise ReplicationError(f"lost the lease on {self.url.display}; stopped writing.") from None
+            raise
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            self._lease = None
+            with contextlib.suppress(HttpResponseError, ServiceRequestError):
+                await asyncio.shield(lease.release())
+
+    def _lease_kw(self) -> dict[str, Any]:
+        return {"lease": self._lease} if self._lease is not None else {}
+
+    async def resize(self, size: int) -> None:
+        await self._blob.resize_blob(size, **self._lease_kw())
+
+    async def write_state(self, state: State) -> None:
+        """Replace the base blob's metadata with `state` (Set Blob Metadata replaces every key)."""
+        await self._blob.set_blob_metadata(state.to_metadata(), **self._lease_kw())
+
+    async def copy_from_url(self, op: Op, source_url: str) -> None:
+        """Put Page From URL: the service copies `op.range` of the source into the same range here."""
+        r = op.range
+        await self._blob.upload_pages_from_url(
+            source_url, r.start, r.length, r.start, retry_total=0, **self._lease_kw()
+        )
+
+    async def put_pages(self, op: Op, data: bytes) -> None:
+        """Put Page with Content-MD5, so a corrupted body is refused instead of written."""
+        await self._blob.upload_page(
+            data, op.range.start, op.range.length, validate_content=True, retry_total=0, **self._lease_kw()
+        )
+
+    async def clear(self, op: Op) -> None:
+        await self._blob.clear_page(op.range.start, op.range.length, retry_total=0, **self._lease_kw())
+
+    async def commit(self, metadata: Mapping[str, str]) -> str:
+        """Take the restore point: a blob snapshot carrying `metadata`; returns its timestamp (the ID)."""
+        result = await self._blob.create_snapshot(
+            metadata={k: _ascii(v) for k, v in metadata.items()}, **self._lease_kw()
+        )
+        return str(result["snapshot"])
+
+    async def restore_points(self) -> list[RestorePoint]:
+        """Every blob snapshot of the base blob, oldest first (bounded by the number of restore points)."""
+        points = []
+        async for item in self._container.list_blobs(
+            name_starts_with=self.url.blob, include=["snapshots", "metadata"]
+        ):
+            if item.name == self.url.blob and item.snapshot:
+                points.append(RestorePoint(item.snapshot, dict(item.metadata or {})))
+        return sorted(points, key=lambda p: p.id)
+
+    async def read(self, r: Range, snapshot: str | None = None) -> bytes:
+        """The bytes of `r` of the base blob, or of restore point `snapshot`."""
+        if snapshot is None:
+            stream = await self._blob.download_blob(offset=r.start, length=r.length)
+            return await stream.readall()
+        async with BlobClient(
+            self.url.account_url,
+            self.url.container,
+            self.url.blob,
+            snapshot=snapshot,
+            credential=self._credential,
+            **client_kwargs(),
+        ) as client:
+            stream = await client.download_blob(offset=r.start, length=r.length)
+            return await stream.readall()
+
+
+class SasBlobReader:
+    """Ranged reads of a snapshot through its SAS URL (stream mode and --verify).
+
+    One client per URL, replaced when the grant hands out a fresh URL, so reads share a connection pool.
+    The SDK does not retry `read` (the caller's retry loop does, and re-grants on 403).
+    """
+
+    def __init__(self) -> None:
+        self._url: str | None = None
+        self._clients: list[BlobClient] = []  # older ones may still serve reads in flight; closed at the end
+
+    def _client_for(self, url: str) -> BlobClient:
+        if not self._clients or url != self._url:
+            self._url = url
+            self._clients.append(BlobClient.from_blob_url(url, **client_kwargs()))
+        return self._clients[-1]
+
+    async def read(self, url: str, r: Range) -> bytes:
+        stream = await self._client_for(url).download_blob(
+            offset=r.start, length=r.length, retry_total=0, max_concurrency=1, validate_content=True
+        )
+        return await stream.readall()
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.close()
+        self._clients.clear()

@@ -1,0 +1,84 @@
+"""Config: flags beat environment, environment beats defaults, bad values are one-sentence UserErrors."""
+
+from __future__ import annotations
+
+import pytest
+
+from replicator.config import KNOBS, Config, load, parse_size
+from replicator.errors import UserError
+
+SUB = "00000000-0000-0000-0000-000000000001"
+DISK = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/disks/d1"
+TARGET = "https://acct.blob.core.windows.net/c/b.vhd"
+BASE = ["--source", DISK, "--target", TARGET]
+
+
+def test_defaults_and_subscription_from_source() -> None:
+    config = load(BASE, env={})
+    assert (config.concurrency, config.mode, config.plan, config.max_bandwidth) == (16, "server", False, None)
+    assert config.subscription_id == SUB
+    assert config.arm_endpoint == "https://management.azure.com"
+    assert config.queue_depth == 32
+
+
+def test_flag_wins_over_environment_and_environment_fills_the_rest() -> None:
+    env = {"REPLICATOR_CONCURRENCY": "4", "REPLICATOR_MODE": "stream", "REPLICATOR_LATEST_ONLY": "true"}
+    config = load([*BASE, "--concurrency", "8"], env=env)
+    assert (config.concurrency, config.mode, config.latest_only) == (8, "stream", True)
+
+
+def test_source_and_target_from_environment() -> None:
+    config = load([], env={"REPLICATOR_SOURCE": DISK, "REPLICATOR_TARGET": TARGET, "AZURE_SUBSCRIPTION_ID": "x"})
+    assert (config.source, config.target, config.subscription_id) == (DISK, TARGET, "x")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--concurrency", "0"], "--concurrency must be between 1 and 64; got 0."),
+        (["--concurrency", "x"], "--concurrency: expected a whole number; got 'x'."),
+        (["--mode", "fast"], "--mode must be one of server, stream; got 'fast'."),
+        (["--max-bandwidth", "lots"], "--max-bandwidth: expected a size like 50MiB or 1048576; got 'lots'."),
+        (["--list-window", "5MiB"], "--list-window must be a multiple of 4MiB; got 5242880."),
+        (["--bogus"], "Unrecognized arguments: --bogus."),
+    ],
+)
+def test_bad_values_are_one_sentence(args: list[str], message: str) -> None:
+    with pytest.raises(UserError) as caught:
+        load([*BASE, *args], env={})
+    assert str(caught.value) == message
+    assert caught.value.exit_code == 2
+
+
+def test_missing_source_names_flag_and_variable() -> None:
+    with pytest.raises(UserError, match=r"--source is required \(or set REPLICATOR_SOURCE\)"):
+        load(["--target", TARGET], env={})
+
+
+def test_malformed_source_id_is_refused() -> None:
+    with pytest.raises(UserError, match="not a managed disk or snapshot resource ID"):
+        load(["--source", "/subscriptions/x/disks/d", "--target", TARGET], env={})
+
+
+def test_bad_boolean_variable() -> None:
+    with pytest.raises(UserError, match="--plan must be true or false; got 'maybe'."):
+        load(BASE, env={"REPLICATOR_PLAN": "maybe"})
+
+
+def test_parse_size_units() -> None:
+    assert parse_size("50MiB") == 50 * 2**20
+    assert parse_size("1GB") == 10**9
+    assert parse_size("1048576") == 2**20
+    assert parse_size("2.5KiB") == 2560
+
+
+def test_every_config_field_is_a_documented_knob() -> None:
+    names = {k.name for k in KNOBS}
+    assert names == set(Config.__dataclass_fields__)
+    assert all(k.reason and k.memory and k.env.isupper() for k in KNOBS)
+
+
+def test_access_token_never_in_repr() -> None:
+    config = load(BASE, env={"REPLICATOR_ACCESS_TOKEN": "secret-token-value"})
+    assert config.access_token == "secret-token-value"
+    assert "secret-token-value" not in repr(config)
