@@ -62,8 +62,7 @@ from azure.core.exceptions import (
 )
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.compute.models import Disk, GrantAccessData, Snapshot
-from azure.storage.blob import ExponentialRetry
-from azure.storage.blob.aio import BlobClient
+from azure.storage.blob.aio import BlobClient, ExponentialRetry  # the aio twin: the sync policy cannot await
 from tenacity import (
     AsyncRetrying,
     RetryCallState,

@@ -46,8 +46,8 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
 )
-from azure.storage.blob import BlobType, ExponentialRetry
-from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
+from azure.storage.blob import BlobType
+from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient, ExponentialRetry
 
 from replicator.config import Config
 from replicator.credentials import async_credential, transport_kwargs
@@ -309,7 +309,7 @@ class PageBlobTarget:
         with contextlib.suppress(ResourceExistsError):
             await self._container.create_container()
         try:
-            await self._blob.create_page_blob(size, etag="*", match_condition=MatchConditions.IfMissing)
+            await self._blob.create_page_blob(size, match_condition=MatchConditions.IfMissing)
         except ResourceExistsError:
             return False
         except HttpResponseError as exc:

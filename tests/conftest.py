@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from azure.core.credentials import AccessToken
+from azure.storage.blob import BlobClient, BlobServiceClient
 
 from tests.emulator_process import EmulatorProcess
 
@@ -44,3 +49,59 @@ def fresh_emulator(tmp_path: Path) -> Iterator[Callable[..., EmulatorProcess]]:
     yield make
     for proc in started:
         proc.stop()
+
+
+class StaticTokenCredential:
+    """A TokenCredential (sync and async) returning the emulator's bearer token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+
+class AsyncStaticTokenCredential(StaticTokenCredential):
+    async def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:  # type: ignore[override]
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> AsyncStaticTokenCredential:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    """Unique lowercase names (accounts, containers, disks) for tests sharing the session emulator."""
+    return lambda prefix: f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class BlobClients:
+    """Azure SDK blob clients for an emulator, per credential kind (the CA is passed explicitly)."""
+
+    env: dict[str, str]
+
+    def url(self, account: str) -> str:
+        return f"{self.env['REPLICATOR_BLOB_ENDPOINT']}/{account}"
+
+    def key(self, account: str) -> BlobServiceClient:
+        credential = {"account_name": account, "account_key": self.env["REPLICATOR_ACCOUNT_KEY"]}
+        return BlobServiceClient(self.url(account), credential, connection_verify=self.env["SSL_CERT_FILE"])
+
+    def bearer(self, account: str, token: str | None = None) -> BlobServiceClient:
+        credential = StaticTokenCredential(token or self.env["REPLICATOR_ACCESS_TOKEN"])
+        return BlobServiceClient(self.url(account), credential, connection_verify=self.env["SSL_CERT_FILE"])
+
+    def blob_from_url(self, url: str, credential: object = None) -> BlobClient:
+        return BlobClient.from_blob_url(url, credential, connection_verify=self.env["SSL_CERT_FILE"])
+
+
+@pytest.fixture
+def blob_clients(emulator_env: dict[str, str]) -> BlobClients:
+    return BlobClients(emulator_env)

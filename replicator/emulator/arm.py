@@ -75,7 +75,8 @@ def add_routes(app: web.Application, ctx: EmulatorContext) -> None:
     app.router.add_route("GET", _SUB_LIST, routes.guard(routes.list))
     app.router.add_route("GET", _OPERATION, routes.guard(routes.operation))
     # Anything else under /subscriptions/ is ARM's to refuse, not the blob plane's to misread.
-    app.router.add_route("*", "/subscriptions/{tail:.*}", routes.guard(routes.unknown))
+    app.router.add_route("*", "/subscriptions/{sub}/{tail:.*}", routes.guard(routes.unknown))
+    app.router.add_route("*", "/subscriptions{tail:.*}", routes.guard(routes.unknown))
 
 
 def _error_response(e: err.ArmError) -> web.Response:
@@ -235,8 +236,9 @@ class _Routes:
         async def guarded(request: web.Request) -> web.StreamResponse:
             try:
                 self._authenticate(request)
-                if request.match_info.get("sub", "").lower() != self.ctx.options.subscription_id.lower():
-                    raise err.subscription_not_found(request.match_info.get("sub", ""))
+                sub = request.match_info.get("sub")
+                if sub is not None and sub.lower() != self.ctx.options.subscription_id.lower():
+                    raise err.subscription_not_found(sub)
                 if not request.query.get("api-version"):
                     raise err.missing_api_version()
                 return await handler(request)

@@ -246,8 +246,9 @@ class ArmBackend:
             size = self._checked_size(spec.sku, spec.size_gb)
             self.blobs.create_page_blob(where.account, where.container, where.blob, size + self._tail(sector))
             self._write_footer(where, sector, size, original=size, created=now, unique_id=unique_id)
+            original = size
         elif spec.create_option == "Import":
-            size = self._import(where, spec, sector)
+            size, original = self._import(where, spec, sector)
         else:
             raise err.invalid_parameter(
                 "creationData.createOption",
@@ -258,7 +259,7 @@ class ArmBackend:
                 "INSERT INTO disks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     resource_group.lower(), name.lower(), resource_group, name, spec.location, spec.sku,
-                    size, size, sector, unique_id, str(uuid.uuid4()), now, spec.create_option,
+                    size, original, sector, unique_id, str(uuid.uuid4()), now, spec.create_option,
                     spec.source_uri, spec.storage_account_id, json.dumps(spec.tags or {}),
                 ),
             )  # fmt: skip
@@ -517,8 +518,11 @@ class ArmBackend:
         )
         self._db.execute("UPDATE disks SET size_bytes=? WHERE unique_id=?", (new_size, disk.unique_id))
 
-    def _import(self, where: DataLocation, spec: DiskSpec, sector: int) -> int:
-        """Copy-on-write from a blob (or blob snapshot) URL of an emulated storage account."""
+    def _import(self, where: DataLocation, spec: DiskSpec, sector: int) -> tuple[int, int]:
+        """Copy-on-write from a blob (or blob snapshot) URL of an emulated storage account.
+
+        Returns (disk size, original size): a larger diskSizeGB grows the import at once.
+        """
         if not spec.source_uri or not spec.storage_account_id:
             raise err.invalid_parameter(
                 "creationData.sourceUri",
@@ -555,7 +559,7 @@ class ArmBackend:
             self._write_footer(
                 where, sector, wanted, original=size, created=self.clock(), unique_id=where.container
             )
-        return wanted
+        return wanted, size
 
     # --- internals: snapshots ---------------------------------------------------------------
 

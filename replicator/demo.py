@@ -1,0 +1,277 @@
+"""`replicate demo`: the whole product on the embedded emulator, in about a minute.
+
+It starts the emulator (a subprocess, stopped on every way out), makes a 64 GiB disk holding a few
+hundred MiB in scattered extents, snapshots it, replicates (full copy), changes and clears scattered
+pages, snapshots again, replicates (diff), verifies both restore points byte-for-byte against their
+source snapshots, and prints what moved. The replication runs through the real CLI in a child
+process, exactly as an operator would run it; the demo only plays the part of the VM and the
+operator around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from azure.mgmt.compute import ComputeManagementClient
+from azure.storage.blob.aio import BlobClient
+
+from replicator.credentials import arm_scope, async_credential, sync_credential, transport_kwargs
+from replicator.emulator.process import EmulatorProcess
+from replicator.verify import compare_blobs
+
+GiB = 1024**3
+MiB = 1024**2
+KiB = 1024
+WRITE_CONCURRENCY = 16  # the demo's "VM" writes with 16 requests in flight
+LOCATION = "westeurope"
+
+
+@dataclass(frozen=True)
+class Extent:
+    """One write (or clear, when `clear`) the demo's VM makes to the disk."""
+
+    offset: int
+    length: int
+    clear: bool = False
+
+
+def initial_layout(size: int, rng: random.Random) -> list[Extent]:
+    """A freshly installed disk: boot area, two large file extents, and thousands of small files."""
+    extents = [Extent(0, 1 * MiB), Extent(1 * GiB, 96 * MiB), Extent(10 * GiB, 64 * MiB)]
+    extents += _scattered(size, rng, count=2000, low=4 * KiB, high=128 * KiB)
+    return extents
+
+
+def churn(size: int, rng: random.Random) -> list[Extent]:
+    """A day of activity: scattered rewrites (some over existing data) and trimmed (cleared) ranges."""
+    extents = _scattered(size, rng, count=3000, low=4 * KiB, high=64 * KiB)
+    extents += [Extent(1 * GiB + 8 * MiB, 4 * MiB, clear=True), Extent(10 * GiB, 1 * MiB, clear=True)]
+    extents += [
+        Extent(
+            _aligned(rng.randrange(0, size - 4 * MiB)), rng.choice((64 * KiB, 512 * KiB, 2 * MiB)), clear=True
+        )
+        for _ in range(40)
+    ]
+    return extents
+
+
+def _aligned(offset: int) -> int:
+    return offset - offset % (4 * KiB)
+
+
+def _scattered(size: int, rng: random.Random, *, count: int, low: int, high: int) -> list[Extent]:
+    out = []
+    for _ in range(count):
+        length = rng.randrange(low, high + 1, 4 * KiB)
+        out.append(Extent(_aligned(rng.randrange(0, size - length)), length))
+    return out
+
+
+def footprint(extents: list[Extent]) -> int:
+    """Bytes of the disk these extents touch (overlaps counted once): what a diff must report as
+    changed or cleared."""
+    total, end = 0, 0
+    for e in sorted(extents, key=lambda e: e.offset):
+        stop = e.offset + e.length
+        if stop > end:
+            total += stop - max(e.offset, end)
+            end = stop
+    return total
+
+
+def _chunks(extents: list[Extent]) -> Iterator[Extent]:
+    """Writes of at most 4 MiB, the Put Page limit."""
+    for e in extents:
+        for pos in range(e.offset, e.offset + e.length, 4 * MiB):
+            yield Extent(pos, min(4 * MiB, e.offset + e.length - pos), e.clear)
+
+
+async def write_extents(sas_url: str, extents: list[Extent], rng: random.Random) -> None:
+    """Apply `extents` through the disk's Write SAS, as a VM's writes and TRIMs would."""
+    semaphore = asyncio.Semaphore(WRITE_CONCURRENCY)
+    async with BlobClient.from_blob_url(sas_url, **transport_kwargs()) as disk:
+
+        async def one(e: Extent) -> None:
+            async with semaphore:
+                if e.clear:
+                    await disk.clear_page(offset=e.offset, length=e.length)
+                else:
+                    await disk.upload_page(rng.randbytes(e.length), offset=e.offset, length=e.length)
+
+        async with asyncio.TaskGroup() as group:
+            for e in _chunks(extents):
+                group.create_task(one(e))
+
+
+class DemoWorld:
+    """The source side of the demo: one resource group, one disk, its snapshots."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.subscription = env["AZURE_SUBSCRIPTION_ID"]
+        self.compute = ComputeManagementClient(
+            sync_credential(),
+            self.subscription,
+            base_url=env["REPLICATOR_ARM_ENDPOINT"],
+            credential_scopes=[arm_scope(env["REPLICATOR_ARM_ENDPOINT"])],
+        )
+        self.group = "demo-rg"
+        self.disk = f"demo-disk-{uuid.uuid4().hex[:6]}"
+
+    def create_disk(self, size: int) -> str:
+        body = {
+            "location": LOCATION,
+            "sku": {"name": "Premium_LRS"},
+            "creation_data": {"create_option": "Empty"},
+            "disk_size_gb": size // GiB,
+        }
+        return self.compute.disks.begin_create_or_update(self.group, self.disk, body).result().id
+
+    def write(self, extents: list[Extent], rng: random.Random) -> None:
+        access = {"access": "Write", "duration_in_seconds": 3600}
+        sas = self.compute.disks.begin_grant_access(self.group, self.disk, access).result().access_sas
+        try:
+            asyncio.run(write_extents(sas, extents, rng))
+        finally:
+            self.compute.disks.begin_revoke_access(self.group, self.disk).result()
+
+    def snapshot(self, disk_id: str, name: str) -> str:
+        body = {
+            "location": LOCATION,
+            "incremental": True,
+            "creation_data": {"create_option": "Copy", "source_resource_id": disk_id},
+        }
+        return self.compute.snapshots.begin_create_or_update(self.group, name, body).result().id
+
+    def verify(self, snapshot_name: str, target_url: str, restore_point: str) -> tuple[bool, int]:
+        """Compare the restore point with its source snapshot byte-for-byte; (equal, bytes compared)."""
+        access = {"access": "Read", "duration_in_seconds": 3600}
+        sas = self.compute.snapshots.begin_grant_access(self.group, snapshot_name, access).result().access_sas
+        try:
+            return asyncio.run(_compare(sas, target_url, restore_point))
+        finally:
+            self.compute.snapshots.begin_revoke_access(self.group, snapshot_name).result()
+
+
+async def _compare(source_sas: str, target_url: str, restore_point: str) -> tuple[bool, int]:
+    credential = async_credential()
+    try:
+        async with (
+            BlobClient.from_blob_url(source_sas, **transport_kwargs()) as source,
+            BlobClient.from_blob_url(
+                target_url, credential=credential, snapshot=restore_point, **transport_kwargs()
+            ) as copy,
+        ):
+            result = await compare_blobs(source, copy)
+            return result.equal, result.bytes_compared
+    finally:
+        await credential.close()
+
+
+def replicate(env: dict[str, str], source: str, target: str) -> dict[str, Any]:
+    """Run `replicate --source --target --json` as an operator would; returns its JSON document."""
+    cmd = [sys.executable, "-m", "replicator.cli", "--source", source, "--target", target, "--json"]
+    done = subprocess.run(cmd, env={**_clean_env(), **env}, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"demo: replicate exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("REPLICATOR_")}
+
+
+def _rate(nbytes: int, seconds: float) -> str:
+    return f"{nbytes / MiB / seconds:,.0f} MiB/s" if seconds > 0 else "-"
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    headers = ["run", "mode", "pages touched", "changed", "copied", "cleared", "requests",
+               "seconds", "throughput", "verified"]  # fmt: skip
+    table = [headers] + [
+        [
+            r["run"],
+            r["mode"],
+            f"{r['written'] / MiB:,.1f} MiB",
+            f"{r['changed'] / MiB:,.1f} MiB",
+            f"{r['copied'] / MiB:,.1f} MiB",
+            f"{r['cleared'] / MiB:,.1f} MiB",
+            str(r["requests"]),
+            f"{r['seconds']:.1f}",
+            _rate(r["copied"], r["seconds"]),
+            r["verified"],
+        ]
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(headers))]
+    for row in table:
+        print("  ".join(str(cell).rjust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+def run(data_dir: Path, disk_gib: int, seed: int) -> int:
+    rng = random.Random(seed)
+    size = disk_gib * GiB
+    emulator = EmulatorProcess(data_dir)
+    env = emulator.start()
+    try:
+        world = DemoWorld(env)
+        print(f"demo: emulator at {env['REPLICATOR_ARM_ENDPOINT']} (data in {data_dir})", file=sys.stderr)
+        disk_id = world.create_disk(size)
+        target = f"{env['REPLICATOR_BLOB_ENDPOINT']}/drsite/replicas/{world.disk}.vhd"
+        rows = []
+        for run_name, extents in (("1 first", initial_layout(size, rng)), ("2 next", churn(size, rng))):
+            t0 = time.monotonic()
+            world.write(extents, rng)
+            snap = f"{world.disk}-snap{run_name[0]}"
+            world.snapshot(disk_id, snap)
+            print(f"demo: wrote {len(extents)} extents in {time.monotonic() - t0:.1f} s; "
+                  f"snapshot {snap}; replicating", file=sys.stderr)  # fmt: skip
+            doc = replicate(env, disk_id, target)
+            (result,) = doc["snapshots"]
+            equal, compared = world.verify(snap, target, result["restore_point"])
+            rows.append({
+                "run": run_name, "mode": result["mode"], "written": footprint(extents),
+                "changed": result["changed_bytes"], "copied": result["copied_bytes"],
+                "cleared": result["cleared_bytes"], "requests": result["requests"],
+                "seconds": result["seconds"],
+                "verified": f"{'equal' if equal else 'DIFFERENT'} ({compared / MiB:,.0f} MiB)",
+            })  # fmt: skip
+            if not equal:
+                _print_table(rows)
+                print(f"demo: restore point {result['restore_point']} differs from {snap}", file=sys.stderr)
+                return 1
+        print(f"\n{disk_gib} GiB disk {world.disk} replicated to {target.split('/', 3)[3]}:\n")
+        _print_table(rows)
+        return 0
+    finally:
+        emulator.stop()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="replicate demo", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir", type=Path, help="emulator state (default: a temporary folder, removed after)"
+    )
+    parser.add_argument("--disk-gib", type=int, default=64, help="size of the demo disk (default 64)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the data pattern (default 7)")
+    args = parser.parse_args(argv)
+    if args.disk_gib < 16 or args.disk_gib > 4096:
+        parser.error("--disk-gib must be between 16 and 4096")
+    if args.data_dir is not None:
+        return run(args.data_dir, args.disk_gib, args.seed)
+    with tempfile.TemporaryDirectory(prefix="replicator-demo-") as tmp:
+        return run(Path(tmp), args.disk_gib, args.seed)

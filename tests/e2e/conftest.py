@@ -1,0 +1,44 @@
+"""Fixtures of the end-to-end tests: a `World` on the session emulator and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from replicator import cli
+from tests.e2e.world import World
+
+
+@pytest.fixture
+def world(emulator_env: dict[str, str]) -> Iterator[World]:
+    w = World(emulator_env)
+    yield w
+    w.close()
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def replicate(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """Run `replicate` through the real CLI entry (replicator.cli.main) in this process."""
+
+    def run(*args: str) -> Run:
+        capsys.readouterr()
+        code = cli.main(list(args))
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run

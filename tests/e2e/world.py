@@ -1,0 +1,200 @@
+"""Test world for end-to-end runs: disks, snapshots and targets made through the real Azure SDKs.
+
+Everything goes through the endpoints in the environment (REPLICATOR_ARM_ENDPOINT,
+REPLICATOR_BLOB_ENDPOINT, REPLICATOR_ACCESS_TOKEN, AZURE_SUBSCRIPTION_ID, REQUESTS_CA_BUNDLE), so
+the same helpers would drive a real subscription. Names are unique per test (uuid) because the
+session emulator is shared.
+
+`assert_restore_point_equals` is the oracle of every e2e test: it reads the source snapshot through
+a Read SAS and the restore point through its blob snapshot, both in full, and compares them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import random
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.mgmt.compute import ComputeManagementClient
+from azure.storage.blob import BlobClient, ContainerClient
+
+from replicator.credentials import sync_credential
+
+GiB = 1024**3
+MiB = 1024**2
+READ_CHUNK = 32 * MiB
+
+
+def _read(client: BlobClient, offset: int, length: int) -> bytes:
+    return client.download_blob(offset, length, max_concurrency=4).readall()
+
+
+def _valid(client: BlobClient) -> list[tuple[int, int]]:
+    return [(r.start, r.end + 1) for r in client.list_page_ranges() if not r.cleared]
+
+
+def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def pattern(seed: int, length: int) -> bytes:
+    """Deterministic, non-repeating test bytes."""
+    return random.Random(seed).randbytes(length)
+
+
+@dataclass
+class Disk:
+    name: str
+    id: str
+
+
+@dataclass
+class World:
+    """One test's resource group and storage account in the emulator (or a real subscription)."""
+
+    env: dict[str, str]
+    rg: str = field(default_factory=lambda: f"rg-{uuid.uuid4().hex[:10]}")
+    account: str = field(default_factory=lambda: f"acct{uuid.uuid4().hex[:12]}")
+
+    def __post_init__(self) -> None:
+        endpoint = self.env["REPLICATOR_ARM_ENDPOINT"].rstrip("/")
+        self.subscription = self.env["AZURE_SUBSCRIPTION_ID"]
+        self.credential = sync_credential()
+        self.compute = ComputeManagementClient(
+            self.credential, self.subscription, base_url=endpoint, credential_scopes=[f"{endpoint}/.default"]
+        )
+        self.location = "westeurope"
+
+    # ------------------------------------------------------------------ source side
+    def resource_id(self, kind: str, name: str) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.rg}/providers/Microsoft.Compute/{kind}/{name}"
+        )
+
+    def create_disk(self, name: str, gib: int = 1, **extra: Any) -> Disk:
+        body = {
+            "location": self.location,
+            "sku": {"name": extra.pop("sku", "Standard_LRS")},
+            "properties": {"diskSizeGB": gib, "creationData": {"createOption": "Empty", **extra}},
+        }
+        disk = self.compute.disks.begin_create_or_update(self.rg, name, body).result()
+        return Disk(name, disk.id)
+
+    def resize_disk(self, disk: Disk, gib: int) -> None:
+        self.compute.disks.begin_update(self.rg, disk.name, {"properties": {"diskSizeGB": gib}}).result()
+
+    @contextlib.contextmanager
+    def writer(self, disk: Disk) -> Iterator[BlobClient]:
+        """A BlobClient on a Write SAS of the disk (begin_grant_access access=Write), revoked on exit."""
+        access = self.compute.disks.begin_grant_access(
+            self.rg, disk.name, {"access": "Write", "durationInSeconds": 3600}
+        ).result()
+        try:
+            with BlobClient.from_blob_url(access.access_sas) as client:
+                yield client
+        finally:
+            self.compute.disks.begin_revoke_access(self.rg, disk.name).result()
+
+    def write(self, disk: Disk, *writes: tuple[int, bytes | int]) -> None:
+        """(offset, bytes) writes data; (offset, length) clears that many bytes."""
+        with self.writer(disk) as client:
+            for offset, data in writes:
+                if isinstance(data, int):
+                    client.clear_page(offset, data)
+                else:
+                    for pos in range(0, len(data), 4 * MiB):
+                        piece = data[pos : pos + 4 * MiB]
+                        client.upload_page(piece, offset + pos, len(piece))
+
+    def snapshot(self, disk: Disk, name: str | None = None, *, incremental: bool = True) -> str:
+        name = name or f"snap-{uuid.uuid4().hex[:8]}"
+        body = {
+            "location": self.location,
+            "properties": {
+                "incremental": incremental,
+                "creationData": {"createOption": "Copy", "sourceResourceId": disk.id},
+            },
+        }
+        return self.compute.snapshots.begin_create_or_update(self.rg, name, body).result().id
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        self.compute.snapshots.begin_delete(self.rg, snapshot_id.rsplit("/", 1)[1]).result()
+
+    def snapshot_state(self, snapshot_id: str) -> str:
+        return self.compute.snapshots.get(self.rg, snapshot_id.rsplit("/", 1)[1]).disk_state
+
+    def disk_state(self, disk: Disk) -> str:
+        return self.compute.disks.get(self.rg, disk.name).disk_state
+
+    @contextlib.contextmanager
+    def read_snapshot(self, snapshot_id: str) -> Iterator[BlobClient]:
+        name = snapshot_id.rsplit("/", 1)[1]
+        access = self.compute.snapshots.begin_grant_access(
+            self.rg, name, {"access": "Read", "durationInSeconds": 3600}
+        ).result()
+        try:
+            with BlobClient.from_blob_url(access.access_sas) as client:
+                yield client
+        finally:
+            self.compute.snapshots.begin_revoke_access(self.rg, name).result()
+
+    # ------------------------------------------------------------------ target side
+    def target_url(self, container: str | None = None, blob: str = "replica.vhd") -> str:
+        container = container or f"c{uuid.uuid4().hex[:10]}"
+        return f"{self.env['REPLICATOR_BLOB_ENDPOINT'].rstrip('/')}/{self.account}/{container}/{blob}"
+
+    def target(self, url: str, snapshot: str | None = None) -> BlobClient:
+        return BlobClient.from_blob_url(url, credential=self.credential, snapshot=snapshot)
+
+    def container(self, url: str) -> ContainerClient:
+        account_url, container, _ = url.rsplit("/", 2)
+        return ContainerClient(account_url, container, credential=self.credential)
+
+    def restore_points(self, url: str) -> list[Any]:
+        blob = url.rsplit("/", 1)[1]
+        with self.container(url) as container:
+            items = container.list_blobs(name_starts_with=blob, include=["snapshots", "metadata"])
+            return sorted((b for b in items if b.name == blob and b.snapshot), key=lambda b: b.snapshot)
+
+    def assert_restore_point_equals(self, url: str, restore_point: str, snapshot_id: str, *, full: bool = False) -> None:
+        """The restore point holds exactly the source snapshot's bytes.
+
+        Reads the source snapshot (Read SAS) and the restore point (blob snapshot) through the SDK and
+        compares them. `full=True` reads every byte of both; otherwise every byte of the union of both
+        blobs' valid page ranges (listed with every NextMarker followed), which is the same comparison:
+        a page blob reads zeros outside its valid ranges, in both blobs alike.
+        """
+        with self.read_snapshot(snapshot_id) as source, self.target(url, restore_point) as replica:
+            size = source.get_blob_properties().size
+            assert replica.get_blob_properties().size == size, "restore point size differs from the snapshot"
+            spans = [(0, size)] if full else _union(_valid(source) + _valid(replica))
+            for start, end in spans:
+                for offset in range(start, end, READ_CHUNK):
+                    length = min(READ_CHUNK, end - offset)
+                    with ThreadPoolExecutor(2) as pool:
+                        reads = [pool.submit(_read, c, offset, length) for c in (source, replica)]
+                        want, got = (r.result() for r in reads)
+                    if want != got:
+                        first = next(i for i in range(length) if want[i] != got[i])
+                        raise AssertionError(
+                            f"restore point {restore_point} differs from {snapshot_id} at byte {offset + first} "
+                            f"(sha256 {_digest(got)} != {_digest(want)})"
+                        )
+
+    def close(self) -> None:
+        self.compute.close()
