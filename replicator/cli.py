@@ -45,10 +45,12 @@ class TerminalProgress(Progress):
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
-                Progress as RichProgress,
                 TextColumn,
                 TimeRemainingColumn,
                 TransferSpeedColumn,
+            )
+            from rich.progress import (
+                Progress as RichProgress,
             )
 
             self._bar = RichProgress(
@@ -107,7 +109,9 @@ class TerminalProgress(Progress):
             self._bar.stop()
             self._bar.remove_task(self._task)
             self._task = None
-        where = f"restore point {result.restore_point}" if result.restore_point else "planned, nothing written"
+        where = (
+            f"restore point {result.restore_point}" if result.restore_point else "planned, nothing written"
+        )
         self.line(
             f"{result.snapshot_name}: {where}; {result.mode} ({result.reason}); "
             f"{_size(result.changed_bytes)} changed, {_size(result.cleared_bytes)} cleared, "
@@ -149,7 +153,9 @@ def replicate_main(args: list[str]) -> int:
     except ReplicatorError as err:
         print(f"replicate: error: {redact(str(err))}", file=sys.stderr)
         if want_json:
-            _emit_json({"status": "failed", "exit_code": err.exit_code, "error": redact(str(err)), "snapshots": []})
+            _emit_json(
+                {"status": "failed", "exit_code": err.exit_code, "error": redact(str(err)), "snapshots": []}
+            )
         return err.exit_code
     _setup_logging(config.log_level)
     progress = TerminalProgress(sys.stderr, bar=sys.stderr.isatty() and not config.json)

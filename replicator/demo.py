@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.compute.models import CreationData, Disk, DiskSku, GrantAccessData, Snapshot
 from azure.storage.blob.aio import BlobClient
 
 from replicator.credentials import arm_scope, async_credential, sync_credential, transport_kwargs
@@ -131,16 +133,16 @@ class DemoWorld:
         self.disk = f"demo-disk-{uuid.uuid4().hex[:6]}"
 
     def create_disk(self, size: int) -> str:
-        body = {
-            "location": LOCATION,
-            "sku": {"name": "Premium_LRS"},
-            "creation_data": {"create_option": "Empty"},
-            "disk_size_gb": size // GiB,
-        }
+        body = Disk(
+            location=LOCATION,
+            sku=DiskSku(name="Premium_LRS"),
+            creation_data=CreationData(create_option="Empty"),
+            disk_size_gb=size // GiB,
+        )
         return self.compute.disks.begin_create_or_update(self.group, self.disk, body).result().id
 
     def write(self, extents: list[Extent], rng: random.Random) -> None:
-        access = {"access": "Write", "duration_in_seconds": 3600}
+        access = GrantAccessData(access="Write", duration_in_seconds=3600)
         sas = self.compute.disks.begin_grant_access(self.group, self.disk, access).result().access_sas
         try:
             asyncio.run(write_extents(sas, extents, rng))
@@ -148,16 +150,16 @@ class DemoWorld:
             self.compute.disks.begin_revoke_access(self.group, self.disk).result()
 
     def snapshot(self, disk_id: str, name: str) -> str:
-        body = {
-            "location": LOCATION,
-            "incremental": True,
-            "creation_data": {"create_option": "Copy", "source_resource_id": disk_id},
-        }
+        body = Snapshot(
+            location=LOCATION,
+            incremental=True,
+            creation_data=CreationData(create_option="Copy", source_resource_id=disk_id),
+        )
         return self.compute.snapshots.begin_create_or_update(self.group, name, body).result().id
 
     def verify(self, snapshot_name: str, target_url: str, restore_point: str) -> tuple[bool, int]:
         """Compare the restore point with its source snapshot byte-for-byte; (equal, bytes compared)."""
-        access = {"access": "Read", "duration_in_seconds": 3600}
+        access = GrantAccessData(access="Read", duration_in_seconds=3600)
         sas = self.compute.snapshots.begin_grant_access(self.group, snapshot_name, access).result().access_sas
         try:
             return asyncio.run(_compare(sas, target_url, restore_point))
@@ -183,16 +185,10 @@ async def _compare(source_sas: str, target_url: str, restore_point: str) -> tupl
 def replicate(env: dict[str, str], source: str, target: str) -> dict[str, Any]:
     """Run `replicate --source --target --json` as an operator would; returns its JSON document."""
     cmd = [sys.executable, "-m", "replicator.cli", "--source", source, "--target", target, "--json"]
-    done = subprocess.run(cmd, env={**_clean_env(), **env}, capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"demo: replicate exited {done.returncode}: {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout)
-
-
-def _clean_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith("REPLICATOR_")}
 
 
 def _rate(nbytes: int, seconds: float) -> str:
@@ -227,6 +223,9 @@ def run(data_dir: Path, disk_gib: int, seed: int) -> int:
     size = disk_gib * GiB
     emulator = EmulatorProcess(data_dir)
     env = emulator.start()
+    # The demo plays the operator: its own SDK clients and the replicate child use the emulator's
+    # endpoints, token and CA exactly as an operator's shell would.
+    os.environ.update(env)
     try:
         world = DemoWorld(env)
         print(f"demo: emulator at {env['REPLICATOR_ARM_ENDPOINT']} (data in {data_dir})", file=sys.stderr)

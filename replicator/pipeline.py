@@ -244,10 +244,15 @@ def _backoff(state: RetryCallState) -> float:
     return max(random.uniform(0, step), _retry_after(exc) if exc else 0.0)
 
 
+def _error_code(exc: HttpResponseError) -> str:
+    code = getattr(exc, "error_code", None)  # absent when the error was built without a response
+    return str(getattr(code, "value", code) or "")
+
+
 def _source_denied(exc: HttpResponseError, mode: str) -> bool:
     """A refusal of the source SAS (not of the target's credential)."""
     if mode == "server":
-        return exc.error_code == "CannotVerifyCopySource" and exc.status_code in (401, 403)
+        return _error_code(exc) == "CannotVerifyCopySource" and exc.status_code in (401, 403)
     return exc.status_code == 403
 
 
@@ -307,7 +312,7 @@ class Copier:
                 except HttpResponseError as exc:
                     if _source_denied(exc, self.config.mode):
                         self.grant.invalidate(url)
-                        raise SourceAccessDenied(f"{exc.status_code} {exc.error_code}") from exc
+                        raise SourceAccessDenied(describe(exc)) from exc
                     raise
         raise AssertionError("unreachable: tenacity reraises")
 
@@ -315,7 +320,7 @@ class Copier:
         def report(state: RetryCallState) -> None:
             self.retries += 1
             exc = state.outcome.exception() if state.outcome else None
-            error = redact(f"{type(exc).__name__}: {exc}")[:300]
+            error = describe(exc) if exc else ""
             delay = state.next_action.sleep if state.next_action else 0.0
             log.info("retrying %s (attempt %d) in %.1f s after %s", what, state.attempt_number, delay, error)
             self.progress.on_retry(what, state.attempt_number, delay, error)
@@ -404,14 +409,16 @@ class JobRunner:
             yield current, base
 
     async def planned_ops(
-        self, job: Job, current: Grant, base: Grant | None, size: int, *, clears: bool
+        self, job: Job, current: Grant, base: Grant | None, size: int, *, blank_target: bool
     ) -> AsyncIterator[ranges.Op]:
         """The job's plan from the listing window holding its checkpoint on, streamed in offset order.
 
-        The listing arrives in batches; the last change of each batch is held back because it may
-        touch the first change of the next, so the ops are exactly those of `ranges.plan` over the
-        whole listing. A full copy (`clears`) fills every gap with a clear (`ranges.fill_gaps`).
+        The listing arrives in batches; each batch is coalesced and its last (coalesced) change is
+        held back because it may touch the first change of the next batch, so the ops are exactly
+        those of `ranges.plan` over the whole listing. A full copy (no `base`) fills every gap with
+        a clear (`ranges.fill_gaps`), unless the target is known to be blank (created by this run).
         """
+        clears = base is None and not blank_target
         window = self.config.list_window_bytes
         start = job.checkpoint // window * window
         listing = list_changes(
@@ -426,7 +433,7 @@ class JobRunner:
             if clears:
                 fresh = list(ranges.fill_gaps(fresh, pos, fresh[-1].range.end))
             pos = fresh[-1].range.end
-            items = held + fresh
+            items = list(ranges.coalesce(held + fresh))
             held = items[-1:]
             for op in ranges.plan(items[:-1]):
                 yield op
@@ -453,19 +460,26 @@ class JobRunner:
         async with self.grants(job) as (current, base):
             size = await snapshot_blob_size(current)
             try:
-                await self._count(job, current, base, size, result, clears=target_exists)
+                await self._count(job, current, base, size, result, blank_target=not target_exists)
             except DiffNotPossible:
                 job = _refused(job, result)
-                await self._count(job, current, None, size, result, clears=target_exists)
+                await self._count(job, current, None, size, result, blank_target=not target_exists)
         result.seconds = round(time.monotonic() - started, 3)
         self.progress.on_snapshot_done(result)
         return result
 
     async def _count(
-        self, job: Job, current: Grant, base: Grant | None, size: int, result: SnapshotResult, *, clears: bool
+        self,
+        job: Job,
+        current: Grant,
+        base: Grant | None,
+        size: int,
+        result: SnapshotResult,
+        *,
+        blank_target: bool,
     ) -> None:
         result.changed_bytes = result.cleared_bytes = result.requests = 0
-        async for op in self.planned_ops(job, current, base, size, clears=clears):
+        async for op in self.planned_ops(job, current, base, size, blank_target=blank_target):
             _count_op(result, op)
             result.requests += 1
             if op.range.end > job.checkpoint:
@@ -488,10 +502,10 @@ class JobRunner:
                 await self.target.resize(size)
                 self.target_size = size
             try:
-                await self._write(job, state, copier, base, size, result, clears=not fresh)
+                await self._write(job, state, copier, base, size, result, blank_target=fresh)
             except DiffNotPossible:
                 job = _refused(job, result)
-                await self._write(job, state, copier, None, size, result, clears=True)
+                await self._write(job, state, copier, None, size, result, blank_target=False)
             result.requests, result.retries = copier.requests, copier.retries
             restore_point = await self.target.commit(
                 _restore_point_metadata(job, identity, size, result.reason)
@@ -521,7 +535,7 @@ class JobRunner:
         size: int,
         result: SnapshotResult,
         *,
-        clears: bool,
+        blank_target: bool,
     ) -> None:
         """Record the job as in progress, then run its plan through the workers with checkpoints."""
         in_progress = InProgress(
@@ -533,7 +547,7 @@ class JobRunner:
         result.changed_bytes = result.cleared_bytes = result.copied_bytes = 0
 
         async def issue() -> AsyncIterator[ranges.Op]:
-            async for op in self.planned_ops(job, copier.grant, base, size, clears=clears):
+            async for op in self.planned_ops(job, copier.grant, base, size, blank_target=blank_target):
                 _count_op(result, op)
                 if op.range.end <= job.checkpoint:
                     self.progress.on_skipped(op.range.length)
@@ -583,7 +597,7 @@ class JobRunner:
         whole = replace(job, checkpoint=0)
 
         async def pieces() -> AsyncIterator[ranges.Op]:
-            async for op in self.planned_ops(whole, current, base, size, clears=False):
+            async for op in self.planned_ops(whole, current, base, size, blank_target=True):
                 for start in range(op.range.start, op.range.end, ranges.MAX_WRITE):
                     yield ranges.Op("copy", ranges.Range(start, min(start + ranges.MAX_WRITE, op.range.end)))
 
@@ -648,8 +662,18 @@ def _refused(job: Job, result: SnapshotResult) -> Job:
     return Job(job.snapshot, None, reason)
 
 
+def describe(exc: BaseException) -> str:
+    """One redacted line about an exception: status and error code for a service error, never its body."""
+    if isinstance(exc, HttpResponseError):
+        code = _error_code(exc)
+        text = f"{exc.status_code} {code} {exc.reason or ''}".strip() if exc.status_code else exc.message
+    else:
+        text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return redact(text)[:300]
+
+
 def _failure(job: Job, exc: BaseException) -> ReplicationError:
-    detail = redact(f"{type(exc).__name__}: {exc}")[:500]
+    detail = describe(exc)
     return ReplicationError(
         f"replicating {job.snapshot.name} failed: {detail}; a rerun resumes from the checkpoint."
     )

@@ -160,6 +160,8 @@ class SnapshotInfo:
 
 @dataclass(frozen=True)
 class DiskInfo:
+    """What the replicator needs of a managed disk; `unique_id` tells a re-created disk from the old one."""
+
     id: str
     name: str
     unique_id: str
@@ -197,7 +199,7 @@ def _disk_info(d: Disk) -> DiskInfo:
 
 
 def _same_guid(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and a.casefold() == b.casefold()  # type: ignore[union-attr]
+    return bool(a and b and a.casefold() == b.casefold())
 
 
 def _arm_code(err: HttpResponseError) -> str:
@@ -208,7 +210,7 @@ def _arm_message(err: HttpResponseError) -> str:
     return redact(getattr(err.error, "message", None) or err.reason or "no message")
 
 
-def is_family_sas_limit(err: BaseException) -> bool:
+def is_family_sas_limit(err: BaseException | None) -> bool:
     """ARM refused a grant because the snapshot family already has five active SAS URIs."""
     if not isinstance(err, HttpResponseError) or err.status_code not in (400, 409, 429):
         return False
@@ -487,11 +489,22 @@ class ArmSource:
     async def grant(self, snapshot: SnapshotInfo) -> AsyncIterator[Grant]:
         """A read SAS on `snapshot` for the duration of the `async with`; revoked on every way out.
 
-        Waits for a slot of the snapshot family's budget first, grants Read access only for
-        `sas_duration_seconds`, and revokes (shielded from cancellation, bounded in time) whether
-        the body returns, raises or is cancelled.
+        Waits (at most `sas_wait_seconds`, then LimitError) for a slot of the snapshot family's
+        budget in this process, grants Read access only, for `sas_duration_seconds`, and revokes
+        (shielded from cancellation, bounded in time) whether the body returns, raises or is
+        cancelled.
         """
-        async with family_budget(snapshot.family_id or snapshot.id):
+        budget = family_budget(snapshot.family_id or snapshot.id)
+        try:
+            async with asyncio.timeout(self.config.sas_wait_seconds):
+                await budget.acquire()
+        except TimeoutError:
+            raise LimitError(
+                f"Cannot grant access to snapshot {snapshot.id}: replications in this process hold SAS URIs "
+                f"on {FAMILY_SAS_LIMIT} snapshots of its family (Azure allows five per family at a time) "
+                f"and none was released within {self.config.sas_wait_seconds:.0f} s; run again later."
+            ) from None
+        try:
             grant = Grant(self, snapshot)
             try:
                 await grant.url()
@@ -499,6 +512,8 @@ class ArmSource:
             finally:
                 if grant.may_be_active:
                     await _shielded(self._revoke(snapshot))
+        finally:
+            budget.release()
 
     async def _grant_read(self, snapshot: SnapshotInfo) -> str:
         """One Read SAS from ARM, retrying while the family's five SAS slots are held elsewhere."""
@@ -542,7 +557,7 @@ class ArmSource:
             with self._arm_errors(f"grant read access to snapshot {snapshot.id}"):
                 return await retrying(grant_once)
         except ReplicationError as err:
-            if is_family_sas_limit(err.__cause__):  # type: ignore[arg-type]
+            if is_family_sas_limit(err.__cause__):
                 raise LimitError(
                     f"Cannot grant access to snapshot {snapshot.id}: its snapshot family already has "
                     f"SAS URIs on {FAMILY_SAS_LIMIT} snapshots (Azure allows five per family at a time) "
@@ -601,7 +616,7 @@ def _storage_body_field(err: HttpResponseError, name: str) -> str | None:
     """
     try:
         body = err.response.text() if err.response is not None else ""
-    except Exception:
+    except Exception:  # a body we cannot decode simply has no such field
         return None
     match = re.search(rf"<{name}>(.*?)</{name}>", body or "", re.DOTALL)
     return match.group(1).strip() if match else None
@@ -633,14 +648,13 @@ class _SasCaller:
 
     def __init__(self, current: Grant, base: Grant | None = None) -> None:
         self._grants = [g for g in (current, base) if g is not None]
-        self._current = current
         self._client: BlobClient | None = None
         self._client_url: str | None = None
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        client, self._client, self._client_url = self._client, None, None
+        if client is not None:
+            await client.close()
 
     async def _client_for(self, url: str) -> BlobClient:
         if self._client_url != url:

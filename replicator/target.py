@@ -66,11 +66,11 @@ SCHEMA = "1"
 
 
 def control_retry() -> ExponentialRetry:
-    """SDK retry for control calls: 3 tries, 1 s then 4 s (+ jitter), instead of the SDK's 15 s start.
+    """SDK retry for control calls: 3 retries after about 3, 5 and 9 s, instead of the SDK's 15 s start.
 
     Chunk writes opt out per call (`retry_total=0`); the pipeline retries them.
     """
-    return ExponentialRetry(initial_backoff=1, increment_base=3, retry_total=3, random_jitter_range=1)
+    return ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1)
 
 
 def client_kwargs() -> dict[str, Any]:
@@ -277,7 +277,9 @@ class PageBlobTarget:
     async def inspect(self) -> Inspection:
         """Read the target's properties and state; UserError for a block blob or an unreachable endpoint."""
         try:
-            props = await self._blob.get_blob_properties()
+            # One retry only: this is the first contact, and an unreachable endpoint is bad input to
+            # report within seconds, not after the full control-call backoff.
+            props = await self._blob.get_blob_properties(retry_total=1)
         except ResourceNotFoundError:
             return Inspection(False, 0, State())
         except ServiceRequestError as exc:

@@ -49,9 +49,21 @@ class AzuriteProcess:
             raise RuntimeError("azurite-blob is not installed: run scripts/setup.sh")
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [binary, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location",
-             str(self.workspace), "--silent", "--skipApiVersionCheck", "--disableTelemetry"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ},
+            [
+                binary,
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(self.port),
+                "--location",
+                str(self.workspace),
+                "--silent",
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ},
         )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
@@ -64,7 +76,9 @@ class AzuriteProcess:
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"azurite-blob did not listen on port {self.port} within {START_TIMEOUT_SECONDS} s")
+        raise RuntimeError(
+            f"azurite-blob did not listen on port {self.port} within {START_TIMEOUT_SECONDS} s"
+        )
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

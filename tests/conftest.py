@@ -12,7 +12,7 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.storage.blob import BlobClient, BlobServiceClient
 
-from tests.emulator_process import EmulatorProcess
+from replicator.emulator.process import EmulatorProcess
 
 
 @pytest.fixture(scope="session")

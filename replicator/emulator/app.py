@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from replicator.emulator import blob
+from replicator.emulator import arm, blob
 from replicator.emulator.blob_backend import BlobBackend
 
 
@@ -50,8 +50,6 @@ class EmulatorContext:
 
 def build_app(ctx: EmulatorContext) -> web.Application:
     """ARM first (its paths start with /subscriptions/), then the path-style blob plane as catch-all."""
-    from replicator.emulator import arm  # written by the emulator-arm helper
-
     app = web.Application(client_max_size=8 * 1024 * 1024)  # a Put Page body is at most 4 MiB
     arm.add_routes(app, ctx)
     blob.add_routes(app, ctx)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from replicator.emulator import auth, blob_wire, errors
 from replicator.emulator.blob_backend import MAX_PUT_PAGE, Conditions, SnapshotRef, is_managed_account
@@ -47,9 +48,10 @@ class Call:
     container: str | None
     blob: str | None
     query: dict[str, str]
+    principal: str  # how the request authenticated: "sas", "key" or "bearer"
 
     @property
-    def headers(self):
+    def headers(self) -> CIMultiDictProxy[str]:
         return self.request.headers
 
     @property
@@ -135,6 +137,8 @@ class BlobPlane:
         query = {k: unquote(v) for k, v in auth.raw_query_dict(raw_query).items()}
         if container is None:
             raise errors.not_implemented("Account-level operations are not implemented by the emulator.")
+        if request.method not in ("GET", "HEAD", "PUT", "DELETE"):
+            raise errors.unsupported_http_verb()
         resource = "blob" if blob is not None else "container"
         if resource == "container" and query.get("restype") != "container":
             raise errors.invalid_query_parameter_value("Container operations need restype=container.")
@@ -145,12 +149,10 @@ class BlobPlane:
                 f" with comp={query.get('comp')}."
             )
         name, permission = route
-        call = Call(request, account, container, blob, query)
-        target = auth.Target(account, container, blob, call.snapshot, permission)
+        target = auth.Target(account, container, blob, query.get("snapshot") or None, permission)
         signed = auth.SignedRequest(request.method, raw_path, raw_query, request.headers)
         principal = auth.authorize(self.backend, self.ctx.access_token, signed, target)
-        self._principal = principal
-        return await getattr(self, name)(call)
+        return await getattr(self, name)(Call(request, account, container, blob, query, principal))
 
     # -- containers -----------------------------------------------------------------------------
     async def create_container(self, call: Call) -> Reply:
@@ -327,12 +329,7 @@ class BlobPlane:
             raise errors.invalid_header_value("x-ms-source-range and the target range differ in length.")
         if end - start > MAX_PUT_PAGE:
             raise errors.invalid_header_value(f"A Put Page From URL writes at most {MAX_PUT_PAGE} bytes.")
-        source = self._resolve_url(
-            call.headers["x-ms-copy-source"],
-            "r",
-            call.headers.get("x-ms-copy-source-authorization"),
-            copy=True,
-        )
+        source = self._resolve_url(call, call.headers["x-ms-copy-source"], copy=True)
         try:
             size = self.backend.blob_size(source.account, source.container, source.blob, source.snapshot)
         except errors.BlobError as exc:
@@ -354,44 +351,41 @@ class BlobPlane:
         )
         return Reply(201, _write_headers(props.etag, props.last_modified))
 
-    def _resolve_url(
-        self, url: str, permission: str, authorization: str | None, *, copy: bool
-    ) -> SnapshotRef:
-        """A blob URL of this emulator, authorized by its own SAS or (not for md-*) a bearer token."""
+    def _resolve_url(self, call: Call, url: str, *, copy: bool) -> SnapshotRef:
+        """A blob URL of this emulator to read from (copy source or previous snapshot), authorized by
+        its own SAS or, outside md-* accounts, by x-ms-copy-source-authorization (copy source) or by
+        the request's own key or bearer token (previous snapshot of the same account).
 
-        def fail(status: int, message: str) -> errors.BlobError:
-            return (
-                errors.cannot_verify_copy_source(status, message)
-                if copy
-                else errors.BlobError(
-                    status, "AuthenticationFailed" if status == 403 else "InvalidHeaderValue", message
-                )
-            )
+        A copy source's failures answer CannotVerifyCopySource with the source's status, as in Azure.
+        """
+        try:
+            return self._authorized_source(call, url, copy=copy)
+        except errors.BlobError as exc:
+            if copy:
+                raise errors.cannot_verify_copy_source(exc.status, exc.message) from exc
+            raise
 
+    def _authorized_source(self, call: Call, url: str, *, copy: bool) -> SnapshotRef:
         parts = urlsplit(url)
         if parts.scheme != "https" or parts.netloc not in self._own_hosts():
-            raise fail(400, "The URL does not point at this emulator.")
+            raise errors.invalid_header_value("The URL does not point at this emulator.")
         account, container, blob = _split_path(parts.path)
         if container is None or blob is None:
-            raise fail(400, "The URL does not name a blob.")
+            raise errors.invalid_header_value("The URL does not name a blob.")
         query = {k: unquote(v) for k, v in auth.raw_query_dict(parts.query).items()}
         ref = SnapshotRef(account, container, blob, query.get("snapshot") or None)
         if "sig" in query:
-            try:
-                auth.check_sas(
-                    self.backend, query, auth.Target(account, container, blob, ref.snapshot, permission)
-                )
-            except errors.BlobError as exc:
-                raise fail(exc.status, exc.message) from exc
+            auth.check_sas(self.backend, query, auth.Target(account, container, blob, ref.snapshot, "r"))
             return ref
         if is_managed_account(account):
-            raise fail(403, "Managed-disk storage accepts only the SAS returned by grant access.")
+            raise errors.authorization_failure("Managed-disk storage accepts only the SAS from grant access.")
         if copy:
-            expected = f"Bearer {self.ctx.access_token}"
-            if authorization != expected:
-                raise fail(403, "The copy source needs a SAS or a valid x-ms-copy-source-authorization.")
-        elif self._principal == "sas":
-            raise fail(403, "The previous snapshot URL needs its own SAS.")
+            if call.headers.get("x-ms-copy-source-authorization") != f"Bearer {self.ctx.access_token}":
+                raise errors.authentication_failed(
+                    "The copy source needs a SAS or x-ms-copy-source-authorization."
+                )
+        elif call.principal == "sas" or account != call.account:
+            raise errors.authentication_failed("The previous snapshot URL needs its own SAS.")
         return ref
 
     def _own_hosts(self) -> set[str]:
@@ -426,7 +420,9 @@ class BlobPlane:
                 raise errors.invalid_header_value(
                     "x-ms-range-get-content-md5 needs a range of at most 4 MiB."
                 )
-            data = self.backend.store.read(props.layer, start, end - start)
+            data = self.backend.read(
+                call.account, call.container, call.blob, call.snapshot, start, end - start
+            )
             headers["Content-MD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
             return Reply(status, headers, data)
         return Reply(status, headers, self.backend.read_chunks(props, start, end - start, READ_CHUNK))
@@ -558,7 +554,7 @@ class BlobPlane:
         if "prevsnapshot" in call.query:
             previous = SnapshotRef(call.account, call.container, call.blob, call.query["prevsnapshot"])
         elif prev_url:
-            previous = self._resolve_url(prev_url, "r", None, copy=False)
+            previous = self._resolve_url(call, prev_url, copy=False)
         result = self.backend.page_ranges(
             call.account,
             call.container,

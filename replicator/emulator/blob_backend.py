@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import sqlite3
 import time
 import uuid
@@ -29,7 +30,7 @@ MAX_PAGE_BLOB = 8 * TIB  # Azure's page blob limit for ordinary accounts
 MAX_MANAGED_BLOB = 64 * TIB + 512  # managed disks: 64 TiB of data plus the VHD footer
 DIFF_BOUNDARY = 4 * TIB + 512  # Azure refuses diffs across a resize over 4 TiB (plus footer)
 MAX_PUT_PAGE = 4 * 1024 * 1024  # Put Page writes at most 4 MiB
-SAS_VERSION = "2026-10-06"  # the `sv` written into grant_sas URLs (the installed SDK's version)
+API_VERSION = "2026-10-06"  # the installed SDK's x-ms-version: the default answer and grant_sas `sv`
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -296,13 +297,13 @@ class BlobBackend:
         *,
         lease_id: str | None = None,
         conditions: Conditions | None = None,
-        read: bool = True,
     ) -> BlobProps:
+        """A version's properties for a read: a given lease ID must match, conditions may answer 304."""
         row = self._row(account, container, blob, snapshot)
         if lease_id is not None:
             self._check_lease(row, lease_id, write=False)
         props = self._props(row)
-        _check_conditions(props, conditions, read=read)
+        _check_conditions(props, conditions, read=True)
         return props
 
     def _check_lease(self, row: tuple, lease_id: str | None, *, write: bool) -> None:
@@ -771,92 +772,89 @@ class BlobBackend:
             row = self._row(account, container, blob, None)
             _check_conditions(self._props(row), conditions, read=False)
             state, current = self._lease(row)
-            now = time.time()
             if action == "acquire":
-                if duration is None or not (duration == -1 or 15 <= duration <= 60):
-                    raise errors.invalid_header_value("x-ms-lease-duration must be -1 or between 15 and 60.")
-                if state == "breaking":
-                    raise (
-                        errors.lease_is_breaking_and_cannot_be_acquired()
-                        if proposed_id == current
-                        else errors.lease_already_present()
-                    )
-                if state == "leased" and proposed_id != current:
-                    raise errors.lease_already_present()
-                new_id = proposed_id or str(uuid.uuid4())
-                expiry = None if duration == -1 else now + duration
-                self._set_lease(row, new_id, "leased", duration, expiry, None)
-                return self._lease_result(account, container, blob, new_id, None)
+                new_id = self._acquire(row, state, current, proposed_id, duration)
+                return self._lease_result(row, new_id, None)
             if action == "break":
-                if state == "available":
-                    raise errors.lease_not_present_with_lease_operation()
-                if state in ("expired", "broken"):
-                    self._set_lease(row, current, "broken", None, None, now)
-                    return self._lease_result(account, container, blob, None, 0)
-                remaining = None if row[15] == -1 or state == "breaking" else max(0, int(row[16] - now))
-                if state == "breaking":
-                    remaining = max(0, int(row[17] - now))
-                period = remaining if break_period is None else min(break_period, remaining or break_period)
-                period = period or 0
-                self._set_lease(row, current, "breaking", row[15], row[16], now + period)
-                return self._lease_result(account, container, blob, None, period)
+                return self._lease_result(row, None, self._break(row, state, break_period))
             if lease_id is None:
                 raise errors.missing_required_header("x-ms-lease-id is required for this lease action.")
             if current is None or state == "available":
                 raise errors.lease_not_present_with_lease_operation()
-            if action == "renew":
-                if lease_id != current:
-                    raise errors.lease_id_mismatch_with_lease_operation()
-                if state in ("breaking", "broken"):
-                    raise errors.lease_is_broken_and_cannot_be_renewed()
-                expiry = None if row[15] == -1 else now + row[15]
-                self._set_lease(row, current, "leased", row[15], expiry, None)
-                return self._lease_result(account, container, blob, current, None)
-            if action == "release":
-                if lease_id != current:
-                    raise errors.lease_id_mismatch_with_lease_operation()
-                self._set_lease(row, None, "available", None, None, None)
-                return self._lease_result(account, container, blob, None, None)
             if action == "change":
                 if proposed_id is None:
                     raise errors.missing_required_header(
                         "x-ms-proposed-lease-id is required to change a lease."
                     )
-                if lease_id not in (current, None) and proposed_id != current:
-                    raise errors.lease_id_mismatch_with_lease_operation()
-                if lease_id != current and proposed_id != current:
-                    raise errors.lease_id_mismatch_with_lease_operation()
                 if state == "breaking":
                     raise errors.lease_is_breaking_and_cannot_be_changed()
                 if state != "leased":
                     raise errors.lease_not_present_with_lease_operation()
-                self._set_lease(row, proposed_id, "leased", row[15], row[16], None)
-                return self._lease_result(account, container, blob, proposed_id, None)
+                if current not in (lease_id, proposed_id):  # proposed == current: a retried change
+                    raise errors.lease_id_mismatch_with_lease_operation()
+                self._update(row, lease_id=proposed_id)
+                return self._lease_result(row, proposed_id, None)
+            if lease_id != current:
+                raise errors.lease_id_mismatch_with_lease_operation()
+            if action == "renew":
+                if state in ("breaking", "broken"):
+                    raise errors.lease_is_broken_and_cannot_be_renewed()
+                expiry = None if row[15] == -1 else time.time() + row[15]
+                self._update(row, lease_state="leased", lease_expiry=expiry)
+                return self._lease_result(row, current, None)
+            if action == "release":
+                self._update(
+                    row, lease_id=None, lease_state="available", lease_duration=None, lease_expiry=None
+                )
+                return self._lease_result(row, None, None)
             raise errors.invalid_header_value(f"Unknown x-ms-lease-action {action!r}.")
 
-    def _set_lease(
-        self,
-        row: tuple,
-        lease_id: str | None,
-        state: str,
-        duration: int | None,
-        expiry: float | None,
-        break_at: float | None,
-    ) -> None:
-        """Lease changes do not modify the blob's ETag or Last-Modified (as in Azure)."""
+    def _acquire(
+        self, row: tuple, state: str, current: str | None, proposed_id: str | None, duration: int | None
+    ) -> str:
+        """Acquiring again with the current ID renews with the new duration, as in Azure."""
+        if duration is None or not (duration == -1 or 15 <= duration <= 60):
+            raise errors.invalid_header_value("x-ms-lease-duration must be -1 or between 15 and 60.")
+        if state == "breaking":
+            if proposed_id == current:
+                raise errors.lease_is_breaking_and_cannot_be_acquired()
+            raise errors.lease_already_present()
+        if state == "leased" and proposed_id != current:
+            raise errors.lease_already_present()
+        new_id = proposed_id or str(uuid.uuid4())
+        expiry = None if duration == -1 else time.time() + duration
         self._update(
             row,
-            lease_id=lease_id,
-            lease_state=state,
+            lease_id=new_id,
+            lease_state="leased",
             lease_duration=duration,
             lease_expiry=expiry,
-            break_at=break_at,
+            break_at=None,
         )
+        return new_id
 
-    def _lease_result(
-        self, account: str, container: str, blob: str, lease_id: str | None, lease_time: int | None
-    ) -> LeaseResult:
-        return LeaseResult(lease_id, lease_time, self._props(self._row(account, container, blob, None)))
+    def _break(self, row: tuple, state: str, break_period: int | None) -> int:
+        """Break: immediately for an infinite lease without a period, else after min(period, time left).
+
+        Returns the seconds until the lease is broken (x-ms-lease-time).
+        """
+        if break_period is not None and not 0 <= break_period <= 60:
+            raise errors.invalid_header_value("x-ms-lease-break-period must be between 0 and 60.")
+        if state == "available":
+            raise errors.lease_not_present_with_lease_operation()
+        now = time.time()
+        if state in ("expired", "broken"):
+            self._update(row, lease_state="broken", break_at=now)
+            return 0
+        left = row[17] - now if state == "breaking" else None if row[15] == -1 else row[16] - now
+        period = float(break_period if break_period is not None else left or 0)
+        if left is not None:
+            period = min(period, max(left, 0.0))
+        self._update(row, lease_state="breaking", break_at=now + period)
+        return math.ceil(period)
+
+    def _lease_result(self, row: tuple, lease_id: str | None, lease_time: int | None) -> LeaseResult:
+        return LeaseResult(lease_id, lease_time, self._props(self._row(row[0], row[1], row[2], None)))
 
     # -- stored access policies and grant_sas ---------------------------------------------------
     def grant_sas(
@@ -872,7 +870,7 @@ class BlobBackend:
                 "INSERT INTO policies VALUES (?, ?, ?, ?, NULL, ?)",
                 (account, container, policy_id, permissions, expiry.timestamp()),
             )
-        fields = {"sv": SAS_VERSION, "sr": "b", "si": policy_id}
+        fields = {"sv": API_VERSION, "sr": "b", "si": policy_id}
         sig = sign(self.account_key, service_string_to_sign(account, f"/{container}/{blob}", fields))
         query = "&".join(f"{k}={quote(v, safe='')}" for k, v in {**fields, "sig": sig}.items())
         return policy_id, f"{self.base_url}/{account}/{container}/{quote(blob)}?{query}"

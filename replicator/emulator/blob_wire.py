@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from xml.sax.saxutils import escape
 
 from replicator.emulator import errors
-from replicator.emulator.blob_backend import BlobProps, Conditions, ContainerProps, PageRangeList
+from replicator.emulator.blob_backend import API_VERSION, BlobProps, Conditions, ContainerProps, PageRangeList
 
 XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>'
-API_VERSION = "2026-10-06"  # answered when the client sends no x-ms-version
 META = "x-ms-meta-"
 
 

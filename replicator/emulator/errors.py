@@ -1,4 +1,4 @@
-# ruff: noqa: E501 -- Azure's messages are kept verbatim, one factory per line.
+# ruff: noqa: E501 -- Azure's error messages are kept verbatim.
 """Blob-plane errors: one factory per Azure error code, each with Azure's status and message.
 
 Handlers and the backend raise these; blob.py turns them into Azure's XML error body with the
@@ -45,18 +45,8 @@ invalid_query_parameter_value = _factory(
 missing_required_header = _factory(
     400, "MissingRequiredHeader", "An HTTP header that's mandatory for this request is not specified."
 )
-missing_required_query_parameter = _factory(
-    400,
-    "MissingRequiredQueryParameter",
-    "A query parameter that's mandatory for this request is not specified.",
-)
 unsupported_header = _factory(
     400, "UnsupportedHeader", "One of the HTTP headers specified in the request is not supported."
-)
-unsupported_query_parameter = _factory(
-    400,
-    "UnsupportedQueryParameter",
-    "One of the query parameters specified in the request URI is not supported.",
 )
 invalid_input = _factory(400, "InvalidInput", "One of the request inputs is not valid.")
 md5_mismatch = _factory(
@@ -100,9 +90,7 @@ invalid_authentication_info = _factory(
 # 404
 blob_not_found = _factory(404, "BlobNotFound", "The specified blob does not exist.")
 container_not_found = _factory(404, "ContainerNotFound", "The specified container does not exist.")
-resource_not_found = _factory(404, "ResourceNotFound", "The specified resource does not exist.")
 # 409
-blob_already_exists = _factory(409, "BlobAlreadyExists", "The specified blob already exists.")
 container_already_exists = _factory(409, "ContainerAlreadyExists", "The specified container already exists.")
 invalid_blob_type = _factory(409, "InvalidBlobType", "The blob type is invalid for this operation.")
 snapshots_present = _factory(
@@ -158,7 +146,6 @@ lease_id_mismatch_with_blob_operation = _factory(
 lease_not_present_with_blob_operation = _factory(
     412, "LeaseNotPresentWithBlobOperation", "There is currently no lease on the blob."
 )
-lease_lost = _factory(412, "LeaseLost", "A lease ID was specified, but the lease for the blob has expired.")
 # 413, 416
 request_body_too_large = _factory(
     413, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit."

@@ -183,6 +183,11 @@ async def _serve(options: EmulatorOptions) -> int:
     ssl_ctx.load_cert_chain(cert_path, key_path)
     token, account_key = _load_secrets(options.data_dir)
     ctx = EmulatorContext.open(options, access_token=token, account_key=account_key)
+    # Handlers go in before the JSON line is printed: whoever reads it may signal us at once.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -194,10 +199,6 @@ async def _serve(options: EmulatorOptions) -> int:
         if options.env_file is not None:
             options.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         print(json.dumps(env), flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
         await runner.cleanup()

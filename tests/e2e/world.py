@@ -15,8 +15,8 @@ import contextlib
 import hashlib
 import random
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,9 +82,8 @@ class World:
 
     # ------------------------------------------------------------------ source side
     def resource_id(self, kind: str, name: str) -> str:
-        return (
-            f"/subscriptions/{self.subscription}/resourceGroups/{self.rg}/providers/Microsoft.Compute/{kind}/{name}"
-        )
+        group = f"/subscriptions/{self.subscription}/resourceGroups/{self.rg}"
+        return f"{group}/providers/Microsoft.Compute/{kind}/{name}"
 
     def create_disk(self, name: str, gib: int = 1, **extra: Any) -> Disk:
         body = {
@@ -171,7 +170,9 @@ class World:
             items = container.list_blobs(name_starts_with=blob, include=["snapshots", "metadata"])
             return sorted((b for b in items if b.name == blob and b.snapshot), key=lambda b: b.snapshot)
 
-    def assert_restore_point_equals(self, url: str, restore_point: str, snapshot_id: str, *, full: bool = False) -> None:
+    def assert_restore_point_equals(
+        self, url: str, restore_point: str, snapshot_id: str, *, full: bool = False
+    ) -> None:
         """The restore point holds exactly the source snapshot's bytes.
 
         Reads the source snapshot (Read SAS) and the restore point (blob snapshot) through the SDK and
@@ -192,7 +193,8 @@ class World:
                     if want != got:
                         first = next(i for i in range(length) if want[i] != got[i])
                         raise AssertionError(
-                            f"restore point {restore_point} differs from {snapshot_id} at byte {offset + first} "
+                            f"restore point {restore_point} differs from {snapshot_id} "
+                            f"at byte {offset + first} "
                             f"(sha256 {_digest(got)} != {_digest(want)})"
                         )
 

@@ -254,3 +254,45 @@ def test_conditional_headers(page_blob: BlobClient) -> None:
         )
     assert exc.value.status_code == 304
     assert page_blob.get_blob_properties(if_modified_since=past).size == 64 * P
+
+
+def test_downloads_empty_sparse_and_md5_validated(container: ContainerClient) -> None:
+    empty = container.get_blob_client("empty")
+    empty.create_page_blob(0)
+    assert empty.download_blob().readall() == b""
+    sparse = container.get_blob_client("sparse")
+    sparse.create_page_blob(40 * 1024 * 1024)  # over the SDK's first 32 MiB GET: chunked download
+    sparse.upload_page(b"z" * P, offset=40 * 1024 * 1024 - P, length=P)
+    data = sparse.download_blob(max_concurrency=2).readall()
+    assert len(data) == 40 * 1024 * 1024 and data.endswith(b"z" * P) and data.count(b"z") == P
+    part = sparse.download_blob(offset=40 * 1024 * 1024 - 2 * P, length=2 * P, validate_content=True)
+    assert part.readall() == bytes(P) + b"z" * P
+    with pytest.raises(HttpResponseError) as exc:
+        sparse.download_blob(offset=40 * 1024 * 1024, length=P)
+    assert (exc.value.status_code, exc.value.error_code) == (416, "InvalidRange")
+
+
+def test_unsupported_operations_are_refused_loudly(
+    page_blob: BlobClient, emulator_env: dict[str, str]
+) -> None:
+    headers = {
+        "Authorization": f"Bearer {emulator_env['REPLICATOR_ACCESS_TOKEN']}",
+        "x-ms-version": "2026-10-06",
+    }
+    verify = emulator_env["SSL_CERT_FILE"]
+    answer = requests.put(page_blob.url + "?comp=appendblock", headers=headers, verify=verify, timeout=10)
+    assert (answer.status_code, answer.headers["x-ms-error-code"]) == (501, "NotImplemented")
+    answer = requests.post(page_blob.url, headers=headers, verify=verify, timeout=10)
+    assert (answer.status_code, answer.headers["x-ms-error-code"]) == (405, "UnsupportedHttpVerb")
+    answer = requests.put(
+        page_blob.url + "?comp=page",
+        headers={
+            **headers,
+            "x-ms-page-write": "clear",
+            "x-ms-range": "bytes=0-511",
+            "x-ms-if-sequence-number-le": "3",
+        },
+        verify=verify,
+        timeout=10,
+    )
+    assert (answer.status_code, answer.headers["x-ms-error-code"]) == (400, "UnsupportedHeader")

@@ -7,11 +7,13 @@ REPLICATOR_ACCESS_TOKEN, SSL_CERT_FILE), so they describe Azure's behaviour as m
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from azure.core.exceptions import HttpResponseError
@@ -19,10 +21,11 @@ from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.storage.blob.aio import BlobClient
 
 from replicator import credentials
-from replicator.errors import ReplicationError, UserError
+from replicator import source as source_module
+from replicator.emulator.process import EmulatorProcess
+from replicator.errors import LimitError, ReplicationError, UserError
 from replicator.ranges import Change
 from replicator.source import ArmSource, DiffNotPossible, list_changes, snapshot_blob_size
-from tests.emulator_process import EmulatorProcess
 
 GiB = 1 << 30
 PAGE = 512
@@ -97,7 +100,7 @@ class Setup:
     async def write(
         self, disk: str, writes: Iterable[tuple[int, bytes]], clears: Iterable[tuple[int, int]] = ()
     ) -> None:
-        """Pages through a Write SAS on the disk, then revoke it (a snapshot needs the disk unexported)."""
+        """Writes and clears pages through a Write SAS on the disk, then revokes the SAS."""
         poller = await self.client.disks.begin_grant_access(
             self.group, disk, {"access": "Write", "durationInSeconds": 600}
         )
@@ -139,7 +142,7 @@ def pages(changes: Iterable[Change]) -> dict[int, bool]:
 
 
 async def listed(
-    current: Any, base: Any, *, end: int, window: int = 1 << 20, page_size: int | None = None
+    current: Any, base: Any, *, end: int, window: int = 64 << 20, page_size: int | None = None
 ) -> list[Change]:
     return [
         c async for c in list_changes(current, base, start=0, end=end, window=window, page_size=page_size)
@@ -159,6 +162,9 @@ async def test_resolve_a_disk_lists_its_incremental_snapshots_oldest_first(
     s2 = await setup.snapshot(disk_id, "s-a")  # newer, though its name sorts first
     await setup.snapshot(disk_id, "full", incremental=False)
     await setup.snapshot(other_id, "of-other")
+    third_id = await setup.disk("third")
+    for i in range(12):  # names that list first: the disk's snapshots come after a nextLink
+        await setup.snapshot(other_id if i % 2 else third_id, f"a-fill-{i:02}")
     elsewhere = f"{setup.group}-backups"
     s3 = await setup.snapshot(disk_id, "kept-elsewhere", group=elsewhere)
 
@@ -254,11 +260,8 @@ async def test_diff_listing_yields_exactly_the_pages_written_and_cleared(
     await setup.snapshot(disk_id, "s1")
     await setup.write(
         "data",
-        [
-            (8192, b"d" * 512),
-            (64 * 1024, b"b" * 512),
-            (3 * (1 << 20) - 512, b"e" * 1024),
-        ],  # spans a window edge
+        # the last write spans the edge of the first 64 MiB listing window
+        [(8192, b"d" * 512), (64 * 1024, b"b" * 512), ((64 << 20) - 512, b"e" * 1024)],
         clears=[(0, 1024), (GiB - 4096, 4096)],
     )
     await setup.snapshot(disk_id, "s2")
@@ -270,21 +273,27 @@ async def test_diff_listing_yields_exactly_the_pages_written_and_cleared(
         diff = await listed(current, base, end=end, page_size=2)
         full = await listed(current, None, end=end)
 
-    expected_diff = {16: False, 128: False, 6143: False, 6144: False, 0: True, 1: True}
+    expected_diff = {16: False, 128: False, 131071: False, 131072: False, 0: True, 1: True}
     expected_diff |= {(GiB - 4096) // PAGE + i: True for i in range(8)}
     assert pages(diff) == expected_diff
     assert [c.range.start for c in diff] == sorted(c.range.start for c in diff)
 
-    expected_full = {
-        p: False for p in [*range(2, 8), 16, 128, 129, 6143, 6144, GiB // PAGE]
-    }  # GiB // PAGE: footer
-    assert pages(full) == expected_full
+    footer = GiB // PAGE
+    assert pages(full) == dict.fromkeys([*range(2, 8), 16, 128, 129, 131071, 131072, footer], False)
 
 
 async def test_listing_follows_every_marker_of_a_small_page_service(
     fresh_emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proc: EmulatorProcess = fresh_emulator("--max-page-ranges", "3")
+    requests = [0]
+    real_call = source_module._SasCaller.call
+
+    async def counting_call(self: Any, what: str, request: Any) -> Any:
+        requests[0] += 1
+        return await real_call(self, what, request)
+
+    monkeypatch.setattr(source_module._SasCaller, "call", counting_call)
     for key, value in proc.env.items():
         monkeypatch.setenv(key, value)
     config = config_from_env()
@@ -308,14 +317,16 @@ async def test_listing_follows_every_marker_of_a_small_page_service(
         await setup.snapshot(disk_id, "s2")
         _, (s1, s2) = await source.resolve(disk_id)
         async with source.grant(s2) as current, source.grant(s1) as base:
-            full = await listed(current, None, end=GiB + PAGE, window=GiB)  # one window, 14 pages of 3
-            diff = await listed(
-                current, base, end=GiB + PAGE, window=64 * 1024
-            )  # several windows, markers in each
+            # dozens of ranges in one window: answers of 3 ranges, each after a NextMarker
+            full = await listed(current, None, end=GiB + PAGE, window=GiB)
+            full_requests, requests[0] = requests[0], 0
+            # eight windows, several answers in most of them
+            diff = await listed(current, base, end=512 * 1024, window=64 * 1024)
     await cred.close()
-    assert pages(full) == {i * 16: False for i in range(40)} | {
-        i * 16 + 8: False for i in range(0, 40, 3)
-    } | {GiB // PAGE: False}
+    assert full_requests >= len(full) // 3 + 1  # (+1: the footer's window)
+    assert requests[0] >= len(diff) // 3
+    valid = {i * 16 for i in range(40) if i != 5} | {i * 16 + 8 for i in range(0, 40, 3)} | {GiB // PAGE}
+    assert pages(full) == dict.fromkeys(valid, False)  # page 80 (i = 5) was cleared in s2
     assert pages(diff) == {i * 16 + 8: False for i in range(0, 40, 3)} | {80: True}
 
 
@@ -398,3 +409,54 @@ async def test_snapshot_errors_never_show_the_sas(arm: tuple[ArmSource, Setup]) 
             await listed(current, base, end=GiB + PAGE, window=GiB)
     assert not isinstance(caught.value, DiffNotPossible)
     assert "sig=" not in str(caught.value) and "sig%3D" not in str(caught.value)
+
+
+async def test_waits_for_a_family_slot_held_by_other_processes_then_gives_up(
+    arm: tuple[ArmSource, Setup], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(source_module, "FAMILY_RETRY_BACKOFF_SECONDS", 0.1)
+    arm_source, setup = arm
+    disk_id = await setup.disk("busy")
+    for i in range(6):
+        await setup.snapshot(disk_id, f"s{i}")
+    _, snaps = await arm_source.resolve(disk_id)
+    others = [s.name for s in snaps[:5]]
+    for name in others:  # another process holds all five SAS slots of the family
+        poller = await setup.client.snapshots.begin_grant_access(
+            setup.group, name, {"access": "Read", "durationInSeconds": 600}
+        )
+        await poller.result()
+
+    short = await ArmSource.open(config_from_env(sas_wait_seconds=1.0))
+    async with short:
+        with pytest.raises(LimitError, match="five per family"):
+            async with short.grant(snaps[5]):
+                pytest.fail("granted beyond the family limit")
+
+    async def release_one_later() -> None:
+        await asyncio.sleep(0.5)
+        await (await setup.client.snapshots.begin_revoke_access(setup.group, others[0])).result()
+
+    release = asyncio.create_task(release_one_later())
+    async with arm_source.grant(snaps[5]) as grant:
+        assert await _sas_works(await grant.url())
+    await release
+
+
+async def test_no_sas_reaches_the_logs(
+    arm: tuple[ArmSource, Setup], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    source, setup = arm
+    disk_id = await setup.disk("logged")
+    await setup.snapshot(disk_id, "s1")
+    await setup.snapshot(disk_id, "s2")
+    _, (s1, s2) = await source.resolve(disk_id)
+    async with source.grant(s2) as current, source.grant(s1) as base:
+        signatures = [parse_qs(urlsplit(await g.url()).query)["sig"][0] for g in (current, base)]
+        await listed(current, base, end=GiB + PAGE, window=GiB)
+        await snapshot_blob_size(current)
+    assert caplog.records  # the SDKs did log the requests
+    for signature in signatures:
+        assert signature not in caplog.text
+        assert quote(signature, safe="") not in caplog.text

@@ -6,12 +6,13 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replicator.emulator import errors
+from replicator.emulator import blob_backend, errors
 from replicator.emulator.blob_backend import TIB, BlobBackend, SnapshotRef
 
 P = 512
@@ -260,3 +261,34 @@ def _run_against_model(backend: BlobBackend, ops: list[tuple], limit: int) -> No
         for newer, newer_size, _, newer_epoch in model.snapshots[i + 1 :]:
             got = ranges(backend, snapshot=newer, previous=snap, limit=limit)
             assert got == model.diff(newer_size, newer_epoch, epoch)
+
+
+def test_lease_expiry_and_breaking(backend: BlobBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1_000_000.0]
+    monkeypatch.setattr(blob_backend, "time", SimpleNamespace(time=lambda: now[0], time_ns=time.time_ns))
+    backend.create_page_blob("acct", "c", "b", 8 * P)
+    lease = backend.lease("acct", "c", "b", "acquire", duration=15).lease_id
+    now[0] += 16  # a fixed lease expires: writes without it work again, the old ID no longer counts
+    assert backend.get_properties("acct", "c", "b").lease.state == "expired"
+    backend.write_pages("acct", "c", "b", 0, b"x" * P)
+    with pytest.raises(errors.BlobError) as exc:
+        backend.write_pages("acct", "c", "b", 0, b"x" * P, lease_id=lease)
+    assert exc.value.code == "LeaseNotPresentWithBlobOperation"
+    backend.lease("acct", "c", "b", "renew", lease_id=lease)  # an expired lease can be renewed
+    assert backend.lease("acct", "c", "b", "break", break_period=30).lease_time == 15  # min(period, left)
+    assert backend.get_properties("acct", "c", "b").lease.state == "breaking"
+    with pytest.raises(errors.BlobError) as exc:
+        backend.write_pages("acct", "c", "b", 0, b"x" * P)
+    assert exc.value.code == "LeaseIdMissing"  # still locked while breaking
+    with pytest.raises(errors.BlobError) as exc:
+        backend.lease("acct", "c", "b", "change", lease_id=lease, proposed_id="other")
+    assert exc.value.code == "LeaseIsBreakingAndCannotBeChanged"
+    with pytest.raises(errors.BlobError) as exc:
+        backend.lease("acct", "c", "b", "acquire", duration=-1)
+    assert exc.value.code == "LeaseAlreadyPresent"
+    now[0] += 15
+    assert backend.get_properties("acct", "c", "b").lease.state == "broken"
+    assert backend.lease("acct", "c", "b", "acquire", duration=-1).lease_id != lease
+    with pytest.raises(errors.BlobError) as exc:
+        backend.lease("acct", "c", "b", "release", lease_id=lease)
+    assert exc.value.code == "LeaseIdMismatchWithLeaseOperation"

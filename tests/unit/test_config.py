@@ -28,7 +28,8 @@ def test_flag_wins_over_environment_and_environment_fills_the_rest() -> None:
 
 
 def test_source_and_target_from_environment() -> None:
-    config = load([], env={"REPLICATOR_SOURCE": DISK, "REPLICATOR_TARGET": TARGET, "AZURE_SUBSCRIPTION_ID": "x"})
+    env = {"REPLICATOR_SOURCE": DISK, "REPLICATOR_TARGET": TARGET, "AZURE_SUBSCRIPTION_ID": "x"}
+    config = load([], env=env)
     assert (config.source, config.target, config.subscription_id) == (DISK, TARGET, "x")
 
 
@@ -61,7 +62,7 @@ def test_malformed_source_id_is_refused() -> None:
 
 
 def test_bad_boolean_variable() -> None:
-    with pytest.raises(UserError, match="--plan must be true or false; got 'maybe'."):
+    with pytest.raises(UserError, match=r"--plan must be true or false; got 'maybe'\."):
         load(BASE, env={"REPLICATOR_PLAN": "maybe"})
 
 

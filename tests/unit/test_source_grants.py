@@ -279,3 +279,28 @@ def test_classifies_the_family_limit() -> None:
     )
     assert not source.is_family_sas_limit(arm_error(500, "InternalError", "SAS family limit"))
     assert not source.is_family_sas_limit(RuntimeError("SAS family limit"))
+
+
+async def test_limit_error_when_this_process_holds_the_family_for_too_long(fake: FakeSnapshots) -> None:
+    arm = await ArmSource.open(FakeConfig(sas_wait_seconds=0.3))
+    arm._clients[SUB] = SimpleNamespace(snapshots=fake)  # type: ignore[assignment]
+    release = asyncio.Event()
+    holding = 0
+
+    async def hold(name: str) -> None:
+        nonlocal holding
+        async with arm.grant(snapshot(name)):
+            holding += 1
+            await release.wait()
+
+    holders = [asyncio.create_task(hold(f"s{i}")) for i in range(5)]
+    while holding < 5:
+        await asyncio.sleep(0.01)
+    with pytest.raises(LimitError, match="in this process"):
+        async with arm.grant(snapshot("s5")):
+            pytest.fail("must not enter")
+    assert len(fake.grants) == 5  # the sixth never reached ARM
+    release.set()
+    await asyncio.gather(*holders)
+    async with arm.grant(snapshot("s5")):  # the budget is whole again
+        assert fake.active == {"s5"}

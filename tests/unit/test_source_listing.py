@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from replicator import source
 from replicator.errors import ReplicationError
@@ -200,3 +202,29 @@ async def test_out_of_order_answers_fail(blob: FakePageBlob) -> None:
     blob.items = [(2 * KiB, 3 * KiB - 1, False), (0, 511, False)]
     with pytest.raises(ReplicationError, match="after offset"):
         await collect(FakeGrant("new"), None, start=0, end=4 * KiB, window=4 * KiB, page_size=1)
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 8), st.integers(0, 3), st.booleans()), max_size=30),
+    st.integers(0, 60),
+    st.integers(1, 60),
+)
+def test_page_changes_merges_both_lists_in_order_and_clips_to_the_window(
+    spans: list[tuple[int, int, bool]], window_start: int, window_pages: int
+) -> None:
+    items, pos = [], 0  # disjoint page-aligned ranges: (start, end_inclusive, clear)
+    for length, gap, clear in spans:
+        start = (pos + gap) * 512
+        items.append((start, start + length * 512 - 1, clear))
+        pos += gap + length
+    page = SimpleNamespace(
+        page_range=[SimpleNamespace(start=s, end=e) for s, e, c in items if not c],
+        clear_range=[SimpleNamespace(start=s, end=e) for s, e, c in items if c],
+    )
+    window = Range(window_start * 512, (window_start + window_pages) * 512)
+    expected = [
+        Change(Range(max(s, window.start), min(e + 1, window.end)), c)
+        for s, e, c in items
+        if max(s, window.start) < min(e + 1, window.end)
+    ]
+    assert list(source._page_changes(page, window)) == expected

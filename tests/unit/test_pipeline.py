@@ -1,0 +1,231 @@
+"""Pipeline logic with in-test fakes: base choice, the streamed planner, the worker pool, retries."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+from tenacity import RetryCallState
+
+from replicator import pipeline, ranges
+from replicator.config import load
+from replicator.errors import ReplicationError
+from replicator.ranges import Change, Range
+from replicator.source import SnapshotInfo
+from replicator.target import InProgress, SnapshotRef, State
+
+SUB = "00000000-0000-0000-0000-000000000001"
+DISK = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/disks/d"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+GiB = 1024**3
+
+
+def snap(n: int, size: int = GiB) -> SnapshotInfo:
+    return SnapshotInfo(
+        id=f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/snapshots/s{n}",
+        name=f"s{n}", unique_id=f"u{n}", family_id="f", time_created=T0 + timedelta(hours=n),
+        size_bytes=size, logical_sector_size=512, incremental=True, completion_percent=None,
+        source_resource_id=DISK, source_unique_id="disk-u",
+    )  # fmt: skip
+
+
+def ref(s: SnapshotInfo) -> SnapshotRef:
+    return SnapshotRef(s.id, s.unique_id, s.time_created.isoformat(), s.name)
+
+
+class FakeSource:
+    def __init__(self, *alive: SnapshotInfo) -> None:
+        self.alive = {s.id: s for s in alive}
+
+    async def get_snapshot(self, snapshot_id: str) -> SnapshotInfo | None:
+        return self.alive.get(snapshot_id)
+
+
+IDENTITY = pipeline.DiskIdentity(DISK, "disk-u")
+
+
+def config(*extra: str):
+    return load(["--source", DISK, "--target", "https://a.blob.core.windows.net/c/b", *extra], env={})
+
+
+async def jobs(state: State, snaps: list[SnapshotInfo], *extra: str, alive=None) -> list[tuple]:
+    source = FakeSource(*(snaps if alive is None else alive))
+    chosen = await pipeline.choose_jobs(source, config(*extra), state, IDENTITY, snaps)  # type: ignore[arg-type]
+    return [(j.snapshot.name, j.base.name if j.base else None, j.reason, j.checkpoint) for j in chosen]
+
+
+def done(last: SnapshotInfo, **kw) -> State:
+    return State(DISK, "disk-u", ref(last), "rp", **kw)
+
+
+async def test_first_run_is_full_then_a_chain_of_diffs() -> None:
+    s1, s2, s3 = snap(1), snap(2), snap(3)
+    assert await jobs(State(), [s1, s2]) == [
+        ("s1", None, "the target has no restore point", 0),
+        ("s2", "s1", "diff from s1", 0),
+    ]
+    assert await jobs(done(s1), [s1, s2, s3]) == [
+        ("s2", "s1", "diff from s1", 0),
+        ("s3", "s2", "diff from s2", 0),
+    ]
+    assert await jobs(done(s3), [s1, s2, s3]) == []
+
+
+async def test_latest_only_diffs_from_the_last_restore_point() -> None:
+    s1, s2, s3 = snap(1), snap(2), snap(3)
+    assert await jobs(done(s1), [s1, s2, s3], "--latest-only") == [("s3", "s1", "diff from s1", 0)]
+
+
+async def test_deleted_base_and_recreated_disk_mean_full_copies() -> None:
+    s1, s2 = snap(1), snap(2)
+    deleted = await jobs(done(s1), [s2], alive=[s2])
+    assert deleted == [("s2", None, "the base snapshot s1 of the last restore point no longer exists", 0)]
+    recreated = replace(done(s1), disk_unique_id="other")
+    assert (await jobs(recreated, [s1, s2]))[0][1:3] == (
+        None,
+        "the source disk was recreated (its uniqueId differs from the target's)",
+    )
+
+
+async def test_resize_across_4tib_is_full() -> None:
+    s1, s2 = snap(1, 4 * 1024 * GiB), snap(2, 4 * 1024 * GiB + GiB)
+    assert (await jobs(done(s1), [s1, s2]))[0][1:3] == (None, "the disk was resized across 4 TiB since s1")
+    s3 = snap(3, 4 * 1024 * GiB + 2 * GiB)
+    chain = await jobs(State(), [s1, s2, s3])
+    assert [j[1] for j in chain] == [None, None, "s2"]
+
+
+async def test_interrupted_job_resumes_from_its_checkpoint_with_its_base() -> None:
+    s1, s2 = snap(1), snap(2)
+    state = done(s1, in_progress=InProgress(ref(s2), s1.id, "diff", "diff from s1", 8 * 1024 * 1024))
+    assert await jobs(state, [s1, s2]) == [("s2", "s1", "diff from s1", 8 * 1024 * 1024)]
+
+
+async def test_interrupted_job_of_another_snapshot_forces_full() -> None:
+    s1, s2, s3 = snap(1), snap(2), snap(3)
+    state = done(s1, in_progress=InProgress(ref(s2), s1.id, "diff", "diff from s1", 4096))
+    assert (await jobs(state, [s1, s2, s3], "--latest-only"))[0] == (
+        "s3",
+        None,
+        "an interrupted replication of s2 left the target partly written",
+        0,
+    )
+
+
+def test_check_source_refuses_other_disk_and_oversized() -> None:
+    from replicator.errors import UserError
+
+    other = replace(done(snap(1)), disk_id=DISK.replace("disks/d", "disks/other"))
+    with pytest.raises(UserError, match="use another target blob"):
+        pipeline.check_source(config(), other, IDENTITY, [snap(1)])
+    with pytest.raises(UserError, match="at most 8 TiB"):
+        pipeline.check_source(config(), State(), IDENTITY, [snap(1, 8 * 1024 * GiB)])
+
+
+# ---------------------------------------------------------------- streamed planning
+
+
+def runner(window: int = 64 * 1024 * 1024) -> pipeline.JobRunner:
+    cfg = config("--list-window", str(window))
+    return pipeline.JobRunner(cfg, None, None, None, None)  # type: ignore[arg-type]
+
+
+def fake_listing(monkeypatch: pytest.MonkeyPatch, changes: list[Change]) -> list[tuple[int, int]]:
+    calls: list[tuple[int, int]] = []
+
+    async def list_changes(current, base, *, start, end, window, page_size):
+        calls.append((start, end))
+        for change in changes:
+            if change.range.end > start:
+                yield change
+
+    monkeypatch.setattr(pipeline, "list_changes", list_changes)
+    monkeypatch.setattr(pipeline, "PLAN_BATCH", 2)  # batch edges everywhere
+    return calls
+
+
+async def collect(it) -> list[ranges.Op]:
+    return [op async for op in it]
+
+
+async def test_batched_plan_equals_whole_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    M = 1024 * 1024
+    spans = [(0, 512, False), (512, 9 * M, False), (9 * M, 9 * M + 4096, True), (10 * M, 11 * M, False)]
+    changes = [Change(Range(a, b), c) for a, b, c in [*spans, (11 * M, 12 * M, False)]]
+    fake_listing(monkeypatch, changes)
+    job = pipeline.Job(snap(2), snap(1), "diff")
+    got = await collect(runner().planned_ops(job, None, object(), 16 * M, blank_target=False))  # type: ignore[arg-type]
+    assert got == list(ranges.plan(changes))
+
+
+async def test_full_copy_clears_gaps_unless_the_target_is_blank(monkeypatch: pytest.MonkeyPatch) -> None:
+    M = 1024 * 1024
+    fake_listing(monkeypatch, [Change(Range(M, 2 * M), False), Change(Range(5 * M, 6 * M), False)])
+    job = pipeline.Job(snap(1), None, "full")
+    full = await collect(runner().planned_ops(job, None, None, 8 * M, blank_target=False))  # type: ignore[arg-type]
+    assert [(o.kind, o.range.start, o.range.end) for o in full] == [
+        ("clear", 0, M),
+        ("copy", M, 2 * M),
+        ("clear", 2 * M, 5 * M),
+        ("copy", 5 * M, 6 * M),
+        ("clear", 6 * M, 8 * M),
+    ]
+    blank = await collect(runner().planned_ops(job, None, None, 8 * M, blank_target=True))  # type: ignore[arg-type]
+    assert [o.kind for o in blank] == ["copy", "copy"]
+
+
+async def test_resume_lists_from_the_checkpoint_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    M = 1024 * 1024
+    calls = fake_listing(monkeypatch, [Change(Range(M, 2 * M), False), Change(Range(70 * M, 71 * M), False)])
+    job = pipeline.Job(snap(1), None, "full", checkpoint=66 * M)
+    ops = await collect(runner(64 * M).planned_ops(job, None, None, 128 * M, blank_target=False))  # type: ignore[arg-type]
+    assert calls == [(64 * M, 128 * M)]
+    assert ops[0] == ranges.Op("clear", Range(64 * M, 70 * M))
+
+
+# ---------------------------------------------------------------- pool and retries
+
+
+async def test_pool_failure_cancels_the_other_workers() -> None:
+    started: list[int] = []
+    cancelled: list[int] = []
+
+    async def ops():
+        for i in range(100):
+            yield ranges.Op("copy", Range(i * 512, (i + 1) * 512))
+
+    async def work(op: ranges.Op) -> None:
+        started.append(op.range.start)
+        if op.range.start == 512 * 3:
+            raise ReplicationError("boom")
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(op.range.start)
+            raise
+
+    with pytest.raises(ReplicationError, match="boom"):
+        await asyncio.wait_for(pipeline.run_pool(ops(), 4, 8, work), 5)
+    assert len(started) == 4 and len(cancelled) == 3
+
+
+def test_backoff_honours_retry_after() -> None:
+    response = SimpleNamespace(headers={"Retry-After": "7"})
+    exc = SimpleNamespace(response=response)
+    state = SimpleNamespace(attempt_number=1, outcome=SimpleNamespace(exception=lambda: exc))
+    assert pipeline._backoff(state) == 7.0  # type: ignore[arg-type]
+    state.outcome = SimpleNamespace(exception=lambda: ValueError())
+    assert 0 <= pipeline._backoff(state) <= 0.5  # type: ignore[arg-type]
+    assert isinstance(state, SimpleNamespace) and RetryCallState
+
+
+async def test_throttle_paces_bytes() -> None:
+    throttle = pipeline.Throttle(1024 * 1024)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for _ in range(3):
+        await throttle.take(100 * 1024)
+    assert loop.time() - start >= 0.18
