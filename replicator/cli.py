@@ -200,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         from replicator.emulator.server import main as emulator_main
 
         return emulator_main(args[1:])
+    if args and args[0] == "demo":
+        from replicator.demo import main as demo_main
+
+        return demo_main(args[1:])
     try:
         return replicate_main(args)
     except SystemExit as exit_:  # argparse --help

@@ -49,6 +49,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobType
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient, ExponentialRetry
 
+from replicator.blobio import read_range
 from replicator.config import Config
 from replicator.credentials import async_credential, transport_kwargs
 from replicator.errors import LockedError, ReplicationError, UserError
@@ -422,8 +423,7 @@ class PageBlobTarget:
     async def read(self, r: Range, snapshot: str | None = None) -> bytes:
         """The bytes of `r` of the base blob, or of restore point `snapshot`."""
         if snapshot is None:
-            stream = await self._blob.download_blob(offset=r.start, length=r.length)
-            return await stream.readall()
+            return await read_range(self._blob, r)
         async with BlobClient(
             self.url.account_url,
             self.url.container,
@@ -432,8 +432,7 @@ class PageBlobTarget:
             credential=self._credential,
             **client_kwargs(),
         ) as client:
-            stream = await client.download_blob(offset=r.start, length=r.length)
-            return await stream.readall()
+            return await read_range(client, r)
 
 
 class SasBlobReader:
@@ -454,10 +453,7 @@ class SasBlobReader:
         return self._clients[-1]
 
     async def read(self, url: str, r: Range) -> bytes:
-        stream = await self._client_for(url).download_blob(
-            offset=r.start, length=r.length, retry_total=0, max_concurrency=1, validate_content=True
-        )
-        return await stream.readall()
+        return await read_range(self._client_for(url), r, md5=True, retry_total=0)
 
     async def aclose(self) -> None:
         for client in self._clients:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from azure.storage.blob.aio import BlobClient
 
+from replicator.blobio import read_range
 from replicator.ranges import MAX_WRITE, Range, from_azure, union, windows
 
 VERIFY_WINDOW = 256 * 1024**3
@@ -56,11 +57,6 @@ async def valid_ranges(client: BlobClient, start: int, end: int) -> list[Range]:
     return found
 
 
-async def _read(client: BlobClient, r: Range) -> bytes:
-    downloader = await client.download_blob(offset=r.start, length=r.length, max_concurrency=1)
-    return await downloader.readall()
-
-
 def _chunks(regions: Iterable[Range], chunk: int) -> Iterable[Range]:
     for region in regions:
         for pos in range(region.start, region.end, chunk):
@@ -83,7 +79,7 @@ async def compare_regions(
     async def one(r: Range) -> None:
         nonlocal compared
         async with semaphore:
-            a, b = await asyncio.gather(_read(expected, r), _read(actual, r))
+            a, b = await asyncio.gather(read_range(expected, r), read_range(actual, r))
         if a != b:
             offset = next(
                 (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))

@@ -1,1 +1,1 @@
-"""A local emulator of the Azure surface the replicator uses: ARM Microsoft.Compute and the blob data plane."""
+"""A local emulator of the Azure surface the replicator uses: ARM Microsoft.Compute and the blob plane."""
