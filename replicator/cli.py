@@ -10,6 +10,7 @@ that leaves the process goes through replicator.redact.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import sys
@@ -193,17 +194,19 @@ def replicate_main(args: list[str]) -> int:
     return EXIT_OK
 
 
+SUBCOMMANDS = {
+    # name: module whose `main(argv: list[str]) -> int` runs it; imported only when used.
+    "emulator": "replicator.emulator.server",
+    "demo": "replicator.demo",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch `replicate <subcommand>`; the main call is `replicate --source S --target T`."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if args and args[0] == "emulator":
-        from replicator.emulator.server import main as emulator_main
-
-        return emulator_main(args[1:])
-    if args and args[0] == "demo":
-        from replicator.demo import main as demo_main
-
-        return demo_main(args[1:])
+    if args and args[0] in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[args[0]])
+        return module.main(args[1:])
     try:
         return replicate_main(args)
     except SystemExit as exit_:  # argparse --help
