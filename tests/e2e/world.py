@@ -158,7 +158,9 @@ class World:
         return f"{self.env['REPLICATOR_BLOB_ENDPOINT'].rstrip('/')}/{self.account}/{container}/{blob}"
 
     def target(self, url: str, snapshot: str | None = None) -> BlobClient:
-        return BlobClient.from_blob_url(url, credential=self.credential, snapshot=snapshot)
+        # A target URL carrying a SAS (Azurite, or a SAS-scoped target) authorises itself.
+        credential = None if "sig=" in url else self.credential
+        return BlobClient.from_blob_url(url, credential=credential, snapshot=snapshot)
 
     def container(self, url: str) -> ContainerClient:
         account_url, container, _ = url.rsplit("/", 2)
