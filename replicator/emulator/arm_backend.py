@@ -11,7 +11,7 @@ them out behind a managed-disk SAS:
 - a full snapshot is a copy-on-write copy (its own lineage).
 
 Every refusal is an `ArmError` from arm_errors. Limits are an `ArmLimits` so tests can shrink them.
-Not faithful (see docs/emulator_arm.md): operations finish at once, there are no VMs (disks are
+Not faithful (see docs/emulator.md): operations finish at once, there are no VMs (disks are
 never attached), resource groups exist implicitly.
 """
 

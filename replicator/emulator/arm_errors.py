@@ -1,7 +1,7 @@
 """ARM errors of the emulated Microsoft.Compute surface: one factory per error code.
 
 Every refusal of the ARM surface is an `ArmError` built here, so codes and messages live in one
-place and docs/emulator_arm.md can list them. The wire shape is ARM's
+place and docs/emulator.md can list them. The wire shape is ARM's
 `{"error": {"code": ..., "message": ..., "target": ...}}`. Messages name resources by ARM ID and
 never carry a SAS or a token.
 """
@@ -145,7 +145,7 @@ def full_snapshot_of_v2_disk(disk_id: str, sku: str) -> ArmError:
     )
 
 
-# --- service limits (documented in docs/emulator_arm.md) -------------------------------------
+# --- service limits (documented in docs/emulator.md) -------------------------------------
 
 
 def sas_family_limit(snapshot_id: str, family_id: str, limit: int) -> ArmError:
