@@ -54,6 +54,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from replicator import arm_ids, ranges
+from replicator.budget import Budget
 from replicator.config import Config
 from replicator.errors import ReplicationError, ReplicatorError, UserError
 from replicator.progress import Progress, RunResult, SnapshotResult
@@ -391,6 +392,7 @@ class JobRunner:
         target: PageBlobTarget,
         reader: SasBlobReader,
         progress: Progress,
+        budget: Budget | None = None,
     ) -> None:
         self.config, self.source, self.target, self.reader, self.progress = (
             config,
@@ -399,6 +401,7 @@ class JobRunner:
             reader,
             progress,
         )
+        self.budget = budget or Budget(None)
 
     @contextlib.asynccontextmanager
     async def grants(self, job: Job) -> AsyncIterator[tuple[Grant, Grant | None]]:
@@ -552,6 +555,8 @@ class JobRunner:
                 if op.range.end <= job.checkpoint:
                     self.progress.on_skipped(op.range.length)
                     continue
+                if self.budget.expired():  # stop feeding; what is in flight drains
+                    return
                 self.progress.on_planned(*_op_bytes(op))
                 watermark.issued(op.range)
                 yield op
@@ -578,16 +583,23 @@ class JobRunner:
                         log.warning("could not save the checkpoint: %s", redact(str(exc.status_code)))
 
         checkpointer = asyncio.create_task(checkpoints(), name="checkpointer")
+        hard_stop = asyncio.timeout_at(self.budget.hard_deadline())
         try:
-            await run_pool(issue(), self.config.concurrency, self.config.queue_depth, work)
+            async with hard_stop:
+                await run_pool(issue(), self.config.concurrency, self.config.queue_depth, work)
         except ReplicatorError:
             raise
         except Exception as exc:
-            raise _failure(job, exc) from exc
+            if not hard_stop.expired():
+                raise _failure(job, exc) from exc
         finally:
             checkpointer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await checkpointer
+        if self.budget.expired():
+            low = max(job.checkpoint, watermark.low())
+            await self.target.write_state(replace(state, in_progress=replace(in_progress, checkpoint=low)))
+            raise self.budget.incomplete(f"at offset {low} of {job.snapshot.name}")
 
     async def _verify(
         self, job: Job, current: Grant, base: Grant | None, size: int, restore_point: str, copier: Copier
@@ -716,9 +728,16 @@ async def _adopt_lost_commit(target: PageBlobTarget, state: State) -> State:
     return replace(state, last=progress.snapshot, last_restore_point=latest.id, in_progress=None)
 
 
-async def replicate(config: Config, progress: Progress | None = None) -> RunResult:
-    """Replicate `config.source` into `config.target` (or, with `config.plan`, only say what it would do)."""
+async def replicate(
+    config: Config, progress: Progress | None = None, budget: Budget | None = None
+) -> RunResult:
+    """Replicate `config.source` into `config.target` (or, with `config.plan`, only say what it would do).
+
+    `budget` (default: from `config.time_budget_seconds`) ends the run with IncompleteError, checkpoint
+    saved, before it runs out.
+    """
     progress = progress or Progress()
+    budget = budget or Budget(config.time_budget_seconds)
     async with PageBlobTarget(config) as target:
         run = RunResult(config.source, target.url.display)
         progress.on_message(f"inspecting {target.url.display}")
@@ -732,7 +751,7 @@ async def replicate(config: Config, progress: Progress | None = None) -> RunResu
                 return run
             identity = _disk_identity(disk, snaps)
             check_source(config, inspection.state, identity, snaps)
-            runner = JobRunner(config, source, target, reader, progress)
+            runner = JobRunner(config, source, target, reader, progress, budget)
             if config.plan:
                 jobs = await choose_jobs(source, config, inspection.state, identity, snaps)
                 for i, job in enumerate(jobs, 1):
@@ -748,6 +767,8 @@ async def replicate(config: Config, progress: Progress | None = None) -> RunResu
                     await target.write_state(state)
                 jobs = await choose_jobs(source, config, state, identity, snaps)
                 for i, job in enumerate(jobs, 1):
+                    if budget.expired():
+                        raise budget.incomplete(f"before {job.snapshot.name}")
                     result, state = await runner.run(
                         job, state, identity, i, len(jobs), fresh=fresh and i == 1
                     )

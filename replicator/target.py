@@ -244,6 +244,7 @@ class Inspection:
     exists: bool
     size: int
     state: State
+    leased: bool = False  # a run holds the lease now (list shows it; a run finds out by taking the lease)
 
 
 def _http_error(exc: HttpResponseError) -> str:
@@ -297,7 +298,8 @@ class PageBlobTarget:
             raise UserError(
                 f"the target {self.url.display} is a {props.blob_type} blob; it must be a page blob."
             )
-        return Inspection(True, props.size, State.from_metadata(props.metadata or {}))
+        leased = props.lease.state == "leased" if props.lease else False
+        return Inspection(True, props.size, State.from_metadata(props.metadata or {}), leased)
 
     def _denied(self, exc: HttpResponseError) -> UserError:
         return UserError(
@@ -419,6 +421,10 @@ class PageBlobTarget:
             if item.name == self.url.blob and item.snapshot:
                 points.append(RestorePoint(item.snapshot, dict(item.metadata or {})))
         return sorted(points, key=lambda p: p.id)
+
+    async def delete_restore_point(self, point_id: str) -> None:
+        """Delete one blob snapshot (prune), under the lease when this instance holds it."""
+        await self._blob.delete_blob(snapshot=point_id, **self._lease_kw())
 
     async def read(self, r: Range, snapshot: str | None = None) -> bytes:
         """The bytes of `r` of the base blob, or of restore point `snapshot`."""
