@@ -16,7 +16,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
-from replicator.errors import EXIT_FAILED, EXIT_OK, ReplicatorError
+from replicator.errors import EXIT_FAILED, EXIT_OK, IncompleteError, ReplicatorError
 from replicator.progress import Progress, SnapshotResult
 from replicator.redact import RedactingFilter, redact
 
@@ -174,12 +174,13 @@ def replicate_main(args: list[str]) -> int:
         else:
             message = f"unexpected {type(err).__name__}: {err}"
             log.debug("unexpected failure", exc_info=True)
-        print(f"replicate: error: {redact(message)}", file=sys.stderr)
+        incomplete = isinstance(err, IncompleteError)  # exit 4: not a failure, the next run continues
+        print(f"replicate: {'incomplete' if incomplete else 'error'}: {redact(message)}", file=sys.stderr)
         if config.json:
             _emit_json(
                 {
                     "source": config.source,
-                    "status": "failed",
+                    "status": "incomplete" if incomplete else "failed",
                     "exit_code": code,
                     "error": redact(message),
                     "snapshots": [s.to_json() for s in progress.done],
@@ -198,6 +199,12 @@ SUBCOMMANDS = {
     # name: module whose `main(argv: list[str]) -> int` runs it; imported only when used.
     "emulator": "replicator.emulator.server",
     "demo": "replicator.demo",
+    "bench": "replicator.bench.harness",
+    "worker": "replicator.worker",
+    "enqueue": "replicator.enqueue",
+    "list": "replicator.restore_cli.list_cmd",
+    "restore": "replicator.restore_cli.restore_cmd",
+    "prune": "replicator.restore_cli.prune_cmd",
 }
 
 

@@ -49,11 +49,15 @@ class Config:
     access_token: str | None = field(default=None, repr=False)
     sas_duration_seconds: int = 3600
     sas_wait_seconds: int = 900
-    list_window_bytes: int = 4 * GiB
+    list_window_bytes: int = 8 * 1024 * GiB  # one window covers any page blob: see the knob
     page_size: int | None = None
     checkpoint_seconds: float = 5.0
     max_attempts: int = 8
     request_timeout_seconds: float = 120.0
+    lease_wait_seconds: float = 70.0
+    snapshot_now: bool = False
+    source_keep: int | None = None
+    time_budget_seconds: float | None = None
 
     @property
     def queue_depth(self) -> int:
@@ -239,7 +243,8 @@ KNOBS: tuple[Knob, ...] = (
         "--list-window",
         "REPLICATOR_LIST_WINDOW",
         "Offset window of one Get Page Ranges listing, e.g. 4GiB.",
-        "whole-disk listings of fragmented disks time out",
+        "8TiB: one window covers any page blob, so an idle disk costs one listing (NextMarker pages "
+        "bound each answer); a smaller window helps if whole-disk listings time out",
         "none: results stream",
         parse_size,
     ),
@@ -278,6 +283,42 @@ KNOBS: tuple[Knob, ...] = (
         "120 s: a 4 MiB chunk over a slow cross-region link",
         "none",
         _float,
+    ),
+    Knob(
+        "time_budget_seconds",
+        "--time-budget",
+        "REPLICATOR_TIME_BUDGET",
+        "Stop cleanly before this many seconds, checkpoint saved (exit 4); the next run continues.",
+        "no budget: a run goes on until done (set it below a Functions timeout or a cron interval)",
+        "none",
+        _float,
+    ),
+    Knob(
+        "lease_wait_seconds",
+        "--lease-wait",
+        "REPLICATOR_LEASE_WAIT",
+        "Seconds to wait for a target lease held by another run before exiting 3.",
+        "70 s outlasts the 60 s lease of a killed run, so a rerun right after a crash proceeds; "
+        "a live run renews its lease and is never waited out (replicator.recovery)",
+        "none",
+        _float,
+    ),
+    Knob(
+        "snapshot_now",
+        "--snapshot-now",
+        "REPLICATOR_SNAPSHOT_NOW",
+        "First take an incremental snapshot of the source disk and wait for it (replicator.snapshots).",
+        "off: replicate the snapshots that exist; Azure allows 7 per disk per 5 minutes (else exit 3)",
+        "none",
+    ),
+    Knob(
+        "source_keep",
+        "--source-keep",
+        "REPLICATOR_SOURCE_KEEP",
+        "After a run, delete the disk's oldest incremental snapshots beyond the newest N (1-500).",
+        "off: never delete source snapshots; never deletes the last restore point's snapshot",
+        "none",
+        _int,
     ),
 )
 
@@ -359,6 +400,11 @@ def validate(config: Config) -> None:
     _check_range("--checkpoint-seconds", config.checkpoint_seconds, 0.1, 3600)
     _check_range("--max-attempts", config.max_attempts, 1, 100)
     _check_range("--request-timeout", config.request_timeout_seconds, 1, 3600)
+    _check_range("--lease-wait", config.lease_wait_seconds, 0, 3600)
+    _check_range("--source-keep", config.source_keep, 1, 500)
+    if (config.snapshot_now or config.source_keep) and arm_ids.parse(config.source).kind != "disk":
+        raise UserError("--snapshot-now and --source-keep need a managed disk --source, not a snapshot.")
+    _check_range("--time-budget", config.time_budget_seconds, 1, 7 * 86400)
     _check_range("--list-window", config.list_window_bytes, 4 * MiB, 8 * 1024 * GiB)
     if config.list_window_bytes % (4 * MiB):
         raise UserError(f"--list-window must be a multiple of 4MiB; got {config.list_window_bytes}.")

@@ -166,6 +166,30 @@ class DemoWorld:
         finally:
             self.compute.snapshots.begin_revoke_access(self.group, snapshot_name).result()
 
+    def verify_disk(self, snapshot_name: str, disk_name: str) -> tuple[bool, int]:
+        """Compare a restored disk with the source snapshot byte-for-byte (Read SAS on both)."""
+        access = GrantAccessData(access="Read", duration_in_seconds=3600)
+        sas = self.compute.snapshots.begin_grant_access(self.group, snapshot_name, access).result().access_sas
+        try:
+            disk_sas = (
+                self.compute.disks.begin_grant_access(self.group, disk_name, access).result().access_sas
+            )
+            try:
+                return asyncio.run(_compare_sas(sas, disk_sas))
+            finally:
+                self.compute.disks.begin_revoke_access(self.group, disk_name).result()
+        finally:
+            self.compute.snapshots.begin_revoke_access(self.group, snapshot_name).result()
+
+
+async def _compare_sas(source_sas: str, copy_sas: str) -> tuple[bool, int]:
+    async with (
+        BlobClient.from_blob_url(source_sas, **transport_kwargs()) as source,
+        BlobClient.from_blob_url(copy_sas, **transport_kwargs()) as copy,
+    ):
+        result = await compare_blobs(source, copy)
+        return result.equal, result.bytes_compared
+
 
 async def _compare(source_sas: str, target_url: str, restore_point: str) -> tuple[bool, int]:
     credential = async_credential()
@@ -182,9 +206,9 @@ async def _compare(source_sas: str, target_url: str, restore_point: str) -> tupl
         await credential.close()
 
 
-def replicate(env: dict[str, str], source: str, target: str) -> dict[str, Any]:
-    """Run `replicate --source --target --json` as an operator would; returns its JSON document."""
-    cmd = [sys.executable, "-m", "replicator.cli", "--source", source, "--target", target, "--json"]
+def replicate(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """Run `replicate ARGS --json` as an operator would; returns its JSON document."""
+    cmd = [sys.executable, "-m", "replicator.cli", *args, "--json"]
     done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"demo: replicate exited {done.returncode}: {done.stderr.strip()[-2000:]}")
@@ -239,7 +263,7 @@ def run(data_dir: Path, disk_gib: int, seed: int) -> int:
             world.snapshot(disk_id, snap)
             print(f"demo: wrote {len(extents)} extents in {time.monotonic() - t0:.1f} s; "
                   f"snapshot {snap}; replicating", file=sys.stderr)  # fmt: skip
-            doc = replicate(env, disk_id, target)
+            doc = replicate(env, "--source", disk_id, "--target", target)
             (result,) = doc["snapshots"]
             equal, compared = world.verify(snap, target, result["restore_point"])
             rows.append({
@@ -255,7 +279,15 @@ def run(data_dir: Path, disk_gib: int, seed: int) -> int:
                 return 1
         print(f"\n{disk_gib} GiB disk {world.disk} replicated to {target.split('/', 3)[3]}:\n")
         _print_table(rows)
-        return 0
+        # Disaster recovery: the last restore point becomes a new disk, proven equal to its source.
+        restored = f"{world.disk}-restored"
+        doc = replicate(env, "restore", "--target", target, "--point", "latest", "--resource-group",
+                        world.group, "--disk-name", restored, "--location", LOCATION)  # fmt: skip
+        equal, compared = world.verify_disk(snap, restored)
+        verdict = "equal to" if equal else "DIFFERENT from"
+        print(f"\nrestored restore point {doc['restore_point']['id']} to disk {restored}: "
+              f"{verdict} {snap} ({compared / MiB:,.0f} MiB compared byte-for-byte)")  # fmt: skip
+        return 0 if equal else 1
     finally:
         emulator.stop()
 

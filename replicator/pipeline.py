@@ -53,7 +53,7 @@ import aiohttp
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from replicator import arm_ids, ranges
+from replicator import arm_ids, ranges, snapshots
 from replicator.budget import Budget
 from replicator.config import Config
 from replicator.errors import ReplicationError, ReplicatorError, UserError
@@ -548,14 +548,17 @@ class JobRunner:
         window = self.config.list_window_bytes
         watermark = ranges.Watermark(job.checkpoint // window * window)
         result.changed_bytes = result.cleared_bytes = result.copied_bytes = 0
+        stopped = False  # the time budget ran out before the plan did
 
         async def issue() -> AsyncIterator[ranges.Op]:
+            nonlocal stopped
             async for op in self.planned_ops(job, copier.grant, base, size, blank_target=blank_target):
                 _count_op(result, op)
                 if op.range.end <= job.checkpoint:
                     self.progress.on_skipped(op.range.length)
                     continue
                 if self.budget.expired():  # stop feeding; what is in flight drains
+                    stopped = True
                     return
                 self.progress.on_planned(*_op_bytes(op))
                 watermark.issued(op.range)
@@ -583,7 +586,7 @@ class JobRunner:
                         log.warning("could not save the checkpoint: %s", redact(str(exc.status_code)))
 
         checkpointer = asyncio.create_task(checkpoints(), name="checkpointer")
-        hard_stop = asyncio.timeout_at(self.budget.hard_deadline())
+        hard_stop = self.budget.hard_stop()
         try:
             async with hard_stop:
                 await run_pool(issue(), self.config.concurrency, self.config.queue_depth, work)
@@ -592,11 +595,12 @@ class JobRunner:
         except Exception as exc:
             if not hard_stop.expired():
                 raise _failure(job, exc) from exc
+            stopped = True
         finally:
             checkpointer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await checkpointer
-        if self.budget.expired():
+        if stopped:
             low = max(job.checkpoint, watermark.low())
             await self.target.write_state(replace(state, in_progress=replace(in_progress, checkpoint=low)))
             raise self.budget.incomplete(f"at offset {low} of {job.snapshot.name}")
@@ -686,6 +690,11 @@ def describe(exc: BaseException) -> str:
 
 def _failure(job: Job, exc: BaseException) -> ReplicationError:
     detail = describe(exc)
+    if isinstance(exc, HttpResponseError) and _error_code(exc).startswith("Lease"):
+        return ReplicationError(
+            f"replicating {job.snapshot.name} stopped: the target's lease was broken or taken by someone "
+            f"else ({detail}); nothing more was written. A rerun resumes from the checkpoint."
+        )
     return ReplicationError(
         f"replicating {job.snapshot.name} failed: {detail}; a rerun resumes from the checkpoint."
     )
@@ -744,6 +753,8 @@ async def replicate(
         inspection = await target.inspect()
         source = await ArmSource.open(config)
         async with source, contextlib.aclosing(SasBlobReader()) as reader:
+            if config.snapshot_now and not config.plan:
+                await snapshots.snapshot_now(source, config.source, progress.on_message)
             progress.on_message(f"resolving {config.source}")
             disk, snaps = await source.resolve(config.source)
             if not snaps:
@@ -773,5 +784,9 @@ async def replicate(
                         job, state, identity, i, len(jobs), fresh=fresh and i == 1
                     )
                     run.snapshots.append(result)
+                if config.source_keep:
+                    await snapshots.keep_source(
+                        source, config.source, config.source_keep, state, progress.on_message
+                    )
                 run.status = "replicated" if jobs else "nothing new"
     return run

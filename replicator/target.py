@@ -49,6 +49,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobType
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient, ExponentialRetry
 
+from replicator import recovery
 from replicator.blobio import read_range
 from replicator.config import Config
 from replicator.credentials import async_credential, transport_kwargs
@@ -266,6 +267,7 @@ class PageBlobTarget:
             url.account_url, url.container, credential=self._credential, **client_kwargs()
         )
         self._lease: BlobLeaseClient | None = None
+        self._lease_wait = config.lease_wait_seconds
 
     async def __aenter__(self) -> Self:
         return self
@@ -331,15 +333,21 @@ class PageBlobTarget:
         without the lease could interleave with another writer.
         """
         lease = BlobLeaseClient(self._blob)
-        try:
-            await lease.acquire(lease_duration=LEASE_SECONDS)
-        except HttpResponseError as exc:
-            if exc.status_code == 409:
-                raise LockedError(
-                    f"another replication holds the lease on {self.url.display}; wait for it to finish "
-                    f"(a killed run's lease expires within {LEASE_SECONDS} s)."
-                ) from None
-            raise
+        waited = f"waited {self._lease_wait:.0f} s; " if self._lease_wait else ""
+        if not await recovery.acquire_waiting(
+            lambda: lease.acquire(lease_duration=LEASE_SECONDS),
+            self._lease_wait,
+            lambda: log.warning(
+                "the lease on %s is held; waiting up to %.0f s (a killed run's lease expires within %d s)",
+                self.url.display,
+                self._lease_wait,
+                LEASE_SECONDS,
+            ),
+        ):
+            raise LockedError(
+                f"another replication holds the lease on {self.url.display}; {waited}wait for it to finish "
+                f"(a killed run's lease expires within {LEASE_SECONDS} s)."
+            )
         self._lease = lease
         owner = asyncio.current_task()
         lost: list[BaseException] = []
@@ -406,11 +414,31 @@ class PageBlobTarget:
         await self._blob.clear_page(op.range.start, op.range.length, retry_total=0, **self._lease_kw())
 
     async def commit(self, metadata: Mapping[str, str]) -> str:
-        """Take the restore point: a blob snapshot carrying `metadata`; returns its timestamp (the ID)."""
-        result = await self._blob.create_snapshot(
-            metadata={k: _ascii(v) for k, v in metadata.items()}, **self._lease_kw()
-        )
-        return str(result["snapshot"])
+        """Take the restore point: a blob snapshot carrying `metadata`; returns its timestamp (the ID).
+
+        Exactly one, even when an answer is lost (recovery.commit_once: tagged with a `commit_id`).
+        """
+        commit_id = recovery.new_commit_id()
+        tagged = {k: _ascii(v) for k, v in metadata.items()} | {"commit_id": commit_id}
+
+        async def create() -> str:
+            result = await self._blob.create_snapshot(metadata=tagged, retry_total=0, **self._lease_kw())
+            return str(result["snapshot"])
+
+        async def tagged_points() -> list[str]:
+            return [p.id for p in await self.restore_points() if p.metadata.get("commit_id") == commit_id]
+
+        async def find() -> str | None:
+            return next(iter(await tagged_points()), None)
+
+        await recovery.commit_once(create, find)
+        # aiohttp silently resends a PUT whose keep-alive connection closed without an answer, so
+        # even one attempt may have taken two snapshots: keep the oldest, delete the rest.
+        first, *extra = await tagged_points()
+        for point in extra:
+            log.info("deleting restore point %s, a duplicate of %s taken by a resent request", point, first)
+            await self._container.get_blob_client(self.url.blob, snapshot=point).delete_blob()
+        return first
 
     async def restore_points(self) -> list[RestorePoint]:
         """Every blob snapshot of the base blob, oldest first (bounded by the number of restore points)."""
@@ -424,7 +452,9 @@ class PageBlobTarget:
 
     async def delete_restore_point(self, point_id: str) -> None:
         """Delete one blob snapshot (prune), under the lease when this instance holds it."""
-        await self._blob.delete_blob(snapshot=point_id, **self._lease_kw())
+        # A client from the container shares its pipeline and connections (nothing to close).
+        client = self._container.get_blob_client(self.url.blob, snapshot=point_id)
+        await client.delete_blob(**self._lease_kw())
 
     async def read(self, r: Range, snapshot: str | None = None) -> bytes:
         """The bytes of `r` of the base blob, or of restore point `snapshot`."""

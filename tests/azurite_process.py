@@ -25,17 +25,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def azurite_binary() -> str | None:
-    """The project-local azurite-blob, else one on PATH; None when neither is installed."""
-    local = ROOT / "node_modules" / ".bin" / "azurite-blob"
-    return str(local) if local.exists() else shutil.which("azurite-blob")
+def azurite_binary(service: str = "blob") -> str | None:
+    """The project-local azurite-<service>, else one on PATH; None when neither is installed."""
+    local = ROOT / "node_modules" / ".bin" / f"azurite-{service}"
+    return str(local) if local.exists() else shutil.which(f"azurite-{service}")
 
 
 class AzuriteProcess:
-    """`azurite-blob` in a private workspace; `blob_endpoint` is the account's path-style URL."""
+    """`azurite-blob` (or `-queue`) in a private workspace; `blob_endpoint` is the path-style account URL."""
 
-    def __init__(self, workspace: Path) -> None:
+    def __init__(self, workspace: Path, service: str = "blob") -> None:
         self.workspace = workspace
+        self.service = service
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -43,17 +44,19 @@ class AzuriteProcess:
     def blob_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
 
+    queue_endpoint = blob_endpoint  # the same path-style form, on the queue service's port
+
     def start(self) -> None:
-        binary = azurite_binary()
+        binary = azurite_binary(self.service)
         if binary is None:
-            raise RuntimeError("azurite-blob is not installed: run scripts/setup.sh")
+            raise RuntimeError(f"azurite-{self.service} is not installed: run scripts/setup.sh")
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [
                 binary,
-                "--blobHost",
+                f"--{self.service}Host",
                 "127.0.0.1",
-                "--blobPort",
+                f"--{self.service}Port",
                 str(self.port),
                 "--location",
                 str(self.workspace),

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from replicator.emulator import arm, blob
+from replicator.emulator import arm, blob, faults, linkmodel
 from replicator.emulator.blob_backend import BlobBackend
+from replicator.emulator.faults import FaultOptions
+from replicator.emulator.linkmodel import LinkOptions
 
 
 @dataclass
@@ -22,6 +24,9 @@ class EmulatorOptions:
     completion_seconds: float = 30.0  # PremiumV2/Ultra snapshot completionPercent goes 0 -> 100 in this time
     subscription_id: str = "00000000-0000-0000-0000-000000000001"
     env_file: Path | None = None  # where to also write the env keys as KEY=VALUE lines
+    link: LinkOptions = field(default_factory=LinkOptions)  # latency, per-blob limits (linkmodel.py)
+    faults: FaultOptions = field(default_factory=FaultOptions)  # injected failures (faults.py)
+    sas_max_seconds: int = 24 * 3600  # longest SAS a grant hands out (ArmLimits.from_options reads it)
 
 
 @dataclass
@@ -53,4 +58,6 @@ def build_app(ctx: EmulatorContext) -> web.Application:
     app = web.Application(client_max_size=8 * 1024 * 1024)  # a Put Page body is at most 4 MiB
     arm.add_routes(app, ctx)
     blob.add_routes(app, ctx)
+    linkmodel.install(app, ctx.options.link, ctx.access_token)
+    faults.install(app, ctx.options.faults, ctx.access_token)
     return app

@@ -536,6 +536,13 @@ class ArmBackend:
             )
         snapshot = parse_qs(parts.query).get("snapshot", [None])[0]
         ref = SnapshotRef(path[0], path[1], "/".join(path[2:]), snapshot)
+        account_id = spec.storage_account_id.rstrip("/").split("/")
+        if [a.lower() for a in account_id[-2:]] != ["storageaccounts", ref.account.lower()]:
+            raise err.invalid_parameter(
+                "creationData.storageAccountId",
+                f"storageAccountId '{spec.storage_account_id}' is not the storage account {ref.account} "
+                "holding sourceUri.",
+            )
         try:
             blob_size = self.blobs.blob_size(ref.account, ref.container, ref.blob, ref.snapshot)
         except BlobError as e:

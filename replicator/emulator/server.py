@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from replicator.emulator import faults, linkmodel
 from replicator.emulator.app import EmulatorContext, EmulatorOptions, build_app
 
 # The CA lives ten years so that a data dir reused across months keeps a trusted bundle; the server
@@ -54,7 +55,14 @@ def _parse(argv: list[str]) -> EmulatorOptions:
     parser.add_argument(
         "--completion-seconds", default=30.0, type=float, help="time for a v2/Ultra snapshot to complete"
     )
+    linkmodel.add_arguments(parser)
+    faults.add_arguments(parser)
     ns = parser.parse_args(argv)
+    try:
+        link = linkmodel.options_from(ns)
+        fault_options = faults.options_from(ns)
+    except ValueError as exc:
+        raise _UsageError(f"replicate emulator: {exc}.") from None
     if not 0 <= ns.port <= 65535:
         raise _UsageError(f"replicate emulator: --port must be between 0 and 65535, not {ns.port}.")
     if ns.max_page_ranges < 1:
@@ -70,6 +78,9 @@ def _parse(argv: list[str]) -> EmulatorOptions:
         max_page_ranges=ns.max_page_ranges,
         completion_seconds=ns.completion_seconds,
         env_file=ns.env_file,
+        link=link,
+        faults=fault_options,
+        sas_max_seconds=ns.sas_max_seconds,
     )
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from replicator import cli
 from tests.e2e.world import World
+from tests.reliability.leaks import assert_no_leaks
 
 
 @pytest.fixture
@@ -32,13 +33,19 @@ class Run:
 
 
 @pytest.fixture
-def replicate(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
-    """Run `replicate` through the real CLI entry (replicator.cli.main) in this process."""
+def replicate(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+    """Run `replicate` through the real CLI entry (replicator.cli.main) in this process.
+
+    Every run's stdout and stderr (logs included) are checked for secrets. A held lease fails at
+    once (`--lease-wait` 0) unless a test passes the flag: tests that hold one on purpose stay fast.
+    """
+    monkeypatch.setenv("REPLICATOR_LEASE_WAIT", "0")
 
     def run(*args: str) -> Run:
         capsys.readouterr()
         code = cli.main(list(args))
         captured = capsys.readouterr()
+        assert_no_leaks(captured.out + captured.err)
         return Run(code, captured.out, captured.err)
 
     return run

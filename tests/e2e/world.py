@@ -57,6 +57,25 @@ def pattern(seed: int, length: int) -> bytes:
     return random.Random(seed).randbytes(length)
 
 
+def _assert_same(source: BlobClient, replica: BlobClient, what: str, snapshot_id: str, *, full: bool) -> None:
+    """`replica` reads back exactly `source` (assert_restore_point_equals says why)."""
+    size = source.get_blob_properties().size
+    assert replica.get_blob_properties().size == size, f"{what} size differs from the snapshot"
+    spans = [(0, size)] if full else _union(_valid(source) + _valid(replica))
+    for start, end in spans:
+        for offset in range(start, end, READ_CHUNK):
+            length = min(READ_CHUNK, end - offset)
+            with ThreadPoolExecutor(2) as pool:
+                reads = [pool.submit(_read, c, offset, length) for c in (source, replica)]
+                want, got = (r.result() for r in reads)
+            if want != got:
+                first = next(i for i in range(length) if want[i] != got[i])
+                raise AssertionError(
+                    f"{what} differs from {snapshot_id} at byte {offset + first} "
+                    f"(sha256 {_digest(got)} != {_digest(want)})"
+                )
+
+
 @dataclass
 class Disk:
     name: str
@@ -183,22 +202,23 @@ class World:
         a page blob reads zeros outside its valid ranges, in both blobs alike.
         """
         with self.read_snapshot(snapshot_id) as source, self.target(url, restore_point) as replica:
-            size = source.get_blob_properties().size
-            assert replica.get_blob_properties().size == size, "restore point size differs from the snapshot"
-            spans = [(0, size)] if full else _union(_valid(source) + _valid(replica))
-            for start, end in spans:
-                for offset in range(start, end, READ_CHUNK):
-                    length = min(READ_CHUNK, end - offset)
-                    with ThreadPoolExecutor(2) as pool:
-                        reads = [pool.submit(_read, c, offset, length) for c in (source, replica)]
-                        want, got = (r.result() for r in reads)
-                    if want != got:
-                        first = next(i for i in range(length) if want[i] != got[i])
-                        raise AssertionError(
-                            f"restore point {restore_point} differs from {snapshot_id} "
-                            f"at byte {offset + first} "
-                            f"(sha256 {_digest(got)} != {_digest(want)})"
-                        )
+            _assert_same(source, replica, f"restore point {restore_point}", snapshot_id, full=full)
+
+    def assert_disk_equals(self, disk_name: str, snapshot_id: str, *, full: bool = False) -> None:
+        """A disk restored from a restore point holds exactly the source snapshot's bytes."""
+        with self.read_snapshot(snapshot_id) as source, self.read_disk(disk_name) as disk:
+            _assert_same(source, disk, f"disk {disk_name}", snapshot_id, full=full)
+
+    @contextlib.contextmanager
+    def read_disk(self, name: str) -> Iterator[BlobClient]:
+        access = self.compute.disks.begin_grant_access(
+            self.rg, name, {"access": "Read", "durationInSeconds": 3600}
+        ).result()
+        try:
+            with BlobClient.from_blob_url(access.access_sas) as client:
+                yield client
+        finally:
+            self.compute.disks.begin_revoke_access(self.rg, name).result()
 
     def close(self) -> None:
         self.compute.close()

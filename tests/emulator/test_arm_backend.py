@@ -333,6 +333,9 @@ def test_state_persists_across_reopen(tmp_path: Path, blobs: BlobBackend, clock:
     again.close()
 
 
+ACCT_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct"
+
+
 def test_import_is_copy_on_write_from_a_blob_snapshot(arm: ArmBackend, blobs: BlobBackend) -> None:
     size = 4 * 1024 * 1024
     blobs.create_page_blob("acct", "c", "src.vhd", size + 512)
@@ -340,7 +343,7 @@ def test_import_is_copy_on_write_from_a_blob_snapshot(arm: ArmBackend, blobs: Bl
     snap_id = blobs.snapshot_blob("acct", "c", "src.vhd")
     blobs.write_pages("acct", "c", "src.vhd", 0, b"y" * 512)
     uri = f"https://127.0.0.1:1/acct/c/src.vhd?snapshot={snap_id}"
-    spec = disk_spec(size_gb=None, create_option="Import", source_uri=uri, storage_account_id="/x/acct")
+    spec = disk_spec(size_gb=None, create_option="Import", source_uri=uri, storage_account_id=ACCT_ID)
     disk = arm.put_disk(RG, "imp", spec)
     where = DataLocation.of(disk.unique_id)
     assert disk.size_bytes == size

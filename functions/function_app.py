@@ -1,0 +1,20 @@
+"""The replicator's Azure Functions app (Python v2 programming model): a timer and a queue trigger,
+both thin over replicator.functions_entry. Deployment: docs/functions.md."""
+
+import azure.functions as func
+
+from replicator import functions_entry
+
+app = func.FunctionApp()
+
+
+@app.timer_trigger(arg_name="timer", schedule="%REPLICATOR_SCHEDULE%", run_on_startup=False)
+async def replicate_timer(timer: func.TimerRequest) -> None:
+    """Every tick: replicate the configured disks, or fan them out on the queue."""
+    await functions_entry.on_timer(timer)
+
+
+@app.queue_trigger(arg_name="message", queue_name="%REPLICATOR_QUEUE_NAME%", connection="REPLICATOR_QUEUE")
+async def replicate_job(message: func.QueueMessage) -> None:
+    """One queued job: replicate one source into its target."""
+    await functions_entry.on_queue_message(message)

@@ -1,0 +1,276 @@
+"""`replicate bench`: create the scenarios, run every contender against the same emulator with the
+link model on, verify every result byte-for-byte (untimed), and write docs/benchmarks.md + chart.
+
+Contenders (each a child process, measured by measure.run_children):
+- baseline: replicator.bench.baseline (the public sample's approach), time-budgeted, extrapolated;
+- full: this tool onto a fresh target (a full copy: every valid range, concurrently);
+- server, stream: this tool, `--mode server` / `--mode stream`, default options, as a diff.
+The fleet scenario runs all its disks in one process (replicator.bench.fleet) and adds a one-disk
+reference row for the aggregate ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from azure.storage.blob.aio import BlobClient
+
+from replicator.bench import report
+from replicator.bench.measure import Measured, run_children
+from replicator.bench.scenarios import MiB, Scenario, build, minimal_requests
+from replicator.bench.world import LINK_OFF, BenchDisk, Emulator, World
+from replicator.credentials import async_credential, transport_kwargs
+from replicator.emulator.process import EmulatorProcess
+from replicator.verify import compare_blobs
+
+CONTENDERS = ("baseline", "full", "server", "stream")
+BLOB_MIBPS, BLOB_IOPS = 60.0, 500.0
+ACCOUNT = "drsite"  # the target storage account (path-style: /<account>/<container>/<blob>)
+
+
+@dataclass
+class Row:
+    """One contender in one scenario at one latency: what report.py tabulates."""
+
+    scenario: str
+    latency_ms: float
+    contender: str
+    wall_seconds: float
+    changed_bytes: int
+    written_bytes: int
+    host_bytes: int
+    requests: int
+    throttled: int
+    peak_rss_bytes: int
+    cpu_seconds: float
+    bound_seconds: float
+    disks: int = 1
+    verified: str = "-"
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def throughput(self) -> float:
+        return self.changed_bytes / self.wall_seconds if self.wall_seconds else 0.0
+
+
+def bound_seconds(disks: list[BenchDisk]) -> float:
+    """max(changed / 60 MiB/s, minimal requests / 500 per s) for one blob; disks run in parallel."""
+    return max(
+        max(d.spec.changed_bytes / (BLOB_MIBPS * MiB), minimal_requests(d.spec) / BLOB_IOPS) for d in disks
+    )
+
+
+class Bench:
+    def __init__(self, env: dict[str, str], emulator: Emulator, world: World, budget: float) -> None:
+        self.env, self.emulator, self.world, self.budget = env, emulator, world, budget
+        self.child_env = {**os.environ, **env}
+
+    def target(self, scenario: str, latency: float, label: str, i: int) -> str:
+        name = f"{scenario}-{latency:g}-{label}-{i}".replace(" ", "").replace("(", "").replace(")", "")
+        return f"{self.env['REPLICATOR_BLOB_ENDPOINT']}/{ACCOUNT}/bench/{name}.vhd"
+
+    def _tool(self, jobs: list[tuple[str, str]], args: list[str]) -> tuple[list[str], dict[str, str]]:
+        if len(jobs) == 1:
+            (source, target) = jobs[0]
+            cmd = [sys.executable, "-m", "replicator.cli", "--source", source, "--target", target, "--json"]
+            return cmd + args, self.child_env
+        spec = Path(tempfile.mkstemp(prefix="bench-jobs-", suffix=".json")[1])
+        spec.write_text(json.dumps({"jobs": jobs, "args": args}))
+        return [sys.executable, "-m", "replicator.bench.fleet", str(spec)], self.child_env
+
+    def prepare(self, disks: list[BenchDisk], targets: list[str]) -> None:
+        """Bring each target to the base restore point (link off: setup is not timed)."""
+        run_children([self._tool([(d.base_id, t) for d, t in zip(disks, targets, strict=True)], [])])
+
+    def measure(
+        self, scenario: Scenario, disks: list[BenchDisk], latency: float, contender: str, label: str = ""
+    ) -> Row:
+        targets = [self.target(scenario.name, latency, label or contender, i) for i in range(len(disks))]
+        if contender != "full":
+            self.prepare(disks, targets)
+        # The tool grants and revokes the snapshots itself, and a revoke ends every SAS of a snapshot:
+        # the baseline's SAS and the verification's are granted around the tool's runs, never across.
+        with self.world.read_sas(*[n for d in disks for n in (d.current_name, d.base_name)]) as urls:
+            self.emulator.reset_stats()
+            with self.emulator.link(latency_ms=latency, blob_limits=True):
+                measured = run_children(self._commands(disks, targets, contender, urls))
+            stats = self.emulator.stats()
+        row = self._row(scenario, disks, latency, label or contender, measured, stats)
+        with self.world.read_sas(*[d.current_name for d in disks]) as sources:
+            row.verified = self._verify(disks, targets, contender, measured, sources)
+        return row
+
+    def _commands(
+        self, disks: list[BenchDisk], targets: list[str], contender: str, urls: list[str]
+    ) -> list[tuple[list[str], dict[str, str]]]:
+        if contender == "baseline":
+            return [
+                (
+                    [sys.executable, "-m", "replicator.bench.baseline"],
+                    {
+                        **self.child_env,
+                        "BENCH_SOURCE_SAS": urls[2 * i],
+                        "BENCH_BASE_SAS": urls[2 * i + 1],
+                        "BENCH_TARGET": target,
+                        "BENCH_BUDGET_SECONDS": str(self.budget),
+                    },
+                )
+                for i, target in enumerate(targets)
+            ]
+        mode = "stream" if contender == "stream" else "server"
+        return [
+            self._tool([(d.current_id, t) for d, t in zip(disks, targets, strict=True)], ["--mode", mode])
+        ]
+
+    def _row(
+        self,
+        scenario: Scenario,
+        disks: list[BenchDisk],
+        latency: float,
+        contender: str,
+        measured: Measured,
+        stats: dict[str, Any],
+    ) -> Row:
+        written = sum(
+            b["bytes_written"] for name, b in stats["blobs"].items() if name.startswith(f"{ACCOUNT}/bench/")
+        )
+        wall, note, changed = measured.wall_seconds, "", 0
+        if contender == "baseline":
+            docs = measured.outputs
+            changed = sum(d["changed_bytes"] for d in docs)
+            if not all(d["complete"] for d in docs):
+                # one request in flight: time is linear in requests, so extrapolate the copy phase
+                overhead = wall - max(d["list_seconds"] + d["copy_seconds"] for d in docs)
+                wall = overhead + max(
+                    d["list_seconds"] + d["copy_seconds"] * d["requests_total"] / max(1, d["requests_done"])
+                    for d in docs
+                )
+                done = sum(d["requests_done"] for d in docs)
+                total = sum(d["requests_total"] for d in docs)
+                note = (
+                    f"extrapolated from {done} of {total} requests ({measured.wall_seconds:.0f} s measured)"
+                )
+        else:
+            for doc in measured.outputs:
+                for run in doc.get("runs", [doc]):
+                    changed += sum(s["changed_bytes"] for s in run["snapshots"])
+        return Row(
+            scenario.name,
+            latency,
+            contender,
+            wall,
+            changed,
+            written,
+            stats["bytes_in"] + stats["bytes_out"],
+            stats["requests"],
+            stats["throttled"],
+            measured.peak_rss_bytes,
+            measured.cpu_seconds,
+            bound_seconds(disks),
+            disks=len(disks),
+            note=note,
+            extra={"operations": stats["operations"]},
+        )
+
+    def _verify(
+        self,
+        disks: list[BenchDisk],
+        targets: list[str],
+        contender: str,
+        measured: Measured,
+        sources: list[str],
+    ) -> str:
+        if contender == "baseline":
+            if not all(d["complete"] for d in measured.outputs):
+                return "sampled"
+            points: list[str | None] = [None] * len(disks)
+        else:
+            points = [
+                run["snapshots"][-1]["restore_point"]
+                for doc in measured.outputs
+                for run in doc.get("runs", [doc])
+            ]
+        ok = asyncio.run(_compare_all(sources, targets, points))
+        return "equal" if ok else "DIFFERENT"
+
+
+async def _compare_all(sources: list[str], targets: list[str], points: list[str | None]) -> bool:
+    credential = async_credential()
+    try:
+        for source, target, point in zip(sources, targets, points, strict=True):
+            async with (
+                BlobClient.from_blob_url(source, **transport_kwargs()) as expected,
+                BlobClient.from_blob_url(
+                    target, credential=credential, snapshot=point, **transport_kwargs()
+                ) as actual,
+            ):
+                if not (await compare_blobs(expected, actual)).equal:
+                    return False
+        return True
+    finally:
+        await credential.close()
+
+
+def run(args: argparse.Namespace, data_dir: Path) -> int:
+    emulator_proc = EmulatorProcess(data_dir, "--completion-seconds", "0")
+    env = emulator_proc.start()
+    os.environ.update(env)
+    try:
+        emulator, world = Emulator(env), World(env)
+        emulator.set_link(**LINK_OFF)
+        rng = random.Random(args.seed)
+        bench = Bench(env, emulator, world, args.baseline_budget)
+        rows: list[Row] = []
+        started = time.monotonic()
+        for scenario in build(args.scenarios, args.seed, args.scale):
+            t0 = time.monotonic()
+            disks = [
+                world.make_disk(f"{scenario.name}-{i}", spec, rng) for i, spec in enumerate(scenario.disks)
+            ]
+            _say(f"{scenario.name}: set up in {time.monotonic() - t0:.0f} s ({scenario.description})")
+            for latency in args.latencies:
+                for contender in args.contenders:
+                    row = bench.measure(scenario, disks, latency, contender)
+                    rows.append(row)
+                    _say(report.line(row))
+                if scenario.name == "fleet" and "server" in args.contenders:
+                    one = bench.measure(scenario, disks[:1], latency, "server", "server (1 disk)")
+                    rows.append(one)
+                    _say(report.line(one))
+        report.write(rows, args.out, time.monotonic() - started, args)
+        _say(f"wrote {args.out}")
+        return 0 if all(r.verified in ("equal", "sampled") for r in rows) else 1
+    finally:
+        emulator_proc.stop()
+
+
+def _say(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="replicate bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", nargs="+", default=["scattered", "contiguous", "idle", "fleet"])
+    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
+    parser.add_argument("--latencies", nargs="+", type=float, default=[20.0, 60.0])
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink the scenarios (smoke test)")
+    parser.add_argument("--baseline-budget", type=float, default=20.0, help="seconds before extrapolating")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--data-dir", type=Path, help="emulator state (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    if args.data_dir is not None:
+        return run(args, args.data_dir)
+    with tempfile.TemporaryDirectory(prefix="replicator-bench-") as tmp:
+        return run(args, Path(tmp))

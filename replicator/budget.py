@@ -1,0 +1,64 @@
+"""The time budget of one run (`--time-budget`): stop cleanly before it, checkpoint saved, so a diff
+larger than one invocation (an Azure Functions timeout, a cron slot) finishes over several runs.
+
+Two deadlines, both measured from when the run starts:
+
+- soft (`budget - reserve`): the pipeline stops feeding new writes; writes in flight drain.
+- hard (`budget - reserve / 2`): whatever is still in flight is cancelled (a cancelled write is
+  harmless: writes are idempotent and the checkpoint only covers completed ones).
+
+The rest of the reserve pays for saving the checkpoint, revoking the SAS grants and releasing the
+lease. The reserve is a quarter of the budget, at most `MAX_RESERVE_SECONDS`.
+
+`stop()` moves both deadlines to now: a worker that receives SIGTERM (a container scaled in) stops
+the same clean way instead of leaving its lease to expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import weakref
+
+from replicator.errors import IncompleteError
+
+MAX_RESERVE_SECONDS = 60.0
+"""Drain and cleanup take a few seconds; 60 s covers a slow chunk write plus revoke and release."""
+
+
+class Budget:
+    """Deadlines of one run; `seconds=None` means no budget (never expires unless stopped)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self._now = time.monotonic
+        self.seconds = seconds
+        started = self._now()
+        reserve = min(seconds / 4, MAX_RESERVE_SECONDS) if seconds else 0.0
+        self._soft = started + seconds - reserve if seconds else None
+        self._hard = started + seconds - reserve / 2 if seconds else None
+        self.stopped_by: str | None = None
+        self._timeouts: weakref.WeakSet[asyncio.Timeout] = weakref.WeakSet()
+
+    def stop(self, why: str = "stop requested") -> None:
+        """Expire now (e.g. on SIGTERM): the run checkpoints and ends as incomplete."""
+        self.stopped_by = why
+        self._soft = self._hard = self._now()
+        for timeout in list(self._timeouts):
+            with contextlib.suppress(RuntimeError):  # not entered yet, or already left
+                timeout.reschedule(self._hard)
+
+    def expired(self) -> bool:
+        """Past the soft deadline: issue no more work."""
+        return self._soft is not None and self._now() >= self._soft
+
+    def hard_stop(self) -> asyncio.Timeout:
+        """A timeout context at the hard deadline (none without a budget) that `stop()` brings forward."""
+        timeout = asyncio.timeout_at(self._hard)  # the loop's clock is time.monotonic
+        self._timeouts.add(timeout)
+        return timeout
+
+    def incomplete(self, what: str) -> IncompleteError:
+        """The error that ends the run: exit 4, and the next run continues from the checkpoint."""
+        cause = self.stopped_by or f"the time budget of {self.seconds:g} s ran out"
+        return IncompleteError(f"{cause} {what}; the next run continues from the checkpoint.")

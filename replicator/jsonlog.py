@@ -1,0 +1,71 @@
+"""Structured log records for unattended runs (Functions timer, queue workers) that Application
+Insights can query.
+
+`event(name, **fields)` logs one record whose message is itself a JSON object (`{"event": name,
+...fields}`). The Azure Functions host forwards a record's message to Application Insights as
+`traces.message`, so the fields are queryable there as they are
+(`traces | extend e = parse_json(message) | where e.event == "job_done"`), without any exporter.
+Outside Functions, `setup()` installs a handler that writes one JSON object per line on stderr when
+stderr is not a terminal (containers, VMs, systemd), and plain lines on a terminal.
+
+Every line passes replicator.redact (the message and the fields) and the handler carries
+RedactingFilter: a SAS signature, key or token never reaches a log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from replicator.redact import RedactingFilter, redact
+
+events = logging.getLogger("replicator.events")
+
+
+def event(name: str, level: int = logging.INFO, **fields: Any) -> dict[str, Any]:
+    """Log the event `name` with `fields` as one JSON object; returns the (redacted) record."""
+    record = {"event": name, **{k: v for k, v in fields.items() if v is not None}}
+    record = json.loads(redact(json.dumps(record, default=str)))
+    events.log(level, "%s", json.dumps(record, sort_keys=True), extra={"fields": record})
+    return record
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger and the event's fields (or the message)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        fields = getattr(record, "fields", None)
+        if fields is not None:
+            line |= fields
+        else:
+            line["message"] = record.getMessage()
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        return json.dumps(line, sort_keys=True, default=str)
+
+
+def setup(level: str = "info", stream: TextIO | None = None) -> logging.Handler:
+    """Route the replicator's logs to `stream` (stderr): JSON lines unless it is a terminal."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    if stream.isatty():
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_replicator", False)]:
+        root.removeHandler(old)
+    handler._replicator = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)  # the Azure SDKs log every request at INFO
+    logging.getLogger("replicator").setLevel(level.upper())
+    return handler

@@ -1,0 +1,101 @@
+"""`replicate list`, `replicate restore`, `replicate prune`: parsing and printing only.
+
+The library is replicator.restore_points; these modules build its input from flags (each with the
+environment variable of the main command's knob of the same name, see replicator.config.KNOBS),
+print the outcome and return the exit code. Human lines go to stderr, the result to stdout (the
+table of `list`, the disk ID of `restore`, the deleted IDs of `prune`), or exactly one JSON document
+on stdout with `--json`, also on failure. Every line that leaves the process goes through redact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
+
+from replicator import config as config_module
+from replicator.credentials import check_arm_endpoint
+from replicator.errors import EXIT_FAILED, EXIT_OK, ReplicatorError, UserError
+from replicator.pipeline import describe
+from replicator.redact import redact
+
+Outcome = tuple[bool, dict[str, Any], Callable[[], None]]
+"""What a subcommand returns: whether to print JSON, the JSON document, the human printer."""
+
+COMMON_KNOBS = ("target", "arm_endpoint", "subscription_id", "access_token", "allow_http", "json")
+"""The main command's knobs these subcommands share (same flags, same environment variables)."""
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser with the common knobs; usage errors become UserError (exit 2)."""
+    p = config_module._Parser(prog=f"replicate {prog}", description=description)
+    for knob in config_module.KNOBS:
+        if knob.name not in COMMON_KNOBS:
+            continue
+        help_text = f"{knob.help} [env {knob.env}]"
+        if knob.parse is None:
+            p.add_argument(knob.flag, dest=knob.name, action="store_const", const="true", help=help_text)
+        else:
+            p.add_argument(knob.flag, dest=knob.name, metavar=knob.name.upper(), help=help_text)
+    return p
+
+
+def load(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> config_module.Config:
+    """The Config the target and ARM adapters read, from the common knobs (flag, then environment)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for knob in config_module.KNOBS:
+        if knob.name not in COMMON_KNOBS:
+            continue
+        raw = getattr(args, knob.name)
+        raw = env.get(knob.env) if raw is None else raw
+        if raw is None or raw == "":
+            continue
+        values[knob.name] = config_module._bool(knob.flag, raw) if knob.parse is None else knob.parse(raw)
+    if not values.get("target"):
+        raise UserError("--target is required (or set REPLICATOR_TARGET).")
+    config = config_module.Config(source="", **values)
+    check_arm_endpoint(config.arm_endpoint, allow_http=config.allow_http)
+    return config
+
+
+def say(text: str) -> None:
+    print(redact(text), file=sys.stderr, flush=True)
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    print(redact(json.dumps(document, indent=2, sort_keys=True)), flush=True)
+
+
+def run(
+    name: str,
+    argv: Sequence[str],
+    work: Callable[[list[str]], Coroutine[Any, Any, Outcome]],
+) -> int:
+    """Run `work(argv)`, print its outcome; map errors to one line (and a JSON document) and an exit code."""
+    want_json = "--json" in argv or os.environ.get("REPLICATOR_JSON", "").lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+    )
+    try:
+        want_json, document, show = asyncio.run(work(list(argv)))
+    except SystemExit as exit_:  # --help
+        return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+    except (ReplicatorError, Exception, KeyboardInterrupt) as err:
+        code = err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
+        message = str(err) if isinstance(err, ReplicatorError) else describe(err)
+        say(f"replicate {name}: error: {message}")
+        if want_json:
+            emit_json({"status": "failed", "exit_code": code, "error": redact(message)})
+        return code
+    if want_json:
+        emit_json(document)
+    else:
+        show()
+    return EXIT_OK

@@ -1,0 +1,58 @@
+"""`replicate list --target URL [--json]`: the restore points of a target, oldest first."""
+
+from __future__ import annotations
+
+from replicator.restore_cli import Outcome, load, parser, run
+from replicator.restore_points import Listing, list_points
+from replicator.target import PageBlobTarget
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
+
+
+def render(listing: Listing) -> list[str]:
+    """The human table: one row per restore point, then the state of the base blob."""
+    rows = [("restore point", "source snapshot", "snapshot created", "size", "sector", "mode", "")]
+    for p in listing.points:
+        rows.append(
+            (
+                p.id,
+                p.snapshot_name,
+                p.snapshot_time,
+                _size(p.size_bytes),
+                str(p.logical_sector_size),
+                p.mode,
+                "base of next diff" if p.base_of_next_diff else "",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    progress = listing.in_progress
+    if listing.locked:
+        run_state = "a run holds the lease now"
+    elif progress is not None:
+        run_state = "idle; an interrupted run will resume"
+    else:
+        run_state = "idle"
+    if progress is not None:
+        run_state += f" ({progress.snapshot.name}, {progress.mode}, checkpoint at byte {progress.checkpoint})"
+    lines.append(f"{len(listing.points)} restore points of {listing.target}; run: {run_state}")
+    return lines
+
+
+async def _list(argv: list[str]) -> Outcome:
+    args = parser("list", "List the restore points of a target, oldest first.").parse_args(argv)
+    config = load(args)
+    async with PageBlobTarget(config) as target:
+        listing = await list_points(target)
+
+    def show() -> None:
+        for line in render(listing):
+            print(line)
+
+    return config.json, listing.to_json(), show
+
+
+def main(argv: list[str]) -> int:
+    return run("list", argv, _list)

@@ -1,0 +1,137 @@
+"""`--snapshot-now` and `--source-keep`: take the source disk's incremental snapshot, trim old ones.
+
+Why here and not in source.py: source.py reads (resolve, grant, list); this module is the only one
+that creates or deletes source resources, and it needs write permissions (snapshots/write and
+/delete) that a read-only replication identity does not have. It reuses ArmSource's clients.
+
+Limits (Azure, see docs/reference): at most 7 incremental snapshots per disk every 5 minutes and
+500 per disk. They are checked against the disk's snapshots before asking, and the service's own
+refusal is the authority; either way the run stops with LimitError (exit 3) before anything is
+written, since a later run clears the rate limit (and pruning with --source-keep the total one).
+
+Source-keep deletes the disk's oldest incremental snapshots beyond the newest N, but never the one
+the target's last restore point holds (the base of the next diff), never one a run is in progress
+on (or diffing from), and never one with an active SAS (another replication reading it).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.mgmt.compute.models import CreationData, Snapshot
+
+from replicator import arm_ids
+from replicator.errors import LimitError, ReplicationError
+from replicator.source import ArmSource, SnapshotInfo, _snapshot_info
+from replicator.target import State
+
+log = logging.getLogger(__name__)
+
+SNAPSHOTS_PER_WINDOW = 7
+"""Azure: up to seven incremental snapshots per disk every five minutes."""
+SNAPSHOT_WINDOW = timedelta(minutes=5)
+SNAPSHOTS_PER_DISK = 500
+"""Azure: 500 incremental snapshots per disk in total."""
+
+
+def check_limits(created: list[datetime], now: datetime) -> None:
+    """LimitError when one more incremental snapshot would break a limit (`created`: the disk's)."""
+    if len(created) >= SNAPSHOTS_PER_DISK:
+        raise LimitError(
+            f"the disk already has {len(created)} incremental snapshots (Azure allows {SNAPSHOTS_PER_DISK}); "
+            "delete old ones (--source-keep) before --snapshot-now."
+        )
+    recent = sorted(t for t in created if t > now - SNAPSHOT_WINDOW)
+    if len(recent) >= SNAPSHOTS_PER_WINDOW:
+        free_at = recent[-SNAPSHOTS_PER_WINDOW] + SNAPSHOT_WINDOW
+        raise LimitError(
+            f"{len(recent)} incremental snapshots of the disk were taken in the last 5 minutes (Azure allows "
+            f"{SNAPSHOTS_PER_WINDOW}); run again after {free_at:%H:%M:%S} UTC."
+        )
+
+
+def snapshot_name(disk_name: str, now: datetime) -> str:
+    """A new snapshot's name: the disk's, a UTC timestamp and a short random suffix (≤ 80 characters)."""
+    return f"{disk_name[:48]}-repl-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+async def snapshot_now(
+    source: ArmSource, disk_id: str, on_message: Callable[[str], None], now: datetime | None = None
+) -> SnapshotInfo:
+    """Take an incremental snapshot of the disk `disk_id` and wait until it is complete."""
+    rid = arm_ids.parse(disk_id)
+    now = now or datetime.now(UTC)
+    _, existing = await source.resolve(disk_id)
+    check_limits([s.time_created for s in existing], now)
+    compute = source._compute(rid.subscription_id)
+    name = snapshot_name(rid.name, now)
+    with source._arm_errors(f"read disk {rid}"):
+        disk = await compute.disks.get(rid.resource_group, rid.name)
+    body = Snapshot(
+        location=disk.location,
+        incremental=True,
+        creation_data=CreationData(create_option="Copy", source_resource_id=disk.id),
+    )
+    on_message(f"taking incremental snapshot {name} of {rid.name}")
+    try:
+        with source._arm_errors(f"take an incremental snapshot of {rid}"):
+            poller = await compute.snapshots.begin_create_or_update(rid.resource_group, name, body)
+            snap = _snapshot_info(await poller.result())
+    except ReplicationError as err:
+        cause = err.__cause__
+        if isinstance(cause, HttpResponseError) and cause.status_code in (409, 429):
+            message = getattr(cause.error, "message", None) or cause.reason or ""
+            raise LimitError(f"Azure refused the snapshot of {rid.name}: {message}") from err
+        raise
+    return await source.wait_complete(
+        snap, lambda s: on_message(f"{s.name}: {s.completion_percent or 100:.0f} % complete")
+    )
+
+
+def protected_ids(state: State) -> set[str]:
+    """Unique IDs of the source snapshots the target still needs: the last restore point's, the one
+    being written and its diff base."""
+    keep = set()
+    if state.last:
+        keep.add(state.last.unique_id.casefold())
+    if state.in_progress:
+        keep.add(state.in_progress.snapshot.unique_id.casefold())
+    return keep
+
+
+def to_delete(snaps: list[SnapshotInfo], keep: int, state: State) -> list[SnapshotInfo]:
+    """Pure: the oldest snapshots beyond the newest `keep`, minus those the target needs."""
+    needed = protected_ids(state)
+    base_id = state.in_progress.base_id if state.in_progress else None
+    old = snaps[: max(0, len(snaps) - keep)]
+    return [
+        s for s in old if s.unique_id.casefold() not in needed and not arm_ids.same_resource(s.id, base_id)
+    ]
+
+
+async def keep_source(
+    source: ArmSource, disk_id: str, keep: int, state: State, on_message: Callable[[str], None]
+) -> list[str]:
+    """Delete the disk's incremental snapshots beyond the newest `keep` (see the module docstring)."""
+    _, snaps = await source.resolve(disk_id)
+    deleted = []
+    for snap in to_delete(snaps, keep, state):
+        rid = snap.resource
+        operations = source._compute(rid.subscription_id).snapshots
+        with source._arm_errors(f"delete snapshot {snap.id}"):
+            try:
+                current = await operations.get(rid.resource_group, rid.name)
+            except ResourceNotFoundError:
+                continue
+            if current.disk_state == "ActiveSAS":
+                on_message(f"kept {snap.name}: another replication is reading it (active SAS)")
+                continue
+            on_message(f"deleting source snapshot {snap.name} (--source-keep {keep})")
+            poller = await operations.begin_delete(rid.resource_group, rid.name)
+            await poller.result()
+        deleted.append(snap.id)
+    return deleted

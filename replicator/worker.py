@@ -1,0 +1,172 @@
+"""`replicate worker --queue URL`: take job messages from an Azure Storage queue, one at a time, and
+replicate each (for VMs and containers; the queue-triggered function is the serverless twin).
+
+Run as many as the load needs: each takes one message, keeps it invisible while the job runs, and
+then deletes, continues, defers, poisons or leaves it (replicator.fleet.decide). Every knob of a job
+comes from the environment, as for `replicate` (REPLICATOR_CONCURRENCY, REPLICATOR_TIME_BUDGET, ...).
+
+SIGTERM or SIGINT (a container scaled in, Ctrl-C) stops the current job the clean way, as if its time
+budget ran out: checkpoint saved, SAS revoked, lease released, the job re-queued for another worker;
+then the worker exits 0. A SIGKILL leaves the message to reappear and the lease to expire (60 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+
+from azure.core.exceptions import HttpResponseError
+
+from replicator import config as config_module
+from replicator.budget import Budget
+from replicator.errors import EXIT_OK, ReplicatorError, UserError
+from replicator.fleet import (
+    FleetQueue,
+    Message,
+    allow_http,
+    decide,
+    follow_up,
+    kept_invisible,
+    max_dequeue,
+)
+from replicator.jobs import JobSpec, run_job
+from replicator.jsonlog import event, setup
+from replicator.redact import redact
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VISIBILITY = 120
+"""Seconds a message stays invisible per extension; a killed worker's job reappears within this."""
+MAX_POLL_SECONDS = 10.0
+"""Longest pause between receives on an empty queue (each empty receive is one billed transaction)."""
+
+
+def budget_from(env: Mapping[str, str]) -> Budget:
+    """A job's budget from REPLICATOR_TIME_BUDGET (none when unset), stoppable by a signal."""
+    raw = env.get("REPLICATOR_TIME_BUDGET") or None
+    try:
+        return Budget(float(raw) if raw else None)
+    except ValueError:
+        raise UserError(f"--time-budget: expected a number; got {raw!r}.") from None
+
+
+class Worker:
+    """The receive → run → settle loop of one worker process."""
+
+    def __init__(self, queue: FleetQueue, env: Mapping[str, str], *, visibility: int) -> None:
+        self.queue, self.env, self.visibility = queue, env, visibility
+        self.max_dequeue = max_dequeue(env)
+        self.stopping: str | None = None
+        self.budget: Budget | None = None
+        self.jobs_done = 0
+
+    def stop(self, why: str) -> None:
+        """Finish the current job cleanly (checkpoint, revoke, release, re-queue), then exit."""
+        self.stopping = why
+        if self.budget is not None:
+            self.budget.stop(f"the worker was stopped ({why})")
+
+    async def run(self, *, idle_exit: float | None, max_jobs: int | None) -> None:
+        idle, pause = 0.0, 0.5
+        while not self.stopping and (max_jobs is None or self.jobs_done < max_jobs):
+            received = await self.queue.jobs.receive_message(visibility_timeout=self.visibility)
+            if received is None:
+                if idle_exit is not None and idle >= idle_exit:
+                    return
+                await asyncio.sleep(pause)
+                idle, pause = idle + pause, min(pause * 2, MAX_POLL_SECONDS)
+                continue
+            idle, pause = 0.0, 0.5
+            await self.handle(received)
+            self.jobs_done += 1
+
+    async def handle(self, received: object) -> None:
+        message = Message(str(received.content), int(received.dequeue_count or 1))  # type: ignore[attr-defined]
+        try:
+            job = JobSpec.from_json(message.body)
+        except UserError:
+            await follow_up(self.queue, "poison", message, None)
+            await self.queue.jobs.delete_message(received)
+            return
+        async with kept_invisible(self.queue, received, self.visibility) as holder:
+            self.budget = budget_from(self.env)
+            if self.stopping:
+                self.budget.stop(f"the worker was stopped ({self.stopping})")
+            try:
+                outcome = await run_job(job, self.env, budget=self.budget)
+            finally:
+                self.budget = None
+        action = decide(outcome, message, self.max_dequeue)
+        await follow_up(self.queue, action, message, outcome)
+        latest = holder[0]
+        try:
+            if action == "retry":  # reappear after a pause that grows with each failure
+                await self.queue.jobs.update_message(
+                    latest,
+                    pop_receipt=latest.pop_receipt,
+                    visibility_timeout=min(30 * message.dequeue_count, 600),
+                )
+            else:
+                await self.queue.jobs.delete_message(latest, pop_receipt=latest.pop_receipt)
+        except HttpResponseError as exc:  # the message was lost to another worker meanwhile: harmless
+            log.warning("could not settle message %s: %s", received.id, exc.status_code)  # type: ignore[attr-defined]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="replicate worker", description="Replicate jobs taken from an Azure Storage queue."
+    )
+    parser.add_argument(
+        "--queue", default=os.environ.get("REPLICATOR_QUEUE_URL"), help="queue URL [env REPLICATOR_QUEUE_URL]"
+    )
+    parser.add_argument(
+        "--visibility", type=int, default=DEFAULT_VISIBILITY, help="seconds per visibility extension"
+    )
+    parser.add_argument(
+        "--exit-when-idle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="exit after an empty queue for this long",
+    )
+    parser.add_argument("--max-jobs", type=int, default=None, help="exit after this many messages")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("REPLICATOR_LOG_LEVEL", "info"),
+        choices=config_module.LOG_LEVELS,
+    )
+    return parser
+
+
+async def _serve(args: argparse.Namespace, env: Mapping[str, str]) -> None:
+    async with FleetQueue(args.queue, allow_http=allow_http(env)) as queue:
+        worker = Worker(queue, env, visibility=args.visibility)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop, sig.name)
+        event("worker_start", queue=queue.name, pid=os.getpid())
+        try:
+            await worker.run(idle_exit=args.exit_when_idle, max_jobs=args.max_jobs)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        event("worker_stop", queue=queue.name, pid=os.getpid(), jobs=worker.jobs_done, reason=worker.stopping)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    setup(args.log_level)
+    if not args.queue:
+        print("replicate worker: error: --queue (or REPLICATOR_QUEUE_URL) is required.", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(args, os.environ))
+    except ReplicatorError as err:
+        print(f"replicate worker: error: {redact(str(err))}", file=sys.stderr)
+        return err.exit_code
+    return EXIT_OK

@@ -1,0 +1,61 @@
+"""End to end: --snapshot-now (within and beyond Azure's rate limit) and --source-keep."""
+
+from __future__ import annotations
+
+from tests.e2e.world import MiB, World, pattern
+
+
+def _snapshot_names(world: World) -> list[str]:
+    return sorted(s.name for s in world.compute.snapshots.list_by_resource_group(world.rg))
+
+
+def test_snapshot_now_then_source_keep(world: World, replicate) -> None:
+    disk = world.create_disk("d", 1)
+    url = world.target_url()
+    for n in range(1, 5):
+        world.write(disk, (n * 64 * MiB, pattern(n, 2 * MiB)))
+        done = replicate(
+            "--source", disk.id, "--target", url, "--snapshot-now", "--source-keep", "2", "--json"
+        )
+        assert done.code == 0, done.err
+        (result,) = done.doc["snapshots"]
+        assert "-repl-" in result["snapshot_name"] and "taking incremental snapshot" in done.err
+        world.assert_restore_point_equals(url, result["restore_point"], result["snapshot_id"])
+    names = _snapshot_names(world)
+    assert len(names) == 2 and result["snapshot_name"] in names
+    assert "deleting source snapshot" in done.err
+    assert len(world.restore_points(url)) == 4  # source-keep trims the source, never the target
+
+
+def test_snapshot_now_refused_beyond_the_rate_limit(world: World, replicate) -> None:
+    disk = world.create_disk("d", 1)
+    url = world.target_url()
+    for _ in range(7):
+        world.snapshot(disk)
+    refused = replicate("--source", disk.id, "--target", url, "--snapshot-now", "--json")
+    assert refused.code == 3 and "last 5 minutes" in refused.doc["error"]
+    with world.target(url) as blob:
+        assert not blob.exists()  # refused before anything was written
+
+
+def test_service_refusal_of_snapshot_now_exits_3(world: World, replicate) -> None:
+    """Snapshots kept in another resource group escape the local count; Azure's refusal still exits 3."""
+    disk = world.create_disk("d", 1)
+    body = {
+        "location": world.location,
+        "properties": {
+            "incremental": True,
+            "creationData": {"createOption": "Copy", "sourceResourceId": disk.id},
+        },
+    }
+    for n in range(7):
+        world.compute.snapshots.begin_create_or_update(f"{world.rg}-bak", f"b{n}", body).result()
+    refused = replicate("--source", disk.id, "--target", world.target_url(), "--snapshot-now")
+    assert refused.code == 3 and "Azure refused the snapshot" in refused.err
+
+
+def test_snapshot_now_needs_a_disk_source(world: World, replicate) -> None:
+    disk = world.create_disk("d", 1)
+    snap = world.snapshot(disk)
+    bad = replicate("--source", snap, "--target", world.target_url(), "--snapshot-now")
+    assert bad.code == 2 and "need a managed disk" in bad.err

@@ -1,0 +1,42 @@
+"""--time-budget: a diff larger than one invocation finishes over several runs, each stopping cleanly
+(exit 4, status "incomplete", checkpoint saved, nothing granted, lease released), byte-equal at the end."""
+
+from __future__ import annotations
+
+from tests.e2e.world import MiB, World, pattern
+
+PIECES = 12  # 1 MiB changes, not adjacent: one op each, so a stopped run has done some, not all
+
+
+def test_diff_finishes_over_several_budgeted_runs(world: World, replicate) -> None:
+    disk = world.create_disk("data", 1)
+    world.write(disk, (0, pattern(0, MiB)))
+    world.snapshot(disk)
+    url = world.target_url()
+    first = replicate("--source", disk.id, "--target", url, "--json")
+    assert first.code == 0 and first.doc["status"] == "replicated", first.err
+    world.write(disk, *[(i * 50 * MiB + 4096, pattern(100 + i, MiB)) for i in range(PIECES)])
+    s2 = world.snapshot(disk)
+    # 2 MiB/s over 12 MiB is about 6 s of copying; a 2 s budget stops each run after a few pieces.
+    args = ("--source", disk.id, "--target", url, "--json", "--concurrency", "1")
+    args += ("--max-bandwidth", "2MiB", "--time-budget", "2", "--checkpoint-seconds", "0.2")
+    checkpoints: list[int] = []
+    for _ in range(12):
+        run = replicate(*args)
+        if run.code == 0:
+            break
+        assert run.code == 4, run.err
+        assert run.doc["status"] == "incomplete" and "Traceback" not in run.err
+        assert world.snapshot_state(s2) != "ActiveSAS"
+        with world.target(url) as blob:
+            props = blob.get_blob_properties()
+        assert props.lease.state == "available"
+        checkpoints.append(int(props.metadata["inprogress_checkpoint"]))
+    else:
+        raise AssertionError(f"no run finished; checkpoints {checkpoints}")
+    assert len(checkpoints) >= 2, "the budget should have needed several runs"
+    assert checkpoints == sorted(checkpoints) and checkpoints[0] > 0
+    entry = run.doc["snapshots"][0]
+    assert entry["mode"] == "diff" and entry["resumed_from"] == checkpoints[-1]
+    world.assert_restore_point_equals(url, entry["restore_point"], s2)
+    assert len(world.restore_points(url)) == 2

@@ -1,0 +1,174 @@
+"""The Functions app (functions/function_app.py) invoked with real azure.functions objects against the
+emulator, with Azurite's queue service as the queue: timer (explicit jobs, tag discovery, overlapping
+ticks, fan-out) and the queue trigger (success, poison on bad input, host retry then poison)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.functions.queue import QueueMessage as HostQueueMessage
+from azure.functions.timer import TimerRequest as HostTimerRequest
+from azure.storage.blob import BlobLeaseClient
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy
+
+from replicator.errors import ReplicationError
+from replicator.target import PageBlobTarget
+from tests.e2e.world import Disk, MiB, World, pattern
+
+APP = Path(__file__).resolve().parents[2] / "functions" / "function_app.py"
+
+
+def _functions() -> dict[str, Callable[..., Any]]:
+    spec = importlib.util.spec_from_file_location("function_app", APP)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {f.get_function_name(): f.get_user_function() for f in module.app.get_functions()}
+
+
+def _disk(world: World, seed: int, tags: dict[str, str] | None = None) -> tuple[Disk, str]:
+    name = f"d{seed}"
+    body = {
+        "location": world.location,
+        "sku": {"name": "Standard_LRS"},
+        "tags": tags or {},
+        "properties": {"diskSizeGB": 1, "creationData": {"createOption": "Empty"}},
+    }
+    created = world.compute.disks.begin_create_or_update(world.rg, name, body).result()
+    disk = Disk(name, created.id)
+    world.write(disk, (seed * MiB, pattern(seed, MiB)))
+    return disk, world.snapshot(disk)
+
+
+def _queue(url: str) -> QueueClient:
+    return QueueClient.from_queue_url(url, message_decode_policy=TextBase64DecodePolicy())
+
+
+def _poison(url: str) -> QueueClient:
+    base, _, sas = url.partition("?")
+    return _queue(f"{base}-poison?{sas}")
+
+
+def _host_message(received: Any) -> HostQueueMessage:
+    """What the Functions host passes: the decoded body and the delivery count."""
+    return HostQueueMessage(
+        id=received.id, body=received.content.encode(), dequeue_count=received.dequeue_count
+    )
+
+
+async def test_timer_runs_explicit_jobs_and_skips_a_locked_target(
+    world: World, fleet_env, monkeypatch
+) -> None:
+    (d1, s1), (d2, s2) = _disk(world, 1), _disk(world, 2)
+    t1, t2 = world.target_url(), world.target_url()
+    monkeypatch.setenv(
+        "REPLICATOR_JOBS", json.dumps([{"source": d1.id, "target": t1}, {"source": d2.id, "target": t2}])
+    )
+    timer = _functions()["replicate_timer"]
+    await timer(HostTimerRequest(past_due=False))
+    for url, snap in ((t1, s1), (t2, s2)):
+        (point,) = world.restore_points(url)
+        world.assert_restore_point_equals(url, point.snapshot, snap)
+    # An overlapping tick meets the lease: logged and skipped, the invocation does not fail.
+    monkeypatch.setenv("REPLICATOR_LEASE_WAIT", "0")  # the timer setting docs/functions.md recommends
+    world.write(d1, (0, pattern(9, MiB)))
+    world.snapshot(d1)
+    with world.target(t1) as blob:
+        lease = BlobLeaseClient(blob)
+        lease.acquire(lease_duration=60)
+        try:
+            await timer(HostTimerRequest(past_due=True))
+        finally:
+            lease.release()
+    assert len(world.restore_points(t1)) == 1
+    assert world.snapshot_state(s1) != "ActiveSAS"
+
+
+async def test_timer_discovers_tagged_disks_of_a_resource_group(world: World, fleet_env, monkeypatch) -> None:
+    container = world.target_url().rsplit("/", 1)[0] + "/"
+    tagged, snap = _disk(world, 3, {"replicator-target": container})
+    _disk(world, 4, {"other": "x"})
+    monkeypatch.setenv(
+        "REPLICATOR_DISCOVER", f"/subscriptions/{world.subscription}/resourceGroups/{world.rg}"
+    )
+    monkeypatch.delenv("REPLICATOR_JOBS", raising=False)
+    from replicator import functions_entry
+
+    outcomes = await functions_entry.on_timer(HostTimerRequest())
+    assert [(o.job.source, o.status) for o in outcomes] == [(tagged.id, "replicated")]
+    url = f"{container}{tagged.name}.vhd"
+    (point,) = world.restore_points(url)
+    world.assert_restore_point_equals(url, point.snapshot, snap)
+
+
+async def test_timer_fans_out_and_queue_trigger_replicates(
+    world: World, fleet_env, queue_url, monkeypatch
+) -> None:
+    disks = [_disk(world, 10 + i) for i in range(3)]
+    targets = [world.target_url() for _ in disks]
+    url = queue_url()
+    jobs = [{"source": d.id, "target": t} for (d, _), t in zip(disks, targets, strict=True)]
+    monkeypatch.setenv("REPLICATOR_JOBS", json.dumps(jobs))
+    monkeypatch.setenv("REPLICATOR_FANOUT", "true")
+    monkeypatch.setenv("REPLICATOR_QUEUE_URL", url)
+    functions = _functions()
+    await functions["replicate_timer"](HostTimerRequest())
+    with _queue(url) as queue:
+        received = list(queue.receive_messages(max_messages=10, visibility_timeout=60))
+        assert sorted(json.loads(m.content)["source"] for m in received) == sorted(j["source"] for j in jobs)
+        for message in received:
+            await functions["replicate_job"](_host_message(message))
+            queue.delete_message(message)  # what the host does when the function returns
+        assert queue.peek_messages() == []
+    for (_, snap), target in zip(disks, targets, strict=True):
+        (point,) = world.restore_points(target)
+        world.assert_restore_point_equals(target, point.snapshot, snap)
+    # A replay of a done job is harmless: nothing new, no second restore point.
+    replay = HostQueueMessage(body=json.dumps(jobs[0]).encode(), dequeue_count=1)
+    outcome = await functions["replicate_job"](replay)
+    assert outcome is None or outcome.status == "nothing new"
+    assert len(world.restore_points(targets[0])) == 1
+
+
+async def test_queue_trigger_poisons_bad_input_and_repeated_failures(
+    world: World, fleet_env, queue_url, monkeypatch
+) -> None:
+    url = queue_url()
+    monkeypatch.setenv("REPLICATOR_QUEUE_URL", url)
+    from replicator import functions_entry
+    from replicator.fleet import FleetQueue
+
+    async with FleetQueue(url, allow_http=True) as queue:
+        await queue.ensure()
+    await functions_entry.on_queue_message(HostQueueMessage(body=b"not json", dequeue_count=1))
+    missing = world.resource_id("disks", "nosuchdisk")
+    await functions_entry.on_queue_message(
+        HostQueueMessage(
+            body=json.dumps({"source": missing, "target": world.target_url()}).encode(), dequeue_count=1
+        )
+    )
+    disk, _ = _disk(world, 20)
+    job = json.dumps({"source": disk.id, "target": world.target_url()}).encode()
+
+    async def broken(self, op, source_url):
+        raise HttpResponseError(message="injected permanent failure")
+
+    monkeypatch.setattr(PageBlobTarget, "copy_from_url", broken)
+    monkeypatch.setenv("REPLICATOR_MAX_ATTEMPTS", "1")
+    with pytest.raises(ReplicationError, match="injected permanent failure"):  # the host retries it
+        await functions_entry.on_queue_message(HostQueueMessage(body=job, dequeue_count=1))
+    await functions_entry.on_queue_message(HostQueueMessage(body=job, dequeue_count=5))  # the last delivery
+    with _poison(url) as poison:
+        docs = [json.loads(m.content) for m in poison.receive_messages(max_messages=10)]
+    assert len(docs) == 3
+    assert docs[0]["job"] == "not json"
+    assert docs[1]["job"]["source"] == missing and "nosuchdisk" in docs[1]["error"]
+    assert docs[2]["job"]["source"] == disk.id and "injected permanent failure" in docs[2]["error"]
+    assert docs[2]["dequeue_count"] == 5
+    assert all("sig=" not in json.dumps(d) for d in docs)

@@ -1,0 +1,27 @@
+"""The benchmark harness on a tiny scenario, so it does not rot: it must run every step (setup,
+contenders as children, stats, verification, report) and write a report. No timing assertions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_bench_harness_runs_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    cmd = [
+        sys.executable, "-m", "replicator.cli", "bench",
+        "--scenarios", "scattered", "idle", "--contenders", "baseline", "server",
+        "--scale", "0.005", "--latencies", "5", "--baseline-budget", "30",
+        "--out", str(out), "--data-dir", str(tmp_path / "emulator"),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = out.read_text()
+    assert "## Targets" in report and "## Every run" in report
+    rows = [line for line in report.splitlines() if line.startswith(("| scattered |", "| idle |"))]
+    assert len(rows) == 4, report
+    assert all("| equal |" in row for row in rows), report  # the baseline finished: verified too
+    assert "scattered server: ≥ 20x baseline" in report
+    assert "sig=" not in report and "sig=" not in done.stderr
