@@ -59,6 +59,6 @@ class Budget:
         return timeout
 
     def incomplete(self, what: str) -> IncompleteError:
-        """The error that ends the run: exit 4, and the next run continues from the checkpoint."""
+        """The error that ends the run: exit 3, and the next run continues from the checkpoint."""
         cause = self.stopped_by or f"the time budget of {self.seconds:g} s ran out"
         return IncompleteError(f"{cause} {what}; the next run continues from the checkpoint.")

@@ -174,7 +174,7 @@ def replicate_main(args: list[str]) -> int:
         else:
             message = f"unexpected {type(err).__name__}: {err}"
             log.debug("unexpected failure", exc_info=True)
-        incomplete = isinstance(err, IncompleteError)  # exit 4: not a failure, the next run continues
+        incomplete = isinstance(err, IncompleteError)  # exit 3: not a failure, the next run continues
         print(f"replicate: {'incomplete' if incomplete else 'error'}: {redact(message)}", file=sys.stderr)
         if config.json:
             _emit_json(

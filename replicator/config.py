@@ -288,7 +288,7 @@ KNOBS: tuple[Knob, ...] = (
         "time_budget_seconds",
         "--time-budget",
         "REPLICATOR_TIME_BUDGET",
-        "Stop cleanly before this many seconds, checkpoint saved (exit 4); the next run continues.",
+        "Stop cleanly before this many seconds, checkpoint saved (exit 3); the next run continues.",
         "no budget: a run goes on until done (set it below a Functions timeout or a cron interval)",
         "none",
         _float,

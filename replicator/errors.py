@@ -2,11 +2,11 @@
 decides the exit code, so the CLI never has to guess from a message.
 
 - UserError (exit 2): bad input or usage, found before anything is granted or written.
-- LockedError, LimitError (exit 3): another run holds the target, or a service limit that a later
-  run will clear (SAS budget of a snapshot family, snapshot rate limits).
+- LockedError, LimitError, IncompleteError (exit 3): another run holds the target, a service limit
+  that a later run will clear (SAS budget of a snapshot family, snapshot rate limits), or the time
+  budget ran out with the checkpoint saved. All mean "nothing is wrong; run again later"; the
+  `--json` status (`locked`, `failed`, `incomplete`) tells them apart.
 - ReplicationError (exit 1): the run failed; earlier restore points are untouched.
-- IncompleteError (exit 4): the time budget ran out (or a stop was requested); the checkpoint is
-  saved and the next run continues. Not a failure.
 
 Messages are one sentence naming the problem and, where there is one, the fix. They must never
 carry a SAS token, an account key or a bearer token (see replicator.redact).
@@ -18,7 +18,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_RETRY_LATER = 3
-EXIT_INCOMPLETE = 4
 
 
 class ReplicatorError(Exception):
@@ -54,4 +53,4 @@ class ReplicationError(ReplicatorError):
 class IncompleteError(ReplicatorError):
     """The run stopped cleanly before its time budget ran out; the next run continues from the checkpoint."""
 
-    exit_code = EXIT_INCOMPLETE
+    exit_code = EXIT_RETRY_LATER
