@@ -16,9 +16,10 @@ import logging
 import sys
 from typing import Any, TextIO
 
+from replicator import jsonlog
 from replicator.errors import EXIT_FAILED, EXIT_OK, IncompleteError, ReplicatorError
 from replicator.progress import Progress, SnapshotResult
-from replicator.redact import RedactingFilter, redact
+from replicator.redact import redact
 
 log = logging.getLogger("replicator")
 
@@ -125,21 +126,6 @@ class TerminalProgress(Progress):
             self._bar.stop()
 
 
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_replicator", False)]:
-        root.removeHandler(old)
-    handler._replicator = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
-    # The Azure SDKs log every request at INFO; only our own modules follow --log-level below WARNING.
-    root.setLevel(logging.WARNING)
-    log.setLevel(level.upper())
-    logging.getLogger("azure").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
-
-
 def _emit_json(document: dict[str, Any]) -> None:
     print(redact(json.dumps(document, indent=2, sort_keys=True)), flush=True)
 
@@ -158,7 +144,7 @@ def replicate_main(args: list[str]) -> int:
                 {"status": "failed", "exit_code": err.exit_code, "error": redact(str(err)), "snapshots": []}
             )
         return err.exit_code
-    _setup_logging(config.log_level)
+    jsonlog.setup(config.log_level)
     progress = TerminalProgress(sys.stderr, bar=sys.stderr.isatty() and not config.json)
     from replicator.pipeline import replicate
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
@@ -55,6 +55,7 @@ class Config:
     max_attempts: int = 8
     request_timeout_seconds: float = 120.0
     lease_wait_seconds: float = 70.0
+    lease_seconds: int = 60
     snapshot_now: bool = False
     source_keep: int | None = None
     time_budget_seconds: float | None = None
@@ -304,6 +305,15 @@ KNOBS: tuple[Knob, ...] = (
         _float,
     ),
     Knob(
+        "lease_seconds",
+        "--lease-duration",
+        "REPLICATOR_LEASE_DURATION",
+        "Seconds of the target blob lease (15-60, Azure's range), renewed every quarter of it.",
+        "60 s rides out renewal hiccups; shorter frees a killed run's target sooner (tests use 15)",
+        "none",
+        _int,
+    ),
+    Knob(
         "snapshot_now",
         "--snapshot-now",
         "REPLICATOR_SNAPSHOT_NOW",
@@ -321,7 +331,7 @@ KNOBS: tuple[Knob, ...] = (
         _int,
     ),
 )
-
+    """Add the flags of `names` (default: all knobs); each defaults to None so the environment can fill it."""
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UserError (one sentence, exit 2) instead of printing usage and exiting."""
@@ -330,15 +340,22 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message[0].upper()}{message[1:]}.")
 
 
-def build_parser(prog: str = "replicate") -> argparse.ArgumentParser:
-    """The `replicate` argument parser; every option defaults to None so the environment can fill it."""
-    parser = _Parser(prog=prog, description="Replicate managed-disk incremental snapshots to a page blob.")
+def add_knobs(parser: argparse.ArgumentParser, names: Collection[str] | None = None) -> None:
+    """Add the flags of `names` (default: every knob); each defaults to None so the environment can fill it."""
     for knob in KNOBS:
+        if names is not None and knob.name not in names:
+            continue
         help_text = f"{knob.help} [env {knob.env}]"
         if knob.parse is None:
             parser.add_argument(knob.flag, dest=knob.name, action="store_const", const="true", help=help_text)
         else:
             parser.add_argument(knob.flag, dest=knob.name, metavar=knob.name.upper(), help=help_text)
+
+
+def build_parser(prog: str = "replicate") -> argparse.ArgumentParser:
+    """The `replicate` argument parser."""
+    parser = _Parser(prog=prog, description="Replicate managed-disk incremental snapshots to a page blob.")
+    add_knobs(parser)
     return parser
 
 
@@ -401,6 +418,7 @@ def validate(config: Config) -> None:
     _check_range("--max-attempts", config.max_attempts, 1, 100)
     _check_range("--request-timeout", config.request_timeout_seconds, 1, 3600)
     _check_range("--lease-wait", config.lease_wait_seconds, 0, 3600)
+    _check_range("--lease-duration", config.lease_seconds, 15, 60)
     _check_range("--source-keep", config.source_keep, 1, 500)
     if (config.snapshot_now or config.source_keep) and arm_ids.parse(config.source).kind != "disk":
         raise UserError("--snapshot-now and --source-keep need a managed disk --source, not a snapshot.")

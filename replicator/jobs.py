@@ -195,6 +195,7 @@ class _EventProgress(Progress):
             reason=result.reason,
             bytes=result.copied_bytes,
             changed_bytes=result.changed_bytes,
+            resumed_from=result.resumed_from,
             seconds=result.seconds,
             restore_point=result.restore_point,
         )

@@ -66,6 +66,9 @@ def setup(level: str = "info", stream: TextIO | None = None) -> logging.Handler:
         root.removeHandler(old)
     handler._replicator = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(logging.WARNING)  # the Azure SDKs log every request at INFO
+    # The Azure SDKs log every request at INFO; only our own modules follow `level` below WARNING,
+    # and the SDKs' request logs appear with "debug" (redacted by the filter like everything else).
+    root.setLevel(logging.WARNING)
     logging.getLogger("replicator").setLevel(level.upper())
+    logging.getLogger("azure").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
     return handler

@@ -59,7 +59,8 @@ from replicator.ranges import Op, Range
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60
-"""Lease length: rides out a renewal hiccup, yet a killed run frees the target within a minute."""
+"""Default lease length (--lease-duration): rides out a renewal hiccup, yet a killed run frees the
+target within a minute."""
 RENEW_EVERY_SECONDS = 15
 """Renew at a quarter of the lease, so three consecutive renewal failures still leave the lease held."""
 MAX_BLOB_BYTES = 8 * 1024**4
@@ -268,6 +269,7 @@ class PageBlobTarget:
         )
         self._lease: BlobLeaseClient | None = None
         self._lease_wait = config.lease_wait_seconds
+        self._lease_seconds = config.lease_seconds
 
     async def __aenter__(self) -> Self:
         return self
@@ -335,18 +337,18 @@ class PageBlobTarget:
         lease = BlobLeaseClient(self._blob)
         waited = f"waited {self._lease_wait:.0f} s; " if self._lease_wait else ""
         if not await recovery.acquire_waiting(
-            lambda: lease.acquire(lease_duration=LEASE_SECONDS),
+            lambda: lease.acquire(lease_duration=self._lease_seconds),
             self._lease_wait,
             lambda: log.warning(
                 "the lease on %s is held; waiting up to %.0f s (a killed run's lease expires within %d s)",
                 self.url.display,
                 self._lease_wait,
-                LEASE_SECONDS,
+                self._lease_seconds,
             ),
         ):
             raise LockedError(
                 f"another replication holds the lease on {self.url.display}; {waited}wait for it to finish "
-                f"(a killed run's lease expires within {LEASE_SECONDS} s)."
+                f"(a killed run's lease expires within {self._lease_seconds} s)."
             )
         self._lease = lease
         owner = asyncio.current_task()
@@ -354,7 +356,7 @@ class PageBlobTarget:
 
         async def renew() -> None:
             while True:
-                await asyncio.sleep(RENEW_EVERY_SECONDS)
+                await asyncio.sleep(self._lease_seconds * RENEW_EVERY_SECONDS / LEASE_SECONDS)
                 for attempt in range(3):
                     try:
                         await lease.renew()

@@ -125,7 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue", default=os.environ.get("REPLICATOR_QUEUE_URL"), help="queue URL [env REPLICATOR_QUEUE_URL]"
     )
     parser.add_argument(
-        "--visibility", type=int, default=DEFAULT_VISIBILITY, help="seconds per visibility extension"
+        "--visibility",
+        type=int,
+        default=os.environ.get("REPLICATOR_VISIBILITY") or DEFAULT_VISIBILITY,  # argparse applies type
+        help="seconds a taken message stays invisible, extended every third of it; a killed worker's "
+        "job reappears within this [env REPLICATOR_VISIBILITY]",
     )
     parser.add_argument(
         "--exit-when-idle",
@@ -163,6 +167,9 @@ def main(argv: list[str]) -> int:
     setup(args.log_level)
     if not args.queue:
         print("replicate worker: error: --queue (or REPLICATOR_QUEUE_URL) is required.", file=sys.stderr)
+        return 2
+    if not 1 <= args.visibility <= 7 * 86400:
+        print("replicate worker: error: --visibility must be between 1 and 604800 s.", file=sys.stderr)
         return 2
     try:
         asyncio.run(_serve(args, os.environ))

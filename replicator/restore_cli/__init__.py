@@ -33,14 +33,7 @@ COMMON_KNOBS = ("target", "arm_endpoint", "subscription_id", "access_token", "al
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
     """An argument parser with the common knobs; usage errors become UserError (exit 2)."""
     p = config_module._Parser(prog=f"replicate {prog}", description=description)
-    for knob in config_module.KNOBS:
-        if knob.name not in COMMON_KNOBS:
-            continue
-        help_text = f"{knob.help} [env {knob.env}]"
-        if knob.parse is None:
-            p.add_argument(knob.flag, dest=knob.name, action="store_const", const="true", help=help_text)
-        else:
-            p.add_argument(knob.flag, dest=knob.name, metavar=knob.name.upper(), help=help_text)
+    config_module.add_knobs(p, COMMON_KNOBS)
     return p
 
 
