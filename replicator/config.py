@@ -331,7 +331,7 @@ KNOBS: tuple[Knob, ...] = (
         _int,
     ),
 )
-    """Add the flags of `names` (default: all knobs); each defaults to None so the environment can fill it."""
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UserError (one sentence, exit 2) instead of printing usage and exiting."""
@@ -341,7 +341,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def add_knobs(parser: argparse.ArgumentParser, names: Collection[str] | None = None) -> None:
-    """Add the flags of `names` (default: every knob); each defaults to None so the environment can fill it."""
+    """Add the flags of `names` (default: all knobs); each defaults to None so the environment can fill it."""
     for knob in KNOBS:
         if names is not None and knob.name not in names:
             continue
