@@ -71,13 +71,25 @@ class Knob:
     """One row of the knob table: how a `Config` field is set, its default, reason and memory cost."""
 
     name: str
-    flag: str
+    flag: str | None  # None: environment only (a secret must not sit in argv, where `ps` shows it)
     env: str
     help: str
     reason: str
     memory: str
     parse: Callable[[str], Any] | None = None  # None: a boolean switch
     choices: Sequence[str] | None = None
+
+    def value(self, raw: str) -> Any:
+        """The typed value of `raw` (from a flag or the environment); UserError naming the knob."""
+        name = self.flag or self.env
+        if self.parse is None:
+            return _bool(name, raw)
+        if self.choices and raw.lower() not in self.choices:
+            raise UserError(f"{name} must be one of {', '.join(self.choices)}; got {raw!r}.")
+        try:
+            return self.parse(raw.lower() if self.choices else raw)
+        except ValueError as exc:
+            raise UserError(f"{name}: {exc}.") from None
 
 
 def parse_size(text: str) -> int:
@@ -214,9 +226,9 @@ KNOBS: tuple[Knob, ...] = (
     ),
     Knob(
         "access_token",
-        "--access-token",
+        None,
         "REPLICATOR_ACCESS_TOKEN",
-        "Static bearer token used instead of DefaultAzureCredential (prefer the variable).",
+        "Static bearer token used instead of DefaultAzureCredential (environment only: argv is public).",
         "DefaultAzureCredential",
         "none",
         str,
@@ -343,7 +355,7 @@ class _Parser(argparse.ArgumentParser):
 def add_knobs(parser: argparse.ArgumentParser, names: Collection[str] | None = None) -> None:
     """Add the flags of `names` (default: all knobs); each defaults to None so the environment can fill it."""
     for knob in KNOBS:
-        if names is not None and knob.name not in names:
+        if knob.flag is None or (names is not None and knob.name not in names):
             continue
         help_text = f"{knob.help} [env {knob.env}]"
         if knob.parse is None:
@@ -379,20 +391,12 @@ def load(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Config:
     parsed = vars(build_parser().parse_args(list(argv)))
     values: dict[str, Any] = {}
     for knob in KNOBS:
-        raw = parsed[knob.name]
+        raw = parsed.get(knob.name)
         if raw is None:
             raw = env.get(knob.env)
         if raw is None or (raw == "" and knob.parse is not None):
             continue
-        if knob.parse is None:
-            values[knob.name] = _bool(knob.flag, raw)
-            continue
-        if knob.choices and raw.lower() not in knob.choices:
-            raise UserError(f"{knob.flag} must be one of {', '.join(knob.choices)}; got {raw!r}.")
-        try:
-            values[knob.name] = knob.parse(raw.lower() if knob.choices else raw)
-        except ValueError as exc:
-            raise UserError(f"{knob.flag}: {exc}.") from None
+        values[knob.name] = knob.value(raw)
     for name, flag in (("source", "--source"), ("target", "--target")):
         if not values.get(name):
             raise UserError(f"{flag} is required (or set {next(k.env for k in KNOBS if k.name == name)}).")

@@ -44,11 +44,11 @@ def load(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> conf
     for knob in config_module.KNOBS:
         if knob.name not in COMMON_KNOBS:
             continue
-        raw = getattr(args, knob.name)
+        raw = getattr(args, knob.name, None)
         raw = env.get(knob.env) if raw is None else raw
         if raw is None or raw == "":
             continue
-        values[knob.name] = config_module._bool(knob.flag, raw) if knob.parse is None else knob.parse(raw)
+        values[knob.name] = knob.value(raw)
     if not values.get("target"):
         raise UserError("--target is required (or set REPLICATOR_TARGET).")
     config = config_module.Config(source="", **values)
