@@ -40,8 +40,10 @@ class TerminalProgress(Progress):
         self.done: list[SnapshotResult] = []
         self._bar: Any = None
         self._task: Any = None
-        self._total = 0
-        self._skipped = 0
+        self._total = 0  # bytes to copy, known as the listing streams in
+        self._skipped = 0  # bytes below a resumed run's checkpoint
+        self._cleared = 0
+        self._size = 0
         if bar:
             from rich.console import Console
             from rich.progress import (
@@ -78,19 +80,21 @@ class TerminalProgress(Progress):
 
     def on_snapshot_start(self, result: SnapshotResult, index: int, total: int) -> None:
         self.line(f"[{index}/{total}] {result.snapshot_name}: {result.mode} copy ({result.reason})")
-        self._total, self._skipped = 0, 0
+        self._total, self._skipped, self._cleared, self._size = 0, 0, 0, result.size_bytes
         if self._bar is not None:
             self._bar.start()
             self._task = self._bar.add_task(result.snapshot_name, total=None, note="listing")
 
     def on_planned(self, copy_bytes: int, clear_bytes: int) -> None:
         self._total += copy_bytes
+        self._cleared += clear_bytes
         if self._task is not None:
             self._bar.update(self._task, total=self._total)
 
     def on_listing_done(self) -> None:
         if self._task is not None:
-            self._bar.update(self._task, total=self._total, note="")
+            unchanged = max(0, self._size - self._total - self._cleared)
+            self._bar.update(self._task, total=self._total, note=f"{_size(unchanged)} unchanged, skipped")
 
     def on_skipped(self, nbytes: int) -> None:
         self._skipped += nbytes

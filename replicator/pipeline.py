@@ -664,6 +664,7 @@ def _result(job: Job) -> SnapshotResult:
         job.mode,
         job.reason,
         base_snapshot_id=job.base.id if job.base else None,
+        size_bytes=exported_size(job.snapshot),
         resumed_from=job.checkpoint,
     )
 

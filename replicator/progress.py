@@ -23,6 +23,7 @@ class SnapshotResult:
     mode: str  # "full" | "diff"
     reason: str
     base_snapshot_id: str | None = None
+    size_bytes: int = 0  # the exported snapshot's size: what a copy without diffs would move
     changed_bytes: int = 0  # bytes the plan copies (data ranges)
     cleared_bytes: int = 0  # bytes the plan clears
     copied_bytes: int = 0  # bytes actually written in this run (less when resumed past a checkpoint)
