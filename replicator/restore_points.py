@@ -285,8 +285,8 @@ async def restore(
     )
     source = await ArmSource.open(config)
     async with source:
-        disks = source._compute(subscription).disks
-        with source._arm_errors(f"create disk {disk_id}"):
+        disks = source.compute(subscription).disks
+        with source.arm_errors(f"create disk {disk_id}"):
             with contextlib.suppress(ResourceNotFoundError):
                 await disks.get(request.resource_group, request.disk_name)
                 raise UserError(f"the disk {disk_id} already exists; choose another --disk-name.")

@@ -26,7 +26,7 @@ from azure.mgmt.compute.models import CreationData, Snapshot
 
 from replicator import arm_ids
 from replicator.errors import LimitError, ReplicationError
-from replicator.source import ArmSource, SnapshotInfo, _snapshot_info
+from replicator.source import ArmSource, SnapshotInfo, snapshot_info
 from replicator.target import State
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,9 @@ async def snapshot_now(
     now = now or datetime.now(UTC)
     _, existing = await source.resolve(disk_id)
     check_limits([s.time_created for s in existing], now)
-    compute = source._compute(rid.subscription_id)
+    compute = source.compute(rid.subscription_id)
     name = snapshot_name(rid.name, now)
-    with source._arm_errors(f"read disk {rid}"):
+    with source.arm_errors(f"read disk {rid}"):
         disk = await compute.disks.get(rid.resource_group, rid.name)
     body = Snapshot(
         location=disk.location,
@@ -78,9 +78,9 @@ async def snapshot_now(
     )
     on_message(f"taking incremental snapshot {name} of {rid.name}")
     try:
-        with source._arm_errors(f"take an incremental snapshot of {rid}"):
+        with source.arm_errors(f"take an incremental snapshot of {rid}"):
             poller = await compute.snapshots.begin_create_or_update(rid.resource_group, name, body)
-            snap = _snapshot_info(await poller.result())
+            snap = snapshot_info(await poller.result())
     except ReplicationError as err:
         cause = err.__cause__
         if isinstance(cause, HttpResponseError) and cause.status_code in (409, 429):
@@ -121,8 +121,8 @@ async def keep_source(
     deleted = []
     for snap in to_delete(snaps, keep, state):
         rid = snap.resource
-        operations = source._compute(rid.subscription_id).snapshots
-        with source._arm_errors(f"delete snapshot {snap.id}"):
+        operations = source.compute(rid.subscription_id).snapshots
+        with source.arm_errors(f"delete snapshot {snap.id}"):
             try:
                 current = await operations.get(rid.resource_group, rid.name)
             except ResourceNotFoundError:

@@ -169,7 +169,7 @@ class DiskInfo:
     sku: str | None
 
 
-def _snapshot_info(s: Snapshot) -> SnapshotInfo:
+def snapshot_info(s: Snapshot) -> SnapshotInfo:
     creation = s.creation_data
     copy_error = s.copy_completion_error
     return SnapshotInfo(
@@ -314,7 +314,8 @@ class ArmSource:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    def _compute(self, subscription_id: str) -> ComputeManagementClient:
+    def compute(self, subscription_id: str) -> ComputeManagementClient:
+        """The ARM compute client of a subscription (one per subscription, reused, closed with us)."""
         key = subscription_id.casefold()
         if key not in self._clients:
             self._clients[key] = ComputeManagementClient(
@@ -328,7 +329,7 @@ class ArmSource:
         return self._clients[key]
 
     @contextlib.contextmanager
-    def _arm_errors(self, action: str) -> Iterator[None]:
+    def arm_errors(self, action: str) -> Iterator[None]:
         """Turn SDK exceptions into ReplicatorErrors whose one sentence says what we were doing."""
         try:
             yield
@@ -395,15 +396,15 @@ class ArmSource:
             raise
 
     async def _get_snapshot(self, rid: arm_ids.ResourceId) -> SnapshotInfo:
-        with self._arm_errors(f"read snapshot {rid}"):
-            return _snapshot_info(
-                await self._compute(rid.subscription_id).snapshots.get(rid.resource_group, rid.name)
+        with self.arm_errors(f"read snapshot {rid}"):
+            return snapshot_info(
+                await self.compute(rid.subscription_id).snapshots.get(rid.resource_group, rid.name)
             )
 
     async def _get_disk(self, rid: arm_ids.ResourceId) -> DiskInfo:
-        with self._arm_errors(f"read disk {rid}"):
+        with self.arm_errors(f"read disk {rid}"):
             return _disk_info(
-                await self._compute(rid.subscription_id).disks.get(rid.resource_group, rid.name)
+                await self.compute(rid.subscription_id).disks.get(rid.resource_group, rid.name)
             )
 
     async def _disk_of(self, snapshot: SnapshotInfo) -> DiskInfo | None:
@@ -413,9 +414,9 @@ class ArmSource:
             return None  # made from something other than a disk (a copied snapshot)
         if rid.kind != "disk":
             return None
-        with self._arm_errors(f"read disk {rid}"):
+        with self.arm_errors(f"read disk {rid}"):
             try:
-                disk = await self._compute(rid.subscription_id).disks.get(rid.resource_group, rid.name)
+                disk = await self.compute(rid.subscription_id).disks.get(rid.resource_group, rid.name)
             except ResourceNotFoundError:
                 return None
         info = _disk_info(disk)
@@ -424,7 +425,7 @@ class ArmSource:
     async def _snapshots_of(
         self, rid: arm_ids.ResourceId, disk: DiskInfo, search: Literal["resource-group", "subscription"]
     ) -> list[SnapshotInfo]:
-        operations = self._compute(rid.subscription_id).snapshots
+        operations = self.compute(rid.subscription_id).snapshots
         where = f"resource group {rid.resource_group}" if search == "resource-group" else "the subscription"
         pager = (
             operations.list_by_resource_group(rid.resource_group)
@@ -432,9 +433,9 @@ class ArmSource:
             else operations.list()
         )
         found: list[SnapshotInfo] = []
-        with self._arm_errors(f"list the snapshots of {where}"):
+        with self.arm_errors(f"list the snapshots of {where}"):
             async for snapshot in pager:
-                info = _snapshot_info(snapshot)
+                info = snapshot_info(snapshot)
                 if (
                     info.incremental
                     and arm_ids.same_resource(info.source_resource_id, disk.id)
@@ -518,7 +519,7 @@ class ArmSource:
     async def _grant_read(self, snapshot: SnapshotInfo) -> str:
         """One Read SAS from ARM, retrying while the family's five SAS slots are held elsewhere."""
         rid = snapshot.resource
-        operations = self._compute(rid.subscription_id).snapshots
+        operations = self.compute(rid.subscription_id).snapshots
         request = GrantAccessData(access="Read", duration_in_seconds=self.config.sas_duration_seconds)
         budget = float(self.config.sas_wait_seconds)
         backoff = wait_random_exponential(multiplier=FAMILY_RETRY_BACKOFF_SECONDS, max=60)
@@ -554,7 +555,7 @@ class ArmSource:
             reraise=True,
         )
         try:
-            with self._arm_errors(f"grant read access to snapshot {snapshot.id}"):
+            with self.arm_errors(f"grant read access to snapshot {snapshot.id}"):
                 return await retrying(grant_once)
         except ReplicationError as err:
             if is_family_sas_limit(err.__cause__):
@@ -575,7 +576,7 @@ class ArmSource:
         rid = snapshot.resource
         try:
             async with asyncio.timeout(REVOKE_TIMEOUT_SECONDS):
-                poller = await self._compute(rid.subscription_id).snapshots.begin_revoke_access(
+                poller = await self.compute(rid.subscription_id).snapshots.begin_revoke_access(
                     rid.resource_group, rid.name
                 )
                 await poller.result()
