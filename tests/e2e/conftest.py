@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +33,18 @@ class Run:
     @property
     def doc(self) -> dict[str, Any]:
         return json.loads(self.out)
+
+
+def cli_process(env: dict[str, str], *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """`python -m replicator.cli ARGS` as a child process with the emulator's environment, output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "replicator.cli", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 @pytest.fixture

@@ -11,11 +11,6 @@ TIB = 1024 * GiB
 FOOTER = 512  # the exported VHD of a 512-sector disk ends with a footer page: data of the full copy
 
 
-def _only_sas_free(world: World, *snapshot_ids: str) -> None:
-    for snapshot_id in snapshot_ids:
-        assert world.snapshot_state(snapshot_id) != "ActiveSAS", f"{snapshot_id} still has a SAS"
-
-
 def _check(world: World, url: str, run: Run, *snapshot_ids: str) -> list[dict]:
     """The run succeeded, made one restore point per snapshot, each byte-equal to its source."""
     assert run.code == 0, run.err
@@ -23,7 +18,7 @@ def _check(world: World, url: str, run: Run, *snapshot_ids: str) -> list[dict]:
     assert [s["snapshot_id"] for s in done] == list(snapshot_ids)
     for entry in done:
         world.assert_restore_point_equals(url, entry["restore_point"], entry["snapshot_id"])
-    _only_sas_free(world, *snapshot_ids)
+    world.assert_sas_free(*snapshot_ids)
     return done
 
 
@@ -177,7 +172,7 @@ def test_plan_writes_nothing_and_revokes(world: World, replicate) -> None:
     assert run.doc["snapshots"][0]["restore_point"] is None
     with world.container(url) as container:
         assert not container.exists()
-    _only_sas_free(world, s1)
+    world.assert_sas_free(s1)
 
 
 def test_target_sas_is_honoured_and_never_printed(world: World, replicate, monkeypatch) -> None:

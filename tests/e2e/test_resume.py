@@ -4,10 +4,7 @@ resumes from it to a byte-equal restore point. One writer per target: a held lea
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -15,6 +12,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobLeaseClient
 
 from replicator.target import PageBlobTarget
+from tests.e2e.conftest import cli_process
 from tests.e2e.world import MiB, World, pattern
 
 CHUNKS = 24  # 1 MiB writes spread over the disk: enough ops that a failure lands mid-plan
@@ -95,22 +93,11 @@ def test_lease_conflict_exits_3_and_writes_nothing(world: World, replicate) -> N
     assert world.snapshot_state(s2) != "ActiveSAS" and world.snapshot_state(s1) != "ActiveSAS"
 
 
-def _cli(env: dict[str, str], *args: str, **kwargs) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "replicator.cli", *args],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
-
-
 def test_killed_subprocess_resumes_byte_equal(world: World, emulator_env: dict[str, str]) -> None:
     disk, s1 = _scattered_disk(world)
     url = world.target_url()
     args = ("--source", disk.id, "--target", url, "--json", "--checkpoint-seconds", "0.2")
-    slow = _cli(emulator_env, *args, "--max-bandwidth", "2MiB", "--concurrency", "2")
+    slow = cli_process(emulator_env, *args, "--max-bandwidth", "2MiB", "--concurrency", "2")
     try:
         deadline = time.monotonic() + 30
         checkpoint = 0
@@ -127,7 +114,7 @@ def test_killed_subprocess_resumes_byte_equal(world: World, emulator_env: dict[s
     with world.target(url) as blob:
         BlobLeaseClient(blob).break_lease(lease_break_period=0)  # what an operator does after a crash
 
-    rerun = _cli(emulator_env, *args)
+    rerun = cli_process(emulator_env, *args)
     out, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
     entry = json.loads(out)["snapshots"][0]
@@ -141,7 +128,7 @@ def test_killed_subprocess_resumes_byte_equal(world: World, emulator_env: dict[s
 def test_sas_revoked_mid_copy_is_regranted(world: World, emulator_env: dict[str, str], mode: str) -> None:
     disk, s1 = _scattered_disk(world)
     url = world.target_url()
-    run = _cli(
+    run = cli_process(
         emulator_env, "--source", disk.id, "--target", url, "--json", "--mode", mode,
         "--max-bandwidth", "4MiB", "--concurrency", "2", "--checkpoint-seconds", "0.2",
     )  # fmt: skip

@@ -156,6 +156,11 @@ class World:
     def snapshot_state(self, snapshot_id: str) -> str:
         return self.compute.snapshots.get(self.rg, snapshot_id.rsplit("/", 1)[1]).disk_state
 
+    def assert_sas_free(self, *snapshot_ids: str) -> None:
+        """No SAS is left granted on these snapshots (every way out of a run revokes)."""
+        for snapshot_id in snapshot_ids:
+            assert self.snapshot_state(snapshot_id) != "ActiveSAS", f"{snapshot_id} still has a SAS"
+
     def disk_state(self, disk: Disk) -> str:
         return self.compute.disks.get(self.rg, disk.name).disk_state
 

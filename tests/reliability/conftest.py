@@ -4,14 +4,11 @@ subprocess CLI runner that checks every output for secrets, and observers of gra
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -48,26 +45,8 @@ def control(env: dict[str, str], knobs: dict[str, Any] | None = None) -> dict[st
         return json.loads(answer.read())
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def doc(self) -> dict[str, Any]:
-        return json.loads(self.out)
-
-
-def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    """`python -m replicator.cli ARGS` with the emulator's environment, output piped."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "replicator.cli", *args],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+Result = e2e.Run
+start = e2e.cli_process
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 240) -> Result:
@@ -108,11 +87,6 @@ def change(world: World, disk: Any, seed: int, chunks: int = 12) -> None:
         *[(i * 40 * MiB + 4096 * i, pattern(seed * 100 + i, 512 * 1024)) for i in range(chunks)],
         (60 * MiB + 512, 8192),
     )
-
-
-def sas_free(world: World, *snapshot_ids: str) -> None:
-    for snapshot_id in snapshot_ids:
-        assert world.snapshot_state(snapshot_id) != "ActiveSAS", f"{snapshot_id} still has a SAS"
 
 
 def metadata(world: World, url: str) -> dict[str, str]:

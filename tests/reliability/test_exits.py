@@ -12,7 +12,7 @@ from azure.mgmt.compute.aio.operations import DisksOperations, SnapshotsOperatio
 from replicator import recovery
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e.world import World
-from tests.reliability.conftest import finish, metadata, sas_free, scattered, start, wait_for_checkpoint
+from tests.reliability.conftest import finish, metadata, scattered, start, wait_for_checkpoint
 
 SLOW = ("--max-bandwidth", "1MiB", "--concurrency", "2", "--checkpoint-seconds", "0.2")
 
@@ -30,7 +30,7 @@ def test_interrupted_runs_revoke_and_release(faulty: EmulatorProcess, faulty_wor
     result = finish(proc, timeout=60)
     assert result.code not in (0, 2), result.err
     assert result.doc["status"] != "replicated"
-    sas_free(faulty_world, s1)
+    faulty_world.assert_sas_free(s1)
     with faulty_world.target(url) as blob:
         assert blob.get_blob_properties().lease.state == "available"
     assert metadata(faulty_world, url)["inprogress_snapshot_id"] == s1
@@ -59,7 +59,7 @@ def test_only_read_is_asked_of_a_source(world: World, replicate, monkeypatch: py
     world.snapshot(disk)
     assert replicate("--source", disk.id, "--target", url, "--mode", "stream").code == 0
     assert asked and set(asked) == {"Read"}, asked
-    sas_free(world, s1)
+    world.assert_sas_free(s1)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from replicator.emulator.faults import KINDS, FaultOptions, FaultPlan
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e.world import World
-from tests.reliability.conftest import FAST_RETRY, change, check_points, control, run, sas_free, scattered
+from tests.reliability.conftest import FAST_RETRY, change, check_points, control, run, scattered
 
 
 def test_the_fault_stream_is_seeded() -> None:
@@ -47,7 +47,7 @@ def _campaign(world: World, env: dict[str, str], *, seed: int, mode: str, rate: 
             change(world, disk, seed)
             s2 = world.snapshot(disk)
     check_points(world, url, s1, s2)
-    sas_free(world, s1, s2)
+    world.assert_sas_free(s1, s2)
     return retries
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e.world import World
-from tests.reliability.conftest import FAST_RETRY, change, check_points, run, sas_free, scattered, start
+from tests.reliability.conftest import FAST_RETRY, change, check_points, run, scattered, start
 
 KILL_POINTS = 12
 SEED = 20240601
@@ -42,7 +42,7 @@ def _kill_once(env: dict[str, str], delay: float, index: int) -> dict[str, objec
         assert rerun.code == 0, rerun.err
         points = check_points(world, url, s1, s2)
         assert points[0].snapshot == before.snapshot, "an earlier restore point changed"
-        sas_free(world, s1, s2)
+        world.assert_sas_free(s1, s2)
         return {"delay": delay, "killed_after_commit": len(left) == 2, "rerun_seconds": round(waited, 1)}
     finally:
         world.close()

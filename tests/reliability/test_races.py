@@ -20,7 +20,6 @@ from tests.reliability.conftest import (
     finish,
     metadata,
     run,
-    sas_free,
     scattered,
     start,
     wait_for_checkpoint,
@@ -50,7 +49,7 @@ def test_two_runs_on_one_target(faulty: EmulatorProcess, faulty_world: World) ->
     assert (done.code, second.code) == (0, 3), (done.err, second.err)
     assert "another replication holds the lease on" in second.err
     check_points(faulty_world, url, s1, s2)
-    sas_free(faulty_world, s1, s2)
+    faulty_world.assert_sas_free(s1, s2)
 
 
 def test_target_lease_broken_mid_run(faulty: EmulatorProcess, faulty_world: World) -> None:
@@ -64,7 +63,7 @@ def test_target_lease_broken_mid_run(faulty: EmulatorProcess, faulty_world: Worl
     assert broken.code == 1, broken.err
     assert "lease" in broken.doc["error"], broken.doc["error"]
     assert [p.metadata["snapshot_id"] for p in faulty_world.restore_points(url)] == [s1]
-    sas_free(faulty_world, s1, s2)
+    faulty_world.assert_sas_free(s1, s2)
     assert run(env, *args).code == 0
     check_points(faulty_world, url, s1, s2)
 
@@ -89,7 +88,7 @@ def test_current_snapshot_deleted_mid_run(faulty: EmulatorProcess, faulty_world:
     # the target holds part of s2's diff: only a full copy of s3 is correct now
     assert entry["snapshot_id"] == s3 and entry["mode"] == "full", entry
     check_points(faulty_world, url, s1, s3)
-    sas_free(faulty_world, s1, s3)
+    faulty_world.assert_sas_free(s1, s3)
 
 
 def test_base_snapshot_deleted_before_run(faulty: EmulatorProcess, faulty_world: World) -> None:
@@ -147,7 +146,7 @@ def test_many_runs_on_one_family(faulty: EmulatorProcess, faulty_world: World) -
     assert 2 <= most <= 5, most
     for i, url in enumerate(urls):
         check_points(world, url, snaps[0], snaps[i + 1])
-    sas_free(world, *snaps)
+    world.assert_sas_free(*snaps)
 
 
 @pytest.mark.slow
@@ -166,7 +165,7 @@ def test_emulator_restarted_mid_copy(fresh_emulator, monkeypatch: pytest.MonkeyP
         result = run(emulator.env, *args)
     assert result.code == 0, result.err
     check_points(world, url, s1, s2)
-    sas_free(world, s1, s2)
+    world.assert_sas_free(s1, s2)
     world.close()
 
 
@@ -181,6 +180,6 @@ def test_sas_expiring_during_a_copy(fresh_emulator, monkeypatch: pytest.MonkeyPa
     assert result.code == 0, result.err
     assert result.doc["snapshots"][0]["retries"] >= 1, "the expired SAS was never noticed"
     check_points(world, url, s1, s2)
-    sas_free(world, s1, s2)
+    world.assert_sas_free(s1, s2)
     assert "inprogress_snapshot_id" not in metadata(world, url)
     world.close()
