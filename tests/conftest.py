@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from azure.core.credentials import AccessToken
 from azure.storage.blob import BlobClient, BlobServiceClient
 
+from replicator.credentials import StaticTokenCredential
 from replicator.emulator.process import EmulatorProcess
 
 
@@ -49,30 +48,6 @@ def fresh_emulator(tmp_path: Path) -> Iterator[Callable[..., EmulatorProcess]]:
     yield make
     for proc in started:
         proc.stop()
-
-
-class StaticTokenCredential:
-    """A TokenCredential (sync and async) returning the emulator's bearer token."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
-        return AccessToken(self._token, int(time.time()) + 3600)
-
-
-class AsyncStaticTokenCredential(StaticTokenCredential):
-    async def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:  # type: ignore[override]
-        return AccessToken(self._token, int(time.time()) + 3600)
-
-    async def close(self) -> None:
-        return None
-
-    async def __aenter__(self) -> AsyncStaticTokenCredential:
-        return self
-
-    async def __aexit__(self, *args: object) -> None:
-        return None
 
 
 @pytest.fixture

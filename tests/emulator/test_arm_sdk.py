@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.aio import ComputeManagementClient as AsyncComputeManagementClient
 from azure.storage.blob import BlobClient
 
+from replicator.credentials import AsyncStaticTokenCredential, StaticTokenCredential
 from replicator.emulator import vhd
 from tests.emulator_process import EmulatorProcess
 
@@ -27,37 +26,11 @@ GIB = 1 << 30
 MIB = 1 << 20
 
 
-class EnvToken:
-    """A TokenCredential that returns the emulator's bearer token."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(self.token, int(time.time()) + 3600)
-
-
-class AsyncEnvToken(EnvToken):
-    """The aio flavour (AsyncTokenCredential protocol)."""
-
-    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:  # type: ignore[override]
-        return AccessToken(self.token, int(time.time()) + 3600)
-
-    async def close(self) -> None:
-        return None
-
-    async def __aenter__(self) -> AsyncEnvToken:
-        return self
-
-    async def __aexit__(self, *args: object) -> None:
-        return None
-
-
 def compute(
     env: dict[str, str], token: str | None = None, subscription: str | None = None
 ) -> ComputeManagementClient:
     return ComputeManagementClient(
-        credential=EnvToken(token or env["REPLICATOR_ACCESS_TOKEN"]),
+        credential=StaticTokenCredential(token or env["REPLICATOR_ACCESS_TOKEN"]),
         subscription_id=subscription or env["AZURE_SUBSCRIPTION_ID"],
         base_url=env["REPLICATOR_ARM_ENDPOINT"],
         connection_verify=env["SSL_CERT_FILE"],
@@ -66,7 +39,7 @@ def compute(
 
 def async_compute(env: dict[str, str]) -> AsyncComputeManagementClient:
     return AsyncComputeManagementClient(
-        credential=AsyncEnvToken(env["REPLICATOR_ACCESS_TOKEN"]),
+        credential=AsyncStaticTokenCredential(env["REPLICATOR_ACCESS_TOKEN"]),
         subscription_id=env["AZURE_SUBSCRIPTION_ID"],
         base_url=env["REPLICATOR_ARM_ENDPOINT"],
         connection_verify=env["SSL_CERT_FILE"],
@@ -398,7 +371,7 @@ def test_authentication_and_subscription(emulator_env: dict[str, str]) -> None:
         compute(emulator_env, subscription=other).disks.get("rg", "d")
     assert error_code(sub.value) == "SubscriptionNotFound"
     anonymous = ComputeManagementClient(
-        EnvToken("x"), other, base_url=emulator_env["REPLICATOR_ARM_ENDPOINT"],
+        StaticTokenCredential("x"), other, base_url=emulator_env["REPLICATOR_ARM_ENDPOINT"],
         connection_verify=emulator_env["SSL_CERT_FILE"], authentication_policy=None,
         policies=[],
     )  # fmt: skip

@@ -6,7 +6,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobServiceClient
 
-from tests.conftest import AsyncStaticTokenCredential
+from replicator.credentials import AsyncStaticTokenCredential
 
 P = 512
 
