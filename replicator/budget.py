@@ -27,6 +27,15 @@ MAX_RESERVE_SECONDS = 60.0
 """Drain and cleanup take a few seconds; 60 s covers a slow chunk write plus revoke and release."""
 
 
+class BudgetSpent(IncompleteError):
+    """The run stopped for its budget; `position` says where ("at offset N of <snapshot>", "before
+    <snapshot>"), so a fleet re-queueing the job can tell a run that advanced from one that did not."""
+
+    def __init__(self, message: str, position: str) -> None:
+        super().__init__(message)
+        self.position = position
+
+
 class Budget:
     """Deadlines of one run; `seconds=None` means no budget (never expires unless stopped)."""
 
@@ -58,7 +67,7 @@ class Budget:
         self._timeouts.add(timeout)
         return timeout
 
-    def incomplete(self, what: str) -> IncompleteError:
-        """The error that ends the run: exit 3, and the next run continues from the checkpoint."""
+    def incomplete(self, where: str) -> BudgetSpent:
+        """The error that ends the run: exit 3, and the next run continues from the checkpoint `where`."""
         cause = self.stopped_by or f"the time budget of {self.seconds:g} s ran out"
-        return IncompleteError(f"{cause} {what}; the next run continues from the checkpoint.")
+        return BudgetSpent(f"{cause} {where}; the next run continues from the checkpoint.", where)

@@ -6,7 +6,9 @@ worker does with it once the job has run (`decide`), by outcome:
 
 - replicated, nothing new: delete.
 - incomplete (time budget, SIGTERM): send a fresh copy (visible now), delete this one; the next
-  worker continues from the checkpoint.
+  worker continues from the checkpoint. The copy carries where the run stopped; after
+  `MAX_STALLS` re-queues in a row that stopped at the same place (a checkpoint that never advances,
+  e.g. a budget too short to copy one chunk), poison instead of re-queueing forever.
 - locked (another run holds the target's lease), limited (SAS family budget): send a copy visible
   after `DEFER_SECONDS`, delete this one; after `MAX_DEFERRALS` drop it (logged): the holder is
   bringing the target up to date, and the next enqueue round brings the job back.
@@ -58,6 +60,9 @@ DEFER_SECONDS = 60
 """A deferred (locked) job comes back after this: the target lease of a killed run lasts at most 60 s."""
 MAX_DEFERRALS = 30
 """About half an hour of deferrals; a lock held longer is a long copy that the next enqueue round meets."""
+MAX_STALLS = 3
+"""Re-queues in a row without progress before an incomplete job is poisoned: a worker stopped twice by
+scale-ins before its first checkpoint is bad luck, a third time at the same offset is a stuck job."""
 DEFAULT_MAX_DEQUEUE = 5
 """Failures before poisoning: the Functions host's maxDequeueCount default, so both agree."""
 
@@ -79,10 +84,31 @@ class Message:
             return {}
         return doc if isinstance(doc, dict) else {}
 
+    def _count(self, key: str) -> int:
+        value = self.doc.get(key, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
     @property
     def deferrals(self) -> int:
-        value = self.doc.get("deferrals", 0)
-        return value if isinstance(value, int) else 0
+        """How often a locked or limited job was deferred (MAX_DEFERRALS)."""
+        return self._count("deferrals")
+
+    @property
+    def stalls(self) -> int:
+        """How many re-queues in a row stopped where the one before did (MAX_STALLS)."""
+        return self._count("stalls")
+
+    @property
+    def position(self) -> str | None:
+        """Where the run that re-queued this message stopped (BudgetSpent.position)."""
+        value = self.doc.get("position")
+        return value if isinstance(value, str) else None
+
+
+def stalls_after(outcome: Outcome, message: Message) -> int:
+    """Re-queues in a row without progress, counting this incomplete run: 0 when it moved on."""
+    stuck = outcome.position is not None and outcome.position == message.position
+    return message.stalls + 1 if stuck else 0
 
 
 def decide(outcome: Outcome, message: Message, max_dequeue: int) -> Action:
@@ -90,7 +116,7 @@ def decide(outcome: Outcome, message: Message, max_dequeue: int) -> Action:
     if outcome.done:
         return "delete"
     if outcome.status == "incomplete":
-        return "continue"
+        return "continue" if stalls_after(outcome, message) < MAX_STALLS else "poison"
     if outcome.status in ("locked", "limited"):
         return "defer" if message.deferrals < MAX_DEFERRALS else "drop"
     if outcome.status == "bad input" or message.dequeue_count >= max_dequeue:
@@ -142,8 +168,9 @@ class FleetQueue:
                 if exc.status_code != 409:
                     raise
 
-    async def send(self, job: JobSpec, *, delay: int = 0, deferrals: int = 0) -> None:
-        body = json.loads(job.to_json()) | ({"deferrals": deferrals} if deferrals else {})
+    async def send(self, job: JobSpec, *, delay: int = 0, **counters: int | str | None) -> None:
+        """Send `job`, with the bookkeeping fields (deferrals, stalls, position) that are set."""
+        body = json.loads(job.to_json()) | {k: v for k, v in counters.items() if v}
         await self.jobs.send_message(json.dumps(body, sort_keys=True), visibility_timeout=delay or None)
 
     async def send_poison(self, message: Message, error: str | None) -> None:
@@ -163,12 +190,15 @@ async def enqueue(queue: FleetQueue, jobs: list[JobSpec]) -> int:
 async def follow_up(queue: FleetQueue, action: Action, message: Message, outcome: Outcome | None) -> None:
     """The sends an action needs before its message is deleted (or, for retry, left to reappear)."""
     job = outcome.job if outcome else None
-    if action == "continue" and job:
-        await queue.send(job)
+    error = outcome.error if outcome else "not a replication job"
+    if action == "continue" and job and outcome:
+        await queue.send(job, stalls=stalls_after(outcome, message), position=outcome.position)
     elif action == "defer" and job:
         await queue.send(job, delay=DEFER_SECONDS, deferrals=message.deferrals + 1)
     elif action == "poison":
-        await queue.send_poison(message, outcome.error if outcome else "not a replication job")
+        if outcome and outcome.status == "incomplete":
+            error = f"no progress in {MAX_STALLS + 1} runs in a row ({outcome.position}): {error}"
+        await queue.send_poison(message, error)
     event(
         "message_" + action,
         queue=queue.name,
@@ -176,7 +206,7 @@ async def follow_up(queue: FleetQueue, action: Action, message: Message, outcome
         disk=job.source if job else None,
         outcome=outcome.status if outcome else "bad input",
         dequeue_count=message.dequeue_count,
-        error=outcome.error if outcome and action in ("poison", "retry") else None,
+        error=error if action in ("poison", "retry") else None,
     )
 
 

@@ -6,9 +6,11 @@ real `azure.functions` objects and no Functions host.
 - `on_timer`: every tick, load the jobs from the app settings (replicator.jobs.load_jobs). With
   `REPLICATOR_FANOUT=true` it puts one message per job on `REPLICATOR_QUEUE_URL` and returns; else it
   runs the jobs one after another under one time budget (`REPLICATOR_TIME_BUDGET`, set it below the
-  app's functionTimeout): a job the budget cuts short, and the jobs after it, continue at the next
-  tick. A target locked by an overlapping tick is logged and skipped, not a failure. The invocation
-  fails (so Application Insights counts a failed execution) only when a job failed or was refused.
+  app's functionTimeout), least recently served first (replicator.fairness): a job the budget cuts
+  short, and the jobs after it, continue at the next tick, and a job that eats every budget cannot
+  starve the others. A target locked by an overlapping tick is logged and skipped, not a failure.
+  The invocation fails (so Application Insights counts a failed execution) only when a job failed or
+  was refused.
 - `on_queue_message`: one job per message. The host keeps the message invisible while it runs and
   deletes it when the function returns; raising makes the host retry it (maxDequeueCount, then its
   own poison queue). Before that, replicator.fleet.decide settles it as the workers do: continue,
@@ -24,6 +26,7 @@ from typing import Any
 
 from replicator.budget import Budget
 from replicator.errors import ReplicationError, UserError
+from replicator.fairness import least_recently_served
 from replicator.fleet import FleetQueue, Message, allow_http, decide, enqueue, follow_up, max_dequeue
 from replicator.jobs import JobSpec, Outcome, load_jobs, run_job
 from replicator.jsonlog import event
@@ -51,7 +54,7 @@ async def on_timer(timer: Any, env: Mapping[str, str] | None = None) -> list[Out
         return []
     budget: Budget = budget_from(env)
     outcomes: list[Outcome] = []
-    for job in jobs:
+    for job in await least_recently_served(jobs, env):
         if budget.expired():
             event("job_skipped", disk=job.source, outcome="incomplete", reason="time budget spent")
             continue

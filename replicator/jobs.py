@@ -28,7 +28,7 @@ from typing import Any
 
 from replicator import config as config_module
 from replicator import credentials
-from replicator.budget import Budget
+from replicator.budget import Budget, BudgetSpent
 from replicator.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -161,6 +161,7 @@ class Outcome:
     copied_bytes: int = 0
     snapshots: list[SnapshotResult] = field(default_factory=list)
     error: str | None = None
+    position: str | None = None  # where an incomplete run stopped (BudgetSpent.position)
 
     @property
     def done(self) -> bool:
@@ -221,6 +222,7 @@ async def run_job(
     except ReplicatorError as err:
         status = next((s for cls, s in _STATUS if isinstance(err, cls)), "failed")
         outcome = Outcome(job, run_id, status, err.exit_code, error=describe(err))
+        outcome.position = err.position if isinstance(err, BudgetSpent) else None
     except Exception as err:  # a fleet must survive one job's surprise, and report it
         log.debug("unexpected failure", exc_info=True)
         outcome = Outcome(job, run_id, "failed", EXIT_FAILED, error=describe(err))

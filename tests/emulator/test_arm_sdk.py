@@ -20,7 +20,7 @@ from azure.storage.blob import BlobClient
 
 from replicator.credentials import AsyncStaticTokenCredential, StaticTokenCredential
 from replicator.emulator import vhd
-from tests.emulator_process import EmulatorProcess
+from replicator.emulator.process import EmulatorProcess
 
 GIB = 1 << 30
 MIB = 1 << 20

@@ -4,8 +4,10 @@ ticks, fan-out) and the queue trigger (success, poison on bad input, host retry 
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -172,3 +174,74 @@ async def test_queue_trigger_poisons_bad_input_and_repeated_failures(
     assert docs[2]["job"]["source"] == disk.id and "injected permanent failure" in docs[2]["error"]
     assert docs[2]["dequeue_count"] == 5
     assert all("sig=" not in json.dumps(d) for d in docs)
+
+
+async def test_timer_serves_least_recently_served_first_so_a_big_job_cannot_starve_the_others(
+    world: World, fleet_env, monkeypatch
+) -> None:
+    big = world.create_disk("big", 1)
+    world.write(big, *[(i * 50 * MiB + 4096, pattern(200 + i, MiB)) for i in range(12)])
+    big_snap = world.snapshot(big)
+    small, small_snap = _disk(world, 30)
+    t_big, t_small = world.target_url(), world.target_url()
+    jobs = [{"source": big.id, "target": t_big}, {"source": small.id, "target": t_small}]
+    monkeypatch.setenv("REPLICATOR_JOBS", json.dumps(jobs))  # the big job is listed first
+    # 12 MiB at 2 MiB/s is 6 s of copying; each 2 s budget covers a slice of it.
+    for name, value in (("TIME_BUDGET", "2"), ("MAX_BANDWIDTH", "2MiB"), ("CONCURRENCY", "1")):
+        monkeypatch.setenv(f"REPLICATOR_{name}", value)
+    monkeypatch.setenv("REPLICATOR_CHECKPOINT_SECONDS", "0.2")
+    from replicator import functions_entry
+
+    ticks: list[list[tuple[str, str]]] = []
+    for _ in range(12):
+        outcomes = await functions_entry.on_timer(HostTimerRequest())
+        ticks.append([(o.job.source, o.status) for o in outcomes])
+        if world.restore_points(t_big):
+            break
+        time.sleep(1.1)  # Last-Modified has one-second resolution
+    else:
+        raise AssertionError(f"the big job never finished: {ticks}")
+    # First tick: neither target exists, the configured order holds and the big job eats the budget.
+    assert ticks[0] == [(big.id, "incomplete")]
+    # Second tick: the small job, never served, goes first and is not starved.
+    assert ticks[1][0] == (small.id, "replicated")
+    # Later ticks: the small target has nothing new and was served longer ago: it stays ahead.
+    assert all(tick[0] == (small.id, "nothing new") for tick in ticks[2:])
+    for url, snap in ((t_big, big_snap), (t_small, small_snap)):
+        (point,) = world.restore_points(url)
+        world.assert_restore_point_equals(url, point.snapshot, snap)
+
+
+async def test_a_job_whose_checkpoint_never_advances_is_poisoned_not_requeued_forever(
+    world: World, fleet_env, queue_url, monkeypatch
+) -> None:
+    disk, _ = _disk(world, 40)
+    url = queue_url()
+    monkeypatch.setenv("REPLICATOR_QUEUE_URL", url)
+    monkeypatch.setenv("REPLICATOR_TIME_BUDGET", "1")
+
+    async def stuck(self, op, source_url):  # no write ever completes within a budget
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(PageBlobTarget, "copy_from_url", stuck)
+    from replicator import functions_entry
+    from replicator.fleet import MAX_STALLS, FleetQueue
+
+    async with FleetQueue(url, allow_http=True) as queue:
+        await queue.ensure()
+    body = json.dumps({"source": disk.id, "target": world.target_url()}).encode()
+    with _queue(url) as queue:
+        for run in range(MAX_STALLS + 1):
+            outcome = await functions_entry.on_queue_message(HostQueueMessage(body=body, dequeue_count=1))
+            assert outcome is not None and outcome.status == "incomplete"
+            requeued = list(queue.receive_messages(max_messages=10))
+            if run == MAX_STALLS:
+                assert requeued == []  # poisoned, not re-queued
+                break
+            (message,) = requeued
+            assert json.loads(message.content).get("stalls", 0) == run
+            queue.delete_message(message)
+            body = message.content.encode()
+    with _poison(url) as poison:
+        (doc,) = [json.loads(m.content) for m in poison.receive_messages(max_messages=10)]
+    assert doc["job"]["source"] == disk.id and f"no progress in {MAX_STALLS + 1} runs" in doc["error"]

@@ -1,0 +1,78 @@
+"""Jobs from the app settings: REPLICATOR_JOBS, the discovery scope, tag targets, queue messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from replicator.errors import UserError
+from replicator.jobs import JobSpec, _scope, jobs_from_setting, load_jobs, target_for
+
+DISK = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/disks/d"
+
+
+def test_jobs_setting_is_a_json_array_of_source_target_objects() -> None:
+    text = json.dumps([{"source": DISK, "target": "https://a/c/b1"}, {"source": DISK + "2", "target": "x"}])
+    assert jobs_from_setting(text) == [JobSpec(DISK, "https://a/c/b1"), JobSpec(DISK + "2", "x")]
+    assert jobs_from_setting("[]") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        json.dumps({"source": DISK, "target": "t"}),  # an object, not an array
+        json.dumps([{"source": DISK}]),
+        json.dumps([{"source": DISK, "target": 3}]),
+        json.dumps(["x"]),
+    ],
+)
+def test_a_malformed_jobs_setting_is_bad_input_naming_the_setting(text: str) -> None:
+    with pytest.raises(UserError, match="REPLICATOR_JOBS"):
+        jobs_from_setting(text)
+
+
+def test_a_message_round_trips_and_ignores_bookkeeping_fields() -> None:
+    job = JobSpec(DISK, "https://a/c/b")
+    assert JobSpec.from_json(job.to_json()) == job
+    doc = json.loads(job.to_json()) | {"stalls": 2, "position": "before s1", "deferrals": 1}
+    assert JobSpec.from_json(json.dumps(doc)) == job
+    for bad in ("not json", "[]", '{"source": 1, "target": "t"}'):
+        with pytest.raises(UserError, match="not a replication job"):
+            JobSpec.from_json(bad)
+
+
+@pytest.mark.parametrize(
+    ("scope", "parsed"),
+    [
+        ("/subscriptions/abc", ("abc", None)),
+        ("/subscriptions/abc/", ("abc", None)),
+        ("/SUBSCRIPTIONS/abc/resourcegroups/rg-1", ("abc", "rg-1")),
+        (" /subscriptions/abc/resourceGroups/rg ", ("abc", "rg")),
+    ],
+)
+def test_discovery_scope_is_a_subscription_or_a_resource_group(scope: str, parsed: tuple) -> None:
+    assert _scope(scope) == parsed
+
+
+@pytest.mark.parametrize(
+    "scope", ["", "abc", "/subscriptions", "/subscriptions/abc/resourceGroups", DISK, "/tenants/x/y/z"]
+)
+def test_a_bad_discovery_scope_is_bad_input(scope: str) -> None:
+    with pytest.raises(UserError, match="REPLICATOR_DISCOVER"):
+        _scope(scope)
+
+
+def test_a_tag_names_a_blob_or_a_container() -> None:
+    assert target_for("d1", "https://a/c/x.vhd") == "https://a/c/x.vhd"
+    assert target_for("d1", " https://a/c/ ") == "https://a/c/d1.vhd"
+
+
+async def test_load_jobs_needs_a_setting_and_reads_the_explicit_list() -> None:
+    with pytest.raises(UserError, match="no jobs configured"):
+        await load_jobs({})
+    text = json.dumps([{"source": DISK, "target": "t"}])
+    assert await load_jobs({"REPLICATOR_JOBS": text}) == [JobSpec(DISK, "t")]
+    with pytest.raises(UserError, match="REPLICATOR_DISCOVER"):  # scope checked before any ARM call
+        await load_jobs({"REPLICATOR_JOBS": text, "REPLICATOR_DISCOVER": "/nope"})
