@@ -403,9 +403,7 @@ class ArmSource:
 
     async def _get_disk(self, rid: arm_ids.ResourceId) -> DiskInfo:
         with self.arm_errors(f"read disk {rid}"):
-            return _disk_info(
-                await self.compute(rid.subscription_id).disks.get(rid.resource_group, rid.name)
-            )
+            return _disk_info(await self.compute(rid.subscription_id).disks.get(rid.resource_group, rid.name))
 
     async def _disk_of(self, snapshot: SnapshotInfo) -> DiskInfo | None:
         try:
