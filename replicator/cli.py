@@ -9,27 +9,19 @@ that leaves the process goes through replicator.redact.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import json
 import logging
+import os
 import sys
 from typing import Any, TextIO
 
-from replicator import jsonlog
-from replicator.errors import EXIT_FAILED, EXIT_OK, IncompleteError, ReplicatorError
+from replicator import interrupt, jsonlog
+from replicator.errors import EXIT_FAILED, EXIT_OK, Interrupted, ReplicatorError, status_of
+from replicator.output import emit_json, human_size, wants_json
 from replicator.progress import Progress, SnapshotResult
 from replicator.redact import redact
 
 log = logging.getLogger("replicator")
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 class TerminalProgress(Progress):
@@ -94,12 +86,13 @@ class TerminalProgress(Progress):
     def on_listing_done(self) -> None:
         if self._task is not None:
             unchanged = max(0, self._size - self._total - self._cleared)
-            self._bar.update(self._task, total=self._total, note=f"{_size(unchanged)} unchanged, skipped")
+            note = f"{human_size(unchanged)} unchanged, skipped"
+            self._bar.update(self._task, total=self._total, note=note)
 
     def on_skipped(self, nbytes: int) -> None:
         self._skipped += nbytes
         if self._task is not None:
-            self._bar.update(self._task, note=f"resumed: {_size(self._skipped)} already copied")
+            self._bar.update(self._task, note=f"resumed: {human_size(self._skipped)} already copied")
 
     def on_written(self, nbytes: int) -> None:
         if self._task is not None:
@@ -120,9 +113,9 @@ class TerminalProgress(Progress):
         )
         self.line(
             f"{result.snapshot_name}: {where}; {result.mode} ({result.reason}); "
-            f"{_size(result.changed_bytes)} changed, {_size(result.cleared_bytes)} cleared, "
-            f"{_size(result.copied_bytes)} copied, {result.requests} requests, {result.retries} retries, "
-            f"{result.seconds:.1f} s" + (", verified" if result.verified else "")
+            f"{human_size(result.changed_bytes)} changed, {human_size(result.cleared_bytes)} cleared, "
+            f"{human_size(result.copied_bytes)} copied, {result.requests} requests, "
+            f"{result.retries} retries, {result.seconds:.1f} s" + (", verified" if result.verified else "")
         )
 
     def close(self) -> None:
@@ -130,47 +123,50 @@ class TerminalProgress(Progress):
             self._bar.stop()
 
 
-def _emit_json(document: dict[str, Any]) -> None:
-    print(redact(json.dumps(document, indent=2, sort_keys=True)), flush=True)
+def _failure_line(status: str, message: str) -> str:
+    """`replicate: error: ...`; a spent budget or a signal is not an error, and says so."""
+    kind = status if status in ("incomplete", "interrupted") else "error"
+    return f"replicate: {kind}: {redact(message)}"
 
 
 def replicate_main(args: list[str]) -> int:
-    """The main call: load the config, run the pipeline, print the outcome; returns the exit code."""
+    """The main call: load the config, run the pipeline, print the outcome; returns the exit code.
+
+    SIGINT and SIGTERM cancel the run; its cleanups run, then it exits 128 + the signal's number
+    (replicator.interrupt). The `--json` status names the ending: replicator.errors.status_of.
+    """
     from replicator import config as config_module
 
-    want_json = "--json" in args
     try:
-        config = config_module.load(args)
+        config = config_module.load(args, epilog=EPILOG)
     except ReplicatorError as err:
-        print(f"replicate: error: {redact(str(err))}", file=sys.stderr)
-        if want_json:
-            _emit_json(
-                {"status": "failed", "exit_code": err.exit_code, "error": redact(str(err)), "snapshots": []}
-            )
+        print(_failure_line(status_of(err), str(err)), file=sys.stderr)
+        if wants_json(args, os.environ):
+            document = {"status": status_of(err), "exit_code": err.exit_code, "error": redact(str(err))}
+            emit_json(document | {"snapshots": []})
         return err.exit_code
     jsonlog.setup(config.log_level)
     progress = TerminalProgress(sys.stderr, bar=sys.stderr.isatty() and not config.json)
     from replicator.pipeline import replicate
 
     try:
-        result = asyncio.run(replicate(config, progress))
-    except (ReplicatorError, Exception, KeyboardInterrupt) as err:
+        result = interrupt.run(replicate(config, progress))
+    except Exception as err:
         progress.close()
         code = err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
-        if isinstance(err, KeyboardInterrupt):
-            message = "interrupted; a rerun resumes from the last checkpoint."
+        if isinstance(err, Interrupted):
+            message = f"{err} A rerun resumes from the last checkpoint."
         elif isinstance(err, ReplicatorError):
             message = str(err)
         else:
             message = f"unexpected {type(err).__name__}: {err}"
             log.debug("unexpected failure", exc_info=True)
-        incomplete = isinstance(err, IncompleteError)  # exit 3: not a failure, the next run continues
-        print(f"replicate: {'incomplete' if incomplete else 'error'}: {redact(message)}", file=sys.stderr)
+        print(_failure_line(status_of(err), message), file=sys.stderr)
         if config.json:
-            _emit_json(
+            emit_json(
                 {
                     "source": config.source,
-                    "status": "incomplete" if incomplete else "failed",
+                    "status": status_of(err),
                     "exit_code": code,
                     "error": redact(message),
                     "snapshots": [s.to_json() for s in progress.done],
@@ -181,7 +177,7 @@ def replicate_main(args: list[str]) -> int:
     if not result.snapshots:
         progress.line(f"nothing new to replicate from {config.source}")
     if config.json:
-        _emit_json(result.to_json())
+        emit_json(result.to_json())
     return EXIT_OK
 
 
@@ -196,6 +192,20 @@ SUBCOMMANDS = {
     "restore": "replicator.restore_cli.restore_cmd",
     "prune": "replicator.restore_cli.prune_cmd",
 }
+
+
+EPILOG = """\
+subcommands (`replicate NAME --help` for each):
+  list      the restore points of a target          restore   a managed disk from a restore point
+  prune     delete old restore points               enqueue   put one message per job on a queue
+  worker    replicate the jobs of a queue           emulator  the local Azure emulator
+  demo      the demo (scripts/demo.sh)              bench     the benchmark (scripts/bench.sh)
+
+credentials: DefaultAzureCredential, or a bearer token in REPLICATOR_ACCESS_TOKEN (environment only).
+exit codes: 0 done (also nothing new); 1 failed, a rerun resumes; 2 bad input, nothing written;
+  3 run again later (`--json` status locked, limited or incomplete);
+  130 / 143 stopped by SIGINT / SIGTERM after revoking grants and releasing the lease.
+"""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ raises `UserError` with one sentence (exit 2).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -19,6 +20,7 @@ from typing import Any, Literal, NoReturn
 from replicator import arm_ids
 from replicator.credentials import check_arm_endpoint
 from replicator.errors import UserError
+from replicator.redact import redacted_repr
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -36,7 +38,7 @@ class Config:
     source: str
     target: str
     latest_only: bool = False
-    concurrency: int = 16
+    concurrency: int = 48
     mode: Literal["server", "stream"] = "server"
     plan: bool = False
     verify: bool = False
@@ -49,7 +51,7 @@ class Config:
     access_token: str | None = field(default=None, repr=False)
     sas_duration_seconds: int = 3600
     sas_wait_seconds: int = 900
-    list_window_bytes: int = 8 * 1024 * GiB  # one window covers any page blob: see the knob
+    list_window_bytes: int = 256 * GiB  # moderate windows, listed concurrently: see the knob
     page_size: int | None = None
     checkpoint_seconds: float = 5.0
     max_attempts: int = 8
@@ -59,11 +61,17 @@ class Config:
     snapshot_now: bool = False
     source_keep: int | None = None
     time_budget_seconds: float | None = None
+    max_in_flight_bytes: int = 32 * MiB
+    merge_gap_bytes: int = 64 * KiB
 
     @property
     def queue_depth(self) -> int:
         """Planned ops waiting for a worker: enough to keep every worker busy while the lister pages."""
         return 2 * self.concurrency
+
+    def __repr__(self) -> str:
+        """The target's SAS masked: a Config reaches tracebacks and debug output whole."""
+        return redacted_repr(self, urls=("target",))
 
 
 @dataclass(frozen=True)
@@ -148,9 +156,31 @@ KNOBS: tuple[Knob, ...] = (
         "--concurrency",
         "REPLICATOR_CONCURRENCY",
         "Chunk writes in flight (1-64).",
-        "16 keeps a cross-region link busy while staying far below a page blob's ~500 requests/s",
-        "stream mode: one 4 MiB buffer per worker (64 MiB at 16); server mode: none",
+        "48: a page blob serves ~500 requests/s, and at a 60 ms round trip that takes 30+ requests in "
+        "flight (measured: 16 reached 235/s, 48 the full 500/s; docs/benchmarks.md); large chunks are "
+        "bounded by --max-in-flight instead",
+        "none beyond --max-in-flight",
         _int,
+    ),
+    Knob(
+        "max_in_flight_bytes",
+        "--max-in-flight",
+        "REPLICATOR_MAX_IN_FLIGHT",
+        "Bytes of chunk writes in flight at once, e.g. 32MiB (replicator.inflight).",
+        "32MiB is about half a second of a page blob's 60 MiB/s: enough to keep it busy, while more "
+        "would queue past Azure's backlog and come back as 503 ServerBusy",
+        "stream mode: the buffers of the chunks in flight (32 MiB); server mode: none",
+        parse_size,
+    ),
+    Knob(
+        "merge_gap_bytes",
+        "--merge-gap",
+        "REPLICATOR_MERGE_GAP",
+        "Diffs only: copy changed ranges at most this far apart as one request, gap included (0-1MiB).",
+        "64KiB: a request costs a page blob as much time as ~120 KiB of bytes (500/s vs 60 MiB/s); "
+        "the gap of a diff is unchanged since the base the target holds, so copying it is byte-identical",
+        "none",
+        parse_size,
     ),
     Knob(
         "mode",
@@ -169,7 +199,7 @@ KNOBS: tuple[Knob, ...] = (
         "REPLICATOR_VERIFY",
         "Read back the changed ranges of each new restore point and compare them with the source.",
         "off: doubles the reads",
-        "two 4 MiB buffers at a time",
+        "two 4 MiB buffers per worker: 8 MiB x --concurrency (384 MiB at 48)",
     ),
     Knob(
         "json",
@@ -219,8 +249,9 @@ KNOBS: tuple[Knob, ...] = (
         "subscription_id",
         "--subscription-id",
         "AZURE_SUBSCRIPTION_ID",
-        "Subscription for ARM calls (default: the one in --source).",
-        "taken from --source",
+        "Subscription of the disk `replicate restore` creates (default: the source disk's, recorded on "
+        "the target); `replicate` itself uses the subscription in --source.",
+        "restore: the source disk's subscription",
         "none",
         str,
     ),
@@ -256,9 +287,10 @@ KNOBS: tuple[Knob, ...] = (
         "--list-window",
         "REPLICATOR_LIST_WINDOW",
         "Offset window of one Get Page Ranges listing, e.g. 4GiB.",
-        "8TiB: one window covers any page blob, so an idle disk costs one listing (NextMarker pages "
-        "bound each answer); a smaller window helps if whole-disk listings time out",
-        "none: results stream",
+        "256GiB: whole-disk listings of large fragmented disks time out, so windows stay moderate, "
+        "and 4 windows are listed at once (source.LIST_PREFETCH) so an idle 8 TiB disk (32 windows) "
+        "lists in 8 round trips",
+        "up to 4 answers held (about 10,000 ranges x 50 bytes each)",
         parse_size,
     ),
     Knob(
@@ -357,16 +389,44 @@ def add_knobs(parser: argparse.ArgumentParser, names: Collection[str] | None = N
     for knob in KNOBS:
         if knob.flag is None or (names is not None and knob.name not in names):
             continue
-        help_text = f"{knob.help} [env {knob.env}]"
+        default = _default_text(knob)
+        help_text = f"{knob.help}{f' ({default})' if default else ''} [env {knob.env}]"
         if knob.parse is None:
             parser.add_argument(knob.flag, dest=knob.name, action="store_const", const="true", help=help_text)
         else:
-            parser.add_argument(knob.flag, dest=knob.name, metavar=knob.name.upper(), help=help_text)
+            metavar = _METAVARS.get(knob.parse, knob.name.upper())
+            metavar = "{" + ",".join(knob.choices) + "}" if knob.choices else metavar
+            parser.add_argument(knob.flag, dest=knob.name, metavar=metavar, help=help_text)
 
 
-def build_parser(prog: str = "replicate") -> argparse.ArgumentParser:
-    """The `replicate` argument parser."""
-    parser = _Parser(prog=prog, description="Replicate managed-disk incremental snapshots to a page blob.")
+_METAVARS: dict[Callable[[str], Any], str] = {parse_size: "SIZE", _float: "SECONDS", _int: "N"}
+"""What `--help` shows as a knob's value, by its parser (text: the knob's name)."""
+
+
+def _default_text(knob: Knob) -> str | None:
+    """'default 32MiB' or 'required', as `--help` shows it; None for switches and knobs unset by default."""
+    default = next(f.default for f in dataclasses.fields(Config) if f.name == knob.name)
+    if default is dataclasses.MISSING:
+        return "required"
+    if knob.parse is None or default is None:
+        return None
+    if knob.parse is parse_size:
+        unit = next(u for u in ("TiB", "GiB", "MiB", "KiB", "B") if default % _UNITS[u] == 0)
+        return f"default {default // _UNITS[unit]}{unit}"
+    return f"default {default:g}" if isinstance(default, float) else f"default {default}"
+
+
+_UNITS = {"B": 1, "KiB": KiB, "MiB": MiB, "GiB": GiB, "TiB": 1024 * GiB}
+
+
+def build_parser(prog: str = "replicate", epilog: str | None = None) -> argparse.ArgumentParser:
+    """The `replicate` argument parser; `epilog` (kept as written) lists what the caller adds."""
+    parser = _Parser(
+        prog=prog,
+        description="Replicate managed-disk incremental snapshots to a page blob.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_knobs(parser)
     return parser
 
@@ -385,10 +445,12 @@ def _subscription_from(resource_id: str) -> str | None:
     return match.group(1) if match else None
 
 
-def load(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Config:
-    """Parse flags, fill the rest from `env` (default os.environ), validate; UserError on bad input."""
+def load(argv: Sequence[str], env: Mapping[str, str] | None = None, *, epilog: str | None = None) -> Config:
+    """Parse flags, fill the rest from `env` (default os.environ), validate; UserError on bad input.
+
+    `epilog` ends `--help` (the CLI lists its subcommands and exit codes there)."""
     env = os.environ if env is None else env
-    parsed = vars(build_parser().parse_args(list(argv)))
+    parsed = vars(build_parser(epilog=epilog).parse_args(list(argv)))
     values: dict[str, Any] = {}
     for knob in KNOBS:
         raw = parsed.get(knob.name)
@@ -414,6 +476,10 @@ def _check_range(flag: str, value: float | None, low: float, high: float) -> Non
 def validate(config: Config) -> None:
     """Reject impossible values with one sentence naming the flag, the allowed range and the value."""
     _check_range("--concurrency", config.concurrency, 1, 64)
+    _check_range("--max-in-flight", config.max_in_flight_bytes, 4 * MiB, 1024 * MiB)
+    _check_range("--merge-gap", config.merge_gap_bytes, 0, 1 * MiB)
+    if config.merge_gap_bytes % 512:
+        raise UserError(f"--merge-gap must be a multiple of 512 bytes; got {config.merge_gap_bytes}.")
     _check_range("--max-bandwidth", config.max_bandwidth, 4 * KiB, 100 * GiB)
     _check_range("--sas-duration", config.sas_duration_seconds, 60, 86400)
     _check_range("--sas-wait", config.sas_wait_seconds, 0, 86400)

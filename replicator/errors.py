@@ -5,14 +5,20 @@ decides the exit code, so the CLI never has to guess from a message.
 - LockedError, LimitError, IncompleteError (exit 3): another run holds the target, a service limit
   that a later run will clear (SAS budget of a snapshot family, snapshot rate limits), or the time
   budget ran out with the checkpoint saved. All mean "nothing is wrong; run again later"; the
-  `--json` status (`locked`, `failed`, `incomplete`) tells them apart.
+  `--json` status (`locked`, `limited`, `incomplete`) tells them apart.
 - ReplicationError (exit 1): the run failed; earlier restore points are untouched.
+- Interrupted (exit 128 + signal: 130 for SIGINT, 143 for SIGTERM): a signal stopped the run after
+  every cleanup ran (grants revoked, checkpoint saved, lease released); a rerun resumes.
+
+`status_of` names the `--json` status of each class; anything else is `failed`.
 
 Messages are one sentence naming the problem and, where there is one, the fix. They must never
 carry a SAS token, an account key or a bearer token (see replicator.redact).
 """
 
 from __future__ import annotations
+
+import signal
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -54,3 +60,30 @@ class IncompleteError(ReplicatorError):
     """The run stopped cleanly before its time budget ran out; the next run continues from the checkpoint."""
 
     exit_code = EXIT_RETRY_LATER
+
+
+class Interrupted(ReplicatorError):
+    """SIGINT or SIGTERM stopped the run; raised once the run's cleanups have finished (replicator.interrupt).
+
+    The exit code is the shell's convention for a signal's death, 128 + its number, so `timeout`,
+    systemd and container runtimes see the same code a killed process would give them.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {self.signal_name}.")
+
+
+_STATUSES: tuple[tuple[type[ReplicatorError], str], ...] = (
+    (IncompleteError, "incomplete"),
+    (LockedError, "locked"),
+    (LimitError, "limited"),
+    (UserError, "bad input"),
+    (Interrupted, "interrupted"),
+)
+
+
+def status_of(err: BaseException) -> str:
+    """The `--json` status of a run that ended with `err`: what a scheduler acts on (docs/functions.md)."""
+    return next((status for cls, status in _STATUSES if isinstance(err, cls)), "failed")

@@ -30,6 +30,11 @@ on the queue `<name>-poison`, the name the Functions host uses for its own poiso
 While its job runs, a worker keeps the message invisible: every `visibility/3` seconds it extends the
 visibility to `visibility` seconds. A killed worker stops extending; the message reappears within
 `visibility` seconds and another worker takes it (deferred while the dead worker's lease lasts).
+
+Queue calls fail transiently (resets, timeouts, 5xx): each is logged as a `queue_retry` event and
+retried after a bounded, jittered backoff (`retry_delay`); an unattended worker never dies of one.
+An extension that keeps failing is logged and retried while the job runs on: if the message
+reappears meanwhile, a second worker meets the target's lease (one writer) and defers the job.
 """
 
 from __future__ import annotations
@@ -39,9 +44,10 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+import random
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from azure.core.exceptions import HttpResponseError
@@ -52,8 +58,11 @@ from replicator import credentials
 from replicator.errors import UserError
 from replicator.jobs import JobSpec, Outcome
 from replicator.jsonlog import event
+from replicator.recovery import is_transient
+from replicator.redact import redact, redact_url
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 QUEUE_URL_ENV = "REPLICATOR_QUEUE_URL"
 DEFER_SECONDS = 60
@@ -65,6 +74,14 @@ MAX_STALLS = 3
 scale-ins before its first checkpoint is bad luck, a third time at the same offset is a stuck job."""
 DEFAULT_MAX_DEQUEUE = 5
 """Failures before poisoning: the Functions host's maxDequeueCount default, so both agree."""
+
+QUEUE_BACKOFF_SECONDS = 1.0
+"""First pause after a transient queue failure; doubled per failure in a row, with jitter."""
+QUEUE_BACKOFF_MAX_SECONDS = 60.0
+"""Longest pause between attempts: a queue outage is waited out at one try a minute, not hammered."""
+SETTLE_ATTEMPTS = 5
+"""Tries of one settling call (send, delete, update) before giving up: the message then reappears
+and its job replays, which is harmless (see the module docstring)."""
 
 Action = Literal["delete", "continue", "defer", "drop", "poison", "retry"]
 
@@ -124,6 +141,29 @@ def decide(outcome: Outcome, message: Message, max_dequeue: int) -> Action:
     return "retry"
 
 
+def refuse_sas(job: JobSpec) -> None:
+    """UserError for a job whose target URL carries a SAS: a fleet job travels in queue messages.
+
+    Why refuse rather than carry it: a queue message is readable by every identity that may peek,
+    receive or manage the queue, stays in `<queue>-poison` until someone deletes it, and is copied
+    by the Functions host into its own poison queue; a SAS there is a write credential to the
+    replica that no one rotates. Workers and the queue trigger run with a managed identity anyway:
+    give it Storage Blob Data Contributor on the target and put plain blob URLs in the jobs.
+    """
+    if urlsplit(job.target).query:
+        raise UserError(
+            f"the target of {job.source} carries a SAS ({redact_url(job.target)}); queued jobs must not "
+            "hold secrets: give the workers' managed identity a role on the target and drop the SAS."
+        )
+
+
+def parse_job(body: str) -> JobSpec:
+    """The job of a queue message; UserError (poisoned at once) when it is not one or holds a SAS."""
+    job = JobSpec.from_json(body)
+    refuse_sas(job)
+    return job
+
+
 def _queue_parts(url: str) -> tuple[str, str, str]:
     """(account URL, queue name, SAS query) of a queue URL, path-style (emulators) or not."""
     parts = urlsplit(url)
@@ -170,16 +210,23 @@ class FleetQueue:
 
     async def send(self, job: JobSpec, *, delay: int = 0, **counters: int | str | None) -> None:
         """Send `job`, with the bookkeeping fields (deferrals, stalls, position) that are set."""
+        refuse_sas(job)
         body = json.loads(job.to_json()) | {k: v for k, v in counters.items() if v}
         await self.jobs.send_message(json.dumps(body, sort_keys=True), visibility_timeout=delay or None)
 
     async def send_poison(self, message: Message, error: str | None) -> None:
-        doc = {"job": message.doc or message.body, "error": error, "dequeue_count": message.dequeue_count}
+        """Park `message` with its error; a SAS it carried (refused by `parse_job`) is masked here."""
+        job = message.doc
+        if isinstance(job.get("target"), str):
+            job["target"] = redact_url(job["target"])
+        doc = {"job": job or redact(message.body), "error": error, "dequeue_count": message.dequeue_count}
         await self.poison.send_message(json.dumps(doc, sort_keys=True))
 
 
 async def enqueue(queue: FleetQueue, jobs: list[JobSpec]) -> int:
-    """One message per job; returns how many were sent."""
+    """One message per job; returns how many were sent. Any job with a SAS target: none is sent."""
+    for job in jobs:
+        refuse_sas(job)
     await queue.ensure()
     for job in jobs:
         await queue.send(job)
@@ -187,10 +234,15 @@ async def enqueue(queue: FleetQueue, jobs: list[JobSpec]) -> int:
     return len(jobs)
 
 
-async def follow_up(queue: FleetQueue, action: Action, message: Message, outcome: Outcome | None) -> None:
-    """The sends an action needs before its message is deleted (or, for retry, left to reappear)."""
+async def follow_up(
+    queue: FleetQueue, action: Action, message: Message, outcome: Outcome | None, refused: str | None = None
+) -> None:
+    """The sends an action needs before its message is deleted (or, for retry, left to reappear).
+
+    `outcome` is None for a message `parse_job` refused, and `refused` says why.
+    """
     job = outcome.job if outcome else None
-    error = outcome.error if outcome else "not a replication job"
+    error = outcome.error if outcome else refused or "not a replication job"
     if action == "continue" and job and outcome:
         await queue.send(job, stalls=stalls_after(outcome, message), position=outcome.position)
     elif action == "defer" and job:
@@ -225,17 +277,71 @@ def max_dequeue(env: Mapping[str, str] | None = None) -> int:
         raise UserError("REPLICATOR_MAX_DEQUEUE must be a whole number.") from None
 
 
+def retry_delay(
+    queue: FleetQueue,
+    operation: str,
+    exc: BaseException,
+    failures: int,
+    cap: float = QUEUE_BACKOFF_MAX_SECONDS,
+) -> float:
+    """Log the `failures`-th transient failure in a row of `operation`; returns the pause before a retry."""
+    delay = min(cap, QUEUE_BACKOFF_MAX_SECONDS, QUEUE_BACKOFF_SECONDS * 2 ** (failures - 1))
+    delay *= random.uniform(0.5, 1.0)
+    event(
+        "queue_retry",
+        logging.WARNING,
+        queue=queue.name,
+        operation=operation,
+        error=type(exc).__name__,
+        status=getattr(exc, "status_code", None),
+        failures=failures,
+        retry_in=round(delay, 3),
+    )
+    return delay
+
+
+async def retrying(queue: FleetQueue, operation: str, call: Callable[[], Awaitable[_T]]) -> _T:
+    """`call()`, retried on transient failures up to SETTLE_ATTEMPTS tries; the last failure propagates."""
+    for failures in range(1, SETTLE_ATTEMPTS + 1):
+        try:
+            return await call()
+        except Exception as exc:
+            if not is_transient(exc) or failures == SETTLE_ATTEMPTS:
+                raise
+            await asyncio.sleep(retry_delay(queue, operation, exc, failures))
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 async def extend_visibility(queue: FleetQueue, received: Any, visibility: int, holder: list[Any]) -> None:
-    """Keep `received` invisible while its job runs; `holder[0]` always has the latest pop receipt."""
+    """Keep `received` invisible while its job runs; `holder[0]` always has the latest pop receipt.
+
+    Never raises: the job must run on whatever happens to its message. Transient failures are
+    retried sooner than the period (within the visibility window); a refusal (the message is gone
+    or its pop receipt is stale: another worker took it) ends the extension.
+    """
     holder[:] = [received]
+    period, pause, failures = visibility / 3, visibility / 3, 0
     while True:
-        await asyncio.sleep(visibility / 3)
+        await asyncio.sleep(pause)
         try:
             holder[0] = await queue.jobs.update_message(
                 holder[0], pop_receipt=holder[0].pop_receipt, visibility_timeout=visibility
             )
-        except HttpResponseError as exc:  # lost it (another worker took it): nothing left to extend
-            log.warning("could not extend the visibility of message %s: %s", received.id, exc.status_code)
+            pause, failures = period, 0
+        except Exception as exc:
+            if is_transient(exc):
+                failures += 1
+                pause = retry_delay(queue, "extend", exc, failures, period)
+                continue
+            event(
+                "visibility_lost",
+                logging.WARNING,
+                queue=queue.name,
+                message_id=getattr(received, "id", None),
+                error=type(exc).__name__,
+                status=getattr(exc, "status_code", None),
+                note="the job runs on; if another worker takes the message, the target lease keeps 1 writer",
+            )
             return
 
 

@@ -27,12 +27,25 @@ from typing import Any
 from replicator.budget import Budget
 from replicator.errors import ReplicationError, UserError
 from replicator.fairness import least_recently_served
-from replicator.fleet import FleetQueue, Message, allow_http, decide, enqueue, follow_up, max_dequeue
-from replicator.jobs import JobSpec, Outcome, load_jobs, run_job
-from replicator.jsonlog import event
+from replicator.fleet import (
+    FleetQueue,
+    Message,
+    allow_http,
+    decide,
+    enqueue,
+    follow_up,
+    max_dequeue,
+    parse_job,
+)
+from replicator.jobs import Outcome, load_jobs, run_job
+from replicator.jsonlog import event, protect_records
 from replicator.worker import budget_from
 
 FANOUT_ENV = "REPLICATOR_FANOUT"
+
+# The Functions host never calls jsonlog.setup(): its handlers forward records to Application
+# Insights as they are, so redact the records themselves (a debug traceback may hold a SAS).
+protect_records()
 
 
 def _queue(env: Mapping[str, str]) -> FleetQueue:
@@ -75,9 +88,9 @@ async def on_queue_message(message: Any, env: Mapping[str, str] | None = None) -
     received = Message(message.get_body().decode("utf-8"), int(getattr(message, "dequeue_count", None) or 1))
     async with _queue(env) as queue:
         try:
-            job = JobSpec.from_json(received.body)
-        except UserError:
-            await follow_up(queue, "poison", received, None)
+            job = parse_job(received.body)
+        except UserError as err:
+            await follow_up(queue, "poison", received, None, str(err))
             return None
         outcome = await run_job(job, env, budget=budget_from(env))
         action = decide(outcome, received, max_dequeue(env))

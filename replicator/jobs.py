@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from replicator import config as config_module
@@ -119,9 +120,11 @@ async def discover(scope: str, tag: str, env: Mapping[str, str]) -> list[JobSpec
     endpoint = credentials.check_arm_endpoint(
         env.get("REPLICATOR_ARM_ENDPOINT", config_module.PUBLIC_ARM_ENDPOINT), allow_http=False
     )
+    # The token comes from `env` like the endpoint: both from one place (the app settings).
+    settings = SimpleNamespace(allow_http=False, access_token=env.get(credentials.ACCESS_TOKEN_ENV) or None)
     jobs: list[JobSpec] = []
     async with (
-        credentials.async_credential() as credential,
+        credentials.async_credential(settings) as credential,
         ComputeManagementClient(
             credential,
             subscription,

@@ -9,7 +9,10 @@ Outside Functions, `setup()` installs a handler that writes one JSON object per 
 stderr is not a terminal (containers, VMs, systemd), and plain lines on a terminal.
 
 Every line passes replicator.redact (the message and the fields) and the handler carries
-RedactingFilter: a SAS signature, key or token never reaches a log.
+RedactingFilter: a SAS signature, key or token never reaches a log. Where the handlers are not
+ours (the Functions host sends records to Application Insights through its own), `protect_records`
+redacts every record of the replicator's and the Azure SDKs' loggers as it is made, before any
+handler, so a debug line with a traceback cannot carry a SAS out either.
 """
 
 from __future__ import annotations
@@ -23,6 +26,35 @@ from typing import Any, TextIO
 from replicator.redact import RedactingFilter, redact
 
 events = logging.getLogger("replicator.events")
+
+PROTECTED_LOGGERS = ("replicator", "azure")
+"""Logger trees whose records `protect_records` redacts at creation (the SDKs log request URLs)."""
+
+
+def _protected(name: str) -> bool:
+    return name.split(".", 1)[0] in PROTECTED_LOGGERS
+
+
+def protect_records() -> None:
+    """Redact every record of PROTECTED_LOGGERS when it is created, whatever handlers run (idempotent).
+
+    Why a record factory and not a logger filter: a filter on the "replicator" logger does not see
+    records of "replicator.jobs" (logging checks only the emitting logger's filters), and handler
+    filters need handlers we own, which the Functions host's are not.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_replicator_redacts", False):
+        return
+    redacting = RedactingFilter()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if _protected(record.name):
+            redacting.filter(record)
+        return record
+
+    factory._replicator_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def event(name: str, level: int = logging.INFO, **fields: Any) -> dict[str, Any]:
@@ -54,6 +86,7 @@ class JsonFormatter(logging.Formatter):
 
 def setup(level: str = "info", stream: TextIO | None = None) -> logging.Handler:
     """Route the replicator's logs to `stream` (stderr): JSON lines unless it is a terminal."""
+    protect_records()
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter())

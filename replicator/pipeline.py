@@ -57,6 +57,7 @@ from replicator import arm_ids, ranges, snapshots
 from replicator.budget import Budget
 from replicator.config import Config
 from replicator.errors import ReplicationError, ReplicatorError, UserError
+from replicator.inflight import ByteBudget
 from replicator.progress import Progress, RunResult, SnapshotResult
 from replicator.redact import redact
 from replicator.source import (
@@ -142,10 +143,15 @@ def check_source(
 ) -> None:
     """Bad input found from what was resolved: refused before anything is granted or written."""
     for snap in snaps:
-        if exported_size(snap) > MAX_BLOB_BYTES:
+        exported = exported_size(snap)
+        if exported > MAX_BLOB_BYTES:
+            footer = exported > snap.size_bytes
             raise UserError(
-                f"the snapshot {snap.name} is {snap.size_bytes} bytes; a page blob holds at most 8 TiB "
-                f"({MAX_BLOB_BYTES} bytes including the VHD footer), so it cannot be replicated into one."
+                f"the snapshot {snap.name} exports as {exported} bytes ({snap.size_bytes} bytes of disk"
+                + (" plus the 512-byte VHD footer of a 512-byte-sector disk" if footer else "")
+                + f"); a page blob holds at most 8 TiB ({MAX_BLOB_BYTES} bytes), so it cannot be "
+                "replicated into one"
+                + ("; a 4096-byte-sector disk exports without a footer and would fit." if footer else ".")
             )
     if state.disk_id and identity and not arm_ids.same_resource(state.disk_id, identity.id):
         raise UserError(
@@ -291,6 +297,7 @@ class Copier:
             progress,
         )
         self.throttle = Throttle(config.max_bandwidth)
+        self.in_flight = ByteBudget(config.max_in_flight_bytes)
         self.requests = 0
         self.retries = 0
 
@@ -334,14 +341,15 @@ class Copier:
             await self.retried(what, lambda _url: self.target.clear(op))
             return
         await self.throttle.take(op.range.length)
-        if self.config.mode == "server":
-            await self.retried(what, lambda url: self.target.copy_from_url(op, url))
-        else:
 
-            async def stream_copy(url: str) -> None:
-                await self.target.put_pages(op, await self.reader.read(url, op.range))
+        async def stream_copy(url: str) -> None:
+            await self.target.put_pages(op, await self.reader.read(url, op.range))
 
-            await self.retried(what, stream_copy)
+        async with self.in_flight.hold(op.range.length):
+            if self.config.mode == "server":
+                await self.retried(what, lambda url: self.target.copy_from_url(op, url))
+            else:
+                await self.retried(what, stream_copy)
         self.progress.on_written(op.range.length)
 
 
@@ -422,6 +430,9 @@ class JobRunner:
         a clear (`ranges.fill_gaps`), unless the target is known to be blank (created by this run).
         """
         clears = base is None and not blank_target
+        # Gap merging only for a diff: its gaps are unchanged since the base the target holds. A full
+        # copy's gaps are holes of the source, which the target may hold data in (see ranges.coalesce).
+        merge_gap = self.config.merge_gap_bytes if base is not None else 0
         window = self.config.list_window_bytes
         start = job.checkpoint // window * window
         listing = list_changes(
@@ -436,7 +447,7 @@ class JobRunner:
             if clears:
                 fresh = list(ranges.fill_gaps(fresh, pos, fresh[-1].range.end))
             pos = fresh[-1].range.end
-            items = list(ranges.coalesce(held + fresh))
+            items = list(ranges.coalesce(held + fresh, merge_gap))
             held = items[-1:]
             for op in ranges.plan(items[:-1]):
                 yield op
@@ -728,7 +739,7 @@ async def _adopt_lost_commit(target: PageBlobTarget, state: State) -> State:
     progress = state.in_progress
     if progress is None:
         return state
-    points = await target.restore_points()
+    points = await target.restore_points(required=False)
     if not points or points[-1].id <= (state.last_restore_point or ""):
         return state
     latest = points[-1]

@@ -42,6 +42,7 @@ Secrets: a SAS URL never appears in a log line, an exception message or a repr (
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import logging
@@ -711,34 +712,90 @@ async def list_changes(
 
     Lists window by window (`window` bytes, 512-aligned; edges on multiples of `window`) and follows
     every NextMarker of each window with at most `page_size` ranges per answer (None: the service's
-    maximum). Holds one answer at a time. Raises DiffNotPossible when Azure refuses the diff because
-    of a resize across 4 TiB, ReplicationError if the service answers out of order.
+    maximum). Up to LIST_PREFETCH windows are listed at once and yielded in offset order; each holds
+    at most one answer waiting, so memory is LIST_PREFETCH answers. Raises DiffNotPossible when Azure
+    refuses the diff because of a resize across 4 TiB, ReplicationError if the service answers out of
+    order.
     """
-    caller = _SasCaller(current, base)
+    # One caller (client and connection pool) per prefetch slot: a slot lists one window at a time,
+    # so a re-grant in one window never closes a client that another window is using.
+    callers = [_SasCaller(current, base) for _ in range(LIST_PREFETCH)]
     name = current.snapshot.name
+    against = f" against {base.snapshot.name}" if base else ""
+    listing: collections.deque[tuple[str, asyncio.Queue[Any], asyncio.Task[None]]] = collections.deque()
+    todo = enumerate(windows(end, window, start))
+
+    def prefetch() -> None:
+        while len(listing) < LIST_PREFETCH and (item := next(todo, None)) is not None:
+            i, win = item
+            what = f"Get Page Ranges of snapshot {name} over {win}{against}"
+            answers: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
+            slot = callers[i % LIST_PREFETCH]
+            task = asyncio.create_task(_list_window(slot, what, win, page_size, base, answers))
+            listing.append((what, answers, task))
+
     previous_end = start
     try:
-        for win in windows(end, window, start):
-            what = f"Get Page Ranges of snapshot {name} over {win}" + (
-                f" against {base.snapshot.name}" if base else ""
-            )
-            marker: str | None = None
-            while True:
-                page = await caller.call(what, _ranges_request(win, marker, page_size, diff=base is not None))
-                for change in _page_changes(page, win):
+        prefetch()
+        while listing:
+            what, answers, task = listing[0]
+            while (answer := await answers.get()) is not None:
+                if isinstance(answer, BaseException):
+                    raise answer
+                for change in _page_changes(answer.page, answer.window):
                     if change.range.start < previous_end:
                         raise ReplicationError(f"{what} returned {change.range} after offset {previous_end}.")
                     previous_end = change.range.end
                     yield change
-                if not page.next_marker:
-                    break
-                if page.next_marker == marker:
-                    raise ReplicationError(
-                        f"{what} returned the same NextMarker twice; the listing would not end."
-                    )
-                marker = page.next_marker
+            await task
+            listing.popleft()
+            prefetch()
     finally:
-        await caller.close()
+        for _, _, task in listing:
+            task.cancel()
+        await asyncio.gather(*(task for _, _, task in listing), return_exceptions=True)
+        for caller in callers:
+            await caller.close()
+
+
+LIST_PREFETCH = 4
+"""Listing windows in flight at once: an idle 8 TiB disk in 256 GiB windows lists in 8 round trips
+instead of 32, and memory stays at 4 answers (each at most 10,000 ranges)."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One Get Page Ranges answer and the window it was asked for (answers are clipped to it)."""
+
+    page: Any
+    window: Range
+
+
+async def _list_window(
+    caller: _SasCaller,
+    what: str,
+    win: Range,
+    page_size: int | None,
+    base: Grant | None,
+    answers: asyncio.Queue[Any],
+) -> None:
+    """Every answer of one window, NextMarker after NextMarker, into `answers`; then None (or the error)."""
+    marker: str | None = None
+    try:
+        while True:
+            page = await caller.call(what, _ranges_request(win, marker, page_size, diff=base is not None))
+            await answers.put(_Answer(page, win))
+            if not page.next_marker:
+                break
+            if page.next_marker == marker:
+                raise ReplicationError(
+                    f"{what} returned the same NextMarker twice; the listing would not end."
+                )
+            marker = page.next_marker
+    except Exception as exc:  # handed to the consumer, which raises it in offset order
+        await answers.put(exc)
+        return
+    await answers.put(None)
 
 
 def _ranges_request(

@@ -55,6 +55,7 @@ from replicator.config import Config
 from replicator.credentials import async_credential, transport_kwargs
 from replicator.errors import LockedError, ReplicationError, UserError
 from replicator.ranges import Op, Range
+from replicator.redact import redacted_repr
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ class TargetUrl:
     def display(self) -> str:
         """The URL without its query string: safe to print."""
         return f"{self.account_url}/{self.container}/{quote(self.blob)}"
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, urls=("account_url",), queries=("sas",))
 
 
 def _path_style(host: str) -> bool:
@@ -314,16 +318,35 @@ class PageBlobTarget:
         """Create the container and the blob if missing; True when this call created the blob.
 
         If-None-Match: * guarantees an existing blob (maybe being written by another run) is never reset.
+        Creating the container is best-effort: a blob- or container-scoped SAS may not create one
+        (Azure needs an account SAS or a role for that), and the blob write below then decides.
         """
-        with contextlib.suppress(ResourceExistsError):
+        container_denied = False
+        try:
             await self._container.create_container()
+        except ResourceExistsError:
+            pass
+        except HttpResponseError as exc:
+            if exc.status_code != 403:
+                raise
+            container_denied = True
         try:
             await self._blob.create_page_blob(size, match_condition=MatchConditions.IfMissing)
         except ResourceExistsError:
             return False
+        except ResourceNotFoundError:
+            if not container_denied:
+                raise
+            raise UserError(
+                f"the container {self.url.container} does not exist and the target's SAS cannot create it; "
+                "create it, or use an account SAS (resource types including c) or a role "
+                "(Storage Blob Data Contributor) instead."
+            ) from None
         except HttpResponseError as exc:
             if exc.status_code in (409, 412):
                 return False
+            if exc.status_code == 403:
+                raise self._denied(exc) from None
             raise
         return True
 
@@ -428,28 +451,52 @@ class PageBlobTarget:
             return str(result["snapshot"])
 
         async def tagged_points() -> list[str]:
-            return [p.id for p in await self.restore_points() if p.metadata.get("commit_id") == commit_id]
+            points = await self.restore_points(required=False)
+            return [p.id for p in points if p.metadata.get("commit_id") == commit_id]
 
         async def find() -> str | None:
             return next(iter(await tagged_points()), None)
 
-        await recovery.commit_once(create, find)
+        taken = await recovery.commit_once(create, find)
         # aiohttp silently resends a PUT whose keep-alive connection closed without an answer, so
-        # even one attempt may have taken two snapshots: keep the oldest, delete the rest.
-        first, *extra = await tagged_points()
+        # even one attempt may have taken two snapshots: keep the oldest, delete the rest (when the
+        # credential can list them; a blob-scoped SAS cannot).
+        first, *extra = await tagged_points() or [taken]
         for point in extra:
             log.info("deleting restore point %s, a duplicate of %s taken by a resent request", point, first)
             await self._container.get_blob_client(self.url.blob, snapshot=point).delete_blob()
         return first
 
-    async def restore_points(self) -> list[RestorePoint]:
-        """Every blob snapshot of the base blob, oldest first (bounded by the number of restore points)."""
+    async def restore_points(self, *, required: bool = True) -> list[RestorePoint]:
+        """Every blob snapshot of the base blob, oldest first (bounded by the number of restore points).
+
+        Listing is a container operation: a blob-scoped SAS (sr=b) cannot do it. `required` callers
+        (list, prune) get a UserError then; the others (duplicate detection after a commit, adopting
+        a commit a killed run lost) go on without it, which costs at worst a duplicate restore point.
+        """
         points = []
-        async for item in self._container.list_blobs(
-            name_starts_with=self.url.blob, include=["snapshots", "metadata"]
-        ):
-            if item.name == self.url.blob and item.snapshot:
-                points.append(RestorePoint(item.snapshot, dict(item.metadata or {})))
+        try:
+            async for item in self._container.list_blobs(
+                name_starts_with=self.url.blob, include=["snapshots", "metadata"]
+            ):
+                if item.name == self.url.blob and item.snapshot:
+                    points.append(RestorePoint(item.snapshot, dict(item.metadata or {})))
+        except HttpResponseError as exc:
+            if exc.status_code != 403:
+                raise
+            if required:
+                raise UserError(
+                    f"listing the restore points of {self.url.display} was denied ({_http_error(exc)}); "
+                    "a blob-scoped SAS cannot list its container: use a container SAS with list (l), "
+                    "an account SAS or a role."
+                ) from None
+            log.warning(
+                "the target credential cannot list the container of %s (%s); restore points are not "
+                "checked for duplicates",
+                self.url.display,
+                _http_error(exc),
+            )
+            return []
         return sorted(points, key=lambda p: p.id)
 
     async def delete_restore_point(self, point_id: str) -> None:

@@ -19,13 +19,15 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
 from replicator import config as config_module
 from replicator.budget import Budget
-from replicator.errors import EXIT_OK, ReplicatorError, UserError
+from replicator.errors import EXIT_OK, ReplicationError, ReplicatorError, UserError
 from replicator.fleet import (
+    Action,
     FleetQueue,
     Message,
     allow_http,
@@ -33,9 +35,13 @@ from replicator.fleet import (
     follow_up,
     kept_invisible,
     max_dequeue,
+    parse_job,
+    retry_delay,
+    retrying,
 )
-from replicator.jobs import JobSpec, run_job
+from replicator.jobs import Outcome, run_job
 from replicator.jsonlog import event, setup
+from replicator.recovery import is_transient
 from replicator.redact import redact
 
 log = logging.getLogger(__name__)
@@ -72,9 +78,22 @@ class Worker:
             self.budget.stop(f"the worker was stopped ({why})")
 
     async def run(self, *, idle_exit: float | None, max_jobs: int | None) -> None:
-        idle, pause = 0.0, 0.5
+        idle, pause, failures = 0.0, 0.5, 0
         while not self.stopping and (max_jobs is None or self.jobs_done < max_jobs):
-            received = await self.queue.jobs.receive_message(visibility_timeout=self.visibility)
+            try:
+                received = await self.queue.jobs.receive_message(visibility_timeout=self.visibility)
+            except Exception as exc:
+                if not is_transient(exc):
+                    if isinstance(exc, HttpResponseError):  # a missing queue, a missing role: one sentence
+                        raise ReplicationError(
+                            f"the queue {self.queue.name} refused to hand out messages "
+                            f"({exc.status_code} {getattr(exc, 'error_code', None) or exc.reason or ''})."
+                        ) from None
+                    raise
+                failures += 1  # a queue outage is waited out, however long: the worker is unattended
+                await asyncio.sleep(retry_delay(self.queue, "receive", exc, failures))
+                continue
+            failures = 0
             if received is None:
                 if idle_exit is not None and idle >= idle_exit:
                     return
@@ -88,10 +107,9 @@ class Worker:
     async def handle(self, received: object) -> None:
         message = Message(str(received.content), int(received.dequeue_count or 1))  # type: ignore[attr-defined]
         try:
-            job = JobSpec.from_json(message.body)
-        except UserError:
-            await follow_up(self.queue, "poison", message, None)
-            await self.queue.jobs.delete_message(received)
+            job = parse_job(message.body)
+        except UserError as err:
+            await self.settle(received, message, "poison", None, refused=str(err))
             return
         async with kept_invisible(self.queue, received, self.visibility) as holder:
             self.budget = budget_from(self.env)
@@ -101,20 +119,50 @@ class Worker:
                 outcome = await run_job(job, self.env, budget=self.budget)
             finally:
                 self.budget = None
-        action = decide(outcome, message, self.max_dequeue)
-        await follow_up(self.queue, action, message, outcome)
-        latest = holder[0]
+        await self.settle(holder[0], message, decide(outcome, message, self.max_dequeue), outcome)
+
+    async def settle(
+        self,
+        latest: Any,
+        message: Message,
+        action: Action,
+        outcome: Outcome | None,
+        refused: str | None = None,
+    ) -> None:
+        """Send the action's follow-up, then delete the message (or, for retry, delay its return).
+
+        Each call is retried on transient failures (fleet.retrying). If one still fails, the message
+        is left to reappear and its job replays, which is harmless: the worker goes on either way.
+        """
+        queue = self.queue
         try:
+            await retrying(queue, "follow-up", lambda: follow_up(queue, action, message, outcome, refused))
             if action == "retry":  # reappear after a pause that grows with each failure
-                await self.queue.jobs.update_message(
-                    latest,
-                    pop_receipt=latest.pop_receipt,
-                    visibility_timeout=min(30 * message.dequeue_count, 600),
+                pause = min(30 * message.dequeue_count, 600)
+                await retrying(
+                    queue,
+                    "update",
+                    lambda: queue.jobs.update_message(
+                        latest, pop_receipt=latest.pop_receipt, visibility_timeout=pause
+                    ),
                 )
             else:
-                await self.queue.jobs.delete_message(latest, pop_receipt=latest.pop_receipt)
-        except HttpResponseError as exc:  # the message was lost to another worker meanwhile: harmless
-            log.warning("could not settle message %s: %s", received.id, exc.status_code)  # type: ignore[attr-defined]
+                await retrying(
+                    queue, "delete", lambda: queue.jobs.delete_message(latest, pop_receipt=latest.pop_receipt)
+                )
+        except Exception as exc:
+            if not (is_transient(exc) or isinstance(exc, HttpResponseError)):
+                raise
+            # Lost to another worker meanwhile, or the queue kept failing: the message reappears.
+            event(
+                "message_unsettled",
+                logging.WARNING,
+                queue=queue.name,
+                message_id=getattr(latest, "id", None),
+                action=action,
+                error=type(exc).__name__,
+                status=getattr(exc, "status_code", None),
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,6 +54,7 @@ class Row:
     peak_rss_bytes: int
     cpu_seconds: float
     bound_seconds: float
+    emulator_cpu_seconds: float = 0.0
     disks: int = 1
     verified: str = "-"
     note: str = ""
@@ -145,10 +146,10 @@ class Bench:
         written = sum(
             b["bytes_written"] for name, b in stats["blobs"].items() if name.startswith(f"{ACCOUNT}/bench/")
         )
-        wall, note, changed = measured.wall_seconds, "", 0
+        # changed bytes are the scenario's truth (what the diff holds); written - changed = gap merges
+        wall, note, changed = measured.wall_seconds, "", sum(d.spec.changed_bytes for d in disks)
         if contender == "baseline":
             docs = measured.outputs
-            changed = sum(d["changed_bytes"] for d in docs)
             if not all(d["complete"] for d in docs):
                 # one request in flight: time is linear in requests, so extrapolate the copy phase
                 overhead = wall - max(d["list_seconds"] + d["copy_seconds"] for d in docs)
@@ -161,10 +162,6 @@ class Bench:
                 note = (
                     f"extrapolated from {done} of {total} requests ({measured.wall_seconds:.0f} s measured)"
                 )
-        else:
-            for doc in measured.outputs:
-                for run in doc.get("runs", [doc]):
-                    changed += sum(s["changed_bytes"] for s in run["snapshots"])
         return Row(
             scenario.name,
             latency,
@@ -178,6 +175,7 @@ class Bench:
             measured.peak_rss_bytes,
             measured.cpu_seconds,
             bound_seconds(disks),
+            emulator_cpu_seconds=stats["cpu_seconds"],
             disks=len(disks),
             note=note,
             extra={"operations": stats["operations"]},

@@ -33,6 +33,8 @@ SIGNED_HEADERS = (
 
 # Account SAS resource types: s service, c container, o object.
 RESOURCE_TYPE = {"service": "s", "container": "c", "blob": "o"}
+ACCOUNT_SAS_ONLY = ("c", "d")
+"""Permission letters of the container operations (create, delete) that no service SAS authorizes."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,10 @@ def check_sas(backend: BlobBackend, query: Mapping[str, str], target: Target) ->
         permissions, start, expiry = _check_account_sas(backend.account_key, query, target)
     else:
         permissions, start, expiry = _check_service_sas(backend, query, target)
+        if target.resource == "container" and target.permission in ACCOUNT_SAS_ONLY:
+            # Azure: creating or deleting a container takes an account SAS (or a key or a role);
+            # a service SAS, even one scoped to that container, never grants it.
+            raise errors.authorization_permission_mismatch()
     now = time.time()
     if expiry is None or now >= expiry or (start is not None and now < start):
         raise errors.authentication_failed("The SAS is not valid at this time (start/expiry).")

@@ -19,10 +19,10 @@ How (one aiohttp middleware, independent of any other):
 - **Link bandwidth** (`link_mibps`): request and response bodies of the data plane share one
   virtual clock: the cap of the client's own link (client-streamed bytes; server-side copies do
   not cross it).
-- **Stats**: request counts by operation, bytes in and out of the data plane, server-side copied
-  bytes, and per blob requests, bytes read and written and refusals. `GET /_emulator/stats`,
-  `POST /_emulator/stats/reset`, and `PUT /_emulator/link` (JSON body with any LinkOptions field)
-  to change the model at run time; all three need the emulator's bearer token.
+- **Stats**: the emulator's CPU seconds, request counts by operation, bytes in and out of the data
+  plane, server-side copied bytes, and per blob requests, bytes read and written and refusals.
+  `GET /_emulator/stats`, `POST /_emulator/stats/reset`, and `PUT /_emulator/link` (JSON body with
+  any LinkOptions field) to change the model at run time; all three need the emulator's bearer token.
 
 Memory: a few numbers per blob touched since the last reset.
 """
@@ -160,9 +160,12 @@ class Stats:
     bytes_copied_server_side: int = 0
     throttled: int = 0
     blobs: defaultdict[str, BlobStats] = field(default_factory=lambda: defaultdict(BlobStats))
+    # the emulator's own CPU time since the reset: a benchmark shows what serving it cost on the same host
+    cpu_at_reset: float = field(default_factory=time.process_time)
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "cpu_seconds": round(time.process_time() - self.cpu_at_reset, 3),
             "operations": dict(self.operations),
             "requests": sum(self.operations.values()),
             "bytes_in": self.bytes_in,

@@ -10,24 +10,25 @@ on stdout with `--json`, also on failure. Every line that leaves the process goe
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from replicator import config as config_module
+from replicator import interrupt
 from replicator.credentials import check_arm_endpoint
-from replicator.errors import EXIT_FAILED, EXIT_OK, ReplicatorError, UserError
+from replicator.errors import EXIT_FAILED, EXIT_OK, ReplicatorError, UserError, status_of
+from replicator.output import emit_json, wants_json
 from replicator.pipeline import describe
 from replicator.redact import redact
 
 Outcome = tuple[bool, dict[str, Any], Callable[[], None]]
 """What a subcommand returns: whether to print JSON, the JSON document, the human printer."""
 
-COMMON_KNOBS = ("target", "arm_endpoint", "subscription_id", "access_token", "allow_http", "json")
-"""The main command's knobs these subcommands share (same flags, same environment variables)."""
+COMMON_KNOBS = ("target", "arm_endpoint", "access_token", "allow_http", "json")
+"""The main command's knobs these subcommands share (same flags, same environment variables); a
+subcommand adds more with `config.add_knobs` (restore: --subscription-id)."""
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -42,7 +43,7 @@ def load(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> conf
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     for knob in config_module.KNOBS:
-        if knob.name not in COMMON_KNOBS:
+        if knob.name not in COMMON_KNOBS and knob.name not in vars(args):
             continue
         raw = getattr(args, knob.name, None)
         raw = env.get(knob.env) if raw is None else raw
@@ -60,32 +61,24 @@ def say(text: str) -> None:
     print(redact(text), file=sys.stderr, flush=True)
 
 
-def emit_json(document: dict[str, Any]) -> None:
-    print(redact(json.dumps(document, indent=2, sort_keys=True)), flush=True)
-
-
 def run(
     name: str,
     argv: Sequence[str],
     work: Callable[[list[str]], Coroutine[Any, Any, Outcome]],
 ) -> int:
     """Run `work(argv)`, print its outcome; map errors to one line (and a JSON document) and an exit code."""
-    want_json = "--json" in argv or os.environ.get("REPLICATOR_JSON", "").lower() in (
-        "1",
-        "true",
-        "yes",
-        "on",
-    )
+    want_json = wants_json(argv, os.environ)
     try:
-        want_json, document, show = asyncio.run(work(list(argv)))
+        want_json, document, show = interrupt.run(work(list(argv)))
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
-    except (ReplicatorError, Exception, KeyboardInterrupt) as err:
+    except Exception as err:
         code = err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
         message = str(err) if isinstance(err, ReplicatorError) else describe(err)
-        say(f"replicate {name}: error: {message}")
+        kind = "interrupted" if status_of(err) == "interrupted" else "error"
+        say(f"replicate {name}: {kind}: {message}")
         if want_json:
-            emit_json({"status": "failed", "exit_code": code, "error": redact(message)})
+            emit_json({"status": status_of(err), "exit_code": code, "error": redact(message)})
         return code
     if want_json:
         emit_json(document)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
+from replicator.output import human_size
 from replicator.restore_cli import Outcome, load, parser, run
 from replicator.restore_points import Listing, list_points
 from replicator.target import PageBlobTarget
-
-
-def _size(n: int) -> str:
-    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
 
 
 def render(listing: Listing) -> list[str]:
@@ -20,7 +17,7 @@ def render(listing: Listing) -> list[str]:
                 p.id,
                 p.snapshot_name,
                 p.snapshot_time,
-                _size(p.size_bytes),
+                human_size(p.size_bytes),
                 str(p.logical_sector_size),
                 p.mode,
                 "base of next diff" if p.base_of_next_diff else "",

@@ -14,7 +14,7 @@ async def _prune(argv: list[str]) -> Outcome:
         "Delete old restore points; never the newest, never the base of the next diff, never during a run.",
     )
     policy = p.add_mutually_exclusive_group(required=True)
-    policy.add_argument("--keep", type=int, help="keep the newest N restore points")
+    policy.add_argument("--keep", type=int, metavar="N", help="keep the newest N restore points")
     policy.add_argument(
         "--older-than", type=float, metavar="DAYS", help="delete restore points older than DAYS"
     )

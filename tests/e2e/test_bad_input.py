@@ -124,7 +124,7 @@ def test_target_that_is_not_a_blob_url(world: World, replicate, snap, path: str)
 
 def test_json_reports_the_failure(world: World, replicate) -> None:
     run = replicate("--source", "nonsense", "--target", world.target_url(), "--json")
-    assert run.code == 2 and run.doc["status"] == "failed" and run.doc["exit_code"] == 2
+    assert run.code == 2 and run.doc["status"] == "bad input" and run.doc["exit_code"] == 2
 
 
 def test_unreachable_arm_endpoint(world: World, replicate, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -142,3 +142,34 @@ def test_no_credential_is_refused(blob_clients: BlobClients, account: str) -> No
     with pytest.raises(HttpResponseError) as exc:
         anonymous.download_blob(offset=0, length=P)
     assert exc.value.status_code == 401
+
+
+def test_only_an_account_sas_creates_or_deletes_containers(blob_clients: BlobClients, account: str) -> None:
+    """Azure: Create/Delete Container take an account SAS (srt with c); no service SAS grants them."""
+    key = blob_clients.env["REPLICATOR_ACCOUNT_KEY"]
+    verify = blob_clients.env["SSL_CERT_FILE"]
+    for name in ("new", "c"):  # a missing container and an existing one alike
+        container_sas = generate_container_sas(
+            account, name, account_key=key, permission="racwdl", expiry=later()
+        )
+        container = BlobServiceClient(blob_clients.url(account), container_sas, connection_verify=verify)
+        for call in (container.create_container, container.delete_container):
+            with pytest.raises(HttpResponseError) as exc:
+                call(name)
+            assert (exc.value.status_code, exc.value.error_code) == (403, "AuthorizationPermissionMismatch")
+    blob_sas = generate_blob_sas(account, "new", "b", account_key=key, permission="racwd", expiry=later())
+    with pytest.raises(HttpResponseError) as exc:
+        BlobServiceClient(blob_clients.url(account), blob_sas, connection_verify=verify).create_container(
+            "new"
+        )
+    assert exc.value.status_code == 403
+    account_sas = generate_account_sas(
+        account,
+        key,
+        ResourceTypes(container=True, object=True),
+        AccountSasPermissions(create=True, delete=True, read=True),
+        expiry=later(),
+    )
+    service = BlobServiceClient(blob_clients.url(account), account_sas, connection_verify=verify)
+    service.create_container("new")
+    service.delete_container("new")

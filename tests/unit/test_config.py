@@ -15,10 +15,24 @@ BASE = ["--source", DISK, "--target", TARGET]
 
 def test_defaults_and_subscription_from_source() -> None:
     config = load(BASE, env={})
-    assert (config.concurrency, config.mode, config.plan, config.max_bandwidth) == (16, "server", False, None)
+    assert (config.concurrency, config.mode, config.plan, config.max_bandwidth) == (48, "server", False, None)
+    assert (config.max_in_flight_bytes, config.merge_gap_bytes) == (32 * 1024**2, 64 * 1024)
     assert config.subscription_id == SUB
     assert config.arm_endpoint == "https://management.azure.com"
-    assert config.queue_depth == 32
+    assert config.queue_depth == 96
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--merge-gap", "2MiB"], "--merge-gap must be between"),
+        (["--merge-gap", "1000"], "multiple of 512"),
+        (["--max-in-flight", "1MiB"], "--max-in-flight must be between"),
+    ],
+)
+def test_merge_gap_and_in_flight_bounds(args: list[str], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        load([*BASE, *args], env={})
 
 
 def test_flag_wins_over_environment_and_environment_fills_the_rest() -> None:

@@ -7,6 +7,7 @@ written here independently of the code under test.
 from __future__ import annotations
 
 import itertools
+import random
 import re
 
 import pytest
@@ -141,6 +142,44 @@ def test_plan_after_gap_merging_copies_extra_bytes_only_inside_small_gaps(change
     assert pages(copies(changes)) <= copied
     assert copied - pages(copies(changes)) <= allowed
     assert pages(clears(ops)) == pages(clears(changes))
+
+
+@props
+@given(
+    changes=change_lists(max_count=12),
+    max_write=max_writes,
+    max_gap=st.integers(0, 8).map(lambda k: k * PAGE),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_merged_diff_plan_on_a_target_holding_the_base_makes_it_equal_to_the_source(
+    changes, max_write, max_gap, seed
+):
+    """The safety argument of gap merging, per page: a target holding the base, after the merged plan
+    of the diff, equals the source; a copy writes only pages that changed or are unchanged since the
+    base (source page == base page), and never a page the diff clears."""
+    if not changes:
+        return
+    origin = changes[0].range.start // PAGE
+    size = changes[-1].range.end // PAGE - origin + 8
+    rng = random.Random(seed)
+    base = [rng.randrange(1, 1 << 30) for _ in range(size)]  # page contents: one number per page
+    source = list(base)
+    cleared = set()
+    for change in changes:
+        for page in range(change.range.start // PAGE - origin, change.range.end // PAGE - origin):
+            source[page] = 0 if change.clear else -rng.randrange(1, 1 << 30)  # never equal to a base page
+            if change.clear:
+                cleared.add(page)
+    target = list(base)
+    for op in plan(coalesce(changes, max_gap=max_gap), max_write=max_write):
+        for page in range(op.range.start // PAGE - origin, op.range.end // PAGE - origin):
+            if op.kind == "clear":
+                target[page] = 0
+                continue
+            assert page not in cleared, f"{op} copies a page the diff clears"
+            assert source[page] < 0 or source[page] == base[page], f"{op} copies a page of neither kind"
+            target[page] = source[page]
+    assert target == source
 
 
 @props

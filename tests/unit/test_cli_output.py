@@ -1,0 +1,173 @@
+"""The CLI's endings: a `--json` status per error class, JSON on a bad config also from REPLICATOR_JSON,
+exact size-limit messages, restore names refused before anything is created, readable help."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from replicator import cli, pipeline
+from replicator.errors import (
+    IncompleteError,
+    Interrupted,
+    LimitError,
+    LockedError,
+    ReplicationError,
+    UserError,
+    status_of,
+)
+from replicator.output import human_size, wants_json
+from replicator.pipeline import State
+from replicator.target import MAX_BLOB_BYTES
+from tests.unit.test_pipeline import DISK, IDENTITY, config, snap
+
+BASE = ["--source", DISK, "--target", "https://a.blob.core.windows.net/c/b"]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (LockedError("another replication holds the lease."), "locked", 3),
+        (LimitError("the SAS budget of the family is full."), "limited", 3),
+        (IncompleteError("the time budget ran out."), "incomplete", 3),
+        (ReplicationError("a chunk failed."), "failed", 1),
+        (UserError("no such snapshot."), "bad input", 2),
+        (Interrupted(15), "interrupted", 143),
+        (Interrupted(2), "interrupted", 130),
+        (RuntimeError("surprise"), "failed", 1),
+    ],
+)
+def test_json_status_names_each_ending(
+    error: Exception, status: str, code: int, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    async def ends(config, progress, *args):
+        raise error
+
+    monkeypatch.setattr(pipeline, "replicate", ends)
+    assert cli.main([*BASE, "--json"]) == code
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert (doc["status"], doc["exit_code"], status_of(error)) == (status, code, status)
+    [line] = captured.err.strip().splitlines()
+    kind = status if status in ("incomplete", "interrupted") else "error"
+    assert line.startswith(f"replicate: {kind}: "), line
+
+
+def test_bad_config_honours_replicator_json(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("REPLICATOR_JSON", "true")
+    assert cli.main([*BASE, "--concurrency", "0"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["status"], doc["exit_code"]) == ("bad input", 2)
+    assert "--concurrency must be between" in doc["error"]
+
+
+def test_wants_json() -> None:
+    assert wants_json(["--json"], {}) and wants_json([], {"REPLICATOR_JSON": "yes"})
+    assert not wants_json([], {}) and not wants_json([], {"REPLICATOR_JSON": "false"})
+    assert not wants_json([], {"REPLICATOR_JSON": "maybe"})  # the config load reports the bad value
+
+
+def test_human_size() -> None:
+    assert [human_size(n) for n in (512, 1536, 3 * 1024**2, 8 * 1024**4)] == [
+        "512 B",
+        "1.5 KiB",
+        "3.0 MiB",
+        "8.0 TiB",
+    ]
+
+
+def test_size_limit_message_names_the_export_and_the_limit() -> None:
+    eight = 8 * 1024**4
+    with pytest.raises(UserError) as refused:
+        pipeline.check_source(config(), State(), IDENTITY, [snap(1, eight)])
+    message = str(refused.value)
+    assert f"exports as {eight + 512} bytes ({eight} bytes of disk plus the 512-byte VHD footer" in message
+    assert f"at most 8 TiB ({MAX_BLOB_BYTES} bytes)" in message
+    assert "4096-byte-sector disk exports without a footer" in message
+    pipeline.check_source(config(), State(), IDENTITY, [replace(snap(1, eight), logical_sector_size=4096)])
+    with pytest.raises(UserError) as too_big:
+        pipeline.check_source(
+            config(), State(), IDENTITY, [replace(snap(1, 2 * eight), logical_sector_size=4096)]
+        )
+    assert "footer" not in str(too_big.value)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--disk-name", "_starts-with-underscore"),
+        ("--disk-name", "ends-with-dot."),
+        ("--disk-name", "has space"),
+        ("--disk-name", "x" * 81),
+        ("--disk-name", ""),
+        ("--resource-group", "ends."),
+        ("--resource-group", "r" * 91),
+        ("--resource-group", "bad/slash"),
+        ("--location", "West Europe"),
+        ("--location", "west-europe"),
+    ],
+)
+def test_restore_refuses_invalid_names_before_anything(
+    flag: str, value: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from replicator.restore_cli import restore_cmd
+
+    async def never(*args, **kwargs):
+        raise AssertionError("restore ran with an invalid name")
+
+    monkeypatch.setattr(restore_cmd, "restore", never)
+    names = {
+        "--disk-name": "disk_1.a",
+        "--resource-group": "rg-(dr).1",
+        "--location": "westeurope",
+        flag: value,
+    }
+    argv = ["--target", "https://a.blob.core.windows.net/c/b", "--point", "latest", "--json"]
+    argv += [item for pair in names.items() for item in pair]
+    assert cli.main(["restore", *argv]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "bad input"
+    [line] = captured.err.strip().splitlines()
+    assert flag in line and "is not valid" in line, line
+
+
+def test_restore_accepts_valid_names(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from replicator.restore_cli import restore_cmd
+
+    seen = []
+
+    async def fake(config, request, say):
+        seen.append(request)
+        raise LockedError("held.")
+
+    monkeypatch.setattr(restore_cmd, "restore", fake)
+    argv = ["--target", "https://a.blob.core.windows.net/c/b", "--point", "latest", "--json"]
+    argv += ["--disk-name", "A" * 80, "--resource-group", "rg_(dr)-1.x", "--location", "westeurope2"]
+    assert cli.main(["restore", *argv]) == 3
+    assert json.loads(capsys.readouterr().out)["status"] == "locked"
+    assert seen[0].disk_name == "A" * 80
+
+
+def test_help_shows_defaults_env_and_subcommands(capsys) -> None:
+    assert cli.main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # help lines wrap with the terminal
+    for text in (
+        "list",
+        "restore",
+        "prune",
+        "emulator",
+        "exit codes:",
+        "(default 48)",
+        "[env REPLICATOR_CONCURRENCY]",
+    ):
+        assert text in out, text
+    assert "(required) [env REPLICATOR_SOURCE]" in out and "--merge-gap SIZE" in out
+    assert "Subscription for ARM calls" not in out
+    assert all(name in cli.EPILOG for name in cli.SUBCOMMANDS)
+    for sub in ("list", "restore", "prune"):
+        assert cli.main([sub, "--help"]) == 0
+        sub_help = " ".join(capsys.readouterr().out.split())
+        assert "[env REPLICATOR_TARGET]" in sub_help
+        assert ("--subscription-id" in sub_help) == (sub == "restore"), sub  # only restore uses it

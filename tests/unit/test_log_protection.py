@@ -1,0 +1,61 @@
+"""Records of the replicator's and the Azure SDKs' loggers are redacted even through handlers we do
+not own (the Functions host forwards records to Application Insights with its own handlers)."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from replicator import jsonlog
+
+SIG = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
+URL = f"https://acct.blob.core.windows.net/c/b.vhd?sv=2025-01-05&sig={SIG}"
+
+
+@pytest.fixture
+def host_handler() -> Iterator[io.StringIO]:
+    """A plain handler on the root logger, like the Functions host's: no filter of ours on it."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    root, factory = logging.getLogger(), logging.getLogRecordFactory()
+    levels = {name: logging.getLogger(name).level for name in ("replicator", "azure")}
+    root.addHandler(handler)
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    logging.setLogRecordFactory(factory)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def _log_everything() -> None:
+    try:
+        raise RuntimeError(f"request to {URL} failed")
+    except RuntimeError:
+        logging.getLogger("replicator.jobs").debug("unexpected failure", exc_info=True)
+    logging.getLogger("azure.core.pipeline").info("Request URL: %r", URL)
+    logging.getLogger("replicator").warning("target %s", URL, stack_info=True)
+
+
+def test_functions_entry_redacts_records_of_replicator_and_azure_loggers(host_handler: io.StringIO) -> None:
+    from replicator import functions_entry  # importing it is what the Functions host does
+
+    jsonlog.protect_records()  # idempotent: a second call (a re-import, setup()) changes nothing
+    assert functions_entry.FANOUT_ENV
+    _log_everything()
+    out = host_handler.getvalue()
+    assert SIG not in out
+    assert "unexpected failure" in out and "RuntimeError: request to" in out and "sig=REDACTED" in out
+    assert "replicator.jobs" in out and "azure.core.pipeline" in out
+
+
+def test_without_protection_the_host_handler_would_leak(host_handler: io.StringIO) -> None:
+    """The oracle can fail: the same records through an unprotected factory carry the signature."""
+    logging.setLogRecordFactory(logging.LogRecord)
+    _log_everything()
+    assert SIG in host_handler.getvalue()
