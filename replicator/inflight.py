@@ -6,12 +6,17 @@ but the same number of 4 MiB chunks would queue several seconds of bytes at the 
 answers with 503 ServerBusy, and in stream mode would hold one 4 MiB buffer per worker. Bounding
 the bytes in flight keeps many small requests going while large ones queue here, in order, instead
 of at the service. A request larger than the whole budget takes the whole budget (never deadlocks).
+
+Stream mode holds the bytes in flight in memory, so its budget is one per process (per event loop),
+shared by every replication the process runs (a fleet worker runs several): memory stays bounded by
+one `--max-in-flight` whatever the number of disks. Server mode holds no bytes, so each run has its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator
 
 
@@ -46,3 +51,17 @@ class ByteBudget:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+
+_PROCESS_BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ByteBudget] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def process_budget(limit: int) -> ByteBudget:
+    """The budget shared by every stream-mode run of the running event loop (the first limit wins)."""
+    loop = asyncio.get_running_loop()
+    budget = _PROCESS_BUDGETS.get(loop)
+    if budget is None:
+        budget = _PROCESS_BUDGETS[loop] = ByteBudget(limit)
+    return budget

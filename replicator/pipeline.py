@@ -57,7 +57,7 @@ from replicator import arm_ids, ranges, snapshots
 from replicator.budget import Budget
 from replicator.config import Config
 from replicator.errors import ReplicationError, ReplicatorError, UserError
-from replicator.inflight import ByteBudget
+from replicator.inflight import ByteBudget, process_budget
 from replicator.progress import Progress, RunResult, SnapshotResult
 from replicator.redact import redact
 from replicator.source import (
@@ -297,7 +297,11 @@ class Copier:
             progress,
         )
         self.throttle = Throttle(config.max_bandwidth)
-        self.in_flight = ByteBudget(config.max_in_flight_bytes)
+        self.in_flight = (
+            ByteBudget(config.max_in_flight_bytes)
+            if config.mode == "server"
+            else process_budget(config.max_in_flight_bytes)  # buffers: one memory bound per process
+        )
         self.requests = 0
         self.retries = 0
 

@@ -758,9 +758,9 @@ async def list_changes(
             await caller.close()
 
 
-LIST_PREFETCH = 4
-"""Listing windows in flight at once: an idle 8 TiB disk in 256 GiB windows lists in 8 round trips
-instead of 32, and memory stays at 4 answers (each at most 10,000 ranges)."""
+LIST_PREFETCH = 8
+"""Listing windows in flight at once: an idle 8 TiB disk in 256 GiB windows lists in 4 round trips
+instead of 32, and memory stays at 8 answers (each at most 10,000 ranges)."""
 
 
 @dataclass(frozen=True)

@@ -263,7 +263,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
     parser.add_argument("--latencies", nargs="+", type=float, default=[20.0, 60.0])
     parser.add_argument("--scale", type=float, default=1.0, help="shrink the scenarios (smoke test)")
-    parser.add_argument("--baseline-budget", type=float, default=20.0, help="seconds before extrapolating")
+    parser.add_argument("--baseline-budget", type=float, default=10.0, help="seconds before extrapolating")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--data-dir", type=Path, help="emulator state (default: a temporary folder)")

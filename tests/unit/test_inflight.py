@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from replicator.inflight import ByteBudget
+from replicator.inflight import ByteBudget, process_budget
 
 
 async def test_holders_never_exceed_the_limit_and_all_finish() -> None:
@@ -40,3 +40,8 @@ async def test_a_cancelled_waiter_releases_nothing_and_blocks_nobody() -> None:
 def test_the_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         ByteBudget(0)
+
+
+async def test_stream_runs_of_one_process_share_one_budget() -> None:
+    first = process_budget(8)
+    assert process_budget(16) is first and first.limit == 8

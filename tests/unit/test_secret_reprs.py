@@ -8,7 +8,8 @@ from replicator.config import load
 from replicator.target import parse_target_url
 
 SIGNATURE = "c2VjcmV0LXNpZ25hdHVyZS12YWx1ZQ%3D%3D"
-DISK = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/disks/d"
+SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000001"
+DISK = f"{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Compute/disks/d"
 TARGETS = (
     f"https://acct.blob.core.windows.net/c/b.vhd?sv=2025-01-05&sr=b&sp=rcw&sig={SIGNATURE}",
     f"https://acct.blob.core.windows.net/c/b.vhd?sig={SIGNATURE}&se=2030-01-01",
