@@ -16,8 +16,9 @@ import sys
 from typing import Any, TextIO
 
 from replicator import interrupt, jsonlog
-from replicator.errors import EXIT_FAILED, EXIT_OK, Interrupted, ReplicatorError, status_of
-from replicator.output import emit_json, human_size, wants_json
+from replicator.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Interrupted, ReplicatorError, status_of
+from replicator.messages import clip
+from replicator.output import capitalized, emit_json, human_size, wants_json
 from replicator.progress import Progress, SnapshotResult
 from replicator.redact import redact
 
@@ -126,7 +127,7 @@ class TerminalProgress(Progress):
 def _failure_line(status: str, message: str) -> str:
     """`replicate: error: ...`; a spent budget or a signal is not an error, and says so."""
     kind = status if status in ("incomplete", "interrupted") else "error"
-    return f"replicate: {kind}: {redact(message)}"
+    return f"replicate: {kind}: {capitalized(redact(message))}"
 
 
 def replicate_main(args: list[str]) -> int:
@@ -201,7 +202,10 @@ subcommands (`replicate NAME --help` for each):
   worker    replicate the jobs of a queue           emulator  the local Azure emulator
   demo      the demo (scripts/demo.sh)              bench     the benchmark (scripts/bench.sh)
 
-credentials: DefaultAzureCredential, or a bearer token in REPLICATOR_ACCESS_TOKEN (environment only).
+credentials: DefaultAzureCredential (`az login`, a managed identity), a bearer token in
+  REPLICATOR_ACCESS_TOKEN (environment only), or a SAS in --target.
+TLS: a private CA (the emulator's) goes in SSL_CERT_FILE (or REQUESTS_CA_BUNDLE), exported before
+  the process starts.
 exit codes: 0 done (also nothing new); 1 failed, a rerun resumes; 2 bad input, nothing written;
   3 run again later (`--json` status locked, limited or incomplete);
   130 / 143 stopped by SIGINT / SIGTERM after revoking grants and releasing the lease.
@@ -211,9 +215,25 @@ exit codes: 0 done (also nothing new); 1 failed, a rerun resumes; 2 bad input, n
 def main(argv: list[str] | None = None) -> int:
     """Dispatch `replicate <subcommand>`; the main call is `replicate --source S --target T`."""
     args = sys.argv[1:] if argv is None else list(argv)
+    # DefaultAzureCredential logs a 2.5 KB warning per failed attempt; the error line says it all
+    # (`--log-level debug` brings it back: jsonlog.setup).
+    logging.getLogger("azure.identity").setLevel(logging.CRITICAL)
     if args and args[0] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[args[0]])
-        return module.main(args[1:])
+        try:
+            return module.main(args[1:])
+        except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
+            return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+    if args and args[0] in ("help", "-help"):
+        args = ["--help"]
+    elif args and not args[0].startswith("-"):
+        print(
+            f"replicate: error: Unknown subcommand {clip(args[0], 60)!r}; the subcommands are "
+            f"{', '.join(SUBCOMMANDS)}, and the main call is `replicate --source S --target T` "
+            "(see `replicate --help`).",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         return replicate_main(args)
     except SystemExit as exit_:  # argparse --help

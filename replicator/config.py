@@ -17,9 +17,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
-from replicator import arm_ids
+from replicator import arm_ids, usage
 from replicator.credentials import check_arm_endpoint
 from replicator.errors import UserError
+from replicator.messages import clip
 from replicator.redact import redacted_repr
 
 KiB = 1024
@@ -87,13 +88,13 @@ class Knob:
     parse: Callable[[str], Any] | None = None  # None: a boolean switch
     choices: Sequence[str] | None = None
 
-    def value(self, raw: str) -> Any:
-        """The typed value of `raw` (from a flag or the environment); UserError naming the knob."""
-        name = self.flag or self.env
+    def value(self, raw: str, *, origin: str | None = None) -> Any:
+        """The typed value of `raw`; UserError naming `origin` (where it came from), else the flag."""
+        name = origin or self.flag or self.env
         if self.parse is None:
             return _bool(name, raw)
         if self.choices and raw.lower() not in self.choices:
-            raise UserError(f"{name} must be one of {', '.join(self.choices)}; got {raw!r}.")
+            raise UserError(f"{name} must be one of {', '.join(self.choices)}; got {clip(raw)!r}.")
         try:
             return self.parse(raw.lower() if self.choices else raw)
         except ValueError as exc:
@@ -104,9 +105,9 @@ def parse_size(text: str) -> int:
     """'50MiB' → 52428800. Binary suffixes (KiB, MiB, GiB, TiB) and decimal ones (KB, MB, GB, TB)."""
     units = {"": 1, "b": 1, "k": KiB, "kib": KiB, "kb": 1000, "m": MiB, "mib": MiB, "mb": 1000**2}
     units |= {"g": GiB, "gib": GiB, "gb": 1000**3, "t": 1024 * GiB, "tib": 1024 * GiB, "tb": 1000**4}
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:/s)?\s*", text)
+    match = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:/s)?\s*", text)
     if not match or match.group(2).lower() not in units:
-        raise ValueError(f"expected a size like 50MiB or 1048576; got {text!r}")
+        raise ValueError(f"expected a size like 50MiB or 1048576; got {clip(text)!r}")
     return int(float(match.group(1)) * units[match.group(2).lower()])
 
 
@@ -114,14 +115,14 @@ def _int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"expected a whole number; got {text!r}") from None
+        raise ValueError(f"expected a whole number; got {clip(text)!r}") from None
 
 
 def _float(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"expected a number; got {text!r}") from None
+        raise ValueError(f"expected a number; got {clip(text)!r}") from None
 
 
 KNOBS: tuple[Knob, ...] = (
@@ -250,7 +251,7 @@ KNOBS: tuple[Knob, ...] = (
         "--subscription-id",
         "AZURE_SUBSCRIPTION_ID",
         "Subscription of the disk `replicate restore` creates (default: the source disk's, recorded on "
-        "the target); `replicate` itself uses the subscription in --source.",
+        "the target).",
         "restore: the source disk's subscription",
         "none",
         str,
@@ -381,7 +382,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises UserError (one sentence, exit 2) instead of printing usage and exiting."""
 
     def error(self, message: str) -> NoReturn:
-        raise UserError(f"{message[0].upper()}{message[1:]}.")
+        raise UserError(usage.sentence(message, hint=f"see `{self.prog} --help`"))
 
 
 def add_knobs(parser: argparse.ArgumentParser, names: Collection[str] | None = None) -> None:
@@ -452,35 +453,57 @@ def load(argv: Sequence[str], env: Mapping[str, str] | None = None, *, epilog: s
     env = os.environ if env is None else env
     parsed = vars(build_parser(epilog=epilog).parse_args(list(argv)))
     values: dict[str, Any] = {}
+    from_env: dict[str, str] = {}  # flag → where its value came from, for error messages
     for knob in KNOBS:
-        raw = parsed.get(knob.name)
+        raw, origin = parsed.get(knob.name), None
         if raw is None:
-            raw = env.get(knob.env)
+            raw, origin = env.get(knob.env), f"{knob.env} (environment variable)"
         if raw is None or (raw == "" and knob.parse is not None):
             continue
-        values[knob.name] = knob.value(raw)
+        values[knob.name] = knob.value(raw, origin=origin)
+        if origin:
+            from_env[knob.flag or knob.env] = origin
     for name, flag in (("source", "--source"), ("target", "--target")):
         if not values.get(name):
             raise UserError(f"{flag} is required (or set {next(k.env for k in KNOBS if k.name == name)}).")
     values.setdefault("subscription_id", _subscription_from(values["source"]))
     config = Config(**values)
-    validate(config)
+    validate(config, from_env)
     return config
 
 
-def _check_range(flag: str, value: float | None, low: float, high: float) -> None:
-    if value is not None and not low <= value <= high:
-        raise UserError(f"{flag} must be between {low:g} and {high:g}; got {value:g}.")
+def _number_text(value: float, *, size: bool) -> str:
+    """A size in binary units (4 KiB, 100 GiB), a whole number plainly, anything else as written."""
+    if size:
+        unit = next((u for u in ("TiB", "GiB", "MiB", "KiB") if value and value % _UNITS[u] == 0), None)
+        return f"{value // _UNITS[unit]:.0f} {unit}" if unit else f"{value:.0f} bytes"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value}"
 
 
-def validate(config: Config) -> None:
-    """Reject impossible values with one sentence naming the flag, the allowed range and the value."""
+def _range_checker(origins: Mapping[str, str]) -> Callable[..., None]:
+    """`check(flag, value, low, high, size=False)`, naming the environment variable a value came from."""
+
+    def check(flag: str, value: float | None, low: float, high: float, *, size: bool = False) -> None:
+        if value is not None and not low <= value <= high:
+            low_text, high_text = _number_text(low, size=size), _number_text(high, size=size)
+            raise UserError(
+                f"{origins.get(flag, flag)} must be between {low_text} and {high_text}; "
+                f"got {_number_text(value, size=size)}."
+            )
+
+    return check
+
+
+def validate(config: Config, origins: Mapping[str, str] | None = None) -> None:
+    """Reject impossible values with one sentence naming the flag (or the environment variable that set
+    it: `origins`), the allowed range and the value; then the target URL's form, before any request."""
+    _check_range = _range_checker(origins or {})
     _check_range("--concurrency", config.concurrency, 1, 64)
-    _check_range("--max-in-flight", config.max_in_flight_bytes, 4 * MiB, 1024 * MiB)
-    _check_range("--merge-gap", config.merge_gap_bytes, 0, 1 * MiB)
+    _check_range("--max-in-flight", config.max_in_flight_bytes, 4 * MiB, 1024 * MiB, size=True)
+    _check_range("--merge-gap", config.merge_gap_bytes, 0, 1 * MiB, size=True)
     if config.merge_gap_bytes % 512:
         raise UserError(f"--merge-gap must be a multiple of 512 bytes; got {config.merge_gap_bytes}.")
-    _check_range("--max-bandwidth", config.max_bandwidth, 4 * KiB, 100 * GiB)
+    _check_range("--max-bandwidth", config.max_bandwidth, 4 * KiB, 100 * GiB, size=True)
     _check_range("--sas-duration", config.sas_duration_seconds, 60, 86400)
     _check_range("--sas-wait", config.sas_wait_seconds, 0, 86400)
     _check_range("--page-size", config.page_size, 1, 10000)
@@ -493,8 +516,24 @@ def validate(config: Config) -> None:
     if (config.snapshot_now or config.source_keep) and arm_ids.parse(config.source).kind != "disk":
         raise UserError("--snapshot-now and --source-keep need a managed disk --source, not a snapshot.")
     _check_range("--time-budget", config.time_budget_seconds, 1, 7 * 86400)
-    _check_range("--list-window", config.list_window_bytes, 4 * MiB, 8 * 1024 * GiB)
+    _check_range("--list-window", config.list_window_bytes, 4 * MiB, 8 * 1024 * GiB, size=True)
     if config.list_window_bytes % (4 * MiB):
         raise UserError(f"--list-window must be a multiple of 4MiB; got {config.list_window_bytes}.")
     check_arm_endpoint(config.arm_endpoint, allow_http=config.allow_http)
     arm_ids.parse(config.source)
+    check_subscription(config.subscription_id)
+    from replicator.target import parse_target_url  # here: target imports this module
+
+    parse_target_url(config.target, allow_http=config.allow_http)
+
+
+GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def check_subscription(subscription_id: str | None) -> None:
+    """UserError unless `subscription_id` (when given) is a GUID, as every Azure subscription ID is."""
+    if subscription_id is not None and not GUID.fullmatch(subscription_id):
+        raise UserError(
+            f"--subscription-id must be a GUID like 00000000-0000-0000-0000-000000000000; "
+            f"got {clip(subscription_id)!r}."
+        )

@@ -30,7 +30,9 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.pipeline.transport import AioHttpTransport
 
 from replicator.errors import UserError
+from replicator.messages import clip
 from replicator.redact import redact_url
+from replicator.urlcheck import check_common
 
 ACCESS_TOKEN_ENV = "REPLICATOR_ACCESS_TOKEN"
 CA_FILE_ENVS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
@@ -173,8 +175,9 @@ def transport_kwargs() -> dict[str, Any]:
 
 def check_url(url: str, what: str, *, allow_http: bool) -> None:
     """UserError unless `url` is an absolute https URL (or http with `allow_http`); `what` names it."""
+    check_common(url, f"The {what}")
     parts = urlsplit(url)
-    shown = redact_url(url)
+    shown = clip(redact_url(url))
     if parts.scheme == "http" and not allow_http:
         raise UserError(
             f"The {what} {shown} uses plain HTTP; use https, or --allow-http for a local emulator."

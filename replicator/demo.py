@@ -10,11 +10,11 @@ operator around it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +31,7 @@ from azure.storage.blob.aio import BlobClient
 
 from replicator.credentials import arm_scope, async_credential, sync_credential, transport_kwargs
 from replicator.emulator.process import EmulatorProcess
+from replicator.usage import UsageParser, first_paragraph
 from replicator.verify import compare_blobs
 
 GiB = 1024**3
@@ -206,13 +207,40 @@ async def _compare(source_sas: str, target_url: str, restore_point: str) -> tupl
         await credential.close()
 
 
+class _Signals:
+    """SIGINT/SIGTERM while the demo runs: a running `replicate` child gets the signal and cleans up
+    (grants revoked, lease released) while the emulator, in its own session, still answers it."""
+
+    child: subprocess.Popen[str] | None = None
+    received: int | None = None
+
+    @classmethod
+    def handle(cls, signum: int, frame: object) -> None:
+        cls.received = signum
+        if cls.child is not None and cls.child.poll() is None:
+            cls.child.send_signal(signum)  # its exit (128 + signum) then ends the demo
+        else:
+            raise KeyboardInterrupt
+
+
 def replicate(env: dict[str, str], *args: str) -> dict[str, Any]:
     """Run `replicate ARGS --json` as an operator would; returns its JSON document."""
     cmd = [sys.executable, "-m", "replicator.cli", *args, "--json"]
-    done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"demo: replicate exited {done.returncode}: {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout)
+    # Its own session: a terminal's Ctrl-C reaches the demo only, which forwards it (_Signals).
+    with subprocess.Popen(
+        cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    ) as child:  # fmt: skip
+        _Signals.child = child
+        try:
+            out, err = child.communicate()
+        finally:
+            _Signals.child = None
+    if _Signals.received is not None:
+        raise KeyboardInterrupt
+    if child.returncode != 0:
+        raise SystemExit(f"demo: replicate exited {child.returncode}: {err.strip()[-2000:]}")
+    return json.loads(out)
 
 
 def _rate(nbytes: int, seconds: float) -> str:
@@ -239,13 +267,22 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     ]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(headers))]
     for row in table:
-        print("  ".join(str(cell).rjust(w) for cell, w in zip(row, widths, strict=True)))
+        cells = zip(row, widths, strict=True)
+        print("  ".join(_align(i, str(c), w) for i, (c, w) in enumerate(cells)).rstrip())
+
+
+_TEXT_COLUMNS = (0, 1, 9)
+"""Columns of the demo table holding words (run, mode, verified): left-aligned; numbers right."""
+
+
+def _align(column: int, cell: str, width: int) -> str:
+    return cell.ljust(width) if column in _TEXT_COLUMNS else cell.rjust(width)
 
 
 def run(data_dir: Path, disk_gib: int, seed: int) -> int:
     rng = random.Random(seed)
     size = disk_gib * GiB
-    emulator = EmulatorProcess(data_dir)
+    emulator = EmulatorProcess(data_dir, own_session=True)
     env = emulator.start()
     # The demo plays the operator: its own SDK clients and the replicate child use the emulator's
     # endpoints, token and CA exactly as an operator's shell would.
@@ -293,7 +330,7 @@ def run(data_dir: Path, disk_gib: int, seed: int) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="replicate demo", description=__doc__.splitlines()[0])
+    parser = UsageParser(prog="replicate demo", description=first_paragraph(__doc__))
     parser.add_argument(
         "--data-dir", type=Path, help="emulator state (default: a temporary folder, removed after)"
     )
@@ -301,8 +338,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=7, help="seed of the data pattern (default 7)")
     args = parser.parse_args(argv)
     if args.disk_gib < 16 or args.disk_gib > 4096:
-        parser.error("--disk-gib must be between 16 and 4096")
-    if args.data_dir is not None:
-        return run(args.data_dir, args.disk_gib, args.seed)
-    with tempfile.TemporaryDirectory(prefix="replicator-demo-") as tmp:
-        return run(Path(tmp), args.disk_gib, args.seed)
+        parser.error(f"--disk-gib must be between 16 and 4096; got {args.disk_gib}")
+    previous = {sig: signal.signal(sig, _Signals.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if args.data_dir is not None:
+            return run(args.data_dir, args.disk_gib, args.seed)
+        with tempfile.TemporaryDirectory(prefix="replicator-demo-") as tmp:
+            return run(Path(tmp), args.disk_gib, args.seed)
+    except KeyboardInterrupt:  # the emulator was stopped on the way out (run's finally)
+        received = _Signals.received or signal.SIGINT
+        print(f"demo: interrupted ({signal.Signals(received).name}); emulator stopped", file=sys.stderr)
+        return 128 + received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -3,7 +3,6 @@ REPLICATOR_DISCOVER, see replicator.jobs) on the queue the workers drain (replic
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
@@ -12,7 +11,9 @@ from replicator.errors import EXIT_OK, ReplicatorError
 from replicator.fleet import FleetQueue, allow_http, enqueue
 from replicator.jobs import load_jobs
 from replicator.jsonlog import setup
+from replicator.output import plural
 from replicator.redact import redact
+from replicator.usage import UsageParser
 
 
 async def _enqueue(queue_url: str) -> int:
@@ -22,7 +23,13 @@ async def _enqueue(queue_url: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="replicate enqueue", description="Queue one message per job.")
+    parser = UsageParser(
+        prog="replicate enqueue",
+        description="Queue one message per job, for `replicate worker` to take.",
+        epilog="The jobs come from the environment only: REPLICATOR_JOBS (a JSON list of "
+        '{"source": ARM ID, "target": URL}) and/or REPLICATOR_DISCOVER (a subscription or '
+        "resource group: its disks tagged replicator-target; see docs/functions.md).",
+    )
     parser.add_argument(
         "--queue", default=os.environ.get("REPLICATOR_QUEUE_URL"), help="queue URL [env REPLICATOR_QUEUE_URL]"
     )
@@ -36,5 +43,5 @@ def main(argv: list[str]) -> int:
     except ReplicatorError as err:
         print(f"replicate enqueue: error: {redact(str(err))}", file=sys.stderr)
         return err.exit_code
-    print(f"enqueued {count} jobs", file=sys.stderr)
+    print(f"enqueued {plural(count, 'job')}", file=sys.stderr)
     return EXIT_OK

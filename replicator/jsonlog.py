@@ -104,4 +104,6 @@ def setup(level: str = "info", stream: TextIO | None = None) -> logging.Handler:
     root.setLevel(logging.WARNING)
     logging.getLogger("replicator").setLevel(level.upper())
     logging.getLogger("azure").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    # A failed DefaultAzureCredential logs 2.5 KB per attempt; our one error line names the fix.
+    logging.getLogger("azure.identity").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)
     return handler

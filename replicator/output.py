@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from replicator.errors import UserError
@@ -22,6 +23,30 @@ def human_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+def capitalized(message: str) -> str:
+    """`message` with its first letter upper-case: every error line reads `<prog>: error: <Sentence>.`"""
+    return message[:1].upper() + message[1:]
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 restore point', '3 restore points': the count and its noun, in agreement."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def utc_time(text: str) -> str:
+    """An ISO 8601 time as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC), the form of restore point IDs; else as is.
+
+    ARM gives `...38.451057+00:00` and blob snapshots `...42.0021931Z`: one table, one form.
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        return text
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def emit_json(document: Mapping[str, Any]) -> None:

@@ -51,9 +51,10 @@ from typing import TypeVar
 
 import aiohttp
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.storage.blob.aio import BlobClient
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from replicator import arm_ids, ranges, snapshots
+from replicator import arm_ids, ranges, snapshots, verify
 from replicator.budget import Budget
 from replicator.config import Config
 from replicator.errors import ReplicationError, ReplicatorError, UserError
@@ -76,6 +77,7 @@ from replicator.target import (
     SasBlobReader,
     SnapshotRef,
     State,
+    client_kwargs,
 )
 
 log = logging.getLogger(__name__)
@@ -203,6 +205,14 @@ async def _first_job(
         base = await source.get_snapshot(progress.base_id)
         if base is None:
             return Job(snap, None, "the base snapshot of the interrupted replication no longer exists")
+        if progress.base_unique_id is None or base.unique_id != progress.base_unique_id:
+            # Re-created under the same name (or not recorded): its diff is not what the checkpoint covers.
+            return Job(
+                snap,
+                None,
+                f"the base snapshot {base.name} of the interrupted replication was re-created "
+                "(its uniqueId differs from the recorded one, or none was recorded)",
+            )
         return Job(snap, base, progress.reason or f"diff from {base.name}", progress.checkpoint)
     last = state.last
     if last is None:
@@ -418,10 +428,12 @@ class JobRunner:
     @contextlib.asynccontextmanager
     async def grants(self, job: Job) -> AsyncIterator[tuple[Grant, Grant | None]]:
         """SAS for the current snapshot and, for a diff, the base; revoked on every way out."""
-        async with contextlib.AsyncExitStack() as stack:
-            current = await stack.enter_async_context(self.source.grant(job.snapshot))
-            base = await stack.enter_async_context(self.source.grant(job.base)) if job.base else None
-            yield current, base
+        if job.base is None:
+            async with self.source.grant(job.snapshot) as current:
+                yield current, None
+        else:  # both family slots at once: taking them one by one can deadlock (source.FamilyBudget)
+            async with self.source.grants(job.snapshot, job.base) as (current, base):
+                yield current, base
 
     async def planned_ops(
         self, job: Job, current: Grant, base: Grant | None, size: int, *, blank_target: bool
@@ -523,8 +535,12 @@ class JobRunner:
                 await self._write(job, state, copier, base, size, result, blank_target=fresh)
             except DiffNotPossible:
                 job = _refused(job, result)
+                base = None
                 await self._write(job, state, copier, None, size, result, blank_target=False)
             result.requests, result.retries = copier.requests, copier.retries
+            if self.config.verify:  # before the commit: a failed check leaves no restore point
+                await self._verify(job, current, base, size)
+                result.verified = True
             restore_point = await self.target.commit(
                 _restore_point_metadata(job, identity, size, result.reason)
             )
@@ -537,9 +553,6 @@ class JobRunner:
                 None,
             )
             await self.target.write_state(state)
-            if self.config.verify:
-                await self._verify(job, current, base, size, restore_point, copier)
-                result.verified = True
         result.seconds = round(time.monotonic() - started, 3)
         self.progress.on_snapshot_done(result)
         return result, state
@@ -557,7 +570,12 @@ class JobRunner:
     ) -> None:
         """Record the job as in progress, then run its plan through the workers with checkpoints."""
         in_progress = InProgress(
-            _ref(job.snapshot), job.base.id if job.base else None, job.mode, job.reason, job.checkpoint
+            _ref(job.snapshot),
+            job.base.id if job.base else None,
+            job.mode,
+            job.reason,
+            job.checkpoint,
+            job.base.unique_id if job.base else None,
         )
         await self.target.write_state(replace(state, in_progress=in_progress))
         window = self.config.list_window_bytes
@@ -620,39 +638,47 @@ class JobRunner:
             await self.target.write_state(replace(state, in_progress=replace(in_progress, checkpoint=low)))
             raise self.budget.incomplete(f"at offset {low} of {job.snapshot.name}")
 
-    async def _verify(
-        self, job: Job, current: Grant, base: Grant | None, size: int, restore_point: str, copier: Copier
-    ) -> None:
-        """--verify: read every planned range back from the restore point and from the source; compare."""
-        self.progress.on_message(f"verifying restore point {restore_point}")
+    async def _verify(self, job: Job, current: Grant, base: Grant | None, size: int) -> None:
+        """--verify: the target base blob must read back equal to the source snapshot, before the commit.
+
+        A full copy compares the whole blobs (verify.compare_blobs: sizes, then the union of both
+        sides' valid ranges). A diff compares every range its plan copied or cleared; the rest is the
+        base, which was verified when it was written. Memory: PLAN_BATCH ranges plus
+        verify.compare_regions' chunks in flight (VERIFY_CONCURRENCY x 2 x 4 MiB), whatever the disk.
+        A mismatch fails the run with its offset: no restore point, the state is not advanced.
+        """
+        self.progress.on_message(f"verifying the target against {job.snapshot.name}")
         whole = replace(job, checkpoint=0)
-
-        async def pieces() -> AsyncIterator[ranges.Op]:
-            async for op in self.planned_ops(whole, current, base, size, blank_target=True):
-                for start in range(op.range.start, op.range.end, ranges.MAX_WRITE):
-                    yield ranges.Op("copy", ranges.Range(start, min(start + ranges.MAX_WRITE, op.range.end)))
-
-        async def compare(op: ranges.Op) -> None:
-            async def read_both(url: str) -> tuple[bytes, bytes]:
-                src = await self.reader.read(url, op.range)
-                return src, await self.target.read(op.range, snapshot=restore_point)
-
-            src, dst = await copier.retried(f"verify {op.range}", read_both)
-            if src != dst:
-                raise ReplicationError(
-                    f"verification failed: restore point {restore_point} differs from "
-                    f"{job.snapshot.name} in {op.range}."
-                )
-
-        await run_pool(pieces(), self.config.concurrency, self.config.queue_depth, compare)
+        async with BlobClient.from_blob_url(await current.url(), **client_kwargs()) as source:
+            if base is None:
+                comparison = await verify.compare_blobs(source, self.target.client)
+                if comparison.expected_size != comparison.actual_size:
+                    raise ReplicationError(
+                        f"verification failed: the target holds {comparison.actual_size} bytes, "
+                        f"{job.snapshot.name} {comparison.expected_size}; no restore point was taken."
+                    )
+                mismatch = comparison.first_mismatch
+            else:
+                mismatch = None
+                ops = self.planned_ops(whole, current, base, size, blank_target=False)
+                async for batch in _batches(ops, PLAN_BATCH):
+                    regions = [op.range for op in batch]
+                    _, mismatch = await verify.compare_regions(source, self.target.client, regions)
+                    if mismatch is not None:
+                        break
+        if mismatch is not None:
+            raise ReplicationError(
+                f"verification failed: the target differs from {job.snapshot.name} at offset {mismatch}; "
+                "no restore point was taken. A rerun copies it again."
+            )
 
 
 PLAN_BATCH = 1000
 """Changes planned at a time; bounds the memory between the listing and the planner."""
 
 
-async def _batches(items: AsyncIterator[ranges.Change], size: int) -> AsyncIterator[list[ranges.Change]]:
-    batch: list[ranges.Change] = []
+async def _batches(items: AsyncIterator[T], size: int) -> AsyncIterator[list[T]]:
+    batch: list[T] = []
     async for item in items:
         batch.append(item)
         if len(batch) >= size:
@@ -770,7 +796,8 @@ async def replicate(
         source = await ArmSource.open(config)
         async with source, contextlib.aclosing(SasBlobReader()) as reader:
             if config.snapshot_now and not config.plan:
-                await snapshots.snapshot_now(source, config.source, progress.on_message)
+                taken = await snapshots.snapshot_now(source, config.source, progress.on_message)
+                run.snapshot_taken = taken.id
             progress.on_message(f"resolving {config.source}")
             disk, snaps = await source.resolve(config.source)
             if not snaps:
@@ -785,10 +812,11 @@ async def replicate(
                     run.snapshots.append(await runner.plan_only(job, i, len(jobs), inspection.exists))
                 run.status = "planned" if jobs else "nothing new"
                 return run
-            fresh = await target.create(exported_size(snaps[-1]))
+            await target.create(exported_size(snaps[-1]))
             async with target.leased():
                 inspection = await target.inspect()
                 runner.target_size = inspection.size
+                blank = await target.is_blank()  # under the lease: what create() saw may be stale
                 state = await _adopt_lost_commit(target, inspection.state)
                 if state != inspection.state:
                     await target.write_state(state)
@@ -797,11 +825,11 @@ async def replicate(
                     if budget.expired():
                         raise budget.incomplete(f"before {job.snapshot.name}")
                     result, state = await runner.run(
-                        job, state, identity, i, len(jobs), fresh=fresh and i == 1
+                        job, state, identity, i, len(jobs), fresh=blank and i == 1
                     )
                     run.snapshots.append(result)
                 if config.source_keep:
-                    await snapshots.keep_source(
+                    run.source_snapshots_deleted = await snapshots.keep_source(
                         source, config.source, config.source_keep, state, progress.on_message
                     )
                 run.status = "replicated" if jobs else "nothing new"

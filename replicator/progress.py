@@ -46,6 +46,8 @@ class RunResult:
     target: str
     status: str = "nothing new"  # "replicated" | "nothing new" | "planned"
     snapshots: list[SnapshotResult] = field(default_factory=list)
+    snapshot_taken: str | None = None  # --snapshot-now: ARM ID of the snapshot this run took
+    source_snapshots_deleted: list[str] = field(default_factory=list)  # --source-keep: ARM IDs deleted
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +55,8 @@ class RunResult:
             "target": self.target,
             "status": self.status,
             "snapshots": [s.to_json() for s in self.snapshots],
+            "snapshot_taken": self.snapshot_taken,
+            "source_snapshots_deleted": self.source_snapshots_deleted,
         }
 
 

@@ -72,7 +72,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from replicator import arm_ids, credentials
+from replicator import arm_ids, credentials, messages
 from replicator.errors import LimitError, ReplicationError, UserError
 from replicator.ranges import Change, Range, from_azure, to_http_range, windows
 from replicator.redact import redact
@@ -126,6 +126,11 @@ class SourceConfig(Protocol):
     access_token: str | None
     sas_duration_seconds: int
     sas_wait_seconds: float
+
+
+class SnapshotGone(ReplicationError):
+    """A snapshot resolved at the start of the run was deleted since: a failure of this run (exit 1),
+    not bad input (resolving a snapshot that does not exist at all stays a UserError)."""
 
 
 class DiffNotPossible(ReplicationError):
@@ -220,17 +225,64 @@ def is_family_sas_limit(err: BaseException | None) -> bool:
 
 # --- the per-family SAS budget ---------------------------------------------------------------------
 
-# One semaphore per snapshot family and event loop (asyncio primitives belong to one loop). Memory:
-# one small object per family seen by this process.
-_budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
+
+class FamilyBudget:
+    """The FAMILY_SAS_LIMIT slots of one snapshot family in this process.
+
+    `acquire(n)` is all-or-nothing and first-come first-served: a diff takes its two slots (base and
+    current) together. Taking them one at a time deadlocks: five diffs each holding one slot and
+    waiting for a second would all wait out `sas_wait_seconds`. FIFO also keeps single grants from
+    starving a waiting pair.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+
+    async def acquire(self, n: int = 1) -> None:
+        if not self._waiters and self.free >= n:
+            self.free -= n
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((n, waiter))
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # granted as we were cancelled: hand it back
+                self.release(n)
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove((n, waiter))
+                self._wake()
+            raise
+
+    def release(self, n: int = 1) -> None:
+        self.free += n
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._waiters[0][0] <= self.free:
+            n, waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.free -= n
+                waiter.set_result(None)
+
+
+# One budget per snapshot family and event loop (asyncio futures belong to one loop). Memory: one
+# small object per family seen by this process.
+_budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, FamilyBudget]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def family_budget(family_key: str) -> asyncio.Semaphore:
+def _family_key(snapshot: SnapshotInfo) -> str:
+    return (snapshot.family_id or snapshot.id).casefold()
+
+
+def family_budget(family_key: str) -> FamilyBudget:
     """The process-wide SAS budget of one snapshot family (FAMILY_SAS_LIMIT slots)."""
     families = _budgets.setdefault(asyncio.get_running_loop(), {})
-    return families.setdefault(family_key.casefold(), asyncio.Semaphore(FAMILY_SAS_LIMIT))
+    return families.setdefault(family_key.casefold(), FamilyBudget(FAMILY_SAS_LIMIT))
 
 
 class Grant:
@@ -274,7 +326,7 @@ class Grant:
         self.may_be_active = True
         try:
             url = await self._source._grant_read(self.snapshot)
-        except (LimitError, UserError):
+        except (LimitError, UserError, SnapshotGone):
             # A definitive refusal creates no SAS; revoking anyway would end another run's access.
             if first:
                 self.may_be_active = False
@@ -339,10 +391,8 @@ class ArmSource:
                 f"Cannot {action}: it does not exist ({_arm_code(err)}: {_arm_message(err)})."
             ) from err
         except ClientAuthenticationError as err:
-            if err.response is None:  # the credential itself failed: no token to send
-                raise UserError(
-                    f"Cannot {action}: no Azure credential is available ({redact(str(err))})."
-                ) from err
+            if err.response is None:  # the credential itself failed: no token to send (its text is 2.5 KB)
+                raise UserError(f"Cannot {action}: {messages.missing_credential(self.endpoint)}") from err
             raise UserError(
                 f"Cannot {action}: ARM refused our identity ({_arm_code(err)}: {_arm_message(err)}); "
                 "check its role assignments."
@@ -356,6 +406,10 @@ class ArmSource:
                 f"Cannot {action}: ARM answered HTTP {err.status_code} {_arm_code(err)}: {_arm_message(err)}."
             ) from err
         except (ServiceRequestError, ServiceResponseError) as err:
+            if messages.is_certificate_failure(err):
+                raise UserError(
+                    f"Cannot {action}: {messages.unreachable('ARM endpoint', self.endpoint, err)}"
+                ) from err
             raise UserError(
                 f"Cannot {action}: the ARM endpoint {self.endpoint} could not be reached "
                 f"({redact(str(err))}); check REPLICATOR_ARM_ENDPOINT and the network."
@@ -487,33 +541,46 @@ class ArmSource:
 
     @contextlib.asynccontextmanager
     async def grant(self, snapshot: SnapshotInfo) -> AsyncIterator[Grant]:
-        """A read SAS on `snapshot` for the duration of the `async with`; revoked on every way out.
+        """A read SAS on `snapshot` for the duration of the `async with` (see `grants`)."""
+        async with self.grants(snapshot) as (grant,):
+            yield grant
 
-        Waits (at most `sas_wait_seconds`, then LimitError) for a slot of the snapshot family's
-        budget in this process, grants Read access only, for `sas_duration_seconds`, and revokes
-        (shielded from cancellation, bounded in time) whether the body returns, raises or is
-        cancelled.
+    @contextlib.asynccontextmanager
+    async def grants(self, *snapshots: SnapshotInfo) -> AsyncIterator[tuple[Grant, ...]]:
+        """Read SAS on `snapshots` (a diff: current and base) for the `async with`; revoked on every way out.
+
+        First takes every slot the snapshots need in their families' budgets in this process, all of a
+        family's at once (FamilyBudget), waiting at most `sas_wait_seconds` in all (then LimitError);
+        then grants Read access only, for `sas_duration_seconds`, and revokes (shielded from
+        cancellation, bounded in time) whether the body returns, raises or is cancelled.
         """
-        budget = family_budget(snapshot.family_id or snapshot.id)
-        try:
-            async with asyncio.timeout(self.config.sas_wait_seconds):
-                await budget.acquire()
-        except TimeoutError:
-            raise LimitError(
-                f"Cannot grant access to snapshot {snapshot.id}: replications in this process hold SAS URIs "
-                f"on {FAMILY_SAS_LIMIT} snapshots of its family (Azure allows five per family at a time) "
-                f"and none was released within {self.config.sas_wait_seconds:.0f} s; run again later."
-            ) from None
-        try:
-            grant = Grant(self, snapshot)
+        needs = collections.Counter(_family_key(s) for s in snapshots)
+        async with contextlib.AsyncExitStack() as stack:
             try:
-                await grant.url()
-                yield grant
-            finally:
-                if grant.may_be_active:
-                    await _shielded(self._revoke(snapshot))
+                async with asyncio.timeout(self.config.sas_wait_seconds):
+                    for key in sorted(needs):  # one order everywhere: no deadlock across families
+                        budget = family_budget(key)
+                        await budget.acquire(needs[key])
+                        stack.callback(budget.release, needs[key])
+            except TimeoutError:
+                raise LimitError(
+                    f"Cannot grant access to snapshot {snapshots[0].id}: replications in this process hold "
+                    f"SAS URIs on {FAMILY_SAS_LIMIT} snapshots of its family (Azure allows five per family "
+                    f"at a time) and none was released within {self.config.sas_wait_seconds:.0f} s; "
+                    "run again later."
+                ) from None
+            granted = tuple([await stack.enter_async_context(self._granted(s)) for s in snapshots])
+            yield granted
+
+    @contextlib.asynccontextmanager
+    async def _granted(self, snapshot: SnapshotInfo) -> AsyncIterator[Grant]:
+        grant = Grant(self, snapshot)
+        try:
+            await grant.url()
+            yield grant
         finally:
-            budget.release()
+            if grant.may_be_active:
+                await _shielded(self._revoke(snapshot))
 
     async def _grant_read(self, snapshot: SnapshotInfo) -> str:
         """One Read SAS from ARM, retrying while the family's five SAS slots are held elsewhere."""
@@ -556,6 +623,13 @@ class ArmSource:
         try:
             with self.arm_errors(f"grant read access to snapshot {snapshot.id}"):
                 return await retrying(grant_once)
+        except UserError as err:
+            if isinstance(err.__cause__, ResourceNotFoundError):  # resolved earlier in this run
+                raise SnapshotGone(
+                    f"Snapshot {snapshot.id} was deleted during the run (its read access could not be "
+                    "granted); nothing was committed for it."
+                ) from None
+            raise
         except ReplicationError as err:
             if is_family_sas_limit(err.__cause__):
                 raise LimitError(

@@ -19,6 +19,7 @@ Target state schema (metadata of the base blob; values are ASCII strings):
     inprogress_snapshot_id, inprogress_snapshot_unique_id, inprogress_snapshot_time,
     inprogress_snapshot_name          the source snapshot being written (absent when idle)
     inprogress_base_id                the source snapshot of the diff base ("" for a full copy)
+    inprogress_base_unique_id         its uniqueId: a base re-created under the same name is not the base
     inprogress_mode, inprogress_reason
     inprogress_checkpoint             every op of the plan below this offset is written
 
@@ -33,7 +34,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Self
 from urllib.parse import quote, unquote, urlsplit
@@ -49,13 +50,13 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobType
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient, ExponentialRetry
 
-from replicator import recovery
+from replicator import messages, recovery, urlcheck
 from replicator.blobio import read_range
 from replicator.config import Config
 from replicator.credentials import async_credential, transport_kwargs
 from replicator.errors import LockedError, ReplicationError, UserError
 from replicator.ranges import Op, Range
-from replicator.redact import redacted_repr
+from replicator.redact import redact, redacted_repr
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,50 @@ RENEW_EVERY_SECONDS = 15
 MAX_BLOB_BYTES = 8 * 1024**4
 """Largest page blob (8 TiB): a larger source cannot be replicated into one."""
 SCHEMA = "1"
+
+
+RENEW_RETRY_SECONDS = 2.0
+"""Wait between renewal attempts after a transient failure (retried until the lease would expire)."""
+RELEASE_TIMEOUT_SECONDS = 30.0
+"""Bound on releasing the lease at the end of a run; an unreleased lease expires on its own."""
+
+
+async def keep_renewed(renew: Callable[[], Awaitable[object]], lease_seconds: float) -> BaseException:
+    """Renew a lease every quarter of `lease_seconds` until cancelled; returns why it was lost.
+
+    Lost means the service refused a renewal for good (409 LeaseIdMismatch or LeaseLost: broken or
+    taken by someone else; any other non-transient answer, e.g. 403), or no renewal succeeded before
+    the lease would expire. Every other failure (timeouts, resets, 5xx, anything unexpected) is
+    retried until then: a renewer that dies silently would leave the run writing without a lease.
+    """
+    loop = asyncio.get_running_loop()
+    interval = lease_seconds * RENEW_EVERY_SECONDS / LEASE_SECONDS
+    expires = loop.time() + lease_seconds  # measured from before the request: conservative
+    while True:
+        await asyncio.sleep(interval)
+        while True:
+            sent = loop.time()
+            left = expires - sent
+            if left <= 0:
+                return TimeoutError(f"no renewal succeeded within the {lease_seconds:g} s lease")
+            try:
+                async with asyncio.timeout(left):
+                    await renew()
+                expires = sent + lease_seconds
+                break
+            except HttpResponseError as exc:
+                if not recovery.is_transient(exc):
+                    return exc
+                log.info("renewing the lease failed (%s); retrying", _describe(exc))
+            except Exception as exc:
+                log.info("renewing the lease failed (%s); retrying", _describe(exc))
+            await asyncio.sleep(min(RENEW_RETRY_SECONDS, interval, max(0.0, expires - loop.time())))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, HttpResponseError):
+        return _http_error(exc)
+    return redact(f"{type(exc).__name__}: {exc}".splitlines()[0])[:200]
 
 
 def control_retry() -> ExponentialRetry:
@@ -113,6 +158,7 @@ def _path_style(host: str) -> bool:
 
 def parse_target_url(url: str, *, allow_http: bool) -> TargetUrl:
     """Split a page blob URL into its parts; UserError for anything that is not a blob URL."""
+    urlcheck.check_target_parts(url)
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UserError(
@@ -133,6 +179,7 @@ def parse_target_url(url: str, *, allow_http: bool) -> TargetUrl:
         raise UserError(
             "--target must name a container and a blob: https://<account>.blob.core.windows.net/<container>/<blob>."
         )
+    urlcheck.check_names(segments[0], "/".join(segments[1:]))
     return TargetUrl(base, segments[0], "/".join(segments[1:]), parts.query or None)
 
 
@@ -155,6 +202,7 @@ class InProgress:
     mode: str
     reason: str
     checkpoint: int
+    base_unique_id: str | None = None  # the base's uniqueId; None for a full copy (or an older writer)
 
 
 @dataclass(frozen=True)
@@ -179,6 +227,7 @@ class State:
             meta |= _ref_meta("inprogress_snapshot", p.snapshot)
             meta |= {
                 "inprogress_base_id": p.base_id or "",
+                "inprogress_base_unique_id": p.base_unique_id or "",
                 "inprogress_mode": p.mode,
                 "inprogress_reason": p.reason,
                 "inprogress_checkpoint": str(p.checkpoint),
@@ -202,6 +251,7 @@ class State:
                 meta.get("inprogress_mode", "full"),
                 meta.get("inprogress_reason", ""),
                 int(meta.get("inprogress_checkpoint") or 0),
+                meta.get("inprogress_base_unique_id") or None,
             )
         return cls(
             meta.get("source_disk_id") or None,
@@ -254,7 +304,8 @@ class Inspection:
 
 
 def _http_error(exc: HttpResponseError) -> str:
-    return f"{exc.status_code} {exc.error_code or exc.reason or ''}".strip()
+    # getattr: a credential's ClientAuthenticationError (no response) has no error_code
+    return f"{exc.status_code} {getattr(exc, 'error_code', None) or exc.reason or ''}".strip()
 
 
 class PageBlobTarget:
@@ -293,10 +344,10 @@ class PageBlobTarget:
         except ResourceNotFoundError:
             return Inspection(False, 0, State())
         except ServiceRequestError as exc:
-            raise UserError(
-                f"cannot reach the target endpoint {self.url.account_url}: {type(exc).__name__}."
-            ) from None
+            raise UserError(messages.unreachable("target endpoint", self.url.account_url, exc)) from None
         except ClientAuthenticationError as exc:
+            if messages.is_missing_credential(exc):
+                raise UserError(messages.missing_credential(self.url.account_url)) from None
             raise self._denied(exc) from None
         except HttpResponseError as exc:
             if exc.status_code == 403:
@@ -350,6 +401,21 @@ class PageBlobTarget:
             raise
         return True
 
+    async def is_blank(self) -> bool:
+        """True when the blob holds no replication state and no valid page: a full copy needs no clears.
+
+        Decided under the lease (nobody else can write then), never from `create()`: a blob this run
+        created may have been leased and written by another run before this one got the lease.
+        One listing request of at most one range, whatever the blob's size.
+        """
+        props = await self._blob.get_blob_properties()
+        if State.from_metadata(props.metadata or {}) != State():
+            return False
+        async for page in self._blob.list_page_ranges(results_per_page=1):
+            if not page.cleared:
+                return False
+        return True
+
     @contextlib.asynccontextmanager
     async def leased(self) -> AsyncIterator[None]:
         """Hold the blob's lease for the block, renewing it in the background.
@@ -377,40 +443,38 @@ class PageBlobTarget:
         owner = asyncio.current_task()
         lost: list[BaseException] = []
 
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(self._lease_seconds * RENEW_EVERY_SECONDS / LEASE_SECONDS)
-                for attempt in range(3):
-                    try:
-                        await lease.renew()
-                        break
-                    except HttpResponseError as exc:
-                        if exc.status_code == 409 or attempt == 2:
-                            lost.append(exc)
-                            break
-                    except ServiceRequestError as exc:
-                        if attempt == 2:
-                            lost.append(exc)
-                    await asyncio.sleep(2)
-                if lost:
-                    if owner is not None:
-                        owner.cancel()
-                    return
+        async def watch() -> None:
+            lost.append(await keep_renewed(lease.renew, self._lease_seconds))
+            log.warning("lost the lease on %s: %s", self.url.display, _describe(lost[0]))
+            if owner is not None:
+                owner.cancel()
 
-        renewer = asyncio.create_task(renew(), name="lease-renewer")
+        renewer = asyncio.create_task(watch(), name="lease-renewer")
         try:
             yield
         except asyncio.CancelledError:
             if lost and owner is not None and owner.uncancel() == 0:
-                raise ReplicationError(f"lost the lease on {self.url.display}; stopped writing.") from None
+                raise ReplicationError(
+                    f"lost the lease on {self.url.display} ({_describe(lost[0])}); stopped writing. "
+                    "A rerun resumes from the checkpoint."
+                ) from None
             raise
         finally:
+            # Neither the renewer's end nor the release may replace the block's own outcome.
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+                await asyncio.wait({renewer})
             self._lease = None
-            with contextlib.suppress(HttpResponseError, ServiceRequestError):
-                await asyncio.shield(lease.release())
+            try:
+                async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
+                    await asyncio.shield(lease.release())
+            except Exception as exc:  # it expires on its own within a lease
+                log.warning("could not release the lease on %s: %s", self.url.display, _describe(exc))
+
+    @property
+    def client(self) -> BlobClient:
+        """The base blob's client, for reads outside this adapter (--verify compares through it)."""
+        return self._blob
 
     def _lease_kw(self) -> dict[str, Any]:
         return {"lease": self._lease} if self._lease is not None else {}
@@ -482,6 +546,8 @@ class PageBlobTarget:
                 if item.name == self.url.blob and item.snapshot:
                     points.append(RestorePoint(item.snapshot, dict(item.metadata or {})))
         except HttpResponseError as exc:
+            if messages.is_missing_credential(exc):
+                raise UserError(messages.missing_credential(self.url.account_url)) from None
             if exc.status_code != 403:
                 raise
             if required:

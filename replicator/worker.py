@@ -24,6 +24,7 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError
 
 from replicator import config as config_module
+from replicator import queue_probe
 from replicator.budget import Budget
 from replicator.errors import EXIT_OK, ReplicationError, ReplicatorError, UserError
 from replicator.fleet import (
@@ -43,6 +44,7 @@ from replicator.jobs import Outcome, run_job
 from replicator.jsonlog import event, setup
 from replicator.recovery import is_transient
 from replicator.redact import redact
+from replicator.usage import UsageParser
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +168,7 @@ class Worker:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog="replicate worker", description="Replicate jobs taken from an Azure Storage queue."
     )
     parser.add_argument(
@@ -191,12 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         default=os.environ.get("REPLICATOR_LOG_LEVEL", "info"),
         choices=config_module.LOG_LEVELS,
+        help="default info [env REPLICATOR_LOG_LEVEL]",
     )
     return parser
 
 
 async def _serve(args: argparse.Namespace, env: Mapping[str, str]) -> None:
     async with FleetQueue(args.queue, allow_http=allow_http(env)) as queue:
+        await queue_probe.probe(queue)  # a queue that never answers is bad configuration: exit 2 fast
         worker = Worker(queue, env, visibility=args.visibility)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

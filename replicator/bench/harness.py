@@ -31,6 +31,7 @@ from replicator.bench.scenarios import MiB, Scenario, build, minimal_requests
 from replicator.bench.world import LINK_OFF, BenchDisk, Emulator, World
 from replicator.credentials import async_credential, transport_kwargs
 from replicator.emulator.process import EmulatorProcess
+from replicator.usage import UsageParser, first_paragraph
 from replicator.verify import compare_blobs
 
 CONTENDERS = ("baseline", "full", "server", "stream")
@@ -258,14 +259,33 @@ def _say(text: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="replicate bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", nargs="+", default=["scattered", "contiguous", "idle", "fleet"])
-    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
-    parser.add_argument("--latencies", nargs="+", type=float, default=[20.0, 60.0])
+    parser = UsageParser(prog="replicate bench", description=first_paragraph(__doc__))
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=["scattered", "contiguous", "idle", "fleet"],
+        help="scenarios to run (default: scattered contiguous idle fleet)",
+    )
+    parser.add_argument(
+        "--contenders",
+        nargs="+",
+        default=list(CONTENDERS),
+        choices=CONTENDERS,
+        help="tools to time (default: all)",
+    )
+    parser.add_argument(
+        "--latencies",
+        nargs="+",
+        type=float,
+        default=[20.0, 60.0],
+        help="link round trips, ms (default 20 60)",
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="shrink the scenarios (smoke test)")
     parser.add_argument("--baseline-budget", type=float, default=10.0, help="seconds before extrapolating")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--seed", type=int, default=7, help="seed of the scenarios' data (default 7)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("docs/benchmarks.md"), help="report to write (chart beside it)"
+    )
     parser.add_argument("--data-dir", type=Path, help="emulator state (default: a temporary folder)")
     args = parser.parse_args(argv)
     if args.data_dir is not None:

@@ -19,9 +19,11 @@ STOP_TIMEOUT = 10.0
 class EmulatorProcess:
     """A `python -m replicator.cli emulator --data-dir D --port P --env-file F ...` subprocess."""
 
-    def __init__(self, data_dir: Path, *extra_args: str) -> None:
+    def __init__(self, data_dir: Path, *extra_args: str, own_session: bool = False) -> None:
+        """`own_session`: keep the terminal's Ctrl-C away from it (the demo stops it after its clients)."""
         self.data_dir = Path(data_dir)
         self.extra_args = extra_args
+        self.own_session = own_session
         self.env: dict[str, str] = {}
         self.port = 0  # 0 until the first start; restarts reuse the bound port
         self._proc: subprocess.Popen[bytes] | None = None
@@ -47,7 +49,9 @@ class EmulatorProcess:
         # pipe buffer and stall every client.
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
-            self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
+            self._proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=log, start_new_session=self.own_session
+            )
         line = self._read_line(self._proc)
         self.env = json.loads(line)
         self.port = int(self.env["REPLICATOR_BLOB_ENDPOINT"].rsplit(":", 1)[1])

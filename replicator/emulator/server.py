@@ -46,7 +46,9 @@ class _Parser(argparse.ArgumentParser):
 def _parse(argv: list[str]) -> EmulatorOptions:
     parser = _Parser(prog="replicate emulator", description="Local emulator of the Azure surface used.")
     parser.add_argument("--data-dir", required=True, type=Path, help="state directory (survives restarts)")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; endpoints say 127.0.0.1)"
+    )
     parser.add_argument("--port", default=0, type=int, help="0 picks a free port")
     parser.add_argument("--env-file", type=Path, help="also write the env keys here as KEY=VALUE lines")
     parser.add_argument(
@@ -222,10 +224,12 @@ def main(argv: list[str]) -> int:
     try:
         options = _parse(argv)
     except _UsageError as exc:
-        print(str(exc), file=sys.stderr)
+        text = str(exc).removeprefix("replicate emulator: ").removeprefix("argument ")
+        print(f"replicate emulator: error: {text[:1].upper()}{text[1:]}", file=sys.stderr)
         return 2
     try:
         return asyncio.run(_serve(options))
     except OSError as exc:
-        print(f"replicate emulator: cannot start: {exc.strerror or exc}.", file=sys.stderr)
+        where = f" ({exc.filename})" if exc.filename else ""  # which path: the data dir, the env file...
+        print(f"replicate emulator: error: Cannot start: {exc.strerror or exc}{where}.", file=sys.stderr)
         return 2

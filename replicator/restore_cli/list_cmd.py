@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from replicator.output import human_size
+from replicator.output import human_size, plural, utc_time
 from replicator.restore_cli import Outcome, load, parser, run
 from replicator.restore_points import Listing, list_points
 from replicator.target import PageBlobTarget
@@ -10,13 +10,13 @@ from replicator.target import PageBlobTarget
 
 def render(listing: Listing) -> list[str]:
     """The human table: one row per restore point, then the state of the base blob."""
-    rows = [("restore point", "source snapshot", "snapshot created", "size", "sector", "mode", "")]
+    rows = [("restore point", "source snapshot", "snapshot created", "size", "sector", "mode", "role")]
     for p in listing.points:
         rows.append(
             (
                 p.id,
                 p.snapshot_name,
-                p.snapshot_time,
+                utc_time(p.snapshot_time),
                 human_size(p.size_bytes),
                 str(p.logical_sector_size),
                 p.mode,
@@ -34,7 +34,7 @@ def render(listing: Listing) -> list[str]:
         run_state = "idle"
     if progress is not None:
         run_state += f" ({progress.snapshot.name}, {progress.mode}, checkpoint at byte {progress.checkpoint})"
-    lines.append(f"{len(listing.points)} restore points of {listing.target}; run: {run_state}")
+    lines.append(f"{plural(len(listing.points), 'restore point')} of {listing.target}; run: {run_state}")
     return lines
 
 

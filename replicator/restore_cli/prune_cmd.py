@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from replicator.output import plural
 from replicator.restore_cli import Outcome, load, parser, run, say
 from replicator.restore_points import prune
 
@@ -34,9 +35,9 @@ async def _prune(argv: list[str]) -> Outcome:
         verb = "would delete" if args.dry_run else "deleted"
         for point, why in plan.protected:
             say(f"kept {point.id} ({point.snapshot_name}): {why}")
-        say(f"{verb} {len(plan.delete)} restore points")
+        say(f"{verb} {plural(len(plan.delete), 'restore point')}")
         for point in plan.delete:
-            print(point.id)
+            print(f"{verb} {point.id} ({point.snapshot_name})")
 
     return config.json, plan.to_json(dry_run=args.dry_run), show
 

@@ -88,8 +88,8 @@ def test_block_blob_target(world: World, replicate, snap) -> None:
 
 def test_unreachable_target_endpoint(world: World, replicate, snap) -> None:
     _, s1 = snap
-    run = replicate("--source", s1, "--target", "https://127.0.0.1:9/acct/c/b.vhd")
-    _refused(world, run, "", s1, says="cannot reach the target endpoint")
+    run = replicate("--source", s1, "--target", "https://127.0.0.1:9/acct/ccc/b.vhd")
+    _refused(world, run, "", s1, says="Cannot reach the target endpoint")
 
 
 def test_http_without_allow_http(world: World, replicate, snap) -> None:

@@ -65,7 +65,8 @@ def test_list_restore_each_point_and_prune(world: World, replicate) -> None:
     assert dry.code == 0 and [p["id"] for p in dry.doc["deleted"]] == [p["id"] for p in points[:2]]
     assert len(world.restore_points(url)) == 3
     pruned = replicate("prune", "--target", url, "--older-than", "0")
-    assert pruned.code == 0 and pruned.out.split() == [p["id"] for p in points[:2]]
+    deleted = [line.split()[:2] for line in pruned.out.splitlines()]
+    assert pruned.code == 0 and deleted == [["deleted", p["id"]] for p in points[:2]]
     assert "the newest restore point" in pruned.err
     assert [p.snapshot for p in world.restore_points(url)] == [points[2]["id"]]
     # restored disks are independent of the restore points they came from

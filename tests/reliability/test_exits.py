@@ -65,8 +65,8 @@ def test_only_read_is_asked_of_a_source(world: World, replicate, monkeypatch: py
 @pytest.mark.parametrize(
     "args",
     [
-        ("--target", "http://127.0.0.1:1/acct/c/b"),
-        ("--target", "https://127.0.0.1:1/acct/c/b", "--arm-endpoint", "http://127.0.0.1:1"),
+        ("--target", "http://127.0.0.1:1/acct/ccc/b"),
+        ("--target", "https://127.0.0.1:1/acct/ccc/b", "--arm-endpoint", "http://127.0.0.1:1"),
     ],
 )
 def test_plain_http_is_refused(world: World, replicate, args: tuple[str, ...]) -> None:

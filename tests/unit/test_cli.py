@@ -19,7 +19,7 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
     monkeypatch.delenv("REPLICATOR_SOURCE", raising=False)
-    assert cli.main(["--target", "https://a.blob.core.windows.net/c/b", "--json"]) == 2
+    assert cli.main(["--target", "https://a.blob.core.windows.net/ccc/b", "--json"]) == 2
     captured = capsys.readouterr()
     assert captured.err.strip().count("\n") == 0
     assert captured.err.startswith("replicate: error: --source is required")

@@ -23,7 +23,7 @@ from replicator.pipeline import State
 from replicator.target import MAX_BLOB_BYTES
 from tests.unit.test_pipeline import DISK, IDENTITY, config, snap
 
-BASE = ["--source", DISK, "--target", "https://a.blob.core.windows.net/c/b"]
+BASE = ["--source", DISK, "--target", "https://a.blob.core.windows.net/ccc/b"]
 
 
 @pytest.mark.parametrize(
@@ -124,7 +124,7 @@ def test_restore_refuses_invalid_names_before_anything(
         "--location": "westeurope",
         flag: value,
     }
-    argv = ["--target", "https://a.blob.core.windows.net/c/b", "--point", "latest", "--json"]
+    argv = ["--target", "https://a.blob.core.windows.net/ccc/b", "--point", "latest", "--json"]
     argv += [item for pair in names.items() for item in pair]
     assert cli.main(["restore", *argv]) == 2
     captured = capsys.readouterr()
@@ -143,7 +143,7 @@ def test_restore_accepts_valid_names(monkeypatch: pytest.MonkeyPatch, capsys) ->
         raise LockedError("held.")
 
     monkeypatch.setattr(restore_cmd, "restore", fake)
-    argv = ["--target", "https://a.blob.core.windows.net/c/b", "--point", "latest", "--json"]
+    argv = ["--target", "https://a.blob.core.windows.net/ccc/b", "--point", "latest", "--json"]
     argv += ["--disk-name", "A" * 80, "--resource-group", "rg_(dr)-1.x", "--location", "westeurope2"]
     assert cli.main(["restore", *argv]) == 3
     assert json.loads(capsys.readouterr().out)["status"] == "locked"

@@ -8,8 +8,9 @@ from replicator.config import KNOBS, Config, load, parse_size
 from replicator.errors import UserError
 
 SUB = "00000000-0000-0000-0000-000000000001"
+OTHER_SUB = "00000000-0000-0000-0000-000000000002"
 DISK = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/disks/d1"
-TARGET = "https://acct.blob.core.windows.net/c/b.vhd"
+TARGET = "https://acct.blob.core.windows.net/ccc/b.vhd"
 BASE = ["--source", DISK, "--target", TARGET]
 
 
@@ -42,9 +43,9 @@ def test_flag_wins_over_environment_and_environment_fills_the_rest() -> None:
 
 
 def test_source_and_target_from_environment() -> None:
-    env = {"REPLICATOR_SOURCE": DISK, "REPLICATOR_TARGET": TARGET, "AZURE_SUBSCRIPTION_ID": "x"}
+    env = {"REPLICATOR_SOURCE": DISK, "REPLICATOR_TARGET": TARGET, "AZURE_SUBSCRIPTION_ID": OTHER_SUB}
     config = load([], env=env)
-    assert (config.source, config.target, config.subscription_id) == (DISK, TARGET, "x")
+    assert (config.source, config.target, config.subscription_id) == (DISK, TARGET, OTHER_SUB)
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,7 @@ def test_source_and_target_from_environment() -> None:
         (["--mode", "fast"], "--mode must be one of server, stream; got 'fast'."),
         (["--max-bandwidth", "lots"], "--max-bandwidth: expected a size like 50MiB or 1048576; got 'lots'."),
         (["--list-window", "5MiB"], "--list-window must be a multiple of 4MiB; got 5242880."),
-        (["--bogus"], "Unrecognized arguments: --bogus."),
+        (["--bogus"], "Unknown argument --bogus; see `replicate --help`."),
     ],
 )
 def test_bad_values_are_one_sentence(args: list[str], message: str) -> None:
@@ -76,7 +77,8 @@ def test_malformed_source_id_is_refused() -> None:
 
 
 def test_bad_boolean_variable() -> None:
-    with pytest.raises(UserError, match=r"--plan must be true or false; got 'maybe'\."):
+    message = r"REPLICATOR_PLAN \(environment variable\) must be true or false; got 'maybe'\."
+    with pytest.raises(UserError, match=message):
         load(BASE, env={"REPLICATOR_PLAN": "maybe"})
 
 

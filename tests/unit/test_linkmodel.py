@@ -16,6 +16,7 @@ from replicator.emulator.linkmodel import (
     Charge,
     LinkOptions,
     MiB,
+    Stats,
     admit,
     classify,
     install,
@@ -169,3 +170,12 @@ async def test_limits_answer_server_busy_with_retry_after_and_link_changes_at_ru
         assert bad.status == 400
     finally:
         await client.close()
+
+
+def test_stats_report_the_emulators_cpu_time_since_the_reset() -> None:
+    stats = Stats()
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # burn a little CPU
+        pass
+    assert 0.05 <= stats.as_json()["cpu_seconds"] < 5
+    assert Stats().as_json()["cpu_seconds"] < 0.05

@@ -48,7 +48,7 @@ IDENTITY = pipeline.DiskIdentity(DISK, "disk-u")
 
 
 def config(*extra: str):
-    return load(["--source", DISK, "--target", "https://a.blob.core.windows.net/c/b", *extra], env={})
+    return load(["--source", DISK, "--target", "https://a.blob.core.windows.net/ccc/b", *extra], env={})
 
 
 async def jobs(state: State, snaps: list[SnapshotInfo], *extra: str, alive=None) -> list[tuple]:
@@ -100,8 +100,18 @@ async def test_resize_across_4tib_is_full() -> None:
 
 async def test_interrupted_job_resumes_from_its_checkpoint_with_its_base() -> None:
     s1, s2 = snap(1), snap(2)
-    state = done(s1, in_progress=InProgress(ref(s2), s1.id, "diff", "diff from s1", 8 * 1024 * 1024))
+    state = done(s1, in_progress=InProgress(ref(s2), s1.id, "diff", "diff from s1", 8 * 1024 * 1024, "u1"))
     assert await jobs(state, [s1, s2]) == [("s2", "s1", "diff from s1", 8 * 1024 * 1024)]
+
+
+async def test_interrupted_diff_whose_base_was_recreated_restarts_in_full() -> None:
+    s1, s2 = snap(1), snap(2)
+    recreated = replace(s1, unique_id="u1-new")
+    for recorded in ("u1", None):  # re-created since, or a checkpoint that did not record the uniqueId
+        progress = InProgress(ref(s2), s1.id, "diff", "diff from s1", 4096, recorded)
+        alive = [recreated, s2] if recorded else [s1, s2]
+        [(name, base, reason, checkpoint)] = await jobs(done(s1, in_progress=progress), [s2], alive=alive)
+        assert (name, base, checkpoint) == ("s2", None, 0) and "uniqueId" in reason
 
 
 async def test_interrupted_job_of_another_snapshot_forces_full() -> None:

@@ -104,13 +104,13 @@ def test_prune_policy_is_validated() -> None:
 
 
 def test_storage_account_id_and_source_uri() -> None:
-    emulated = parse_target_url("https://127.0.0.1:8443/acct1/c/dir/r.vhd", allow_http=False)
-    azure = parse_target_url("https://drsite.blob.core.windows.net/c/r.vhd?sv=1&sig=x", allow_http=False)
+    emulated = parse_target_url("https://127.0.0.1:8443/acct1/ccc/dir/r.vhd", allow_http=False)
+    azure = parse_target_url("https://drsite.blob.core.windows.net/ccc/r.vhd?sv=1&sig=x", allow_http=False)
     sub = "00000000-0000-0000-0000-000000000001"
     assert storage_account_id(emulated, sub, "rg").endswith(
         "/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct1"
     )
     assert storage_account_id(azure, sub, "rg").endswith("/storageAccounts/drsite")
     uri = source_uri(azure, "2026-11-25T21:23:22.2198434Z")
-    assert uri == "https://drsite.blob.core.windows.net/c/r.vhd?snapshot=2026-11-25T21%3A23%3A22.2198434Z"
+    assert uri == "https://drsite.blob.core.windows.net/ccc/r.vhd?snapshot=2026-11-25T21%3A23%3A22.2198434Z"
     assert "sig" not in uri

@@ -11,9 +11,9 @@ SIGNATURE = "c2VjcmV0LXNpZ25hdHVyZS12YWx1ZQ%3D%3D"
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000001"
 DISK = f"{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Compute/disks/d"
 TARGETS = (
-    f"https://acct.blob.core.windows.net/c/b.vhd?sv=2025-01-05&sr=b&sp=rcw&sig={SIGNATURE}",
-    f"https://acct.blob.core.windows.net/c/b.vhd?sig={SIGNATURE}&se=2030-01-01",
-    f"https://127.0.0.1:1/acct/c/dir/b.vhd?sv=2025-01-05&s%69g={SIGNATURE}",  # an encoded letter
+    f"https://acct.blob.core.windows.net/ccc/b.vhd?sv=2025-01-05&sr=b&sp=rcw&sig={SIGNATURE}",
+    f"https://acct.blob.core.windows.net/ccc/b.vhd?sig={SIGNATURE}&se=2030-01-01",
+    f"https://127.0.0.1:1/acct/ccc/dir/b.vhd?sv=2025-01-05&s%69g={SIGNATURE}",  # an encoded letter
 )
 
 

@@ -1,0 +1,94 @@
+"""Help and output a new user reads: every option explained, no cut sentences, no option that does not
+exist in that subcommand, counts in agreement, one time format, the house error style everywhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from replicator import cli
+from replicator.output import plural, utc_time
+from replicator.usage import first_paragraph, sentence
+
+
+def _help(capsys, *argv: str) -> str:
+    assert cli.main([*argv, "--help"]) == 0
+    return capsys.readouterr().out
+
+
+def test_enqueue_help_names_where_the_jobs_come_from(capsys) -> None:
+    text = " ".join(_help(capsys, "enqueue").split())
+    assert "REPLICATOR_JOBS" in text and "REPLICATOR_DISCOVER" in text
+
+
+@pytest.mark.parametrize(("command", "options"), [("bench", 9), ("emulator", 6), ("worker", 6)])
+def test_every_option_has_help(capsys, command: str, options: int) -> None:
+    """argparse prints an option without help as a bare line; each option line must carry text."""
+    lines = _help(capsys, command).split("options:", 1)[1].splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("  -")]
+    assert len(starts) >= options
+    for i in starts:
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        has_text = len(lines[i].strip().split("  ")) > 1 or following.startswith(" " * 10)
+        assert has_text, lines[i]
+
+
+def test_descriptions_are_whole_sentences(capsys) -> None:
+    text = " ".join(_help(capsys, "bench").split())
+    assert "verify every result byte-for-byte (untimed), and write docs/benchmarks.md + chart." in text
+    assert first_paragraph("a\nb.\n\nc") == "a b."
+
+
+@pytest.mark.parametrize("command", ["list", "restore", "prune"])
+def test_subcommand_help_never_mentions_source(capsys, command: str) -> None:
+    assert "--source" not in _help(capsys, command)
+
+
+def test_main_help_names_the_credential_and_ca_variables(capsys) -> None:
+    text = _help(capsys)
+    assert "REPLICATOR_ACCESS_TOKEN" in text and "SSL_CERT_FILE" in text
+
+
+def test_plural_and_one_time_format() -> None:
+    assert (plural(1, "restore point"), plural(0, "job"), plural(3, "job")) == (
+        "1 restore point",
+        "0 jobs",
+        "3 jobs",
+    )
+    assert utc_time("2026-11-25T21:23:38.451057+00:00") == "2026-11-25T21:23:38.451057Z"
+    assert utc_time("2026-11-25T22:23:38+01:00") == "2026-11-25T21:23:38.000000Z"
+    assert utc_time("not a time") == "not a time"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("argument --keep: invalid int value: 'x'", "--keep: expected a whole number; got 'x'."),
+        ("unrecognized arguments: --bogus", "Unknown argument --bogus."),
+        ("the following arguments are required: --data-dir", "--data-dir is required."),
+        ("argument --max-bandwidth: expected one argument", "--max-bandwidth needs a value"),
+    ],
+)
+def test_argparse_messages_in_the_house_style(message: str, expected: str) -> None:
+    assert sentence(message).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (
+            ["demo", "--disk-gib", "2"],
+            "replicate demo: error: --disk-gib must be between 16 and 4096; got 2.",
+        ),
+        (["bench", "--seed", "x"], "replicate bench: error: --seed: expected a whole number; got 'x'."),
+        (["emulator", "--port", "x"], "replicate emulator: error: --port: invalid int value: 'x'."),
+        (
+            ["worker", "--nope"],
+            "replicate worker: error: Unknown argument --nope; see `replicate worker --help`.",
+        ),
+        (["prune", "--keep", "x"], "replicate prune: error: --keep: expected a whole number; got 'x'."),
+    ],
+)
+def test_usage_errors_are_one_line(capsys, argv: list[str], says: str) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [says]
