@@ -20,16 +20,14 @@ Who retries what:
   403 on the source SAS invalidates the grant and retries with a fresh URL. The SDK's own retry is
   switched off for these calls (`retry_total=0`), so retries never stack.
 - Control calls on the target (properties, metadata, lease, resize, snapshot): the SDK's storage
-  retry policy (target.control_retry: 3 tries).
+  retry policy (recovery.storage_retry: 3 retries).
 - ARM calls, SAS grants and the diff listing: replicator.source (the SDK's ARM retry policy; the
   per-family SAS budget with its own wait).
 
-Base choice (why a run is full or diff): the target's last completed restore point names the
-source snapshot it holds. A diff from it is used unless there is no restore point, that snapshot
-is gone (or was recreated: another uniqueId), the disk was recreated, the source is older than the
-base, the disk was resized across 4 TiB (detected from sizes, and from the service's refusal,
-source.DiffNotPossible), or an interrupted run of another snapshot left the target partially
-written. A full copy writes every valid range and clears everything else (ranges.fill_gaps).
+Base choice (why a run is full or diff) is replicator.base; a resize across 4 TiB that sizes did not
+show is found here, from the service's refusal (source.DiffNotPossible). A full copy writes every
+valid range and clears everything else (ranges.fill_gaps), unless the target is blank under the
+lease (PageBlobTarget.is_blank).
 
 Resume: before the first write the base blob's metadata records the job (snapshot, base, mode) and
 then its checkpoint. A rerun with the same job re-plans identically and skips ops that end at or
@@ -40,42 +38,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import TypeVar
 
 import aiohttp
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import BlobClient
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from replicator import arm_ids, ranges, snapshots, verify
+from replicator import ranges, recovery, snapshots, verify
+from replicator.base import (
+    DiskIdentity,
+    Job,
+    check_source,
+    choose_jobs,
+    disk_identity,
+    exported_size,
+    snapshot_ref,
+)
 from replicator.budget import Budget
 from replicator.config import Config
-from replicator.errors import ReplicationError, ReplicatorError, UserError
+from replicator.errors import ReplicationError, ReplicatorError
 from replicator.inflight import ByteBudget, process_budget
 from replicator.progress import Progress, RunResult, SnapshotResult
 from replicator.redact import redact
 from replicator.source import (
+    WAIT_TIMEOUT_SECONDS,
     ArmSource,
     DiffNotPossible,
-    DiskInfo,
     Grant,
     SnapshotInfo,
     list_changes,
     snapshot_blob_size,
 )
 from replicator.target import (
-    MAX_BLOB_BYTES,
     InProgress,
     PageBlobTarget,
     SasBlobReader,
-    SnapshotRef,
     State,
     client_kwargs,
 )
@@ -83,10 +86,6 @@ from replicator.target import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FOUR_TIB = 4 * 1024**4
-"""Azure cannot diff two snapshots of a disk resized across this boundary."""
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-"""Throttling (429, 503 ServerBusy), transient server errors (500 OperationTimedOut) and gateway errors."""
 MAX_BACKOFF_SECONDS = 30.0
 """Upper bound of one exponential backoff step; Retry-After may ask for longer (capped below)."""
 MAX_RETRY_AFTER_SECONDS = 120.0
@@ -95,143 +94,6 @@ MAX_RETRY_AFTER_SECONDS = 120.0
 
 class SourceAccessDenied(Exception):
     """The source SAS was refused (expired or revoked): re-grant and retry."""
-
-
-@dataclass
-class Job:
-    """One snapshot to replicate, its base (None: full copy), why, and where a resume starts."""
-
-    snapshot: SnapshotInfo
-    base: SnapshotInfo | None
-    reason: str
-    checkpoint: int = 0
-
-    @property
-    def mode(self) -> str:
-        return "diff" if self.base is not None else "full"
-
-
-@dataclass(frozen=True)
-class DiskIdentity:
-    id: str
-    unique_id: str | None
-
-
-def _ref(snap: SnapshotInfo) -> SnapshotRef:
-    return SnapshotRef(snap.id, snap.unique_id, snap.time_created.isoformat(), snap.name)
-
-
-def exported_size(snap: SnapshotInfo) -> int:
-    """Bytes of the exported blob: a 512-sector disk exports as a VHD, with a 512-byte footer."""
-    return snap.size_bytes + (ranges.PAGE if snap.logical_sector_size == 512 else 0)
-
-
-def _crosses_4tib(base: SnapshotInfo, current: SnapshotInfo) -> bool:
-    return (base.size_bytes <= FOUR_TIB) != (current.size_bytes <= FOUR_TIB)
-
-
-# ---------------------------------------------------------------- choosing what to copy
-
-
-def _disk_identity(disk: DiskInfo | None, snaps: list[SnapshotInfo]) -> DiskIdentity | None:
-    if disk is not None:
-        return DiskIdentity(disk.id, disk.unique_id)
-    snap = snaps[0]
-    return DiskIdentity(snap.source_resource_id, snap.source_unique_id) if snap.source_resource_id else None
-
-
-def check_source(
-    config: Config, state: State, identity: DiskIdentity | None, snaps: list[SnapshotInfo]
-) -> None:
-    """Bad input found from what was resolved: refused before anything is granted or written."""
-    for snap in snaps:
-        exported = exported_size(snap)
-        if exported > MAX_BLOB_BYTES:
-            footer = exported > snap.size_bytes
-            raise UserError(
-                f"the snapshot {snap.name} exports as {exported} bytes ({snap.size_bytes} bytes of disk"
-                + (" plus the 512-byte VHD footer of a 512-byte-sector disk" if footer else "")
-                + f"); a page blob holds at most 8 TiB ({MAX_BLOB_BYTES} bytes), so it cannot be "
-                "replicated into one"
-                + ("; a 4096-byte-sector disk exports without a footer and would fit." if footer else ".")
-            )
-    if state.disk_id and identity and not arm_ids.same_resource(state.disk_id, identity.id):
-        raise UserError(
-            f"the target replicates the disk {state.disk_id}, but {config.source} belongs to {identity.id}; "
-            "use another target blob."
-        )
-
-
-async def choose_jobs(
-    source: ArmSource, config: Config, state: State, identity: DiskIdentity | None, snaps: list[SnapshotInfo]
-) -> list[Job]:
-    """The snapshots this run replicates, oldest first, each with its base and reason."""
-    last = state.last
-    candidates = list(snaps)
-    if last is not None:
-        known = [i for i, s in enumerate(snaps) if s.unique_id == last.unique_id]
-        if known:
-            candidates = snaps[known[0] + 1 :]
-        elif arm_ids.parse(config.source).kind == "disk":
-            last_time = datetime.fromisoformat(last.time)
-            candidates = [s for s in snaps if s.time_created > last_time]
-    if config.latest_only:
-        candidates = candidates[-1:]
-    if not candidates:
-        return []
-    first = candidates[0]
-    jobs = [await _first_job(source, state, identity, first)]
-    for prev, snap in itertools.pairwise(candidates):
-        if _crosses_4tib(prev, snap):
-            jobs.append(Job(snap, None, f"the disk was resized across 4 TiB after {prev.name}"))
-        else:
-            jobs.append(Job(snap, prev, f"diff from {prev.name}"))
-    return jobs
-
-
-async def _first_job(
-    source: ArmSource, state: State, identity: DiskIdentity | None, snap: SnapshotInfo
-) -> Job:
-    progress = state.in_progress
-    if progress is not None:
-        if progress.snapshot.unique_id != snap.unique_id:
-            return Job(
-                snap,
-                None,
-                f"an interrupted replication of {progress.snapshot.name} left the target partly written",
-            )
-        if progress.base_id is None:
-            return Job(snap, None, progress.reason or "full copy", progress.checkpoint)
-        base = await source.get_snapshot(progress.base_id)
-        if base is None:
-            return Job(snap, None, "the base snapshot of the interrupted replication no longer exists")
-        if progress.base_unique_id is None or base.unique_id != progress.base_unique_id:
-            # Re-created under the same name (or not recorded): its diff is not what the checkpoint covers.
-            return Job(
-                snap,
-                None,
-                f"the base snapshot {base.name} of the interrupted replication was re-created "
-                "(its uniqueId differs from the recorded one, or none was recorded)",
-            )
-        return Job(snap, base, progress.reason or f"diff from {base.name}", progress.checkpoint)
-    last = state.last
-    if last is None:
-        return Job(snap, None, "the target has no restore point")
-    if (
-        identity
-        and state.disk_unique_id
-        and identity.unique_id
-        and identity.unique_id != state.disk_unique_id
-    ):
-        return Job(snap, None, "the source disk was recreated (its uniqueId differs from the target's)")
-    base = await source.get_snapshot(last.id)
-    if base is None or base.unique_id != last.unique_id:
-        return Job(snap, None, f"the base snapshot {last.name} of the last restore point no longer exists")
-    if snap.time_created < base.time_created:
-        return Job(snap, None, f"the source is older than the last restore point ({last.name})")
-    if _crosses_4tib(base, snap):
-        return Job(snap, None, f"the disk was resized across 4 TiB since {base.name}")
-    return Job(snap, base, f"diff from {base.name}")
 
 
 # ---------------------------------------------------------------- retries
@@ -247,11 +109,8 @@ def _retry_after(exc: BaseException) -> float:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, SourceAccessDenied | TimeoutError | ServiceRequestError | ServiceResponseError):
-        return True
-    if isinstance(exc, aiohttp.ClientError | ConnectionError):
-        return True
-    return isinstance(exc, HttpResponseError) and exc.status_code in RETRYABLE_STATUS
+    """recovery.is_transient, plus a refused source SAS (re-granted) and raw aiohttp errors."""
+    return isinstance(exc, SourceAccessDenied | aiohttp.ClientError) or recovery.is_transient(exc)
 
 
 def _backoff(state: RetryCallState) -> float:
@@ -266,11 +125,10 @@ def _error_code(exc: HttpResponseError) -> str:
     return str(getattr(code, "value", code) or "")
 
 
-def _source_denied(exc: HttpResponseError, mode: str) -> bool:
-    """A refusal of the source SAS (not of the target's credential)."""
-    if mode == "server":
-        return _error_code(exc) == "CannotVerifyCopySource" and exc.status_code in (401, 403)
-    return exc.status_code == 403
+def _copy_source_denied(exc: HttpResponseError) -> bool:
+    """Put Page From URL: the target service could not read the source SAS (not a refusal of our
+    own credential on the target, which is a 403 of another code)."""
+    return _error_code(exc) == "CannotVerifyCopySource" and exc.status_code in (401, 403)
 
 
 class Throttle:
@@ -331,8 +189,11 @@ class Copier:
                 try:
                     async with asyncio.timeout(self.config.request_timeout_seconds):
                         return await call(url)
+                except SourceAccessDenied:
+                    self.grant.invalidate(url)
+                    raise
                 except HttpResponseError as exc:
-                    if _source_denied(exc, self.config.mode):
+                    if _copy_source_denied(exc):
                         self.grant.invalidate(url)
                         raise SourceAccessDenied(describe(exc)) from exc
                     raise
@@ -357,7 +218,13 @@ class Copier:
         await self.throttle.take(op.range.length)
 
         async def stream_copy(url: str) -> None:
-            await self.target.put_pages(op, await self.reader.read(url, op.range))
+            try:
+                data = await self.reader.read(url, op.range)
+            except HttpResponseError as exc:  # only the source read's 403 is the SAS: re-grant
+                if exc.status_code == 403:
+                    raise SourceAccessDenied(describe(exc)) from exc
+                raise
+            await self.target.put_pages(op, data)  # a 403 here is the target's credential: permanent
 
         async with self.in_flight.hold(op.range.length):
             if self.config.mode == "server":
@@ -443,7 +310,8 @@ class JobRunner:
         The listing arrives in batches; each batch is coalesced and its last (coalesced) change is
         held back because it may touch the first change of the next batch, so the ops are exactly
         those of `ranges.plan` over the whole listing. A full copy (no `base`) fills every gap with
-        a clear (`ranges.fill_gaps`), unless the target is known to be blank (created by this run).
+        a clear (`ranges.fill_gaps`), unless the target is known to be blank (checked under the
+        lease: PageBlobTarget.is_blank).
         """
         clears = base is None and not blank_target
         # Gap merging only for a diff: its gaps are unchanged since the base the target holds. A full
@@ -479,6 +347,7 @@ class JobRunner:
         return await self.source.wait_complete(
             snap,
             lambda s: self.progress.on_message(f"{s.name}: {s.completion_percent or 100:.0f} % complete"),
+            timeout_seconds=self.budget.cap(WAIT_TIMEOUT_SECONDS),
         )
 
     async def plan_only(self, job: Job, index: int, total: int, target_exists: bool) -> SnapshotResult:
@@ -517,9 +386,12 @@ class JobRunner:
         self.progress.on_listing_done()
 
     async def run(
-        self, job: Job, state: State, identity: DiskIdentity | None, index: int, total: int, *, fresh: bool
+        self, job: Job, state: State, identity: DiskIdentity | None, index: int, total: int, *, blank: bool
     ) -> tuple[SnapshotResult, State]:
-        """Replicate `job` into the leased target, commit its restore point, return the advanced state."""
+        """Replicate `job` into the leased target, commit its restore point, return the advanced state.
+
+        `blank`: the target holds nothing, as checked under the lease (a full copy then writes no clears).
+        """
         result = _result(job)
         self.progress.on_snapshot_start(result, index, total)
         started = time.monotonic()
@@ -532,7 +404,7 @@ class JobRunner:
                 await self.target.resize(size)
                 self.target_size = size
             try:
-                await self._write(job, state, copier, base, size, result, blank_target=fresh)
+                await self._write(job, state, copier, base, size, result, blank_target=blank)
             except DiffNotPossible:
                 job = _refused(job, result)
                 base = None
@@ -548,7 +420,7 @@ class JobRunner:
             state = State(
                 identity.id if identity else None,
                 identity.unique_id if identity else None,
-                _ref(job.snapshot),
+                snapshot_ref(job.snapshot),
                 restore_point,
                 None,
             )
@@ -570,7 +442,7 @@ class JobRunner:
     ) -> None:
         """Record the job as in progress, then run its plan through the workers with checkpoints."""
         in_progress = InProgress(
-            _ref(job.snapshot),
+            snapshot_ref(job.snapshot),
             job.base.id if job.base else None,
             job.mode,
             job.reason,
@@ -803,7 +675,7 @@ async def replicate(
             if not snaps:
                 progress.on_message("the disk has no incremental snapshot yet")
                 return run
-            identity = _disk_identity(disk, snaps)
+            identity = disk_identity(disk, snaps)
             check_source(config, inspection.state, identity, snaps)
             runner = JobRunner(config, source, target, reader, progress, budget)
             if config.plan:
@@ -813,7 +685,12 @@ async def replicate(
                 run.status = "planned" if jobs else "nothing new"
                 return run
             await target.create(exported_size(snaps[-1]))
-            async with target.leased():
+            async with (
+                # Every wait below (lease, SAS slot, grant, background copy, commit, verify) ends
+                # within the time budget, not only the copy pool (budget.py).
+                budget.bounded(f"while replicating {config.source} (waiting on the service)"),
+                target.leased(budget.cap(config.lease_wait_seconds)),
+            ):
                 inspection = await target.inspect()
                 runner.target_size = inspection.size
                 blank = await target.is_blank()  # under the lease: what create() saw may be stale
@@ -825,7 +702,7 @@ async def replicate(
                     if budget.expired():
                         raise budget.incomplete(f"before {job.snapshot.name}")
                     result, state = await runner.run(
-                        job, state, identity, i, len(jobs), fresh=blank and i == 1
+                        job, state, identity, i, len(jobs), blank=blank and i == 1
                     )
                     run.snapshots.append(result)
                 if config.source_keep:

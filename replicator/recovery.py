@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.storage.blob.aio import ExponentialRetry
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,25 @@ COMMIT_BACKOFF_SECONDS = 1.0
 LEASE_POLL_SECONDS = 2.0
 """How often a waiting run tries to take the lease again."""
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+"""Throttling (429, 503 ServerBusy), transient server errors (500 OperationTimedOut), gateway errors."""
+CONTROL_RETRIES = 3
+"""SDK retries of target control calls (properties, metadata, lease, resize, snapshot, list)."""
+LISTING_RETRIES = 5
+"""SDK retries of the source's data-plane calls (page-range listing, size): half a minute of ServerBusy."""
+
+
+def storage_retry(retries: int) -> ExponentialRetry:
+    """The one SDK storage retry policy: waits of about 3, 5, 9, 17, ... s (1 s start, doubling, +-1 s
+    jitter) instead of the SDK's 15 s start. Chunk writes opt out per call (`retry_total=0`): the
+    pipeline's tenacity loop owns them, so retries never stack."""
+    return ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=retries, random_jitter_range=1)
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A failure after which the request may or may not have taken effect, and a retry may succeed."""
+    """A failure after which the request may or may not have taken effect, and a retry may succeed.
+
+    The one classification of transient failures (the pipeline adds only what is its own: a refused
+    source SAS, which it re-grants, and raw aiohttp errors of its streamed reads)."""
     if isinstance(exc, ServiceRequestError | ServiceResponseError | TimeoutError | ConnectionError):
         return True
     return isinstance(exc, HttpResponseError) and exc.status_code in TRANSIENT_STATUS

@@ -16,7 +16,7 @@ Which layer retries what (one owner per failure class):
 
 - azure-core's ARM pipeline retries connection errors, 408, 429, 500, 502-504 (honouring
   Retry-After, 10 tries). A connection that never succeeds becomes a UserError naming the endpoint.
-- The storage pipeline of the listing clients (`_storage_retry`) retries connection errors, 408 and
+- The storage pipeline of the listing clients (`recovery.storage_retry`) retries connection errors, 408 and
   5xx (ServerBusy, OperationTimedOut) with exponential backoff: 5 retries, about half a minute in all.
 - This module retries what only it can fix: a grant refused because the snapshot family already has
   five active SAS URIs (tenacity, exponential backoff with jitter, until `sas_wait_seconds`, then
@@ -31,8 +31,9 @@ subscription instead, finding snapshots kept in a separate backup group at the c
 subscription-wide read permission and a longer listing.
 
 Budgets: Azure allows SAS URIs on at most five snapshots of one incremental snapshot family at a
-time. `ArmSource.grant` takes a slot of a process-wide semaphore per family before asking ARM, so a
-fleet of replications in one process never trips the limit by itself; other processes can, which is
+time. `ArmSource.grants` takes slots of a process-wide budget per family (FamilyBudget) before asking
+ARM, a diff's two at once (one at a time, five diffs holding one each would wait on each other), so
+a fleet of replications in one process never trips the limit by itself; other processes can, which is
 what the retry above is for. A revoke ends access on the snapshot for every holder (Azure revokes
 per snapshot, not per SAS), so another run granted on the same snapshot sees 403 and re-grants.
 
@@ -63,7 +64,7 @@ from azure.core.exceptions import (
 )
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.compute.models import Disk, GrantAccessData, Snapshot
-from azure.storage.blob.aio import BlobClient, ExponentialRetry  # the aio twin: the sync policy cannot await
+from azure.storage.blob.aio import BlobClient
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -72,7 +73,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from replicator import arm_ids, credentials, messages
+from replicator import arm_ids, credentials, messages, recovery
 from replicator.errors import LimitError, ReplicationError, UserError
 from replicator.ranges import Change, Range, from_azure, to_http_range, windows
 from replicator.redact import redact
@@ -677,11 +678,6 @@ async def _shielded(cleanup: Awaitable[None]) -> None:
 # --- data plane ------------------------------------------------------------------------------------
 
 
-def _storage_retry() -> ExponentialRetry:
-    # 5 retries after waits of about 1, 3, 5, 9, 17 s (+-1 s jitter): rides out half a minute of ServerBusy.
-    return ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=5, random_jitter_range=1)
-
-
 def _storage_body_field(err: HttpResponseError, name: str) -> str | None:
     """A field of the storage error body (`<Error><Code>..</Code><Message>..</Message></Error>`).
 
@@ -734,14 +730,22 @@ class _SasCaller:
         if self._client_url != url:
             await self.close()
             self._client = BlobClient.from_blob_url(
-                url, retry_policy=_storage_retry(), **credentials.transport_kwargs()
+                url,
+                retry_policy=recovery.storage_retry(recovery.LISTING_RETRIES),
+                **credentials.transport_kwargs(),
             )
             self._client_url = url
         assert self._client is not None
         return self._client
 
     async def call(self, what: str, request: Callable[[BlobClient, list[str]], Awaitable[T]]) -> T:
-        """`request(client of current's SAS, [current URL, base URL])`, with 403 → re-grant → repeat."""
+        """`request(client of current's SAS, [current URL, base URL])`, with 403 → re-grant → repeat.
+
+        Which SAS a 403 refused: a request on one grant (a full listing, a size) re-grants that one.
+        A diff carries both URLs (the base's in `x-ms-previous-snapshot-url`) and Azure's answer
+        (AuthenticationFailed, the same code for either) does not say which was refused, so both are
+        re-granted; `Grant.invalidate(url)` makes that one re-grant each however many requests failed.
+        """
         for attempt in range(DATA_PLANE_AUTH_RETRIES + 1):
             urls = [await g.url() for g in self._grants]
             try:

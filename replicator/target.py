@@ -5,7 +5,7 @@ Put Page From URL, Snapshot Blob, metadata) and the replication state kept in th
 metadata; it owns no concurrency and no retry policy of its own for chunk writes (see pipeline.py).
 
 Who retries what, at this layer: control calls (properties, metadata, lease, resize, snapshot) go
-through the SDK's storage retry policy (`CONTROL_RETRY`: 3 tries, short exponential backoff). Chunk
+through the SDK's storage retry policy (`recovery.storage_retry`: 3 retries, short exponential backoff). Chunk
 writes (`copy_from_url`, `put_pages`, `clear`) pass `retry_total=0` so the SDK does not retry them:
 the pipeline's tenacity loop owns those retries (it also honours Retry-After and re-grants an
 expired source SAS, which the SDK cannot do). Retries are therefore never stacked.
@@ -48,7 +48,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 from azure.storage.blob import BlobType
-from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient, ExponentialRetry
+from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
 
 from replicator import messages, recovery, urlcheck
 from replicator.blobio import read_range
@@ -114,17 +114,9 @@ def _describe(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}".splitlines()[0])[:200]
 
 
-def control_retry() -> ExponentialRetry:
-    """SDK retry for control calls: 3 retries after about 3, 5 and 9 s, instead of the SDK's 15 s start.
-
-    Chunk writes opt out per call (`retry_total=0`); the pipeline retries them.
-    """
-    return ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1)
-
-
 def client_kwargs() -> dict[str, Any]:
     """Transport (pooled TLS with the configured CA) and retry policy of every storage client we build."""
-    return {**transport_kwargs(), "retry_policy": control_retry()}
+    return {**transport_kwargs(), "retry_policy": recovery.storage_retry(recovery.CONTROL_RETRIES)}
 
 
 @dataclass(frozen=True)
@@ -368,6 +360,9 @@ class PageBlobTarget:
     async def create(self, size: int) -> bool:
         """Create the container and the blob if missing; True when this call created the blob.
 
+        Never trust True to mean "blank": another run may lease and write the blob before this run gets
+        the lease; `is_blank`, under the lease, decides that.
+
         If-None-Match: * guarantees an existing blob (maybe being written by another run) is never reset.
         Creating the container is best-effort: a blob- or container-scoped SAS may not create one
         (Azure needs an account SAS or a role for that), and the blob write below then decides.
@@ -417,21 +412,23 @@ class PageBlobTarget:
         return True
 
     @contextlib.asynccontextmanager
-    async def leased(self) -> AsyncIterator[None]:
+    async def leased(self, wait_seconds: float | None = None) -> AsyncIterator[None]:
         """Hold the blob's lease for the block, renewing it in the background.
 
+        Waits for a held lease up to `wait_seconds` (default: --lease-wait; a time budget passes less).
         A lost lease (renewal refused) cancels the block and surfaces as ReplicationError: writing on
         without the lease could interleave with another writer.
         """
         lease = BlobLeaseClient(self._blob)
-        waited = f"waited {self._lease_wait:.0f} s; " if self._lease_wait else ""
+        wait = self._lease_wait if wait_seconds is None else wait_seconds
+        waited = f"waited {wait:.0f} s; " if wait else ""
         if not await recovery.acquire_waiting(
             lambda: lease.acquire(lease_duration=self._lease_seconds),
-            self._lease_wait,
+            wait,
             lambda: log.warning(
                 "the lease on %s is held; waiting up to %.0f s (a killed run's lease expires within %d s)",
                 self.url.display,
-                self._lease_wait,
+                wait,
                 self._lease_seconds,
             ),
         ):

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from tenacity import RetryCallState
 
-from replicator import pipeline, ranges
+from replicator import base, pipeline, ranges
 from replicator.config import load
 from replicator.errors import ReplicationError
 from replicator.ranges import Change, Range
@@ -44,7 +44,7 @@ class FakeSource:
         return self.alive.get(snapshot_id)
 
 
-IDENTITY = pipeline.DiskIdentity(DISK, "disk-u")
+IDENTITY = base.DiskIdentity(DISK, "disk-u")
 
 
 def config(*extra: str):
@@ -53,7 +53,7 @@ def config(*extra: str):
 
 async def jobs(state: State, snaps: list[SnapshotInfo], *extra: str, alive=None) -> list[tuple]:
     source = FakeSource(*(snaps if alive is None else alive))
-    chosen = await pipeline.choose_jobs(source, config(*extra), state, IDENTITY, snaps)  # type: ignore[arg-type]
+    chosen = await base.choose_jobs(source, config(*extra), state, IDENTITY, snaps)  # type: ignore[arg-type]
     return [(j.snapshot.name, j.base.name if j.base else None, j.reason, j.checkpoint) for j in chosen]
 
 
@@ -130,9 +130,9 @@ def test_check_source_refuses_other_disk_and_oversized() -> None:
 
     other = replace(done(snap(1)), disk_id=DISK.replace("disks/d", "disks/other"))
     with pytest.raises(UserError, match="use another target blob"):
-        pipeline.check_source(config(), other, IDENTITY, [snap(1)])
+        base.check_source(config(), other, IDENTITY, [snap(1)])
     with pytest.raises(UserError, match="at most 8 TiB"):
-        pipeline.check_source(config(), State(), IDENTITY, [snap(1, 8 * 1024 * GiB)])
+        base.check_source(config(), State(), IDENTITY, [snap(1, 8 * 1024 * GiB)])
 
 
 # ---------------------------------------------------------------- streamed planning
@@ -166,7 +166,7 @@ async def test_batched_plan_equals_whole_plan(monkeypatch: pytest.MonkeyPatch) -
     spans = [(0, 512, False), (512, 9 * M, False), (9 * M, 9 * M + 4096, True), (10 * M, 11 * M, False)]
     changes = [Change(Range(a, b), c) for a, b, c in [*spans, (11 * M, 12 * M, False)]]
     fake_listing(monkeypatch, changes)
-    job = pipeline.Job(snap(2), snap(1), "diff")
+    job = base.Job(snap(2), snap(1), "diff")
     got = await collect(runner().planned_ops(job, None, object(), 16 * M, blank_target=False))  # type: ignore[arg-type]
     assert got == list(ranges.plan(changes))
 
@@ -174,7 +174,7 @@ async def test_batched_plan_equals_whole_plan(monkeypatch: pytest.MonkeyPatch) -
 async def test_full_copy_clears_gaps_unless_the_target_is_blank(monkeypatch: pytest.MonkeyPatch) -> None:
     M = 1024 * 1024
     fake_listing(monkeypatch, [Change(Range(M, 2 * M), False), Change(Range(5 * M, 6 * M), False)])
-    job = pipeline.Job(snap(1), None, "full")
+    job = base.Job(snap(1), None, "full")
     full = await collect(runner().planned_ops(job, None, None, 8 * M, blank_target=False))  # type: ignore[arg-type]
     assert [(o.kind, o.range.start, o.range.end) for o in full] == [
         ("clear", 0, M),
@@ -190,7 +190,7 @@ async def test_full_copy_clears_gaps_unless_the_target_is_blank(monkeypatch: pyt
 async def test_resume_lists_from_the_checkpoint_window(monkeypatch: pytest.MonkeyPatch) -> None:
     M = 1024 * 1024
     calls = fake_listing(monkeypatch, [Change(Range(M, 2 * M), False), Change(Range(70 * M, 71 * M), False)])
-    job = pipeline.Job(snap(1), None, "full", checkpoint=66 * M)
+    job = base.Job(snap(1), None, "full", checkpoint=66 * M)
     ops = await collect(runner(64 * M).planned_ops(job, None, None, 128 * M, blank_target=False))  # type: ignore[arg-type]
     assert calls == [(64 * M, 128 * M)]
     assert ops[0] == ranges.Op("clear", Range(64 * M, 70 * M))

@@ -60,7 +60,10 @@ async def test_family_budget_is_all_or_nothing_and_first_come_first_served() -> 
     await asyncio.sleep(0)
     assert order == [] and budget.free == 1  # the pair waits whole; the single waits behind it
     budget.release(1)
-    await asyncio.gather(pair, single)
+    await asyncio.wait_for(pair, 1)
+    assert order == ["pair"] and budget.free == 0
+    budget.release(1)
+    await asyncio.wait_for(single, 1)
     assert order == ["pair", "single"] and budget.free == 0
 
 

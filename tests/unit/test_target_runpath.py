@@ -1,9 +1,11 @@
-"""The lease renewer with fakes: transient failures are retried until the lease would expire, a lost
-lease cancels the run with a clear error, and nothing the renewer does masks the run's own outcome."""
+"""The target adapter with fakes: the lease renewer retries transient errors until the lease would
+expire, a lost lease cancels the run with a clear error, the renewer never masks the run's outcome, and a
+commit survives a listing that lags behind it."""
 
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
@@ -108,3 +110,17 @@ async def test_a_successful_run_releases_once(leased_target: PageBlobTarget) -> 
     async with leased_target.leased():
         await asyncio.sleep(0.3)
     assert FakeLease.released == 1
+
+
+async def test_commit_returns_its_snapshot_when_the_listing_does_not_show_it_yet(
+    leased_target: PageBlobTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def create_snapshot(**kwargs: object) -> dict[str, str]:
+        return {"snapshot": "2026-01-01T00:00:00.0000000Z"}
+
+    async def no_points(*, required: bool = True) -> list[object]:
+        return []  # the listing lags behind the snapshot just taken
+
+    monkeypatch.setattr(leased_target, "_blob", SimpleNamespace(create_snapshot=create_snapshot))
+    monkeypatch.setattr(leased_target, "restore_points", no_points)
+    assert await leased_target.commit({"snapshot_id": "s1"}) == "2026-01-01T00:00:00.0000000Z"

@@ -1,0 +1,82 @@
+"""Run-path fixes of the pipeline with fakes: which 403 is the source's in stream mode."""
+
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+
+from replicator import pipeline, ranges
+from replicator.config import load
+from replicator.progress import Progress
+from tests.unit.test_pipeline import DISK
+
+OP = ranges.Op("copy", ranges.Range(0, 4096))
+
+
+def forbidden(code: str) -> HttpResponseError:
+    exc = HttpResponseError(message=code)
+    exc.status_code = 403
+    exc.error_code = code
+    return exc
+
+
+class FakeGrant:
+    def __init__(self) -> None:
+        self.grants, self.stale = 1, False
+        self.invalidated: list[str | None] = []
+
+    async def url(self) -> str:
+        if self.stale:
+            self.grants, self.stale = self.grants + 1, False
+        return f"https://src.invalid/s?sig=v{self.grants}"
+
+    def invalidate(self, stale_url: str | None = None) -> None:
+        self.invalidated.append(stale_url)
+        self.stale = True
+
+
+class FakeReader:
+    def __init__(self, *failures: HttpResponseError) -> None:
+        self.failures = list(failures)
+        self.reads = 0
+
+    async def read(self, url: str, r: ranges.Range) -> bytes:
+        self.reads += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return b"\1" * r.length
+
+
+class FakeTarget:
+    def __init__(self, *failures: HttpResponseError) -> None:
+        self.failures = list(failures)
+        self.writes = 0
+
+    async def put_pages(self, op: ranges.Op, data: bytes) -> None:
+        self.writes += 1
+        if self.failures:
+            raise self.failures.pop(0)
+
+
+def copier(target: FakeTarget, grant: FakeGrant, reader: FakeReader) -> pipeline.Copier:
+    config = load(
+        ["--source", DISK, "--target", "https://a.blob.core.windows.net/ccc/b", "--mode", "stream"], env={}
+    )
+    return pipeline.Copier(config, target, grant, reader, Progress())  # type: ignore[arg-type]
+
+
+async def test_stream_source_403_regrants_and_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "_backoff", lambda state: 0.0)
+    grant, reader, target = FakeGrant(), FakeReader(forbidden("AuthenticationFailed")), FakeTarget()
+    await copier(target, grant, reader).execute(OP)
+    assert grant.invalidated == ["https://src.invalid/s?sig=v1"] and grant.grants == 2
+    assert reader.reads == 2 and target.writes == 1
+
+
+async def test_stream_target_403_is_not_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "_backoff", lambda state: 0.0)
+    grant, reader = FakeGrant(), FakeReader()
+    target = FakeTarget(forbidden("AuthorizationPermissionMismatch"))
+    with pytest.raises(HttpResponseError, match="AuthorizationPermissionMismatch"):
+        await copier(target, grant, reader).execute(OP)
+    assert grant.invalidated == [] and grant.grants == 1 and target.writes == 1  # no re-grant, no retry
