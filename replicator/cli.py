@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from replicator import interrupt, jsonlog
 from replicator.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Interrupted, ReplicatorError, status_of
 from replicator.messages import clip
-from replicator.output import capitalized, emit_json, human_size, wants_json
+from replicator.output import emit_json, human_size, wants_json
 from replicator.progress import Progress, SnapshotResult
 from replicator.redact import redact
 
@@ -127,7 +127,7 @@ class TerminalProgress(Progress):
 def _failure_line(status: str, message: str) -> str:
     """`replicate: error: ...`; a spent budget or a signal is not an error, and says so."""
     kind = status if status in ("incomplete", "interrupted") else "error"
-    return f"replicate: {kind}: {capitalized(redact(message))}"
+    return f"replicate: {kind}: {redact(message)}"
 
 
 def replicate_main(args: list[str]) -> int:

@@ -25,11 +25,6 @@ def human_size(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def capitalized(message: str) -> str:
-    """`message` with its first letter upper-case: every error line reads `<prog>: error: <Sentence>.`"""
-    return message[:1].upper() + message[1:]
-
-
 def plural(count: int, noun: str) -> str:
     """'1 restore point', '3 restore points': the count and its noun, in agreement."""
     return f"{count} {noun}{'' if count == 1 else 's'}"

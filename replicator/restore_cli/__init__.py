@@ -19,7 +19,7 @@ from replicator import config as config_module
 from replicator import interrupt
 from replicator.credentials import check_arm_endpoint
 from replicator.errors import EXIT_FAILED, EXIT_OK, ReplicatorError, UserError, status_of
-from replicator.output import capitalized, emit_json, wants_json
+from replicator.output import emit_json, wants_json
 from replicator.pipeline import describe
 from replicator.redact import redact
 
@@ -76,7 +76,7 @@ def run(
         code = err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
         message = str(err) if isinstance(err, ReplicatorError) else describe(err)
         kind = "interrupted" if status_of(err) == "interrupted" else "error"
-        say(f"replicate {name}: {kind}: {capitalized(message)}")
+        say(f"replicate {name}: {kind}: {message}")
         if want_json:
             emit_json({"status": status_of(err), "exit_code": code, "error": redact(message)})
         return code
