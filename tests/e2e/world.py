@@ -117,16 +117,22 @@ class World:
         self.compute.disks.begin_update(self.rg, disk.name, {"properties": {"diskSizeGB": gib}}).result()
 
     @contextlib.contextmanager
-    def writer(self, disk: Disk) -> Iterator[BlobClient]:
-        """A BlobClient on a Write SAS of the disk (begin_grant_access access=Write), revoked on exit."""
-        access = self.compute.disks.begin_grant_access(
-            self.rg, disk.name, {"access": "Write", "durationInSeconds": 3600}
+    def _sas(self, operations: Any, name: str, access: str) -> Iterator[BlobClient]:
+        """A BlobClient on a SAS of a disk or snapshot (compute.disks or .snapshots), revoked on exit."""
+        granted = operations.begin_grant_access(
+            self.rg, name, {"access": access, "durationInSeconds": 3600}
         ).result()
         try:
-            with BlobClient.from_blob_url(access.access_sas) as client:
+            with BlobClient.from_blob_url(granted.access_sas) as client:
                 yield client
         finally:
-            self.compute.disks.begin_revoke_access(self.rg, disk.name).result()
+            operations.begin_revoke_access(self.rg, name).result()
+
+    @contextlib.contextmanager
+    def writer(self, disk: Disk) -> Iterator[BlobClient]:
+        """A BlobClient on a Write SAS of the disk (begin_grant_access access=Write), revoked on exit."""
+        with self._sas(self.compute.disks, disk.name, "Write") as client:
+            yield client
 
     def write(self, disk: Disk, *writes: tuple[int, bytes | int]) -> None:
         """(offset, bytes) writes data; (offset, length) clears that many bytes."""
@@ -166,15 +172,8 @@ class World:
 
     @contextlib.contextmanager
     def read_snapshot(self, snapshot_id: str) -> Iterator[BlobClient]:
-        name = snapshot_id.rsplit("/", 1)[1]
-        access = self.compute.snapshots.begin_grant_access(
-            self.rg, name, {"access": "Read", "durationInSeconds": 3600}
-        ).result()
-        try:
-            with BlobClient.from_blob_url(access.access_sas) as client:
-                yield client
-        finally:
-            self.compute.snapshots.begin_revoke_access(self.rg, name).result()
+        with self._sas(self.compute.snapshots, snapshot_id.rsplit("/", 1)[1], "Read") as client:
+            yield client
 
     # ------------------------------------------------------------------ target side
     def target_url(self, container: str | None = None, blob: str = "replica.vhd") -> str:
@@ -216,14 +215,8 @@ class World:
 
     @contextlib.contextmanager
     def read_disk(self, name: str) -> Iterator[BlobClient]:
-        access = self.compute.disks.begin_grant_access(
-            self.rg, name, {"access": "Read", "durationInSeconds": 3600}
-        ).result()
-        try:
-            with BlobClient.from_blob_url(access.access_sas) as client:
-                yield client
-        finally:
-            self.compute.disks.begin_revoke_access(self.rg, name).result()
+        with self._sas(self.compute.disks, name, "Read") as client:
+            yield client
 
     def close(self) -> None:
         self.compute.close()

@@ -4,7 +4,6 @@ slots at once (no deadlock), and a snapshot deleted mid-run is a failure of the 
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
@@ -12,19 +11,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from replicator import source
 from replicator.errors import EXIT_FAILED, ReplicationError, UserError
 from replicator.source import ArmSource, FamilyBudget
-from tests.unit.test_source_grants import SUB, FakeConfig, FakeSnapshots, snapshot
-
-
-@pytest.fixture
-def fake() -> FakeSnapshots:
-    return FakeSnapshots()
-
-
-@pytest.fixture
-async def arm(fake: FakeSnapshots) -> ArmSource:
-    src = await ArmSource.open(FakeConfig())
-    src._clients[SUB] = SimpleNamespace(snapshots=fake)  # type: ignore[assignment]
-    return src
+from tests.unit.test_source_grants import FakeSnapshots, snapshot
 
 
 async def test_five_concurrent_diffs_of_one_family_complete(arm: ArmSource, fake: FakeSnapshots) -> None:

@@ -108,18 +108,6 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(source, "FAMILY_RETRY_BACKOFF_SECONDS", 0.02)
 
 
-@pytest.fixture
-def fake() -> FakeSnapshots:
-    return FakeSnapshots()
-
-
-@pytest.fixture
-async def arm(fake: FakeSnapshots) -> ArmSource:
-    src = await ArmSource.open(FakeConfig())
-    src._clients[SUB] = SimpleNamespace(snapshots=fake)  # type: ignore[assignment]
-    return src
-
-
 async def test_grants_read_access_for_the_configured_duration_and_revokes(
     arm: ArmSource, fake: FakeSnapshots
 ) -> None:

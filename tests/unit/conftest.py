@@ -1,0 +1,22 @@
+"""Fixtures shared by the unit tests of replicator.source: an ArmSource over a fake snapshots API."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from replicator.source import ArmSource
+from tests.unit.test_source_grants import SUB, FakeConfig, FakeSnapshots
+
+
+@pytest.fixture
+def fake() -> FakeSnapshots:
+    return FakeSnapshots()
+
+
+@pytest.fixture
+async def arm(fake: FakeSnapshots) -> ArmSource:
+    src = await ArmSource.open(FakeConfig())
+    src._clients[SUB] = SimpleNamespace(snapshots=fake)  # type: ignore[assignment]
+    return src
