@@ -114,7 +114,9 @@ class TerminalProgress(Progress):
         )
         self.line(
             f"{result.snapshot_name}: {where}; {result.mode} ({result.reason}); "
-            f"{human_size(result.changed_bytes)} changed, {human_size(result.cleared_bytes)} cleared, "
+            f"{human_size(result.changed_bytes)} changed"
+            + (f" (+{human_size(result.merged_gap_bytes)} merged gaps)" if result.merged_gap_bytes else "")
+            + f", {human_size(result.cleared_bytes)} cleared, "
             f"{human_size(result.copied_bytes)} copied, {result.requests} requests, "
             f"{result.retries} retries, {result.seconds:.1f} s" + (", verified" if result.verified else "")
         )

@@ -248,7 +248,7 @@ def _rate(nbytes: int, seconds: float) -> str:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    headers = ["run", "mode", "pages touched", "changed", "copied", "cleared", "requests",
+    headers = ["run", "mode", "pages touched", "changed", "merged gaps", "copied", "cleared", "requests",
                "seconds", "throughput", "verified"]  # fmt: skip
     table = [headers] + [
         [
@@ -256,6 +256,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             r["mode"],
             f"{r['written'] / MiB:,.1f} MiB",
             f"{r['changed'] / MiB:,.1f} MiB",
+            f"{r['gaps'] / MiB:,.1f} MiB",
             f"{r['copied'] / MiB:,.1f} MiB",
             f"{r['cleared'] / MiB:,.1f} MiB",
             str(r["requests"]),
@@ -271,7 +272,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(_align(i, str(c), w) for i, (c, w) in enumerate(cells)).rstrip())
 
 
-_TEXT_COLUMNS = (0, 1, 9)
+_TEXT_COLUMNS = (0, 1, 10)
 """Columns of the demo table holding words (run, mode, verified): left-aligned; numbers right."""
 
 
@@ -305,7 +306,8 @@ def run(data_dir: Path, disk_gib: int, seed: int) -> int:
             equal, compared = world.verify(snap, target, result["restore_point"])
             rows.append({
                 "run": run_name, "mode": result["mode"], "written": footprint(extents),
-                "changed": result["changed_bytes"], "copied": result["copied_bytes"],
+                "changed": result["changed_bytes"], "gaps": result["merged_gap_bytes"],
+                "copied": result["copied_bytes"],
                 "cleared": result["cleared_bytes"], "requests": result["requests"],
                 "seconds": result["seconds"],
                 "verified": f"{'equal' if equal else 'DIFFERENT'} ({compared / MiB:,.0f} MiB)",

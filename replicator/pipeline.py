@@ -303,7 +303,14 @@ class JobRunner:
                 yield current, base
 
     async def planned_ops(
-        self, job: Job, current: Grant, base: Grant | None, size: int, *, blank_target: bool
+        self,
+        job: Job,
+        current: Grant,
+        base: Grant | None,
+        size: int,
+        result: SnapshotResult,
+        *,
+        blank_target: bool,
     ) -> AsyncIterator[ranges.Op]:
         """The job's plan from the listing window holding its checkpoint on, streamed in offset order.
 
@@ -328,6 +335,10 @@ class JobRunner:
             fresh = list(ranges.clip(batch, pos, size))
             if not fresh:
                 continue
+            # What the service listed as changed; the planned copies exceed it by the merged gaps.
+            listed = sum(c.range.length for c in fresh if not c.clear)
+            result.changed_bytes += listed
+            result.merged_gap_bytes -= listed
             if clears:
                 fresh = list(ranges.fill_gaps(fresh, pos, fresh[-1].range.end))
             pos = fresh[-1].range.end
@@ -377,8 +388,8 @@ class JobRunner:
         *,
         blank_target: bool,
     ) -> None:
-        result.changed_bytes = result.cleared_bytes = result.requests = 0
-        async for op in self.planned_ops(job, current, base, size, blank_target=blank_target):
+        result.changed_bytes = result.merged_gap_bytes = result.cleared_bytes = result.requests = 0
+        async for op in self.planned_ops(job, current, base, size, result, blank_target=blank_target):
             _count_op(result, op)
             result.requests += 1
             if op.range.end > job.checkpoint:
@@ -452,12 +463,14 @@ class JobRunner:
         await self.target.write_state(replace(state, in_progress=in_progress))
         window = self.config.list_window_bytes
         watermark = ranges.Watermark(job.checkpoint // window * window)
-        result.changed_bytes = result.cleared_bytes = result.copied_bytes = 0
+        result.changed_bytes = result.merged_gap_bytes = result.cleared_bytes = result.copied_bytes = 0
         stopped = False  # the time budget ran out before the plan did
 
         async def issue() -> AsyncIterator[ranges.Op]:
             nonlocal stopped
-            async for op in self.planned_ops(job, copier.grant, base, size, blank_target=blank_target):
+            async for op in self.planned_ops(
+                job, copier.grant, base, size, result, blank_target=blank_target
+            ):
                 _count_op(result, op)
                 if op.range.end <= job.checkpoint:
                     self.progress.on_skipped(op.range.length)
@@ -532,7 +545,7 @@ class JobRunner:
                 mismatch = comparison.first_mismatch
             else:
                 mismatch = None
-                ops = self.planned_ops(whole, current, base, size, blank_target=False)
+                ops = self.planned_ops(whole, current, base, size, _result(whole), blank_target=False)
                 async for batch in _batches(ops, PLAN_BATCH):
                     regions = [op.range for op in batch]
                     _, mismatch = await verify.compare_regions(source, self.target.client, regions)
@@ -566,7 +579,7 @@ def _op_bytes(op: ranges.Op) -> tuple[int, int]:
 
 def _count_op(result: SnapshotResult, op: ranges.Op) -> None:
     copy, clear = _op_bytes(op)
-    result.changed_bytes += copy
+    result.merged_gap_bytes += copy  # planned copies; planned_ops subtracts what was listed as changed
     result.cleared_bytes += clear
 
 

@@ -24,7 +24,8 @@ class SnapshotResult:
     reason: str
     base_snapshot_id: str | None = None
     size_bytes: int = 0  # the exported snapshot's size: what a copy without diffs would move
-    changed_bytes: int = 0  # bytes the plan copies (data ranges)
+    changed_bytes: int = 0  # bytes the service listed as changed (a full copy: its valid ranges)
+    merged_gap_bytes: int = 0  # unchanged bytes copied anyway to save requests (--merge-gap, diffs only)
     cleared_bytes: int = 0  # bytes the plan clears
     copied_bytes: int = 0  # bytes actually written in this run (less when resumed past a checkpoint)
     resumed_from: int = 0  # checkpoint offset the run continued from

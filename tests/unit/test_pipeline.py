@@ -167,15 +167,32 @@ async def test_batched_plan_equals_whole_plan(monkeypatch: pytest.MonkeyPatch) -
     changes = [Change(Range(a, b), c) for a, b, c in [*spans, (11 * M, 12 * M, False)]]
     fake_listing(monkeypatch, changes)
     job = base.Job(snap(2), snap(1), "diff")
-    got = await collect(runner().planned_ops(job, None, object(), 16 * M, blank_target=False))  # type: ignore[arg-type]
+    got = await collect(
+        runner().planned_ops(job, None, object(), 16 * M, pipeline._result(job), blank_target=False)
+    )  # type: ignore[arg-type]
     assert got == list(ranges.plan(changes))
+
+
+async def test_merged_gaps_are_reported_apart_from_changed_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --merge-gap, a diff copies unchanged gaps too: the summary keeps them out of changed_bytes."""
+    changes = [Change(Range(0, 4096), False), Change(Range(8192, 12288), False)]
+    fake_listing(monkeypatch, changes)
+    job = base.Job(snap(2), snap(1), "diff")
+    result = pipeline._result(job)
+    ops = await collect(runner().planned_ops(job, None, object(), 1 << 20, result, blank_target=False))  # type: ignore[arg-type]
+    for op in ops:
+        pipeline._count_op(result, op)
+    assert ops == [ranges.Op("copy", Range(0, 12288))]
+    assert (result.changed_bytes, result.merged_gap_bytes) == (8192, 4096)
 
 
 async def test_full_copy_clears_gaps_unless_the_target_is_blank(monkeypatch: pytest.MonkeyPatch) -> None:
     M = 1024 * 1024
     fake_listing(monkeypatch, [Change(Range(M, 2 * M), False), Change(Range(5 * M, 6 * M), False)])
     job = base.Job(snap(1), None, "full")
-    full = await collect(runner().planned_ops(job, None, None, 8 * M, blank_target=False))  # type: ignore[arg-type]
+    full = await collect(
+        runner().planned_ops(job, None, None, 8 * M, pipeline._result(job), blank_target=False)
+    )  # type: ignore[arg-type]
     assert [(o.kind, o.range.start, o.range.end) for o in full] == [
         ("clear", 0, M),
         ("copy", M, 2 * M),
@@ -183,7 +200,9 @@ async def test_full_copy_clears_gaps_unless_the_target_is_blank(monkeypatch: pyt
         ("copy", 5 * M, 6 * M),
         ("clear", 6 * M, 8 * M),
     ]
-    blank = await collect(runner().planned_ops(job, None, None, 8 * M, blank_target=True))  # type: ignore[arg-type]
+    blank = await collect(
+        runner().planned_ops(job, None, None, 8 * M, pipeline._result(job), blank_target=True)
+    )  # type: ignore[arg-type]
     assert [o.kind for o in blank] == ["copy", "copy"]
 
 
@@ -191,7 +210,9 @@ async def test_resume_lists_from_the_checkpoint_window(monkeypatch: pytest.Monke
     M = 1024 * 1024
     calls = fake_listing(monkeypatch, [Change(Range(M, 2 * M), False), Change(Range(70 * M, 71 * M), False)])
     job = base.Job(snap(1), None, "full", checkpoint=66 * M)
-    ops = await collect(runner(64 * M).planned_ops(job, None, None, 128 * M, blank_target=False))  # type: ignore[arg-type]
+    ops = await collect(
+        runner(64 * M).planned_ops(job, None, None, 128 * M, pipeline._result(job), blank_target=False)
+    )  # type: ignore[arg-type]
     assert calls == [(64 * M, 128 * M)]
     assert ops[0] == ranges.Op("clear", Range(64 * M, 70 * M))
 
