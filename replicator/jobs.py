@@ -33,11 +33,9 @@ from replicator.budget import Budget, BudgetSpent
 from replicator.errors import (
     EXIT_FAILED,
     EXIT_OK,
-    IncompleteError,
-    LimitError,
-    LockedError,
     ReplicatorError,
     UserError,
+    status_of,
 )
 from replicator.jsonlog import event
 from replicator.pipeline import describe, replicate
@@ -172,14 +170,6 @@ class Outcome:
         return self.exit_code == EXIT_OK
 
 
-_STATUS: tuple[tuple[type[ReplicatorError], str], ...] = (
-    (IncompleteError, "incomplete"),
-    (LockedError, "locked"),
-    (LimitError, "limited"),
-    (UserError, "bad input"),
-)
-
-
 class _EventProgress(Progress):
     """Logs each committed restore point as a structured `snapshot_done` event."""
 
@@ -223,7 +213,7 @@ async def run_job(
         result = await replicate(config, progress, budget or Budget(config.time_budget_seconds))
         outcome = Outcome(job, run_id, result.status, EXIT_OK)
     except ReplicatorError as err:
-        status = next((s for cls, s in _STATUS if isinstance(err, cls)), "failed")
+        status = status_of(err)
         outcome = Outcome(job, run_id, status, err.exit_code, error=describe(err))
         outcome.position = err.position if isinstance(err, BudgetSpent) else None
     except Exception as err:  # a fleet must survive one job's surprise, and report it
