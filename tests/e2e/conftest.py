@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from replicator import cli
-from tests.e2e.world import World
+from tests.e2e.world import Disk, World, pattern
 from tests.reliability.leaks import assert_no_leaks
 
 
@@ -56,6 +56,20 @@ def cli_process(env: dict[str, str], *args: str, **kwargs: Any) -> subprocess.Po
 
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def replicated_then_changed(world: World, replicate: Callable[..., Run]) -> tuple[Disk, str, str, str]:
+    """A disk with one restore point on a new target and a newer snapshot not yet replicated.
+
+    Returns (disk, first snapshot ID, second snapshot ID, target URL).
+    """
+    disk = world.create_disk("data", 1)
+    world.write(disk, (512, pattern(1, 4096)))
+    s1 = world.snapshot(disk)
+    url = world.target_url()
+    assert replicate("--source", disk.id, "--target", url).code == 0
+    world.write(disk, (8192, pattern(2, 4096)))
+    return disk, s1, world.snapshot(disk), url
 
 
 @pytest.fixture

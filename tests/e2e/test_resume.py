@@ -12,7 +12,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobLeaseClient
 
 from replicator.target import PageBlobTarget
-from tests.e2e.conftest import cli_process
+from tests.e2e.conftest import cli_process, replicated_then_changed
 from tests.e2e.world import MiB, World, pattern
 
 CHUNKS = 24  # 1 MiB writes spread over the disk: enough ops that a failure lands mid-plan
@@ -73,20 +73,9 @@ def test_failure_mid_copy_then_resume(world: World, replicate, monkeypatch: pyte
 
 
 def test_lease_conflict_exits_3_and_writes_nothing(world: World, replicate) -> None:
-    disk = world.create_disk("data", 1)
-    world.write(disk, (512, pattern(1, 4096)))
-    s1 = world.snapshot(disk)
-    url = world.target_url()
-    assert replicate("--source", disk.id, "--target", url).code == 0
-    world.write(disk, (8192, pattern(2, 4096)))
-    s2 = world.snapshot(disk)
-    with world.target(url) as blob:
-        lease = BlobLeaseClient(blob)
-        lease.acquire(lease_duration=60)
-        try:
-            run = replicate("--source", disk.id, "--target", url)
-        finally:
-            lease.release()
+    disk, s1, s2, url = replicated_then_changed(world, replicate)
+    with world.held_lease(url):
+        run = replicate("--source", disk.id, "--target", url)
     assert run.code == 3, run.err
     assert "another replication holds the lease on" in run.err
     assert len(world.restore_points(url)) == 1

@@ -8,11 +8,11 @@ import time
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.storage.blob import BlobLeaseClient
 
 from replicator import pipeline
 from replicator.ranges import Op, Range
 from replicator.target import PageBlobTarget
+from tests.e2e.conftest import replicated_then_changed
 from tests.e2e.world import MiB, World, pattern
 
 
@@ -131,21 +131,10 @@ def test_verify_passes_a_full_copy_and_a_diff(world: World, replicate) -> None:
 
 
 def test_the_lease_wait_ends_within_the_time_budget(world: World, replicate) -> None:
-    disk = world.create_disk("data", 1)
-    world.write(disk, (512, pattern(1, 4096)))
-    s1 = world.snapshot(disk)
-    url = world.target_url()
-    assert replicate("--source", disk.id, "--target", url).code == 0
-    world.write(disk, (8192, pattern(2, 4096)))
-    world.snapshot(disk)
-    with world.target(url) as blob:
-        lease = BlobLeaseClient(blob)
-        lease.acquire(lease_duration=60)
+    disk, s1, _, url = replicated_then_changed(world, replicate)
+    with world.held_lease(url):
         started = time.monotonic()
-        try:
-            run = replicate("--source", disk.id, "--target", url, "--lease-wait", "60", "--time-budget", "4")
-        finally:
-            lease.release()
+        run = replicate("--source", disk.id, "--target", url, "--lease-wait", "60", "--time-budget", "4")
     assert run.code == 3, run.err
     assert time.monotonic() - started < 10, "the lease wait outlived the time budget"
     assert [p.metadata["snapshot_id"] for p in world.restore_points(url)] == [s1]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from azure.mgmt.compute import ComputeManagementClient
-from azure.storage.blob import BlobClient, ContainerClient
+from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
 
 from replicator.credentials import sync_credential
 
@@ -184,6 +184,17 @@ class World:
         # A target URL carrying a SAS (Azurite, or a SAS-scoped target) authorises itself.
         credential = None if "sig=" in url else self.credential
         return BlobClient.from_blob_url(url, credential=credential, snapshot=snapshot)
+
+    @contextlib.contextmanager
+    def held_lease(self, url: str) -> Iterator[None]:
+        """Someone else (not a replicator run) holds the target's lease for the duration."""
+        with self.target(url) as blob:
+            lease = BlobLeaseClient(blob)
+            lease.acquire(lease_duration=60)
+            try:
+                yield
+            finally:
+                lease.release()
 
     def container(self, url: str) -> ContainerClient:
         account_url, container, _ = url.rsplit("/", 2)

@@ -7,6 +7,7 @@ REPLICATOR_ACCESS_TOKEN, SSL_CERT_FILE), so they describe Azure's behaviour as m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
@@ -115,8 +116,9 @@ class Setup:
             await (await self.client.disks.begin_revoke_access(self.group, disk)).result()
 
 
-@pytest.fixture
-async def arm(emulator_env: dict[str, str]) -> AsyncIterator[tuple[ArmSource, Setup]]:
+@contextlib.asynccontextmanager
+async def opened() -> AsyncIterator[tuple[ArmSource, Setup]]:
+    """An ArmSource and a Setup (its own ARM client) on the emulator named by the environment."""
     config = config_from_env()
     cred = credentials.async_credential(config)
     client = ComputeManagementClient(
@@ -126,9 +128,17 @@ async def arm(emulator_env: dict[str, str]) -> AsyncIterator[tuple[ArmSource, Se
         polling_interval=0.2,
         **credentials.transport_kwargs(),
     )
-    async with client, await ArmSource.open(config) as source:
-        yield source, Setup(client, config.subscription_id)
-    await cred.close()
+    try:
+        async with client, await ArmSource.open(config) as source:
+            yield source, Setup(client, config.subscription_id)
+    finally:
+        await cred.close()
+
+
+@pytest.fixture
+async def arm(emulator_env: dict[str, str]) -> AsyncIterator[tuple[ArmSource, Setup]]:
+    async with opened() as pair:
+        yield pair
 
 
 def pages(changes: Iterable[Change]) -> dict[int, bool]:
@@ -296,17 +306,7 @@ async def test_listing_follows_every_marker_of_a_small_page_service(
     monkeypatch.setattr(source_module._SasCaller, "call", counting_call)
     for key, value in proc.env.items():
         monkeypatch.setenv(key, value)
-    config = config_from_env()
-    cred = credentials.async_credential(config)
-    client = ComputeManagementClient(
-        cred,
-        config.subscription_id,
-        base_url=config.arm_endpoint,
-        polling_interval=0.2,
-        **credentials.transport_kwargs(),
-    )
-    async with client, await ArmSource.open(config) as source:
-        setup = Setup(client, config.subscription_id)
+    async with opened() as (source, setup):
         disk_id = await setup.disk("frag")
         written = [(i * 8192, bytes([i]) * 512) for i in range(40)]  # 40 separate ranges
         await setup.write("frag", written)
@@ -322,7 +322,6 @@ async def test_listing_follows_every_marker_of_a_small_page_service(
             full_requests, requests[0] = requests[0], 0
             # eight windows, several answers in most of them
             diff = await listed(current, base, end=512 * 1024, window=64 * 1024)
-    await cred.close()
     assert full_requests >= len(full) // 3 + 1  # (+1: the footer's window)
     assert requests[0] >= len(diff) // 3
     valid = {i * 16 for i in range(40) if i != 5} | {i * 16 + 8 for i in range(0, 40, 3)} | {GiB // PAGE}

@@ -16,7 +16,6 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.functions.queue import QueueMessage as HostQueueMessage
 from azure.functions.timer import TimerRequest as HostTimerRequest
-from azure.storage.blob import BlobLeaseClient
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from replicator.errors import ReplicationError
@@ -81,13 +80,8 @@ async def test_timer_runs_explicit_jobs_and_skips_a_locked_target(
     monkeypatch.setenv("REPLICATOR_LEASE_WAIT", "0")  # the timer setting docs/functions.md recommends
     world.write(d1, (0, pattern(9, MiB)))
     world.snapshot(d1)
-    with world.target(t1) as blob:
-        lease = BlobLeaseClient(blob)
-        lease.acquire(lease_duration=60)
-        try:
-            await timer(HostTimerRequest(past_due=True))
-        finally:
-            lease.release()
+    with world.held_lease(t1):
+        await timer(HostTimerRequest(past_due=True))
     assert len(world.restore_points(t1)) == 1
     assert world.snapshot_state(s1) != "ActiveSAS"
 
