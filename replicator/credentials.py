@@ -11,6 +11,10 @@ async SDK clients with `transport_kwargs()`, so certificate handling lives in on
   `connection_verify=<path>` would make azure-core build a new `SSLContext` per request, and aiohttp
   keys its connection pool by that object, so every request would open a new TLS connection. Hence
   a transport whose aiohttp session owns one connector with one context built from the CA file.
+- Proxies: `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (and proxy credentials in `.netrc`) are honoured,
+  but looked up once per host and transport. aiohttp's `trust_env` looks them up on every request,
+  in a worker thread (environment scan plus a `.netrc` stat): a third of the process's CPU in the
+  8-disk fleet benchmark (py-spy, see docs/benchmarks.md).
 - Plain HTTP only with `allow_http` (Azurite); a bearer token is never sent over plain HTTP, which
   azure-core's authentication policies enforce anyway, so an `http://` ARM endpoint is refused.
 """
@@ -25,9 +29,11 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.pipeline.transport import AioHttpTransport
+from azure.core.pipeline.transport import AioHttpTransport, AsyncHttpResponse, HttpRequest
+from yarl import URL
 
 from replicator.errors import UserError
 from replicator.messages import clip
@@ -153,6 +159,7 @@ class _PooledAioHttpTransport(AioHttpTransport):
     def __init__(self, context: ssl.SSLContext) -> None:
         super().__init__()
         self._ssl_context = context
+        self._proxies: dict[URL, tuple[URL | None, aiohttp.BasicAuth | None]] = {}  # per origin
 
     async def open(self) -> None:
         if self.session is None:
@@ -160,9 +167,24 @@ class _PooledAioHttpTransport(AioHttpTransport):
                 connector=aiohttp.TCPConnector(ssl=self._ssl_context, limit=CONNECTION_LIMIT),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
-                trust_env=True,
+                trust_env=False,  # proxies come from _proxy_for, once per host
             )
         await super().open()
+
+    def _proxy_for(self, url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+        """The environment's proxy (and its `.netrc` credentials) for this URL's origin, cached."""
+        origin = URL(url).origin()
+        if origin not in self._proxies:
+            try:
+                self._proxies[origin] = get_env_proxy_for_url(origin)
+            except LookupError:  # no proxy configured for this scheme, or NO_PROXY names the host
+                self._proxies[origin] = (None, None)
+        return self._proxies[origin]
+
+    async def send(self, request: HttpRequest, **config: Any) -> AsyncHttpResponse:
+        if "proxy" not in config and "proxies" not in config:
+            config["proxy"], config["proxy_auth"] = self._proxy_for(request.url)
+        return await super().send(request, **config)
 
 
 def transport_kwargs() -> dict[str, Any]:

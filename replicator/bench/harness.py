@@ -74,9 +74,12 @@ def bound_seconds(disks: list[BenchDisk]) -> float:
 
 
 class Bench:
-    def __init__(self, env: dict[str, str], emulator: Emulator, world: World, budget: float) -> None:
+    def __init__(
+        self, env: dict[str, str], emulator: Emulator, world: World, budget: float, profile: Path | None
+    ) -> None:
         self.env, self.emulator, self.world, self.budget = env, emulator, world, budget
         self.child_env = {**os.environ, **env}
+        self.profile = profile
 
     def target(self, scenario: str, latency: float, label: str, i: int) -> str:
         name = f"{scenario}-{latency:g}-{label}-{i}".replace(" ", "").replace("(", "").replace(")", "")
@@ -105,8 +108,11 @@ class Bench:
         # the baseline's SAS and the verification's are granted around the tool's runs, never across.
         with self.world.read_sas(*[n for d in disks for n in (d.current_name, d.base_name)]) as urls:
             self.emulator.reset_stats()
+            commands = self._commands(disks, targets, contender, urls)
+            if self.profile is not None:
+                commands = self._profiled(commands, f"{targets[0].rsplit('/', 1)[1][:-4]}")
             with self.emulator.link(latency_ms=latency, blob_limits=True):
-                measured = run_children(self._commands(disks, targets, contender, urls))
+                measured = run_children(commands)
             stats = self.emulator.stats()
         row = self._row(scenario, disks, latency, label or contender, measured, stats)
         with self.world.read_sas(*[d.current_name for d in disks]) as sources:
@@ -133,6 +139,18 @@ class Bench:
         mode = "stream" if contender == "stream" else "server"
         return [
             self._tool([(d.current_id, t) for d, t in zip(disks, targets, strict=True)], ["--mode", mode])
+        ]
+
+    def _profiled(
+        self, commands: list[tuple[list[str], dict[str, str]]], name: str
+    ) -> list[tuple[list[str], dict[str, str]]]:
+        """Each command under `py-spy record` (flame graph SVG per child in the profile folder)."""
+        assert self.profile is not None
+        self.profile.mkdir(parents=True, exist_ok=True)
+        spy = str(Path(sys.executable).with_name("py-spy"))
+        return [
+            ([spy, "record", "--rate", "100", "-o", str(self.profile / f"{name}-{i}.svg"), "--", *cmd], env)
+            for i, (cmd, env) in enumerate(commands)
         ]
 
     def _row(
@@ -229,7 +247,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
         emulator, world = Emulator(env), World(env)
         emulator.set_link(**LINK_OFF)
         rng = random.Random(args.seed)
-        bench = Bench(env, emulator, world, args.baseline_budget)
+        bench = Bench(env, emulator, world, args.baseline_budget, args.profile)
         rows: list[Row] = []
         started = time.monotonic()
         for scenario in build(args.scenarios, args.seed, args.scale):
@@ -287,6 +305,13 @@ def main(argv: list[str]) -> int:
         "--out", type=Path, default=Path("docs/benchmarks.md"), help="report to write (chart beside it)"
     )
     parser.add_argument("--data-dir", type=Path, help="emulator state (default: a temporary folder)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run each timed contender under py-spy and write its flame graph (SVG) to DIR; "
+        "the profiler's overhead skews that run's numbers",
+    )
     args = parser.parse_args(argv)
     if args.data_dir is not None:
         return run(args, args.data_dir)

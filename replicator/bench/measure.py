@@ -25,7 +25,7 @@ class Measured:
     wall_seconds: float
     peak_rss_bytes: int  # the largest of the children (sampled every POLL_SECONDS)
     cpu_seconds: float  # user + system, summed over the children
-    outputs: list[Any]  # each child's JSON document (its last stdout line)
+    outputs: list[Any]  # each child's JSON document (its stdout)
 
 
 def run_children(commands: list[tuple[list[str], dict[str, str]]]) -> Measured:
@@ -80,9 +80,14 @@ def _wait(procs: list[Any], started: float) -> Measured:
         if proc.returncode != 0:
             failures.append(f"{proc.args[:4]} exited {proc.returncode}: {err.read().decode()[-1500:]}")
         else:
-            outputs.append(json.loads(text))
+            outputs.append(_document(text))
     wall = time.monotonic() - started
     rss = peak.stop()
     if failures:
         raise RuntimeError("; ".join(failures))
     return Measured(wall, rss, cpu, outputs)
+
+
+def _document(stdout: str) -> Any:
+    """The child's JSON document, without the lines a wrapping profiler prints (`py-spy> ...`)."""
+    return json.loads("\n".join(line for line in stdout.splitlines() if not line.startswith("py-spy> ")))

@@ -336,16 +336,20 @@ class BlobPlane:
             raise errors.cannot_verify_copy_source(exc.status, exc.message) from exc
         if src_end > size:
             raise errors.cannot_verify_copy_source(416, "The source range is beyond the source blob's size.")
-        data = self.backend.read(
-            source.account, source.container, source.blob, source.snapshot, src_start, src_end - src_start
-        )
-        _check_md5(call.headers.get("x-ms-source-content-md5"), data)
-        props = self.backend.write_pages(
+        source_md5 = call.headers.get("x-ms-source-content-md5")
+        if source_md5 is not None:
+            data = self.backend.read(
+                source.account, source.container, source.blob, source.snapshot, src_start, src_end - src_start
+            )
+            _check_md5(source_md5, data)
+        props = self.backend.copy_pages(
             call.account,
             call.container,
             call.blob,
             start,
-            data,
+            source,
+            src_start,
+            end - start,
             lease_id=call.lease_id,
             conditions=call.conditions,
         )

@@ -548,6 +548,31 @@ class BlobBackend:
             self._touch(row)
             return self._props(self._row(account, container, blob, None))
 
+    def copy_pages(
+        self,
+        account: str,
+        container: str,
+        blob: str,
+        offset: int,
+        source: SnapshotRef,
+        source_offset: int,
+        length: int,
+        *,
+        lease_id: str | None = None,
+        conditions: Conditions | None = None,
+    ) -> BlobProps:
+        """Put Page From URL's write: the source's bytes land at `offset` (by reference, see the store).
+
+        The caller has checked the length against MAX_PUT_PAGE and the source range against its size.
+        """
+        with self._tx():
+            source_row = self._row(source.account, source.container, source.blob, source.snapshot)
+            row = self._writable(account, container, blob, lease_id, conditions)
+            self._page_target(row, offset, length)
+            self.store.copy(source_row[5], source_offset, row[5], offset, length)
+            self._touch(row)
+            return self._props(self._row(account, container, blob, None))
+
     def clear_pages(
         self,
         account: str,

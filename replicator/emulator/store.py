@@ -9,6 +9,8 @@ Model, kept deliberately simple so that it is obviously right:
   the topmost extent covering a byte wins; no extent at all reads as zeros.
 - A snapshot freezes the blob's top layer and puts a new empty layer on top, so a snapshot costs
   space proportional to what was written since the previous one.
+- The data file is append-only and extents never change the bytes they point at, so a server-side
+  copy (Put Page From URL) writes extents that point at the source's bytes instead of copying them.
 - Valid ranges are the data pieces visible from a top layer; the diff between a version and an
   ancestor layer is every piece (data or tombstone) visible in the layers above the ancestor.
 
@@ -111,15 +113,37 @@ class PageStore:
             (layer, start, end, data_off),
         )
 
-    def write(self, layer: int, offset: int, data: bytes) -> None:
-        if not data:
-            return
+    def _append(self, data: bytes) -> int:
         self._data.seek(0, os.SEEK_END)
         data_off = self._data.tell()
         self._data.write(data)
         self._data.flush()
+        return data_off
+
+    def write(self, layer: int, offset: int, data: bytes) -> None:
+        if not data:
+            return
+        data_off = self._append(data)
         self._carve(layer, offset, offset + len(data))
         self._insert(layer, offset, offset + len(data), data_off)
+
+    def copy(self, source_top: int, source_offset: int, layer: int, offset: int, length: int) -> None:
+        """Write the source version's `[source_offset, +length)` at `offset` of `layer`, by reference.
+
+        Data pieces become extents pointing at the bytes the source already has (immutable: the data
+        file is append-only), so a server-side copy costs rows, not bytes; holes and cleared pages of
+        the source are written as zeros, because the copied range becomes valid in the target.
+        """
+        if length <= 0:
+            return
+        pieces = list(self.pieces(self.chain(source_top), source_offset, source_offset + length))
+        self._carve(layer, offset, offset + length)
+        shift = offset - source_offset
+        for piece in pieces:
+            data_off = piece.data_off
+            if data_off is None:
+                data_off = self._append(bytes(piece.end - piece.start))
+            self._insert(layer, piece.start + shift, piece.end + shift, data_off)
 
     def clear(self, layer: int, offset: int, length: int) -> None:
         if length <= 0:

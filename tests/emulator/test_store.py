@@ -166,6 +166,10 @@ op = st.one_of(
     st.tuples(st.just("clear"), st.integers(0, N - 1), st.integers(1, 6)),
     st.tuples(st.just("snapshot")),
     st.tuples(st.just("resize"), st.integers(0, N)),
+    # Put Page From URL: (source page, target page, pages, source version: a snapshot or the live blob)
+    st.tuples(
+        st.just("copy"), st.integers(0, N - 1), st.integers(0, N - 1), st.integers(1, 6), st.integers(0, 3)
+    ),
 )
 
 
@@ -213,7 +217,7 @@ def content(pages: dict[int, bytes], size: int) -> bytes:
     return b"".join(pages.get(p, bytes(P)) for p in range(size))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(op, max_size=25), st.integers(1, 3))
 def test_store_matches_page_model(ops: list[tuple], limit: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -244,6 +248,8 @@ def _run_against_model(backend: BlobBackend, ops: list[tuple], limit: int) -> No
             backend.clear_pages("acct", "c", "b", page * P, count * P)
             for p in range(page, page + count):
                 model.clear(p)
+        elif kind == "copy":
+            _copy(backend, model, *args)
         elif kind == "snapshot":
             snap = backend.snapshot_blob("acct", "c", "b")
             model.snapshots.append((snap, model.size, dict(model.pages), len(model.epochs) - 1))
@@ -292,3 +298,19 @@ def test_lease_expiry_and_breaking(backend: BlobBackend, monkeypatch: pytest.Mon
     with pytest.raises(errors.BlobError) as exc:
         backend.lease("acct", "c", "b", "release", lease_id=lease)
     assert exc.value.code == "LeaseIdMismatchWithLeaseOperation"
+
+
+def _copy(backend: BlobBackend, model: Model, source_page: int, page: int, count: int, version: int) -> None:
+    """Copy pages of a snapshot (or of the live blob, when `version` names none) onto the live blob:
+    the target pages become written with the source's bytes, zeros where the source has none."""
+    snap, size, pages = None, model.size, model.pages
+    if version < len(model.snapshots):
+        snap, size, pages, _ = model.snapshots[version]
+    count = min(count, size - source_page, model.size - page)
+    if count <= 0:
+        return
+    data = [pages.get(source_page + i, bytes(P)) for i in range(count)]
+    source = SnapshotRef("acct", "c", "b", snap)
+    backend.copy_pages("acct", "c", "b", page * P, source, source_page * P, count * P)
+    for i, chunk in enumerate(data):
+        model.write(page + i, chunk)
