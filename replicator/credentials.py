@@ -10,11 +10,7 @@ async SDK clients with `transport_kwargs()`, so certificate handling lives in on
   the aiohttp transport does not (aiohttp builds its default context once, at import). Passing
   `connection_verify=<path>` would make azure-core build a new `SSLContext` per request, and aiohttp
   keys its connection pool by that object, so every request would open a new TLS connection. Hence
-  a transport whose aiohttp session owns one connector with one context built from the CA file.
-- Proxies: `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (and proxy credentials in `.netrc`) are honoured,
-  but looked up once per host and transport. aiohttp's `trust_env` looks them up on every request,
-  in a worker thread (environment scan plus a `.netrc` stat): a third of the process's CPU in the
-  8-disk fleet benchmark (py-spy, see docs/benchmarks.md).
+  a transport (replicator.http_pool) whose connector carries one context built from the CA file.
 - Plain HTTP only with `allow_http` (Azurite); a bearer token is never sent over plain HTTP, which
   azure-core's authentication policies enforce anyway, so an `http://` ARM endpoint is refused.
 """
@@ -28,14 +24,11 @@ import time
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.helpers import get_env_proxy_for_url
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.pipeline.transport import AioHttpTransport, AsyncHttpResponse, HttpRequest
-from yarl import URL
 
 from replicator.errors import UserError
+from replicator.http_pool import SharedSessionTransport
 from replicator.messages import clip
 from replicator.redact import redact_url
 from replicator.urlcheck import check_common
@@ -45,10 +38,6 @@ CA_FILE_ENVS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 
 # A static token has no known expiry; report one hour ahead so azure-core never tries to refresh it early.
 _STATIC_TOKEN_LIFETIME_SECONDS = 3600
-
-# Connections per aiohttp session (per client). azure-core's default connector allows 100; copy workers
-# (at most 64) plus listing and ARM polling stay below that, so the pool never queues a request.
-CONNECTION_LIMIT = 100
 
 
 class HttpSettings(Protocol):
@@ -149,50 +138,13 @@ def ssl_context() -> ssl.SSLContext:
     return _ssl_context_for(path, mtime)
 
 
-class _PooledAioHttpTransport(AioHttpTransport):
-    """azure-core's aiohttp transport with a session whose connector carries our TLS context.
-
-    The session is created lazily on open (aiohttp needs a running event loop) and is owned and
-    closed by the transport, so each client built with `transport_kwargs()` manages its own pool.
-    """
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        super().__init__()
-        self._ssl_context = context
-        self._proxies: dict[URL, tuple[URL | None, aiohttp.BasicAuth | None]] = {}  # per origin
-
-    async def open(self) -> None:
-        if self.session is None:
-            self.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._ssl_context, limit=CONNECTION_LIMIT),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
-                trust_env=False,  # proxies come from _proxy_for, once per host
-            )
-        await super().open()
-
-    def _proxy_for(self, url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
-        """The environment's proxy (and its `.netrc` credentials) for this URL's origin, cached."""
-        origin = URL(url).origin()
-        if origin not in self._proxies:
-            try:
-                self._proxies[origin] = get_env_proxy_for_url(origin)
-            except LookupError:  # no proxy configured for this scheme, or NO_PROXY names the host
-                self._proxies[origin] = (None, None)
-        return self._proxies[origin]
-
-    async def send(self, request: HttpRequest, **config: Any) -> AsyncHttpResponse:
-        if "proxy" not in config and "proxies" not in config:
-            config["proxy"], config["proxy_auth"] = self._proxy_for(request.url)
-        return await super().send(request, **config)
-
-
 def transport_kwargs() -> dict[str, Any]:
-    """Keyword arguments for any azure-core async client (ARM or storage): a pooled TLS transport.
+    """Keyword arguments for any azure-core async client (ARM or storage): a transport on the
+    process's shared connection pool (replicator.http_pool) with our TLS context.
 
     Call it once per client: a transport belongs to the client that closes it.
     """
-    return {"transport": _PooledAioHttpTransport(ssl_context())}
+    return {"transport": SharedSessionTransport(ssl_context())}
 
 
 def check_url(url: str, what: str, *, allow_http: bool) -> None:
