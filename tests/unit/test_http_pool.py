@@ -4,6 +4,7 @@ close closes it, and the proxy of each host is looked up once (replicator.http_p
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 from yarl import URL
@@ -73,3 +74,31 @@ def test_proxy_of_a_host_is_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> N
     assert transport._proxy_for("https://acct.blob.core.windows.net/other")[0] == URL(
         "http://proxy.example:3128"
     )
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+
+    async def write(self, chunk: bytes | memoryview) -> None:
+        self.pieces.append(bytes(chunk))
+
+
+@pytest.mark.parametrize("size", [1, http_pool.BODY_PIECE, 4 * 1024 * 1024 + 512])
+async def test_large_bodies_are_written_in_bounded_pieces_in_order(size: int) -> None:
+    body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    writer = _Writer()
+    await http_pool.PiecewiseBytes(body).write(writer)  # type: ignore[arg-type]
+    assert b"".join(writer.pieces) == body
+    assert max(len(p) for p in writer.pieces) <= http_pool.BODY_PIECE
+    limited = _Writer()
+    await http_pool.PiecewiseBytes(body).write_with_length(limited, size - 1)  # type: ignore[arg-type]
+    assert b"".join(limited.pieces) == body[: size - 1]
+
+
+def test_only_bodies_larger_than_a_piece_are_split() -> None:
+    transport = http_pool.SharedSessionTransport(ssl_context())
+    small, large = b"a" * http_pool.BODY_PIECE, b"b" * (http_pool.BODY_PIECE + 1)
+    assert transport._get_request_data(SimpleNamespace(files=None, data=small)) is small
+    split = transport._get_request_data(SimpleNamespace(files=None, data=large))
+    assert isinstance(split, http_pool.PiecewiseBytes)
