@@ -75,11 +75,18 @@ def bound_seconds(disks: list[BenchDisk]) -> float:
 
 class Bench:
     def __init__(
-        self, env: dict[str, str], emulator: Emulator, world: World, budget: float, profile: Path | None
+        self,
+        env: dict[str, str],
+        emulator: Emulator,
+        world: World,
+        budget: float,
+        profile: Path | None,
+        work_dir: Path,
     ) -> None:
         self.env, self.emulator, self.world, self.budget = env, emulator, world, budget
         self.child_env = {**os.environ, **env}
         self.profile = profile
+        self.work_dir = work_dir  # the fleet children's job files
 
     def target(self, scenario: str, latency: float, label: str, i: int) -> str:
         name = f"{scenario}-{latency:g}-{label}-{i}".replace(" ", "").replace("(", "").replace(")", "")
@@ -90,7 +97,7 @@ class Bench:
             (source, target) = jobs[0]
             cmd = [sys.executable, "-m", "replicator.cli", "--source", source, "--target", target, "--json"]
             return cmd + args, self.child_env
-        spec = Path(tempfile.mkstemp(prefix="bench-jobs-", suffix=".json")[1])
+        spec = Path(tempfile.mkstemp(prefix="bench-jobs-", suffix=".json", dir=self.work_dir)[1])
         spec.write_text(json.dumps({"jobs": jobs, "args": args}))
         return [sys.executable, "-m", "replicator.bench.fleet", str(spec)], self.child_env
 
@@ -247,7 +254,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
         emulator, world = Emulator(env), World(env)
         emulator.set_link(**LINK_OFF)
         rng = random.Random(args.seed)
-        bench = Bench(env, emulator, world, args.baseline_budget, args.profile)
+        bench = Bench(env, emulator, world, args.baseline_budget, args.profile, data_dir)
         rows: list[Row] = []
         started = time.monotonic()
         for scenario in build(args.scenarios, args.seed, args.scale):

@@ -53,7 +53,7 @@ def _scattered(rng: random.Random, size: int, count: int, low: int, high: int) -
 
 def scattered(rng: random.Random, scale: float) -> Scenario:
     size = 64 * GiB
-    writes = max(50, int(12_000 * scale))
+    writes = max(50, int(20_000 * scale))
     base = [Extent(0, 1 * MiB), *_scattered(rng, size, max(10, int(1000 * scale)), 4 * KiB, 128 * KiB)]
     change = _scattered(rng, size, writes, 4 * KiB, 64 * KiB)
     # clears go where nothing was written in this interval, so "changed" and "cleared" stay disjoint
@@ -78,7 +78,7 @@ def _without_clear_overlap(change: list[Extent]) -> list[Extent]:
 
 def contiguous(rng: random.Random, scale: float) -> Scenario:
     size = 64 * GiB
-    total = max(8 * MiB, int(1 * GiB * scale) // (4 * MiB) * (4 * MiB))
+    total = max(8 * MiB, int(2 * GiB * scale) // (4 * MiB) * (4 * MiB))
     parts = 4
     extents = [Extent(8 * GiB * (i + 1), total // parts) for i in range(parts)]
     return Scenario(

@@ -159,7 +159,7 @@ def test_help_shows_defaults_env_and_subcommands(capsys) -> None:
         "prune",
         "emulator",
         "exit codes:",
-        "(default 48)",
+        "(default 64)",
         "[env REPLICATOR_CONCURRENCY]",
     ):
         assert text in out, text

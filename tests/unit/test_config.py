@@ -16,11 +16,11 @@ BASE = ["--source", DISK, "--target", TARGET]
 
 def test_defaults_and_subscription_from_source() -> None:
     config = load(BASE, env={})
-    assert (config.concurrency, config.mode, config.plan, config.max_bandwidth) == (48, "server", False, None)
+    assert (config.concurrency, config.mode, config.plan, config.max_bandwidth) == (64, "server", False, None)
     assert (config.max_in_flight_bytes, config.merge_gap_bytes) == (32 * 1024**2, 64 * 1024)
     assert config.subscription_id == SUB
     assert config.arm_endpoint == "https://management.azure.com"
-    assert config.queue_depth == 96
+    assert config.queue_depth == 128
 
 
 @pytest.mark.parametrize(
