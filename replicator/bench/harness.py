@@ -272,6 +272,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
                     one = bench.measure(scenario, disks[:1], latency, "server", "server (1 disk)")
                     rows.append(one)
                     _say(report.line(one))
+        report.save(rows, args.out, time.monotonic() - started, args)
         report.write(rows, args.out, time.monotonic() - started, args)
         _say(f"wrote {args.out}")
         return 0 if all(r.verified in ("equal", "sampled") for r in rows) else 1
@@ -319,7 +320,16 @@ def main(argv: list[str]) -> int:
         help="run each timed contender under py-spy and write its flame graph (SVG) to DIR; "
         "the profiler's overhead skews that run's numbers",
     )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: rewrite --out (and its chart) from the .json a run saved beside it",
+    )
     args = parser.parse_args(argv)
+    if args.render is not None:
+        report.render(args.render, args.out)
+        return 0
     if args.data_dir is not None:
         return run(args, args.data_dir)
     with tempfile.TemporaryDirectory(prefix="replicator-bench-") as tmp:

@@ -25,3 +25,17 @@ def test_bench_harness_runs_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> Non
     assert all("| equal |" in row for row in rows), report  # the baseline finished: verified too
     assert "scattered server: ≥ 20x baseline" in report
     assert "sig=" not in report and "sig=" not in done.stderr
+    # the measurements are saved beside the report, and --render rewrites the same report from them
+    rerendered = tmp_path / "again.md"
+    cmd = [
+        sys.executable,
+        "-m",
+        "replicator.cli",
+        "bench",
+        "--render",
+        str(out.with_suffix(".json")),
+        "--out",
+        str(rerendered),
+    ]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False).returncode == 0
+    assert rerendered.read_text().replace("again.png", "benchmarks.png") == report
