@@ -23,12 +23,31 @@ class ContentMismatch(HttpResponseError):
     """The body of a ranged read does not match its Content-MD5: corrupted in transit, retry it."""
 
 
-async def read_range(client: BlobClient, r: Range, *, md5: bool = False, **kwargs: Any) -> bytes:
+async def read_range(client: BlobClient, r: Range, **kwargs: Any) -> bytes:
     """The bytes `r` of `client`'s blob (or snapshot), in one Get Blob request.
 
-    With `md5`, the service is asked for the range's Content-MD5 (ranges up to 4 MiB) and the body is
-    checked against it. Extra keyword arguments go to the SDK call (e.g. `retry_total=0`).
+    Extra keyword arguments go to the SDK call (e.g. `retry_total=0`).
     """
+    body, _ = await _get(client, r, md5=False, **kwargs)
+    return body
+
+
+async def read_range_md5(client: BlobClient, r: Range, **kwargs: Any) -> tuple[bytes, bytes]:
+    """Like `read_range` (ranges up to 4 MiB), with the service's Content-MD5 of the range checked
+    against the body; returns the body and that MD5 digest, so a writer can send it on with the bytes
+    instead of hashing them again."""
+    body, headers = await _get(client, r, md5=True, **kwargs)
+    expected = headers.get("Content-MD5")
+    digest = hashlib.md5(body).digest()
+    if expected != base64.b64encode(digest).decode():
+        raise ContentMismatch(
+            f"Get Blob of {r}: Content-MD5 {base64.b64encode(digest).decode()} does not match the "
+            f"service's {expected}."
+        )
+    return body, digest
+
+
+async def _get(client: BlobClient, r: Range, *, md5: bool, **kwargs: Any) -> tuple[bytes, Any]:
     response = await client._client.blob.download(  # the generated operation: see module docstring
         snapshot=client.snapshot,
         range=to_http_range(r),
@@ -39,11 +58,4 @@ async def read_range(client: BlobClient, r: Range, *, md5: bool = False, **kwarg
     body = await response.read()
     if len(body) != r.length:
         raise ContentMismatch(f"Get Blob of {r} returned {len(body)} bytes instead of {r.length}.")
-    if md5:
-        expected = response.headers.get("Content-MD5")
-        actual = base64.b64encode(hashlib.md5(body).digest()).decode()
-        if expected != actual:
-            raise ContentMismatch(
-                f"Get Blob of {r}: Content-MD5 {actual} does not match the service's {expected}."
-            )
-    return body
+    return body, response.headers

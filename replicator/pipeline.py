@@ -219,12 +219,12 @@ class Copier:
 
         async def stream_copy(url: str) -> None:
             try:
-                data = await self.reader.read(url, op.range)
+                data, md5 = await self.reader.read(url, op.range)
             except HttpResponseError as exc:  # only the source read's 403 is the SAS: re-grant
                 if exc.status_code == 403:
                     raise SourceAccessDenied(describe(exc)) from exc
                 raise
-            await self.target.put_pages(op, data)  # a 403 here is the target's credential: permanent
+            await self.target.put_pages(op, data, md5)  # a 403 here is the target's credential: permanent
 
         async with self.in_flight.hold(op.range.length):
             if self.config.mode == "server":

@@ -51,7 +51,7 @@ from azure.storage.blob import BlobType
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
 
 from replicator import messages, recovery, urlcheck
-from replicator.blobio import read_range
+from replicator.blobio import read_range, read_range_md5
 from replicator.config import Config
 from replicator.credentials import async_credential, transport_kwargs
 from replicator.errors import LockedError, ReplicationError, UserError
@@ -490,10 +490,16 @@ class PageBlobTarget:
             source_url, r.start, r.length, r.start, retry_total=0, **self._lease_kw()
         )
 
-    async def put_pages(self, op: Op, data: bytes) -> None:
-        """Put Page with Content-MD5, so a corrupted body is refused instead of written."""
+    async def put_pages(self, op: Op, data: bytes, md5: bytes) -> None:
+        """Put Page with Content-MD5 (`md5`: the digest of `data`, as checked when it was read), so a
+        body corrupted on the way is refused instead of written, without hashing it twice."""
         await self._blob.upload_page(
-            data, op.range.start, op.range.length, validate_content=True, retry_total=0, **self._lease_kw()
+            data,
+            op.range.start,
+            op.range.length,
+            transactional_content_md5=md5,
+            retry_total=0,
+            **self._lease_kw(),
         )
 
     async def clear(self, op: Op) -> None:
@@ -600,8 +606,9 @@ class SasBlobReader:
             self._clients.append(BlobClient.from_blob_url(url, **client_kwargs()))
         return self._clients[-1]
 
-    async def read(self, url: str, r: Range) -> bytes:
-        return await read_range(self._client_for(url), r, md5=True, retry_total=0)
+    async def read(self, url: str, r: Range) -> tuple[bytes, bytes]:
+        """The bytes of `r` and their MD5 digest, checked against the service's Content-MD5."""
+        return await read_range_md5(self._client_for(url), r, retry_total=0)
 
     async def aclose(self) -> None:
         for client in self._clients:

@@ -97,9 +97,16 @@ async def compare_regions(
 
 
 async def compare_blobs(
-    expected: BlobClient, actual: BlobClient, *, window: int = VERIFY_WINDOW
+    expected: BlobClient,
+    actual: BlobClient,
+    *,
+    window: int = VERIFY_WINDOW,
+    concurrency: int = VERIFY_CONCURRENCY,
 ) -> Comparison:
-    """Compare two page blobs (or snapshots) completely; see the module docstring for why this is exact."""
+    """Compare two page blobs (or snapshots) completely; see the module docstring for why this is exact.
+
+    `concurrency` chunk pairs are read at once (memory: 2 x 4 MiB each at most).
+    """
     expected_size = (await expected.get_blob_properties()).size
     actual_size = (await actual.get_blob_properties()).size
     if expected_size != actual_size:
@@ -112,7 +119,7 @@ async def compare_blobs(
                 await valid_ranges(actual, win.start, win.end),
             )
         )
-        n, mismatch = await compare_regions(expected, actual, regions)
+        n, mismatch = await compare_regions(expected, actual, regions, concurrency=concurrency)
         compared += n
         if mismatch is not None:
             return Comparison(expected_size, actual_size, compared, mismatch)

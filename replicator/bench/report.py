@@ -161,6 +161,7 @@ def chart(rows: list[Row], path: Path) -> bool:
 def save(rows: list[Row], out: Path, total_seconds: float, args: argparse.Namespace) -> None:
     """The measurements beside the report (`.json`), so `replicate bench --render` can rewrite the
     report (e.g. after editing method.md) without measuring again."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "total_seconds": total_seconds,
         "scale": args.scale,

@@ -78,7 +78,7 @@ def _without_clear_overlap(change: list[Extent]) -> list[Extent]:
 
 def contiguous(rng: random.Random, scale: float) -> Scenario:
     size = 64 * GiB
-    total = max(8 * MiB, int(2 * GiB * scale) // (4 * MiB) * (4 * MiB))
+    total = max(8 * MiB, int(1 * GiB * scale) // (4 * MiB) * (4 * MiB))
     parts = 4
     extents = [Extent(8 * GiB * (i + 1), total // parts) for i in range(parts)]
     return Scenario(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from azure.core.exceptions import HttpResponseError
 
@@ -40,11 +42,12 @@ class FakeReader:
         self.failures = list(failures)
         self.reads = 0
 
-    async def read(self, url: str, r: ranges.Range) -> bytes:
+    async def read(self, url: str, r: ranges.Range) -> tuple[bytes, bytes]:
         self.reads += 1
         if self.failures:
             raise self.failures.pop(0)
-        return b"\1" * r.length
+        data = b"\1" * r.length
+        return data, hashlib.md5(data).digest()
 
 
 class FakeTarget:
@@ -52,7 +55,7 @@ class FakeTarget:
         self.failures = list(failures)
         self.writes = 0
 
-    async def put_pages(self, op: ranges.Op, data: bytes) -> None:
+    async def put_pages(self, op: ranges.Op, data: bytes, md5: bytes) -> None:
         self.writes += 1
         if self.failures:
             raise self.failures.pop(0)
