@@ -159,9 +159,8 @@ KNOBS: tuple[Knob, ...] = (
         "Chunk writes in flight (1-64).",
         "64: a page blob serves ~500 requests/s; at a 60 ms round trip server mode needs 30+ requests "
         "in flight and stream mode (two round trips per chunk) 60+ (measured, 20,000 small writes: "
-        "server 16 reached 235/s and 48 the full 500/s; stream 48 took 1.42x the per-blob bound and 64 "
-        "1.10x; docs/benchmarks.md); large chunks are "
-        "bounded by --max-in-flight instead",
+        "server 16 reached 235/s and 48 the full 500/s; stream 48 took 1.42x the per-blob bound and "
+        "64 1.10x; docs/benchmarks.md); large chunks are bounded by --max-in-flight instead",
         "none beyond --max-in-flight",
         _int,
     ),

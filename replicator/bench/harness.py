@@ -275,8 +275,9 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
                     one = bench.measure(scenario, disks[:1], latency, "server", "server (1 disk)")
                     rows.append(one)
                     _say(report.line(one))
-        report.save(rows, args.out, time.monotonic() - started, args)
-        report.write(rows, args.out, time.monotonic() - started, args)
+        elapsed = time.monotonic() - started
+        report.save(rows, args.out, elapsed, args)
+        report.write(rows, args.out, elapsed, args)
         _say(f"wrote {args.out}")
         return 0 if all(r.verified in ("equal", "sampled") for r in rows) else 1
     finally:

@@ -158,6 +158,10 @@ def chart(rows: list[Row], path: Path) -> bool:
     return True
 
 
+def _platform() -> str:
+    return f"{platform.machine()} / Python {platform.python_version()}"
+
+
 def save(rows: list[Row], out: Path, total_seconds: float, args: argparse.Namespace) -> None:
     """The measurements beside the report (`.json`), so `replicate bench --render` can rewrite the
     report (e.g. after editing method.md) without measuring again."""
@@ -166,7 +170,7 @@ def save(rows: list[Row], out: Path, total_seconds: float, args: argparse.Namesp
         "total_seconds": total_seconds,
         "scale": args.scale,
         "latencies": args.latencies,
-        "platform": f"{platform.machine()} / Python {platform.python_version()}",
+        "platform": _platform(),
         "rows": [asdict(r) for r in rows],
     }
     out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
@@ -185,7 +189,7 @@ def write(
     rows: list[Row], out: Path, total_seconds: float, args: argparse.Namespace, measured_on: str | None = None
 ) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    measured_on = measured_on or f"{platform.machine()} / Python {platform.python_version()}"
+    measured_on = measured_on or _platform()
     png = out.with_suffix(".png")
     has_chart = chart(rows, png)
     body = [_cells(r, _find(rows, r.scenario, r.latency_ms, "baseline")) for r in rows]
