@@ -16,7 +16,7 @@ import math
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -541,12 +541,27 @@ class BlobBackend:
     ) -> BlobProps:
         if len(data) > MAX_PUT_PAGE:
             raise errors.request_body_too_large(f"A Put Page writes at most {MAX_PUT_PAGE} bytes.")
+        ref = SnapshotRef(account, container, blob, None)
+        return self._page_write(
+            ref, offset, len(data), lease_id, conditions, lambda layer: self.store.write(layer, offset, data)
+        )
+
+    def _page_write(
+        self,
+        ref: SnapshotRef,
+        offset: int,
+        length: int,
+        lease_id: str | None,
+        conditions: Conditions | None,
+        apply: Callable[[int], None],
+    ) -> BlobProps:
+        """One page write, clear or copy: checks (lease, conditions, range), `apply(layer)`, new ETag."""
         with self._tx():
-            row = self._writable(account, container, blob, lease_id, conditions)
-            self._page_target(row, offset, len(data))
-            self.store.write(row[5], offset, data)
+            row = self._writable(ref.account, ref.container, ref.blob, lease_id, conditions)
+            self._page_target(row, offset, length)
+            apply(row[5])
             self._touch(row)
-            return self._props(self._row(account, container, blob, None))
+            return self._props(self._row(ref.account, ref.container, ref.blob, None))
 
     def copy_pages(
         self,
@@ -565,13 +580,16 @@ class BlobBackend:
 
         The caller has checked the length against MAX_PUT_PAGE and the source range against its size.
         """
-        with self._tx():
-            source_row = self._row(source.account, source.container, source.blob, source.snapshot)
-            row = self._writable(account, container, blob, lease_id, conditions)
-            self._page_target(row, offset, length)
-            self.store.copy(source_row[5], source_offset, row[5], offset, length)
-            self._touch(row)
-            return self._props(self._row(account, container, blob, None))
+        source_layer = self._row(source.account, source.container, source.blob, source.snapshot)[5]
+        ref = SnapshotRef(account, container, blob, None)
+        return self._page_write(
+            ref,
+            offset,
+            length,
+            lease_id,
+            conditions,
+            lambda layer: self.store.copy(source_layer, source_offset, layer, offset, length),
+        )
 
     def clear_pages(
         self,
@@ -584,12 +602,10 @@ class BlobBackend:
         lease_id: str | None = None,
         conditions: Conditions | None = None,
     ) -> BlobProps:
-        with self._tx():
-            row = self._writable(account, container, blob, lease_id, conditions)
-            self._page_target(row, offset, length)
-            self.store.clear(row[5], offset, length)
-            self._touch(row)
-            return self._props(self._row(account, container, blob, None))
+        ref = SnapshotRef(account, container, blob, None)
+        return self._page_write(
+            ref, offset, length, lease_id, conditions, lambda layer: self.store.clear(layer, offset, length)
+        )
 
     def read(
         self, account: str, container: str, blob: str, snapshot: str | None, offset: int, length: int

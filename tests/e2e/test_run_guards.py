@@ -4,6 +4,7 @@ under the same name, a target corrupted before the commit (--verify)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 
 import pytest
@@ -100,7 +101,8 @@ def test_verify_fails_before_the_commit_on_a_corrupted_target(
     async def write_then_corrupt(self, job, *args, **kwargs):
         await real_write(self, job, *args, **kwargs)
         # a changed page, written through the run's own target (it holds the lease)
-        await self.target.put_pages(Op("copy", Range(MiB, MiB + 512)), b"x" * 512)
+        junk = b"x" * 512
+        await self.target.put_pages(Op("copy", Range(MiB, MiB + 512)), junk, hashlib.md5(junk).digest())
 
     monkeypatch.setattr(pipeline.JobRunner, "_write", write_then_corrupt)
     failed = replicate("--source", disk.id, "--target", url, "--json", "--verify")
