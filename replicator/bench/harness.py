@@ -157,7 +157,7 @@ class Bench:
         """Each command under `py-spy record` (flame graph SVG per child in the profile folder)."""
         assert self.profile is not None
         self.profile.mkdir(parents=True, exist_ok=True)
-        spy = str(Path(sys.executable).with_name("py-spy"))
+        spy = str(py_spy())
         return [
             ([spy, "record", "--rate", "100", "-o", str(self.profile / f"{name}-{i}.svg"), "--", *cmd], env)
             for i, (cmd, env) in enumerate(commands)
@@ -230,6 +230,11 @@ class Bench:
             ]
         ok = asyncio.run(_compare_all(sources, targets, points))
         return "equal" if ok else "DIFFERENT"
+
+
+def py_spy() -> Path:
+    """The profiler `--profile` runs, from this interpreter's environment (the `bench` extra)."""
+    return Path(sys.executable).with_name("py-spy")
 
 
 async def _compare_all(sources: list[str], targets: list[str], points: list[str | None]) -> bool:
@@ -334,8 +339,18 @@ def main(argv: list[str]) -> int:
         help="measure nothing: rewrite --out (and its chart) from the .json a run saved beside it",
     )
     args = parser.parse_args(argv)
+    if args.profile is not None and not py_spy().exists():
+        parser.error(
+            f"--profile needs py-spy beside {sys.executable}; install it with pip install -e '.[bench]'."
+        )
     if args.render is not None:
-        report.render(args.render, args.out)
+        fix = "give the .json a bench run saved beside its report"
+        try:
+            report.render(args.render, args.out)
+        except OSError as exc:
+            parser.error(f"cannot read {args.render} ({exc.strerror}); {fix}.")
+        except (ValueError, KeyError, TypeError):
+            parser.error(f"{args.render} is not a bench measurement file; {fix}.")
         return 0
     if args.data_dir is not None:
         return run(args, args.data_dir)
