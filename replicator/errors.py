@@ -7,6 +7,11 @@ decides the exit code, so the CLI never has to guess from a message.
   budget ran out with the checkpoint saved. All mean "nothing is wrong; run again later"; the
   `--json` status (`locked`, `limited`, `incomplete`) tells them apart.
 - ReplicationError (exit 1): the run failed; earlier restore points are untouched.
+- UnprotectedError (exit 4): the run found nothing it can ever replicate (no incremental snapshot
+  of the disk where it looked): nothing failed, but the source is not protected, and a scheduler
+  must not see that as success. Never 0.
+- EXIT_STALE (5): `replicate status` found a target older than `--max-age`, or a run that stopped
+  part-way and was not resumed; not an error class (status reports, it does not raise).
 - Interrupted (exit 128 + signal: 130 for SIGINT, 143 for SIGTERM): a signal stopped the run after
   every cleanup ran (grants revoked, checkpoint saved, lease released); a rerun resumes.
 
@@ -24,6 +29,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_RETRY_LATER = 3
+EXIT_UNPROTECTED = 4
+EXIT_STALE = 5
 
 
 class ReplicatorError(Exception):
@@ -45,15 +52,30 @@ class LockedError(ReplicatorError):
 
 
 class LimitError(ReplicatorError):
-    """A service limit refused us and waiting within our time limit did not clear it."""
+    """A service limit refused us and waiting within our time limit did not clear it.
+
+    `retry_after_seconds`: when the limit is known to clear (a snapshot rate window), else None; the
+    `--json` envelope carries it so a scheduler can wait exactly that long.
+    """
 
     exit_code = EXIT_RETRY_LATER
+
+    def __init__(self, message: str, *, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ReplicationError(ReplicatorError):
     """The run failed after it started; the target keeps its checkpoint and earlier restore points."""
 
     exit_code = EXIT_FAILED
+
+
+class UnprotectedError(ReplicatorError):
+    """Nothing the run can replicate exists (the disk has no incremental snapshot where it looked):
+    the source is not protected, which a scheduled run must never report as success."""
+
+    exit_code = EXIT_UNPROTECTED
 
 
 class IncompleteError(ReplicatorError):
@@ -81,6 +103,7 @@ _STATUSES: tuple[tuple[type[ReplicatorError], str], ...] = (
     (LimitError, "limited"),
     (UserError, "bad input"),
     (Interrupted, "interrupted"),
+    (UnprotectedError, "unprotected"),
 )
 
 
