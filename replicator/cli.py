@@ -13,30 +13,27 @@ import importlib
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from replicator import interrupt, jsonlog
 from replicator.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Interrupted, ReplicatorError, status_of
 from replicator.messages import clip
-from replicator.output import emit_json, human_size, wants_json
-from replicator.progress import Progress, SnapshotResult
+from replicator.output import emit_json, envelope, flag_value, human_size, target_display, wants_json
+from replicator.progress import RunResult, SnapshotResult, Tally
 from replicator.redact import redact
 
 log = logging.getLogger("replicator")
 
 
-class TerminalProgress(Progress):
+class TerminalProgress(Tally):
     """Human lines on stderr and, on a terminal, a rich bar: bytes copied of bytes to copy, rate, ETA."""
 
     def __init__(self, stream: TextIO, *, bar: bool) -> None:
+        super().__init__()
         self.stream = stream
-        self.done: list[SnapshotResult] = []
         self._bar: Any = None
         self._task: Any = None
-        self._total = 0  # bytes to copy, known as the listing streams in
-        self._skipped = 0  # bytes below a resumed run's checkpoint
-        self._cleared = 0
-        self._size = 0
         if bar:
             from rich.console import Console
             from rich.progress import (
@@ -72,30 +69,31 @@ class TerminalProgress(Progress):
         self.line(text)
 
     def on_snapshot_start(self, result: SnapshotResult, index: int, total: int) -> None:
+        super().on_snapshot_start(result, index, total)
         self.line(f"[{index}/{total}] {result.snapshot_name}: {result.mode} copy ({result.reason})")
-        self._total, self._skipped, self._cleared, self._size = 0, 0, 0, result.size_bytes
         if self._bar is not None:
             self._bar.start()
             self._task = self._bar.add_task(result.snapshot_name, total=None, note="listing")
 
     def on_planned(self, copy_bytes: int, clear_bytes: int) -> None:
-        self._total += copy_bytes
-        self._cleared += clear_bytes
+        super().on_planned(copy_bytes, clear_bytes)
         if self._task is not None:
-            self._bar.update(self._task, total=self._total)
+            self._bar.update(self._task, total=self.planned)
 
     def on_listing_done(self) -> None:
-        if self._task is not None:
-            unchanged = max(0, self._size - self._total - self._cleared)
+        super().on_listing_done()
+        if self._task is not None and self.current is not None:
+            unchanged = max(0, self.current.size_bytes - self.planned - self.cleared)
             note = f"{human_size(unchanged)} unchanged, skipped"
-            self._bar.update(self._task, total=self._total, note=note)
+            self._bar.update(self._task, total=self.planned, note=note)
 
     def on_skipped(self, nbytes: int) -> None:
-        self._skipped += nbytes
+        super().on_skipped(nbytes)
         if self._task is not None:
-            self._bar.update(self._task, note=f"resumed: {human_size(self._skipped)} already copied")
+            self._bar.update(self._task, note=f"resumed: {human_size(self.skipped)} already copied")
 
     def on_written(self, nbytes: int) -> None:
+        super().on_written(nbytes)
         if self._task is not None:
             self._bar.advance(self._task, nbytes)
 
@@ -104,7 +102,7 @@ class TerminalProgress(Progress):
             self._bar.update(self._task, note=f"retrying ({error[:60]})")
 
     def on_snapshot_done(self, result: SnapshotResult) -> None:
-        self.done.append(result)
+        super().on_snapshot_done(result)
         if self._bar is not None:
             self._bar.stop()
             self._bar.remove_task(self._task)
@@ -136,17 +134,20 @@ def replicate_main(args: list[str]) -> int:
     """The main call: load the config, run the pipeline, print the outcome; returns the exit code.
 
     SIGINT and SIGTERM cancel the run; its cleanups run, then it exits 128 + the signal's number
-    (replicator.interrupt). The `--json` status names the ending: replicator.errors.status_of.
+    (replicator.interrupt). The envelope's status names the ending: replicator.errors.status_of.
+    Success and failure print one envelope of one shape (replicator.output.envelope): a failure
+    carries every snapshot the run started, with its bytes done and remaining (progress.Tally).
     """
     from replicator import config as config_module
 
+    started = datetime.now(UTC)
     try:
         config = config_module.load(args, epilog=EPILOG)
     except ReplicatorError as err:
         print(_failure_line(status_of(err), str(err)), file=sys.stderr)
         if wants_json(args, os.environ):
-            document = {"status": status_of(err), "exit_code": err.exit_code, "error": redact(str(err))}
-            emit_json(document | {"snapshots": []})
+            run = RunResult(flag_value(args, "--source") or "", target_display(args) or "")
+            _emit(run, started, err, str(err))
         return err.exit_code
     jsonlog.setup(config.log_level)
     progress = TerminalProgress(sys.stderr, bar=sys.stderr.isatty() and not config.json)
@@ -156,7 +157,6 @@ def replicate_main(args: list[str]) -> int:
         result = interrupt.run(replicate(config, progress))
     except Exception as err:
         progress.close()
-        code = err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
         if isinstance(err, Interrupted):
             message = f"{err} A rerun resumes from the last checkpoint."
         elif isinstance(err, ReplicatorError):
@@ -166,22 +166,35 @@ def replicate_main(args: list[str]) -> int:
             log.debug("unexpected failure", exc_info=True)
         print(_failure_line(status_of(err), message), file=sys.stderr)
         if config.json:
-            emit_json(
-                {
-                    "source": config.source,
-                    "status": status_of(err),
-                    "exit_code": code,
-                    "error": redact(message),
-                    "snapshots": [s.to_json() for s in progress.done],
-                }
-            )
-        return code
+            run = RunResult(config.source, target_display([], config.target) or "")
+            run.snapshots = progress.snapshots()
+            _emit(run, started, err, message)
+        return err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
     progress.close()
     if not result.snapshots:
         progress.line(f"nothing new to replicate from {config.source}")
     if config.json:
-        emit_json(result.to_json())
+        _emit(result, started)
     return EXIT_OK
+
+
+def _emit(run: RunResult, started: datetime, err: BaseException | None = None, message: str = "") -> None:
+    """Print the run's envelope; `err` (None: success) decides the status and exit code."""
+    if err is None:
+        status, code = run.status, EXIT_OK
+    else:
+        status, code = status_of(err), err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
+    emit_json(
+        envelope(
+            "replicate",
+            status=status,
+            exit_code=code,
+            error=redact(message) if err is not None else None,
+            retry_after_seconds=getattr(err, "retry_after_seconds", None),
+            started_at=started,
+            payload=run.to_json(),
+        )
+    )
 
 
 SUBCOMMANDS = {

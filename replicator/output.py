@@ -1,8 +1,14 @@
-"""What every command prints the same way: human sizes and the one `--json` document.
+"""What every command prints the same way: human sizes, times and the one `--json` envelope.
 
-`replicate` (replicator.cli) and its restore-point subcommands (replicator.restore_cli) share these,
-so a size reads the same in a progress line and in `replicate list`, and every JSON document goes
-through replicator.redact on its way out.
+`replicate` (replicator.cli) and its subcommands (replicator.restore_cli) share these, so a size
+reads the same in a progress line and in `replicate list`, a time is UTC with `Z` everywhere, and
+every JSON document is one envelope (`envelope`, schema in docs/schema/envelope.schema.json) that
+goes through replicator.redact on its way out.
+
+Why one envelope: a scheduler or a monitoring probe parses the document of every command the same
+way, success or failure: `status` and `exit_code` say what happened, `error` is null on success,
+`started_at`/`ended_at` say when, and the command's own fields follow. A consumer checks
+`schema_version` (bumped only when a field changes meaning or goes away; new fields do not bump it).
 """
 
 from __future__ import annotations
@@ -30,6 +36,55 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+SCHEMA_VERSION = 1
+"""Version of the JSON envelope; see the module docstring for when it changes."""
+
+ENVELOPE_KEYS = (
+    "schema_version",
+    "command",
+    "status",
+    "exit_code",
+    "error",
+    "retry_after_seconds",
+    "started_at",
+    "ended_at",
+)
+"""The envelope's own fields; a command's payload may not use these names."""
+
+
+def iso_z(moment: datetime) -> str:
+    """`2026-12-03T07:30:00.123456Z`: the one form of a time in JSON and in tables (UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def envelope(
+    command: str,
+    *,
+    status: str,
+    exit_code: int,
+    started_at: datetime,
+    payload: Mapping[str, Any],
+    error: str | None = None,
+    retry_after_seconds: float | None = None,
+    ended_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The one JSON document of `command`: the envelope's fields, then the command's `payload`."""
+    clash = set(ENVELOPE_KEYS) & set(payload)
+    if clash:
+        raise ValueError(f"payload fields {sorted(clash)} are the envelope's own")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "command": command,
+        "status": status,
+        "exit_code": exit_code,
+        "error": error,
+        "retry_after_seconds": retry_after_seconds,
+        "started_at": iso_z(started_at),
+        "ended_at": iso_z(ended_at or datetime.now(UTC)),
+        **payload,
+    }
+
+
 def utc_time(text: str) -> str:
     """An ISO 8601 time as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC), the form of restore point IDs; else as is.
 
@@ -41,12 +96,42 @@ def utc_time(text: str) -> str:
         return text
     if moment.tzinfo is None:
         return text
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_z(moment)
 
 
 def emit_json(document: Mapping[str, Any]) -> None:
     """Print `document` on stdout as the command's one JSON document, redacted."""
     print(redact(json.dumps(document, indent=2, sort_keys=True)), flush=True)
+
+
+def flag_value(argv: Sequence[str], flag: str) -> str | None:
+    """The value given to `flag` (`--flag V` or `--flag=V`) in raw `argv`; None when absent.
+
+    Only for documents about input that failed to parse: the parser is the authority otherwise.
+    """
+    for i, arg in enumerate(argv):
+        if arg.startswith(f"{flag}="):
+            return arg.split("=", 1)[1]
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def target_display(argv: Sequence[str], raw: str | None = None) -> str | None:
+    """The target (`raw`, else `--target` in argv, else REPLICATOR_TARGET) without its SAS, for an
+    envelope; None when there is none."""
+    import os
+
+    from replicator.errors import ReplicatorError
+    from replicator.target import parse_target_url  # here: target imports the Azure SDK
+
+    raw = raw or flag_value(argv, "--target") or os.environ.get("REPLICATOR_TARGET")
+    if not raw:
+        return None
+    try:
+        return parse_target_url(raw, allow_http=True).display
+    except ReplicatorError:
+        return redact(raw.split("?", 1)[0])
 
 
 def wants_json(argv: Sequence[str], env: Mapping[str, str]) -> bool:

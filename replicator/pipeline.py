@@ -43,6 +43,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import TypeVar
 
 import aiohttp
@@ -64,7 +65,7 @@ from replicator.budget import Budget
 from replicator.config import Config
 from replicator.errors import ReplicationError, ReplicatorError
 from replicator.inflight import ByteBudget, process_budget
-from replicator.progress import Progress, RunResult, SnapshotResult
+from replicator.progress import Progress, Protected, RunResult, SnapshotResult
 from replicator.redact import redact
 from replicator.source import (
     WAIT_TIMEOUT_SECONDS,
@@ -696,6 +697,7 @@ async def replicate(
                 for i, job in enumerate(jobs, 1):
                     run.snapshots.append(await runner.plan_only(job, i, len(jobs), inspection.exists))
                 run.status = "planned" if jobs else "nothing new"
+                run.protected = _protected(inspection.state)
                 return run
             await target.create(exported_size(snaps[-1]))
             async with (
@@ -723,4 +725,14 @@ async def replicate(
                         source, config.source, config.source_keep, state, progress.on_message
                     )
                 run.status = "replicated" if jobs else "nothing new"
+                run.protected = _protected(state)
     return run
+
+
+def _protected(state: State) -> Protected | None:
+    """The target's newest restore point and its source snapshot, as the state records them."""
+    if state.last is None or not state.last_restore_point:
+        return None
+    return Protected(
+        state.last_restore_point, state.last.id, state.last.name, datetime.fromisoformat(state.last.time)
+    )

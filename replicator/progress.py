@@ -11,7 +11,10 @@ increments and `on_listing_done` says the total is final.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from replicator.output import iso_z
 
 
 @dataclass
@@ -34,14 +37,31 @@ class SnapshotResult:
     seconds: float = 0.0
     restore_point: str | None = None
     verified: bool | None = None
+    committed: bool = False  # its restore point exists (or, with --plan, its plan is complete)
+    remaining_bytes: int | None = None  # bytes still to copy when the run ended: 0 when committed
+    listing_complete: bool = False  # False: remaining_bytes counts only what was listed so far
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass
+class Protected:
+    """What the target holds after a run: its newest restore point and the source snapshot in it."""
+
+    restore_point: str
+    snapshot_id: str
+    snapshot_name: str
+    snapshot_time: datetime
+
+    def lag_seconds(self, now: datetime) -> float:
+        """The RPO held now: how old the newest replicated source snapshot is."""
+        return round(max(0.0, (now - self.snapshot_time).total_seconds()), 3)
+
+
+@dataclass
 class RunResult:
-    """The outcome of one `replicate` run."""
+    """The outcome of one `replicate` run: the payload of its JSON envelope (replicator.output)."""
 
     source: str
     target: str
@@ -49,15 +69,27 @@ class RunResult:
     snapshots: list[SnapshotResult] = field(default_factory=list)
     snapshot_taken: str | None = None  # --snapshot-now: ARM ID of the snapshot this run took
     source_snapshots_deleted: list[str] = field(default_factory=list)  # --source-keep: ARM IDs deleted
+    protected: Protected | None = None  # the target's newest restore point when the run ended
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, now: datetime | None = None) -> dict[str, Any]:
+        """The payload (the envelope adds `status`); `now` dates the lag (default: the current time)."""
+        now = now or datetime.now(UTC)
+        point = self.protected
         return {
             "source": self.source,
             "target": self.target,
-            "status": self.status,
             "snapshots": [s.to_json() for s in self.snapshots],
             "snapshot_taken": self.snapshot_taken,
             "source_snapshots_deleted": self.source_snapshots_deleted,
+            "newest_restore_point": None
+            if point is None
+            else {
+                "id": point.restore_point,
+                "snapshot_id": point.snapshot_id,
+                "snapshot_name": point.snapshot_name,
+                "snapshot_time": iso_z(point.snapshot_time),
+            },
+            "lag_seconds": None if point is None else point.lag_seconds(now),
         }
 
 
@@ -87,3 +119,57 @@ class Progress:
 
     def on_snapshot_done(self, result: SnapshotResult) -> None:
         """The snapshot's restore point is committed (or, with --plan, its plan is complete)."""
+
+
+class Tally(Progress):
+    """Keeps what a run did so far: the committed snapshots and the one under way, with its bytes.
+
+    Why: any ending that is not success (a failure, the time budget, a signal) must still say, per
+    snapshot, how many bytes were done and how many remain; the pipeline raises instead of returning
+    a result then, so the listener is what knows. Subclasses render it (the CLI) or log it (jobs).
+    """
+
+    def __init__(self) -> None:
+        self.done: list[SnapshotResult] = []
+        self.current: SnapshotResult | None = None
+        self.planned = 0  # bytes to copy of the current snapshot, as listed so far (past any checkpoint)
+        self.written = 0  # of those, bytes written
+        self.cleared = 0
+        self.skipped = 0  # bytes below a resumed run's checkpoint
+        self.listing_complete = False
+
+    def on_snapshot_start(self, result: SnapshotResult, index: int, total: int) -> None:
+        self.current = result
+        self.planned = self.written = self.cleared = self.skipped = 0
+        self.listing_complete = False
+
+    def on_planned(self, copy_bytes: int, clear_bytes: int) -> None:
+        self.planned += copy_bytes
+        self.cleared += clear_bytes
+
+    def on_listing_done(self) -> None:
+        self.listing_complete = True
+
+    def on_skipped(self, nbytes: int) -> None:
+        self.skipped += nbytes
+
+    def on_written(self, nbytes: int) -> None:
+        self.written += nbytes
+
+    def on_snapshot_done(self, result: SnapshotResult) -> None:
+        result.committed, result.remaining_bytes, result.listing_complete = True, 0, True
+        self.done.append(result)
+        self.current = None
+
+    @property
+    def remaining(self) -> int:
+        """Bytes of the current snapshot listed but not yet written (a lower bound while listing)."""
+        return max(0, self.planned - self.written)
+
+    def snapshots(self) -> list[SnapshotResult]:
+        """Every snapshot this run started: the committed ones, then the one it stopped in (if any)."""
+        if self.current is None:
+            return list(self.done)
+        self.current.remaining_bytes = self.remaining
+        self.current.listing_complete = self.listing_complete
+        return [*self.done, self.current]

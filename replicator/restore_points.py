@@ -32,6 +32,7 @@ from azure.mgmt.compute.models import CreationData, Disk, DiskSku
 from replicator import vhd
 from replicator.config import Config
 from replicator.errors import ReplicationError, UserError
+from replicator.output import utc_time
 from replicator.ranges import Range
 from replicator.source import ArmSource
 from replicator.target import InProgress, PageBlobTarget, RestorePoint, State, TargetUrl
@@ -91,7 +92,7 @@ class PointInfo:
                 "name": self.snapshot_name,
                 "id": self.snapshot_id,
                 "unique_id": self.snapshot_unique_id,
-                "time_created": self.snapshot_time,
+                "time_created": utc_time(self.snapshot_time),
             },
             "size_bytes": self.size_bytes,
             "logical_sector_size": self.logical_sector_size,
@@ -231,7 +232,6 @@ class RestoreResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "status": "restored",
             "disk_id": self.disk_id,
             "sku": self.sku,
             "disk_size_bytes": self.size_bytes,
@@ -322,9 +322,8 @@ class PrunePlan:
     delete: list[PointInfo]
     protected: list[tuple[PointInfo, str]]
 
-    def to_json(self, *, dry_run: bool) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
-            "status": "planned" if dry_run else "pruned",
             "deleted": [p.to_json() for p in self.delete],
             "kept_by_rule": [{"id": p.id, "why": why} for p, why in self.protected],
         }

@@ -13,18 +13,27 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from replicator import config as config_module
 from replicator import interrupt
 from replicator.credentials import check_arm_endpoint
 from replicator.errors import EXIT_FAILED, EXIT_OK, ReplicatorError, UserError, status_of
-from replicator.output import emit_json, wants_json
+from replicator.output import emit_json, envelope, target_display, wants_json
 from replicator.pipeline import describe
 from replicator.redact import redact
 
-Outcome = tuple[bool, dict[str, Any], Callable[[], None]]
-"""What a subcommand returns: whether to print JSON, the JSON document, the human printer."""
+
+class Outcome(NamedTuple):
+    """What a subcommand returns when it ran to the end (an error is raised instead)."""
+
+    json: bool  # print the JSON envelope rather than the human output
+    status: str  # the envelope's status: "listed", "restored", "pruned", "planned", "fresh", ...
+    payload: dict[str, Any]  # the command's fields of the envelope
+    show: Callable[[], None]  # the human printer
+    exit_code: int = EXIT_OK  # non-zero without an error: `status` found a stale target
+
 
 COMMON_KNOBS = ("target", "arm_endpoint", "access_token", "allow_http", "json")
 """The main command's knobs these subcommands share (same flags, same environment variables); a
@@ -66,10 +75,15 @@ def run(
     argv: Sequence[str],
     work: Callable[[list[str]], Coroutine[Any, Any, Outcome]],
 ) -> int:
-    """Run `work(argv)`, print its outcome; map errors to one line (and a JSON document) and an exit code."""
+    """Run `work(argv)`, print its outcome; map errors to one line (and the JSON envelope) and an exit code.
+
+    `payload_on_error` is what the envelope of a failed run carries besides the error (the same
+    fields a success has, so both documents have one shape): at least the target.
+    """
+    started = datetime.now(UTC)
     want_json = wants_json(argv, os.environ)
     try:
-        want_json, document, show = interrupt.run(work(list(argv)))
+        outcome = interrupt.run(work(list(argv)))
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
     except Exception as err:
@@ -78,10 +92,28 @@ def run(
         kind = "interrupted" if status_of(err) == "interrupted" else "error"
         say(f"replicate {name}: {kind}: {message}")
         if want_json:
-            emit_json({"status": status_of(err), "exit_code": code, "error": redact(message)})
+            emit_json(
+                envelope(
+                    name,
+                    status=status_of(err),
+                    exit_code=code,
+                    error=redact(message),
+                    retry_after_seconds=getattr(err, "retry_after_seconds", None),
+                    started_at=started,
+                    payload={"target": target_display(argv)},
+                )
+            )
         return code
-    if want_json:
-        emit_json(document)
+    if outcome.json:
+        emit_json(
+            envelope(
+                name,
+                status=outcome.status,
+                exit_code=outcome.exit_code,
+                started_at=started,
+                payload=outcome.payload,
+            )
+        )
     else:
-        show()
-    return EXIT_OK
+        outcome.show()
+    return outcome.exit_code

@@ -48,7 +48,7 @@ async def _list(argv: list[str]) -> Outcome:
         for line in render(listing):
             print(line)
 
-    return config.json, listing.to_json(), show
+    return Outcome(config.json, "listed", listing.to_json(), show)
 
 
 def main(argv: list[str]) -> int:

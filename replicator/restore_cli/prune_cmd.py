@@ -39,7 +39,7 @@ async def _prune(argv: list[str]) -> Outcome:
         for point in plan.delete:
             print(f"{verb} {point.id} ({point.snapshot_name})")
 
-    return config.json, plan.to_json(dry_run=args.dry_run), show
+    return Outcome(config.json, "planned" if args.dry_run else "pruned", plan.to_json(), show)
 
 
 def main(argv: list[str]) -> int:

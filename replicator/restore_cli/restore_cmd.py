@@ -86,7 +86,7 @@ async def _restore(argv: list[str]) -> Outcome:
         )
         print(result.disk_id)
 
-    return config.json, result.to_json(), show
+    return Outcome(config.json, "restored", result.to_json(), show)
 
 
 def main(argv: list[str]) -> int:

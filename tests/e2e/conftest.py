@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from replicator import cli
+from tests import envelope
 from tests.e2e.world import Disk, World, pattern
 from tests.reliability.leaks import assert_no_leaks
 
@@ -33,7 +33,8 @@ class Run:
 
     @property
     def doc(self) -> dict[str, Any]:
-        return json.loads(self.out)
+        """The run's `--json` envelope, checked against the published schema (tests.envelope)."""
+        return envelope.parse(self.out)
 
 
 def cli_process(env: dict[str, str], *args: str, **kwargs: Any) -> subprocess.Popen[str]:

@@ -3,7 +3,6 @@ resumes from it to a byte-equal restore point. One writer per target: a held lea
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 
@@ -12,6 +11,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobLeaseClient
 
 from replicator.target import PageBlobTarget
+from tests import envelope
 from tests.e2e.conftest import cli_process, replicated_then_changed
 from tests.e2e.world import MiB, World, pattern
 
@@ -106,7 +106,7 @@ def test_killed_subprocess_resumes_byte_equal(world: World, emulator_env: dict[s
     rerun = cli_process(emulator_env, *args)
     out, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
-    entry = json.loads(out)["snapshots"][0]
+    entry = envelope.parse(out)["snapshots"][0]
     assert entry["resumed_from"] >= checkpoint > 0
     assert entry["copied_bytes"] < entry["changed_bytes"]
     world.assert_restore_point_equals(url, entry["restore_point"], s1)
@@ -132,7 +132,7 @@ def test_sas_revoked_mid_copy_is_regranted(world: World, emulator_env: dict[str,
     world.compute.snapshots.begin_revoke_access(world.rg, s1.rsplit("/", 1)[1]).result()
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
-    entry = json.loads(out)["snapshots"][0]
+    entry = envelope.parse(out)["snapshots"][0]
     assert entry["retries"] >= 1, "the revoked SAS was never noticed"
     world.assert_restore_point_equals(url, entry["restore_point"], s1)
     assert world.snapshot_state(s1) != "ActiveSAS"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 
 from replicator import cli
 from replicator.progress import SnapshotResult
+from tests import envelope
 
 
 def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
@@ -23,7 +23,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], mo
     captured = capsys.readouterr()
     assert captured.err.strip().count("\n") == 0
     assert captured.err.startswith("replicate: error: --source is required")
-    assert json.loads(captured.out)["exit_code"] == 2
+    assert envelope.parse(captured.out)["exit_code"] == 2
 
 
 def test_emulator_subcommand_is_dispatched(capsys: pytest.CaptureFixture[str]) -> None:

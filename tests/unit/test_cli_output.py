@@ -3,7 +3,6 @@ exact size-limit messages, restore names refused before anything is created, rea
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import pytest
@@ -21,6 +20,7 @@ from replicator.errors import (
 from replicator.output import human_size, wants_json
 from replicator.pipeline import State
 from replicator.target import MAX_BLOB_BYTES
+from tests import envelope
 from tests.unit.test_pipeline import DISK, IDENTITY, config, snap
 
 BASE = ["--source", DISK, "--target", "https://a.blob.core.windows.net/ccc/b"]
@@ -48,7 +48,7 @@ def test_json_status_names_each_ending(
     monkeypatch.setattr(pipeline, "replicate", ends)
     assert cli.main([*BASE, "--json"]) == code
     captured = capsys.readouterr()
-    doc = json.loads(captured.out)
+    doc = envelope.parse(captured.out)
     assert (doc["status"], doc["exit_code"], status_of(error)) == (status, code, status)
     [line] = captured.err.strip().splitlines()
     kind = status if status in ("incomplete", "interrupted") else "error"
@@ -58,7 +58,7 @@ def test_json_status_names_each_ending(
 def test_bad_config_honours_replicator_json(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("REPLICATOR_JSON", "true")
     assert cli.main([*BASE, "--concurrency", "0"]) == 2
-    doc = json.loads(capsys.readouterr().out)
+    doc = envelope.parse(capsys.readouterr().out)
     assert (doc["status"], doc["exit_code"]) == ("bad input", 2)
     assert "--concurrency must be between" in doc["error"]
 
@@ -128,7 +128,7 @@ def test_restore_refuses_invalid_names_before_anything(
     argv += [item for pair in names.items() for item in pair]
     assert cli.main(["restore", *argv]) == 2
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["status"] == "bad input"
+    assert envelope.parse(captured.out)["status"] == "bad input"
     [line] = captured.err.strip().splitlines()
     assert flag in line and "is not valid" in line, line
 
@@ -146,7 +146,7 @@ def test_restore_accepts_valid_names(monkeypatch: pytest.MonkeyPatch, capsys) ->
     argv = ["--target", "https://a.blob.core.windows.net/ccc/b", "--point", "latest", "--json"]
     argv += ["--disk-name", "A" * 80, "--resource-group", "rg_(dr)-1.x", "--location", "westeurope2"]
     assert cli.main(["restore", *argv]) == 3
-    assert json.loads(capsys.readouterr().out)["status"] == "locked"
+    assert envelope.parse(capsys.readouterr().out)["status"] == "locked"
     assert seen[0].disk_name == "A" * 80
 
 
