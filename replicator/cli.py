@@ -221,9 +221,10 @@ credentials: DefaultAzureCredential (`az login`, a managed identity), a bearer t
   REPLICATOR_ACCESS_TOKEN (environment only), or a SAS in --target.
 TLS: a private CA (the emulator's) goes in SSL_CERT_FILE (or REQUESTS_CA_BUNDLE), exported before
   the process starts.
-exit codes: 0 done (also nothing new); 1 failed, a rerun resumes; 2 bad input, nothing written;
-  3 run again later (`--json` status locked, limited or incomplete);
-  130 / 143 stopped by SIGINT / SIGTERM after revoking grants and releasing the lease.
+exit codes: 0 done: protected up to the newest snapshot (also nothing new); 1 failed, a rerun
+  resumes; 2 bad input, nothing written; 3 run again later (`--json` status locked, limited or
+  incomplete); 4 unprotected: no snapshot the run could replicate (never 0); 5 `status` found a
+  stale target; 130 / 143 stopped by SIGINT / SIGTERM after revoking grants and releasing the lease.
 """
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -367,11 +367,14 @@ async def prune(
     now: datetime,
     dry_run: bool,
     on_message: Callable[[str], None] = lambda _: None,
+    only: Collection[str] | None = None,
 ) -> PrunePlan:
     """Delete what `plan_prune` chooses, holding the base blob's lease (LockedError if a run holds it).
 
     A dry run plans from a lease-free read and deletes nothing. Prune never waits for a lease: a
     run holding it may be about to diff from any restore point's snapshot, so it refuses at once.
+    `only`: the restore point IDs an operator confirmed from a dry run; the plan made again under the
+    lease deletes no other (what was not shown is never deleted).
     """
     async with PageBlobTarget(replace(config, lease_wait_seconds=0)) as target:
         if dry_run:
@@ -382,6 +385,8 @@ async def prune(
         async with target.leased():
             listing = await list_points(target)  # read again under the lease: the state may have moved
             plan = plan_prune(listing.points, keep=keep, older_than_days=older_than_days, now=now)
+            if only is not None:
+                plan = replace(plan, delete=[p for p in plan.delete if p.id in only])
             for p in plan.delete:
                 on_message(f"deleting restore point {p.id} ({p.snapshot_name})")
                 await target.delete_restore_point(p.id)

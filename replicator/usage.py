@@ -23,7 +23,8 @@ _REWRITES: tuple[tuple[str, str], ...] = (
     ),
     (r"argument (\S+): (.*)", r"\1: \2"),
     (r"unrecognized arguments: (.*)", r"Unknown argument \1"),
-    (r"the following arguments are required: (.*)", r"\1 is required"),
+    (r"the following arguments are required: ([^,]*)", r"\1 is required"),
+    (r"the following arguments are required: (.*), ([^,]*)", r"\1 and \2 are required"),
 )
 
 

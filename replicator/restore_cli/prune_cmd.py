@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from datetime import UTC, datetime
 
-from replicator.output import plural
+from replicator.errors import UserError
+from replicator.output import plural, target_display
 from replicator.restore_cli import Outcome, load, parser, run, say
-from replicator.restore_points import prune
+from replicator.restore_points import PointInfo, prune
 
 
 async def _prune(argv: list[str]) -> Outcome:
@@ -20,16 +23,26 @@ async def _prune(argv: list[str]) -> Outcome:
         "--older-than", type=float, metavar="DAYS", help="delete restore points older than DAYS"
     )
     p.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="delete without asking (needed when not on a terminal, as for `az ... delete --yes`)",
+    )
     args = p.parse_args(argv)
     config = load(args)
-    plan = await prune(
-        config,
-        keep=args.keep,
-        older_than_days=args.older_than,
-        now=datetime.now(UTC),
-        dry_run=args.dry_run,
-        on_message=say,
-    )
+    policy = {"keep": args.keep, "older_than_days": args.older_than, "now": datetime.now(UTC)}
+    only = None
+    if not (args.dry_run or args.yes):
+        if not interactive():
+            raise UserError(
+                "prune deletes restore points and cannot ask here (not a terminal); add --yes to "
+                "confirm, or --dry-run to see what it would delete."
+            )
+        preview = await prune(config, **policy, dry_run=True)
+        if preview.delete and not await confirm(preview.delete, config.target):
+            raise UserError("Nothing was deleted: the deletion was not confirmed.")
+        only = {p.id for p in preview.delete}
+    plan = await prune(config, **policy, dry_run=args.dry_run, on_message=say, only=only)
 
     def show() -> None:
         verb = "would delete" if args.dry_run else "deleted"
@@ -40,6 +53,25 @@ async def _prune(argv: list[str]) -> Outcome:
             print(f"{verb} {point.id} ({point.snapshot_name})")
 
     return Outcome(config.json, "planned" if args.dry_run else "pruned", plan.to_json(), show)
+
+
+def interactive() -> bool:
+    """Whether a person can answer a question: stdin and stderr are both a terminal."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+async def confirm(points: list[PointInfo], target: str) -> bool:
+    """Show what would be deleted and ask; only `y` or `yes` confirms."""
+    for point in points:
+        say(f"would delete {point.id} ({point.snapshot_name})")
+    question = f"Delete {plural(len(points), 'restore point')} of {target_display([], target)}? [y/N] "
+    answer = await asyncio.to_thread(_ask, question)
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _ask(question: str) -> str:
+    print(question, end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline()
 
 
 def main(argv: list[str]) -> int:

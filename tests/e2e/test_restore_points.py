@@ -9,6 +9,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobLeaseClient
 
 from replicator.emulator import vhd as emulator_vhd
+from replicator.restore_cli import prune_cmd
 from tests.e2e.world import MiB, World, pattern
 
 
@@ -64,7 +65,7 @@ def test_list_restore_each_point_and_prune(world: World, replicate) -> None:
     dry = replicate("prune", "--target", url, "--keep", "1", "--dry-run", "--json")
     assert dry.code == 0 and [p["id"] for p in dry.doc["deleted"]] == [p["id"] for p in points[:2]]
     assert len(world.restore_points(url)) == 3
-    pruned = replicate("prune", "--target", url, "--older-than", "0")
+    pruned = replicate("prune", "--target", url, "--older-than", "0", "--yes")
     deleted = [line.split()[:2] for line in pruned.out.splitlines()]
     assert pruned.code == 0 and deleted == [["deleted", p["id"]] for p in points[:2]]
     assert "the newest restore point" in pruned.err
@@ -79,13 +80,34 @@ def test_prune_refuses_while_a_run_holds_the_lease(world: World, replicate) -> N
         lease = BlobLeaseClient(blob)
         lease.acquire(lease_duration=15)
         try:
-            locked = replicate("prune", "--target", url, "--keep", "1")
+            locked = replicate("prune", "--target", url, "--keep", "1", "--yes")
             assert locked.code == 3 and "lease" in locked.err
             listed = replicate("list", "--target", url, "--json")
             assert listed.doc["locked"] is True
         finally:
             lease.release()
     assert len(world.restore_points(url)) == 3
+
+
+def test_prune_asks_on_a_terminal_and_needs_yes_elsewhere(
+    world: World, replicate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = _three_points(world, replicate)
+    unattended = replicate("prune", "--target", url, "--keep", "1", "--json")
+    assert unattended.code == 2 and "--yes" in unattended.doc["error"]
+    assert len(world.restore_points(url)) == 3
+
+    questions: list[str] = []
+    monkeypatch.setattr(prune_cmd, "interactive", lambda: True)
+    monkeypatch.setattr(prune_cmd, "_ask", lambda q: questions.append(q) or "n\n")
+    declined = replicate("prune", "--target", url, "--keep", "1")
+    assert declined.code == 2 and "not confirmed" in declined.err
+    assert questions == [f"Delete 2 restore points of {url.split('?')[0]}? [y/N] "]
+    assert len(world.restore_points(url)) == 3
+
+    monkeypatch.setattr(prune_cmd, "_ask", lambda q: "yes\n")
+    accepted = replicate("prune", "--target", url, "--keep", "1")
+    assert accepted.code == 0 and len(world.restore_points(url)) == 1
 
 
 def test_restore_refusals(world: World, replicate) -> None:

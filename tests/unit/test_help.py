@@ -65,6 +65,11 @@ def test_plural_and_one_time_format() -> None:
         ("argument --keep: invalid int value: 'x'", "--keep: expected a whole number; got 'x'."),
         ("unrecognized arguments: --bogus", "Unknown argument --bogus."),
         ("the following arguments are required: --data-dir", "--data-dir is required."),
+        (
+            "the following arguments are required: --resource-group, --disk-name, --location",
+            "--resource-group, --disk-name and --location are required.",
+        ),
+        ("the following arguments are required: --a, --b", "--a and --b are required."),
         ("argument --max-bandwidth: expected one argument", "--max-bandwidth needs a value"),
     ],
 )

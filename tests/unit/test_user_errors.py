@@ -48,7 +48,7 @@ class _NoCredential:
         pass
 
 
-@pytest.mark.parametrize("command", [["list"], ["prune", "--keep", "1"], []])
+@pytest.mark.parametrize("command", [["list"], ["prune", "--keep", "1", "--yes"], []])
 def test_no_credential_is_one_sentence_and_exit_2(command, monkeypatch, capsys) -> None:
     monkeypatch.setattr(target, "async_credential", lambda *a: _NoCredential())
     monkeypatch.delenv("REPLICATOR_ACCESS_TOKEN", raising=False)
