@@ -50,7 +50,8 @@ def check_limits(created: list[datetime], now: datetime) -> None:
         free_at = recent[-SNAPSHOTS_PER_WINDOW] + SNAPSHOT_WINDOW
         raise LimitError(
             f"{len(recent)} incremental snapshots of the disk were taken in the last 5 minutes (Azure allows "
-            f"{SNAPSHOTS_PER_WINDOW}); run again after {free_at:%H:%M:%S} UTC."
+            f"{SNAPSHOTS_PER_WINDOW}); run again after {free_at:%H:%M:%S} UTC.",
+            retry_after_seconds=round((free_at - now).total_seconds(), 3),
         )
 
 

@@ -27,8 +27,10 @@ def test_seven_per_five_minutes() -> None:
     check_limits(recent, NOW)
     with pytest.raises(
         LimitError, match="7 incremental snapshots of the disk were taken in the last 5 minutes"
-    ):
+    ) as refused:
         check_limits([*recent, NOW - timedelta(seconds=200)], NOW)
+    # the oldest of the seven (200 s ago) leaves the window in 100 s: the envelope says so
+    assert refused.value.retry_after_seconds == 100
     # the oldest of the seven leaves the window: allowed again
     check_limits([*recent, NOW - timedelta(seconds=301)], NOW)
 
