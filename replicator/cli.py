@@ -15,11 +15,11 @@ import os
 import sys
 from typing import Any, TextIO
 
-from replicator import interrupt, jsonlog
+from replicator import interrupt, jsonlog, metrics
 from replicator.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Interrupted, ReplicatorError, status_of
 from replicator.messages import clip
 from replicator.output import emit_json, human_size, wants_json
-from replicator.progress import Progress, SnapshotResult
+from replicator.progress import Fanout, Progress, SnapshotResult
 from replicator.redact import redact
 
 log = logging.getLogger("replicator")
@@ -150,10 +150,11 @@ def replicate_main(args: list[str]) -> int:
         return err.exit_code
     jsonlog.setup(config.log_level)
     progress = TerminalProgress(sys.stderr, bar=sys.stderr.isatty() and not config.json)
+    meter = metrics.RunMeter("replicate", config.source, config.target)
     from replicator.pipeline import replicate
 
     try:
-        result = interrupt.run(replicate(config, progress))
+        result = interrupt.run(replicate(config, Fanout(progress, meter)))
     except Exception as err:
         progress.close()
         code = err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
@@ -175,12 +176,14 @@ def replicate_main(args: list[str]) -> int:
                     "snapshots": [s.to_json() for s in progress.done],
                 }
             )
+        meter.finish(status_of(err))
         return code
     progress.close()
     if not result.snapshots:
         progress.line(f"nothing new to replicate from {config.source}")
     if config.json:
         emit_json(result.to_json())
+    meter.finish(result.status)
     return EXIT_OK
 
 

@@ -43,6 +43,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import TypeVar
 
 import aiohttp
@@ -428,6 +429,7 @@ class JobRunner:
                 _restore_point_metadata(job, identity, size, result.reason)
             )
             result.restore_point = restore_point
+            self.progress.on_protected(job.snapshot.time_created)
             state = State(
                 identity.id if identity else None,
                 identity.unique_id if identity else None,
@@ -649,6 +651,14 @@ def _restore_point_metadata(
 # ---------------------------------------------------------------- the run
 
 
+def _report_protected(progress: Progress, state: State) -> None:
+    """Tell the listener the source time of the target's newest restore point (the lag is measured
+    from it); from the state already read, no request. Unreadable metadata reports nothing."""
+    if state.last is not None:
+        with contextlib.suppress(ValueError):
+            progress.on_protected(datetime.fromisoformat(state.last.time))
+
+
 async def _adopt_lost_commit(target: PageBlobTarget, state: State) -> State:
     """A run killed between its restore point and the state update: adopt that restore point."""
     progress = state.in_progress
@@ -678,6 +688,7 @@ async def replicate(
         run = RunResult(config.source, target.url.display)
         progress.on_message(f"inspecting {target.url.display}")
         inspection = await target.inspect()
+        _report_protected(progress, inspection.state)
         source = await ArmSource.open(config)
         async with source, contextlib.aclosing(SasBlobReader()) as reader:
             if config.snapshot_now and not config.plan:
@@ -710,6 +721,7 @@ async def replicate(
                 state = await _adopt_lost_commit(target, inspection.state)
                 if state != inspection.state:
                     await target.write_state(state)
+                _report_protected(progress, state)
                 jobs = await choose_jobs(source, config, state, identity, snaps)
                 for i, job in enumerate(jobs, 1):
                     if budget.expired():
