@@ -1,4 +1,4 @@
-"""replicator.metrics: the instruments, their units and attributes, the no-op default and the bounded flush."""
+"""replicator.metrics: instruments, units and attributes, the no-op default, the bounded flush."""
 
 from __future__ import annotations
 
@@ -26,9 +26,11 @@ from replicator.metrics import RunMeter, RunMetrics, record_run
 from replicator.progress import Fanout, Progress, SnapshotResult
 from replicator.redact import display_url
 
-DISK = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/disks/d1"
+SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000"
+DISK = f"{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Compute/disks/d1"
 TARGET = "https://dr.blob.core.windows.net/replicas/d1.vhd"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+IKEY = "00000000-0000-0000-0000-000000000001"
 WHERE = {"replicator.command": "replicate", "replicator.source": DISK, "replicator.target": TARGET}
 
 
