@@ -34,7 +34,8 @@ Where the points go, decided once per process from its environment:
   the `customMetrics` table. It never exports on a timer: `RunMeter.finish` flushes each run's
   points as the run ends, since a CLI process is gone right after and a Functions instance may be
   frozen once the invocation returns. One upload attempt (`retry_total=0`): a failed one stays in
-  the exporter's offline storage (the temp directory, 48 h) and goes out with the next run's.
+  the exporter's offline storage (the temp directory, 48 h) and goes out with the next run's, a
+  minute later at the earliest (the exporter's lease on a stored batch).
 - Otherwise: the global OpenTelemetry API meter, a no-op unless the application configured an SDK
   itself (`opentelemetry-instrument`, say); no SDK or exporter is imported, nothing goes on the
   network.
@@ -284,9 +285,10 @@ class RunMeter(Progress):
             record_run(self.metrics(status))
             if not flush():
                 log.warning(
-                    "the run's metrics did not reach Application Insights within %.0f s; "
-                    "they are sent with a later run's if the exporter kept them.",
+                    "Application Insights did not confirm the run's metrics within %.0f s; not waiting "
+                    "longer (check the IngestionEndpoint of %s and the network).",
                     FLUSH_SECONDS,
+                    CONNECTION_STRING_ENV,
                 )
         except Exception:  # metrics must never change how a run ends
             log.debug("recording the run's metrics failed", exc_info=True)

@@ -255,4 +255,4 @@ def test_a_dead_ingestion_endpoint_costs_a_bounded_wait_and_never_the_exit_code(
     assert proc.returncode == 0, err
     assert json.loads(out)["status"] == "replicated"
     assert b"/v2.1/track HTTP/1.1" in hole.received  # the upload was under way, and never answered
-    assert "did not reach Application Insights within 5 s" in err  # so the bound, not the answer, ended it
+    assert "did not confirm the run's metrics within 5 s" in err  # so the bound, not an answer, ended it
