@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from replicator import metrics
 from replicator.target import PageBlobTarget
+from tests.conftest import metric_points
 from tests.e2e.conftest import cli_process
 from tests.e2e.test_target_sas import _blob_sas
 from tests.e2e.world import MiB, World, pattern
@@ -28,30 +27,13 @@ from tests.reliability.leaks import assert_no_leaks
 IKEY = "00000000-0000-0000-0000-0000000000aa"
 
 
-@pytest.fixture
-def recorded() -> Iterator[InMemoryMetricReader]:
-    reader = InMemoryMetricReader()
-    metrics.install(MeterProvider(metric_readers=[reader]))
-    yield reader
-    metrics.install(None)
-
-
-def _points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any], Any]]]:
-    data = reader.get_metrics_data()
-    return {
-        metric.name: [(dict(p.attributes), p) for p in metric.data.data_points]
-        for resource in (data.resource_metrics if data else [])
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-    }
-
-
 def _source_time(world: World, url: str) -> datetime:
     """The source snapshot time of the target's newest restore point, as its metadata records it."""
     return datetime.fromisoformat(world.restore_points(url)[-1].metadata["snapshot_time"])
 
 
-def test_a_successful_run_records_runs_duration_bytes_and_lag(world: World, replicate, recorded) -> None:
+def test_a_successful_run_records_runs_duration_bytes_and_lag(world: World, replicate, metric_reader) -> None:
+    recorded = metric_reader()
     disk = world.create_disk("data", 1)
     world.write(disk, (MiB, pattern(1, 2 * MiB)))
     world.snapshot(disk)
@@ -61,7 +43,7 @@ def test_a_successful_run_records_runs_duration_bytes_and_lag(world: World, repl
     after = datetime.now(UTC)
     assert run.code == 0, run.err
     where = {"replicator.command": "replicate", "replicator.source": disk.id, "replicator.target": url}
-    got = _points(recorded)
+    got = {name: found for name, (_unit, found) in metric_points(recorded).items()}
     [(attributes, runs)] = got["replicator.runs"]
     assert (attributes, runs.value) == (where | {"replicator.run.status": "replicated"}, 1)
     [(attributes, duration)] = got["replicator.run.duration"]
@@ -77,7 +59,7 @@ def test_a_successful_run_records_runs_duration_bytes_and_lag(world: World, repl
 
 
 def test_a_failed_run_records_its_status_the_bytes_it_wrote_and_the_lag_held(
-    world: World, replicate, monkeypatch: pytest.MonkeyPatch
+    world: World, replicate, metric_reader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     disk = world.create_disk("data", 1)
     world.write(disk, (0, pattern(1, 4096)))
@@ -99,15 +81,11 @@ def test_a_failed_run_records_its_status_the_bytes_it_wrote_and_the_lag_held(
         return await real_copy(self, op, source_url)
 
     monkeypatch.setattr(PageBlobTarget, "copy_from_url", third_copy_fails)
-    reader = InMemoryMetricReader()
-    metrics.install(MeterProvider(metric_readers=[reader]))  # this run's points only
-    try:
-        before = datetime.now(UTC)
-        failed = replicate("--source", disk.id, "--target", url, "--json", "--concurrency", "1")
-        after = datetime.now(UTC)
-        got = _points(reader)
-    finally:
-        metrics.install(None)
+    reader = metric_reader()  # this run's points only
+    before = datetime.now(UTC)
+    failed = replicate("--source", disk.id, "--target", url, "--json", "--concurrency", "1")
+    after = datetime.now(UTC)
+    got = {name: found for name, (_unit, found) in metric_points(reader).items()}
     assert failed.code == 1 and failed.doc["status"] == "failed", failed.err
     where = {"replicator.command": "replicate", "replicator.source": disk.id, "replicator.target": url}
     [(attributes, runs)] = got["replicator.runs"]

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from replicator import metrics
 from replicator.metrics import RunMeter, RunMetrics, record_run
 from replicator.progress import Fanout, Progress, SnapshotResult
 from replicator.redact import display_url
+from tests.conftest import metric_points
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000"
 DISK = f"{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Compute/disks/d1"
@@ -35,30 +36,14 @@ WHERE = {"replicator.command": "replicate", "replicator.source": DISK, "replicat
 
 
 @pytest.fixture
-def reader() -> Iterator[InMemoryMetricReader]:
-    """Every point recorded during the test, through an SDK provider (replicator.metrics.install)."""
-    reader = InMemoryMetricReader()
-    metrics.install(MeterProvider(metric_readers=[reader]))
-    yield reader
-    metrics.install(None)
-
-
-def points(reader: InMemoryMetricReader) -> dict[str, tuple[str, list[tuple[dict[str, Any], Any]]]]:
-    """name -> (unit, [(attributes, point)]) of everything collected so far."""
-    data = reader.get_metrics_data()
-    found: dict[str, tuple[str, list[tuple[dict[str, Any], Any]]]] = {}
-    for resource in data.resource_metrics if data else []:
-        for scope in resource.scope_metrics:
-            assert scope.scope.name == "replicator"
-            for metric in scope.metrics:
-                found[metric.name] = (metric.unit, [(dict(p.attributes), p) for p in metric.data.data_points])
-    return found
+def reader(metric_reader: Callable[[], InMemoryMetricReader]) -> InMemoryMetricReader:
+    return metric_reader()
 
 
 def test_a_successful_run_records_every_instrument_with_its_unit_and_attributes(reader) -> None:
     run = RunMetrics("replicate", DISK, TARGET, "replicated", 12.5, 3 * 4096, NOW - timedelta(minutes=20))
     record_run(run, now=NOW)
-    got = points(reader)
+    got = metric_points(reader)
     assert sorted(got) == [
         "replicator.data.copied",
         "replicator.replica.lag",
@@ -78,7 +63,7 @@ def test_a_successful_run_records_every_instrument_with_its_unit_and_attributes(
 
 def test_a_failed_run_without_a_restore_point_records_no_lag(reader) -> None:
     record_run(RunMetrics("worker", DISK, TARGET, "failed", 3.25, 512, None), now=NOW)
-    got = points(reader)
+    got = metric_points(reader)
     assert "replicator.replica.lag" not in got
     where = WHERE | {"replicator.command": "worker"}
     [(attributes, runs)] = got["replicator.runs"][1]
@@ -135,7 +120,7 @@ def test_the_run_meter_hears_the_run_beside_the_shell_listener(reader) -> None:
         5120,
     )
     meter.finish("replicated")
-    [(attributes, point)] = points(reader)["replicator.replica.lag"][1]
+    [(attributes, point)] = metric_points(reader)["replicator.replica.lag"][1]
     assert attributes["replicator.command"] == "timer" and point.min >= 300
 
 
