@@ -280,7 +280,11 @@ class RunMeter(Progress):
         )
 
     def finish(self, status: str) -> None:
-        """Record the run as ended with `status` and flush (at most FLUSH_SECONDS); never raises."""
+        """Record the run as ended with `status` and flush (at most FLUSH_SECONDS); never raises.
+
+        A Ctrl-C during the wait ends the wait, not the process with a traceback: the run's outcome
+        is printed already and its exit code stands.
+        """
         try:
             record_run(self.metrics(status))
             if not flush():
@@ -290,5 +294,7 @@ class RunMeter(Progress):
                     FLUSH_SECONDS,
                     CONNECTION_STRING_ENV,
                 )
+        except KeyboardInterrupt:
+            log.debug("stopped waiting for the run's metrics")
         except Exception:  # metrics must never change how a run ends
             log.debug("recording the run's metrics failed", exc_info=True)

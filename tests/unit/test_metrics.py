@@ -189,12 +189,18 @@ def test_flush_is_bounded_when_the_endpoint_never_answers() -> None:
         metrics.install(None)
 
 
-def test_a_run_meter_never_raises_into_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*_args: Any, **_kwargs: Any) -> None:
-        raise RuntimeError("exporter bug")
+@pytest.mark.parametrize("surprise", [RuntimeError("exporter bug"), KeyboardInterrupt()])
+def test_a_run_meter_never_raises_into_the_run(
+    reader, monkeypatch: pytest.MonkeyPatch, surprise: BaseException
+) -> None:
+    """An exporter's bug, or a Ctrl-C while the CLI waits for the upload: the run ends as it would."""
 
-    monkeypatch.setattr(metrics, "record_run", broken)
+    def broken(*_args: Any, **_kwargs: Any) -> bool:
+        raise surprise
+
+    monkeypatch.setattr(metrics, "flush", broken)
     RunMeter("replicate", DISK, TARGET).finish("failed")  # no exception
+    assert metric_points(reader)["replicator.runs"][1][0][0]["replicator.run.status"] == "failed"
 
 
 def test_without_a_connection_string_no_sdk_or_exporter_is_imported() -> None:
