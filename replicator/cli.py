@@ -16,11 +16,11 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from replicator import interrupt, jsonlog
+from replicator import interrupt, jsonlog, metrics
 from replicator.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Interrupted, ReplicatorError, status_of
 from replicator.messages import clip
 from replicator.output import emit_json, envelope, flag_value, human_size, target_display, wants_json
-from replicator.progress import RunResult, SnapshotResult, Tally
+from replicator.progress import Fanout, RunResult, SnapshotResult, Tally
 from replicator.redact import redact
 
 log = logging.getLogger("replicator")
@@ -151,10 +151,11 @@ def replicate_main(args: list[str]) -> int:
         return err.exit_code
     jsonlog.setup(config.log_level)
     progress = TerminalProgress(sys.stderr, bar=sys.stderr.isatty() and not config.json)
+    meter = metrics.RunMeter("replicate", config.source, config.target)
     from replicator.pipeline import replicate
 
     try:
-        result = interrupt.run(replicate(config, progress))
+        result = interrupt.run(replicate(config, Fanout(progress, meter)))
     except Exception as err:
         progress.close()
         if isinstance(err, Interrupted):
@@ -167,14 +168,16 @@ def replicate_main(args: list[str]) -> int:
         print(_failure_line(status_of(err), message), file=sys.stderr)
         if config.json:
             run = RunResult(config.source, target_display([], config.target) or "")
-            run.snapshots = progress.snapshots()
+            run.snapshots, run.protected = progress.snapshots(), progress.protected
             _emit(run, started, err, message)
+        meter.finish(status_of(err))
         return err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
     progress.close()
     if not result.snapshots:
         progress.line(f"nothing new to replicate from {config.source}")
     if config.json:
         _emit(result, started)
+    meter.finish(result.status)
     return EXIT_OK
 
 

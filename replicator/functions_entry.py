@@ -71,7 +71,7 @@ async def on_timer(timer: Any, env: Mapping[str, str] | None = None) -> list[Out
         if budget.expired():
             event("job_skipped", disk=job.source, outcome="incomplete", reason="time budget spent")
             continue
-        outcomes.append(await run_job(job, env, budget=budget))
+        outcomes.append(await run_job(job, env, budget=budget, command="timer"))
     event("timer_done", jobs=len(jobs), outcomes=dict(Counter(o.status for o in outcomes)))
     failed = [o for o in outcomes if o.status in ("failed", "bad input")]
     if failed:
@@ -92,7 +92,7 @@ async def on_queue_message(message: Any, env: Mapping[str, str] | None = None) -
         except UserError as err:
             await follow_up(queue, "poison", received, None, str(err))
             return None
-        outcome = await run_job(job, env, budget=budget_from(env))
+        outcome = await run_job(job, env, budget=budget_from(env), command="queue")
         action = decide(outcome, received, max_dequeue(env))
         await follow_up(queue, action, received, outcome)
     if action == "retry":

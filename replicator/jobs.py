@@ -17,6 +17,7 @@ ReplicatorError): a fleet needs to know whether to delete a message, retry it, d
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from replicator import config as config_module
-from replicator import credentials
+from replicator import credentials, metrics
 from replicator.budget import Budget, BudgetSpent
 from replicator.errors import (
     EXIT_FAILED,
@@ -39,7 +40,7 @@ from replicator.errors import (
 )
 from replicator.jsonlog import event
 from replicator.pipeline import describe, replicate
-from replicator.progress import Progress, SnapshotResult
+from replicator.progress import Fanout, Progress, SnapshotResult
 
 log = logging.getLogger(__name__)
 
@@ -201,16 +202,23 @@ async def run_job(
     *,
     budget: Budget | None = None,
     run_id: str | None = None,
+    command: str,
 ) -> Outcome:
-    """Replicate one job with the knobs of `env` (default os.environ); every ending becomes an Outcome."""
+    """Replicate one job with the knobs of `env` (default os.environ); every ending becomes an Outcome.
+
+    `command` names the runner (`worker`, `timer`, `queue`) in the run's metrics (replicator.metrics),
+    which are recorded and flushed on every ending.
+    """
     env = os.environ if env is None else env
     run_id = run_id or uuid.uuid4().hex
     progress = _EventProgress(run_id, job)
+    meter = metrics.RunMeter(command, job.source, job.target)
     started = time.monotonic()
     event("job_start", run_id=run_id, disk=job.source, target=job.target)
     try:
         config = config_module.load(["--source", job.source, "--target", job.target], env)
-        result = await replicate(config, progress, budget or Budget(config.time_budget_seconds))
+        budget = budget or Budget(config.time_budget_seconds)
+        result = await replicate(config, Fanout(progress, meter), budget)
         outcome = Outcome(job, run_id, result.status, EXIT_OK)
     except ReplicatorError as err:
         status = status_of(err)
@@ -235,4 +243,5 @@ async def run_job(
         exit_code=outcome.exit_code,
         error=outcome.error,
     )
+    await asyncio.to_thread(meter.finish, outcome.status)  # a bounded wait, off the event loop
     return outcome

@@ -429,6 +429,9 @@ class JobRunner:
                 _restore_point_metadata(job, identity, size, result.reason)
             )
             result.restore_point = restore_point
+            self.progress.on_protected(
+                Protected(restore_point, job.snapshot.id, job.snapshot.name, job.snapshot.time_created)
+            )
             state = State(
                 identity.id if identity else None,
                 identity.unique_id if identity else None,
@@ -650,6 +653,14 @@ def _restore_point_metadata(
 # ---------------------------------------------------------------- the run
 
 
+def _report_protected(progress: Progress, state: State) -> None:
+    """Tell the listener the target's newest restore point (the lag is measured from its snapshot's
+    time); from the state already read, no request. Unreadable metadata reports nothing."""
+    with contextlib.suppress(ValueError):
+        if point := _protected(state):
+            progress.on_protected(point)
+
+
 async def _adopt_lost_commit(target: PageBlobTarget, state: State) -> State:
     """A run killed between its restore point and the state update: adopt that restore point."""
     progress = state.in_progress
@@ -679,6 +690,7 @@ async def replicate(
         run = RunResult(config.source, target.url.display)
         progress.on_message(f"inspecting {target.url.display}")
         inspection = await target.inspect()
+        _report_protected(progress, inspection.state)
         source = await ArmSource.open(config)
         async with source, contextlib.aclosing(SasBlobReader()) as reader:
             if config.snapshot_now and not config.plan:
@@ -712,6 +724,7 @@ async def replicate(
                 state = await _adopt_lost_commit(target, inspection.state)
                 if state != inspection.state:
                     await target.write_state(state)
+                _report_protected(progress, state)
                 jobs = await choose_jobs(source, config, state, identity, snaps)
                 for i, job in enumerate(jobs, 1):
                     if budget.expired():

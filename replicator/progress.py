@@ -6,6 +6,9 @@ human lines are one implementation (replicator.cli); tests record calls with ano
 
 Byte totals grow while listing streams (the plan is never held whole), so `on_planned` reports
 increments and `on_listing_done` says the total is final.
+
+A run has one listener; `Fanout` makes several one (the CLI's terminal and the run's metrics,
+replicator.metrics.RunMeter).
 """
 
 from __future__ import annotations
@@ -112,13 +115,42 @@ class Progress:
         """Bytes below a resume checkpoint that this run does not write again."""
 
     def on_written(self, nbytes: int) -> None:
-        """A chunk of `nbytes` was copied (or cleared) on the target."""
+        """A chunk of `nbytes` was copied onto the target (clears move no data and are not reported)."""
 
     def on_retry(self, what: str, attempt: int, delay: float, error: str) -> None:
         """A request failed transiently and is retried after `delay` seconds; `error` is redacted."""
 
     def on_snapshot_done(self, result: SnapshotResult) -> None:
         """The snapshot's restore point is committed (or, with --plan, its plan is complete)."""
+
+    def on_protected(self, point: Protected) -> None:
+        """The target's newest restore point is `point` (its source snapshot's time dates the lag).
+
+        Called once the target's state is read and again after each commit, so a run that fails
+        still says how old the replica is: now minus its snapshot time is the lag, the RPO held.
+        """
+
+
+class Fanout(Progress):
+    """Several listeners as one: every hook reaches each listener, in order."""
+
+    def __init__(self, *listeners: Progress) -> None:
+        self.listeners = listeners
+
+
+def _fan_out(name: str) -> Any:
+    def hook(self: Fanout, *args: Any) -> None:
+        for listener in self.listeners:
+            getattr(listener, name)(*args)
+
+    hook.__name__ = hook.__qualname__ = name
+    hook.__doc__ = getattr(Progress, name).__doc__
+    return hook
+
+
+# Generated from Progress itself, so a hook added there can never be dropped here.
+for _name in [name for name in vars(Progress) if name.startswith("on_")]:
+    setattr(Fanout, _name, _fan_out(_name))
 
 
 class Tally(Progress):
@@ -137,6 +169,10 @@ class Tally(Progress):
         self.cleared = 0
         self.skipped = 0  # bytes below a resumed run's checkpoint
         self.listing_complete = False
+        self.protected: Protected | None = None
+
+    def on_protected(self, point: Protected) -> None:
+        self.protected = point
 
     def on_snapshot_start(self, result: SnapshotResult, index: int, total: int) -> None:
         self.current = result

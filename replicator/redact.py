@@ -93,6 +93,20 @@ def redact_url(url: str) -> str:
     return redact(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
 
 
+def display_url(url: str) -> str:
+    """`url` without its query string, fragment and user:password: a name for a resource, not a credential.
+
+    Why, beside `redact_url`: a metric attribute or a label must hold nothing secret and nothing that
+    changes between runs (a SAS's expiry `se` would make every run a new time series).
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def redact_query(query: str) -> str:
     """A URL query string (a SAS token without its `?`) safe to print, by `redact_url`'s rules."""
     return redact("&".join(_redact_param(p) for p in query.split("&")))

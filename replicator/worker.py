@@ -118,7 +118,7 @@ class Worker:
             if self.stopping:
                 self.budget.stop(f"the worker was stopped ({self.stopping})")
             try:
-                outcome = await run_job(job, self.env, budget=self.budget)
+                outcome = await run_job(job, self.env, budget=self.budget, command="worker")
             finally:
                 self.budget = None
         await self.settle(holder[0], message, decide(outcome, message, self.max_dequeue), outcome)

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.storage.blob import BlobClient, BlobServiceClient
@@ -80,3 +81,33 @@ class BlobClients:
 @pytest.fixture
 def blob_clients(emulator_env: dict[str, str]) -> BlobClients:
     return BlobClients(emulator_env)
+
+
+@pytest.fixture
+def metric_reader() -> Iterator[Callable[[], Any]]:
+    """`start()` records the run metrics (replicator.metrics) into a new InMemoryMetricReader and returns
+    it; call it again to start afresh. The metrics are left to the environment after the test."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from replicator import metrics
+
+    def start() -> InMemoryMetricReader:
+        reader = InMemoryMetricReader()
+        metrics.install(MeterProvider(metric_readers=[reader]))
+        return reader
+
+    yield start
+    metrics.install(None)
+
+
+def metric_points(reader: Any) -> dict[str, tuple[str, list[tuple[dict[str, Any], Any]]]]:
+    """name -> (unit, [(attributes, point)]) of every metric the `replicator` meter recorded so far."""
+    data = reader.get_metrics_data()
+    return {
+        metric.name: (metric.unit, [(dict(p.attributes), p) for p in metric.data.data_points])
+        for resource in (data.resource_metrics if data else [])
+        for scope in resource.scope_metrics
+        if scope.scope.name == "replicator"
+        for metric in scope.metrics
+    }

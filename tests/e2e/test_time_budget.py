@@ -27,6 +27,13 @@ def test_diff_finishes_over_several_budgeted_runs(world: World, replicate) -> No
             break
         assert run.code == 3, run.err
         assert run.doc["status"] == "incomplete" and "Traceback" not in run.err
+        # the same shape as a success, and it says how far the snapshot got and how old the replica is
+        assert run.doc.keys() == first.doc.keys()
+        (stopped,) = run.doc["snapshots"]
+        assert stopped["snapshot_id"] == s2 and stopped["committed"] is False
+        assert stopped["remaining_bytes"] is not None and stopped["copied_bytes"] <= PIECES * MiB
+        assert run.doc["newest_restore_point"] == first.doc["newest_restore_point"]
+        assert run.doc["lag_seconds"] >= first.doc["lag_seconds"]
         assert world.snapshot_state(s2) != "ActiveSAS"
         with world.target(url) as blob:
             props = blob.get_blob_properties()

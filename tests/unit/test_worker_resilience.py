@@ -85,7 +85,8 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> Jobs:
     """run_job replaced by a job that takes `ran.seconds` and succeeds."""
     done = Jobs()
 
-    async def run_job(job: JobSpec, env: Any, *, budget: Any) -> Outcome:
+    async def run_job(job: JobSpec, env: Any, *, budget: Any, command: str) -> Outcome:
+        assert command == "worker"  # the runner's name in the run's metrics
         await asyncio.sleep(done.seconds)
         done.append(job)
         return Outcome(job, "run", "replicated", EXIT_OK)
