@@ -155,17 +155,19 @@ def judge(facts: Facts, now: datetime, max_age_seconds: float) -> Judgement:
     limit = human_duration(max_age_seconds)
     if facts.error is not None:
         return Judgement("unknown", facts.error)
+    problems = []
     if facts.newest is None:
         what = "the target blob does not exist" if facts.lease_held is None else "no restore point"
         if facts.run is not None:
             what += f" (a first copy is {facts.run.describe()})"
-        return Judgement("unprotected", f"{what}: nothing can be restored.")
+        problems.append(f"{what}: nothing can be restored")
     if facts.source_snapshots is not None and facts.source_snapshots.count == 0:
-        return Judgement(
-            "unprotected",
+        problems.append(
             "the source disk has no incremental snapshot: no run can add a restore point "
-            "(take one, or schedule runs with --snapshot-now).",
+            "(take one, or schedule runs with --snapshot-now)"
         )
+    if problems or facts.newest is None:
+        return Judgement("unprotected", "; ".join(problems) + ".")
     lag = facts.newest.lag_seconds(now)
     if lag > max_age_seconds:
         return Judgement("stale", f"the lag {human_duration(lag)} exceeds the maximum age {limit}.")

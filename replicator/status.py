@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from replicator import arm_ids
 from replicator.config import Config
-from replicator.errors import ReplicatorError
-from replicator.freshness import Checked, Count, Facts, RunState, SourceSnapshot, judge
-from replicator.jobs import JobSpec
+from replicator.errors import ReplicatorError, UserError
+from replicator.freshness import Checked, Count, Facts, RunState, SourceSnapshot, judge, parse_duration
+from replicator.jobs import DISCOVER_ENV, JOBS_ENV, JobSpec, load_jobs
 from replicator.pipeline import describe
 from replicator.progress import Protected
 from replicator.restore_points import PointInfo
@@ -40,6 +40,8 @@ from replicator.source import FAMILY_SAS_LIMIT, ArmSource
 from replicator.target import PageBlobTarget, parse_target_url
 
 log = logging.getLogger(__name__)
+
+MAX_AGE_ENV = "REPLICATOR_MAX_AGE"
 
 STATUS_CONCURRENCY = 8
 """Targets read at once. Each holds two storage clients (and their connections) and makes about five
@@ -102,7 +104,9 @@ async def _read_source(source: ArmSource, facts: Facts, replicated: set[str]) ->
     if disk is not None and arm_ids.parse(facts.source).kind != "disk":  # a job naming one snapshot
         disk, snaps = await source.resolve(disk.id)
     if not snaps:
-        return replace(facts, source_snapshots=Count(0, SNAPSHOTS_PER_DISK), active_grants=None)
+        return replace(
+            facts, source_snapshots=Count(0, SNAPSHOTS_PER_DISK), active_grants=Count(0, FAMILY_SAS_LIMIT)
+        )
     newest = snaps[-1]
     family = [s for s in snaps if s.family_id == newest.family_id]
     granted = sum(bool(s.disk_state and s.disk_state.startswith("ActiveSAS")) for s in family)
@@ -132,6 +136,42 @@ async def read(config: Config, source: ArmSource, job_source: str | None = None)
     return facts
 
 
+def max_age(raw: str | None, env: Mapping[str, str]) -> float:
+    """Seconds of --max-age, else of REPLICATOR_MAX_AGE; UserError (exit 2) when missing or malformed.
+
+    Required, with no default: a default would judge every replica against an RPO nobody chose, and
+    a probe that is green against the wrong RPO is the silent failure this command exists to end.
+    """
+    origin = "--max-age"
+    if raw is None and env.get(MAX_AGE_ENV):
+        raw, origin = env[MAX_AGE_ENV], f"{MAX_AGE_ENV} (environment variable)"
+    if raw is None:
+        raise UserError(
+            f"--max-age is required (or set {MAX_AGE_ENV}): the oldest a replica may be and still count as "
+            "fresh, e.g. 26h for a daily schedule."
+        )
+    try:
+        return parse_duration(raw)
+    except ValueError as exc:
+        raise UserError(f"{origin}: {exc}.") from None
+
+
+async def targets(config_target: str, env: Mapping[str, str]) -> list[JobSpec]:
+    """The jobs to check: `config_target` alone, else every job of REPLICATOR_JOBS / REPLICATOR_DISCOVER;
+    UserError when there is none (a probe that checks nothing must not pass)."""
+    if config_target:
+        return [JobSpec("", config_target)]
+    if not env.get(JOBS_ENV) and not env.get(DISCOVER_ENV):
+        raise UserError(
+            f"nothing to check: give --target (or REPLICATOR_TARGET), or set {JOBS_ENV} or {DISCOVER_ENV} "
+            "for a fleet."
+        )
+    jobs = await load_jobs(env)
+    if not jobs:
+        raise UserError(f"nothing to check: {DISCOVER_ENV} found no disk carrying the target tag.")
+    return jobs
+
+
 async def survey(
     config: Config,
     jobs: Sequence[JobSpec],
@@ -155,3 +195,8 @@ async def survey(
         facts = await asyncio.gather(*(one(job) for job in jobs))
     now = clock()
     return [Checked(f, judge(f, now, max_age_seconds), now) for f in facts]
+
+
+async def check(config: Config, max_age_seconds: float, env: Mapping[str, str]) -> list[Checked]:
+    """What `replicate status` and the Functions status timer run: judge every target (`targets`)."""
+    return await survey(config, await targets(config.target, env), max_age_seconds)

@@ -1,8 +1,7 @@
 """`replicate status [--target URL] --max-age DURATION [--json]`: how old is each DR copy?
 
-The library is replicator.status (reading) and replicator.freshness (verdicts, table); this module
-parses, picks the targets (one `--target`, else every job of REPLICATOR_JOBS / REPLICATOR_DISCOVER),
-prints, and returns the worst verdict's exit code.
+The library is replicator.status (which targets, reading them) and replicator.freshness (verdicts,
+table); this module parses, prints, and returns the worst verdict's exit code.
 """
 
 from __future__ import annotations
@@ -10,15 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import textwrap
-from collections.abc import Mapping
 
-from replicator.errors import UserError
-from replicator.freshness import EXIT_CODES, parse_duration, render, summary, worst
-from replicator.jobs import DISCOVER_ENV, JOBS_ENV, JobSpec, load_jobs
+from replicator.freshness import EXIT_CODES, render, summary, worst
+from replicator.jobs import DISCOVER_ENV, JOBS_ENV
 from replicator.restore_cli import Outcome, load, parser, run
-from replicator.status import survey
-
-MAX_AGE_ENV = "REPLICATOR_MAX_AGE"
+from replicator.status import MAX_AGE_ENV, check, max_age
 
 DESCRIPTION = (
     "Say how current each replica is: per target the newest restore point and its source snapshot, "
@@ -44,40 +39,6 @@ exit codes (the worst target decides; a confirmed problem outranks an unreadable
 """
 
 
-def max_age(raw: str | None, env: Mapping[str, str]) -> float:
-    """Seconds of --max-age, else of REPLICATOR_MAX_AGE; UserError (exit 2) when missing or malformed.
-
-    Required, with no default: a default would judge every replica against an RPO nobody chose, and
-    a probe that is green against the wrong RPO is the silent failure this command exists to end.
-    """
-    origin = "--max-age"
-    if raw is None and env.get(MAX_AGE_ENV):
-        raw, origin = env[MAX_AGE_ENV], f"{MAX_AGE_ENV} (environment variable)"
-    if raw is None:
-        raise UserError(
-            f"--max-age is required (or set {MAX_AGE_ENV}): the oldest a replica may be and still count as "
-            "fresh, e.g. 26h for a daily schedule."
-        )
-    try:
-        return parse_duration(raw)
-    except ValueError as exc:
-        raise UserError(f"{origin}: {exc}.") from None
-
-
-async def _jobs(config_target: str, env: Mapping[str, str]) -> list[JobSpec]:
-    if config_target:
-        return [JobSpec("", config_target)]
-    if not env.get(JOBS_ENV) and not env.get(DISCOVER_ENV):
-        raise UserError(
-            f"nothing to check: give --target (or REPLICATOR_TARGET), or set {JOBS_ENV} or {DISCOVER_ENV} "
-            "for a fleet."
-        )
-    jobs = await load_jobs(env)
-    if not jobs:
-        raise UserError(f"nothing to check: {DISCOVER_ENV} found no disk carrying the target tag.")
-    return jobs
-
-
 async def _status(argv: list[str]) -> Outcome:
     p = parser("status", textwrap.fill(DESCRIPTION, 79))
     p.epilog, p.formatter_class = EPILOG, argparse.RawDescriptionHelpFormatter
@@ -97,7 +58,7 @@ async def _status(argv: list[str]) -> Outcome:
     env = os.environ
     seconds = max_age(args.max_age, env)
     config = load(args, env, require_target=False)
-    checked = await survey(config, await _jobs(config.target, env), seconds)
+    checked = await check(config, seconds, env)
     verdict = worst([c.judgement.verdict for c in checked])
 
     def show() -> None:

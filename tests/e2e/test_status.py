@@ -61,9 +61,13 @@ def test_a_fleet_of_fresh_stale_and_unprotected(
     rows = {line.split()[0]: line.split() for line in lines[1:4]}
     assert rows[fresh][1] == "fresh" and rows[stale][1] == "stale" and rows[unprotected][1] == "unprotected"
     assert rows[fresh][2] == "fresh-snap" and rows[fresh][3].endswith("Z")
-    assert "2d 0h" in " ".join(rows[stale]) and rows[unprotected][-2:] == ["0/500", "-"]
+    assert "2d 0h" in " ".join(rows[stale]) and rows[unprotected][-2:] == ["0/500", "0/5"]
     assert f"{stale}: stale: the lag 2d 0h exceeds the maximum age 1d 2h." in lines
-    assert f"{unprotected}: unprotected: the target blob does not exist: nothing can be restored." in lines
+    assert (
+        f"{unprotected}: unprotected: the target blob does not exist: nothing can be restored; the source "
+        "disk has no incremental snapshot: no run can add a restore point (take one, or schedule runs with "
+        "--snapshot-now)."
+    ) in lines
     assert lines[-1] == "3 targets: 1 fresh, 1 stale, 1 unprotected (maximum age 1d 2h)"
 
     probe = replicate("status", "--max-age", "26h", "--json")

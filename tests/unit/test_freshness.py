@@ -27,9 +27,8 @@ from replicator.freshness import (
 )
 from replicator.output import envelope
 from replicator.progress import Protected
-from replicator.restore_cli.status_cmd import MAX_AGE_ENV, max_age
 from replicator.restore_points import PointInfo
-from replicator.status import newest_point
+from replicator.status import MAX_AGE_ENV, max_age, newest_point
 from replicator.target import InProgress, RestorePoint, SnapshotRef, State
 from tests import envelope as schema
 
