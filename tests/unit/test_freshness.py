@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from replicator import status
+from replicator.config import Config
 from replicator.errors import UserError
 from replicator.freshness import (
     EXIT_CODES,
@@ -25,6 +28,7 @@ from replicator.freshness import (
     summary,
     worst,
 )
+from replicator.jobs import JobSpec
 from replicator.output import envelope
 from replicator.progress import Protected
 from replicator.restore_points import PointInfo
@@ -310,3 +314,29 @@ def test_the_total_being_written_round_trips_through_the_metadata() -> None:
     older = {k: v for k, v in state.to_metadata().items() if k != "inprogress_total_bytes"}
     progress = State.from_metadata(older).in_progress
     assert progress is not None and progress.total_bytes is None
+
+
+async def test_a_fleet_is_read_through_one_arm_source_at_most_eight_targets_at_once(monkeypatch) -> None:
+    in_flight, most, opened = 0, 0, []
+    real_open = status.ArmSource.open
+
+    async def counting_open(config):
+        opened.append(config)
+        return await real_open(config)
+
+    async def fake_read(config, source, job_source=None) -> Facts:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        for _ in range(3):  # let every other task try to start meanwhile
+            await asyncio.sleep(0)
+        in_flight -= 1
+        return Facts(config.target, job_source)
+
+    monkeypatch.setattr(status.ArmSource, "open", counting_open)
+    monkeypatch.setattr(status, "read", fake_read)
+    jobs = [JobSpec(f"/d/{i}", f"https://a.blob.core.windows.net/ccc/t{i}.vhd") for i in range(100)]
+    checked = await status.survey(Config(source="", target="", access_token="t"), jobs, 60, clock=lambda: NOW)
+    assert most == status.STATUS_CONCURRENCY == 8 and len(opened) == 1
+    assert [c.facts.target for c in checked] == [j.target for j in jobs]  # in the jobs' order
+    assert {c.judgement.verdict for c in checked} == {"unprotected"} and checked[0].now == NOW
