@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replicator import status
+from replicator import cli, status
 from replicator.config import Config
 from replicator.errors import UserError
 from replicator.freshness import (
@@ -340,3 +340,15 @@ async def test_a_fleet_is_read_through_one_arm_source_at_most_eight_targets_at_o
     assert most == status.STATUS_CONCURRENCY == 8 and len(opened) == 1
     assert [c.facts.target for c in checked] == [j.target for j in jobs]  # in the jobs' order
     assert {c.judgement.verdict for c in checked} == {"unprotected"} and checked[0].now == NOW
+
+
+def test_status_help_names_the_verdicts_the_exit_codes_and_the_variables(capsys) -> None:
+    assert cli.main(["status", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "4 any target unprotected; else 5 any stale; else 1 any unknown; else 0 every target fresh." in text
+    )
+    assert "REPLICATOR_MAX_AGE" in text and "REPLICATOR_JOBS" in text and "--source" not in text
+    assert "(required)" not in text.split("--target TARGET", 1)[1].split("--json", 1)[0]
+    assert cli.main(["--help"]) == 0
+    assert "status how old each replica is" in " ".join(capsys.readouterr().out.split())
