@@ -1,5 +1,5 @@
-"""The replicator's Azure Functions app (Python v2 programming model): a timer and a queue trigger,
-both thin over replicator.functions_entry. Deployment: docs/functions.md."""
+"""The replicator's Azure Functions app (Python v2 programming model): a replication timer, a status
+timer and a queue trigger, all thin over replicator.functions_entry. Deployment: docs/functions.md."""
 
 import azure.functions as func
 
@@ -12,6 +12,12 @@ app = func.FunctionApp()
 async def replicate_timer(timer: func.TimerRequest) -> None:
     """Every tick: replicate the configured disks, or fan them out on the queue."""
     await functions_entry.on_timer(timer)
+
+
+@app.timer_trigger(arg_name="timer", schedule="%REPLICATOR_STATUS_SCHEDULE%", run_on_startup=False)
+async def status_timer(timer: func.TimerRequest) -> None:
+    """Every tick: how current is each replica (`replicate status`); fails unless every one is fresh."""
+    await functions_entry.on_status_timer(timer)
 
 
 @app.queue_trigger(arg_name="message", queue_name="%REPLICATOR_QUEUE_NAME%", connection="REPLICATOR_QUEUE")

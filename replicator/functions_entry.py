@@ -11,6 +11,11 @@ real `azure.functions` objects and no Functions host.
   starve the others. A target locked by an overlapping tick is logged and skipped, not a failure.
   The invocation fails (so Application Insights counts a failed execution) only when a job failed or
   was refused.
+- `on_status_timer`: `replicate status` on a schedule (replicator.status.check, the same call):
+  every job's target judged against `REPLICATOR_MAX_AGE`, one `target_status` event per target (its
+  verdict, reason, lag and the rest of its `status --json` entry; warning level unless fresh) and a
+  `status_done` event. The invocation fails (a failed execution to alert on) unless every target is
+  fresh.
 - `on_queue_message`: one job per message. The host keeps the message invisible while it runs and
   deletes it when the function returns; raising makes the host retry it (maxDequeueCount, then its
   own poison queue). Before that, replicator.fleet.decide settles it as the workers do: continue,
@@ -19,6 +24,8 @@ real `azure.functions` objects and no Functions host.
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
 from collections import Counter
 from collections.abc import Mapping
@@ -37,8 +44,11 @@ from replicator.fleet import (
     max_dequeue,
     parse_job,
 )
+from replicator.freshness import Checked, summary, worst
 from replicator.jobs import Outcome, load_jobs, run_job
 from replicator.jsonlog import event, protect_records
+from replicator.restore_cli import load
+from replicator.status import check, max_age
 from replicator.worker import budget_from
 
 FANOUT_ENV = "REPLICATOR_FANOUT"
@@ -80,6 +90,23 @@ async def on_timer(timer: Any, env: Mapping[str, str] | None = None) -> list[Out
             f"first: {failed[0].job.source}: {failed[0].error}"
         )
     return outcomes
+
+
+async def on_status_timer(timer: Any, env: Mapping[str, str] | None = None) -> list[Checked]:
+    """The status tick: judge every target, log one event each; raises unless every one is fresh."""
+    env = os.environ if env is None else env
+    seconds = max_age(None, env)
+    config = load(argparse.Namespace(), env, require_target=False)
+    checked = await check(config, seconds, env)
+    for c in checked:
+        level = logging.INFO if c.judgement.verdict == "fresh" else logging.WARNING
+        event("target_status", level, max_age_seconds=seconds, **c.to_json())
+    verdicts = [c.judgement.verdict for c in checked]
+    event("status_done", targets=len(checked), status=worst(verdicts), verdicts=dict(Counter(verdicts)))
+    problem = summary(checked)
+    if problem is not None:
+        raise ReplicationError(problem)
+    return checked
 
 
 async def on_queue_message(message: Any, env: Mapping[str, str] | None = None) -> Outcome | None:

@@ -52,6 +52,12 @@ ENVELOPE_KEYS = (
 """The envelope's own fields; a command's payload may not use these names."""
 
 
+def table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """`rows` (the first is the header) as left-aligned columns two spaces apart, trailing spaces cut."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
 def iso_z(moment: datetime) -> str:
     """`2026-12-03T07:30:00.123456Z`: the one form of a time in JSON and in tables (UTC)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -463,6 +463,7 @@ class JobRunner:
             job.reason,
             job.checkpoint,
             job.base.unique_id if job.base else None,
+            total_bytes=size,
         )
         await self.target.write_state(replace(state, in_progress=in_progress))
         window = self.config.list_window_bytes

@@ -61,6 +61,15 @@ class Protected:
         """The RPO held now: how old the newest replicated source snapshot is."""
         return round(max(0.0, (now - self.snapshot_time).total_seconds()), 3)
 
+    def to_json(self) -> dict[str, Any]:
+        """The `newest_restore_point` of the `replicate` and `status` documents."""
+        return {
+            "id": self.restore_point,
+            "snapshot_id": self.snapshot_id,
+            "snapshot_name": self.snapshot_name,
+            "snapshot_time": iso_z(self.snapshot_time),
+        }
+
 
 @dataclass
 class RunResult:
@@ -84,14 +93,7 @@ class RunResult:
             "snapshots": [s.to_json() for s in self.snapshots],
             "snapshot_taken": self.snapshot_taken,
             "source_snapshots_deleted": self.source_snapshots_deleted,
-            "newest_restore_point": None
-            if point is None
-            else {
-                "id": point.restore_point,
-                "snapshot_id": point.snapshot_id,
-                "snapshot_name": point.snapshot_name,
-                "snapshot_time": iso_z(point.snapshot_time),
-            },
+            "newest_restore_point": None if point is None else point.to_json(),
             "lag_seconds": None if point is None else point.lag_seconds(now),
         }
 

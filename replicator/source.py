@@ -154,6 +154,7 @@ class SnapshotInfo:
     source_resource_id: str | None
     source_unique_id: str | None
     copy_error: str | None = None
+    disk_state: str | None = None  # "ActiveSAS" while a SAS on it is granted (Azure's diskState)
 
     @property
     def complete(self) -> bool:
@@ -192,6 +193,7 @@ def snapshot_info(s: Snapshot) -> SnapshotInfo:
         source_resource_id=creation.source_resource_id if creation else None,
         source_unique_id=creation.source_unique_id if creation else None,
         copy_error=f"{copy_error.error_code}: {copy_error.error_message}" if copy_error else None,
+        disk_state=s.disk_state,
     )
 
 

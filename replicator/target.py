@@ -22,6 +22,8 @@ Target state schema (metadata of the base blob; values are ASCII strings):
     inprogress_base_unique_id         its uniqueId: a base re-created under the same name is not the base
     inprogress_mode, inprogress_reason
     inprogress_checkpoint             every op of the plan below this offset is written
+    inprogress_total_bytes            the size being written: the checkpoint is an offset of this many
+                                      bytes (`replicate status` shows checkpoint of total)
 
 A restore point is a blob snapshot whose metadata holds: source_disk_id, source_disk_unique_id,
 snapshot_id, snapshot_unique_id, snapshot_time, snapshot_name, size_bytes, logical_sector_size,
@@ -36,6 +38,7 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any, Self
 from urllib.parse import quote, unquote, urlsplit
 
@@ -195,6 +198,7 @@ class InProgress:
     reason: str
     checkpoint: int
     base_unique_id: str | None = None  # the base's uniqueId; None for a full copy (or an older writer)
+    total_bytes: int | None = None  # the size being written (checkpoint of total); None: an older writer
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,8 @@ class State:
                 "inprogress_reason": p.reason,
                 "inprogress_checkpoint": str(p.checkpoint),
             }
+            if p.total_bytes is not None:
+                meta["inprogress_total_bytes"] = str(p.total_bytes)
         return {k: _ascii(v) for k, v in meta.items()}
 
     @classmethod
@@ -244,6 +250,7 @@ class State:
                 meta.get("inprogress_reason", ""),
                 int(meta.get("inprogress_checkpoint") or 0),
                 meta.get("inprogress_base_unique_id") or None,
+                int(meta["inprogress_total_bytes"]) if meta.get("inprogress_total_bytes") else None,
             )
         return cls(
             meta.get("source_disk_id") or None,
@@ -293,6 +300,7 @@ class Inspection:
     size: int
     state: State
     leased: bool = False  # a run holds the lease now (list shows it; a run finds out by taking the lease)
+    modified: datetime | None = None  # Last-Modified: the last write, metadata included (a checkpoint)
 
 
 def _http_error(exc: HttpResponseError) -> str:
@@ -350,7 +358,8 @@ class PageBlobTarget:
                 f"the target {self.url.display} is a {props.blob_type} blob; it must be a page blob."
             )
         leased = props.lease.state == "leased" if props.lease else False
-        return Inspection(True, props.size, State.from_metadata(props.metadata or {}), leased)
+        state = State.from_metadata(props.metadata or {})
+        return Inspection(True, props.size, state, leased, props.last_modified)
 
     def _denied(self, exc: HttpResponseError) -> UserError:
         return UserError(

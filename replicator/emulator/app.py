@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from replicator.emulator import arm, blob, faults, linkmodel
+from replicator.emulator import arm, blob, clock, faults, linkmodel
 from replicator.emulator.blob_backend import BlobBackend
 from replicator.emulator.faults import FaultOptions
 from replicator.emulator.linkmodel import LinkOptions
@@ -56,8 +56,10 @@ class EmulatorContext:
 def build_app(ctx: EmulatorContext) -> web.Application:
     """ARM first (its paths start with /subscriptions/), then the path-style blob plane as catch-all."""
     app = web.Application(client_max_size=8 * 1024 * 1024)  # a Put Page body is at most 4 MiB
-    arm.add_routes(app, ctx)
+    arm_clock = clock.ShiftedClock()
+    arm.add_routes(app, ctx, arm_clock)
     blob.add_routes(app, ctx)
+    clock.install(app, arm_clock, ctx.access_token)  # before the link model (it 404s other /_emulator/ paths)
     linkmodel.install(app, ctx.options.link, ctx.access_token)
     faults.install(app, ctx.options.faults, ctx.access_token)
     return app

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -50,13 +51,15 @@ _COMMON = {"encryption": {"type": "EncryptionAtRestWithPlatformKey"}, "networkAc
            "publicNetworkAccess": "Enabled"}  # fmt: skip
 
 
-def add_routes(app: web.Application, ctx: EmulatorContext) -> None:
-    """Mount ARM on `app`; call before the blob plane's catch-all routes (app.py does)."""
+def add_routes(app: web.Application, ctx: EmulatorContext, clock: Callable[[], float] = time.time) -> None:
+    """Mount ARM on `app`; call before the blob plane's catch-all routes (app.py does). `clock` dates
+    what ARM creates and expires (app.py passes the one tests can set back: clock.py)."""
     backend = ArmBackend(
         db_path=ctx.options.data_dir / "arm.sqlite",
         blobs=ctx.blobs,
         subscription_id=ctx.options.subscription_id,
         limits=ArmLimits.from_options(ctx.options),
+        clock=clock,
     )
     app[ARM_BACKEND_KEY] = backend
 

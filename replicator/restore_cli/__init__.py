@@ -33,6 +33,7 @@ class Outcome(NamedTuple):
     payload: dict[str, Any]  # the command's fields of the envelope
     show: Callable[[], None]  # the human printer
     exit_code: int = EXIT_OK  # non-zero without an error: `status` found a stale target
+    error: str | None = None  # with a non-zero exit_code: the one sentence saying why (the envelope's error)
 
 
 COMMON_KNOBS = ("target", "arm_endpoint", "access_token", "allow_http", "json")
@@ -47,8 +48,12 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
-def load(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> config_module.Config:
-    """The Config the target and ARM adapters read, from the common knobs (flag, then environment)."""
+def load(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None, *, require_target: bool = True
+) -> config_module.Config:
+    """The Config the target and ARM adapters read, from the common knobs (flag, then environment).
+
+    `require_target` False: a fleet command (`status` of the jobs) fills `target` per job."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     for knob in config_module.KNOBS:
@@ -59,9 +64,9 @@ def load(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> conf
         if raw is None or raw == "":
             continue
         values[knob.name] = knob.value(raw)
-    if not values.get("target"):
+    if require_target and not values.get("target"):
         raise UserError("--target is required (or set REPLICATOR_TARGET).")
-    config = config_module.Config(source="", **values)
+    config = config_module.Config(source="", **{"target": "", **values})
     check_arm_endpoint(config.arm_endpoint, allow_http=config.allow_http)
     return config
 
@@ -110,6 +115,7 @@ def run(
                 name,
                 status=outcome.status,
                 exit_code=outcome.exit_code,
+                error=outcome.error,
                 started_at=started,
                 payload=outcome.payload,
             )

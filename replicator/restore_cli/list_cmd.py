@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from replicator.output import human_size, plural, utc_time
+from replicator.output import human_size, plural, table, utc_time
 from replicator.restore_cli import Outcome, load, parser, run
 from replicator.restore_points import Listing, list_points
 from replicator.target import PageBlobTarget
@@ -23,8 +23,7 @@ def render(listing: Listing) -> list[str]:
                 "base of next diff" if p.base_of_next_diff else "",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = table(rows)
     progress = listing.in_progress
     if listing.locked:
         run_state = "a run holds the lease now"

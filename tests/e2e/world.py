@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import random
+import ssl
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -155,6 +158,31 @@ class World:
             },
         }
         return self.compute.snapshots.begin_create_or_update(self.rg, name, body).result().id
+
+    @contextlib.contextmanager
+    def dated_back(self, seconds: float) -> Iterator[None]:
+        """What ARM creates within the block is dated `seconds` in the past (`timeCreated`).
+
+        The emulator's clock control (replicator/emulator/clock.py): emulator only, set back to wall
+        time on the way out. A stale replica without waiting for one.
+        """
+        self.clock_control({"offset_seconds": -seconds})
+        try:
+            yield
+        finally:
+            self.clock_control({"offset_seconds": 0})
+
+    def clock_control(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET (or PUT `body` to) the emulator's /_emulator/clock."""
+        request = urllib.request.Request(
+            f"{self.env['REPLICATOR_ARM_ENDPOINT'].rstrip('/')}/_emulator/clock",
+            method="GET" if body is None else "PUT",
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.env['REPLICATOR_ACCESS_TOKEN']}"},
+        )
+        context = ssl.create_default_context(cafile=self.env["SSL_CERT_FILE"])
+        with urllib.request.urlopen(request, context=context, timeout=10) as answer:
+            return json.loads(answer.read())
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         self.compute.snapshots.begin_delete(self.rg, snapshot_id.rsplit("/", 1)[1]).result()

@@ -1,0 +1,68 @@
+"""The ARM half's clock, which tests may set back: resources that look created in the past.
+
+Why: `replicate status` judges a replica by the age of the source snapshot it holds (Azure's
+`timeCreated`, which the service sets at creation and nobody can change). A test of a stale
+replica needs a snapshot a day old without waiting a day, and a test of a mixed fleet needs one old
+and one new snapshot in the same run. `PUT /_emulator/clock` with `{"offset_seconds": -93600}`
+(the emulator's bearer token) moves the ARM clock 26 hours back; everything the ARM half dates
+moves with it while the offset is set: `timeCreated` of disks and snapshots, grant expiry, the
+snapshot rate window, `completionPercent`. Tests set an offset around a creation and set 0 again
+(`GET /_emulator/clock` reads it). The blob plane keeps wall time (blob snapshot IDs, Last-Modified).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+CONTROL_PATH = "/_emulator/clock"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class ShiftedClock:
+    """Wall time plus `offset_seconds`: the `clock` of ArmBackend."""
+
+    offset_seconds: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset_seconds
+
+    def updated(self, body: object) -> None:
+        """Apply the control route's JSON body; ValueError with one sentence for anything else."""
+        if not isinstance(body, dict) or set(body) != {"offset_seconds"}:
+            raise ValueError('expected {"offset_seconds": <seconds, negative for the past>}')
+        offset = body["offset_seconds"]
+        if isinstance(offset, bool) or not isinstance(offset, int | float) or not math.isfinite(offset):
+            raise ValueError(f"offset_seconds must be a number of seconds, not {offset!r}")
+        self.offset_seconds = float(offset)
+
+
+def install(app: web.Application, clock: ShiftedClock, token: str) -> None:
+    """Answer `CONTROL_PATH` in a middleware of `app`. Install it before the link model's, which
+    answers every other `/_emulator/` path with 404."""
+
+    @web.middleware
+    async def control(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.rel_url.raw_path != CONTROL_PATH:
+            return await handler(request)
+        expected = f"Bearer {token}".encode()
+        if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected):
+            return web.json_response({"error": "a valid bearer token is required"}, status=401)
+        if request.method == "PUT":
+            try:
+                clock.updated(json.loads(await request.read() or b"null"))
+            except ValueError as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+        elif request.method != "GET":
+            return web.json_response({"error": "GET or PUT"}, status=405)
+        return web.json_response({"offset_seconds": clock.offset_seconds})
+
+    app.middlewares.append(control)
