@@ -259,7 +259,7 @@ async def restore(
     Refuses (UserError, nothing created) an unknown point, a disk name already taken, a 4096-sector
     point to a non-v2 SKU and a damaged VHD footer.
     """
-    async with PageBlobTarget(config) as target:
+    async with PageBlobTarget(config, command="restore") as target:
         listing = await list_points(target)
         point = select(listing.points, request.point)
         check_sku(point, request.sku)
@@ -374,7 +374,8 @@ async def prune(
     A dry run plans from a lease-free read and deletes nothing. Prune never waits for a lease: a
     run holding it may be about to diff from any restore point's snapshot, so it refuses at once.
     """
-    async with PageBlobTarget(replace(config, lease_wait_seconds=0)) as target:
+    command = "prune --dry-run" if dry_run else "prune"
+    async with PageBlobTarget(replace(config, lease_wait_seconds=0), command=command) as target:
         if dry_run:
             return plan_prune(
                 (await list_points(target)).points, keep=keep, older_than_days=older_than_days, now=now
