@@ -182,9 +182,7 @@ def test_only_an_account_sas_creates_or_deletes_containers(blob_clients: BlobCli
     BlobServiceClient(blob_clients.url(account), write_only, connection_verify=verify).create_container("new")
 
 
-def test_account_sas_for_another_service(
-    blob_clients: BlobClients, account: str
-) -> None:
+def test_account_sas_for_another_service(blob_clients: BlobClients, account: str) -> None:
     """Azure's "SAS error codes": an account SAS whose `ss` lacks the blob service is
     403 AuthorizationServiceMismatch."""
     key = blob_clients.env["REPLICATOR_ACCOUNT_KEY"]
