@@ -64,7 +64,7 @@ OPERATIONS: dict[str, Operation] = {
     "snapshot": Operation("Snapshot Blob", "wc", "object"),
     "list": Operation("List Blobs (snapshots, metadata)", "l", "container"),
     "delete": Operation("Delete Blob (a restore point)", "d", "object"),
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -107,17 +107,15 @@ def command_name(command: str) -> str:
     return command if command.startswith("replicate") else f"replicate {command}"
 
 
-def letters(command: str, *, required: bool = True) -> str:
-    """The SAS permissions `command` asks for (required ones, or every one it uses), in Azure's order."""
-    wanted = {OPERATIONS[n.operation].letters[0] for n in COMMANDS[command] if n.required or not required}
+def letters(command: str) -> str:
+    """The SAS permissions `command` requires, in Azure's order: what a fix asks for."""
+    wanted = {OPERATIONS[n.operation].letters[0] for n in COMMANDS[command] if n.required}
     return "".join(sorted(wanted, key=LETTER_ORDER.index))
 
 
-def needs_container(command: str, *, required: bool = True) -> bool:
-    """Whether `command` makes a container operation (List Blobs), so a blob SAS cannot serve it."""
-    return any(
-        OPERATIONS[n.operation].level == "container" for n in COMMANDS[command] if n.required or not required
-    )
+def needs_container(command: str) -> bool:
+    """Whether `command` requires a container operation (List Blobs), which no blob SAS can serve."""
+    return any(OPERATIONS[n.operation].level == "container" for n in COMMANDS[command] if n.required)
 
 
 def role(command: str) -> str:
