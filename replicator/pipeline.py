@@ -687,7 +687,7 @@ async def replicate(
     """
     progress = progress or Progress()
     budget = budget or Budget(config.time_budget_seconds)
-    async with PageBlobTarget(config) as target:
+    async with PageBlobTarget(config, command="replicate --plan" if config.plan else "replicate") as target:
         run = RunResult(config.source, target.url.display)
         progress.on_message(f"inspecting {target.url.display}")
         inspection = await target.inspect()

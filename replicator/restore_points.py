@@ -259,7 +259,7 @@ async def restore(
     Refuses (UserError, nothing created) an unknown point, a disk name already taken, a 4096-sector
     point to a non-v2 SKU and a damaged VHD footer.
     """
-    async with PageBlobTarget(config) as target:
+    async with PageBlobTarget(config, command="restore") as target:
         listing = await list_points(target)
         point = select(listing.points, request.point)
         check_sku(point, request.sku)
@@ -376,7 +376,8 @@ async def prune(
     `only`: the restore point IDs an operator confirmed from a dry run; the plan made again under the
     lease deletes no other (what was not shown is never deleted).
     """
-    async with PageBlobTarget(replace(config, lease_wait_seconds=0)) as target:
+    command = "prune --dry-run" if dry_run else "prune"
+    async with PageBlobTarget(replace(config, lease_wait_seconds=0), command=command) as target:
         if dry_run:
             return plan_prune(
                 (await list_points(target)).points, keep=keep, older_than_days=older_than_days, now=now

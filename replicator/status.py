@@ -124,7 +124,7 @@ async def read(config: Config, source: ArmSource, job_source: str | None = None)
     error's sentence goes into the facts, with whatever was read before it)."""
     facts = Facts(parse_target_url(config.target, allow_http=config.allow_http).display, job_source)
     try:
-        async with PageBlobTarget(config) as target:
+        async with PageBlobTarget(config, command="status") as target:
             facts, replicated = await _read_target(target, facts)
         if facts.source:
             facts = await _read_source(source, facts, replicated)

@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Self
@@ -53,7 +53,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobType
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
 
-from replicator import messages, recovery, urlcheck
+from replicator import messages, permissions, recovery, urlcheck
 from replicator.blobio import read_range, read_range_md5
 from replicator.config import Config
 from replicator.credentials import async_credential, transport_kwargs
@@ -309,11 +309,18 @@ def _http_error(exc: HttpResponseError) -> str:
 
 
 class PageBlobTarget:
-    """The target base blob, its container and its restore points; one instance per run."""
+    """The target base blob, its container and its restore points; one instance per run.
 
-    def __init__(self, config: Config) -> None:
+    `command` (a key of permissions.COMMANDS) says what the run will do here: a SAS in the URL that
+    cannot do it is refused before any request, and a 403 becomes the same kind of sentence.
+    """
+
+    def __init__(self, config: Config, *, command: str) -> None:
         """Build the clients (no request yet). A SAS in the URL is used as is; else the token credential."""
         self.url = url = parse_target_url(config.target, allow_http=config.allow_http)
+        permissions.check_sas(config.target, command)
+        self._command = command
+        self._sas = permissions.parse_sas(config.target)
         self._token = None if url.sas else async_credential(config)
         self._credential: Any = url.sas or self._token
         self._blob = BlobClient(
@@ -348,10 +355,14 @@ class PageBlobTarget:
         except ClientAuthenticationError as exc:
             if messages.is_missing_credential(exc):
                 raise UserError(messages.missing_credential(self.url.account_url)) from None
-            raise self._denied(exc) from None
+            if exc.status_code == 403:
+                raise self._refused("read", exc) from None
+            raise UserError(
+                f"access to {self.url.display} was denied ({_http_error(exc)}); check the credential or SAS."
+            ) from None
         except HttpResponseError as exc:
             if exc.status_code == 403:
-                raise self._denied(exc) from None
+                raise self._refused("read", exc) from None
             raise
         if props.blob_type != BlobType.PAGEBLOB:
             raise UserError(
@@ -361,10 +372,20 @@ class PageBlobTarget:
         state = State.from_metadata(props.metadata or {})
         return Inspection(True, props.size, state, leased, props.last_modified)
 
-    def _denied(self, exc: HttpResponseError) -> UserError:
-        return UserError(
-            f"access to {self.url.display} was denied ({_http_error(exc)}); check the credential or SAS."
-        )
+    def _refused(self, operation: str, exc: HttpResponseError) -> UserError:
+        """A 403 on `operation` (a key of permissions.OPERATIONS) as the sentence naming what is missing."""
+        code = getattr(exc, "error_code", None)
+        return permissions.refused(self._command, operation, code, self._sas, self.url.display)
+
+    @contextlib.contextmanager
+    def _authorized(self, operation: str) -> Iterator[None]:
+        """Turn a 403 of the block into `_refused`: the credential lacks what `operation` needs."""
+        try:
+            yield
+        except HttpResponseError as exc:
+            if exc.status_code == 403:
+                raise self._refused(operation, exc) from None
+            raise
 
     async def create(self, size: int) -> bool:
         """Create the container and the blob if missing; True when this call created the blob.
@@ -401,7 +422,7 @@ class PageBlobTarget:
             if exc.status_code in (409, 412):
                 return False
             if exc.status_code == 403:
-                raise self._denied(exc) from None
+                raise self._refused("create", exc) from None
             raise
         return True
 
@@ -412,12 +433,13 @@ class PageBlobTarget:
         created may have been leased and written by another run before this one got the lease.
         One listing request of at most one range, whatever the blob's size.
         """
-        props = await self._blob.get_blob_properties()
-        if State.from_metadata(props.metadata or {}) != State():
-            return False
-        async for page in self._blob.list_page_ranges(results_per_page=1):
-            if not page.cleared:
+        with self._authorized("read"):
+            props = await self._blob.get_blob_properties()
+            if State.from_metadata(props.metadata or {}) != State():
                 return False
+            async for page in self._blob.list_page_ranges(results_per_page=1):
+                if not page.cleared:
+                    return False
         return True
 
     @contextlib.asynccontextmanager
@@ -431,16 +453,19 @@ class PageBlobTarget:
         lease = BlobLeaseClient(self._blob)
         wait = self._lease_wait if wait_seconds is None else wait_seconds
         waited = f"waited {wait:.0f} s; " if wait else ""
-        if not await recovery.acquire_waiting(
-            lambda: lease.acquire(lease_duration=self._lease_seconds),
-            wait,
-            lambda: log.warning(
-                "the lease on %s is held; waiting up to %.0f s (a killed run's lease expires within %d s)",
-                self.url.display,
+        with self._authorized("lease"):
+            acquired = await recovery.acquire_waiting(
+                lambda: lease.acquire(lease_duration=self._lease_seconds),
                 wait,
-                self._lease_seconds,
-            ),
-        ):
+                lambda: log.warning(
+                    "the lease on %s is held; waiting up to %.0f s "
+                    "(a killed run's lease expires within %d s)",
+                    self.url.display,
+                    wait,
+                    self._lease_seconds,
+                ),
+            )
+        if not acquired:
             raise LockedError(
                 f"another replication holds the lease on {self.url.display}; {waited}wait for it to finish "
                 f"(a killed run's lease expires within {self._lease_seconds} s)."
@@ -486,11 +511,13 @@ class PageBlobTarget:
         return {"lease": self._lease} if self._lease is not None else {}
 
     async def resize(self, size: int) -> None:
-        await self._blob.resize_blob(size, **self._lease_kw())
+        with self._authorized("write"):
+            await self._blob.resize_blob(size, **self._lease_kw())
 
     async def write_state(self, state: State) -> None:
         """Replace the base blob's metadata with `state` (Set Blob Metadata replaces every key)."""
-        await self._blob.set_blob_metadata(state.to_metadata(), **self._lease_kw())
+        with self._authorized("write"):
+            await self._blob.set_blob_metadata(state.to_metadata(), **self._lease_kw())
 
     async def copy_from_url(self, op: Op, source_url: str) -> None:
         """Put Page From URL: the service copies `op.range` of the source into the same range here."""
@@ -523,7 +550,8 @@ class PageBlobTarget:
         tagged = {k: _ascii(v) for k, v in metadata.items()} | {"commit_id": commit_id}
 
         async def create() -> str:
-            result = await self._blob.create_snapshot(metadata=tagged, retry_total=0, **self._lease_kw())
+            with self._authorized("snapshot"):
+                result = await self._blob.create_snapshot(metadata=tagged, retry_total=0, **self._lease_kw())
             return str(result["snapshot"])
 
         async def tagged_points() -> list[str]:
@@ -536,19 +564,31 @@ class PageBlobTarget:
         taken = await recovery.commit_once(create, find)
         # aiohttp silently resends a PUT whose keep-alive connection closed without an answer, so
         # even one attempt may have taken two snapshots: keep the oldest, delete the rest (when the
-        # credential can list them; a blob-scoped SAS cannot).
+        # credential can list and delete them: both are optional needs of replicate).
         first, *extra = await tagged_points() or [taken]
         for point in extra:
             log.info("deleting restore point %s, a duplicate of %s taken by a resent request", point, first)
-            await self._container.get_blob_client(self.url.blob, snapshot=point).delete_blob()
+            try:
+                await self._container.get_blob_client(self.url.blob, snapshot=point).delete_blob()
+            except HttpResponseError as exc:
+                if exc.status_code != 403:
+                    raise
+                log.warning(
+                    "the target credential cannot delete restore point %s, a duplicate of %s (%s); "
+                    "prune it with a credential that can",
+                    point,
+                    first,
+                    _http_error(exc),
+                )
         return first
 
     async def restore_points(self, *, required: bool = True) -> list[RestorePoint]:
         """Every blob snapshot of the base blob, oldest first (bounded by the number of restore points).
 
-        Listing is a container operation: a blob-scoped SAS (sr=b) cannot do it. `required` callers
-        (list, prune) get a UserError then; the others (duplicate detection after a commit, adopting
-        a commit a killed run lost) go on without it, which costs at worst a duplicate restore point.
+        Listing is a container operation (permissions.OPERATIONS["list"]). `required` callers (list,
+        prune, restore, status) get the UserError naming what is missing; the others (duplicate
+        detection after a commit, adopting a commit a killed run lost) go on without it, which costs
+        at worst a duplicate restore point.
         """
         points = []
         try:
@@ -563,11 +603,7 @@ class PageBlobTarget:
             if exc.status_code != 403:
                 raise
             if required:
-                raise UserError(
-                    f"listing the restore points of {self.url.display} was denied ({_http_error(exc)}); "
-                    "a blob-scoped SAS cannot list its container: use a container SAS with list (l), "
-                    "an account SAS or a role."
-                ) from None
+                raise self._refused("list", exc) from None
             log.warning(
                 "the target credential cannot list the container of %s (%s); restore points are not "
                 "checked for duplicates",
@@ -581,21 +617,23 @@ class PageBlobTarget:
         """Delete one blob snapshot (prune), under the lease when this instance holds it."""
         # A client from the container shares its pipeline and connections (nothing to close).
         client = self._container.get_blob_client(self.url.blob, snapshot=point_id)
-        await client.delete_blob(**self._lease_kw())
+        with self._authorized("delete"):
+            await client.delete_blob(**self._lease_kw())
 
     async def read(self, r: Range, snapshot: str | None = None) -> bytes:
         """The bytes of `r` of the base blob, or of restore point `snapshot`."""
-        if snapshot is None:
-            return await read_range(self._blob, r)
-        async with BlobClient(
-            self.url.account_url,
-            self.url.container,
-            self.url.blob,
-            snapshot=snapshot,
-            credential=self._credential,
-            **client_kwargs(),
-        ) as client:
-            return await read_range(client, r)
+        with self._authorized("read"):
+            if snapshot is None:
+                return await read_range(self._blob, r)
+            async with BlobClient(
+                self.url.account_url,
+                self.url.container,
+                self.url.blob,
+                snapshot=snapshot,
+                credential=self._credential,
+                **client_kwargs(),
+            ) as client:
+                return await read_range(client, r)
 
 
 class SasBlobReader:

@@ -33,8 +33,9 @@ SIGNED_HEADERS = (
 
 # Account SAS resource types: s service, c container, o object.
 RESOURCE_TYPE = {"service": "s", "container": "c", "blob": "o"}
-ACCOUNT_SAS_ONLY = ("c", "d")
-"""Permission letters of the container operations (create, delete) that no service SAS authorizes."""
+SERVICE_SAS_CONTAINER_PERMISSION = "l"
+"""The only container operation a service SAS grants is List Blobs ("Create a service SAS": containers
+cannot be created, deleted or leased, nor their metadata and properties read or written)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class Target:
     container: str | None
     blob: str | None
     snapshot: str | None
-    permission: str  # any of these letters grants it: r read, w write, d delete, l list, c create
+    permission: str  # any of these letters grants it: r read, w write, d delete, l list, c create;
+    # none: no SAS grants it (Set Container ACL)
 
     @property
     def resource(self) -> str:
@@ -138,10 +140,13 @@ def check_sas(backend: BlobBackend, query: Mapping[str, str], target: Target) ->
         permissions, start, expiry = _check_account_sas(backend.account_key, query, target)
     else:
         permissions, start, expiry = _check_service_sas(backend, query, target)
-        if target.resource == "container" and target.permission in ACCOUNT_SAS_ONLY:
-            # Azure: creating or deleting a container takes an account SAS (or a key or a role);
-            # a service SAS, even one scoped to that container, never grants it.
-            raise errors.authorization_permission_mismatch()
+        if target.resource == "container" and target.permission != SERVICE_SAS_CONTAINER_PERMISSION:
+            # Azure's "SAS error codes": calling an operation the SAS kind cannot grant is
+            # AuthorizationFailure; a service SAS, even one scoped to the container, grants no
+            # container operation but List Blobs.
+            raise errors.authorization_failure()
+    if not target.permission:  # "attempting to modify an ACL": AuthorizationFailure
+        raise errors.authorization_failure()
     now = time.time()
     if expiry is None or now >= expiry or (start is not None and now < start):
         raise errors.authentication_failed("The SAS is not valid at this time (start/expiry).")
@@ -161,7 +166,7 @@ def _check_account_sas(
     if not hmac.compare_digest(sign(account_key, string_to_sign), q["sig"]):
         raise errors.authentication_failed("The SAS signature did not match.")
     if "b" not in q.get("ss", ""):
-        raise errors.authorization_failure("The account SAS does not grant the blob service.")
+        raise errors.authorization_service_mismatch()
     if RESOURCE_TYPE[target.resource] not in q.get("srt", ""):
         raise errors.authorization_resource_type_mismatch()
     return q.get("sp", ""), _parse_time(q.get("st")), _parse_time(q.get("se"))

@@ -68,9 +68,12 @@ class Call:
 
 
 Handler = Callable[["BlobPlane", Call], Awaitable[Reply]]
-# (method, resource, comp) -> (handler name, permission letters, any of which grants it)
+# (method, resource, comp) -> (handler name, SAS permission letters, any of which grants it; none: no
+# SAS does). Azure's "Create an account SAS" table: Create Container takes c or w, Lease Blob w (and
+# d breaks a lease), Snapshot Blob and Put Blob of a new blob c or w.
 ROUTES: dict[tuple[str, str, str | None], tuple[str, str]] = {
-    ("PUT", "container", None): ("create_container", "c"),
+    ("PUT", "container", None): ("create_container", "cw"),
+    ("PUT", "container", "acl"): ("set_container_acl", ""),
     ("DELETE", "container", None): ("delete_container", "d"),
     ("GET", "container", None): ("container_properties", "r"),
     ("HEAD", "container", None): ("container_properties", "r"),
@@ -149,6 +152,8 @@ class BlobPlane:
                 f" with comp={query.get('comp')}."
             )
         name, permission = route
+        if name == "lease" and request.headers.get("x-ms-lease-action", "").lower() == "break":
+            permission = "wd"  # Azure: Delete also breaks a lease (version 2017-07-29 and later)
         target = auth.Target(account, container, blob, query.get("snapshot") or None, permission)
         signed = auth.SignedRequest(request.method, raw_path, raw_query, request.headers)
         principal = auth.authorize(self.backend, self.ctx.access_token, signed, target)
@@ -161,6 +166,15 @@ class BlobPlane:
         self.backend.create_container(call.account, call.container, blob_wire.metadata(call.headers))
         props = self.backend.container_properties(call.account, call.container)
         return Reply(201, blob_wire.etag_headers(props.etag, props.last_modified))
+
+    async def set_container_acl(self, call: Call) -> Reply:
+        """Set Container ACL: the stored access policies a SAS names with `si=` (no public access)."""
+        if "x-ms-blob-public-access" in call.headers:
+            raise errors.unsupported_header("Public access is not supported by the emulator.")
+        policies = blob_wire.signed_identifiers(await call.request.read())
+        self.backend.set_policies(call.account, call.container, policies)
+        props = self.backend.container_properties(call.account, call.container)
+        return Reply(200, blob_wire.etag_headers(props.etag, props.last_modified))
 
     async def delete_container(self, call: Call) -> Reply:
         self.backend.delete_container(call.account, call.container)

@@ -49,6 +49,18 @@ CREATE TABLE IF NOT EXISTS policies (
 """
 
 LIVE = ""  # the `snapshot` column value of a base blob
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    """A stored access policy of a container (Set Container ACL): what a SAS with `si=id` may do."""
+
+    id: str
+    permissions: str
+    start: float | None
+    expiry: float | None
+
+
 KEY = "account = ? AND container = ? AND name = ? AND snapshot = ?"  # a blob row's primary key
 
 
@@ -915,6 +927,17 @@ class BlobBackend:
         sig = sign(self.account_key, service_string_to_sign(account, f"/{container}/{blob}", fields))
         query = "&".join(f"{k}={quote(v, safe='')}" for k, v in {**fields, "sig": sig}.items())
         return policy_id, f"{self.base_url}/{account}/{container}/{quote(blob)}?{query}"
+
+    def set_policies(self, account: str, container: str, policies: list[StoredPolicy]) -> None:
+        """Set Container ACL: `policies` replace the container's stored access policies."""
+        with self._tx():
+            if self._container_row(account, container) is None:
+                raise errors.container_not_found()
+            self._db.execute("DELETE FROM policies WHERE account = ? AND container = ?", (account, container))
+            self._db.executemany(
+                "INSERT INTO policies VALUES (?, ?, ?, ?, ?, ?)",
+                [(account, container, p.id, p.permissions, p.start, p.expiry) for p in policies],
+            )
 
     def revoke_sas(self, account: str, container: str, policy_id: str) -> None:
         with self._tx():

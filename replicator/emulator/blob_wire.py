@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import email.utils
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from datetime import datetime
 from xml.sax.saxutils import escape
 
 from replicator.emulator import errors
-from replicator.emulator.blob_backend import API_VERSION, BlobProps, Conditions, ContainerProps, PageRangeList
+from replicator.emulator.blob_backend import (
+    API_VERSION,
+    BlobProps,
+    Conditions,
+    ContainerProps,
+    PageRangeList,
+    StoredPolicy,
+)
 
 XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>'
 META = "x-ms-meta-"
@@ -78,6 +87,30 @@ def conditions(headers: Mapping[str, str]) -> Conditions | None:
 def metadata(headers: Mapping[str, str]) -> dict[str, str]:
     """x-ms-meta-NAME headers, names as sent (Azure keeps their case)."""
     return {k[len(META) :]: v for k, v in headers.items() if k.lower().startswith(META)}
+
+
+def signed_identifiers(body: bytes) -> list[StoredPolicy]:
+    """The stored access policies of a Set Container ACL body (`<SignedIdentifiers>`)."""
+    try:
+        root = ET.fromstring(body) if body.strip() else ET.Element("SignedIdentifiers")
+        policies = [
+            StoredPolicy(
+                item.findtext("Id") or "",
+                item.findtext("AccessPolicy/Permission") or "",
+                _iso_time(item.findtext("AccessPolicy/Start")),
+                _iso_time(item.findtext("AccessPolicy/Expiry")),
+            )
+            for item in root.iterfind("SignedIdentifier")
+        ]
+    except (ET.ParseError, ValueError):
+        raise errors.invalid_xml_document() from None
+    if root.tag != "SignedIdentifiers" or not all(p.id for p in policies):
+        raise errors.invalid_xml_document()
+    return policies
+
+
+def _iso_time(value: str | None) -> float | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
 
 
 def base_headers(request_headers: Mapping[str, str]) -> dict[str, str]:

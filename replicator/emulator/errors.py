@@ -55,6 +55,7 @@ md5_mismatch = _factory(
     "The MD5 value specified in the request did not match the MD5 value calculated by the server.",
 )
 invalid_uri = _factory(400, "InvalidUri", "The requested URI does not represent any resource on the server.")
+invalid_xml_document = _factory(400, "InvalidXmlDocument", "XML specified is not syntactically valid.")
 unsupported_http_verb = _factory(
     405, "UnsupportedHttpVerb", "The resource doesn't support the specified HTTP verb."
 )
@@ -76,6 +77,11 @@ authorization_resource_type_mismatch = _factory(
     403,
     "AuthorizationResourceTypeMismatch",
     "This request is not authorized to perform this operation using this resource type.",
+)
+authorization_service_mismatch = _factory(
+    403,
+    "AuthorizationServiceMismatch",
+    "This request is not authorized to perform this operation using this service.",
 )
 no_authentication_information = _factory(
     401,

@@ -40,7 +40,7 @@ def render(listing: Listing) -> list[str]:
 async def _list(argv: list[str]) -> Outcome:
     args = parser("list", "List the restore points of a target, oldest first.").parse_args(argv)
     config = load(args)
-    async with PageBlobTarget(config) as target:
+    async with PageBlobTarget(config, command="list") as target:
         listing = await list_points(target)
 
     def show() -> None:

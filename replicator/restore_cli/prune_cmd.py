@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from replicator.errors import UserError
 from replicator.output import plural, target_display
+from replicator.permissions import check_sas
 from replicator.restore_cli import Outcome, load, parser, run, say
 from replicator.restore_points import PointInfo, prune
 
@@ -33,6 +34,7 @@ async def _prune(argv: list[str]) -> Outcome:
     policy = {"keep": args.keep, "older_than_days": args.older_than, "now": datetime.now(UTC)}
     only = None
     if not (args.dry_run or args.yes):
+        check_sas(config.target, "prune")  # what deleting needs, before asking about it
         if not interactive():
             raise UserError(
                 "prune deletes restore points and cannot ask here (not a terminal); add --yes to "

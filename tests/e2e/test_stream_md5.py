@@ -23,7 +23,7 @@ async def test_a_chunk_read_with_its_md5_is_written_with_it_and_a_wrong_md5_is_r
     world.target(url).create_page_blob(1024 * 1024)
     config = load(["--source", disk.id, "--target", url], env=world.env)
     r = Range(8192, 8192 + 64 * 1024)
-    async with PageBlobTarget(config) as target:
+    async with PageBlobTarget(config, command="replicate") as target:
         reader = SasBlobReader()
         try:
             with world.read_snapshot(snapshot_id) as source:  # a Read SAS, revoked on leaving

@@ -53,7 +53,7 @@ def leased_target(monkeypatch: pytest.MonkeyPatch) -> PageBlobTarget:
     group = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"
     disk = f"{group}/providers/Microsoft.Compute/disks/d"
     config = load(["--source", disk, "--target", "https://a.blob.core.windows.net/ccc/b?sv=1&sig=s"], env={})
-    target = PageBlobTarget(config)
+    target = PageBlobTarget(config, command="replicate")
     target._lease_seconds = LEASE  # type: ignore[assignment]
     return target
 

@@ -57,7 +57,7 @@ def test_no_credential_is_one_sentence_and_exit_2(command, monkeypatch, capsys) 
         from replicator import pipeline
 
         async def inspect_only(config, progress, *rest):
-            async with target.PageBlobTarget(config) as t:
+            async with target.PageBlobTarget(config, command="replicate") as t:
                 await t.inspect()
 
         monkeypatch.setattr(pipeline, "replicate", inspect_only)
