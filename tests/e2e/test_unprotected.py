@@ -13,7 +13,7 @@ def test_a_disk_without_snapshots_is_unprotected(world: World, replicate) -> Non
     run = replicate("--source", disk.id, "--target", url, "--json")
     assert run.code == 4, run.err
     assert run.doc["status"] == "unprotected"
-    assert f"no snapshot in resource group {world.rg}" in run.doc["error"]
+    assert f"no snapshot of it in resource group {world.rg}" in run.doc["error"]
     assert "--snapshot-now" in run.doc["error"]
     with world.target(url) as blob:
         assert not blob.exists()

@@ -117,9 +117,7 @@ class World:
         self.compute.disks.begin_update(self.rg, disk.name, {"properties": {"diskSizeGB": gib}}).result()
 
     @contextlib.contextmanager
-    def _sas(
-        self, operations: Any, name: str, access: str, group: str | None = None
-    ) -> Iterator[BlobClient]:
+    def _sas(self, operations: Any, name: str, access: str, group: str | None = None) -> Iterator[BlobClient]:
         """A BlobClient on a SAS of a disk or snapshot (compute.disks or .snapshots), revoked on exit."""
         group = group or self.rg
         granted = operations.begin_grant_access(
