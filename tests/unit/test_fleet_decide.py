@@ -39,6 +39,7 @@ EXPECTED = {  # status -> action on a first delivery, and on the max_dequeue-th
     "locked": ("defer", "defer"),
     "limited": ("defer", "defer"),
     "bad input": ("poison", "poison"),
+    "unprotected": ("poison", "poison"),
     "failed": ("retry", "poison"),
 }
 
