@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from replicator import base
 from replicator.errors import UnprotectedError, UserError
 from replicator.target import InProgress, State
-from tests.unit.test_pipeline import DISK, IDENTITY, config, done, jobs, ref, snap
+from tests.unit.test_pipeline import DISK, IDENTITY, FakeSource, config, done, jobs, ref, snap
 
 
 def test_the_one_lookup_is_the_recorded_base_or_the_last_restore_point() -> None:
@@ -31,7 +33,7 @@ def test_first_job_is_a_pure_decision() -> None:
     assert "no longer exists" in base.first_job(done(s1), IDENTITY, s2, recreated).reason
     assert (
         base.first_job(done(s2), IDENTITY, s1, s2).reason
-        == "rollback from s2 to the older s1 (--allow-rollback)"
+        == "rollback from s2 to the older s1, allowed by --allow-rollback"
     )
 
 
@@ -77,3 +79,31 @@ def test_unprotected_says_what_was_found_and_the_fix() -> None:
     wide = str(base.unprotected(config("--snapshot-search", "subscription"), 1))
     assert "1 full snapshot," in wide and "subscription" in wide and "--snapshot-search" not in wide
     assert DISK.rsplit("/", 1)[1] in wide
+
+
+@given(
+    count=st.integers(1, 8),
+    last=st.integers(0, 8),
+    held=st.sets(st.integers(1, 8)),
+    latest_only=st.booleans(),
+)
+async def test_every_job_diffs_from_what_the_base_blob_holds(
+    count: int, last: int, held: set[int], latest_only: bool
+) -> None:
+    """Whatever restore points exist (after rollbacks, any subset): no snapshot with a restore point is
+    copied again, the first job diffs from the snapshot the base blob holds (state.last) and each next
+    one from the job before it, so every diff applies to exactly the bytes it was computed against;
+    and every newer snapshot without a restore point is copied (the newest, with --latest-only)."""
+    snaps = [snap(n) for n in range(1, count + 1)]
+    state = done(snaps[last - 1]) if 0 < last <= count else State()
+    held_ids = {f"u{n}" for n in held} | ({state.last.unique_id} if state.last else set())
+    extra = ("--latest-only",) if latest_only else ()
+    chosen = await base.choose_jobs(FakeSource(*snaps), config(*extra), state, IDENTITY, snaps, held_ids)
+    assert not any(j.snapshot.unique_id in held_ids for j in chosen)
+    holds = state.last.unique_id if state.last else None
+    for job in chosen:
+        assert job.base is None or job.base.unique_id == holds
+        holds = job.snapshot.unique_id
+    newer = snaps[last:] if state.last else snaps
+    wanted = newer[-1:] if latest_only else newer
+    assert [j.snapshot for j in chosen] == [s for s in wanted if s.unique_id not in held_ids]
