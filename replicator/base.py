@@ -237,7 +237,8 @@ def first_job(
     if base is None or base.unique_id != last.unique_id:
         return Job(snap, None, f"the base snapshot {last.name} of the last restore point no longer exists")
     if snap.time_created < base.time_created:  # check_source refused it unless --allow-rollback
-        return Job(snap, None, f"rollback from {last.name} to the older {snap.name}, allowed by --allow-rollback")
+        reason = f"rollback from {last.name} to the older {snap.name}, allowed by --allow-rollback"
+        return Job(snap, None, reason)
     if crosses_4tib(base, snap):
         return Job(snap, None, f"the disk was resized across 4 TiB since {base.name}")
     return Job(snap, base, f"diff from {base.name}")

@@ -18,6 +18,10 @@ def test_a_disk_without_snapshots_is_unprotected(world: World, replicate) -> Non
     with world.target(url) as blob:
         assert not blob.exists()
     assert replicate("--source", disk.id, "--target", url, "--plan").code == 4
+    # A plan with --snapshot-now: the real run would take a snapshot, so it is not unprotected.
+    planned = replicate("--source", disk.id, "--target", url, "--plan", "--snapshot-now", "--json")
+    assert planned.code == 0 and planned.doc["status"] == "planned", planned.err
+    assert not list(world.compute.snapshots.list_by_resource_group(world.rg))  # a plan takes none
 
 
 def test_only_full_snapshots_is_unprotected(world: World, replicate) -> None:
