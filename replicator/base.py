@@ -8,21 +8,31 @@ it may have been deleted or re-created under the same name since the target reco
 
 A diff from the target's last restore point is used unless there is no restore point, that snapshot
 is gone (or was re-created: another uniqueId), the disk was re-created, the source is older than
-the base, the disk was resized across 4 TiB, or an interrupted run of another snapshot left the
-target partly written. An interrupted run of the same snapshot resumes from its checkpoint, with
-its recorded base if that is still the same snapshot (same uniqueId).
+the base (a rollback, refused unless --allow-rollback), the disk was resized across 4 TiB, or an
+interrupted run of another snapshot left the target partly written. An interrupted run of the same
+snapshot resumes from its checkpoint, with its recorded base if that is still the same snapshot
+(same uniqueId).
+
+One restore point per source snapshot: a snapshot the target already holds a restore point of is
+never copied again (`held`: the uniqueIds of the restore points' snapshots). After a rollback the base
+blob holds the older snapshot and the state names it, while newer snapshots already have their
+restore points; the next run skips those and diffs its first new snapshot from the older one, which
+Azure allows between any two snapshots of a disk, so the bytes written are exactly what differs from
+what the base blob holds.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from replicator import arm_ids, ranges
 from replicator.config import Config
-from replicator.errors import UserError
+from replicator.errors import UnprotectedError, UserError
+from replicator.output import human_size, plural
 from replicator.source import DiskInfo, SnapshotInfo
 from replicator.target import MAX_BLOB_BYTES, SnapshotRef, State
 
@@ -78,9 +88,17 @@ def disk_identity(disk: DiskInfo | None, snaps: list[SnapshotInfo]) -> DiskIdent
 
 
 def check_source(
-    config: Config, state: State, identity: DiskIdentity | None, snaps: list[SnapshotInfo]
+    config: Config,
+    state: State,
+    identity: DiskIdentity | None,
+    snaps: list[SnapshotInfo],
+    held: Collection[str] = (),
 ) -> None:
-    """Bad input found from what was resolved: refused before anything is granted or written."""
+    """Bad input found from what was resolved: refused before anything is granted or written.
+
+    Run once before the target is touched and again under its lease (another run may have written
+    the target in between). `held`: the uniqueIds of the snapshots the target has restore points of.
+    """
     for snap in snaps:
         exported = exported_size(snap)
         if exported > MAX_BLOB_BYTES:
@@ -97,11 +115,62 @@ def check_source(
             f"the target replicates the disk {state.disk_id}, but {config.source} belongs to {identity.id}; "
             "use another target blob."
         )
+    if not config.allow_rollback:
+        check_rollback(state, candidates(config, state, snaps, held))
 
 
-def candidates(config: Config, state: State, snaps: list[SnapshotInfo]) -> list[SnapshotInfo]:
+def check_rollback(state: State, todo: list[SnapshotInfo]) -> None:
+    """UserError when a snapshot to replicate is older than the one the base blob holds: replicating
+    it rolls the replica back, which only --allow-rollback may do."""
+    last = state.last
+    if last is None or not last.time:
+        return
+    last_time = datetime.fromisoformat(last.time)
+    older = next((s for s in todo if s.time_created < last_time), None)
+    if older is None:
+        return
+    point = f", restore point {state.last_restore_point}" if state.last_restore_point else ""
+    when = "%Y-%m-%d %H:%M:%S UTC"
+    raise UserError(
+        f"the target already holds {last.name} (taken {last_time:{when}}{point}), newer than {older.name} "
+        f"(taken {older.time_created:{when}}); replicating {older.name} would roll the replica back: a "
+        f"full copy of {human_size(exported_size(older))} that rewrites the base blob, after which the "
+        f"next diffs start from {older.name} (existing restore points are kept); pass --allow-rollback "
+        "to do that, or replicate a newer snapshot."
+    )
+
+
+def unprotected(config: Config, full_snapshots: int) -> UnprotectedError:
+    """The error of a disk without an incremental snapshot where the run looked: what it found there,
+    and the fix."""
+    rid = arm_ids.parse(config.source)
+    where = (
+        f"resource group {rid.resource_group}"
+        if config.snapshot_search == "resource-group"
+        else f"subscription {rid.subscription_id}"
+    )
+    found = (
+        f"in {where} it has {plural(full_snapshots, 'full snapshot')}, which cannot be diffed, and no "
+        "incremental snapshot"
+        if full_snapshots
+        else f"there is no snapshot of it in {where}"
+    )
+    elsewhere = (
+        ", or pass --snapshot-search subscription if its snapshots are kept in another resource group"
+        if config.snapshot_search == "resource-group"
+        else ""
+    )
+    return UnprotectedError(
+        f"nothing protects the disk {rid.name}: {found}; take an incremental snapshot with --snapshot-now"
+        f"{elsewhere}."
+    )
+
+
+def candidates(
+    config: Config, state: State, snaps: list[SnapshotInfo], held: Collection[str] = ()
+) -> list[SnapshotInfo]:
     """The snapshots newer than the target's last restore point, oldest first (the last one only
-    with --latest-only)."""
+    with --latest-only), minus those the target already has a restore point of (`held`: uniqueIds)."""
     last = state.last
     found = list(snaps)
     if last is not None:
@@ -111,7 +180,8 @@ def candidates(config: Config, state: State, snaps: list[SnapshotInfo]) -> list[
         elif arm_ids.parse(config.source).kind == "disk":
             last_time = datetime.fromisoformat(last.time)
             found = [s for s in snaps if s.time_created > last_time]
-    return found[-1:] if config.latest_only else found
+    found = found[-1:] if config.latest_only else found
+    return [s for s in found if s.unique_id not in held]
 
 
 def base_to_look_up(state: State, identity: DiskIdentity | None, snap: SnapshotInfo) -> str | None:
@@ -166,8 +236,9 @@ def first_job(
         return Job(snap, None, "the source disk was recreated (its uniqueId differs from the target's)")
     if base is None or base.unique_id != last.unique_id:
         return Job(snap, None, f"the base snapshot {last.name} of the last restore point no longer exists")
-    if snap.time_created < base.time_created:
-        return Job(snap, None, f"the source is older than the last restore point ({last.name})")
+    if snap.time_created < base.time_created:  # check_source refused it unless --allow-rollback
+        reason = f"rollback from {last.name} to the older {snap.name}, allowed by --allow-rollback"
+        return Job(snap, None, reason)
     if crosses_4tib(base, snap):
         return Job(snap, None, f"the disk was resized across 4 TiB since {base.name}")
     return Job(snap, base, f"diff from {base.name}")
@@ -189,9 +260,11 @@ async def choose_jobs(
     state: State,
     identity: DiskIdentity | None,
     snaps: list[SnapshotInfo],
+    held: Collection[str] = (),
 ) -> list[Job]:
-    """The snapshots this run replicates, oldest first, each with its base and reason."""
-    todo = candidates(config, state, snaps)
+    """The snapshots this run replicates, oldest first, each with its base and reason (`held`: the
+    uniqueIds of the snapshots the target already has restore points of, never copied again)."""
+    todo = candidates(config, state, snaps, held)
     if not todo:
         return []
     wanted = base_to_look_up(state, identity, todo[0])

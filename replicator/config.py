@@ -30,6 +30,7 @@ GiB = 1024 * MiB
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MODES = ("server", "stream")
+SNAPSHOT_SEARCHES = ("resource-group", "subscription")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class Config:
     time_budget_seconds: float | None = None
     max_in_flight_bytes: int = 32 * MiB
     merge_gap_bytes: int = 64 * KiB
+    allow_rollback: bool = False
+    snapshot_search: Literal["resource-group", "subscription"] = "resource-group"
 
     @property
     def queue_depth(self) -> int:
@@ -373,9 +376,31 @@ KNOBS: tuple[Knob, ...] = (
         "--source-keep",
         "REPLICATOR_SOURCE_KEEP",
         "After a run, delete the disk's oldest incremental snapshots beyond the newest N (1-500).",
-        "off: never delete source snapshots; never deletes the last restore point's snapshot",
+        "off: never delete source snapshots; deletes only snapshots --snapshot-now took (tag "
+        "replicator-owner=replicator), never the last restore point's snapshot",
         "none",
         _int,
+    ),
+    Knob(
+        "snapshot_search",
+        "--snapshot-search",
+        "REPLICATOR_SNAPSHOT_SEARCH",
+        "Where to look for the disk's incremental snapshots: its own resource group, or every resource "
+        "group of the subscription (needs snapshots/read there).",
+        "resource-group: where Azure's docs keep them, and read access to that group is enough",
+        "none",
+        str,
+        SNAPSHOT_SEARCHES,
+    ),
+    Knob(
+        "allow_rollback",
+        "--allow-rollback",
+        "REPLICATOR_ALLOW_ROLLBACK",
+        "Allow a --source snapshot older than the one the target's base blob holds: a full copy that "
+        "rolls the base blob back to it (restore points are kept).",
+        "off: rolling a replica back costs a full copy and moves the next diff's base back in time, "
+        "which an unattended run must never do by itself",
+        "none",
     ),
 )
 

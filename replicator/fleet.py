@@ -12,7 +12,8 @@ worker does with it once the job has run (`decide`), by outcome:
 - locked (another run holds the target's lease), limited (SAS family budget): send a copy visible
   after `DEFER_SECONDS`, delete this one; after `MAX_DEFERRALS` drop it (logged): the holder is
   bringing the target up to date, and the next enqueue round brings the job back.
-- bad input: poison at once, a retry cannot help.
+- bad input, unprotected (the disk has no incremental snapshot where the run looked): poison at once,
+  a retry cannot help; the poison queue is where an operator sees it.
 - failed: leave it; it reappears after a pause and another worker resumes from the checkpoint; on
   the `max_dequeue`-th delivery, poison.
 
@@ -136,7 +137,7 @@ def decide(outcome: Outcome, message: Message, max_dequeue: int) -> Action:
         return "continue" if stalls_after(outcome, message) < MAX_STALLS else "poison"
     if outcome.status in ("locked", "limited"):
         return "defer" if message.deferrals < MAX_DEFERRALS else "drop"
-    if outcome.status == "bad input" or message.dequeue_count >= max_dequeue:
+    if outcome.status in ("bad input", "unprotected") or message.dequeue_count >= max_dequeue:
         return "poison"
     return "retry"
 

@@ -83,10 +83,10 @@ async def on_timer(timer: Any, env: Mapping[str, str] | None = None) -> list[Out
             continue
         outcomes.append(await run_job(job, env, budget=budget, command="timer"))
     event("timer_done", jobs=len(jobs), outcomes=dict(Counter(o.status for o in outcomes)))
-    failed = [o for o in outcomes if o.status in ("failed", "bad input")]
+    failed = [o for o in outcomes if o.status in ("failed", "bad input", "unprotected")]
     if failed:
         raise ReplicationError(
-            f"{len(failed)} of {len(jobs)} replications failed; "
+            f"{len(failed)} of {len(jobs)} replications failed or found nothing to protect; "
             f"first: {failed[0].job.source}: {failed[0].error}"
         )
     return outcomes

@@ -60,6 +60,7 @@ from replicator.base import (
     disk_identity,
     exported_size,
     snapshot_ref,
+    unprotected,
 )
 from replicator.budget import Budget
 from replicator.config import Config
@@ -79,6 +80,7 @@ from replicator.source import (
 from replicator.target import (
     InProgress,
     PageBlobTarget,
+    RestorePoint,
     SasBlobReader,
     State,
     client_kwargs,
@@ -415,6 +417,9 @@ class JobRunner:
                 self.progress.on_message(f"resizing the target from {self.target_size} to {size} bytes")
                 await self.target.resize(size)
                 self.target_size = size
+            if identity is not None:  # recorded with the first in-progress state: the target is
+                # this disk's from its first write on, so no other disk can take over an unfinished copy
+                state = replace(state, disk_id=identity.id, disk_unique_id=identity.unique_id)
             try:
                 await self._write(job, state, copier, base, size, result, blank_target=blank)
             except DiffNotPossible:
@@ -662,12 +667,20 @@ def _report_protected(progress: Progress, state: State) -> None:
             progress.on_protected(point)
 
 
-async def _adopt_lost_commit(target: PageBlobTarget, state: State) -> State:
+def _held(points: list[RestorePoint]) -> set[str]:
+    """The uniqueIds of the source snapshots the target has restore points of: never copied again.
+
+    Empty when the credential cannot list the container (a blob-scoped SAS: `restore_points` returns
+    nothing); then a snapshot may get a second restore point (docs/runbook.md says so).
+    """
+    return {p.snapshot_unique_id for p in points if p.snapshot_unique_id}
+
+
+def _adopt_lost_commit(points: list[RestorePoint], state: State) -> State:
     """A run killed between its restore point and the state update: adopt that restore point."""
     progress = state.in_progress
     if progress is None:
         return state
-    points = await target.restore_points(required=False)
     if not points or points[-1].id <= (state.last_restore_point or ""):
         return state
     latest = points[-1]
@@ -694,19 +707,26 @@ async def replicate(
         _report_protected(progress, inspection.state)
         source = await ArmSource.open(config)
         async with source, contextlib.aclosing(SasBlobReader()) as reader:
+            search = config.snapshot_search
             if config.snapshot_now and not config.plan:
-                taken = await snapshots.snapshot_now(source, config.source, progress.on_message)
+                taken = await snapshots.snapshot_now(
+                    source, config.source, progress.on_message, search=search
+                )
                 run.snapshot_taken = taken.id
             progress.on_message(f"resolving {config.source}")
-            disk, snaps = await source.resolve(config.source)
+            disk, snaps = await source.resolve(config.source, search=search)
             if not snaps:
-                progress.on_message("the disk has no incremental snapshot yet")
-                return run
+                if config.plan and config.snapshot_now:  # the run would take one: it is not unprotected
+                    progress.on_message("the disk has no incremental snapshot yet; --snapshot-now takes one")
+                    run.status = "planned"
+                    return run
+                raise unprotected(config, len(await source.full_snapshots(config.source, search=search)))
             identity = disk_identity(disk, snaps)
-            check_source(config, inspection.state, identity, snaps)
+            points = await target.restore_points(required=False) if inspection.exists else []
+            check_source(config, inspection.state, identity, snaps, _held(points))
             runner = JobRunner(config, source, target, reader, progress, budget)
             if config.plan:
-                jobs = await choose_jobs(source, config, inspection.state, identity, snaps)
+                jobs = await choose_jobs(source, config, inspection.state, identity, snaps, _held(points))
                 for i, job in enumerate(jobs, 1):
                     run.snapshots.append(await runner.plan_only(job, i, len(jobs), inspection.exists))
                 run.status = "planned" if jobs else "nothing new"
@@ -722,11 +742,15 @@ async def replicate(
                 inspection = await target.inspect()
                 runner.target_size = inspection.size
                 blank = await target.is_blank()  # under the lease: what create() saw may be stale
-                state = await _adopt_lost_commit(target, inspection.state)
+                # Checked again under the lease: another run may have written the target meanwhile.
+                points = await target.restore_points(required=False)
+                held = _held(points)
+                state = _adopt_lost_commit(points, inspection.state)
+                check_source(config, state, identity, snaps, held)
                 if state != inspection.state:
                     await target.write_state(state)
                 _report_protected(progress, state)
-                jobs = await choose_jobs(source, config, state, identity, snaps)
+                jobs = await choose_jobs(source, config, state, identity, snaps, held)
                 for i, job in enumerate(jobs, 1):
                     if budget.expired():
                         raise budget.incomplete(f"before {job.snapshot.name}")
@@ -736,7 +760,7 @@ async def replicate(
                     run.snapshots.append(result)
                 if config.source_keep:
                     run.source_snapshots_deleted = await snapshots.keep_source(
-                        source, config.source, config.source_keep, state, progress.on_message
+                        source, config.source, config.source_keep, state, progress.on_message, search=search
                     )
                 run.status = "replicated" if jobs else "nothing new"
                 run.protected = _protected(state)

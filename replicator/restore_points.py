@@ -149,18 +149,30 @@ async def list_points(target: PageBlobTarget) -> Listing:
 
 
 def select(points: list[PointInfo], wanted: str) -> PointInfo:
-    """The restore point named by its ID, `latest`, or its source snapshot's name (the newest such)."""
+    """The restore point named by its ID, `latest`, or its source snapshot's name.
+
+    A name that more than one restore point carries (a snapshot deleted and re-created under its
+    name, or duplicates an older version left) is refused with the candidates: restoring a disk
+    from a guess is how the wrong data comes back.
+    """
     if not points:
         raise UserError("the target has no restore point yet.")
     if wanted == "latest":
         return points[-1]
-    by_name = [p for p in points if wanted in (p.id, p.snapshot_name)]
+    by_id = [p for p in points if p.id == wanted]
+    by_name = by_id or [p for p in points if p.snapshot_name == wanted]
     if not by_name:
         raise UserError(
             f"no restore point {wanted!r}: give a restore point ID, 'latest' or a source snapshot name "
             "(see `replicate list`)."
         )
-    return by_name[-1]
+    if len(by_name) > 1:
+        listed = ", ".join(f"{p.id} (snapshot taken {utc_time(p.snapshot_time)})" for p in by_name)
+        raise UserError(
+            f"{len(by_name)} restore points hold a source snapshot named {wanted!r}: {listed}; "
+            "give one of these restore point IDs as --point."
+        )
+    return by_name[0]
 
 
 def check_sku(point: PointInfo, sku: str) -> None:

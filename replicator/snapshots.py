@@ -9,9 +9,16 @@ Limits (Azure, see docs/reference): at most 7 incremental snapshots per disk eve
 refusal is the authority; either way the run stops with LimitError (exit 3) before anything is
 written, since a later run clears the rate limit (and pruning with --source-keep the total one).
 
-Source-keep deletes the disk's oldest incremental snapshots beyond the newest N, but never the one
-the target's last restore point holds (the base of the next diff), never one a run is in progress
-on (or diffing from), and never one with an active SAS (another replication reading it).
+Ownership: every snapshot this module takes carries the ARM tag `replicator-owner: replicator`
+(source.OWNER_TAG). Source-keep deletes only snapshots carrying it: on a shared disk, snapshots an
+operator or another team took are their restore points, and a tool must never delete what it did
+not create, whatever N. Snapshots taken by a version before the tag existed carry none either; an
+operator who wants them trimmed tags them (`az snapshot update --set tags.replicator-owner=replicator`).
+
+Source-keep keeps the disk's newest N incremental snapshots, whoever took them, and of the older ones
+deletes the tool's own (the run says how many older ones it left because they are not its own), but
+never the one the target's last restore point holds (the base of the next diff), never one a run is
+in progress on (or diffing from), and never one with an active SAS (another replication reading it).
 """
 
 from __future__ import annotations
@@ -19,14 +26,17 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute.models import CreationData, Snapshot
 
 from replicator import arm_ids
 from replicator.errors import LimitError, ReplicationError
-from replicator.source import ArmSource, SnapshotInfo, snapshot_info
+from replicator.output import plural
+from replicator.source import OWNER_TAG, OWNER_VALUE, ArmSource, SnapshotInfo, snapshot_info
 from replicator.target import State
 
 log = logging.getLogger(__name__)
@@ -60,13 +70,22 @@ def snapshot_name(disk_name: str, now: datetime) -> str:
     return f"{disk_name[:48]}-repl-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
+Search = Literal["resource-group", "subscription"]
+
+
 async def snapshot_now(
-    source: ArmSource, disk_id: str, on_message: Callable[[str], None], now: datetime | None = None
+    source: ArmSource,
+    disk_id: str,
+    on_message: Callable[[str], None],
+    now: datetime | None = None,
+    *,
+    search: Search = "resource-group",
 ) -> SnapshotInfo:
-    """Take an incremental snapshot of the disk `disk_id` and wait until it is complete."""
+    """Take an incremental snapshot of the disk `disk_id`, tagged as this tool's, and wait until it is
+    complete. `search`: where the disk's snapshots counted against Azure's limits are looked for."""
     rid = arm_ids.parse(disk_id)
     now = now or datetime.now(UTC)
-    _, existing = await source.resolve(disk_id)
+    _, existing = await source.resolve(disk_id, search=search)
     check_limits([s.time_created for s in existing], now)
     compute = source.compute(rid.subscription_id)
     name = snapshot_name(rid.name, now)
@@ -76,6 +95,7 @@ async def snapshot_now(
         location=disk.location,
         incremental=True,
         creation_data=CreationData(create_option="Copy", source_resource_id=disk.id),
+        tags={OWNER_TAG: OWNER_VALUE},
     )
     on_message(f"taking incremental snapshot {name} of {rid.name}")
     try:
@@ -104,23 +124,50 @@ def protected_ids(state: State) -> set[str]:
     return keep
 
 
-def to_delete(snaps: list[SnapshotInfo], keep: int, state: State) -> list[SnapshotInfo]:
-    """Pure: the oldest snapshots beyond the newest `keep`, minus those the target needs."""
+@dataclass(frozen=True)
+class Trim:
+    """What `--source-keep` does to the disk's snapshots beyond the newest N."""
+
+    delete: list[SnapshotInfo]  # the tool's own, not needed by the target
+    not_owned: list[SnapshotInfo]  # left because the tool did not take them
+
+
+def plan_trim(snaps: list[SnapshotInfo], keep: int, state: State) -> Trim:
+    """Pure: of the snapshots beyond the newest `keep` (`snaps` oldest first), the tool's own minus
+    those the target needs are deleted; the others are left and counted."""
     needed = protected_ids(state)
     base_id = state.in_progress.base_id if state.in_progress else None
     old = snaps[: max(0, len(snaps) - keep)]
-    return [
-        s for s in old if s.unique_id.casefold() not in needed and not arm_ids.same_resource(s.id, base_id)
-    ]
+    return Trim(
+        [
+            s
+            for s in old
+            if s.owned and s.unique_id.casefold() not in needed and not arm_ids.same_resource(s.id, base_id)
+        ],
+        [s for s in old if not s.owned],
+    )
 
 
 async def keep_source(
-    source: ArmSource, disk_id: str, keep: int, state: State, on_message: Callable[[str], None]
+    source: ArmSource,
+    disk_id: str,
+    keep: int,
+    state: State,
+    on_message: Callable[[str], None],
+    *,
+    search: Search = "resource-group",
 ) -> list[str]:
-    """Delete the disk's incremental snapshots beyond the newest `keep` (see the module docstring)."""
-    _, snaps = await source.resolve(disk_id)
+    """Delete the tool's own incremental snapshots of the disk beyond the newest `keep` (see the
+    module docstring); returns the IDs deleted."""
+    _, snaps = await source.resolve(disk_id, search=search)
+    trim = plan_trim(snaps, keep, state)
+    if trim.not_owned:
+        on_message(
+            f"--source-keep {keep}: left {plural(len(trim.not_owned), 'older snapshot')} of the disk, "
+            f"not the tool's (no tag {OWNER_TAG}={OWNER_VALUE}); it deletes only snapshots it took"
+        )
     deleted = []
-    for snap in to_delete(snaps, keep, state):
+    for snap in trim.delete:
         rid = snap.resource
         operations = source.compute(rid.subscription_id).snapshots
         with source.arm_errors(f"delete snapshot {snap.id}"):
@@ -128,6 +175,8 @@ async def keep_source(
                 current = await operations.get(rid.resource_group, rid.name)
             except ResourceNotFoundError:
                 continue
+            if current.unique_id != snap.unique_id or not snapshot_info(current).owned:
+                continue  # re-created (or re-tagged) since it was listed: not the one planned
             if current.disk_state == "ActiveSAS":
                 on_message(f"kept {snap.name}: another replication is reading it (active SAS)")
                 continue

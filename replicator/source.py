@@ -116,6 +116,12 @@ _SAS_LIMIT_TEXT = re.compile(
     r"\bSAS\b.*\b(famil|limit|maximum|exceed)|\b(famil|limit|maximum)\w*\b.*\bSAS\b", re.I
 )
 
+OWNER_TAG = "replicator-owner"
+OWNER_VALUE = "replicator"
+"""The ARM tag `--snapshot-now` puts on each snapshot it takes (replicator.snapshots): `--source-keep`
+deletes only snapshots carrying it, never one an operator or another tool took. ARM tag names are
+case-insensitive, so the name is matched without case; the value must be exactly this."""
+
 T = TypeVar("T")
 
 
@@ -155,6 +161,7 @@ class SnapshotInfo:
     source_unique_id: str | None
     copy_error: str | None = None
     disk_state: str | None = None  # "ActiveSAS" while a SAS on it is granted (Azure's diskState)
+    owned: bool = False  # carries the OWNER_TAG: this tool took it (--snapshot-now)
 
     @property
     def complete(self) -> bool:
@@ -194,6 +201,7 @@ def snapshot_info(s: Snapshot) -> SnapshotInfo:
         source_unique_id=creation.source_unique_id if creation else None,
         copy_error=f"{copy_error.error_code}: {copy_error.error_message}" if copy_error else None,
         disk_state=s.disk_state,
+        owned=any(k.casefold() == OWNER_TAG and v == OWNER_VALUE for k, v in (s.tags or {}).items()),
     )
 
 
@@ -443,6 +451,14 @@ class ArmSource:
             )
         return await self._disk_of(snapshot), [snapshot]
 
+    async def full_snapshots(
+        self, disk_id: str, *, search: Literal["resource-group", "subscription"] = "resource-group"
+    ) -> list[SnapshotInfo]:
+        """The disk's full (non-incremental) snapshots, oldest first: what a run that finds no
+        incremental snapshot reports having found instead (they cannot be diffed)."""
+        rid = arm_ids.parse(disk_id)
+        return await self._snapshots_of(rid, await self._get_disk(rid), search, incremental=False)
+
     async def get_snapshot(self, snapshot_id: str) -> SnapshotInfo | None:
         """The snapshot as ARM sees it now; None when it has been deleted."""
         rid = arm_ids.parse(snapshot_id)
@@ -479,8 +495,15 @@ class ArmSource:
         return info if _same_guid(info.unique_id, snapshot.source_unique_id) else None
 
     async def _snapshots_of(
-        self, rid: arm_ids.ResourceId, disk: DiskInfo, search: Literal["resource-group", "subscription"]
+        self,
+        rid: arm_ids.ResourceId,
+        disk: DiskInfo,
+        search: Literal["resource-group", "subscription"],
+        *,
+        incremental: bool = True,
     ) -> list[SnapshotInfo]:
+        """The disk's incremental (or full) snapshots where `search` says, oldest first; the SDK's
+        pager follows every nextLink."""
         operations = self.compute(rid.subscription_id).snapshots
         where = f"resource group {rid.resource_group}" if search == "resource-group" else "the subscription"
         pager = (
@@ -493,7 +516,7 @@ class ArmSource:
             async for snapshot in pager:
                 info = snapshot_info(snapshot)
                 if (
-                    info.incremental
+                    info.incremental == incremental
                     and arm_ids.same_resource(info.source_resource_id, disk.id)
                     and _same_guid(info.source_unique_id, disk.unique_id)
                 ):

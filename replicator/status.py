@@ -97,12 +97,13 @@ async def _read_target(target: PageBlobTarget, facts: Facts) -> tuple[Facts, set
     return facts, {p.snapshot_unique_id.casefold() for p in points if p.snapshot_unique_id}
 
 
-async def _read_source(source: ArmSource, facts: Facts, replicated: set[str]) -> Facts:
-    """The source disk's incremental snapshots: the newest, whether it is replicated, the counts."""
+async def _read_source(source: ArmSource, facts: Facts, replicated: set[str], search: str) -> Facts:
+    """The source disk's incremental snapshots (found where `search` says, as its runs find them):
+    the newest, whether it is replicated, the counts."""
     assert facts.source is not None
-    disk, snaps = await source.resolve(facts.source)
+    disk, snaps = await source.resolve(facts.source, search=search)
     if disk is not None and arm_ids.parse(facts.source).kind != "disk":  # a job naming one snapshot
-        disk, snaps = await source.resolve(disk.id)
+        disk, snaps = await source.resolve(disk.id, search=search)
     if not snaps:
         return replace(
             facts, source_snapshots=Count(0, SNAPSHOTS_PER_DISK), active_grants=Count(0, FAMILY_SAS_LIMIT)
@@ -127,7 +128,7 @@ async def read(config: Config, source: ArmSource, job_source: str | None = None)
         async with PageBlobTarget(config, command="status") as target:
             facts, replicated = await _read_target(target, facts)
         if facts.source:
-            facts = await _read_source(source, facts, replicated)
+            facts = await _read_source(source, facts, replicated, config.snapshot_search)
     except ReplicatorError as err:
         return replace(facts, error=str(err))
     except Exception as err:  # one target's surprise must not hide the fleet's other verdicts

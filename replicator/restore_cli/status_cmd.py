@@ -10,6 +10,7 @@ import argparse
 import os
 import textwrap
 
+from replicator.config import add_knobs
 from replicator.freshness import EXIT_CODES, render, summary, worst
 from replicator.jobs import DISCOVER_ENV, JOBS_ENV
 from replicator.restore_cli import Outcome, load, parser, run
@@ -54,6 +55,7 @@ async def _status(argv: list[str]) -> Outcome:
         help="The oldest a replica may be and still be fresh: 26h, 90m, 2d, 1d12h or seconds. "
         f"(required) [env {MAX_AGE_ENV}]",
     )
+    add_knobs(p, ["snapshot_search"])  # where the source disk's snapshots are, as for its runs
     args = p.parse_args(argv)
     env = os.environ
     seconds = max_age(args.max_age, env)

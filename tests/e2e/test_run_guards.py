@@ -140,3 +140,38 @@ def test_the_lease_wait_ends_within_the_time_budget(world: World, replicate) -> 
     assert run.code == 3, run.err
     assert time.monotonic() - started < 10, "the lease wait outlived the time budget"
     assert [p.metadata["snapshot_id"] for p in world.restore_points(url)] == [s1]
+
+
+def test_another_disk_cannot_take_over_an_interrupted_first_copy(
+    world: World, replicate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first copy into a target stops before any restore point exists; a run of another disk must
+    be refused (the target is being filled from the first disk), and the first then resumes."""
+    first = world.create_disk("first", 1)
+    world.write(first, *[(i * 40 * MiB, pattern(i, MiB)) for i in range(8)])
+    s1 = world.snapshot(first)
+    other = world.create_disk("other", 1)
+    world.write(other, (0, pattern(99, MiB)))
+    world.snapshot(other)
+    url = world.target_url()
+
+    async def failing_copy(self, op, source_url):
+        raise HttpResponseError(message="injected permanent failure")
+
+    real_copy = PageBlobTarget.copy_from_url
+    monkeypatch.setattr(PageBlobTarget, "copy_from_url", failing_copy)
+    assert replicate("--source", first.id, "--target", url).code == 1  # stops before any write
+    monkeypatch.setattr(PageBlobTarget, "copy_from_url", real_copy)
+    interrupted = _metadata(world, url)
+    assert interrupted["inprogress_snapshot_id"] == s1 and world.restore_points(url) == []
+
+    takeover = replicate("--source", other.id, "--target", url, "--json")
+    assert takeover.code == 2, takeover.err
+    assert first.id in takeover.doc["error"] and "use another target blob" in takeover.doc["error"]
+    assert _metadata(world, url) == interrupted and world.restore_points(url) == []
+
+    resumed = replicate("--source", first.id, "--target", url, "--json")
+    assert resumed.code == 0, resumed.err
+    [entry] = resumed.doc["snapshots"]
+    assert entry["snapshot_id"] == s1
+    world.assert_restore_point_equals(url, entry["restore_point"], s1, full=True)

@@ -59,3 +59,25 @@ def test_snapshot_now_needs_a_disk_source(world: World, replicate) -> None:
     snap = world.snapshot(disk)
     bad = replicate("--source", snap, "--target", world.target_url(), "--snapshot-now")
     assert bad.code == 2 and "need a managed disk" in bad.err
+
+
+def test_source_keep_deletes_only_the_snapshots_the_tool_took(world: World, replicate) -> None:
+    """Hand-made snapshots (another team's restore points) survive any --source-keep; the tool's own
+    carry the owner tag, and only those beyond the newest N are deleted."""
+    disk = world.create_disk("disk1", 1)
+    hand_made = [world.snapshot(disk, f"disk1-snap{n}") for n in range(1, 5)]
+    url = world.target_url()
+    taken = []
+    for n in range(1, 4):  # 4 hand-made + 3 taken: Azure's 7 per 5 minutes
+        world.write(disk, (n * 64 * MiB, pattern(n, MiB)))
+        done = replicate(
+            "--source", disk.id, "--target", url, "--snapshot-now", "--source-keep", "1", "--json"
+        )
+        assert done.code == 0, done.err
+        taken.append(done.doc["snapshot_taken"])
+        assert "left 4 older snapshots" in done.err and "not the tool's" in done.err
+    tags = {s.id: s.tags for s in world.compute.snapshots.list_by_resource_group(world.rg)}
+    assert all(tags[t] == {"replicator-owner": "replicator"} for t in taken[-1:])
+    assert all(not tags[h] for h in hand_made)
+    assert set(tags) == {*hand_made, taken[-1]}  # the tool's older two are gone, every hand-made one kept
+    assert done.doc["source_snapshots_deleted"] == [taken[1]]

@@ -120,16 +120,17 @@ class World:
         self.compute.disks.begin_update(self.rg, disk.name, {"properties": {"diskSizeGB": gib}}).result()
 
     @contextlib.contextmanager
-    def _sas(self, operations: Any, name: str, access: str) -> Iterator[BlobClient]:
+    def _sas(self, operations: Any, name: str, access: str, group: str | None = None) -> Iterator[BlobClient]:
         """A BlobClient on a SAS of a disk or snapshot (compute.disks or .snapshots), revoked on exit."""
+        group = group or self.rg
         granted = operations.begin_grant_access(
-            self.rg, name, {"access": access, "durationInSeconds": 3600}
+            group, name, {"access": access, "durationInSeconds": 3600}
         ).result()
         try:
             with BlobClient.from_blob_url(granted.access_sas) as client:
                 yield client
         finally:
-            operations.begin_revoke_access(self.rg, name).result()
+            operations.begin_revoke_access(group, name).result()
 
     @contextlib.contextmanager
     def writer(self, disk: Disk) -> Iterator[BlobClient]:
@@ -148,7 +149,11 @@ class World:
                         piece = data[pos : pos + 4 * MiB]
                         client.upload_page(piece, offset + pos, len(piece))
 
-    def snapshot(self, disk: Disk, name: str | None = None, *, incremental: bool = True) -> str:
+    def snapshot(
+        self, disk: Disk, name: str | None = None, *, incremental: bool = True, group: str | None = None
+    ) -> str:
+        """A snapshot of `disk` as an operator takes it by hand (no tags), in this test's resource group
+        or in `group`."""
         name = name or f"snap-{uuid.uuid4().hex[:8]}"
         body = {
             "location": self.location,
@@ -157,7 +162,7 @@ class World:
                 "creationData": {"createOption": "Copy", "sourceResourceId": disk.id},
             },
         }
-        return self.compute.snapshots.begin_create_or_update(self.rg, name, body).result().id
+        return self.compute.snapshots.begin_create_or_update(group or self.rg, name, body).result().id
 
     @contextlib.contextmanager
     def dated_back(self, seconds: float) -> Iterator[None]:
@@ -200,7 +205,9 @@ class World:
 
     @contextlib.contextmanager
     def read_snapshot(self, snapshot_id: str) -> Iterator[BlobClient]:
-        with self._sas(self.compute.snapshots, snapshot_id.rsplit("/", 1)[1], "Read") as client:
+        """A Read SAS on the snapshot, in whichever resource group its ID names."""
+        group = snapshot_id.split("/")[4]
+        with self._sas(self.compute.snapshots, snapshot_id.rsplit("/", 1)[1], "Read", group) as client:
             yield client
 
     # ------------------------------------------------------------------ target side

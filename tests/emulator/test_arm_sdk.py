@@ -308,6 +308,42 @@ async def test_snapshot_lifecycle_aio(emulator_env: dict[str, str]) -> None:
         assert (await client.snapshots.get(rg, "s2")).creation_data.source_unique_id == disk.unique_id
 
 
+def test_snapshot_tags_round_trip_and_subscription_listing_follows_next_link(
+    emulator_env: dict[str, str],
+) -> None:
+    """Tags given at create come back from get, the resource-group list and the subscription list
+    (more than one page: every nextLink followed); a PUT on an existing snapshot replaces them."""
+    client = compute(emulator_env)
+    groups = [unique("rg"), unique("rg")]
+    tagged: dict[str, dict[str, str]] = {}
+    for n in range(12):  # two disks: Azure allows 7 incremental snapshots per disk per 5 minutes
+        group = groups[n % 2]
+        disk = client.disks.begin_create_or_update(group, f"d{n % 2}", disk_body()).result()
+        tags = {"replicator-owner": "replicator"} if n % 3 else {}
+        body = {**snapshot_body(disk.id), "tags": tags} if tags else snapshot_body(disk.id)
+        snap = client.snapshots.begin_create_or_update(group, f"s{n:02}", body).result()
+        assert snap.tags == tags
+        tagged[snap.id] = tags
+    assert client.snapshots.get(groups[1], "s01").tags == {"replicator-owner": "replicator"}
+    by_group = {s.id: s.tags for s in client.snapshots.list_by_resource_group(groups[0])}
+    assert by_group == {i: t for i, t in tagged.items() if f"/{groups[0]}/" in i}
+    everywhere = {s.id: s.tags for s in client.snapshots.list()}
+    assert {i: everywhere.get(i) for i in tagged} == tagged
+    first = client.send_request(
+        HttpRequest(
+            "GET",
+            f"/subscriptions/{emulator_env['AZURE_SUBSCRIPTION_ID']}/providers/Microsoft.Compute/snapshots"
+            "?api-version=2026-03-02",
+        )
+    ).json()
+    assert len(first["value"]) == 10 and "nextLink" in first
+    disk_id = client.disks.get(groups[0], "d0").id
+    retagged = client.snapshots.begin_create_or_update(
+        groups[0], "s00", {**snapshot_body(disk_id), "tags": {"team": "dba"}}
+    ).result()
+    assert retagged.tags == {"team": "dba"} == client.snapshots.get(groups[0], "s00").tags
+
+
 async def test_premium_v2_completion_progress_aio(emulator_env: dict[str, str]) -> None:
     """The session emulator runs with --completion-seconds 2."""
     rg = unique("rg")

@@ -86,9 +86,16 @@ class Setup:
         await (await self.client.disks.begin_delete(self.group, name)).result()
 
     async def snapshot(
-        self, disk_id: str, name: str, *, incremental: bool = True, group: str | None = None
+        self,
+        disk_id: str,
+        name: str,
+        *,
+        incremental: bool = True,
+        group: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> str:
         body = {
+            "tags": tags or {},
             "location": LOCATION,
             "properties": {
                 "creationData": {"createOption": "Copy", "sourceResourceId": disk_id},
@@ -186,6 +193,23 @@ async def test_resolve_a_disk_lists_its_incremental_snapshots_oldest_first(
 
     _, everywhere = await source.resolve(disk_id, search="subscription")
     assert [s.id for s in everywhere] == [s1, s2, s3]
+    assert [s.name for s in await source.full_snapshots(disk_id)] == ["full"]
+
+
+async def test_the_owner_tag_marks_the_tools_own_snapshots(arm: tuple[ArmSource, Setup]) -> None:
+    """ARM tag names are case-insensitive, values are not: only replicator-owner=replicator is ours."""
+    source, setup = arm
+    disk_id = await setup.disk("d")
+    for name, tags in (
+        ("ours", {"replicator-owner": "replicator"}),
+        ("ours-upper", {"Replicator-Owner": "replicator"}),
+        ("theirs", {}),
+        ("other-value", {"replicator-owner": "Replicator"}),
+        ("other-key", {"owner": "replicator"}),
+    ):
+        await setup.snapshot(disk_id, name, tags=tags)
+    _, snaps = await source.resolve(disk_id)
+    assert {s.name for s in snaps if s.owned} == {"ours", "ours-upper"}
 
 
 async def test_snapshots_of_a_deleted_and_recreated_disk_are_not_its_history(

@@ -86,6 +86,23 @@ async def test_timer_runs_explicit_jobs_and_skips_a_locked_target(
     assert world.snapshot_state(s1) != "ActiveSAS"
 
 
+async def test_a_timer_with_an_unprotected_disk_fails_after_running_the_others(
+    world: World, fleet_env, monkeypatch
+) -> None:
+    """Unprotected is not success: a disk without an incremental snapshot fails the invocation, so it
+    shows as a failed execution, while the other jobs still run."""
+    disk, snap = _disk(world, 5)
+    bare = world.create_disk("bare", 1)
+    t1, t2 = world.target_url(), world.target_url()
+    monkeypatch.setenv(
+        "REPLICATOR_JOBS", json.dumps([{"source": bare.id, "target": t2}, {"source": disk.id, "target": t1}])
+    )
+    with pytest.raises(ReplicationError, match="1 of 2 replications failed or found nothing to protect"):
+        await _functions()["replicate_timer"](HostTimerRequest(past_due=False))
+    (point,) = world.restore_points(t1)
+    world.assert_restore_point_equals(t1, point.snapshot, snap)
+
+
 async def test_timer_discovers_tagged_disks_of_a_resource_group(world: World, fleet_env, monkeypatch) -> None:
     container = world.target_url().rsplit("/", 1)[0] + "/"
     tagged, snap = _disk(world, 3, {"replicator-target": container})

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from replicator.errors import EXIT_FAILED, EXIT_OK, EXIT_RETRY_LATER, EXIT_USAGE
+from replicator.errors import EXIT_FAILED, EXIT_OK, EXIT_RETRY_LATER, EXIT_UNPROTECTED, EXIT_USAGE
 from replicator.fleet import MAX_DEFERRALS, MAX_STALLS, Message, decide, stalls_after
 from replicator.jobs import JobSpec, Outcome
 
@@ -20,6 +20,7 @@ EXIT_CODES = {
     "locked": EXIT_RETRY_LATER,
     "limited": EXIT_RETRY_LATER,
     "bad input": EXIT_USAGE,
+    "unprotected": EXIT_UNPROTECTED,
     "failed": EXIT_FAILED,
 }
 
@@ -39,6 +40,7 @@ EXPECTED = {  # status -> action on a first delivery, and on the max_dequeue-th
     "locked": ("defer", "defer"),
     "limited": ("defer", "defer"),
     "bad input": ("poison", "poison"),
+    "unprotected": ("poison", "poison"),
     "failed": ("retry", "poison"),
 }
 

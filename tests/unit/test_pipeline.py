@@ -51,9 +51,15 @@ def config(*extra: str):
     return load(["--source", DISK, "--target", "https://a.blob.core.windows.net/ccc/b", *extra], env={})
 
 
-async def jobs(state: State, snaps: list[SnapshotInfo], *extra: str, alive=None) -> list[tuple]:
+async def jobs(
+    state: State,
+    snaps: list[SnapshotInfo],
+    *extra: str,
+    alive=None,
+    held: frozenset[str] | set[str] = frozenset(),
+) -> list[tuple]:
     source = FakeSource(*(snaps if alive is None else alive))
-    chosen = await base.choose_jobs(source, config(*extra), state, IDENTITY, snaps)  # type: ignore[arg-type]
+    chosen = await base.choose_jobs(source, config(*extra), state, IDENTITY, snaps, held)  # type: ignore[arg-type]
     return [(j.snapshot.name, j.base.name if j.base else None, j.reason, j.checkpoint) for j in chosen]
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from replicator.errors import LimitError
-from replicator.snapshots import check_limits, snapshot_name, to_delete
+from replicator.snapshots import check_limits, plan_trim, snapshot_name
 from replicator.source import SnapshotInfo
 from replicator.target import InProgress, SnapshotRef, State
 
@@ -15,11 +17,15 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 RG = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute"
 
 
-def snap(n: int) -> SnapshotInfo:
+def snap(n: int, *, owned: bool = True) -> SnapshotInfo:
     return SnapshotInfo(
         f"{RG}/snapshots/s{n}", f"s{n}", f"u{n}", "fam", NOW - timedelta(hours=10 - n), 1 << 30, 512,
-        True, None, f"{RG}/disks/d", "du",
+        True, None, f"{RG}/disks/d", "du", owned=owned,
     )  # fmt: skip
+
+
+def to_delete(snaps: list[SnapshotInfo], keep: int, state: State) -> list[SnapshotInfo]:
+    return plan_trim(snaps, keep, state).delete
 
 
 def test_seven_per_five_minutes() -> None:
@@ -55,3 +61,41 @@ def test_source_keep_never_deletes_what_the_target_needs() -> None:
     running = InProgress(SnapshotRef(snaps[3].id, "u4", "", "s4"), snaps[2].id.upper(), "diff", "", 0)
     assert [s.name for s in to_delete(snaps, 2, State(in_progress=running))] == ["s1", "s2"]
     assert to_delete(snaps, 10, State()) == []
+
+
+def test_source_keep_deletes_only_the_tools_own_snapshots_whatever_n() -> None:
+    """Hand-made snapshots count towards the newest N but are never deleted, and are counted."""
+    hand = [snap(n, owned=False) for n in range(1, 7)]
+    own = [snap(n) for n in range(7, 10)]
+    trim = plan_trim([*hand, *own], 3, State())
+    assert (trim.delete, [s.name for s in trim.not_owned]) == ([], [f"s{n}" for n in range(1, 7)])
+    trim = plan_trim([*hand, *own], 1, State())
+    assert [s.name for s in trim.delete] == ["s7", "s8"] and len(trim.not_owned) == 6
+    mixed = [hand[0], own[0], hand[1], own[1], own[2]]
+    trim = plan_trim(mixed, 2, State())
+    assert [s.name for s in trim.delete] == ["s7"] and [s.name for s in trim.not_owned] == ["s1", "s2"]
+    assert plan_trim(hand, 1, State()).delete == []
+
+
+@given(
+    owned=st.lists(st.booleans(), max_size=12),
+    keep=st.integers(1, 14),
+    last=st.integers(0, 12),
+)
+def test_source_keep_property(owned: list[bool], keep: int, last: int) -> None:
+    """Whatever N and whatever mix: never a snapshot the tool did not take, never one the target
+    needs, never one of the newest N; and every older snapshot is either deleted, needed or counted."""
+    snaps = [snap(n, owned=o) for n, o in enumerate(owned, 1)]
+    state = (
+        State(last=SnapshotRef(snaps[last - 1].id, f"u{last}", "", f"s{last}"))
+        if 0 < last <= len(snaps)
+        else State()
+    )
+    trim = plan_trim(snaps, keep, state)
+    assert all(s.owned for s in trim.delete) and not any(s.owned for s in trim.not_owned)
+    assert all(s not in snaps[-keep:] for s in trim.delete + trim.not_owned)
+    assert state.last is None or all(s.unique_id != state.last.unique_id for s in trim.delete)
+    older = snaps[: max(0, len(snaps) - keep)]
+    needed = [s for s in older if s.owned and s not in trim.delete]
+    assert len(trim.delete) + len(trim.not_owned) + len(needed) == len(older)
+    assert all(state.last and s.unique_id == state.last.unique_id for s in needed)
