@@ -18,6 +18,7 @@ from azure.functions.queue import QueueMessage as HostQueueMessage
 from azure.functions.timer import TimerRequest as HostTimerRequest
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
+from replicator.budget import Budget
 from replicator.errors import ReplicationError
 from replicator.target import PageBlobTarget
 from tests.e2e.world import Disk, MiB, World, pattern
@@ -229,9 +230,20 @@ async def test_a_job_whose_checkpoint_never_advances_is_poisoned_not_requeued_fo
     disk, _ = _disk(world, 40)
     url = queue_url()
     monkeypatch.setenv("REPLICATOR_QUEUE_URL", url)
-    monkeypatch.setenv("REPLICATOR_TIME_BUDGET", "1")
+    # Each run stops at a place the test decides, not where a clock on a busy machine puts it: the
+    # first write that starts spends the run's budget (as if it ran out), and no write ever completes.
+    monkeypatch.setenv("REPLICATOR_TIME_BUDGET", "600")
+    budgets: list[Budget] = []
+    start_budget = Budget.__init__
 
-    async def stuck(self, op, source_url):  # no write ever completes within a budget
+    def recorded(self: Budget, seconds: float | None) -> None:
+        start_budget(self, seconds)
+        budgets.append(self)
+
+    monkeypatch.setattr(Budget, "__init__", recorded)
+
+    async def stuck(self, op, source_url):
+        budgets[-1].stop("the time budget ran out (held by the test)")
         await asyncio.sleep(3600)
 
     monkeypatch.setattr(PageBlobTarget, "copy_from_url", stuck)
