@@ -17,9 +17,10 @@ def test_diff_finishes_over_several_budgeted_runs(world: World, replicate) -> No
     assert first.code == 0 and first.doc["status"] == "replicated", first.err
     world.write(disk, *[(i * 50 * MiB + 4096, pattern(100 + i, MiB)) for i in range(PIECES)])
     s2 = world.snapshot(disk)
-    # 2 MiB/s over 12 MiB is about 6 s of copying; a 2 s budget stops each run after a few pieces.
+    # 1 MiB/s over 12 MiB is about 12 s of copying; a 4 s budget (3 s before it stops feeding) stops
+    # each run after a few pieces, with room for a slow start on a busy machine.
     args = ("--source", disk.id, "--target", url, "--json", "--concurrency", "1")
-    args += ("--max-bandwidth", "2MiB", "--time-budget", "2", "--checkpoint-seconds", "0.2")
+    args += ("--max-bandwidth", "1MiB", "--time-budget", "4", "--checkpoint-seconds", "0.2")
     checkpoints: list[int] = []
     for _ in range(12):
         run = replicate(*args)
