@@ -65,6 +65,7 @@ from replicator.budget import Budget
 from replicator.config import Config
 from replicator.errors import ReplicationError, ReplicatorError
 from replicator.inflight import ByteBudget, process_budget
+from replicator.jsonlog import event
 from replicator.progress import Progress, Protected, RunResult, SnapshotResult
 from replicator.redact import redact
 from replicator.source import (
@@ -206,7 +207,15 @@ class Copier:
             exc = state.outcome.exception() if state.outcome else None
             error = describe(exc) if exc else ""
             delay = state.next_action.sleep if state.next_action else 0.0
-            log.info("retrying %s (attempt %d) in %.1f s after %s", what, state.attempt_number, delay, error)
+            event(
+                "retry",
+                logging.DEBUG,
+                message=f"retrying {what} (attempt {state.attempt_number}) in {delay:.1f} s after {error}",
+                what=what,
+                attempt=state.attempt_number,
+                delay_seconds=round(delay, 3),
+                error=error,
+            )
             self.progress.on_retry(what, state.attempt_number, delay, error)
 
         return report
@@ -694,6 +703,7 @@ async def replicate(
             runner = JobRunner(config, source, target, reader, progress, budget)
             if config.plan:
                 jobs = await choose_jobs(source, config, inspection.state, identity, snaps)
+                _log_choices(jobs)
                 for i, job in enumerate(jobs, 1):
                     run.snapshots.append(await runner.plan_only(job, i, len(jobs), inspection.exists))
                 run.status = "planned" if jobs else "nothing new"
@@ -713,6 +723,7 @@ async def replicate(
                 if state != inspection.state:
                     await target.write_state(state)
                 jobs = await choose_jobs(source, config, state, identity, snaps)
+                _log_choices(jobs)
                 for i, job in enumerate(jobs, 1):
                     if budget.expired():
                         raise budget.incomplete(f"before {job.snapshot.name}")
@@ -727,6 +738,23 @@ async def replicate(
                 run.status = "replicated" if jobs else "nothing new"
                 run.protected = _protected(state)
     return run
+
+
+def _log_choices(jobs: list[Job]) -> None:
+    """--log-level debug: the base each snapshot is copied from and why (replicator.base decides)."""
+    for job in jobs:
+        base = job.base.name if job.base else "nothing (full copy)"
+        resume = f"; resuming at byte {job.checkpoint}" if job.checkpoint else ""
+        event(
+            "base_chosen",
+            logging.DEBUG,
+            message=f"{job.snapshot.name}: base {base}, because {job.reason}{resume}",
+            snapshot=job.snapshot.id,
+            mode=job.mode,
+            base_snapshot=job.base.id if job.base else None,
+            reason=job.reason,
+            checkpoint=job.checkpoint,
+        )
 
 
 def _protected(state: State) -> Protected | None:
