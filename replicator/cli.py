@@ -142,7 +142,7 @@ def replicate_main(args: list[str]) -> int:
     jsonlog.setup(config.log_level)
     for reading in config.size_readings:
         jsonlog.say("size_read", reading.text, knob=reading.flag, given=reading.given, bytes=reading.value)
-    bar = sys.stderr.isatty() and not config.json
+    bar = jsonlog.on_terminal() and not config.json
     progress = TerminalProgress(sys.stderr, bar=bar)
     from replicator.pipeline import replicate
 

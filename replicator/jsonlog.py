@@ -185,6 +185,12 @@ failed DefaultAzureCredential logs 2.5 KB per attempt, and the one error line na
 records appear from `debug` on, for when that fix is not enough."""
 
 
+def on_terminal() -> bool:
+    """Whether the stream `setup` installed writes human lines (stderr is a terminal): where a
+    command may also draw a progress bar."""
+    return any(_ours(h) and isinstance(h.formatter, HumanFormatter) for h in logging.getLogger().handlers)
+
+
 def add_level_flag(parser: argparse.ArgumentParser) -> None:
     """`--log-level` (env REPLICATOR_LOG_LEVEL) for the commands that take no other knob of
     replicator.config (`worker`, `enqueue`)."""
