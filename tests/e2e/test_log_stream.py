@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
+import json
+import logging
 import os
 import pty
 import re
@@ -15,6 +18,7 @@ import termios
 import threading
 from typing import Any
 
+from replicator.jobs import JobSpec, run_job
 from tests.e2e.conftest import Run, cli_process
 from tests.e2e.world import MiB, World, pattern
 from tests.logs import events, records
@@ -174,3 +178,47 @@ def test_every_subcommand_writes_the_same_stream(world: World, replicate) -> Non
     [line] = records(refused.err)
     assert (line["event"], line["status"], line["exit_code"]) == ("exit", "bad input", 2)
     assert line["message"].startswith("replicate restore: error: ")
+
+
+async def test_a_fleet_job_logs_progress_records_for_the_functions_host(
+    world: World, emulator_env: dict[str, str]
+) -> None:
+    """What the Functions host forwards to Application Insights: a job held by a lease logs `progress`
+    records (with the job's run_id) until the test releases it, then its snapshot."""
+    disk = world.create_disk("data", 1)
+    world.write(disk, (0, pattern(7, MiB)))
+    world.snapshot(disk)
+    url = world.target_url()
+    env = {**os.environ, "REPLICATOR_LEASE_WAIT": "60", "REPLICATOR_PROGRESS_SECONDS": "0.1"}
+    assert (await run_job(JobSpec(disk.id, url), env)).exit_code == 0  # the target exists: it can be leased
+    world.write(disk, (8 * MiB, pattern(8, MiB)))
+    s2 = world.snapshot(disk)
+    seen: list[dict] = []
+    progressed = asyncio.Event()
+
+    class Host(logging.Handler):  # the Functions host's handler: the record's message is the JSON
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(json.loads(record.getMessage()))
+            if seen[-1]["event"] == "progress":
+                progressed.set()
+
+    host, events_logger = Host(), logging.getLogger("replicator.events")
+    events_logger.addHandler(host)
+    level = logging.getLogger("replicator").level
+    logging.getLogger("replicator").setLevel(logging.INFO)
+    try:
+        with world.held_lease(url):
+            job = asyncio.create_task(run_job(JobSpec(disk.id, url), env, run_id="r-1"))
+            waiting = asyncio.create_task(progressed.wait())
+            await asyncio.wait({job, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            assert progressed.is_set(), "the job ended while the lease was held"
+        outcome = await job
+    finally:
+        events_logger.removeHandler(host)
+        logging.getLogger("replicator").setLevel(level)
+    assert (outcome.status, outcome.exit_code) == ("replicated", 0), outcome.error
+    waiting = next(r for r in seen if r["event"] == "progress")
+    assert (waiting["run_id"], waiting["disk"]) == ("r-1", disk.id)
+    assert waiting["step"].startswith("resolving ") and "snapshot" not in waiting
+    [done] = [r for r in seen if r["event"] == "snapshot_done"]
+    assert (done["snapshot"], done["run_id"]) == (s2, "r-1")
