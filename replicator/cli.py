@@ -83,7 +83,12 @@ class TerminalProgress(LogProgress):
     def on_planned(self, copy_bytes: int, clear_bytes: int) -> None:
         super().on_planned(copy_bytes, clear_bytes)
         if self._task is not None:
-            self._bar.update(self._task, total=self.planned)
+            self._bar.update(self._task, total=self.total)
+
+    def on_total(self, copy_bytes: int) -> None:
+        super().on_total(copy_bytes)
+        if self._task is not None:
+            self._bar.update(self._task, total=self.total)
 
     def on_listing_done(self) -> None:
         super().on_listing_done()

@@ -13,9 +13,10 @@ slot, a background copy), so a silent log always means a stuck process.
 The rate in a record is over the last RATE_WINDOW_SECONDS, not since the run started. Why: a run's
 average includes its listing, grants and lease wait, and throttling that began a minute ago would
 hide behind an hour of good rate; the window shows the link as it is now, which is what an ETA
-needs. The ETA is given only once the snapshot's total is final: the plan is streamed (listing runs
-at most the copy queue ahead of the writes), so until the listing ends the total is only what was
-listed so far, and an ETA against it would promise too early.
+needs. The ETA is given only once the snapshot's total is known: the plan is streamed (the copy's
+listing runs at most the copy queue ahead of the writes), so the total comes from a count of the
+plan made ahead of the copy (Progress.on_total), usually within seconds; until then the total is
+what was listed so far, and an ETA against it would promise too early.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class LogProgress(Tally):
         self.context = context
         self.clock = clock
         self.rate = RateWindow()
-        self.index = self.total = self.retries = 0
+        self.index = self.count = self.retries = 0  # snapshot `index` of `count`
         self.started = clock()
         self.step: str | None = None  # the last step reported: what a record without a snapshot says
 
@@ -141,7 +142,7 @@ class LogProgress(Tally):
 
     def on_snapshot_start(self, result: SnapshotResult, index: int, total: int) -> None:
         super().on_snapshot_start(result, index, total)
-        self.index, self.total, self.retries = index, total, 0
+        self.index, self.count, self.retries = index, total, 0
         self.started = self.clock()
         self.rate.restart(self.started)
         self._event(
@@ -190,15 +191,15 @@ class LogProgress(Tally):
             self._event("progress", f"working: {step}", step=step, snapshots_done=len(self.done))
             return
         rate = self.rate.rate(now, self.written)
-        eta = self.remaining / rate if self.listing_complete and rate else None
-        if self.listing_complete and self.remaining == 0:
+        eta = self.remaining / rate if self.total_known and rate else None
+        if self.total_known and self.remaining == 0:
             eta = 0.0
-        name = f"{current.snapshot_name} [{self.index}/{self.total}]"
+        name = f"{current.snapshot_name} [{self.index}/{self.count}]"
         line = progress_line(
             name,
             self.written,
-            self.planned,
-            final=self.listing_complete,
+            self.total,
+            final=self.total_known,
             rate=rate,
             eta=eta,
             skipped=self.skipped,
@@ -209,10 +210,10 @@ class LogProgress(Tally):
             snapshot=current.snapshot_id,
             snapshot_name=current.snapshot_name,
             index=self.index,
-            total=self.total,
+            total=self.count,
             bytes_done=self.written,
-            bytes_total=self.planned,
-            total_final=self.listing_complete,
+            bytes_total=self.total,
+            total_final=self.total_known,
             skipped_bytes=self.skipped,
             bytes_per_second=None if rate is None else round(rate),
             eta_seconds=None if eta is None else round(eta),

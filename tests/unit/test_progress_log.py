@@ -105,6 +105,25 @@ def test_a_record_carries_snapshot_bytes_total_rate_and_eta(stream: io.StringIO)
     assert final["snapshot"].endswith("/snap-1") and final["seconds"] == 60.0
 
 
+def test_a_plan_counted_ahead_gives_the_total_and_an_eta_while_the_copy_still_lists(
+    stream: io.StringIO,
+) -> None:
+    clock = Clock()
+    progress = LogProgress(clock=clock)
+    progress.on_snapshot_start(_result(), 1, 1)
+    progress.on_planned(64 * MiB, 0)
+    progress.on_total(1024 * MiB)  # pipeline.JobRunner.count_total
+    clock.now += 10
+    progress.on_written(64 * MiB)
+    progress.report()
+    [record] = lines(stream, "progress")
+    assert (record["bytes_total"], record["total_final"], record["eta_seconds"]) == (1024 * MiB, True, 150)
+    assert (
+        record["message"]
+        == "snap-1 [1/1]: 64.0 MiB of 1.0 GiB copied (6 %), 6.4 MiB/s, about 2 min 30 s left"
+    )
+
+
 def test_a_stalled_copy_says_so(stream: io.StringIO) -> None:
     clock = Clock()
     progress = LogProgress(clock=clock)
