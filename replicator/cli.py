@@ -93,8 +93,8 @@ class TerminalProgress(LogProgress):
     def on_listing_done(self) -> None:
         super().on_listing_done()
         if self._task is not None and self.current is not None:
-            unchanged = max(0, self.current.size_bytes - self.planned - self.cleared)
-            note = f"{human_size(unchanged)} unchanged, skipped"
+            rest = max(0, self.current.size_bytes - self.planned - self.cleared)
+            note = f"{human_size(rest)} {'empty' if self.current.mode == 'full' else 'unchanged'}, skipped"
             self._bar.update(self._task, total=self.planned, note=note)
 
     def on_skipped(self, nbytes: int) -> None:
