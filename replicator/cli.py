@@ -1,10 +1,11 @@
 """Command-line entry point: parses, dispatches, prints. No replication logic lives here.
 
 `replicate --source S --target T [options]` runs replicator.pipeline.replicate; `replicate emulator`
-starts the emulator. The terminal belongs to this module: human lines and the progress bar go to
-stderr, `--json` prints exactly one JSON document on stdout (also on failure), and the exit code comes
-from the error class (replicator.errors). User errors get one line, never a traceback; every line
-that leaves the process goes through replicator.redact.
+starts the emulator. The terminal belongs to this module: stderr carries the one log stream
+(replicator.jsonlog: human lines and the progress bar on a terminal, JSON lines with a progress record
+every --progress-seconds elsewhere), `--json` prints exactly one JSON document on stdout (also on
+failure), and the exit code comes from the error class (replicator.errors). User errors get one
+line, never a traceback; every line that leaves the process goes through replicator.redact.
 """
 
 from __future__ import annotations
@@ -19,19 +20,30 @@ from typing import Any, TextIO
 from replicator import interrupt, jsonlog, metrics
 from replicator.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Interrupted, ReplicatorError, status_of
 from replicator.messages import clip
-from replicator.output import emit_json, envelope, flag_value, human_size, target_display, wants_json
-from replicator.progress import Fanout, RunResult, SnapshotResult, Tally
+from replicator.output import (
+    emit_json,
+    envelope,
+    flag_value,
+    human_rate,
+    human_size,
+    target_display,
+    wants_json,
+)
+from replicator.progress import Fanout, RunResult, SnapshotResult
+from replicator.progress_log import LogProgress, reported
 from replicator.redact import redact
 
 log = logging.getLogger("replicator")
 
 
-class TerminalProgress(Tally):
-    """Human lines on stderr and, on a terminal, a rich bar: bytes copied of bytes to copy, rate, ETA."""
+class TerminalProgress(LogProgress):
+    """LogProgress (the lines) plus, on a terminal, a rich bar: bytes copied of bytes to copy, rate, ETA.
+
+    Rates are in binary units, as `--max-bandwidth 4MiB` caps them (rich's own speed column is decimal).
+    """
 
     def __init__(self, stream: TextIO, *, bar: bool) -> None:
         super().__init__()
-        self.stream = stream
         self._bar: Any = None
         self._task: Any = None
         if bar:
@@ -39,38 +51,31 @@ class TerminalProgress(Tally):
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
+                ProgressColumn,
                 TextColumn,
                 TimeRemainingColumn,
-                TransferSpeedColumn,
             )
-            from rich.progress import (
-                Progress as RichProgress,
-            )
+            from rich.progress import Progress as RichProgress
+            from rich.text import Text
+
+            class RateColumn(ProgressColumn):
+                def render(self, task: Any) -> Text:
+                    speed = task.finished_speed or task.speed
+                    return Text("?" if speed is None else human_rate(speed), style="progress.data.speed")
 
             self._bar = RichProgress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 DownloadColumn(binary_units=True),
-                TransferSpeedColumn(),
+                RateColumn(),
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[note]}"),
                 console=Console(file=stream),
                 transient=True,
             )
 
-    def line(self, text: str) -> None:
-        text = redact(text)
-        if self._bar is not None:
-            self._bar.console.print(text, markup=False, highlight=False)
-        else:
-            print(text, file=self.stream, flush=True)
-
-    def on_message(self, text: str) -> None:
-        self.line(text)
-
     def on_snapshot_start(self, result: SnapshotResult, index: int, total: int) -> None:
         super().on_snapshot_start(result, index, total)
-        self.line(f"[{index}/{total}] {result.snapshot_name}: {result.mode} copy ({result.reason})")
         if self._bar is not None:
             self._bar.start()
             self._task = self._bar.add_task(result.snapshot_name, total=None, note="listing")
@@ -78,13 +83,18 @@ class TerminalProgress(Tally):
     def on_planned(self, copy_bytes: int, clear_bytes: int) -> None:
         super().on_planned(copy_bytes, clear_bytes)
         if self._task is not None:
-            self._bar.update(self._task, total=self.planned)
+            self._bar.update(self._task, total=self.total)
+
+    def on_total(self, copy_bytes: int) -> None:
+        super().on_total(copy_bytes)
+        if self._task is not None:
+            self._bar.update(self._task, total=self.total)
 
     def on_listing_done(self) -> None:
         super().on_listing_done()
         if self._task is not None and self.current is not None:
-            unchanged = max(0, self.current.size_bytes - self.planned - self.cleared)
-            note = f"{human_size(unchanged)} unchanged, skipped"
+            rest = max(0, self.current.size_bytes - self.planned - self.cleared)
+            note = f"{human_size(rest)} {'empty' if self.current.mode == 'full' else 'unchanged'}, skipped"
             self._bar.update(self._task, total=self.planned, note=note)
 
     def on_skipped(self, nbytes: int) -> None:
@@ -98,36 +108,20 @@ class TerminalProgress(Tally):
             self._bar.advance(self._task, nbytes)
 
     def on_retry(self, what: str, attempt: int, delay: float, error: str) -> None:
+        super().on_retry(what, attempt, delay, error)
         if self._task is not None:
             self._bar.update(self._task, note=f"retrying ({error[:60]})")
 
     def on_snapshot_done(self, result: SnapshotResult) -> None:
+        self.close()  # the summary line goes below the bar, not into it
         super().on_snapshot_done(result)
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar.remove_task(self._task)
-            self._task = None
-        where = (
-            f"restore point {result.restore_point}" if result.restore_point else "planned, nothing written"
-        )
-        self.line(
-            f"{result.snapshot_name}: {where}; {result.mode} ({result.reason}); "
-            f"{human_size(result.changed_bytes)} changed"
-            + (f" (+{human_size(result.merged_gap_bytes)} merged gaps)" if result.merged_gap_bytes else "")
-            + f", {human_size(result.cleared_bytes)} cleared, "
-            f"{human_size(result.copied_bytes)} copied, {result.requests} requests, "
-            f"{result.retries} retries, {result.seconds:.1f} s" + (", verified" if result.verified else "")
-        )
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
-
-
-def _failure_line(status: str, message: str) -> str:
-    """`replicate: error: ...`; a spent budget or a signal is not an error, and says so."""
-    kind = status if status in ("incomplete", "interrupted") else "error"
-    return f"replicate: {kind}: {redact(message)}"
+            if self._task is not None:
+                self._bar.remove_task(self._task)
+                self._task = None
 
 
 def replicate_main(args: list[str]) -> int:
@@ -141,21 +135,26 @@ def replicate_main(args: list[str]) -> int:
     from replicator import config as config_module
 
     started = datetime.now(UTC)
+    jsonlog.setup()  # a bad config is reported through the stream too
     try:
         config = config_module.load(args, epilog=EPILOG)
     except ReplicatorError as err:
-        print(_failure_line(status_of(err), str(err)), file=sys.stderr)
+        jsonlog.failure("replicate", status_of(err), str(err), err.exit_code)
         if wants_json(args, os.environ):
             run = RunResult(flag_value(args, "--source") or "", target_display(args) or "")
             _emit(run, started, err, str(err))
         return err.exit_code
     jsonlog.setup(config.log_level)
-    progress = TerminalProgress(sys.stderr, bar=sys.stderr.isatty() and not config.json)
+    for reading in config.size_readings:
+        jsonlog.say("size_read", reading.text, knob=reading.flag, given=reading.given, bytes=reading.value)
+    bar = jsonlog.on_terminal() and not config.json
+    progress = TerminalProgress(sys.stderr, bar=bar)
     meter = metrics.RunMeter("replicate", config.source, config.target)
     from replicator.pipeline import replicate
 
     try:
-        result = interrupt.run(replicate(config, Fanout(progress, meter)))
+        work = replicate(config, Fanout(progress, meter))
+        result = interrupt.run(reported(work, progress, None if bar else config.progress_seconds))
     except Exception as err:
         progress.close()
         if isinstance(err, Interrupted):
@@ -165,16 +164,17 @@ def replicate_main(args: list[str]) -> int:
         else:
             message = f"unexpected {type(err).__name__}: {err}"
             log.debug("unexpected failure", exc_info=True)
-        print(_failure_line(status_of(err), message), file=sys.stderr)
+        code = err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
+        jsonlog.failure("replicate", status_of(err), message, code)
         if config.json:
             run = RunResult(config.source, target_display([], config.target) or "")
             run.snapshots, run.protected = progress.snapshots(), progress.protected
             _emit(run, started, err, message)
         meter.finish(status_of(err))
-        return err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
+        return code
     progress.close()
     if not result.snapshots:
-        progress.line(f"nothing new to replicate from {config.source}")
+        jsonlog.say("nothing_new", f"nothing new to replicate from {config.source}", source=config.source)
     if config.json:
         _emit(result, started)
     meter.finish(result.status)
@@ -248,11 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in ("help", "-help"):
         args = ["--help"]
     elif args and not args[0].startswith("-"):
-        print(
-            f"replicate: error: Unknown subcommand {clip(args[0], 60)!r}; the subcommands are "
-            f"{', '.join(SUBCOMMANDS)}, and the main call is `replicate --source S --target T` "
-            "(see `replicate --help`).",
-            file=sys.stderr,
+        jsonlog.failure(
+            "replicate",
+            "bad input",
+            f"Unknown subcommand {clip(args[0], 60)!r}; the subcommands are {', '.join(SUBCOMMANDS)}, "
+            "and the main call is `replicate --source S --target T` (see `replicate --help`).",
+            EXIT_USAGE,
         )
         return EXIT_USAGE
     try:

@@ -20,7 +20,9 @@ from typing import Any, Literal, NoReturn
 from replicator import arm_ids, usage
 from replicator.credentials import check_arm_endpoint
 from replicator.errors import UserError
+from replicator.jsonlog import LEVELS
 from replicator.messages import clip
+from replicator.output import human_size
 from replicator.redact import redacted_repr
 
 KiB = 1024
@@ -28,7 +30,8 @@ MiB = 1024 * KiB
 GiB = 1024 * MiB
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
-LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVELS = tuple(LEVELS)
+"""wire, debug, info, warning, error: what each shows is replicator.jsonlog.LEVELS."""
 MODES = ("server", "stream")
 SNAPSHOT_SEARCHES = ("resource-group", "subscription")
 
@@ -67,6 +70,8 @@ class Config:
     merge_gap_bytes: int = 64 * KiB
     allow_rollback: bool = False
     snapshot_search: Literal["resource-group", "subscription"] = "resource-group"
+    progress_seconds: float = 30.0
+    size_readings: tuple[SizeReading, ...] = field(default=(), repr=False, compare=False)  # see load()
 
     @property
     def queue_depth(self) -> int:
@@ -104,14 +109,59 @@ class Knob:
             raise UserError(f"{name}: {exc}.") from None
 
 
+_SIZE = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:/s)?\s*")
+_SIZE_UNITS = {"": 1, "b": 1, "k": KiB, "kib": KiB, "kb": 1000, "m": MiB, "mib": MiB, "mb": 1000**2}
+_SIZE_UNITS |= {"g": GiB, "gib": GiB, "gb": 1000**3, "t": 1024 * GiB, "tib": 1024 * GiB, "tb": 1000**4}
+
+
 def parse_size(text: str) -> int:
-    """'50MiB' → 52428800. Binary suffixes (KiB, MiB, GiB, TiB) and decimal ones (KB, MB, GB, TB)."""
-    units = {"": 1, "b": 1, "k": KiB, "kib": KiB, "kb": 1000, "m": MiB, "mib": MiB, "mb": 1000**2}
-    units |= {"g": GiB, "gib": GiB, "gb": 1000**3, "t": 1024 * GiB, "tib": 1024 * GiB, "tb": 1000**4}
-    match = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:/s)?\s*", text)
-    if not match or match.group(2).lower() not in units:
+    """'50MiB' → 52428800. Binary suffixes (KiB, MiB, GiB, TiB, and K, M, G, T as rsync, dd and curl
+    read them) and decimal ones (KB, MB, GB, TB); `SizeReading` says how a suffix was read."""
+    match = _SIZE.fullmatch(text)
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
         raise ValueError(f"expected a size like 50MiB or 1048576; got {clip(text)!r}")
-    return int(float(match.group(1)) * units[match.group(2).lower()])
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class SizeReading:
+    """How a size knob given with a suffix that is not an explicit binary one (KiB, MiB...) was read.
+
+    Why say it rather than refuse: `50MB` (decimal) and `50M` (binary) are both established forms (rsync,
+    dd and curl read them so), so refusing them would break scripts written for those tools; but `MB`
+    also means MiB to many readers, and a bandwidth cap 5 % off is not what they asked for. A run
+    therefore says in one line, before it starts, which of the two it read.
+    """
+
+    flag: str
+    given: str
+    value: int
+
+    @classmethod
+    def of(cls, flag: str, given: str) -> SizeReading | None:
+        """The reading of `given` for `flag`, or None when the form is unambiguous (bytes, KiB, MiB...)."""
+        match = _SIZE.fullmatch(given)
+        unit = match.group(2).lower() if match else ""
+        if unit in ("", "b") or unit.endswith("ib") or unit not in _SIZE_UNITS:
+            return None
+        return cls(flag, given.strip(), parse_size(given))
+
+    @property
+    def text(self) -> str:
+        """'--max-bandwidth 50MB = 47.7 MiB/s (MB is decimal, 10^6 bytes; 50MiB would be 50.0 MiB/s).'"""
+        match = _SIZE.fullmatch(self.given)
+        assert match is not None
+        number, unit = match.group(1), match.group(2)
+        per = "/s" if self.flag in ("--max-bandwidth", "REPLICATOR_MAX_BANDWIDTH") else ""
+        if unit.lower().endswith("b"):
+            power = 3 * "kmgt".index(unit[0].lower()) + 3
+            other, why = f"{number}{unit[0].upper()}iB", f"{unit} is decimal, 10^{power} bytes"
+        else:
+            other, why = f"{number}{unit.upper()}B", f"{unit} is binary, as rsync and dd read it"
+        return (
+            f"{self.flag} {self.given} = {human_size(self.value)}{per} "
+            f"({why}; {other} would be {human_size(parse_size(other))}{per})."
+        )
 
 
 def _int(text: str) -> int:
@@ -219,11 +269,23 @@ KNOBS: tuple[Knob, ...] = (
         "log_level",
         "--log-level",
         "REPLICATOR_LOG_LEVEL",
-        "debug, info, warning or error.",
-        "info",
+        "info: what the run does; debug: also its decisions (base, windows, grants, retries, lease); "
+        "wire: also the Azure SDKs' request log; warning or error: less.",
+        "info; the SDKs' wire log is its own level above debug: it buries the decisions in request dumps",
         "none",
         str,
         LOG_LEVELS,
+    ),
+    Knob(
+        "progress_seconds",
+        "--progress-seconds",
+        "REPLICATOR_PROGRESS_SECONDS",
+        "Without a progress bar (not a terminal, or --json): log a progress record this often: "
+        "snapshot, bytes done of total, rate over the last minute, ETA.",
+        "30 s: a minute without a line reads as a hang in cron, systemd or Functions logs, while a "
+        "day-long copy still logs only 120 lines an hour",
+        "none",
+        _float,
     ),
     Knob(
         "allow_http",
@@ -237,8 +299,9 @@ KNOBS: tuple[Knob, ...] = (
         "max_bandwidth",
         "--max-bandwidth",
         "REPLICATOR_MAX_BANDWIDTH",
-        "Cap on bytes written per second, e.g. 50MiB.",
-        "no cap",
+        "Cap on bytes written per second, e.g. 50MiB (MB is decimal, M and MiB binary).",
+        "no cap; a size with a suffix other than KiB/MiB/GiB/TiB is accepted as rsync and dd read it, "
+        "and the run's first lines say how it was read (config.SizeReading)",
         "none",
         parse_size,
     ),
@@ -428,6 +491,18 @@ def add_knobs(parser: argparse.ArgumentParser, names: Collection[str] | None = N
 
 
 _METAVARS: dict[Callable[[str], Any], str] = {parse_size: "SIZE", _float: "SECONDS", _int: "N"}
+
+
+def package_version() -> str:
+    """The installed package's version (its metadata), for `replicate --version`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("replicator")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 """What `--help` shows as a knob's value, by its parser (text: the knob's name)."""
 
 
@@ -456,6 +531,7 @@ def build_parser(prog: str = "replicate", epilog: str | None = None) -> argparse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_knobs(parser)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     return parser
 
 
@@ -481,6 +557,7 @@ def load(argv: Sequence[str], env: Mapping[str, str] | None = None, *, epilog: s
     parsed = vars(build_parser(epilog=epilog).parse_args(list(argv)))
     values: dict[str, Any] = {}
     from_env: dict[str, str] = {}  # flag → where its value came from, for error messages
+    readings: list[SizeReading] = []
     for knob in KNOBS:
         raw, origin = parsed.get(knob.name), None
         if raw is None:
@@ -490,11 +567,14 @@ def load(argv: Sequence[str], env: Mapping[str, str] | None = None, *, epilog: s
         values[knob.name] = knob.value(raw, origin=origin)
         if origin:
             from_env[knob.flag or knob.env] = origin
+        reading = SizeReading.of(knob.env if origin else knob.flag or knob.env, raw)
+        if knob.parse is parse_size and reading is not None:
+            readings.append(reading)
     for name, flag in (("source", "--source"), ("target", "--target")):
         if not values.get(name):
             raise UserError(f"{flag} is required (or set {next(k.env for k in KNOBS if k.name == name)}).")
     values.setdefault("subscription_id", _subscription_from(values["source"]))
-    config = Config(**values)
+    config = Config(**values, size_readings=tuple(readings))
     validate(config, from_env)
     return config
 
@@ -535,6 +615,7 @@ def validate(config: Config, origins: Mapping[str, str] | None = None) -> None:
     _check_range("--sas-wait", config.sas_wait_seconds, 0, 86400)
     _check_range("--page-size", config.page_size, 1, 10000)
     _check_range("--checkpoint-seconds", config.checkpoint_seconds, 0.1, 3600)
+    _check_range("--progress-seconds", config.progress_seconds, 0.1, 3600)
     _check_range("--max-attempts", config.max_attempts, 1, 100)
     _check_range("--request-timeout", config.request_timeout_seconds, 1, 3600)
     _check_range("--lease-wait", config.lease_wait_seconds, 0, 3600)

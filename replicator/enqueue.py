@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 
-from replicator.errors import EXIT_OK, ReplicatorError
+from replicator.errors import EXIT_OK, EXIT_USAGE, ReplicatorError, status_of
 from replicator.fleet import FleetQueue, allow_http, enqueue
 from replicator.jobs import load_jobs
-from replicator.jsonlog import setup
-from replicator.output import plural
-from replicator.redact import redact
+from replicator.jsonlog import add_level_flag, failure, setup
 from replicator.usage import UsageParser
+
+PROG = "replicate enqueue"
 
 
 async def _enqueue(queue_url: str) -> int:
@@ -24,7 +23,7 @@ async def _enqueue(queue_url: str) -> int:
 
 def main(argv: list[str]) -> int:
     parser = UsageParser(
-        prog="replicate enqueue",
+        prog=PROG,
         description="Queue one message per job, for `replicate worker` to take.",
         epilog="The jobs come from the environment only: REPLICATOR_JOBS (a JSON list of "
         '{"source": ARM ID, "target": URL}) and/or REPLICATOR_DISCOVER (a subscription or '
@@ -33,15 +32,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--queue", default=os.environ.get("REPLICATOR_QUEUE_URL"), help="queue URL [env REPLICATOR_QUEUE_URL]"
     )
+    add_level_flag(parser)
     args = parser.parse_args(argv)
-    setup(os.environ.get("REPLICATOR_LOG_LEVEL", "info"))
+    setup(args.log_level)
     if not args.queue:
-        print("replicate enqueue: error: --queue (or REPLICATOR_QUEUE_URL) is required.", file=sys.stderr)
-        return 2
+        failure(PROG, "bad input", "--queue (or REPLICATOR_QUEUE_URL) is required.", EXIT_USAGE)
+        return EXIT_USAGE
     try:
-        count = asyncio.run(_enqueue(args.queue))
+        asyncio.run(_enqueue(args.queue))  # logs `enqueued` with the count
     except ReplicatorError as err:
-        print(f"replicate enqueue: error: {redact(str(err))}", file=sys.stderr)
+        failure(PROG, status_of(err), str(err), err.exit_code)
         return err.exit_code
-    print(f"enqueued {plural(count, 'job')}", file=sys.stderr)
     return EXIT_OK

@@ -59,6 +59,7 @@ from replicator import credentials
 from replicator.errors import UserError
 from replicator.jobs import JobSpec, Outcome
 from replicator.jsonlog import event
+from replicator.output import plural
 from replicator.recovery import is_transient
 from replicator.redact import redact, redact_url
 
@@ -231,7 +232,12 @@ async def enqueue(queue: FleetQueue, jobs: list[JobSpec]) -> int:
     await queue.ensure()
     for job in jobs:
         await queue.send(job)
-    event("enqueued", queue=queue.name, jobs=len(jobs))
+    event(
+        "enqueued",
+        message=f"enqueued {plural(len(jobs), 'job')} on {queue.name}",
+        queue=queue.name,
+        jobs=len(jobs),
+    )
     return len(jobs)
 
 

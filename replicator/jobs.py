@@ -40,7 +40,8 @@ from replicator.errors import (
 )
 from replicator.jsonlog import event
 from replicator.pipeline import describe, replicate
-from replicator.progress import Fanout, Progress, SnapshotResult
+from replicator.progress import Fanout, SnapshotResult
+from replicator.progress_log import LogProgress, reported
 
 log = logging.getLogger(__name__)
 
@@ -171,31 +172,6 @@ class Outcome:
         return self.exit_code == EXIT_OK
 
 
-class _EventProgress(Progress):
-    """Logs each committed restore point as a structured `snapshot_done` event."""
-
-    def __init__(self, run_id: str, job: JobSpec) -> None:
-        self.run_id, self.job = run_id, job
-        self.done: list[SnapshotResult] = []
-
-    def on_snapshot_done(self, result: SnapshotResult) -> None:
-        self.done.append(result)
-        event(
-            "snapshot_done",
-            run_id=self.run_id,
-            disk=self.job.source,
-            target=self.job.target,
-            snapshot=result.snapshot_id,
-            mode=result.mode,
-            reason=result.reason,
-            bytes=result.copied_bytes,
-            changed_bytes=result.changed_bytes,
-            resumed_from=result.resumed_from,
-            seconds=result.seconds,
-            restore_point=result.restore_point,
-        )
-
-
 async def run_job(
     job: JobSpec,
     env: Mapping[str, str] | None = None,
@@ -211,14 +187,14 @@ async def run_job(
     """
     env = os.environ if env is None else env
     run_id = run_id or uuid.uuid4().hex
-    progress = _EventProgress(run_id, job)
+    progress = LogProgress(run_id=run_id, disk=job.source, target=job.target)
     meter = metrics.RunMeter(command, job.source, job.target)
     started = time.monotonic()
     event("job_start", run_id=run_id, disk=job.source, target=job.target)
     try:
         config = config_module.load(["--source", job.source, "--target", job.target], env)
-        budget = budget or Budget(config.time_budget_seconds)
-        result = await replicate(config, Fanout(progress, meter), budget)
+        work = replicate(config, Fanout(progress, meter), budget or Budget(config.time_budget_seconds))
+        result = await reported(work, progress, config.progress_seconds)
         outcome = Outcome(job, run_id, result.status, EXIT_OK)
     except ReplicatorError as err:
         status = status_of(err)

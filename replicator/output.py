@@ -31,9 +31,24 @@ def human_size(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def plural(count: int, noun: str) -> str:
-    """'1 restore point', '3 restore points': the count and its noun, in agreement."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """'1 restore point', '3 restore points', '1 retry', '2 retries' (`many`: an irregular plural)."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"
+
+
+def human_rate(bytes_per_second: float) -> str:
+    """'4.0 MiB/s': a rate in the binary units of human_size, as `--max-bandwidth 4MiB` caps it."""
+    return f"{human_size(bytes_per_second)}/s"
+
+
+def human_duration(seconds: float) -> str:
+    """'42 s', '5 min 3 s', '2 h 5 min': an ETA or a wait, to the precision a reader uses."""
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 SCHEMA_VERSION = 1

@@ -5,7 +5,8 @@ does nothing, so a library caller subscribes only to what it needs. The CLI's te
 human lines are one implementation (replicator.cli); tests record calls with another.
 
 Byte totals grow while listing streams (the plan is never held whole), so `on_planned` reports
-increments and `on_listing_done` says the total is final.
+increments and `on_listing_done` says the total is final; `on_total` gives the whole total earlier,
+from a count of the plan made ahead of the copy (pipeline.JobRunner.count_total).
 
 A run has one listener; `Fanout` makes several one (the CLI's terminal and the run's metrics,
 replicator.metrics.RunMeter).
@@ -42,7 +43,8 @@ class SnapshotResult:
     verified: bool | None = None
     committed: bool = False  # its restore point exists (or, with --plan, its plan is complete)
     remaining_bytes: int | None = None  # bytes still to copy when the run ended: 0 when committed
-    listing_complete: bool = False  # False: remaining_bytes counts only what was listed so far
+    listing_complete: bool = False  # False: remaining_bytes counts only what was listed so far (the
+    # plan was neither listed to its end nor counted ahead: Progress.on_total)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +115,10 @@ class Progress:
     def on_listing_done(self) -> None:
         """Listing finished: the totals reported through `on_planned` are final."""
 
+    def on_total(self, copy_bytes: int) -> None:
+        """The current snapshot's plan copies `copy_bytes` in all (past any checkpoint), counted ahead
+        of the copy; `on_planned` increments reach it only as the copy does."""
+
     def on_skipped(self, nbytes: int) -> None:
         """Bytes below a resume checkpoint that this run does not write again."""
 
@@ -171,6 +177,7 @@ class Tally(Progress):
         self.cleared = 0
         self.skipped = 0  # bytes below a resumed run's checkpoint
         self.listing_complete = False
+        self.counted: int | None = None  # the plan's bytes to copy in all, once counted (on_total)
         self.protected: Protected | None = None
 
     def on_protected(self, point: Protected) -> None:
@@ -180,6 +187,7 @@ class Tally(Progress):
         self.current = result
         self.planned = self.written = self.cleared = self.skipped = 0
         self.listing_complete = False
+        self.counted = None
 
     def on_planned(self, copy_bytes: int, clear_bytes: int) -> None:
         self.planned += copy_bytes
@@ -187,6 +195,9 @@ class Tally(Progress):
 
     def on_listing_done(self) -> None:
         self.listing_complete = True
+
+    def on_total(self, copy_bytes: int) -> None:
+        self.counted = copy_bytes
 
     def on_skipped(self, nbytes: int) -> None:
         self.skipped += nbytes
@@ -200,14 +211,24 @@ class Tally(Progress):
         self.current = None
 
     @property
+    def total(self) -> int:
+        """Bytes to copy of the current snapshot: the counted plan, else what was listed so far."""
+        return self.planned if self.listing_complete or self.counted is None else self.counted
+
+    @property
+    def total_known(self) -> bool:
+        """Whether `total` is the whole plan (listed to the end, or counted ahead), not a lower bound."""
+        return self.listing_complete or self.counted is not None
+
+    @property
     def remaining(self) -> int:
-        """Bytes of the current snapshot listed but not yet written (a lower bound while listing)."""
-        return max(0, self.planned - self.written)
+        """Bytes of the current snapshot not yet written (a lower bound while `total_known` is False)."""
+        return max(0, self.total - self.written)
 
     def snapshots(self) -> list[SnapshotResult]:
         """Every snapshot this run started: the committed ones, then the one it stopped in (if any)."""
         if self.current is None:
             return list(self.done)
         self.current.remaining_bytes = self.remaining
-        self.current.listing_complete = self.listing_complete
+        self.current.listing_complete = self.total_known
         return [*self.done, self.current]

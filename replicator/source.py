@@ -75,6 +75,8 @@ from tenacity import (
 
 from replicator import arm_ids, credentials, messages, recovery
 from replicator.errors import LimitError, ReplicationError, UserError
+from replicator.jsonlog import event
+from replicator.output import plural
 from replicator.ranges import Change, Range, from_azure, to_http_range, windows
 from replicator.redact import redact
 
@@ -327,6 +329,13 @@ class Grant:
         same expired SAS cause one re-grant, not one each.
         """
         if stale_url is None or stale_url == self._url:
+            if self._url is not None:
+                event(
+                    "sas_invalidated",
+                    logging.DEBUG,
+                    message=f"the SAS of {self.snapshot.name} was refused; the next request re-grants it",
+                    snapshot=self.snapshot.id,
+                )
             self._url = None
 
     async def _refresh(self) -> None:
@@ -345,6 +354,15 @@ class Grant:
         credentials.check_url(url, "snapshot SAS URL", allow_http=self._source.config.allow_http)
         self._url = url
         self._renew_at = started + duration - min(REGRANT_MARGIN_SECONDS, duration / 4)
+        event(
+            "sas_granted",
+            logging.DEBUG,
+            message=f"{'re-granted' if not first else 'granted'} a read SAS on {self.snapshot.name} "
+            f"for {duration} s",
+            snapshot=self.snapshot.id,
+            regrant=not first,
+            duration_seconds=duration,
+        )
 
 
 class ArmSource:
@@ -884,11 +902,23 @@ async def _list_window(
 ) -> None:
     """Every answer of one window, NextMarker after NextMarker, into `answers`; then None (or the error)."""
     marker: str | None = None
+    pages = ranges_listed = 0
     try:
         while True:
             page = await caller.call(what, _ranges_request(win, marker, page_size, diff=base is not None))
+            pages += 1
+            ranges_listed += len(page.page_range or ()) + len(page.clear_range or ())
             await answers.put(_Answer(page, win))
             if not page.next_marker:
+                event(
+                    "list_window",
+                    logging.DEBUG,
+                    message=f"{what}: {plural(ranges_listed, 'range')} in {plural(pages, 'answer')}",
+                    window_start=win.start,
+                    window_end=win.end,
+                    answers=pages,
+                    ranges=ranges_listed,
+                )
                 break
             if page.next_marker == marker:
                 raise ReplicationError(

@@ -58,6 +58,7 @@ from replicator.blobio import read_range, read_range_md5
 from replicator.config import Config
 from replicator.credentials import async_credential, transport_kwargs
 from replicator.errors import LockedError, ReplicationError, UserError
+from replicator.jsonlog import event
 from replicator.ranges import Op, Range
 from replicator.redact import redact, redacted_repr
 
@@ -471,11 +472,17 @@ class PageBlobTarget:
                 f"(a killed run's lease expires within {self._lease_seconds} s)."
             )
         self._lease = lease
+        shown = self.url.display
+        event("lease_acquired", logging.DEBUG, message=f"acquired the lease on {shown}", target=shown)
         owner = asyncio.current_task()
         lost: list[BaseException] = []
 
+        async def renew() -> None:
+            await lease.renew()
+            event("lease_renewed", logging.DEBUG, message=f"renewed the lease on {shown}", target=shown)
+
         async def watch() -> None:
-            lost.append(await keep_renewed(lease.renew, self._lease_seconds))
+            lost.append(await keep_renewed(renew, self._lease_seconds))
             log.warning("lost the lease on %s: %s", self.url.display, _describe(lost[0]))
             if owner is not None:
                 owner.cancel()
@@ -499,6 +506,7 @@ class PageBlobTarget:
             try:
                 async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
                     await asyncio.shield(lease.release())
+                event("lease_released", logging.DEBUG, message=f"released the lease on {shown}", target=shown)
             except Exception as exc:  # it expires on its own within a lease
                 log.warning("could not release the lease on %s: %s", self.url.display, _describe(exc))
 

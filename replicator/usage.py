@@ -49,5 +49,7 @@ class UsageParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line in the house style (exit 2), without the usage block."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {sentence(message, hint=f'see `{self.prog} --help`')}", file=sys.stderr)
+        from replicator.jsonlog import failure  # here: jsonlog is imported by config, which imports this
+
+        failure(self.prog, "bad input", sentence(message, hint=f"see `{self.prog} --help`"), EXIT_USAGE)
         sys.exit(EXIT_USAGE)

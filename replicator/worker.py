@@ -17,16 +17,14 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
-from replicator import config as config_module
 from replicator import queue_probe
 from replicator.budget import Budget
-from replicator.errors import EXIT_OK, ReplicationError, ReplicatorError, UserError
+from replicator.errors import EXIT_OK, EXIT_USAGE, ReplicationError, ReplicatorError, UserError, status_of
 from replicator.fleet import (
     Action,
     FleetQueue,
@@ -41,12 +39,12 @@ from replicator.fleet import (
     retrying,
 )
 from replicator.jobs import Outcome, run_job
-from replicator.jsonlog import event, setup
+from replicator.jsonlog import add_level_flag, event, failure, setup
 from replicator.recovery import is_transient
-from replicator.redact import redact
 from replicator.usage import UsageParser
 
 log = logging.getLogger(__name__)
+PROG = "replicate worker"
 
 DEFAULT_VISIBILITY = 120
 """Seconds a message stays invisible per extension; a killed worker's job reappears within this."""
@@ -168,9 +166,7 @@ class Worker:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = UsageParser(
-        prog="replicate worker", description="Replicate jobs taken from an Azure Storage queue."
-    )
+    parser = UsageParser(prog=PROG, description="Replicate jobs taken from an Azure Storage queue.")
     parser.add_argument(
         "--queue", default=os.environ.get("REPLICATOR_QUEUE_URL"), help="queue URL [env REPLICATOR_QUEUE_URL]"
     )
@@ -189,12 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit after an empty queue for this long",
     )
     parser.add_argument("--max-jobs", type=int, default=None, help="exit after this many messages")
-    parser.add_argument(
-        "--log-level",
-        default=os.environ.get("REPLICATOR_LOG_LEVEL", "info"),
-        choices=config_module.LOG_LEVELS,
-        help="default info [env REPLICATOR_LOG_LEVEL]",
-    )
+    add_level_flag(parser)
     return parser
 
 
@@ -218,14 +209,14 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     setup(args.log_level)
     if not args.queue:
-        print("replicate worker: error: --queue (or REPLICATOR_QUEUE_URL) is required.", file=sys.stderr)
-        return 2
+        failure(PROG, "bad input", "--queue (or REPLICATOR_QUEUE_URL) is required.", EXIT_USAGE)
+        return EXIT_USAGE
     if not 1 <= args.visibility <= 7 * 86400:
-        print("replicate worker: error: --visibility must be between 1 and 604800 s.", file=sys.stderr)
-        return 2
+        failure(PROG, "bad input", "--visibility must be between 1 and 604800 s.", EXIT_USAGE)
+        return EXIT_USAGE
     try:
         asyncio.run(_serve(args, os.environ))
     except ReplicatorError as err:
-        print(f"replicate worker: error: {redact(str(err))}", file=sys.stderr)
+        failure(PROG, status_of(err), str(err), err.exit_code)
         return err.exit_code
     return EXIT_OK

@@ -2,22 +2,22 @@
 
 The library is replicator.restore_points; these modules build its input from flags (each with the
 environment variable of the main command's knob of the same name, see replicator.config.KNOBS),
-print the outcome and return the exit code. Human lines go to stderr, the result to stdout (the
-table of `list`, the disk ID of `restore`, the deleted IDs of `prune`), or exactly one JSON document
-on stdout with `--json`, also on failure. Every line that leaves the process goes through redact.
+print the outcome and return the exit code. Human lines go to stderr through the one log stream
+(replicator.jsonlog: plain on a terminal, JSON lines elsewhere), the result to stdout (the table of
+`list`, the disk ID of `restore`, the deleted IDs of `prune`), or exactly one JSON document on
+stdout with `--json`, also on failure. Every line that leaves the process goes through redact.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from replicator import config as config_module
-from replicator import interrupt
+from replicator import interrupt, jsonlog
 from replicator.credentials import check_arm_endpoint
 from replicator.errors import EXIT_FAILED, EXIT_OK, ReplicatorError, UserError, status_of
 from replicator.output import emit_json, envelope, target_display, wants_json
@@ -36,7 +36,7 @@ class Outcome(NamedTuple):
     error: str | None = None  # with a non-zero exit_code: the one sentence saying why (the envelope's error)
 
 
-COMMON_KNOBS = ("target", "arm_endpoint", "access_token", "allow_http", "json")
+COMMON_KNOBS = ("target", "arm_endpoint", "access_token", "allow_http", "json", "log_level")
 """The main command's knobs these subcommands share (same flags, same environment variables); a
 subcommand adds more with `config.add_knobs` (restore: --subscription-id)."""
 
@@ -67,12 +67,14 @@ def load(
     if require_target and not values.get("target"):
         raise UserError("--target is required (or set REPLICATOR_TARGET).")
     config = config_module.Config(source="", **{"target": "", **values})
+    jsonlog.setup(config.log_level)
     check_arm_endpoint(config.arm_endpoint, allow_http=config.allow_http)
     return config
 
 
-def say(text: str) -> None:
-    print(redact(text), file=sys.stderr, flush=True)
+def say(text: str, name: str = "step", **fields: Any) -> None:
+    """A line for the operator on stderr (the event `name`), through the one log stream."""
+    jsonlog.say(name, text, **fields)
 
 
 def run(
@@ -87,6 +89,7 @@ def run(
     """
     started = datetime.now(UTC)
     want_json = wants_json(argv, os.environ)
+    jsonlog.setup()  # usage errors go through the stream too; load() sets the asked level
     try:
         outcome = interrupt.run(work(list(argv)))
     except SystemExit as exit_:  # --help
@@ -94,8 +97,7 @@ def run(
     except Exception as err:
         code = err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
         message = str(err) if isinstance(err, ReplicatorError) else describe(err)
-        kind = "interrupted" if status_of(err) == "interrupted" else "error"
-        say(f"replicate {name}: {kind}: {message}")
+        jsonlog.failure(f"replicate {name}", status_of(err), message, code)
         if want_json:
             emit_json(
                 envelope(

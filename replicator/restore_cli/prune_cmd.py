@@ -49,8 +49,8 @@ async def _prune(argv: list[str]) -> Outcome:
     def show() -> None:
         verb = "would delete" if args.dry_run else "deleted"
         for point, why in plan.protected:
-            say(f"kept {point.id} ({point.snapshot_name}): {why}")
-        say(f"{verb} {plural(len(plan.delete), 'restore point')}")
+            say(f"kept {point.id} ({point.snapshot_name}): {why}", "kept", restore_point=point.id, why=why)
+        say(f"{verb} {plural(len(plan.delete), 'restore point')}", "pruned", count=len(plan.delete))
         for point in plan.delete:
             print(f"{verb} {point.id} ({point.snapshot_name})")
 

@@ -82,7 +82,10 @@ async def _restore(argv: list[str]) -> Outcome:
     def show() -> None:
         say(
             f"restored {result.point.id} ({result.point.snapshot_name}) to {result.sku} disk "
-            f"{result.disk_id} ({result.size_bytes} bytes)"
+            f"{result.disk_id} ({result.size_bytes} bytes)",
+            "restored",
+            restore_point=result.point.id,
+            disk=result.disk_id,
         )
         print(result.disk_id)
 

@@ -15,6 +15,7 @@ import pytest
 from replicator import cli
 from tests import envelope
 from tests.e2e.world import Disk, World, pattern
+from tests.logs import records
 from tests.reliability.leaks import assert_no_leaks
 
 
@@ -77,8 +78,9 @@ def replicated_then_changed(world: World, replicate: Callable[..., Run]) -> tupl
 def replicate(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
     """Run `replicate` through the real CLI entry (replicator.cli.main) in this process.
 
-    Every run's stdout and stderr (logs included) are checked for secrets. A held lease fails at
-    once (`--lease-wait` 0) unless a test passes the flag: tests that hold one on purpose stay fast.
+    Every run's stdout and stderr (logs included) are checked for secrets, and stderr (not a
+    terminal here) must be JSON lines only (tests.logs). A held lease fails at once (`--lease-wait`
+    0) unless a test passes the flag: tests that hold one on purpose stay fast.
     """
     monkeypatch.setenv("REPLICATOR_LEASE_WAIT", "0")
 
@@ -87,6 +89,7 @@ def replicate(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatc
         code = cli.main(list(args))
         captured = capsys.readouterr()
         assert_no_leaks(captured.out + captured.err)
+        records(captured.err)
         return Run(code, captured.out, captured.err)
 
     return run

@@ -7,12 +7,12 @@ import uuid
 import pytest
 
 from tests.e2e.world import World, pattern
+from tests.logs import messages
 
 
 def _refused(world: World, run, url: str, *snapshot_ids: str, says: str) -> None:
     assert run.code == 2, run.err
-    lines = [line for line in run.err.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("replicate: error:")]
+    errors = [line for line in messages(run.err) if line.startswith("replicate: error:")]
     assert len(errors) == 1 and says in errors[0], run.err
     assert "Traceback" not in run.err
     for snapshot_id in snapshot_ids:

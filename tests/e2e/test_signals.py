@@ -10,6 +10,7 @@ import pytest
 
 from tests.e2e.conftest import cli_process
 from tests.e2e.world import World
+from tests.logs import events, records
 from tests.reliability.conftest import finish, metadata, scattered, wait_for_checkpoint
 
 SLOW = ("--max-bandwidth", "2MiB", "--concurrency", "2", "--checkpoint-seconds", "0.2")
@@ -31,8 +32,9 @@ def test_signal_cleans_up_and_rerun_completes(
 
     assert stopped.code == code, stopped.err
     assert stopped.doc["status"] == "interrupted" and stopped.doc["exit_code"] == code
-    [line] = stopped.err.strip().splitlines()[-1:]
-    assert line.startswith(f"replicate: interrupted: stopped by {sig.name}."), stopped.err
+    last = records(stopped.err)[-1]
+    assert (last["event"], last["level"], last["status"]) == ("exit", "warning", "interrupted"), stopped.err
+    assert last["message"].startswith(f"replicate: interrupted: stopped by {sig.name}."), stopped.err
     world.assert_sas_free(s1)
     with world.target(url) as blob:
         assert blob.get_blob_properties().lease.state == "available"
@@ -44,5 +46,11 @@ def test_signal_cleans_up_and_rerun_completes(
     assert rerun.code == 0, rerun.err
     [entry] = rerun.doc["snapshots"]
     assert entry["resumed_from"] >= checkpoint
+    # A full copy into a target that holds data clears the source's holes there: said as what it is.
+    [done] = events(rerun.err, "snapshot_done")
+    assert (
+        done["cleared_bytes"] > 0
+        and "zeroed where the source is empty (the target held data)" in done["message"]
+    )
     world.assert_restore_point_equals(url, entry["restore_point"], s1)
     world.assert_sas_free(s1)

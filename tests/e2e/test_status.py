@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from replicator.target import PageBlobTarget
-from tests import envelope
+from tests import envelope, logs
 from tests.e2e.conftest import Run, cli_process
 from tests.e2e.world import Disk, MiB, World, pattern
 
@@ -163,7 +163,8 @@ def test_bad_input_is_one_sentence_and_exit_2(
     run = replicate("status", *args, "--json")
     assert run.code == 2
     assert run.doc["status"] == "bad input" and run.doc["error"].startswith(says)
-    assert run.err.startswith("replicate status: error: ") and len(run.err.splitlines()) == 1
+    (line,) = logs.records(run.err)  # one line, a JSON `exit` record off a terminal
+    assert line["event"] == "exit" and line["message"].startswith("replicate status: error: ")
 
 
 CHUNKS = 24  # 1 MiB writes spread over the disk: the diff has enough ops to stop in the middle of

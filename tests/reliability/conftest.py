@@ -16,6 +16,7 @@ import pytest
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e import conftest as e2e
 from tests.e2e.world import MiB, World, pattern
+from tests.logs import records
 from tests.reliability.leaks import assert_no_leaks
 
 STALL_SECONDS = 3.0
@@ -50,10 +51,11 @@ start = e2e.cli_process
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 240) -> Result:
-    """Wait for `proc`; its output must carry no secret and no traceback."""
+    """Wait for `proc`; its output must carry no secret and no traceback, its stderr JSON lines only."""
     out, err = proc.communicate(timeout=timeout)
     assert_no_leaks(out + err)
     assert "Traceback" not in err, err
+    records(err)
     return Result(proc.returncode, out, err)
 
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from replicator import cli
 from tests.e2e.world import World
+from tests.logs import messages
 from tests.reliability.leaks import assert_no_leaks
 
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80)
@@ -45,7 +46,9 @@ def _refused(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     code = cli.main(args)
     out, err = capsys.readouterr()
     assert code == 2, (args, err)
-    assert "Traceback" not in err and err.startswith("replicate: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    [line] = messages(err)  # one JSON line off a terminal (replicator.jsonlog)
+    assert line.startswith("replicate: error: "), err
     assert_no_leaks(out + err)
 
 

@@ -17,10 +17,12 @@ from replicator.errors import (
     UserError,
     status_of,
 )
-from replicator.output import human_size, wants_json
+from replicator.output import human_duration, human_rate, human_size, plural, wants_json
 from replicator.pipeline import State
+from replicator.progress import RunResult
 from replicator.target import MAX_BLOB_BYTES
 from tests import envelope
+from tests.logs import messages, records
 from tests.unit.test_pipeline import DISK, IDENTITY, config, snap
 
 BASE = ["--source", DISK, "--target", "https://a.blob.core.windows.net/ccc/b"]
@@ -50,9 +52,10 @@ def test_json_status_names_each_ending(
     captured = capsys.readouterr()
     doc = envelope.parse(captured.out)
     assert (doc["status"], doc["exit_code"], status_of(error)) == (status, code, status)
-    [line] = captured.err.strip().splitlines()
+    [record] = records(captured.err)
     kind = status if status in ("incomplete", "interrupted") else "error"
-    assert line.startswith(f"replicate: {kind}: "), line
+    assert record["message"].startswith(f"replicate: {kind}: "), record
+    assert (record["event"], record["status"], record["exit_code"]) == ("exit", status, code)
 
 
 def test_bad_config_honours_replicator_json(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -129,7 +132,7 @@ def test_restore_refuses_invalid_names_before_anything(
     assert cli.main(["restore", *argv]) == 2
     captured = capsys.readouterr()
     assert envelope.parse(captured.out)["status"] == "bad input"
-    [line] = captured.err.strip().splitlines()
+    [line] = messages(captured.err)
     assert flag in line and "is not valid" in line, line
 
 
@@ -171,3 +174,26 @@ def test_help_shows_defaults_env_and_subcommands(capsys) -> None:
         sub_help = " ".join(capsys.readouterr().out.split())
         assert "[env REPLICATOR_TARGET]" in sub_help
         assert ("--subscription-id" in sub_help) == (sub == "restore"), sub  # only restore uses it
+
+
+def test_units_agree_and_are_binary() -> None:
+    assert [plural(n, "request") for n in (0, 1, 2)] == ["0 requests", "1 request", "2 requests"]
+    assert [plural(n, "retry", "retries") for n in (1, 3)] == ["1 retry", "3 retries"]
+    assert human_rate(4 * 1024**2) == "4.0 MiB/s"  # as --max-bandwidth 4MiB caps it, not "4.2 MB/s"
+    assert [human_duration(s) for s in (0.4, 42, 303, 7500)] == ["0 s", "42 s", "5 min 3 s", "2 h 5 min"]
+
+
+def test_a_run_says_first_how_it_read_a_decimal_size(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    async def quiet(config, progress, *args):
+        return RunResult(config.source, config.target)
+
+    monkeypatch.setattr(pipeline, "replicate", quiet)
+    assert cli.main([*BASE, "--max-bandwidth", "50MB"]) == 0
+    first, *_ = records(capsys.readouterr().err)
+    assert (first["event"], first["knob"], first["given"], first["bytes"]) == (
+        "size_read",
+        "--max-bandwidth",
+        "50MB",
+        50_000_000,
+    )
+    assert first["message"].startswith("--max-bandwidth 50MB = 47.7 MiB/s (MB is decimal")

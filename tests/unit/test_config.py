@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from replicator.config import KNOBS, Config, load, parse_size
@@ -91,7 +93,7 @@ def test_parse_size_units() -> None:
 
 def test_every_config_field_is_a_documented_knob() -> None:
     names = {k.name for k in KNOBS}
-    assert names == set(Config.__dataclass_fields__)
+    assert names == set(Config.__dataclass_fields__) - {"size_readings"}  # how load() read the sizes
     assert all(k.reason and k.memory and k.env.isupper() for k in KNOBS)
 
 
@@ -99,3 +101,30 @@ def test_access_token_never_in_repr() -> None:
     config = load(BASE, env={"REPLICATOR_ACCESS_TOKEN": "secret-token-value"})
     assert config.access_token == "secret-token-value"
     assert "secret-token-value" not in repr(config)
+
+
+def test_sizes_in_decimal_or_one_letter_units_say_how_they_were_read() -> None:
+    config = load(
+        [*BASE, "--max-bandwidth", "50MB", "--max-in-flight", "64MiB", "--list-window", "4G"],
+        env={"REPLICATOR_MERGE_GAP": "128k"},
+    )
+    assert config.max_bandwidth == 50 * 1000**2 and config.list_window_bytes == 4 * 1024**3
+    assert [r.text for r in config.size_readings] == [  # --max-in-flight 64MiB is unambiguous: no line
+        "REPLICATOR_MERGE_GAP 128k = 128.0 KiB (k is binary, as rsync and dd read it; "
+        "128KB would be 125.0 KiB).",
+        "--max-bandwidth 50MB = 47.7 MiB/s (MB is decimal, 10^6 bytes; 50MiB would be 50.0 MiB/s).",
+        "--list-window 4G = 4.0 GiB (G is binary, as rsync and dd read it; 4GB would be 3.7 GiB).",
+    ]
+    assert load([*BASE, "--max-bandwidth", "52428800"], env={}).size_readings == ()
+    read = load([*BASE, "--max-bandwidth", "1GB"], env={})
+    assert read == replace(read, size_readings=())  # how a value was read is not part of the config
+
+
+def test_progress_seconds_and_the_wire_level() -> None:
+    assert load(BASE, env={}).progress_seconds == 30.0
+    config = load([*BASE, "--log-level", "wire"], env={"REPLICATOR_PROGRESS_SECONDS": "0.5"})
+    assert (config.log_level, config.progress_seconds) == ("wire", 0.5)
+    with pytest.raises(UserError, match=r"PROGRESS_SECONDS \(environment variable\) must be between"):
+        load(BASE, env={"REPLICATOR_PROGRESS_SECONDS": "0"})
+    with pytest.raises(UserError, match="--log-level must be one of wire, debug, info, warning, error"):
+        load([*BASE, "--log-level", "verbose"], env={})

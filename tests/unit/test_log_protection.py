@@ -60,3 +60,33 @@ def test_without_protection_the_host_handler_would_leak(host_handler: io.StringI
     logging.setLogRecordFactory(logging.LogRecord)
     _log_everything()
     assert SIG in host_handler.getvalue()
+
+
+def test_the_wire_level_logs_the_sdk_requests_redacted() -> None:
+    """`--log-level wire`: the SDK's own HTTP logging policy, through our stream, leaks nothing."""
+    from azure.core.pipeline import PipelineContext, PipelineRequest
+    from azure.core.pipeline.policies import HttpLoggingPolicy
+    from azure.core.rest import HttpRequest
+
+    stream = io.StringIO()
+    jsonlog.setup("wire", stream)
+    try:
+        policy = HttpLoggingPolicy()
+        policy.allowed_query_params.add("sig")  # even if a policy were told to show it
+        policy.allowed_header_names.add("x-ms-copy-source")
+        request = HttpRequest(
+            "PUT", URL, headers={"x-ms-copy-source": URL, "Authorization": "Bearer abc.def.ghi"}
+        )
+        policy.on_request(PipelineRequest(request, PipelineContext(None)))
+        quiet = io.StringIO()
+        jsonlog.setup("debug", quiet)
+        policy.on_request(PipelineRequest(request, PipelineContext(None)))
+    finally:
+        root = logging.getLogger()
+        for ours in [h for h in root.handlers if getattr(h, "_replicator", False)]:
+            root.removeHandler(ours)
+        logging.getLogger("azure").setLevel(logging.WARNING)
+    out = stream.getvalue()
+    assert "Request URL" in out and "acct.blob.core.windows.net/c/b.vhd" in out  # the wire log is there
+    assert SIG not in out and "abc.def.ghi" not in out
+    assert quiet.getvalue() == ""  # debug is the tool's decisions, not the wire

@@ -13,6 +13,7 @@ from tenacity import RetryCallState
 from replicator import base, pipeline, ranges
 from replicator.config import load
 from replicator.errors import ReplicationError
+from replicator.progress import Tally
 from replicator.ranges import Change, Range
 from replicator.source import SnapshotInfo
 from replicator.target import InProgress, SnapshotRef, State
@@ -221,6 +222,46 @@ async def test_resume_lists_from_the_checkpoint_window(monkeypatch: pytest.Monke
     )  # type: ignore[arg-type]
     assert calls == [(64 * M, 128 * M)]
     assert ops[0] == ranges.Op("clear", Range(64 * M, 70 * M))
+
+
+async def test_the_plan_is_counted_ahead_as_the_copy_would_report_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """count_total gives progress the whole total at once: exactly the bytes the copy's on_planned
+    increments add up to (copies past the checkpoint, merged gaps included, clears apart)."""
+    M = 1024 * 1024
+    changes = [
+        Change(Range(M, 2 * M), False),
+        Change(Range(3 * M, 4 * M), True),
+        Change(Range(70 * M, 75 * M), False),
+    ]
+    fake_listing(monkeypatch, changes)
+    tally = Tally()
+    job = base.Job(snap(1), None, "full", checkpoint=66 * M)
+    jobs_runner = pipeline.JobRunner(config(), None, None, None, tally)  # type: ignore[arg-type]
+    await jobs_runner.count_total(job, None, None, 128 * M, blank_target=False)  # type: ignore[arg-type]
+    planned = [
+        op
+        async for op in jobs_runner.planned_ops(
+            job, None, None, 128 * M, pipeline._result(job), blank_target=False
+        )
+    ]  # type: ignore[arg-type]
+    issued = sum(op.range.length for op in planned if op.kind == "copy" and op.range.end > job.checkpoint)
+    assert tally.counted == issued == 5 * M
+    assert (tally.total, tally.total_known) == (5 * M, True)
+    tally.on_listing_done()  # once the copy's own listing ends, its total is the one kept
+    assert tally.total == tally.planned == 0
+
+
+async def test_a_count_that_fails_leaves_the_total_as_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def refused(current, base, *, start, end, window, page_size):
+        raise pipeline.DiffNotPossible("resize across 4 TiB")
+        yield  # an async generator
+
+    monkeypatch.setattr(pipeline, "list_changes", refused)
+    tally = Tally()
+    jobs_runner = pipeline.JobRunner(config(), None, None, None, tally)  # type: ignore[arg-type]
+    await jobs_runner.count_total(base.Job(snap(2), snap(1), "diff"), None, object(), GiB, blank_target=False)  # type: ignore[arg-type]
+    tally.on_planned(4096, 0)
+    assert (tally.counted, tally.total, tally.total_known) == (None, 4096, False)
 
 
 # ---------------------------------------------------------------- pool and retries

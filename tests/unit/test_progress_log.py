@@ -1,0 +1,214 @@
+"""Progress as log events: the periodic record (driven by a fake clock), its rate over a window, the
+ticker that logs it, and the wording of a snapshot's summary."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from replicator import jsonlog
+from replicator.progress import SnapshotResult
+from replicator.progress_log import RATE_WINDOW_SECONDS, LogProgress, RateWindow, reported, snapshot_summary
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    out = io.StringIO()  # not a terminal: JSON lines
+    handler = jsonlog.setup("info", out)
+    yield out
+    logging.getLogger().removeHandler(handler)
+
+
+def lines(out: io.StringIO, name: str) -> list[dict]:
+    return [r for r in map(json.loads, out.getvalue().splitlines()) if r["event"] == name]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_rate_is_over_the_last_window_not_since_the_start() -> None:
+    """An hour at 10 MiB/s, then a minute at 1 MiB/s: the record says 1 MiB/s, not the average."""
+    window = RateWindow()
+    window.restart(0.0)
+    done = 0
+    for t in range(30, 3601, 30):
+        done += 30 * 10 * MiB
+        window.rate(float(t), done)
+    assert window.rate(3600.0, done) == pytest.approx(10 * MiB)
+    for t in (3630, 3660):
+        done += 30 * MiB
+        rate = window.rate(float(t), done)
+    assert rate == pytest.approx(1 * MiB)  # since-start would say about 9.9 MiB/s
+
+
+def test_before_a_full_window_the_rate_is_since_the_snapshot_started() -> None:
+    window = RateWindow()
+    window.restart(10.0)
+    assert window.rate(10.0, 0) is None  # no time has passed: no rate, not a division by zero
+    assert window.rate(20.0, 40 * MiB) == pytest.approx(4 * MiB)
+    assert RATE_WINDOW_SECONDS == 60.0
+
+
+def _result(name: str = "snap-1", **fields) -> SnapshotResult:
+    return SnapshotResult(f"/subscriptions/s/snapshots/{name}", name, "full", "the target is empty", **fields)
+
+
+def test_a_record_carries_snapshot_bytes_total_rate_and_eta(stream: io.StringIO) -> None:
+    clock = Clock()
+    progress = LogProgress(clock=clock)
+    progress.on_snapshot_start(_result(), 1, 2)
+    progress.on_planned(64 * MiB, 0)  # listing still under way
+    clock.now += 30
+    progress.on_written(12 * MiB)
+    progress.report()
+    progress.on_planned(36 * MiB, 4 * MiB)
+    progress.on_listing_done()
+    clock.now += 30
+    progress.on_written(18 * MiB)
+    progress.on_retry("copy [0, 4194304)", 1, 0.5, "503 ServerBusy")
+    progress.report()
+
+    listing, final = lines(stream, "progress")
+    assert listing["total_final"] is False and "eta_seconds" not in listing
+    assert (listing["bytes_done"], listing["bytes_total"]) == (12 * MiB, 64 * MiB)
+    assert listing["message"] == (
+        "snap-1 [1/2]: 12.0 MiB of 64.0 MiB listed so far copied, 409.6 KiB/s; still listing"
+    )
+    assert {
+        k: final[k] for k in ("bytes_done", "bytes_total", "total_final", "retries", "index", "total")
+    } == {
+        "bytes_done": 30 * MiB,
+        "bytes_total": 100 * MiB,
+        "total_final": True,
+        "retries": 1,
+        "index": 1,
+        "total": 2,
+    }
+    assert final["bytes_per_second"] == round(30 * MiB / 60)
+    assert final["eta_seconds"] == round(70 * MiB / (30 * MiB / 60))  # 140 s
+    assert (
+        final["message"]
+        == "snap-1 [1/2]: 30.0 MiB of 100.0 MiB copied (30 %), 512.0 KiB/s, about 2 min 20 s left"
+    )
+    assert final["snapshot"].endswith("/snap-1") and final["seconds"] == 60.0
+
+
+def test_a_plan_counted_ahead_gives_the_total_and_an_eta_while_the_copy_still_lists(
+    stream: io.StringIO,
+) -> None:
+    clock = Clock()
+    progress = LogProgress(clock=clock)
+    progress.on_snapshot_start(_result(), 1, 1)
+    progress.on_planned(64 * MiB, 0)
+    progress.on_total(1024 * MiB)  # pipeline.JobRunner.count_total
+    clock.now += 10
+    progress.on_written(64 * MiB)
+    progress.report()
+    [record] = lines(stream, "progress")
+    assert (record["bytes_total"], record["total_final"], record["eta_seconds"]) == (1024 * MiB, True, 150)
+    assert (
+        record["message"]
+        == "snap-1 [1/1]: 64.0 MiB of 1.0 GiB copied (6 %), 6.4 MiB/s, about 2 min 30 s left"
+    )
+
+
+def test_a_stalled_copy_says_so(stream: io.StringIO) -> None:
+    clock = Clock()
+    progress = LogProgress(clock=clock)
+    progress.on_snapshot_start(_result(), 1, 1)
+    progress.on_planned(8 * MiB, 0)
+    progress.on_listing_done()
+    clock.now += 61
+    progress.report()
+    [record] = lines(stream, "progress")
+    assert record["bytes_per_second"] == 0 and "eta_seconds" not in record
+    assert record["message"].endswith("0 B/s; nothing written in the last 60 s")
+
+
+def test_a_resumed_copy_counts_what_the_checkpoint_covers_apart(stream: io.StringIO) -> None:
+    clock = Clock()
+    progress = LogProgress(clock=clock)
+    progress.on_snapshot_start(_result(), 1, 1)
+    progress.on_skipped(512 * MiB)
+    progress.on_planned(4 * MiB, 0)
+    progress.on_listing_done()
+    clock.now += 2
+    progress.on_written(4 * MiB)
+    progress.report()
+    [record] = lines(stream, "progress")
+    assert (record["skipped_bytes"], record["bytes_done"], record["eta_seconds"]) == (512 * MiB, 4 * MiB, 0)
+    assert "512.0 MiB copied before the resume" in record["message"]
+
+
+def test_without_a_snapshot_under_way_a_record_names_the_last_step(stream: io.StringIO) -> None:
+    progress = LogProgress(run_id="r1")
+    progress.report()
+    progress.on_message("waiting for the lease on https://a.blob.core.windows.net/c/b")
+    progress.report()
+    first, second = lines(stream, "progress")
+    assert first["message"] == "working: starting" and first["snapshots_done"] == 0
+    assert second["step"].startswith("waiting for the lease") and second["run_id"] == "r1"
+
+
+async def test_the_ticker_logs_records_while_the_work_runs_and_stops_with_it() -> None:
+    """Deterministic: the work ends when the ticker has reported three times, whatever the clock does."""
+    reports: list[int] = []
+    enough = asyncio.Event()
+
+    class Counting(LogProgress):
+        def report(self) -> None:
+            reports.append(1)
+            if len(reports) == 3:
+                enough.set()
+
+    async def work() -> str:
+        await enough.wait()
+        return "done"
+
+    progress = Counting()
+    assert await reported(work(), progress, 0.001) == "done"
+    seen = len(reports)
+    await asyncio.sleep(0.01)
+    assert seen == len(reports) >= 3  # cancelled with the work: no record after it
+    assert await reported(asyncio.sleep(0, "bar"), progress, None) == "bar"  # None: no ticker at all
+
+
+async def test_a_failing_record_never_fails_the_run(caplog: pytest.LogCaptureFixture) -> None:
+    failed = asyncio.Event()
+
+    class Broken(LogProgress):
+        def report(self) -> None:
+            failed.set()
+            raise RuntimeError("bug in a record")
+
+    assert await reported(failed.wait(), Broken(), 0.001) is True
+    assert "could not log a progress record" in caplog.text
+
+
+def test_a_summary_agrees_in_number_and_says_what_clears_are() -> None:
+    one = _result(restore_point="rp", changed_bytes=MiB, copied_bytes=MiB, requests=1, retries=1, seconds=2)
+    assert snapshot_summary(one) == (
+        "snap-1: restore point rp; full (the target is empty); 1.0 MiB changed, 1.0 MiB copied, "
+        "1 request, 1 retry, 2.0 s"
+    )
+    full = _result(restore_point="rp", cleared_bytes=64 * 1024 * MiB, requests=2, retries=0)
+    assert "64.0 GiB zeroed where the source is empty (the target held data)" in snapshot_summary(full)
+    assert "2 requests, 0 retries" in snapshot_summary(full)
+    diff = SnapshotResult("id", "s2", "diff", "diff from s1", cleared_bytes=8192, merged_gap_bytes=4096)
+    text = snapshot_summary(diff)
+    assert (
+        "(+4.0 KiB merged gaps)" in text and "8.0 KiB cleared (trimmed on the source since the base)" in text
+    )
+    assert "planned, nothing written" in text
