@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,6 +79,15 @@ class PointInfo:
             reason=meta.get("reason", ""),
             base_of_next_diff=_is_base(point.id, unique_id, state),
         )
+
+    @property
+    def snapshot_datetime(self) -> datetime | None:
+        """The source snapshot's creation time (aware), or None when the metadata holds no such time."""
+        try:
+            moment = datetime.fromisoformat(self.snapshot_time)
+        except ValueError:
+            return None
+        return moment if moment.tzinfo is not None else None
 
     @property
     def created(self) -> datetime:
@@ -148,8 +157,20 @@ async def list_points(target: PageBlobTarget) -> Listing:
     return Listing(target.url.display, state.disk_id, points, inspection.leased, state.in_progress)
 
 
+def newest(points: Sequence[PointInfo]) -> PointInfo | None:
+    """The restore point holding the newest source snapshot (by the snapshot's creation time, ties by
+    restore point ID); None when none records a readable time.
+
+    Not simply the last one taken: after `--allow-rollback` the last restore point may hold an older
+    snapshot, and the newer one is still there. `latest` and `replicate status` both mean this one,
+    so a failover restores what status reported as protected.
+    """
+    dated = [(p.snapshot_datetime, p.id, p) for p in points if p.snapshot_datetime is not None]
+    return max(dated, key=lambda item: item[:2])[2] if dated else None
+
+
 def select(points: list[PointInfo], wanted: str) -> PointInfo:
-    """The restore point named by its ID, `latest`, or its source snapshot's name.
+    """The restore point named by its ID, `latest` (`newest`), or its source snapshot's name.
 
     A name that more than one restore point carries (a snapshot deleted and re-created under its
     name, or duplicates an older version left) is refused with the candidates: restoring a disk
@@ -158,7 +179,7 @@ def select(points: list[PointInfo], wanted: str) -> PointInfo:
     if not points:
         raise UserError("the target has no restore point yet.")
     if wanted == "latest":
-        return points[-1]
+        return newest(points) or points[-1]
     by_id = [p for p in points if p.id == wanted]
     by_name = by_id or [p for p in points if p.snapshot_name == wanted]
     if not by_name:

@@ -34,7 +34,7 @@ from replicator.freshness import Checked, Count, Facts, RunState, SourceSnapshot
 from replicator.jobs import DISCOVER_ENV, JOBS_ENV, JobSpec, load_jobs
 from replicator.pipeline import describe
 from replicator.progress import Protected
-from replicator.restore_points import PointInfo
+from replicator.restore_points import PointInfo, newest
 from replicator.snapshots import SNAPSHOTS_PER_DISK
 from replicator.source import FAMILY_SAS_LIMIT, ArmSource
 from replicator.target import PageBlobTarget, parse_target_url
@@ -50,21 +50,11 @@ target at once."""
 
 
 def newest_point(points: Sequence[PointInfo]) -> Protected | None:
-    """The restore point holding the newest source snapshot (by its creation time); None when none
-    records a readable time. Not simply the last one taken: after `--allow-rollback` the newest
-    restore point may hold an older snapshot, and the newer one is still restorable."""
-    dated: list[tuple[datetime, str, PointInfo]] = []
-    for p in points:
-        try:
-            moment = datetime.fromisoformat(p.snapshot_time)
-        except ValueError:
-            continue
-        if moment.tzinfo is not None:
-            dated.append((moment, p.id, p))
-    if not dated:
+    """What status reports as protected: restore_points.newest (the restore point `latest` restores)."""
+    p = newest(points)
+    if p is None or p.snapshot_datetime is None:
         return None
-    moment, _, p = max(dated, key=lambda item: item[:2])
-    return Protected(p.id, p.snapshot_id, p.snapshot_name, moment)
+    return Protected(p.id, p.snapshot_id, p.snapshot_name, p.snapshot_datetime)
 
 
 async def _read_target(target: PageBlobTarget, facts: Facts) -> tuple[Facts, set[str]]:

@@ -43,7 +43,11 @@ async def _restore(argv: list[str]) -> Outcome:
         "restore", "Create a managed disk from a restore point (ARM disk create, createOption Import)."
     )
     add_knobs(p, ["subscription_id"])
-    p.add_argument("--point", required=True, help="restore point ID, 'latest', or a source snapshot name")
+    p.add_argument(
+        "--point",
+        required=True,
+        help="restore point ID, 'latest' (the one holding the newest source snapshot, also after a rollback), or a source snapshot name",
+    )
     p.add_argument(
         "--resource-group", required=True, type=_resource_group, help="resource group of the new disk"
     )

@@ -44,6 +44,13 @@ def test_an_older_snapshot_is_refused_unless_allow_rollback(world: World, replic
     assert allowed.code == 0, allowed.err
     [rolled] = allowed.doc["snapshots"]
     assert rolled["mode"] == "full" and "--allow-rollback" in rolled["reason"]
+    # The newest restore point now holds s1, but `latest` (what a failover restores) is still the one
+    # holding the newest snapshot, s3: a rollback never makes a failover restore older data.
+    restore = ("restore", "--target", url, "--resource-group", world.rg, "--location", world.location)
+    failover = replicate(*restore, "--point", "latest", "--disk-name", "after-rollback", "--json")
+    assert failover.code == 0, failover.err
+    assert failover.doc["restore_point"]["source_snapshot"]["id"] == s3
+    world.assert_disk_equals("after-rollback", s3)
 
     # The base blob now holds s1: the next normal run diffs from it and skips s3, which has its
     # restore point already.
