@@ -755,7 +755,7 @@ async def replicate(
             search = config.snapshot_search
             if config.snapshot_now and not config.plan:
                 taken = await snapshots.snapshot_now(
-                    source, config.source, progress.on_message, search=search
+                    source, config.source, progress.on_message, target=target.url.display, search=search
                 )
                 run.snapshot_taken = taken.id
             progress.on_message(f"resolving {config.source}")
@@ -807,7 +807,13 @@ async def replicate(
                     run.snapshots.append(result)
                 if config.source_keep:
                     run.source_snapshots_deleted = await snapshots.keep_source(
-                        source, config.source, config.source_keep, state, progress.on_message, search=search
+                        source,
+                        config.source,
+                        config.source_keep,
+                        state,
+                        progress.on_message,
+                        target=target.url.display,
+                        search=search,
                     )
                 run.status = "replicated" if jobs else "nothing new"
                 run.protected = _protected(state)

@@ -10,9 +10,11 @@ refusal is the authority; either way the run stops with LimitError (exit 3) befo
 written, since a later run clears the rate limit (and pruning with --source-keep the total one).
 
 Ownership: every snapshot this module takes carries the ARM tag `replicator-owner: replicator`
-(source.OWNER_TAG). Source-keep deletes only snapshots carrying it: on a shared disk, snapshots an
-operator or another team took are their restore points, and a tool must never delete what it did
-not create, whatever N. Snapshots taken by a version before the tag existed carry none either; an
+(source.OWNER_TAG) and `replicator-target: <the target's URL without SAS>` (source.TARGET_TAG).
+Source-keep deletes only snapshots carrying both, with its own target: on a shared disk, snapshots
+an operator or another team took are their restore points, and a snapshot taken for another target
+of the same disk may be that target's next diff base; a tool must never delete what it did not
+create for this target, whatever N. Snapshots taken by a version before the tag existed carry none either; an
 operator who wants them trimmed tags them (`az snapshot update --set tags.replicator-owner=replicator`).
 
 Source-keep keeps the disk's newest N incremental snapshots, whoever took them, and of the older ones
@@ -36,7 +38,15 @@ from azure.mgmt.compute.models import CreationData, Snapshot
 from replicator import arm_ids
 from replicator.errors import LimitError, ReplicationError
 from replicator.output import plural
-from replicator.source import OWNER_TAG, OWNER_VALUE, ArmSource, SnapshotInfo, snapshot_info
+from replicator.source import (
+    OWNER_TAG,
+    OWNER_VALUE,
+    TARGET_TAG,
+    ArmSource,
+    SnapshotInfo,
+    snapshot_info,
+    target_tag,
+)
 from replicator.target import State
 
 log = logging.getLogger(__name__)
@@ -79,10 +89,12 @@ async def snapshot_now(
     on_message: Callable[[str], None],
     now: datetime | None = None,
     *,
+    target: str,
     search: Search = "resource-group",
 ) -> SnapshotInfo:
-    """Take an incremental snapshot of the disk `disk_id`, tagged as this tool's, and wait until it is
-    complete. `search`: where the disk's snapshots counted against Azure's limits are looked for."""
+    """Take an incremental snapshot of the disk `disk_id`, tagged as this tool's and taken for `target`
+    (its display URL), and wait until it is complete. `search`: where the disk's snapshots counted
+    against Azure's limits are looked for."""
     rid = arm_ids.parse(disk_id)
     now = now or datetime.now(UTC)
     _, existing = await source.resolve(disk_id, search=search)
@@ -95,7 +107,7 @@ async def snapshot_now(
         location=disk.location,
         incremental=True,
         creation_data=CreationData(create_option="Copy", source_resource_id=disk.id),
-        tags={OWNER_TAG: OWNER_VALUE},
+        tags={OWNER_TAG: OWNER_VALUE, TARGET_TAG: target_tag(target)},
     )
     on_message(f"taking incremental snapshot {name} of {rid.name}")
     try:
@@ -128,13 +140,19 @@ def protected_ids(state: State) -> set[str]:
 class Trim:
     """What `--source-keep` does to the disk's snapshots beyond the newest N."""
 
-    delete: list[SnapshotInfo]  # the tool's own, not needed by the target
+    delete: list[SnapshotInfo]  # the tool's own for this target, not needed by it
     not_owned: list[SnapshotInfo]  # left because the tool did not take them
+    other_targets: list[SnapshotInfo]  # left because the tool took them for another target
 
 
-def plan_trim(snaps: list[SnapshotInfo], keep: int, state: State) -> Trim:
-    """Pure: of the snapshots beyond the newest `keep` (`snaps` oldest first), the tool's own minus
-    those the target needs are deleted; the others are left and counted."""
+def ours(snap: SnapshotInfo, target: str) -> bool:
+    """Whether the tool took `snap` for `target` (display URL): both tags, the target's value exact."""
+    return snap.owned and snap.owner_target == target_tag(target)
+
+
+def plan_trim(snaps: list[SnapshotInfo], keep: int, state: State, target: str) -> Trim:
+    """Pure: of the snapshots beyond the newest `keep` (`snaps` oldest first), the tool's own for
+    `target` minus those the target needs are deleted; the others are left and counted."""
     needed = protected_ids(state)
     base_id = state.in_progress.base_id if state.in_progress else None
     old = snaps[: max(0, len(snaps) - keep)]
@@ -142,9 +160,12 @@ def plan_trim(snaps: list[SnapshotInfo], keep: int, state: State) -> Trim:
         [
             s
             for s in old
-            if s.owned and s.unique_id.casefold() not in needed and not arm_ids.same_resource(s.id, base_id)
+            if ours(s, target)
+            and s.unique_id.casefold() not in needed
+            and not arm_ids.same_resource(s.id, base_id)
         ],
         [s for s in old if not s.owned],
+        [s for s in old if s.owned and not ours(s, target)],
     )
 
 
@@ -155,16 +176,22 @@ async def keep_source(
     state: State,
     on_message: Callable[[str], None],
     *,
+    target: str,
     search: Search = "resource-group",
 ) -> list[str]:
     """Delete the tool's own incremental snapshots of the disk beyond the newest `keep` (see the
     module docstring); returns the IDs deleted."""
     _, snaps = await source.resolve(disk_id, search=search)
-    trim = plan_trim(snaps, keep, state)
+    trim = plan_trim(snaps, keep, state, target)
     if trim.not_owned:
         on_message(
             f"--source-keep {keep}: left {plural(len(trim.not_owned), 'older snapshot')} of the disk, "
             f"not the tool's (no tag {OWNER_TAG}={OWNER_VALUE}); it deletes only snapshots it took"
+        )
+    if trim.other_targets:
+        on_message(
+            f"--source-keep {keep}: left {plural(len(trim.other_targets), 'older snapshot')} of the disk "
+            f"taken for another target (tag {TARGET_TAG}); a run trims only its own target's"
         )
     deleted = []
     for snap in trim.delete:
@@ -175,7 +202,7 @@ async def keep_source(
                 current = await operations.get(rid.resource_group, rid.name)
             except ResourceNotFoundError:
                 continue
-            if current.unique_id != snap.unique_id or not snapshot_info(current).owned:
+            if current.unique_id != snap.unique_id or not ours(snapshot_info(current), target):
                 continue  # re-created (or re-tagged) since it was listed: not the one planned
             if current.disk_state == "ActiveSAS":
                 on_message(f"kept {snap.name}: another replication is reading it (active SAS)")

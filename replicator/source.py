@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
 import heapq
 import logging
 import re
@@ -123,6 +124,22 @@ OWNER_VALUE = "replicator"
 """The ARM tag `--snapshot-now` puts on each snapshot it takes (replicator.snapshots): `--source-keep`
 deletes only snapshots carrying it, never one an operator or another tool took. ARM tag names are
 case-insensitive, so the name is matched without case; the value must be exactly this."""
+TARGET_TAG = "replicator-target"
+"""Beside OWNER_TAG: the target the snapshot was taken for (`target_tag`). One disk can be replicated
+to several targets, each with `--snapshot-now --source-keep`; a run trims only the snapshots taken
+for its own target, so it never deletes the diff base of another target's next run."""
+TAG_VALUE_LIMIT = 256
+"""ARM: a tag value holds at most 256 characters."""
+
+
+def target_tag(display_url: str) -> str:
+    """The TARGET_TAG value of a target: its URL without the query string (never a SAS); a URL longer
+    than a tag value holds is cut and ends with a digest of the whole, so two long URLs never share it."""
+    if len(display_url) <= TAG_VALUE_LIMIT:
+        return display_url
+    digest = hashlib.sha256(display_url.encode()).hexdigest()[:32]
+    return f"{display_url[: TAG_VALUE_LIMIT - len(digest) - 1]}#{digest}"
+
 
 T = TypeVar("T")
 
@@ -164,6 +181,7 @@ class SnapshotInfo:
     copy_error: str | None = None
     disk_state: str | None = None  # "ActiveSAS" while a SAS on it is granted (Azure's diskState)
     owned: bool = False  # carries the OWNER_TAG: this tool took it (--snapshot-now)
+    owner_target: str | None = None  # its TARGET_TAG: the target it was taken for
 
     @property
     def complete(self) -> bool:
@@ -204,6 +222,7 @@ def snapshot_info(s: Snapshot) -> SnapshotInfo:
         copy_error=f"{copy_error.error_code}: {copy_error.error_message}" if copy_error else None,
         disk_state=s.disk_state,
         owned=any(k.casefold() == OWNER_TAG and v == OWNER_VALUE for k, v in (s.tags or {}).items()),
+        owner_target=next((v for k, v in (s.tags or {}).items() if k.casefold() == TARGET_TAG), None),
     )
 
 

@@ -46,7 +46,8 @@ async def _restore(argv: list[str]) -> Outcome:
     p.add_argument(
         "--point",
         required=True,
-        help="restore point ID, 'latest' (the one holding the newest source snapshot, also after a rollback), or a source snapshot name",
+        help="restore point ID, 'latest' (the one holding the newest source snapshot, also after a "
+        "rollback), or a source snapshot name",
     )
     p.add_argument(
         "--resource-group", required=True, type=_resource_group, help="resource group of the new disk"

@@ -77,7 +77,33 @@ def test_source_keep_deletes_only_the_snapshots_the_tool_took(world: World, repl
         taken.append(done.doc["snapshot_taken"])
         assert "left 4 older snapshots" in done.err and "not the tool's" in done.err
     tags = {s.id: s.tags for s in world.compute.snapshots.list_by_resource_group(world.rg)}
-    assert all(tags[t] == {"replicator-owner": "replicator"} for t in taken[-1:])
+    ours = {"replicator-owner": "replicator", "replicator-target": url.split("?")[0]}
+    assert all(tags[t] == ours for t in taken[-1:])
     assert all(not tags[h] for h in hand_made)
     assert set(tags) == {*hand_made, taken[-1]}  # the tool's older two are gone, every hand-made one kept
     assert done.doc["source_snapshots_deleted"] == [taken[1]]
+
+
+def test_source_keep_of_one_target_leaves_another_targets_base(world: World, replicate) -> None:
+    """One disk, two targets, each with --snapshot-now: the first's --source-keep 1 must not delete
+    the snapshot the second target's next diff starts from."""
+    disk = world.create_disk("shared", 1)
+    first, second = world.target_url(), world.target_url()
+    world.write(disk, (0, pattern(1, MiB)))
+    seeded = replicate("--source", disk.id, "--target", second, "--snapshot-now", "--json")
+    assert seeded.code == 0, seeded.err
+    base = seeded.doc["snapshot_taken"]
+    for n in (2, 3):
+        world.write(disk, (n * 64 * MiB, pattern(n, MiB)))
+        done = replicate(
+            "--source", disk.id, "--target", first, "--snapshot-now", "--source-keep", "1", "--json"
+        )
+        assert done.code == 0, done.err
+    assert "taken for another target" in done.err
+    names = {s.id for s in world.compute.snapshots.list_by_resource_group(world.rg)}
+    assert base in names
+    again = replicate("--source", disk.id, "--target", second, "--json")
+    assert again.code == 0, again.err
+    assert [(s["mode"], s["base_snapshot_id"]) for s in again.doc["snapshots"]] == [("diff", base)]
+    (entry,) = again.doc["snapshots"]
+    world.assert_restore_point_equals(second, entry["restore_point"], entry["snapshot_id"])
