@@ -65,7 +65,7 @@ from replicator.base import (
 from replicator.budget import Budget
 from replicator.config import Config
 from replicator.errors import ReplicationError, ReplicatorError
-from replicator.inflight import ByteBudget, process_budget
+from replicator.inflight import process_in_flight_bytes
 from replicator.jsonlog import event
 from replicator.progress import Progress, Protected, RunResult, SnapshotResult
 from replicator.redact import redact
@@ -86,6 +86,7 @@ from replicator.target import (
     State,
     client_kwargs,
 )
+from replicator.weighted import WeightedSemaphore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -170,9 +171,9 @@ class Copier:
         )
         self.throttle = Throttle(config.max_bandwidth)
         self.in_flight = (
-            ByteBudget(config.max_in_flight_bytes)
+            WeightedSemaphore(config.max_in_flight_bytes)
             if config.mode == "server"
-            else process_budget(config.max_in_flight_bytes)  # buffers: one memory bound per process
+            else process_in_flight_bytes(config.max_in_flight_bytes)  # buffers: one memory bound per process
         )
         self.requests = 0
         self.retries = 0
@@ -310,7 +311,7 @@ class JobRunner:
         if job.base is None:
             async with self.source.grant(job.snapshot) as current:
                 yield current, None
-        else:  # both family slots at once: taking them one by one can deadlock (source.FamilyBudget)
+        else:  # both family slots at once: taking them one by one can deadlock (source.family_sas_slots)
             async with self.source.grants(job.snapshot, job.base) as (current, base):
                 yield current, base
 

@@ -30,8 +30,8 @@ list them and which needs read access to that group only; `search="subscription"
 subscription instead, finding snapshots kept in a separate backup group at the cost of
 subscription-wide read permission and a longer listing.
 
-Budgets: Azure allows SAS URIs on at most five snapshots of one incremental snapshot family at a
-time. `ArmSource.grants` takes slots of a process-wide budget per family (FamilyBudget) before asking
+SAS slots: Azure allows SAS URIs on at most five snapshots of one incremental snapshot family at a
+time. `ArmSource.grants` takes the family's slots in this process (family_sas_slots) before asking
 ARM, a diff's two at once (one at a time, five diffs holding one each would wait on each other), so
 a fleet of replications in one process never trips the limit by itself; other processes can, which is
 what the retry above is for. A revoke ends access on the snapshot for every holder (Azure revokes
@@ -80,6 +80,7 @@ from replicator.jsonlog import event
 from replicator.output import plural
 from replicator.ranges import Change, Range, from_azure, to_http_range, windows
 from replicator.redact import redact
+from replicator.weighted import WeightedSemaphore
 
 log = logging.getLogger(__name__)
 
@@ -255,54 +256,12 @@ def is_family_sas_limit(err: BaseException | None) -> bool:
     return bool(_SAS_LIMIT_TEXT.search(f"{_arm_code(err)} {_arm_message(err)}"))
 
 
-# --- the per-family SAS budget ---------------------------------------------------------------------
+# --- the per-family SAS slots ----------------------------------------------------------------------
 
 
-class FamilyBudget:
-    """The FAMILY_SAS_LIMIT slots of one snapshot family in this process.
-
-    `acquire(n)` is all-or-nothing and first-come first-served: a diff takes its two slots (base and
-    current) together. Taking them one at a time deadlocks: five diffs each holding one slot and
-    waiting for a second would all wait out `sas_wait_seconds`. FIFO also keeps single grants from
-    starving a waiting pair.
-    """
-
-    def __init__(self, slots: int) -> None:
-        self.free = slots
-        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
-
-    async def acquire(self, n: int = 1) -> None:
-        if not self._waiters and self.free >= n:
-            self.free -= n
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((n, waiter))
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():  # granted as we were cancelled: hand it back
-                self.release(n)
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove((n, waiter))
-                self._wake()
-            raise
-
-    def release(self, n: int = 1) -> None:
-        self.free += n
-        self._wake()
-
-    def _wake(self) -> None:
-        while self._waiters and self._waiters[0][0] <= self.free:
-            n, waiter = self._waiters.popleft()
-            if not waiter.done():
-                self.free -= n
-                waiter.set_result(None)
-
-
-# One budget per snapshot family and event loop (asyncio futures belong to one loop). Memory: one
+# One semaphore per snapshot family and event loop (asyncio futures belong to one loop). Memory: one
 # small object per family seen by this process.
-_budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, FamilyBudget]] = (
+_family_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, WeightedSemaphore]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -311,10 +270,15 @@ def _family_key(snapshot: SnapshotInfo) -> str:
     return (snapshot.family_id or snapshot.id).casefold()
 
 
-def family_budget(family_key: str) -> FamilyBudget:
-    """The process-wide SAS budget of one snapshot family (FAMILY_SAS_LIMIT slots)."""
-    families = _budgets.setdefault(asyncio.get_running_loop(), {})
-    return families.setdefault(family_key.casefold(), FamilyBudget(FAMILY_SAS_LIMIT))
+def family_sas_slots(family_key: str) -> WeightedSemaphore:
+    """The FAMILY_SAS_LIMIT SAS slots of one snapshot family in this process (a slot a snapshot).
+
+    A diff takes its two slots (base and current) in one `acquire(2)`: taken one at a time, five diffs
+    each holding one slot and waiting for a second would all wait out `sas_wait_seconds`. First come
+    first served, so single grants never starve a waiting pair (replicator.weighted).
+    """
+    families = _family_slots.setdefault(asyncio.get_running_loop(), {})
+    return families.setdefault(family_key.casefold(), WeightedSemaphore(FAMILY_SAS_LIMIT))
 
 
 class Grant:
@@ -613,7 +577,7 @@ class ArmSource:
         """Read SAS on `snapshots` (a diff: current and base) for the `async with`; revoked on every way out.
 
         First takes every slot the snapshots need in their families' budgets in this process, all of a
-        family's at once (FamilyBudget), waiting at most `sas_wait_seconds` in all (then LimitError);
+        family's at once (family_sas_slots), waiting at most `sas_wait_seconds` in all (then LimitError);
         then grants Read access only, for `sas_duration_seconds`, and revokes (shielded from
         cancellation, bounded in time) whether the body returns, raises or is cancelled.
         """
@@ -622,9 +586,9 @@ class ArmSource:
             try:
                 async with asyncio.timeout(self.config.sas_wait_seconds):
                     for key in sorted(needs):  # one order everywhere: no deadlock across families
-                        budget = family_budget(key)
-                        await budget.acquire(needs[key])
-                        stack.callback(budget.release, needs[key])
+                        slots = family_sas_slots(key)
+                        await slots.acquire(needs[key])
+                        stack.callback(slots.release, needs[key])
             except TimeoutError:
                 raise LimitError(
                     f"Cannot grant access to snapshot {snapshots[0].id}: replications in this process hold "

@@ -10,7 +10,8 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from replicator import source
 from replicator.errors import EXIT_FAILED, ReplicationError, UserError
-from replicator.source import ArmSource, FamilyBudget
+from replicator.source import ArmSource, family_sas_slots
+from replicator.weighted import WeightedSemaphore
 from tests.unit.test_source_grants import FakeSnapshots, snapshot
 
 
@@ -33,7 +34,7 @@ async def test_five_concurrent_diffs_of_one_family_complete(arm: ArmSource, fake
 
 
 async def test_family_budget_is_all_or_nothing_and_first_come_first_served() -> None:
-    budget = FamilyBudget(5)
+    budget = family_sas_slots("fifo-family")  # FAMILY_SAS_LIMIT: 5 slots
     await budget.acquire(4)
     order: list[str] = []
 
@@ -55,7 +56,7 @@ async def test_family_budget_is_all_or_nothing_and_first_come_first_served() -> 
 
 
 async def test_a_cancelled_waiter_leaves_the_budget_whole() -> None:
-    budget = FamilyBudget(2)
+    budget = WeightedSemaphore(2)
     await budget.acquire(2)
     waiter = asyncio.create_task(budget.acquire(2))
     await asyncio.sleep(0)
