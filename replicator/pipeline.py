@@ -431,12 +431,15 @@ class JobRunner:
                 # this disk's from its first write on, so no other disk can take over an unfinished copy
                 state = replace(state, disk_id=identity.id, disk_unique_id=identity.unique_id)
             try:
-                await self._write(job, state, copier, base, size, result, blank_target=blank)
-            except DiffNotPossible:
-                job = _refused(job, result)
-                base = None
-                await self._write(job, state, copier, None, size, result, blank_target=False)
-            result.requests, result.retries = copier.requests, copier.retries
+                try:
+                    await self._write(job, state, copier, base, size, result, blank_target=blank)
+                except DiffNotPossible:
+                    job = _refused(job, result)
+                    base = None
+                    await self._write(job, state, copier, None, size, result, blank_target=False)
+            finally:  # also when the copy stops early: its envelope says what the run cost so far
+                result.requests, result.retries = copier.requests, copier.retries
+                result.seconds = round(time.monotonic() - started, 3)
             if self.config.verify:  # before the commit: a failed check leaves no restore point
                 await self._verify(job, current, base, size)
                 result.verified = True

@@ -33,6 +33,7 @@ def test_diff_finishes_over_several_budgeted_runs(world: World, replicate) -> No
         (stopped,) = run.doc["snapshots"]
         assert stopped["snapshot_id"] == s2 and stopped["committed"] is False
         assert stopped["remaining_bytes"] is not None and stopped["copied_bytes"] <= PIECES * MiB
+        assert stopped["seconds"] > 0 and stopped["requests"] >= stopped["copied_bytes"] // MiB
         assert run.doc["newest_restore_point"] == first.doc["newest_restore_point"]
         assert run.doc["lag_seconds"] >= first.doc["lag_seconds"]
         assert world.snapshot_state(s2) != "ActiveSAS"
