@@ -422,7 +422,7 @@ class ArmSource:
                 raise UserError(
                     f"Cannot {action}: {messages.unreachable('ARM endpoint', self.endpoint, err)}"
                 ) from err
-            raise UserError(
+            raise ReplicationError(  # a typo or an outage: exit 1, so a schedule retries an outage
                 f"Cannot {action}: the ARM endpoint {self.endpoint} could not be reached "
                 f"({redact(str(err))}); check REPLICATOR_ARM_ENDPOINT and the network."
             ) from err

@@ -346,13 +346,16 @@ class PageBlobTarget:
     async def inspect(self) -> Inspection:
         """Read the target's properties and state; UserError for a block blob or an unreachable endpoint."""
         try:
-            # One retry only: this is the first contact, and an unreachable endpoint is bad input to
-            # report within seconds, not after the full control-call backoff.
+            # One retry only: this is the first contact, and an unreachable endpoint is reported
+            # within seconds, not after the full control-call backoff.
             props = await self._blob.get_blob_properties(retry_total=1)
         except ResourceNotFoundError:
             return Inspection(False, 0, State())
         except ServiceRequestError as exc:
-            raise UserError(messages.unreachable("target endpoint", self.url.account_url, exc)) from None
+            # A certificate that cannot be verified is configuration (exit 2); no answer at all may be
+            # a typo or an outage, and an unattended schedule must retry an outage: exit 1, not 2.
+            error = UserError if messages.is_certificate_failure(exc) else ReplicationError
+            raise error(messages.unreachable("target endpoint", self.url.account_url, exc)) from None
         except ClientAuthenticationError as exc:
             if messages.is_missing_credential(exc):
                 raise UserError(messages.missing_credential(self.url.account_url)) from None

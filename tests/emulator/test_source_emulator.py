@@ -248,7 +248,7 @@ async def test_resolve_refuses_full_snapshots_and_missing_resources(arm: tuple[A
         await source.resolve("/subscriptions/x/disks/d")
 
 
-async def test_an_unreachable_endpoint_is_a_user_error_naming_it(emulator_env: dict[str, str]) -> None:
+async def test_an_unreachable_endpoint_is_a_failure_naming_it(emulator_env: dict[str, str]) -> None:
     import socket
 
     with socket.socket() as sock:  # a port nobody listens on
@@ -257,7 +257,7 @@ async def test_an_unreachable_endpoint_is_a_user_error_naming_it(emulator_env: d
     config = config_from_env(arm_endpoint=f"https://127.0.0.1:{port}")
     async with await ArmSource.open(config) as source:
         with pytest.raises(
-            UserError, match=rf"ARM endpoint https://127\.0\.0\.1:{port} could not be reached"
+            ReplicationError, match=rf"ARM endpoint https://127\.0\.0\.1:{port} could not be reached"
         ):
             await source.resolve(
                 f"/subscriptions/{config.subscription_id}/resourceGroups/g/providers/Microsoft.Compute/disks/d"
