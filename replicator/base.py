@@ -32,7 +32,7 @@ from typing import Protocol
 from replicator import arm_ids, ranges
 from replicator.config import Config
 from replicator.errors import UnprotectedError, UserError
-from replicator.output import human_size, plural
+from replicator.output import human_size, iso_z, plural
 from replicator.source import DiskInfo, SnapshotInfo
 from replicator.target import MAX_BLOB_BYTES, SnapshotRef, State
 
@@ -111,8 +111,14 @@ def check_source(
                 + ("; a 4096-byte-sector disk exports without a footer and would fit." if footer else ".")
             )
     if state.disk_id and identity and not arm_ids.same_resource(state.disk_id, identity.id):
+        given = (
+            f"--source is the disk {identity.id}"
+            if arm_ids.same_resource(config.source, identity.id)
+            else f"--source {config.source} is a snapshot of the disk {identity.id}"
+        )
+        unfinished = " (its first copy is unfinished)" if state.last is None and state.in_progress else ""
         raise UserError(
-            f"the target replicates the disk {state.disk_id}, but {config.source} belongs to {identity.id}; "
+            f"the target replicates the disk {state.disk_id}{unfinished}, but {given}; "
             "use another target blob."
         )
     if not config.allow_rollback:
@@ -130,10 +136,9 @@ def check_rollback(state: State, todo: list[SnapshotInfo]) -> None:
     if older is None:
         return
     point = f", restore point {state.last_restore_point}" if state.last_restore_point else ""
-    when = "%Y-%m-%d %H:%M:%S UTC"
     raise UserError(
-        f"the target already holds {last.name} (taken {last_time:{when}}{point}), newer than {older.name} "
-        f"(taken {older.time_created:{when}}); replicating {older.name} would roll the replica back: a "
+        f"the target already holds {last.name} (taken {iso_z(last_time)}{point}), newer than {older.name} "
+        f"(taken {iso_z(older.time_created)}); replicating {older.name} would roll the replica back: a "
         f"full copy of {human_size(exported_size(older))} that rewrites the base blob, after which the "
         f"next diffs start from {older.name} (existing restore points are kept); pass --allow-rollback "
         "to do that, or replicate a newer snapshot."

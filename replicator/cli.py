@@ -220,7 +220,7 @@ subcommands (`replicate NAME --help` for each):
   prune     delete old restore points               enqueue   put one message per job on a queue
   worker    replicate the jobs of a queue           emulator  the local Azure emulator
   demo      the demo (scripts/demo.sh)              bench     the benchmark (scripts/bench.sh)
-  status    how old each replica is (--max-age; exit 0 fresh, 4 unprotected, 5 stale)
+  status    how old each replica is (--max-age; exit 0 fresh, 4 unprotected, 5 stale, 1 unknown)
 
 credentials: DefaultAzureCredential (`az login`, a managed identity), a bearer token in
   REPLICATOR_ACCESS_TOKEN (environment only), or a SAS in --target.

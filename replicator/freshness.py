@@ -164,7 +164,8 @@ def judge(facts: Facts, now: datetime, max_age_seconds: float) -> Judgement:
     if facts.source_snapshots is not None and facts.source_snapshots.count == 0:
         problems.append(
             "the source disk has no incremental snapshot: no run can add a restore point "
-            "(take one, or schedule runs with --snapshot-now)"
+            "(take one, or schedule runs with --snapshot-now; snapshots kept in another resource "
+            "group are found with --snapshot-search subscription)"
         )
     if problems or facts.newest is None:
         return Judgement("unprotected", "; ".join(problems) + ".")

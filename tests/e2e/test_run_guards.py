@@ -168,6 +168,7 @@ def test_another_disk_cannot_take_over_an_interrupted_first_copy(
     takeover = replicate("--source", other.id, "--target", url, "--json")
     assert takeover.code == 2, takeover.err
     assert first.id in takeover.doc["error"] and "use another target blob" in takeover.doc["error"]
+    assert "(its first copy is unfinished), but --source is the disk" in takeover.doc["error"]
     assert _metadata(world, url) == interrupted and world.restore_points(url) == []
 
     resumed = replicate("--source", first.id, "--target", url, "--json")

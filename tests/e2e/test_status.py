@@ -66,7 +66,8 @@ def test_a_fleet_of_fresh_stale_and_unprotected(
     assert (
         f"{unprotected}: unprotected: the target blob does not exist: nothing can be restored; the source "
         "disk has no incremental snapshot: no run can add a restore point (take one, or schedule runs with "
-        "--snapshot-now)."
+        "--snapshot-now; snapshots kept in another resource group are found with --snapshot-search "
+        "subscription)."
     ) in lines
     assert lines[-1] == "3 targets: 1 fresh, 1 stale, 1 unprotected (maximum age 1d 2h)"
 
