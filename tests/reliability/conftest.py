@@ -3,16 +3,14 @@ subprocess CLI runner that checks every output for secrets, and observers of gra
 
 from __future__ import annotations
 
-import json
-import ssl
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from replicator import disk_builder
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e import conftest as e2e
 from tests.e2e.world import MiB, World, pattern
@@ -34,15 +32,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess
 
 def control(env: dict[str, str], knobs: dict[str, Any] | None = None) -> dict[str, Any]:
     """GET (or PUT `knobs` to) the emulator's fault control route."""
-    request = urllib.request.Request(
-        f"{env['REPLICATOR_BLOB_ENDPOINT']}/_emulator/faults",
-        method="GET" if knobs is None else "PUT",
-        data=None if knobs is None else json.dumps(knobs).encode(),
-        headers={"Authorization": f"Bearer {env['REPLICATOR_ACCESS_TOKEN']}"},
-    )
-    context = ssl.create_default_context(cafile=env["SSL_CERT_FILE"])
-    with urllib.request.urlopen(request, context=context, timeout=10) as answer:
-        return json.loads(answer.read())
+    return disk_builder.control(env, "faults", knobs)
 
 
 Result = e2e.Run
