@@ -159,10 +159,12 @@ class DiskBuilder:
             credential_scopes=[arm_scope(env["REPLICATOR_ARM_ENDPOINT"])],
         )
 
-    def create_disk(self, name: str, size: int, sku: str, **creation_data: Any) -> str:
-        """An empty disk of `size` bytes (whole GiB); `creation_data` adds to its `creationData`
-        (e.g. `logicalSectorSize=4096`). Returns its resource ID."""
-        body = {
+    def create_disk(
+        self, name: str, size: int, sku: str, tags: dict[str, str] | None = None, **creation_data: Any
+    ) -> str:
+        """An empty disk of `size` bytes (whole GiB), with `tags` when given; `creation_data` adds to its
+        `creationData` (e.g. `logicalSectorSize=4096`). Returns its resource ID."""
+        body: dict[str, Any] = {
             "location": self.location,
             "sku": {"name": sku},
             "properties": {
@@ -170,6 +172,8 @@ class DiskBuilder:
                 "creationData": {"createOption": "Empty", **creation_data},
             },
         }
+        if tags is not None:
+            body["tags"] = tags
         return self.compute.disks.begin_create_or_update(self.group, name, body).result().id
 
     def resize_disk(self, name: str, size: int) -> None:

@@ -94,9 +94,17 @@ class World:
         group = f"/subscriptions/{self.subscription}/resourceGroups/{self.rg}"
         return f"{group}/providers/Microsoft.Compute/{kind}/{name}"
 
-    def create_disk(self, name: str, gib: int = 1, **extra: Any) -> Disk:
-        sku = extra.pop("sku", "Standard_LRS")
-        return Disk(name, self.disks.create_disk(name, gib * GiB, sku, **extra))
+    def create_disk(
+        self,
+        name: str,
+        gib: int = 1,
+        *,
+        sku: str = "Standard_LRS",
+        tags: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> Disk:
+        """An empty disk; `extra` adds to its `creationData` (e.g. `logicalSectorSize=4096`)."""
+        return Disk(name, self.disks.create_disk(name, gib * GiB, sku, tags, **extra))
 
     def resize_disk(self, disk: Disk, gib: int) -> None:
         self.disks.resize_disk(disk.name, gib * GiB)

@@ -21,7 +21,7 @@ from replicator.output import human_size, wants_json
 from replicator.pipeline import State
 from replicator.target import MAX_BLOB_BYTES
 from tests import envelope
-from tests.unit.test_pipeline import DISK, IDENTITY, config, snap
+from tests.helpers.source_fakes import DISK, IDENTITY, config, snap
 
 BASE = ["--source", DISK, "--target", "https://a.blob.core.windows.net/ccc/b"]
 
