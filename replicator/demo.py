@@ -10,7 +10,6 @@ operator around it (with replicator.disk_builder, as the benchmark and the end-t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
@@ -23,10 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from azure.storage.blob.aio import BlobClient
-
 from replicator.config import GiB, KiB, MiB
-from replicator.credentials import async_credential, transport_kwargs
 from replicator.disk_builder import (
     LOCATION,
     VM_WRITES,
@@ -38,7 +34,6 @@ from replicator.disk_builder import (
 )
 from replicator.emulator.process import EmulatorProcess
 from replicator.usage import UsageParser, first_paragraph
-from replicator.verify import compare_blobs
 
 GROUP = "demo-rg"
 
@@ -61,45 +56,6 @@ def churn(size: int, rng: random.Random) -> list[Extent]:
         for _ in range(40)
     ]
     return extents
-
-
-def verify(disks: DiskBuilder, snapshot_name: str, target_url: str, restore_point: str) -> tuple[bool, int]:
-    """Compare the restore point with its source snapshot byte-for-byte; (equal, bytes compared)."""
-    with disks.sas("snapshots", snapshot_name, "Read") as sas:
-        return asyncio.run(_compare(sas, target_url, restore_point))
-
-
-def verify_disk(disks: DiskBuilder, snapshot_name: str, disk_name: str) -> tuple[bool, int]:
-    """Compare a restored disk with the source snapshot byte-for-byte (Read SAS on both)."""
-    with (
-        disks.sas("snapshots", snapshot_name, "Read") as sas,
-        disks.sas("disks", disk_name, "Read") as disk_sas,
-    ):
-        return asyncio.run(_compare_sas(sas, disk_sas))
-
-
-async def _compare_sas(source_sas: str, copy_sas: str) -> tuple[bool, int]:
-    async with (
-        BlobClient.from_blob_url(source_sas, **transport_kwargs()) as source,
-        BlobClient.from_blob_url(copy_sas, **transport_kwargs()) as copy,
-    ):
-        result = await compare_blobs(source, copy)
-        return result.equal, result.bytes_compared
-
-
-async def _compare(source_sas: str, target_url: str, restore_point: str) -> tuple[bool, int]:
-    credential = async_credential()
-    try:
-        async with (
-            BlobClient.from_blob_url(source_sas, **transport_kwargs()) as source,
-            BlobClient.from_blob_url(
-                target_url, credential=credential, snapshot=restore_point, **transport_kwargs()
-            ) as copy,
-        ):
-            result = await compare_blobs(source, copy)
-            return result.equal, result.bytes_compared
-    finally:
-        await credential.close()
 
 
 class _Signals:
@@ -198,7 +154,8 @@ def run(data_dir: Path, disk_gib: int, seed: int) -> int:
                   f"snapshot {snap}; replicating", file=sys.stderr)  # fmt: skip
             doc = replicate(env, "--source", disk_id, "--target", target)
             (result,) = doc["snapshots"]
-            equal, compared = verify(disks, snap, target, result["restore_point"])
+            check = disks.compare_snapshot(snap, target, result["restore_point"])
+            equal, compared = check.equal, check.bytes_compared
             rows.append({
                 "run": run_name, "mode": result["mode"], "written": footprint(extents),
                 "changed": result["changed_bytes"], "gaps": result["merged_gap_bytes"],
@@ -217,7 +174,9 @@ def run(data_dir: Path, disk_gib: int, seed: int) -> int:
         restored = f"{disk}-restored"
         doc = replicate(env, "restore", "--target", target, "--point", "latest", "--resource-group",
                         GROUP, "--disk-name", restored, "--location", LOCATION)  # fmt: skip
-        equal, compared = verify_disk(disks, snap, restored)
+        with disks.sas("disks", restored, "Read") as restored_url:  # a disk is read through a SAS
+            check = disks.compare_snapshot(snap, restored_url)
+        equal, compared = check.equal, check.bytes_compared
         verdict = "equal to" if equal else "DIFFERENT from"
         print(f"\nrestored restore point {doc['restore_point']['id']} to disk {restored}: "
               f"{verdict} {snap} ({compared / MiB:,.0f} MiB compared byte-for-byte)")  # fmt: skip

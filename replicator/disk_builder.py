@@ -1,12 +1,12 @@
 """Disks and incremental snapshots made on the emulator as an operator and a VM would make them.
 
-A developer tool, not part of the replicator (which never imports it): the demo (replicator.demo),
-the benchmark (replicator.bench.world) and the end-to-end tests (tests/e2e/world.py) build their
-source side with it. Disks and snapshots are made through ARM (`azure-mgmt-compute`, REST-shaped
-bodies), pages are written and cleared through the disk's Write SAS, snapshots and disks are read
-through a Read SAS, and every SAS is revoked on every way out. Everything goes through the endpoints,
-token and CA in the environment, so the same code would drive a real subscription; only `control`
-(the emulator's `/_emulator/` routes) is the emulator's alone.
+A developer tool, not part of the replicator (its replication code never imports it): the demo
+(replicator.demo), the benchmark (replicator.bench.world) and the end-to-end tests
+(tests/e2e/world.py) build their source side with it. Disks and snapshots are made through ARM
+(`azure-mgmt-compute`, REST-shaped bodies), pages are written and cleared through the disk's Write
+SAS, snapshots and disks are read through a Read SAS, and every SAS is revoked on every way out.
+Everything goes through the endpoints, token and CA in the environment, so the same code would drive
+a real subscription; only `control` (the emulator's `/_emulator/` routes) is the emulator's alone.
 
 Writes are described by `Extent`s: pure data, so a seed makes a demo or a benchmark scenario
 identical on every run, and `footprint` counts what a diff must then report.
@@ -29,8 +29,9 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.storage.blob.aio import BlobClient
 
 from replicator.config import GiB, KiB
-from replicator.credentials import arm_scope, sync_credential, transport_kwargs
+from replicator.credentials import arm_scope, async_credential, sync_credential, transport_kwargs
 from replicator.ranges import MAX_WRITE
+from replicator.verify import VERIFY_CONCURRENCY, Comparison, compare_blobs
 
 LOCATION = "westeurope"
 SAS_SECONDS = 3600  # a grant outlives any setup step; every grant is revoked when its step ends
@@ -128,6 +129,26 @@ def _payload(piece: Extent, rng: random.Random | None) -> bytes:
     return rng.randbytes(piece.length)
 
 
+async def compare_copy(
+    source_sas: str, copy_url: str, restore_point: str | None = None, *, concurrency: int = VERIFY_CONCURRENCY
+) -> Comparison:
+    """Read a source snapshot back through its Read SAS and compare it byte-for-byte with its copy
+    (replicator.verify.compare_blobs): a target blob or one of its restore points, read with the
+    environment's credential, or a disk read through its own Read SAS (a URL carrying `sig=`)."""
+    credential = None if "sig=" in copy_url else async_credential()
+    try:
+        async with (
+            BlobClient.from_blob_url(source_sas, **transport_kwargs()) as source,
+            BlobClient.from_blob_url(
+                copy_url, credential=credential, snapshot=restore_point, **transport_kwargs()
+            ) as copy,
+        ):
+            return await compare_blobs(source, copy, concurrency=concurrency)
+    finally:
+        if credential is not None:
+            await credential.close()
+
+
 def _run(work: Coroutine[Any, Any, T]) -> T:
     """Run `work` to its end from synchronous code: on this thread, or on a private thread with its
     own event loop when this one already runs a loop (an async test building its disks)."""
@@ -214,6 +235,11 @@ class DiskBuilder:
             return
         with self.sas("disks", name, "Write") as url:
             _run(write_extents(url, extents, rng, concurrency))
+
+    def compare_snapshot(self, name: str, copy_url: str, restore_point: str | None = None) -> Comparison:
+        """The snapshot compared with its copy (`compare_copy`) through a Read SAS on it."""
+        with self.sas("snapshots", name, "Read") as url:
+            return _run(compare_copy(url, copy_url, restore_point))
 
     def close(self) -> None:
         self.compute.close()
