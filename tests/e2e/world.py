@@ -1,7 +1,7 @@
 """Test world for end-to-end runs: disks, snapshots and targets made through the real Azure SDKs.
 
 Everything goes through the endpoints in the environment (REPLICATOR_ARM_ENDPOINT,
-REPLICATOR_BLOB_ENDPOINT, REPLICATOR_ACCESS_TOKEN, AZURE_SUBSCRIPTION_ID, REQUESTS_CA_BUNDLE), so
+REPLICATOR_BLOB_ENDPOINT, REPLICATOR_ACCESS_TOKEN, AZURE_SUBSCRIPTION_ID, SSL_CERT_FILE), so
 the same helpers would drive a real subscription. Names are unique per test (uuid) because the
 session emulator is shared.
 
