@@ -5,12 +5,11 @@ hundred MiB in scattered extents, snapshots it, replicates (full copy), changes 
 pages, snapshots again, replicates (diff), verifies both restore points byte-for-byte against their
 source snapshots, and prints what moved. The replication runs through the real CLI in a child
 process, exactly as an operator would run it; the demo only plays the part of the VM and the
-operator around it.
+operator around it (with replicator.disk_builder, as the benchmark and the end-to-end tests do).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
@@ -20,191 +19,43 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from azure.mgmt.compute import ComputeManagementClient
-from azure.mgmt.compute.models import CreationData, Disk, DiskSku, GrantAccessData, Snapshot
-from azure.storage.blob.aio import BlobClient
-
-from replicator.credentials import arm_scope, async_credential, sync_credential, transport_kwargs
+from replicator.config import GiB, KiB, MiB
+from replicator.disk_builder import (
+    LOCATION,
+    VM_WRITES,
+    DiskBuilder,
+    Extent,
+    aligned,
+    footprint,
+    scattered_writes,
+)
 from replicator.emulator.process import EmulatorProcess
 from replicator.usage import UsageParser, first_paragraph
-from replicator.verify import compare_blobs
 
-GiB = 1024**3
-MiB = 1024**2
-KiB = 1024
-WRITE_CONCURRENCY = 16  # the demo's "VM" writes with 16 requests in flight
-LOCATION = "westeurope"
-
-
-@dataclass(frozen=True)
-class Extent:
-    """One write (or clear, when `clear`) the demo's VM makes to the disk."""
-
-    offset: int
-    length: int
-    clear: bool = False
+GROUP = "demo-rg"
 
 
 def initial_layout(size: int, rng: random.Random) -> list[Extent]:
     """A freshly installed disk: boot area, two large file extents, and thousands of small files."""
     extents = [Extent(0, 1 * MiB), Extent(1 * GiB, 96 * MiB), Extent(10 * GiB, 64 * MiB)]
-    extents += _scattered(size, rng, count=2000, low=4 * KiB, high=128 * KiB)
+    extents += scattered_writes(rng, size, count=2000, low=4 * KiB, high=128 * KiB)
     return extents
 
 
 def churn(size: int, rng: random.Random) -> list[Extent]:
     """A day of activity: scattered rewrites (some over existing data) and trimmed (cleared) ranges."""
-    extents = _scattered(size, rng, count=3000, low=4 * KiB, high=64 * KiB)
+    extents = scattered_writes(rng, size, count=3000, low=4 * KiB, high=64 * KiB)
     extents += [Extent(1 * GiB + 8 * MiB, 4 * MiB, clear=True), Extent(10 * GiB, 1 * MiB, clear=True)]
     extents += [
         Extent(
-            _aligned(rng.randrange(0, size - 4 * MiB)), rng.choice((64 * KiB, 512 * KiB, 2 * MiB)), clear=True
+            aligned(rng.randrange(0, size - 4 * MiB)), rng.choice((64 * KiB, 512 * KiB, 2 * MiB)), clear=True
         )
         for _ in range(40)
     ]
     return extents
-
-
-def _aligned(offset: int) -> int:
-    return offset - offset % (4 * KiB)
-
-
-def _scattered(size: int, rng: random.Random, *, count: int, low: int, high: int) -> list[Extent]:
-    out = []
-    for _ in range(count):
-        length = rng.randrange(low, high + 1, 4 * KiB)
-        out.append(Extent(_aligned(rng.randrange(0, size - length)), length))
-    return out
-
-
-def footprint(extents: list[Extent]) -> int:
-    """Bytes of the disk these extents touch (overlaps counted once): what a diff must report as
-    changed or cleared."""
-    total, end = 0, 0
-    for e in sorted(extents, key=lambda e: e.offset):
-        stop = e.offset + e.length
-        if stop > end:
-            total += stop - max(e.offset, end)
-            end = stop
-    return total
-
-
-def _chunks(extents: list[Extent]) -> Iterator[Extent]:
-    """Writes of at most 4 MiB, the Put Page limit."""
-    for e in extents:
-        for pos in range(e.offset, e.offset + e.length, 4 * MiB):
-            yield Extent(pos, min(4 * MiB, e.offset + e.length - pos), e.clear)
-
-
-async def write_extents(sas_url: str, extents: list[Extent], rng: random.Random) -> None:
-    """Apply `extents` through the disk's Write SAS, as a VM's writes and TRIMs would."""
-    semaphore = asyncio.Semaphore(WRITE_CONCURRENCY)
-    async with BlobClient.from_blob_url(sas_url, **transport_kwargs()) as disk:
-
-        async def one(e: Extent) -> None:
-            async with semaphore:
-                if e.clear:
-                    await disk.clear_page(offset=e.offset, length=e.length)
-                else:
-                    await disk.upload_page(rng.randbytes(e.length), offset=e.offset, length=e.length)
-
-        async with asyncio.TaskGroup() as group:
-            for e in _chunks(extents):
-                group.create_task(one(e))
-
-
-class DemoWorld:
-    """The source side of the demo: one resource group, one disk, its snapshots."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.subscription = env["AZURE_SUBSCRIPTION_ID"]
-        self.compute = ComputeManagementClient(
-            sync_credential(),
-            self.subscription,
-            base_url=env["REPLICATOR_ARM_ENDPOINT"],
-            credential_scopes=[arm_scope(env["REPLICATOR_ARM_ENDPOINT"])],
-        )
-        self.group = "demo-rg"
-        self.disk = f"demo-disk-{uuid.uuid4().hex[:6]}"
-
-    def create_disk(self, size: int) -> str:
-        body = Disk(
-            location=LOCATION,
-            sku=DiskSku(name="Premium_LRS"),
-            creation_data=CreationData(create_option="Empty"),
-            disk_size_gb=size // GiB,
-        )
-        return self.compute.disks.begin_create_or_update(self.group, self.disk, body).result().id
-
-    def write(self, extents: list[Extent], rng: random.Random) -> None:
-        access = GrantAccessData(access="Write", duration_in_seconds=3600)
-        sas = self.compute.disks.begin_grant_access(self.group, self.disk, access).result().access_sas
-        try:
-            asyncio.run(write_extents(sas, extents, rng))
-        finally:
-            self.compute.disks.begin_revoke_access(self.group, self.disk).result()
-
-    def snapshot(self, disk_id: str, name: str) -> str:
-        body = Snapshot(
-            location=LOCATION,
-            incremental=True,
-            creation_data=CreationData(create_option="Copy", source_resource_id=disk_id),
-        )
-        return self.compute.snapshots.begin_create_or_update(self.group, name, body).result().id
-
-    def verify(self, snapshot_name: str, target_url: str, restore_point: str) -> tuple[bool, int]:
-        """Compare the restore point with its source snapshot byte-for-byte; (equal, bytes compared)."""
-        access = GrantAccessData(access="Read", duration_in_seconds=3600)
-        sas = self.compute.snapshots.begin_grant_access(self.group, snapshot_name, access).result().access_sas
-        try:
-            return asyncio.run(_compare(sas, target_url, restore_point))
-        finally:
-            self.compute.snapshots.begin_revoke_access(self.group, snapshot_name).result()
-
-    def verify_disk(self, snapshot_name: str, disk_name: str) -> tuple[bool, int]:
-        """Compare a restored disk with the source snapshot byte-for-byte (Read SAS on both)."""
-        access = GrantAccessData(access="Read", duration_in_seconds=3600)
-        sas = self.compute.snapshots.begin_grant_access(self.group, snapshot_name, access).result().access_sas
-        try:
-            disk_sas = (
-                self.compute.disks.begin_grant_access(self.group, disk_name, access).result().access_sas
-            )
-            try:
-                return asyncio.run(_compare_sas(sas, disk_sas))
-            finally:
-                self.compute.disks.begin_revoke_access(self.group, disk_name).result()
-        finally:
-            self.compute.snapshots.begin_revoke_access(self.group, snapshot_name).result()
-
-
-async def _compare_sas(source_sas: str, copy_sas: str) -> tuple[bool, int]:
-    async with (
-        BlobClient.from_blob_url(source_sas, **transport_kwargs()) as source,
-        BlobClient.from_blob_url(copy_sas, **transport_kwargs()) as copy,
-    ):
-        result = await compare_blobs(source, copy)
-        return result.equal, result.bytes_compared
-
-
-async def _compare(source_sas: str, target_url: str, restore_point: str) -> tuple[bool, int]:
-    credential = async_credential()
-    try:
-        async with (
-            BlobClient.from_blob_url(source_sas, **transport_kwargs()) as source,
-            BlobClient.from_blob_url(
-                target_url, credential=credential, snapshot=restore_point, **transport_kwargs()
-            ) as copy,
-        ):
-            result = await compare_blobs(source, copy)
-            return result.equal, result.bytes_compared
-    finally:
-        await credential.close()
 
 
 class _Signals:
@@ -289,21 +140,22 @@ def run(data_dir: Path, disk_gib: int, seed: int) -> int:
     # endpoints, token and CA exactly as an operator's shell would.
     os.environ.update(env)
     try:
-        world = DemoWorld(env)
+        disks, disk = DiskBuilder(env, GROUP), f"demo-disk-{uuid.uuid4().hex[:6]}"
         print(f"demo: emulator at {env['REPLICATOR_ARM_ENDPOINT']} (data in {data_dir})", file=sys.stderr)
-        disk_id = world.create_disk(size)
-        target = f"{env['REPLICATOR_BLOB_ENDPOINT']}/drsite/replicas/{world.disk}.vhd"
+        disk_id = disks.create_disk(disk, size, "Premium_LRS")
+        target = f"{env['REPLICATOR_BLOB_ENDPOINT']}/drsite/replicas/{disk}.vhd"
         rows = []
         for run_name, extents in (("1 first", initial_layout(size, rng)), ("2 next", churn(size, rng))):
             t0 = time.monotonic()
-            world.write(extents, rng)
-            snap = f"{world.disk}-snap{run_name[0]}"
-            world.snapshot(disk_id, snap)
+            disks.write(disk, extents, rng=rng, concurrency=VM_WRITES)
+            snap = f"{disk}-snap{run_name[0]}"
+            disks.snapshot(disk_id, snap)
             print(f"demo: wrote {len(extents)} extents in {time.monotonic() - t0:.1f} s; "
                   f"snapshot {snap}; replicating", file=sys.stderr)  # fmt: skip
             doc = replicate(env, "--source", disk_id, "--target", target)
             (result,) = doc["snapshots"]
-            equal, compared = world.verify(snap, target, result["restore_point"])
+            check = disks.compare_snapshot(snap, target, result["restore_point"])
+            equal, compared = check.equal, check.bytes_compared
             rows.append({
                 "run": run_name, "mode": result["mode"], "written": footprint(extents),
                 "changed": result["changed_bytes"], "gaps": result["merged_gap_bytes"],
@@ -316,13 +168,15 @@ def run(data_dir: Path, disk_gib: int, seed: int) -> int:
                 _print_table(rows)
                 print(f"demo: restore point {result['restore_point']} differs from {snap}", file=sys.stderr)
                 return 1
-        print(f"\n{disk_gib} GiB disk {world.disk} replicated to {target.split('/', 3)[3]}:\n")
+        print(f"\n{disk_gib} GiB disk {disk} replicated to {target.split('/', 3)[3]}:\n")
         _print_table(rows)
         # Disaster recovery: the last restore point becomes a new disk, proven equal to its source.
-        restored = f"{world.disk}-restored"
+        restored = f"{disk}-restored"
         doc = replicate(env, "restore", "--target", target, "--point", "latest", "--resource-group",
-                        world.group, "--disk-name", restored, "--location", LOCATION)  # fmt: skip
-        equal, compared = world.verify_disk(snap, restored)
+                        GROUP, "--disk-name", restored, "--location", LOCATION)  # fmt: skip
+        with disks.sas("disks", restored, "Read") as restored_url:  # a disk is read through a SAS
+            check = disks.compare_snapshot(snap, restored_url)
+        equal, compared = check.equal, check.bytes_compared
         verdict = "equal to" if equal else "DIFFERENT from"
         print(f"\nrestored restore point {doc['restore_point']['id']} to disk {restored}: "
               f"{verdict} {snap} ({compared / MiB:,.0f} MiB compared byte-for-byte)")  # fmt: skip

@@ -1,18 +1,23 @@
-"""Shared fixtures: a running emulator (session-wide, and private ones with custom knobs)."""
+"""Shared fixtures: a running emulator (session-wide, and private ones with custom knobs), a World on
+it and an in-process CLI runner (the end-to-end, reliability and fleet tests), SDK clients and a
+metric reader. Helpers that are not fixtures live in tests/helpers."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.storage.blob import BlobClient, BlobServiceClient
 
-from replicator.credentials import StaticTokenCredential
+from replicator import cli
 from replicator.emulator.process import EmulatorProcess
+from tests.e2e.world import World
+from tests.helpers.blob_clients import BlobClients
+from tests.helpers.cli_runs import Run
+from tests.logs import records
+from tests.reliability.leaks import assert_no_leaks
 
 
 @pytest.fixture(scope="session")
@@ -57,27 +62,6 @@ def unique_name() -> Callable[[str], str]:
     return lambda prefix: f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
-@dataclass(frozen=True)
-class BlobClients:
-    """Azure SDK blob clients for an emulator, per credential kind (the CA is passed explicitly)."""
-
-    env: dict[str, str]
-
-    def url(self, account: str) -> str:
-        return f"{self.env['REPLICATOR_BLOB_ENDPOINT']}/{account}"
-
-    def key(self, account: str) -> BlobServiceClient:
-        credential = {"account_name": account, "account_key": self.env["REPLICATOR_ACCOUNT_KEY"]}
-        return BlobServiceClient(self.url(account), credential, connection_verify=self.env["SSL_CERT_FILE"])
-
-    def bearer(self, account: str, token: str | None = None) -> BlobServiceClient:
-        credential = StaticTokenCredential(token or self.env["REPLICATOR_ACCESS_TOKEN"])
-        return BlobServiceClient(self.url(account), credential, connection_verify=self.env["SSL_CERT_FILE"])
-
-    def blob_from_url(self, url: str, credential: object = None) -> BlobClient:
-        return BlobClient.from_blob_url(url, credential, connection_verify=self.env["SSL_CERT_FILE"])
-
-
 @pytest.fixture
 def blob_clients(emulator_env: dict[str, str]) -> BlobClients:
     return BlobClients(emulator_env)
@@ -101,13 +85,30 @@ def metric_reader() -> Iterator[Callable[[], Any]]:
     metrics.install(None)
 
 
-def metric_points(reader: Any) -> dict[str, tuple[str, list[tuple[dict[str, Any], Any]]]]:
-    """name -> (unit, [(attributes, point)]) of every metric the `replicator` meter recorded so far."""
-    data = reader.get_metrics_data()
-    return {
-        metric.name: (metric.unit, [(dict(p.attributes), p) for p in metric.data.data_points])
-        for resource in (data.resource_metrics if data else [])
-        for scope in resource.scope_metrics
-        if scope.scope.name == "replicator"
-        for metric in scope.metrics
-    }
+@pytest.fixture
+def world(emulator_env: dict[str, str]) -> Iterator[World]:
+    """A World (tests/e2e/world.py) on the session emulator: this test's resource group and account."""
+    w = World(emulator_env)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def replicate(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+    """Run `replicate` through the real CLI entry (replicator.cli.main) in this process.
+
+    Every run's stdout and stderr (logs included) are checked for secrets, and stderr (not a
+    terminal here) must be JSON lines only (tests.logs). A held lease fails at once (`--lease-wait`
+    0) unless a test passes the flag: tests that hold one on purpose stay fast.
+    """
+    monkeypatch.setenv("REPLICATOR_LEASE_WAIT", "0")
+
+    def run(*args: str) -> Run:
+        capsys.readouterr()
+        code = cli.main(list(args))
+        captured = capsys.readouterr()
+        assert_no_leaks(captured.out + captured.err)
+        records(captured.err)
+        return Run(code, captured.out, captured.err)
+
+    return run

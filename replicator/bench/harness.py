@@ -23,16 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azure.storage.blob.aio import BlobClient
-
 from replicator.bench import report
 from replicator.bench.measure import Measured, run_children
 from replicator.bench.scenarios import MiB, Scenario, build, minimal_requests
 from replicator.bench.world import LINK_OFF, BenchDisk, Emulator, World
-from replicator.credentials import async_credential, transport_kwargs
+from replicator.disk_builder import compare_copy
 from replicator.emulator.process import EmulatorProcess
 from replicator.usage import UsageParser, first_paragraph
-from replicator.verify import compare_blobs
 
 CONTENDERS = ("baseline", "full", "server", "stream")
 # Chunk pairs the (untimed) verification reads at once: 20,000 scattered ranges at 4 pairs took
@@ -238,20 +235,10 @@ def py_spy() -> Path:
 
 
 async def _compare_all(sources: list[str], targets: list[str], points: list[str | None]) -> bool:
-    credential = async_credential()
-    try:
-        for source, target, point in zip(sources, targets, points, strict=True):
-            async with (
-                BlobClient.from_blob_url(source, **transport_kwargs()) as expected,
-                BlobClient.from_blob_url(
-                    target, credential=credential, snapshot=point, **transport_kwargs()
-                ) as actual,
-            ):
-                if not (await compare_blobs(expected, actual, concurrency=VERIFY_CONCURRENCY)).equal:
-                    return False
-        return True
-    finally:
-        await credential.close()
+    for source, target, point in zip(sources, targets, points, strict=True):
+        if not (await compare_copy(source, target, point, concurrency=VERIFY_CONCURRENCY)).equal:
+            return False
+    return True
 
 
 def run(args: argparse.Namespace, data_dir: Path) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from replicator.demo import Extent, footprint
+from replicator.disk_builder import Extent, aligned, footprint, merged, scattered_writes
 
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
 
@@ -39,25 +39,13 @@ class Scenario:
     disks: list[DiskSpec] = field(default_factory=list)
 
 
-def _aligned(offset: int, align: int = 4 * KiB) -> int:
-    return offset - offset % align
-
-
-def _scattered(rng: random.Random, size: int, count: int, low: int, high: int) -> list[Extent]:
-    out = []
-    for _ in range(count):
-        length = rng.randrange(low, high + 1, 4 * KiB)
-        out.append(Extent(_aligned(rng.randrange(0, size - length)), length))
-    return out
-
-
 def scattered(rng: random.Random, scale: float) -> Scenario:
     size = 64 * GiB
     writes = max(50, int(20_000 * scale))
-    base = [Extent(0, 1 * MiB), *_scattered(rng, size, max(10, int(1000 * scale)), 4 * KiB, 128 * KiB)]
-    change = _scattered(rng, size, writes, 4 * KiB, 64 * KiB)
+    base = [Extent(0, 1 * MiB), *scattered_writes(rng, size, max(10, int(1000 * scale)), 4 * KiB, 128 * KiB)]
+    change = scattered_writes(rng, size, writes, 4 * KiB, 64 * KiB)
     # clears go where nothing was written in this interval, so "changed" and "cleared" stay disjoint
-    change += [Extent(_aligned(size - (i + 1) * 64 * MiB, MiB), 256 * KiB, clear=True) for i in range(20)]
+    change += [Extent(aligned(size - (i + 1) * 64 * MiB, MiB), 256 * KiB, clear=True) for i in range(20)]
     return Scenario(
         "scattered",
         f"64 GiB disk, {writes} writes of 4-64 KiB and 20 clears since the base",
@@ -106,7 +94,10 @@ def fleet(rng: random.Random, scale: float, disks: int = 8) -> Scenario:
         DiskSpec(
             size,
             [Extent(0, 1 * MiB)],
-            [Extent(GiB, per_disk), *_scattered(rng, size, max(10, int(500 * scale)), 4 * KiB, 64 * KiB)],
+            [
+                Extent(GiB, per_disk),
+                *scattered_writes(rng, size, max(10, int(500 * scale)), 4 * KiB, 64 * KiB),
+            ],
         )
         for _ in range(disks)
     ]
@@ -126,13 +117,7 @@ def build(names: list[str], seed: int, scale: float) -> list[Scenario]:
 
 
 def _merged(extents: list[Extent]) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    for e in sorted(extents, key=lambda e: e.offset):
-        if spans and e.offset <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], e.offset + e.length))
-        else:
-            spans.append((e.offset, e.offset + e.length))
-    return spans
+    return merged((e.offset, e.offset + e.length) for e in extents)
 
 
 def minimal_requests(spec: DiskSpec, max_write: int = 4 * MiB) -> int:

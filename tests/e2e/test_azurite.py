@@ -15,8 +15,8 @@ import pytest
 from azure.storage.blob import AccountSasPermissions, ContainerClient, ResourceTypes, generate_account_sas
 
 from tests.azurite_process import ACCOUNT, ACCOUNT_KEY, AzuriteProcess, azurite_binary
-from tests.e2e.conftest import Run
 from tests.e2e.world import World, pattern
+from tests.helpers.cli_runs import Run
 
 pytestmark = pytest.mark.azurite
 MiB = 1024 * 1024

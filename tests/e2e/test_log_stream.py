@@ -19,10 +19,9 @@ import threading
 from typing import Any
 
 from replicator.jobs import JobSpec, run_job
-from tests.e2e.conftest import Run, cli_process
 from tests.e2e.world import MiB, World, pattern
+from tests.helpers.cli_runs import Run, cli_process, finish
 from tests.logs import events, records
-from tests.reliability.conftest import finish
 
 
 def _replicated(world: World, replicate: Any, *writes: tuple[int, bytes | int]) -> tuple[Any, str, str]:

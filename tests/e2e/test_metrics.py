@@ -18,10 +18,10 @@ from azure.core.exceptions import HttpResponseError
 
 from replicator import metrics
 from replicator.target import PageBlobTarget
-from tests.conftest import metric_points
-from tests.e2e.conftest import cli_process
-from tests.e2e.test_target_sas import _blob_sas
 from tests.e2e.world import MiB, World, pattern
+from tests.helpers.cli_runs import cli_process
+from tests.helpers.metrics import metric_points
+from tests.helpers.target_sas import blob_sas
 from tests.reliability.leaks import assert_no_leaks
 
 IKEY = "00000000-0000-0000-0000-0000000000aa"
@@ -157,7 +157,7 @@ def test_metrics_reach_the_ingestion_endpoint_without_the_sas(
     url = world.target_url()
     with world.container(url) as container:
         container.create_container()  # a blob SAS cannot
-    sas = _blob_sas(world, url)
+    sas = blob_sas(world, url)
     env = _exporting(emulator_env, ingestion.connection_string, tmp_path)
     out, err = cli_process(env, "--source", disk.id, "--target", f"{url}?{sas}", "--json").communicate(
         timeout=120

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.e2e.conftest import Run
 from tests.e2e.world import World, pattern
+from tests.helpers.cli_runs import Run
 
 
 class ConnectProxy:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import Run
 from tests.e2e.world import GiB, MiB, World, pattern
+from tests.helpers.cli_runs import Run
 
 TIB = 1024 * GiB
 FOOTER = 512  # the exported VHD of a 512-sector disk ends with a footer page: data of the full copy

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.storage.blob import BlobLeaseClient
 
 from replicator.emulator import vhd as emulator_vhd
 from replicator.restore_cli import prune_cmd
@@ -76,16 +75,11 @@ def test_list_restore_each_point_and_prune(world: World, replicate) -> None:
 
 def test_prune_refuses_while_a_run_holds_the_lease(world: World, replicate) -> None:
     url, _ = _three_points(world, replicate)
-    with world.target(url) as blob:
-        lease = BlobLeaseClient(blob)
-        lease.acquire(lease_duration=15)
-        try:
-            locked = replicate("prune", "--target", url, "--keep", "1", "--yes")
-            assert locked.code == 3 and "lease" in locked.err
-            listed = replicate("list", "--target", url, "--json")
-            assert listed.doc["locked"] is True
-        finally:
-            lease.release()
+    with world.held_lease(url):
+        locked = replicate("prune", "--target", url, "--keep", "1", "--yes")
+        assert locked.code == 3 and "lease" in locked.err
+        listed = replicate("list", "--target", url, "--json")
+        assert listed.doc["locked"] is True
     assert len(world.restore_points(url)) == 3
 
 

@@ -12,8 +12,9 @@ from azure.storage.blob import BlobLeaseClient
 
 from replicator.target import PageBlobTarget
 from tests import envelope
-from tests.e2e.conftest import cli_process, replicated_then_changed
 from tests.e2e.world import MiB, World, pattern
+from tests.helpers.cli_runs import cli_process
+from tests.helpers.replication import replicated_then_changed
 
 CHUNKS = 24  # 1 MiB writes spread over the disk: enough ops that a failure lands mid-plan
 

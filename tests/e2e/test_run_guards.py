@@ -13,8 +13,8 @@ from azure.core.exceptions import HttpResponseError
 from replicator import pipeline
 from replicator.ranges import Op, Range
 from replicator.target import PageBlobTarget
-from tests.e2e.conftest import replicated_then_changed
 from tests.e2e.world import MiB, World, pattern
+from tests.helpers.replication import replicated_then_changed
 
 
 def _metadata(world: World, url: str) -> dict[str, str]:

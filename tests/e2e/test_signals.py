@@ -8,10 +8,10 @@ import signal
 
 import pytest
 
-from tests.e2e.conftest import cli_process
 from tests.e2e.world import World
+from tests.helpers.cli_runs import cli_process, finish
+from tests.helpers.replication import metadata, scattered, wait_for_checkpoint
 from tests.logs import events, records
-from tests.reliability.conftest import finish, metadata, scattered, wait_for_checkpoint
 
 SLOW = ("--max-bandwidth", "2MiB", "--concurrency", "2", "--checkpoint-seconds", "0.2")
 

@@ -41,15 +41,8 @@ def test_snapshot_now_refused_beyond_the_rate_limit(world: World, replicate) -> 
 def test_service_refusal_of_snapshot_now_exits_3(world: World, replicate) -> None:
     """Snapshots kept in another resource group escape the local count; Azure's refusal still exits 3."""
     disk = world.create_disk("d", 1)
-    body = {
-        "location": world.location,
-        "properties": {
-            "incremental": True,
-            "creationData": {"createOption": "Copy", "sourceResourceId": disk.id},
-        },
-    }
     for n in range(7):
-        world.compute.snapshots.begin_create_or_update(f"{world.rg}-bak", f"b{n}", body).result()
+        world.snapshot(disk, f"b{n}", group=f"{world.rg}-bak")
     refused = replicate("--source", disk.id, "--target", world.target_url(), "--snapshot-now")
     assert refused.code == 3 and "Azure refused the snapshot" in refused.err
 

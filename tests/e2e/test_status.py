@@ -17,8 +17,8 @@ import pytest
 
 from replicator.target import PageBlobTarget
 from tests import envelope, logs
-from tests.e2e.conftest import Run, cli_process
 from tests.e2e.world import Disk, MiB, World, pattern
+from tests.helpers.cli_runs import Run, cli_process
 
 DAY = 86400
 

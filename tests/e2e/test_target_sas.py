@@ -9,33 +9,14 @@ written): from its `sp` before any request, or from Azure's 403 when a stored po
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
-from azure.storage.blob import AccessPolicy, generate_blob_sas, generate_container_sas
+from azure.storage.blob import AccessPolicy, generate_container_sas
 
-from tests.e2e.conftest import Run, replicated_then_changed
 from tests.e2e.world import MiB, World, pattern
-
-
-def _expiry() -> datetime:
-    return datetime.now(UTC) + timedelta(hours=1)
-
-
-def _blob_sas(world: World, url: str) -> str:
-    container, blob = url.rsplit("/", 2)[1:]
-    return generate_blob_sas(
-        world.account, container, blob, account_key=world.env["REPLICATOR_ACCOUNT_KEY"], permission="racwd",
-        expiry=_expiry(),
-    )  # fmt: skip
-
-
-def _container_sas(world: World, url: str, permission: str = "racwdl") -> str:
-    container = url.rsplit("/", 2)[1]
-    return generate_container_sas(
-        world.account, container, account_key=world.env["REPLICATOR_ACCOUNT_KEY"], permission=permission,
-        expiry=_expiry(),
-    )  # fmt: skip
+from tests.helpers.cli_runs import Run
+from tests.helpers.replication import replicated_then_changed
+from tests.helpers.target_sas import blob_sas, container_sas, expiry
 
 
 def _policy_sas(world: World, url: str, policy: str, permission: str) -> str:
@@ -43,7 +24,7 @@ def _policy_sas(world: World, url: str, policy: str, permission: str) -> str:
     the URL carries no `sp`, so only the service knows what it grants. (Azure applies a new policy
     within 30 seconds; the emulator at once.)"""
     with world.container(url) as container:
-        container.set_container_access_policy({policy: AccessPolicy(permission=permission, expiry=_expiry())})
+        container.set_container_access_policy({policy: AccessPolicy(permission=permission, expiry=expiry())})
     return generate_container_sas(
         world.account,
         url.rsplit("/", 2)[1],
@@ -101,14 +82,14 @@ def test_blob_scoped_sas_target(world: World, replicate) -> None:
     url = world.target_url()
     with world.container(url) as container:
         container.create_container()
-    _replicate_twice(world, replicate, url, _blob_sas(world, url))
+    _replicate_twice(world, replicate, url, blob_sas(world, url))
 
 
 def test_container_scoped_sas_target(world: World, replicate) -> None:
     url = world.target_url()
     with world.container(url) as container:
         container.create_container()
-    _replicate_twice(world, replicate, url, _container_sas(world, url))
+    _replicate_twice(world, replicate, url, container_sas(world, url))
 
 
 def test_sas_target_in_a_missing_container_is_one_clear_sentence(world: World, replicate) -> None:
@@ -116,7 +97,7 @@ def test_sas_target_in_a_missing_container_is_one_clear_sentence(world: World, r
     snapshot = world.snapshot(disk)
     url = world.target_url()
     container = url.rsplit("/", 2)[1]
-    for sas in (_blob_sas(world, url), _container_sas(world, url)):
+    for sas in (blob_sas(world, url), container_sas(world, url)):
         run = replicate("--source", disk.id, "--target", f"{url}?{sas}", "--json")
         _assert_sas_not_printed(run, sas)
         assert run.code == 2, run.err
@@ -127,7 +108,7 @@ def test_sas_target_in_a_missing_container_is_one_clear_sentence(world: World, r
 
 def test_prune_with_a_read_list_sas_names_delete(world: World, replicate) -> None:
     url, points, etag = _two_points(world, replicate)
-    sas = _container_sas(world, url, "rl")
+    sas = container_sas(world, url, "rl")
     run = replicate("prune", "--target", f"{url}?{sas}", "--keep", "1")
     _assert_refused(
         run, sas, "`replicate prune` needs", "delete (d) to delete restore points", "sp=rl", "rwdl"
@@ -138,7 +119,7 @@ def test_prune_with_a_read_list_sas_names_delete(world: World, replicate) -> Non
 
 def test_list_with_a_container_sas_without_list_names_l(world: World, replicate) -> None:
     url, _, _ = _two_points(world, replicate)
-    sas = _container_sas(world, url, "r")
+    sas = container_sas(world, url, "r")
     run = replicate("list", "--target", f"{url}?{sas}", "--json")
     _assert_refused(
         run, sas, "`replicate list` needs", "list (l) to list the restore points", "a container SAS"
@@ -153,7 +134,7 @@ def test_replicate_with_a_sas_without_write_touches_nothing(world: World, replic
     disk_id = world.target(url).get_blob_properties().metadata["source_disk_id"]
     fresh = world.target_url(container=url.rsplit("/", 2)[1], blob="fresh.vhd")
     for target in (url, fresh):
-        sas = _container_sas(world, target, "rcl")
+        sas = container_sas(world, target, "rcl")
         run = replicate("--source", disk_id, "--target", f"{target}?{sas}", "--json")
         _assert_refused(run, sas, "`replicate` needs", "write (w) to write the replica", "sp=rcl")
     assert world.target(url).get_blob_properties().etag == etag

@@ -1,7 +1,7 @@
 """Test world for end-to-end runs: disks, snapshots and targets made through the real Azure SDKs.
 
 Everything goes through the endpoints in the environment (REPLICATOR_ARM_ENDPOINT,
-REPLICATOR_BLOB_ENDPOINT, REPLICATOR_ACCESS_TOKEN, AZURE_SUBSCRIPTION_ID, REQUESTS_CA_BUNDLE), so
+REPLICATOR_BLOB_ENDPOINT, REPLICATOR_ACCESS_TOKEN, AZURE_SUBSCRIPTION_ID, SSL_CERT_FILE), so
 the same helpers would drive a real subscription. Names are unique per test (uuid) because the
 session emulator is shared.
 
@@ -13,23 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import random
-import ssl
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.mgmt.compute import ComputeManagementClient
 from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
 
-from replicator.credentials import sync_credential
+from replicator.config import GiB, MiB
+from replicator.disk_builder import DiskBuilder, Extent, Kind, control, merged
 
-GiB = 1024**3
-MiB = 1024**2
 READ_CHUNK = 32 * MiB
 
 
@@ -39,16 +34,6 @@ def _read(client: BlobClient, offset: int, length: int) -> bytes:
 
 def _valid(client: BlobClient) -> list[tuple[int, int]]:
     return [(r.start, r.end + 1) for r in client.list_page_ranges() if not r.cleared]
-
-
-def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def _digest(data: bytes) -> str:
@@ -64,7 +49,7 @@ def _assert_same(source: BlobClient, replica: BlobClient, what: str, snapshot_id
     """`replica` reads back exactly `source` (assert_restore_point_equals says why)."""
     size = source.get_blob_properties().size
     assert replica.get_blob_properties().size == size, f"{what} size differs from the snapshot"
-    spans = [(0, size)] if full else _union(_valid(source) + _valid(replica))
+    spans = [(0, size)] if full else merged(_valid(source) + _valid(replica))
     for start, end in spans:
         for offset in range(start, end, READ_CHUNK):
             length = min(READ_CHUNK, end - offset)
@@ -87,67 +72,60 @@ class Disk:
 
 @dataclass
 class World:
-    """One test's resource group and storage account in the emulator (or a real subscription)."""
+    """One test's resource group and storage account in the emulator (or a real subscription).
+
+    The source side (disks, snapshots, SAS grants, writes) is replicator.disk_builder's; this adds the
+    test's names, the target side and the oracles.
+    """
 
     env: dict[str, str]
     rg: str = field(default_factory=lambda: f"rg-{uuid.uuid4().hex[:10]}")
     account: str = field(default_factory=lambda: f"acct{uuid.uuid4().hex[:12]}")
 
     def __post_init__(self) -> None:
-        endpoint = self.env["REPLICATOR_ARM_ENDPOINT"].rstrip("/")
-        self.subscription = self.env["AZURE_SUBSCRIPTION_ID"]
-        self.credential = sync_credential()
-        self.compute = ComputeManagementClient(
-            self.credential, self.subscription, base_url=endpoint, credential_scopes=[f"{endpoint}/.default"]
-        )
-        self.location = "westeurope"
+        self.disks = DiskBuilder(self.env, self.rg)
+        self.subscription = self.disks.subscription
+        self.credential = self.disks.credential
+        self.compute = self.disks.compute
+        self.location = self.disks.location
 
     # ------------------------------------------------------------------ source side
     def resource_id(self, kind: str, name: str) -> str:
         group = f"/subscriptions/{self.subscription}/resourceGroups/{self.rg}"
         return f"{group}/providers/Microsoft.Compute/{kind}/{name}"
 
-    def create_disk(self, name: str, gib: int = 1, **extra: Any) -> Disk:
-        body = {
-            "location": self.location,
-            "sku": {"name": extra.pop("sku", "Standard_LRS")},
-            "properties": {"diskSizeGB": gib, "creationData": {"createOption": "Empty", **extra}},
-        }
-        disk = self.compute.disks.begin_create_or_update(self.rg, name, body).result()
-        return Disk(name, disk.id)
+    def create_disk(
+        self,
+        name: str,
+        gib: int = 1,
+        *,
+        sku: str = "Standard_LRS",
+        tags: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> Disk:
+        """An empty disk; `extra` adds to its `creationData` (e.g. `logicalSectorSize=4096`)."""
+        return Disk(name, self.disks.create_disk(name, gib * GiB, sku, tags, **extra))
 
     def resize_disk(self, disk: Disk, gib: int) -> None:
-        self.compute.disks.begin_update(self.rg, disk.name, {"properties": {"diskSizeGB": gib}}).result()
+        self.disks.resize_disk(disk.name, gib * GiB)
 
     @contextlib.contextmanager
-    def _sas(self, operations: Any, name: str, access: str, group: str | None = None) -> Iterator[BlobClient]:
-        """A BlobClient on a SAS of a disk or snapshot (compute.disks or .snapshots), revoked on exit."""
-        group = group or self.rg
-        granted = operations.begin_grant_access(
-            group, name, {"access": access, "durationInSeconds": 3600}
-        ).result()
-        try:
-            with BlobClient.from_blob_url(granted.access_sas) as client:
-                yield client
-        finally:
-            operations.begin_revoke_access(group, name).result()
-
-    @contextlib.contextmanager
-    def writer(self, disk: Disk) -> Iterator[BlobClient]:
-        """A BlobClient on a Write SAS of the disk (begin_grant_access access=Write), revoked on exit."""
-        with self._sas(self.compute.disks, disk.name, "Write") as client:
+    def _sas(self, kind: Kind, name: str, access: str, group: str | None = None) -> Iterator[BlobClient]:
+        """A BlobClient on a SAS of a disk or snapshot, revoked on exit."""
+        with self.disks.sas(kind, name, access, group) as url, BlobClient.from_blob_url(url) as client:
             yield client
 
     def write(self, disk: Disk, *writes: tuple[int, bytes | int]) -> None:
-        """(offset, bytes) writes data; (offset, length) clears that many bytes."""
-        with self.writer(disk) as client:
-            for offset, data in writes:
-                if isinstance(data, int):
-                    client.clear_page(offset, data)
-                else:
-                    for pos in range(0, len(data), 4 * MiB):
-                        piece = data[pos : pos + 4 * MiB]
-                        client.upload_page(piece, offset + pos, len(piece))
+        """(offset, bytes) writes data; (offset, length) clears that many bytes; in order."""
+        self.disks.write(
+            disk.name,
+            [
+                Extent(offset, data, clear=True)
+                if isinstance(data, int)
+                else Extent(offset, len(data), data=data)
+                for offset, data in writes
+            ],
+        )
 
     def snapshot(
         self, disk: Disk, name: str | None = None, *, incremental: bool = True, group: str | None = None
@@ -155,14 +133,7 @@ class World:
         """A snapshot of `disk` as an operator takes it by hand (no tags), in this test's resource group
         or in `group`."""
         name = name or f"snap-{uuid.uuid4().hex[:8]}"
-        body = {
-            "location": self.location,
-            "properties": {
-                "incremental": incremental,
-                "creationData": {"createOption": "Copy", "sourceResourceId": disk.id},
-            },
-        }
-        return self.compute.snapshots.begin_create_or_update(group or self.rg, name, body).result().id
+        return self.disks.snapshot(disk.id, name, incremental=incremental, group=group)
 
     @contextlib.contextmanager
     def dated_back(self, seconds: float) -> Iterator[None]:
@@ -179,15 +150,7 @@ class World:
 
     def clock_control(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET (or PUT `body` to) the emulator's /_emulator/clock."""
-        request = urllib.request.Request(
-            f"{self.env['REPLICATOR_ARM_ENDPOINT'].rstrip('/')}/_emulator/clock",
-            method="GET" if body is None else "PUT",
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {self.env['REPLICATOR_ACCESS_TOKEN']}"},
-        )
-        context = ssl.create_default_context(cafile=self.env["SSL_CERT_FILE"])
-        with urllib.request.urlopen(request, context=context, timeout=10) as answer:
-            return json.loads(answer.read())
+        return control(self.env, "clock", body)
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         self.compute.snapshots.begin_delete(self.rg, snapshot_id.rsplit("/", 1)[1]).result()
@@ -207,7 +170,7 @@ class World:
     def read_snapshot(self, snapshot_id: str) -> Iterator[BlobClient]:
         """A Read SAS on the snapshot, in whichever resource group its ID names."""
         group = snapshot_id.split("/")[4]
-        with self._sas(self.compute.snapshots, snapshot_id.rsplit("/", 1)[1], "Read", group) as client:
+        with self._sas("snapshots", snapshot_id.rsplit("/", 1)[1], "Read", group) as client:
             yield client
 
     # ------------------------------------------------------------------ target side
@@ -261,8 +224,8 @@ class World:
 
     @contextlib.contextmanager
     def read_disk(self, name: str) -> Iterator[BlobClient]:
-        with self._sas(self.compute.disks, name, "Read") as client:
+        with self._sas("disks", name, "Read") as client:
             yield client
 
     def close(self) -> None:
-        self.compute.close()
+        self.disks.close()

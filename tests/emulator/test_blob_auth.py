@@ -17,7 +17,7 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from tests.conftest import BlobClients
+from tests.helpers.blob_clients import BlobClients
 
 P = 512
 

@@ -16,7 +16,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, ContainerClient
 
-from tests.conftest import BlobClients
+from tests.helpers.blob_clients import BlobClients
 
 P = 512
 

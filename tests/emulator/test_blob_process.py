@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from replicator.emulator.process import EmulatorProcess
-from tests.conftest import BlobClients
+from tests.helpers.blob_clients import BlobClients
 
 P = 512
 TIB = 1024**4

@@ -11,7 +11,7 @@ from azure.storage.blob import BlobClient, ContainerClient, generate_blob_sas
 
 from replicator.emulator.blob_backend import BlobBackend, SnapshotRef
 from replicator.emulator.process import EmulatorProcess
-from tests.conftest import BlobClients
+from tests.helpers.blob_clients import BlobClients
 
 # get_page_ranges is deprecated in the SDK but still what older clients call: it must keep working.
 pytestmark = pytest.mark.filterwarnings("ignore:get_page_ranges is deprecated:DeprecationWarning")

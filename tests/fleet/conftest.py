@@ -10,7 +10,6 @@ import pytest
 from azure.storage.queue import AccountSasPermissions, ResourceTypes, generate_account_sas
 
 from tests.azurite_process import ACCOUNT, ACCOUNT_KEY, AzuriteProcess
-from tests.e2e.world import World
 
 
 @pytest.fixture(scope="session")
@@ -41,10 +40,3 @@ def fleet_env(emulator_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> 
     """The emulator's settings plus plain HTTP (for Azurite's queue only; the emulator speaks https)."""
     monkeypatch.setenv("REPLICATOR_ALLOW_HTTP", "true")
     return {**emulator_env, "REPLICATOR_ALLOW_HTTP": "true"}
-
-
-@pytest.fixture
-def world(emulator_env: dict[str, str]) -> Iterator[World]:
-    w = World(emulator_env)
-    yield w
-    w.close()

@@ -5,11 +5,8 @@ ticks, fan-out) and the queue trigger (success, poison on bad input, host retry 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,28 +19,11 @@ from replicator.budget import Budget
 from replicator.errors import ReplicationError
 from replicator.target import PageBlobTarget
 from tests.e2e.world import Disk, MiB, World, pattern
-
-APP = Path(__file__).resolve().parents[2] / "functions" / "function_app.py"
-
-
-def _functions() -> dict[str, Callable[..., Any]]:
-    spec = importlib.util.spec_from_file_location("function_app", APP)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {f.get_function_name(): f.get_user_function() for f in module.app.get_functions()}
+from tests.helpers.functions_app import load_functions
 
 
 def _disk(world: World, seed: int, tags: dict[str, str] | None = None) -> tuple[Disk, str]:
-    name = f"d{seed}"
-    body = {
-        "location": world.location,
-        "sku": {"name": "Standard_LRS"},
-        "tags": tags or {},
-        "properties": {"diskSizeGB": 1, "creationData": {"createOption": "Empty"}},
-    }
-    created = world.compute.disks.begin_create_or_update(world.rg, name, body).result()
-    disk = Disk(name, created.id)
+    disk = world.create_disk(f"d{seed}", 1, tags=tags or {})
     world.write(disk, (seed * MiB, pattern(seed, MiB)))
     return disk, world.snapshot(disk)
 
@@ -72,7 +52,7 @@ async def test_timer_runs_explicit_jobs_and_skips_a_locked_target(
     monkeypatch.setenv(
         "REPLICATOR_JOBS", json.dumps([{"source": d1.id, "target": t1}, {"source": d2.id, "target": t2}])
     )
-    timer = _functions()["replicate_timer"]
+    timer = load_functions()["replicate_timer"]
     await timer(HostTimerRequest(past_due=False))
     for url, snap in ((t1, s1), (t2, s2)):
         (point,) = world.restore_points(url)
@@ -99,7 +79,7 @@ async def test_a_timer_with_an_unprotected_disk_fails_after_running_the_others(
         "REPLICATOR_JOBS", json.dumps([{"source": bare.id, "target": t2}, {"source": disk.id, "target": t1}])
     )
     with pytest.raises(ReplicationError, match="1 of 2 replications failed or found nothing to protect"):
-        await _functions()["replicate_timer"](HostTimerRequest(past_due=False))
+        await load_functions()["replicate_timer"](HostTimerRequest(past_due=False))
     (point,) = world.restore_points(t1)
     world.assert_restore_point_equals(t1, point.snapshot, snap)
 
@@ -131,7 +111,7 @@ async def test_timer_fans_out_and_queue_trigger_replicates(
     monkeypatch.setenv("REPLICATOR_JOBS", json.dumps(jobs))
     monkeypatch.setenv("REPLICATOR_FANOUT", "true")
     monkeypatch.setenv("REPLICATOR_QUEUE_URL", url)
-    functions = _functions()
+    functions = load_functions()
     await functions["replicate_timer"](HostTimerRequest())
     with _queue(url) as queue:
         received = list(queue.receive_messages(max_messages=10, visibility_timeout=60))

@@ -13,7 +13,7 @@ from azure.functions.timer import TimerRequest as HostTimerRequest
 from replicator.errors import ReplicationError, UserError
 from replicator.jobs import JobSpec, run_job
 from tests.e2e.world import MiB, World, pattern
-from tests.fleet.test_functions import _functions
+from tests.helpers.functions_app import load_functions
 
 
 def _events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict]:
@@ -31,7 +31,7 @@ async def test_status_timer_logs_each_target_and_fails_unless_all_are_fresh(
     bare = world.create_disk("untimed", 1)
     missing = world.target_url()
     monkeypatch.setenv("REPLICATOR_MAX_AGE", "1h")
-    timer = _functions()["status_timer"]
+    timer = load_functions()["status_timer"]
 
     monkeypatch.setenv("REPLICATOR_JOBS", json.dumps([{"source": disk.id, "target": fresh}]))
     with caplog.at_level(logging.INFO, logger="replicator.events"):

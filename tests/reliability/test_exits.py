@@ -12,7 +12,8 @@ from azure.mgmt.compute.aio.operations import DisksOperations, SnapshotsOperatio
 from replicator import recovery
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e.world import World
-from tests.reliability.conftest import finish, metadata, scattered, start, wait_for_checkpoint
+from tests.helpers.cli_runs import cli_process, finish
+from tests.helpers.replication import metadata, scattered, wait_for_checkpoint
 
 SLOW = ("--max-bandwidth", "1MiB", "--concurrency", "2", "--checkpoint-seconds", "0.2")
 
@@ -23,7 +24,7 @@ def test_interrupted_runs_revoke_and_release(faulty: EmulatorProcess, faulty_wor
     s1 = faulty_world.snapshot(disk)
     url = faulty_world.target_url()
     extra = ("--time-budget", "4") if way == "time-budget" else ()
-    proc = start(faulty.env, "--source", disk.id, "--target", url, "--json", *SLOW, *extra)
+    proc = cli_process(faulty.env, "--source", disk.id, "--target", url, "--json", *SLOW, *extra)
     assert wait_for_checkpoint(faulty_world, url, proc) > 0
     if way == "sigint":
         proc.send_signal(signal.SIGINT)

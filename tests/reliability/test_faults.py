@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from replicator.disk_builder import control
 from replicator.emulator.faults import KINDS, FaultOptions, FaultPlan
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e.world import World
-from tests.reliability.conftest import FAST_RETRY, change, check_points, control, run, scattered
+from tests.helpers.cli_runs import FAST_RETRY, run
+from tests.helpers.replication import change, check_points, scattered
 
 
 def test_the_fault_stream_is_seeded() -> None:
@@ -34,9 +36,9 @@ def _campaign(world: World, env: dict[str, str], *, seed: int, mode: str, rate: 
     args = ("--source", disk.id, "--target", url, "--json", "--mode", mode, *FAST_RETRY)
     retries = {}
     for label in ("full", "diff"):
-        control(env, {"rate": rate, "seed": seed * 10 + len(retries)})
+        control(env, "faults", {"rate": rate, "seed": seed * 10 + len(retries)})
         result = run(env, *args)
-        injected = control(env, {"rate": 0})["injected"]
+        injected = control(env, "faults", {"rate": 0})["injected"]
         assert result.code == 0, result.err
         entry = result.doc["snapshots"][-1]
         assert entry["mode"] == label
@@ -66,8 +68,8 @@ def test_five_percent_faults(faulty: EmulatorProcess, faulty_world: World, seed:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_twenty_percent_of_one_kind(faulty: EmulatorProcess, faulty_world: World, kind: str) -> None:
-    control(faulty.env, {"kinds": [kind]})
+    control(faulty.env, "faults", {"kinds": [kind]})
     try:
         _campaign(faulty_world, faulty.env, seed=5, mode="server", rate=0.2)
     finally:
-        control(faulty.env, {"kinds": list(KINDS)})
+        control(faulty.env, "faults", {"kinds": list(KINDS)})

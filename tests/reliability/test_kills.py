@@ -13,7 +13,8 @@ import pytest
 
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e.world import World
-from tests.reliability.conftest import FAST_RETRY, change, check_points, run, scattered, start
+from tests.helpers.cli_runs import FAST_RETRY, cli_process, run
+from tests.helpers.replication import change, check_points, scattered
 
 KILL_POINTS = 12
 SEED = 20240601
@@ -30,7 +31,7 @@ def _kill_once(env: dict[str, str], delay: float, index: int) -> dict[str, objec
         [before] = check_points(world, url, s1)
         change(world, disk, index, chunks=24)
         s2 = world.snapshot(disk)
-        victim = start(env, *args, "--max-bandwidth", "2MiB", "--concurrency", "2")
+        victim = cli_process(env, *args, "--max-bandwidth", "2MiB", "--concurrency", "2")
         time.sleep(delay)
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=30)

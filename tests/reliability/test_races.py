@@ -14,17 +14,8 @@ from azure.storage.blob import BlobLeaseClient
 
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e.world import World
-from tests.reliability.conftest import (
-    FAST_RETRY,
-    change,
-    check_points,
-    finish,
-    metadata,
-    run,
-    scattered,
-    start,
-    wait_for_checkpoint,
-)
+from tests.helpers.cli_runs import FAST_RETRY, cli_process, finish, run
+from tests.helpers.replication import change, check_points, metadata, scattered, wait_for_checkpoint
 
 SLOW = ("--max-bandwidth", "2MiB", "--concurrency", "2")
 
@@ -46,7 +37,7 @@ def test_two_runs_on_one_target(faulty: EmulatorProcess, faulty_world: World) ->
     # The first run is throttled to ~48 s of copying, so it certainly holds the lease when the
     # second starts, however busy the machine; once the second has answered, SIGTERM ends it cleanly.
     crawl = ("--max-bandwidth", "128KiB", "--concurrency", "1", "--checkpoint-seconds", "0.2")
-    first = start(env, *args, *crawl, "--lease-wait", "0")
+    first = cli_process(env, *args, *crawl, "--lease-wait", "0")
     assert wait_for_checkpoint(faulty_world, url, first) > 0
     second = run(env, *args, "--lease-wait", "0")
     first.send_signal(signal.SIGTERM)
@@ -61,7 +52,7 @@ def test_two_runs_on_one_target(faulty: EmulatorProcess, faulty_world: World) ->
 def test_target_lease_broken_mid_run(faulty: EmulatorProcess, faulty_world: World) -> None:
     env = faulty.env
     _, s1, s2, url, args = _with_base(faulty_world, env)
-    victim = start(env, *args, *SLOW)
+    victim = cli_process(env, *args, *SLOW)
     assert wait_for_checkpoint(faulty_world, url, victim) > 0
     with faulty_world.target(url) as blob:
         BlobLeaseClient(blob).break_lease(lease_break_period=0)
@@ -77,7 +68,7 @@ def test_target_lease_broken_mid_run(faulty: EmulatorProcess, faulty_world: Worl
 def test_current_snapshot_deleted_mid_run(faulty: EmulatorProcess, faulty_world: World) -> None:
     env = faulty.env
     disk, s1, s2, url, args = _with_base(faulty_world, env)
-    victim = start(env, *args, *SLOW)
+    victim = cli_process(env, *args, *SLOW)
     assert wait_for_checkpoint(faulty_world, url, victim) > 0
     # Azure refuses to delete a snapshot with an active SAS: whoever deletes it revokes first
     faulty_world.compute.snapshots.begin_revoke_access(faulty_world.rg, s2.rsplit("/", 1)[1]).result()
@@ -143,7 +134,7 @@ def test_many_runs_on_one_family(faulty: EmulatorProcess, faulty_world: World) -
         snaps.append(world.snapshot(disk))
     peak = _family_sas_peak(world, threading.Event())
     procs = [
-        start(env, "--source", snaps[i + 1], "--target", url, "--json", *FAST_RETRY, *SLOW)
+        cli_process(env, "--source", snaps[i + 1], "--target", url, "--json", *FAST_RETRY, *SLOW)
         for i, url in enumerate(urls)
     ]
     results = [finish(p) for p in procs]
@@ -162,7 +153,7 @@ def test_emulator_restarted_mid_copy(fresh_emulator, monkeypatch: pytest.MonkeyP
         monkeypatch.setenv(key, value)
     world = World(emulator.env)
     _, s1, s2, url, args = _with_base(world, emulator.env, chunks=24)
-    victim = start(emulator.env, *args, *SLOW)
+    victim = cli_process(emulator.env, *args, *SLOW)
     assert wait_for_checkpoint(world, url, victim) > 0
     emulator.restart()
     result = finish(victim)

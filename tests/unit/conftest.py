@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from replicator.source import ArmSource
-from tests.unit.test_source_grants import SUB, FakeConfig, FakeSnapshots
+from tests.helpers.source_fakes import SUB, FakeConfig, FakeSnapshots
 
 
 @pytest.fixture

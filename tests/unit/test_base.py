@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from replicator import base
 from replicator.errors import UnprotectedError, UserError
 from replicator.target import InProgress, State
-from tests.unit.test_pipeline import DISK, IDENTITY, FakeSource, config, done, jobs, ref, snap
+from tests.helpers.source_fakes import DISK, IDENTITY, FakeSource, config, done, jobs, ref, snap
 
 
 def test_the_one_lookup_is_the_recorded_base_or_the_last_restore_point() -> None:

@@ -22,8 +22,8 @@ from replicator.pipeline import State
 from replicator.progress import RunResult
 from replicator.target import MAX_BLOB_BYTES
 from tests import envelope
+from tests.helpers.source_fakes import DISK, IDENTITY, config, snap
 from tests.logs import messages, records
-from tests.unit.test_pipeline import DISK, IDENTITY, config, snap
 
 BASE = ["--source", DISK, "--target", "https://a.blob.core.windows.net/ccc/b"]
 

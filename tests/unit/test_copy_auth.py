@@ -10,7 +10,7 @@ from azure.core.exceptions import HttpResponseError
 from replicator import pipeline, ranges
 from replicator.config import load
 from replicator.progress import Progress
-from tests.unit.test_pipeline import DISK
+from tests.helpers.source_fakes import DISK
 
 OP = ranges.Op("copy", ranges.Range(0, 4096))
 

@@ -1,4 +1,4 @@
-"""Source fixes of the run path, with the fake ARM of test_source_grants: a diff takes both family
+"""Source fixes of the run path, with the fake ARM of tests/helpers/source_fakes.py: a diff takes both family
 slots at once (no deadlock), and a snapshot deleted mid-run is a failure of the run, not bad input."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from replicator import source
 from replicator.errors import EXIT_FAILED, ReplicationError, UserError
 from replicator.source import ArmSource, family_sas_slots
 from replicator.weighted import WeightedSemaphore
-from tests.unit.test_source_grants import FakeSnapshots, snapshot
+from tests.helpers.source_fakes import FakeSnapshots, snapshot
 
 
 async def test_five_concurrent_diffs_of_one_family_complete(arm: ArmSource, fake: FakeSnapshots) -> None:

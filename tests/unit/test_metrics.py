@@ -25,7 +25,7 @@ from replicator import metrics
 from replicator.metrics import RunMeter, RunMetrics, record_run
 from replicator.progress import Fanout, Progress, Protected, SnapshotResult
 from replicator.redact import display_url
-from tests.conftest import metric_points
+from tests.helpers.metrics import metric_points
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000"
 DISK = f"{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Compute/disks/d1"

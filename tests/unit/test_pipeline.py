@@ -4,68 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from tenacity import RetryCallState
 
 from replicator import base, pipeline, ranges
-from replicator.config import load
+from replicator.config import GiB
 from replicator.errors import ReplicationError
 from replicator.progress import Tally
 from replicator.ranges import Change, Range
-from replicator.source import SnapshotInfo
-from replicator.target import InProgress, SnapshotRef, State
-
-SUB = "00000000-0000-0000-0000-000000000001"
-DISK = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/disks/d"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-GiB = 1024**3
-
-
-def snap(n: int, size: int = GiB) -> SnapshotInfo:
-    return SnapshotInfo(
-        id=f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/snapshots/s{n}",
-        name=f"s{n}", unique_id=f"u{n}", family_id="f", time_created=T0 + timedelta(hours=n),
-        size_bytes=size, logical_sector_size=512, incremental=True, completion_percent=None,
-        source_resource_id=DISK, source_unique_id="disk-u",
-    )  # fmt: skip
-
-
-def ref(s: SnapshotInfo) -> SnapshotRef:
-    return SnapshotRef(s.id, s.unique_id, s.time_created.isoformat(), s.name)
-
-
-class FakeSource:
-    def __init__(self, *alive: SnapshotInfo) -> None:
-        self.alive = {s.id: s for s in alive}
-
-    async def get_snapshot(self, snapshot_id: str) -> SnapshotInfo | None:
-        return self.alive.get(snapshot_id)
-
-
-IDENTITY = base.DiskIdentity(DISK, "disk-u")
-
-
-def config(*extra: str):
-    return load(["--source", DISK, "--target", "https://a.blob.core.windows.net/ccc/b", *extra], env={})
-
-
-async def jobs(
-    state: State,
-    snaps: list[SnapshotInfo],
-    *extra: str,
-    alive=None,
-    held: frozenset[str] | set[str] = frozenset(),
-) -> list[tuple]:
-    source = FakeSource(*(snaps if alive is None else alive))
-    chosen = await base.choose_jobs(source, config(*extra), state, IDENTITY, snaps, held)  # type: ignore[arg-type]
-    return [(j.snapshot.name, j.base.name if j.base else None, j.reason, j.checkpoint) for j in chosen]
-
-
-def done(last: SnapshotInfo, **kw) -> State:
-    return State(DISK, "disk-u", ref(last), "rp", **kw)
+from replicator.target import InProgress, State
+from tests.helpers.source_fakes import DISK, IDENTITY, config, done, jobs, ref, snap
 
 
 async def test_first_run_is_full_then_a_chain_of_diffs() -> None:
