@@ -17,7 +17,7 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -34,10 +34,8 @@ from replicator.emulator.arm_backend import (
     Snapshot,
     SnapshotSpec,
 )
+from replicator.emulator.context import EmulatorContext
 from replicator.emulator.errors import BlobError
-
-if TYPE_CHECKING:
-    from replicator.emulator.app import EmulatorContext
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -58,7 +56,9 @@ def add_routes(app: web.Application, ctx: EmulatorContext, clock: Callable[[], f
         db_path=ctx.options.data_dir / "arm.sqlite",
         blobs=ctx.blobs,
         subscription_id=ctx.options.subscription_id,
-        limits=ArmLimits.from_options(ctx.options),
+        limits=ArmLimits(
+            completion_seconds=ctx.options.completion_seconds, sas_max_seconds=ctx.options.sas_max_seconds
+        ),
         clock=clock,
     )
     app[ARM_BACKEND_KEY] = backend

@@ -48,7 +48,7 @@ SKU_TIERS = {
     "UltraSSD_LRS": "Ultra",
 }
 DATA_BLOB = "abcd"  # the blob name Azure uses behind every managed-disk SAS
-DEFAULT_SAS_MAX_SECONDS = 24 * 3600  # cap on durationInSeconds; `--sas-max-seconds` may set it later
+DEFAULT_SAS_MAX_SECONDS = 24 * 3600  # cap on durationInSeconds (`--sas-max-seconds`)
 OPERATION_RETENTION_SECONDS = 3600  # finished LRO records older than this are pruned
 
 _RESOURCE_ID = re.compile(
@@ -70,14 +70,6 @@ class ArmLimits:
     completion_seconds: float = 30.0  # PremiumV2/Ultra snapshot completionPercent 0 -> 100
     sas_max_seconds: int = DEFAULT_SAS_MAX_SECONDS
     page_size: int = 10  # list page size: small on purpose, so clients must follow nextLink
-
-    @classmethod
-    def from_options(cls, options: Any) -> ArmLimits:
-        # sas_max_seconds is read with a default because EmulatorOptions gains it in a later issue.
-        return cls(
-            completion_seconds=options.completion_seconds,
-            sas_max_seconds=int(getattr(options, "sas_max_seconds", DEFAULT_SAS_MAX_SECONDS)),
-        )
 
 
 @dataclass(frozen=True)

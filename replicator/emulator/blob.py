@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
@@ -21,12 +19,9 @@ from multidict import CIMultiDictProxy
 
 from replicator.emulator import auth, blob_wire, errors
 from replicator.emulator.blob_backend import MAX_PUT_PAGE, Conditions, SnapshotRef, is_managed_account
+from replicator.emulator.context import EmulatorContext
 from replicator.emulator.store import READ_CHUNK
 
-if TYPE_CHECKING:
-    from replicator.emulator.app import EmulatorContext
-
-log = logging.getLogger(__name__)
 MAX_LIST_RESULTS = 5000  # List Blobs page size limit, as in Azure
 
 
