@@ -95,9 +95,9 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.read() or b"{}")
     except ValueError as e:
-        raise err.invalid_request_content(f"the body is not JSON ({e.msg}).") from e
+        raise err.invalid_request_content(detail=f"the body is not JSON ({e.msg}).") from e
     if not isinstance(body, dict):
-        raise err.invalid_request_content("the body must be a JSON object.")
+        raise err.invalid_request_content(detail="the body must be a JSON object.")
     return body
 
 
@@ -105,21 +105,21 @@ def _optional_int(value: Any, target: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise err.invalid_parameter(target, f"'{target}' must be an integer, not {value!r}.")
+        raise err.invalid_parameter(target=target, detail=f"'{target}' must be an integer, not {value!r}.")
     return value
 
 
 def _tags(body: dict[str, Any]) -> dict[str, str] | None:
     tags = body.get("tags")
     if tags is not None and not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())):
-        raise err.invalid_parameter("tags", "'tags' must be an object of strings.")
+        raise err.invalid_parameter(target="tags", detail="'tags' must be an object of strings.")
     return tags
 
 
 def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
     value = body.get(key) or {}
     if not isinstance(value, dict):
-        raise err.invalid_parameter(key, f"'{key}' must be an object.")
+        raise err.invalid_parameter(target=key, detail=f"'{key}' must be an object.")
     return value
 
 
@@ -128,7 +128,9 @@ def parse_disk_spec(body: dict[str, Any]) -> DiskSpec:
     creation = _object(props, "creationData")
     location = body.get("location")
     if not isinstance(location, str) or not location:
-        raise err.invalid_parameter("location", "Required parameter 'location' is missing (null).")
+        raise err.invalid_parameter(
+            target="location", detail="Required parameter 'location' is missing (null)."
+        )
     return DiskSpec(
         location=location,
         sku=_object(body, "sku").get("name") or "Standard_LRS",
@@ -157,7 +159,9 @@ def parse_snapshot_spec(body: dict[str, Any]) -> SnapshotSpec:
     creation = _object(props, "creationData")
     location = body.get("location")
     if not isinstance(location, str) or not location:
-        raise err.invalid_parameter("location", "Required parameter 'location' is missing (null).")
+        raise err.invalid_parameter(
+            target="location", detail="Required parameter 'location' is missing (null)."
+        )
     return SnapshotSpec(
         location=location,
         source_resource_id=creation.get("sourceResourceId") or "",
@@ -241,14 +245,14 @@ class _Routes:
                 self._authenticate(request)
                 sub = request.match_info.get("sub")
                 if sub is not None and sub.lower() != self.ctx.options.subscription_id.lower():
-                    raise err.subscription_not_found(sub)
+                    raise err.subscription_not_found(subscription=sub)
                 if not request.query.get("api-version"):
                     raise err.missing_api_version()
                 return await handler(request)
             except err.ArmError as e:
                 return _error_response(e)
             except BlobError as e:  # the blob plane refused what ARM asked: an emulator bug
-                return _error_response(err.ArmError(500, "InternalServerError", f"Blob plane: {e.code}."))
+                return _error_response(err.blob_plane_refused(code=e.code))
 
         return guarded
 
@@ -292,7 +296,7 @@ class _Routes:
         body = await _json_body(request)
         if m["kind"] != "disks":
             snap = self.backend.get_snapshot(m["rg"], m["name"])
-            raise err.property_change_not_allowed("properties", snap.id)
+            raise err.property_change_not_allowed(target="properties", resource=snap.id)
         disk = self.backend.update_disk(m["rg"], m["name"], parse_disk_update(body))
         return self._accepted(request, disk.location, None, disk_json(disk))
 
@@ -317,7 +321,8 @@ class _Routes:
         seconds = _optional_int(body.get("durationInSeconds"), "grantAccessData.durationInSeconds")
         if not isinstance(access, str) or seconds is None:
             raise err.invalid_parameter(
-                "grantAccessData", "Required parameters 'access' and 'durationInSeconds' must be given."
+                target="grantAccessData",
+                detail="Required parameters 'access' and 'durationInSeconds' must be given.",
             )
         resource = self._get(m["kind"], m["rg"], m["name"])
         if m["kind"] == "disks":
@@ -395,4 +400,4 @@ class _Routes:
         return f"{request.scheme}://{request.host}"
 
     async def unknown(self, request: web.Request) -> web.StreamResponse:
-        raise err.no_such_route(request.method, request.path)
+        raise err.no_such_route(method=request.method, path=request.path)

@@ -225,7 +225,9 @@ class ArmBackend:
         if self._disk_row(resource_group, name) is not None:
             return self.update_disk(resource_group, name, DiskUpdate(spec.size_gb, spec.sku, spec.tags))
         if spec.sku not in SKUS:
-            raise err.invalid_parameter("sku.name", f"The disk sku '{spec.sku}' is not supported.")
+            raise err.invalid_parameter(
+                target="sku.name", detail=f"The disk sku '{spec.sku}' is not supported."
+            )
         sector = self._sector_size(spec)
         unique_id = str(uuid.uuid4())
         where = DataLocation.of(unique_id)
@@ -233,7 +235,8 @@ class ArmBackend:
         if spec.create_option == "Empty":
             if spec.size_gb is None:
                 raise err.invalid_parameter(
-                    "diskSizeGB", "Required parameter 'diskSizeGB' is missing (null) for createOption Empty."
+                    target="diskSizeGB",
+                    detail="Required parameter 'diskSizeGB' is missing (null) for createOption Empty.",
                 )
             size = self._checked_size(spec.sku, spec.size_gb)
             self.blobs.create_page_blob(where.account, where.container, where.blob, size + self._tail(sector))
@@ -243,8 +246,9 @@ class ArmBackend:
             size, original = self._import(where, spec, sector)
         else:
             raise err.invalid_parameter(
-                "creationData.createOption",
-                f"createOption '{spec.create_option}' is not supported by the emulator (Empty, Import).",
+                target="creationData.createOption",
+                detail=f"createOption '{spec.create_option}' is not supported by the emulator "
+                "(Empty, Import).",
             )
         try:
             self._db.execute(
@@ -263,7 +267,7 @@ class ArmBackend:
     def get_disk(self, resource_group: str, name: str) -> Disk:
         row = self._disk_row(resource_group, name)
         if row is None:
-            raise err.resource_not_found("disks", name, resource_group)
+            raise err.resource_not_found(type="disks", name=name, group=resource_group)
         return self._disk(row)
 
     def list_disks(self, resource_group: str | None, skip_token: str | None) -> Page:
@@ -272,14 +276,14 @@ class ArmBackend:
     def update_disk(self, resource_group: str, name: str, update: DiskUpdate) -> Disk:
         row = self._disk_row(resource_group, name)
         if row is None:
-            raise err.resource_not_found("disks", name, resource_group)
+            raise err.resource_not_found(type="disks", name=name, group=resource_group)
         disk = self._disk(row)
         if update.sku is not None and update.sku != disk.sku:
-            raise err.property_change_not_allowed("sku", disk.id)
+            raise err.property_change_not_allowed(target="sku", resource=disk.id)
         if update.size_gb is not None:
             new_size = self._checked_size(disk.sku, update.size_gb)
             if new_size < disk.size_bytes:
-                raise err.disk_shrink_not_allowed(disk.id)
+                raise err.disk_shrink_not_allowed(resource=disk.id)
             if new_size > disk.size_bytes:
                 self._grow(row, disk, new_size)
         if update.tags is not None:
@@ -295,7 +299,7 @@ class ArmBackend:
             return False
         disk = self._disk(row)
         if disk.disk_state != "Unattached":
-            raise err.active_sas_conflict(disk.id, "delete")
+            raise err.active_sas_conflict(resource=disk.id, operation="delete")
         where = DataLocation.of(disk.unique_id)
         self.blobs.delete_container(where.account, where.container)
         self._db.execute("DELETE FROM grants WHERE unique_id=?", (disk.unique_id,))
@@ -307,7 +311,8 @@ class ArmBackend:
         permissions = {"Read": "r", "Write": "rw"}.get(access)
         if permissions is None:
             raise err.invalid_parameter(
-                "grantAccessData.access", f"Access level '{access}' is not valid for a disk (Read, Write)."
+                target="grantAccessData.access",
+                detail=f"Access level '{access}' is not valid for a disk (Read, Write).",
             )
         return self._grant(disk.unique_id, access, permissions, duration_seconds)
 
@@ -322,20 +327,22 @@ class ArmBackend:
             return self._update_snapshot(existing, spec)
         if spec.create_option != "Copy":
             raise err.invalid_parameter(
-                "creationData.createOption",
-                f"createOption '{spec.create_option}' is not supported for snapshots by the emulator (Copy).",
+                target="creationData.createOption",
+                detail=f"createOption '{spec.create_option}' is not supported for snapshots by the emulator "
+                "(Copy).",
             )
         disk = self._source_disk(spec.source_resource_id)
         if spec.location.replace(" ", "").lower() != disk.location.replace(" ", "").lower():
             raise err.invalid_parameter(
-                "location",
-                f"The snapshot must be in the location of its source disk {disk.id} ({disk.location}).",
+                target="location",
+                detail=f"The snapshot must be in the location of its source disk {disk.id} "
+                f"({disk.location}).",
             )
         now = self.clock()
         if spec.incremental:
             self._check_snapshot_limits(disk, now)
         elif disk.sku in V2_SKUS:
-            raise err.full_snapshot_of_v2_disk(disk.id, disk.sku)
+            raise err.full_snapshot_of_v2_disk(resource=disk.id, sku=disk.sku)
         source = DataLocation.of(disk.unique_id)
         blob_snapshot = self.blobs.snapshot_blob(source.account, source.container, source.blob)
         ref = SnapshotRef(source.account, source.container, source.blob, blob_snapshot)
@@ -364,7 +371,7 @@ class ArmBackend:
     def get_snapshot(self, resource_group: str, name: str) -> Snapshot:
         row = self._snapshot_row(resource_group, name)
         if row is None:
-            raise err.resource_not_found("snapshots", name, resource_group)
+            raise err.resource_not_found(type="snapshots", name=name, group=resource_group)
         return self._snapshot(row)
 
     def list_snapshots(self, resource_group: str | None, skip_token: str | None) -> Page:
@@ -376,7 +383,7 @@ class ArmBackend:
             return False
         snap = self._snapshot(row)
         if snap.disk_state != "Unattached":
-            raise err.active_sas_conflict(snap.id, "delete")
+            raise err.active_sas_conflict(resource=snap.id, operation="delete")
         where = DataLocation.of(snap.unique_id)
         self.blobs.delete_container(where.account, where.container)
         if self._db.execute("SELECT 1 FROM disks WHERE unique_id=?", (snap.source_unique_id,)).fetchone():
@@ -389,13 +396,14 @@ class ArmBackend:
     def grant_snapshot(self, resource_group: str, name: str, access: str, duration_seconds: int) -> str:
         snap = self.get_snapshot(resource_group, name)
         if access == "Write":
-            raise err.write_access_on_snapshot(snap.id)
+            raise err.write_access_on_snapshot(resource=snap.id)
         if access != "Read":
             raise err.invalid_parameter(
-                "grantAccessData.access", f"Access level '{access}' is not valid for a snapshot (Read)."
+                target="grantAccessData.access",
+                detail=f"Access level '{access}' is not valid for a snapshot (Read).",
             )
         if snap.completion_percent < 100:
-            raise err.snapshot_not_complete(snap.id, snap.completion_percent)
+            raise err.snapshot_not_complete(resource=snap.id, percent=snap.completion_percent)
         if snap.family_id is not None and not self._has_active_grant(snap.unique_id):
             granted = self._db.execute(
                 "SELECT COUNT(DISTINCT s.unique_id) FROM snapshots s"
@@ -403,7 +411,9 @@ class ArmBackend:
                 (snap.family_id, self.clock()),
             ).fetchone()[0]
             if granted >= self.limits.sas_per_family:
-                raise err.sas_family_limit(snap.id, snap.family_id, self.limits.sas_per_family)
+                raise err.sas_family_limit(
+                    resource=snap.id, family=snap.family_id, limit=self.limits.sas_per_family
+                )
         return self._grant(snap.unique_id, access, "r", duration_seconds)
 
     def revoke_snapshot(self, resource_group: str, name: str) -> None:
@@ -425,7 +435,7 @@ class ArmBackend:
     def operation(self, op_id: str) -> tuple[datetime, dict[str, Any] | None]:
         row = self._db.execute("SELECT output, created FROM operations WHERE id=?", (op_id,)).fetchone()
         if row is None:
-            raise err.operation_not_found(op_id)
+            raise err.operation_not_found(operation=op_id)
         return _utc(row["created"]), None if row["output"] is None else json.loads(row["output"])
 
     # --- internals: disks -------------------------------------------------------------------
@@ -460,9 +470,9 @@ class ArmBackend:
         sector = spec.logical_sector_size or (4096 if v2 else 512)
         if sector not in (512, 4096) or (sector == 4096 and not v2):
             raise err.invalid_parameter(
-                "creationData.logicalSectorSize",
-                f"Logical sector size {sector} is not supported for sku {spec.sku}: 512 for every sku, "
-                "4096 only for PremiumV2_LRS and UltraSSD_LRS.",
+                target="creationData.logicalSectorSize",
+                detail=f"Logical sector size {sector} is not supported for sku {spec.sku}: "
+                "512 for every sku, 4096 only for PremiumV2_LRS and UltraSSD_LRS.",
             )
         return sector
 
@@ -471,8 +481,9 @@ class ArmBackend:
         limit = MAX_V2_DISK_GB if sku in V2_SKUS else MAX_DISK_GB
         if not 1 <= size_gb <= limit:
             raise err.invalid_parameter(
-                "diskSizeGB",
-                f"Disk size {size_gb} GB is not valid for sku {sku}: it must be between 1 and {limit} GB.",
+                target="diskSizeGB",
+                detail=f"Disk size {size_gb} GB is not valid for sku {sku}: "
+                f"it must be between 1 and {limit} GB.",
             )
         return size_gb * GIB
 
@@ -494,7 +505,7 @@ class ArmBackend:
     def _grow(self, row: sqlite3.Row, disk: Disk, new_size: int) -> None:
         """Resize the blob and move the VHD footer: clear the old one, write the new one at the end."""
         if disk.disk_state != "Unattached":
-            raise err.active_sas_conflict(disk.id, "resize")
+            raise err.active_sas_conflict(resource=disk.id, operation="resize")
         where = DataLocation.of(disk.unique_id)
         tail = self._tail(disk.sector_size)
         self.blobs.resize_page_blob(where.account, where.container, where.blob, new_size + tail)
@@ -517,8 +528,9 @@ class ArmBackend:
         """
         if not spec.source_uri or not spec.storage_account_id:
             raise err.invalid_parameter(
-                "creationData.sourceUri",
-                "createOption Import requires creationData.sourceUri and creationData.storageAccountId.",
+                target="creationData.sourceUri",
+                detail="createOption Import requires creationData.sourceUri and "
+                "creationData.storageAccountId.",
             )
         parts = urlsplit(spec.source_uri)
         path = [unquote(p) for p in parts.path.split("/") if p]
@@ -531,9 +543,9 @@ class ArmBackend:
         account_id = spec.storage_account_id.rstrip("/").split("/")
         if [a.lower() for a in account_id[-2:]] != ["storageaccounts", ref.account.lower()]:
             raise err.invalid_parameter(
-                "creationData.storageAccountId",
-                f"storageAccountId '{spec.storage_account_id}' is not the storage account {ref.account} "
-                "holding sourceUri.",
+                target="creationData.storageAccountId",
+                detail=f"storageAccountId '{spec.storage_account_id}' is not the storage account "
+                f"{ref.account} holding sourceUri.",
             )
         try:
             blob_size = self.blobs.blob_size(ref.account, ref.container, ref.blob, ref.snapshot)
@@ -600,22 +612,23 @@ class ArmBackend:
         match = _RESOURCE_ID.match(source_resource_id or "")
         if match is None or match["type"].lower() != "disks":
             raise err.invalid_parameter(
-                "creationData.sourceResourceId",
-                f"sourceResourceId '{source_resource_id}' is not a Microsoft.Compute/disks resource ID.",
+                target="creationData.sourceResourceId",
+                detail=f"sourceResourceId '{source_resource_id}' is not a "
+                "Microsoft.Compute/disks resource ID.",
             )
         if match["sub"].lower() != self.subscription_id.lower():
             raise err.invalid_parameter(
-                "creationData.sourceResourceId",
-                "An incremental snapshot must be created in the subscription of its disk.",
+                target="creationData.sourceResourceId",
+                detail="An incremental snapshot must be created in the subscription of its disk.",
             )
         return self.get_disk(match["rg"], match["name"])
 
     def _update_snapshot(self, row: sqlite3.Row, spec: SnapshotSpec) -> Snapshot:
         snap = self._snapshot(row)
         if spec.source_resource_id.lower() != snap.source_resource_id.lower():
-            raise err.property_change_not_allowed("creationData.sourceResourceId", snap.id)
+            raise err.property_change_not_allowed(target="creationData.sourceResourceId", resource=snap.id)
         if spec.incremental != snap.incremental:
-            raise err.property_change_not_allowed("incremental", snap.id)
+            raise err.property_change_not_allowed(target="incremental", resource=snap.id)
         if spec.tags is not None:
             self._db.execute(
                 "UPDATE snapshots SET tags=? WHERE unique_id=?", (json.dumps(spec.tags), snap.unique_id)
@@ -628,7 +641,7 @@ class ArmBackend:
             "SELECT COUNT(*) FROM snapshots WHERE source_unique_id=? AND incremental=1", (disk.unique_id,)
         ).fetchone()[0]
         if total >= limits.snapshots_per_disk:
-            raise err.snapshot_total_limit(disk.id, limits.snapshots_per_disk)
+            raise err.snapshot_total_limit(resource=disk.id, limit=limits.snapshots_per_disk)
         window_start = now - limits.snapshot_window_seconds
         recent = [
             r[0]
@@ -640,7 +653,10 @@ class ArmBackend:
         if len(recent) >= limits.snapshots_per_window:
             retry_after = math.ceil(recent[-limits.snapshots_per_window] - window_start)
             raise err.snapshot_rate_limit(
-                disk.id, limits.snapshots_per_window, limits.snapshot_window_seconds, retry_after
+                resource=disk.id,
+                limit=limits.snapshots_per_window,
+                minutes=limits.snapshot_window_seconds // 60,
+                retry_after=retry_after,
             )
         self._db.execute(
             "DELETE FROM snapshot_log WHERE disk_unique_id=? AND created <= ?", (disk.unique_id, window_start)
@@ -650,7 +666,7 @@ class ArmBackend:
                 "SELECT * FROM snapshots WHERE source_unique_id=? AND incremental=1", (disk.unique_id,)
             ).fetchall()
             if sum(self._completion(r) < 100 for r in rows) >= limits.pending_per_disk:
-                raise err.snapshot_pending_limit(disk.id, limits.pending_per_disk)
+                raise err.snapshot_pending_limit(resource=disk.id, limit=limits.pending_per_disk)
 
     # --- internals: grants and listing ------------------------------------------------------
 
@@ -665,7 +681,8 @@ class ArmBackend:
     def _grant(self, unique_id: str, access: str, permissions: str, duration_seconds: int) -> str:
         if duration_seconds < 1:
             raise err.invalid_parameter(
-                "grantAccessData.durationInSeconds", "durationInSeconds must be a positive number of seconds."
+                target="grantAccessData.durationInSeconds",
+                detail="durationInSeconds must be a positive number of seconds.",
             )
         where = DataLocation.of(unique_id)
         now = self.clock()
