@@ -23,14 +23,13 @@ from urllib.parse import quote
 from aiohttp import web
 
 from replicator.emulator import arm_errors as err
-from replicator.emulator.arm_backend import (
+from replicator.emulator.arm_backend import ArmBackend
+from replicator.emulator.arm_model import (
     SKU_TIERS,
-    ArmBackend,
     ArmLimits,
     Disk,
     DiskSpec,
     DiskUpdate,
-    Page,
     Snapshot,
     SnapshotSpec,
 )
@@ -123,7 +122,8 @@ def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def parse_disk_spec(body: dict[str, Any]) -> DiskSpec:
+def _creation(body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """What a disk and a snapshot PUT body both carry: location, properties, properties.creationData."""
     props = _object(body, "properties")
     creation = _object(props, "creationData")
     location = body.get("location")
@@ -131,6 +131,11 @@ def parse_disk_spec(body: dict[str, Any]) -> DiskSpec:
         raise err.invalid_parameter(
             target="location", detail="Required parameter 'location' is missing (null)."
         )
+    return location, props, creation
+
+
+def parse_disk_spec(body: dict[str, Any]) -> DiskSpec:
+    location, props, creation = _creation(body)
     return DiskSpec(
         location=location,
         sku=_object(body, "sku").get("name") or "Standard_LRS",
@@ -155,13 +160,7 @@ def parse_disk_update(body: dict[str, Any]) -> DiskUpdate:
 
 
 def parse_snapshot_spec(body: dict[str, Any]) -> SnapshotSpec:
-    props = _object(body, "properties")
-    creation = _object(props, "creationData")
-    location = body.get("location")
-    if not isinstance(location, str) or not location:
-        raise err.invalid_parameter(
-            target="location", detail="Required parameter 'location' is missing (null)."
-        )
+    location, props, creation = _creation(body)
     return SnapshotSpec(
         location=location,
         source_resource_id=creation.get("sourceResourceId") or "",
@@ -172,64 +171,53 @@ def parse_snapshot_spec(body: dict[str, Any]) -> SnapshotSpec:
     )
 
 
-def _sku(name: str) -> dict[str, str]:
-    return {"name": name, "tier": SKU_TIERS.get(name, "Standard")}
-
-
-def disk_json(disk: Disk) -> dict[str, Any]:
-    creation: dict[str, Any] = {"createOption": disk.create_option, "logicalSectorSize": disk.sector_size}
-    if disk.source_uri:
-        creation["sourceUri"] = disk.source_uri
-        creation["storageAccountId"] = disk.storage_account_id
+def resource_json(resource: Disk | Snapshot) -> dict[str, Any]:
+    """ARM's JSON of a disk or a snapshot: the envelope and properties both have, then each one's own."""
+    if isinstance(resource, Disk):
+        kind, creation, own = "disks", _disk_creation(resource), {}
+    else:
+        kind, creation, own = "snapshots", *_snapshot_properties(resource)
     return {
-        "id": disk.id,
-        "name": disk.name,
-        "type": "Microsoft.Compute/disks",
-        "location": disk.location,
-        "tags": disk.tags,
-        "sku": _sku(disk.sku),
+        "id": resource.id,
+        "name": resource.name,
+        "type": f"Microsoft.Compute/{kind}",
+        "location": resource.location,
+        "tags": resource.tags,
+        "sku": {"name": resource.sku, "tier": SKU_TIERS.get(resource.sku, "Standard")},
         "properties": {
             "creationData": creation,
-            "diskSizeGB": disk.size_gb,
-            "diskSizeBytes": disk.size_bytes,
-            "uniqueId": disk.unique_id,
-            "timeCreated": disk.time_created.isoformat(),
+            "diskSizeGB": resource.size_gb,
+            "diskSizeBytes": resource.size_bytes,
+            "uniqueId": resource.unique_id,
+            "timeCreated": resource.time_created.isoformat(),
             "provisioningState": "Succeeded",
-            "diskState": disk.disk_state,
+            "diskState": resource.disk_state,
+            **own,
             **_COMMON,
         },
     }
 
 
-def snapshot_json(snap: Snapshot) -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "creationData": {
-            "createOption": "Copy",
-            "sourceResourceId": snap.source_resource_id,
-            "sourceUniqueId": snap.source_unique_id,
-            "logicalSectorSize": snap.sector_size,
-        },
-        "diskSizeGB": snap.size_gb,
-        "diskSizeBytes": snap.size_bytes,
-        "uniqueId": snap.unique_id,
-        "timeCreated": snap.time_created.isoformat(),
-        "provisioningState": "Succeeded",
-        "diskState": snap.disk_state,
-        "incremental": snap.incremental,
-        "completionPercent": snap.completion_percent,
-        **_COMMON,
+def _disk_creation(disk: Disk) -> dict[str, Any]:
+    creation: dict[str, Any] = {"createOption": disk.create_option, "logicalSectorSize": disk.sector_size}
+    if disk.source_uri:
+        creation["sourceUri"] = disk.source_uri
+        creation["storageAccountId"] = disk.storage_account_id
+    return creation
+
+
+def _snapshot_properties(snap: Snapshot) -> tuple[dict[str, Any], dict[str, Any]]:
+    """creationData, and the properties only a snapshot has."""
+    creation = {
+        "createOption": "Copy",
+        "sourceResourceId": snap.source_resource_id,
+        "sourceUniqueId": snap.source_unique_id,
+        "logicalSectorSize": snap.sector_size,
     }
+    own: dict[str, Any] = {"incremental": snap.incremental, "completionPercent": snap.completion_percent}
     if snap.family_id is not None:
-        props["incrementalSnapshotFamilyId"] = snap.family_id
-    return {
-        "id": snap.id,
-        "name": snap.name,
-        "type": "Microsoft.Compute/snapshots",
-        "location": snap.location,
-        "tags": snap.tags,
-        "sku": _sku(snap.sku),
-        "properties": props,
-    }
+        own["incrementalSnapshotFamilyId"] = snap.family_id
+    return creation, own
 
 
 class _Routes:
@@ -268,18 +256,9 @@ class _Routes:
 
     # --- resources ----------------------------------------------------------------------
 
-    def _get(self, kind: str, rg: str, name: str) -> Disk | Snapshot:
-        if kind == "disks":
-            return self.backend.get_disk(rg, name)
-        return self.backend.get_snapshot(rg, name)
-
-    @staticmethod
-    def _json(resource: Disk | Snapshot) -> dict[str, Any]:
-        return disk_json(resource) if isinstance(resource, Disk) else snapshot_json(resource)
-
     async def get(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        return web.json_response(self._json(self._get(m["kind"], m["rg"], m["name"])))
+        return web.json_response(resource_json(self.backend.get(m["kind"], m["rg"], m["name"])))
 
     async def put(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
@@ -289,7 +268,7 @@ class _Routes:
             resource = self.backend.put_disk(m["rg"], m["name"], parse_disk_spec(body))
         else:
             resource = self.backend.put_snapshot(m["rg"], m["name"], parse_snapshot_spec(body))
-        return self._accepted(request, resource.location, None, self._json(resource))
+        return self._accepted(request, resource.location, None, resource_json(resource))
 
     async def patch(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
@@ -298,20 +277,17 @@ class _Routes:
             snap = self.backend.get_snapshot(m["rg"], m["name"])
             raise err.property_change_not_allowed(target="properties", resource=snap.id)
         disk = self.backend.update_disk(m["rg"], m["name"], parse_disk_update(body))
-        return self._accepted(request, disk.location, None, disk_json(disk))
+        return self._accepted(request, disk.location, None, resource_json(disk))
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
         try:
-            resource = self._get(m["kind"], m["rg"], m["name"])
+            resource = self.backend.get(m["kind"], m["rg"], m["name"])
         except err.ArmError as e:
             if e.status == 404:
                 return web.Response(status=204)  # Azure: deleting what is not there is a no-op
             raise
-        if m["kind"] == "disks":
-            self.backend.delete_disk(m["rg"], m["name"])
-        else:
-            self.backend.delete_snapshot(m["rg"], m["name"])
+        self.backend.delete(m["kind"], m["rg"], m["name"])
         return self._accepted(request, resource.location, None)
 
     async def grant(self, request: web.Request) -> web.StreamResponse:
@@ -324,7 +300,7 @@ class _Routes:
                 target="grantAccessData",
                 detail="Required parameters 'access' and 'durationInSeconds' must be given.",
             )
-        resource = self._get(m["kind"], m["rg"], m["name"])
+        resource = self.backend.get(m["kind"], m["rg"], m["name"])
         if m["kind"] == "disks":
             url = self.backend.grant_disk(m["rg"], m["name"], access, seconds)
         else:
@@ -333,23 +309,14 @@ class _Routes:
 
     async def revoke(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        resource = self._get(m["kind"], m["rg"], m["name"])
-        if m["kind"] == "disks":
-            self.backend.revoke_disk(m["rg"], m["name"])
-        else:
-            self.backend.revoke_snapshot(m["rg"], m["name"])
+        resource = self.backend.get(m["kind"], m["rg"], m["name"])
+        self.backend.revoke(m["kind"], m["rg"], m["name"])
         return self._accepted(request, resource.location, None)
 
     async def list(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        rg = m.get("rg")
-        token = request.query.get("$skiptoken")
-        page: Page
-        if m["kind"] == "disks":
-            page = self.backend.list_disks(rg, token)
-        else:
-            page = self.backend.list_snapshots(rg, token)
-        body: dict[str, Any] = {"value": [self._json(item) for item in page.items]}
+        page = self.backend.list(m["kind"], m.get("rg"), request.query.get("$skiptoken"))
+        body: dict[str, Any] = {"value": [resource_json(item) for item in page.items]}
         if page.next_key is not None:
             api = quote(request.query["api-version"], safe="")
             skip = quote(page.next_key, safe="")

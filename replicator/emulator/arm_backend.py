@@ -1,4 +1,4 @@
-"""Typed model of Microsoft.Compute disks, snapshots, SAS grants and their limits (no HTTP here).
+"""Microsoft.Compute disks, snapshots, SAS grants and their limits, persisted (no HTTP here).
 
 State lives in `DIR/arm.sqlite` so it survives a restart; disk and snapshot *data* live in the
 blob plane (`BlobBackend`), one md-* account and container per resource, blob `abcd`, as Azure lays
@@ -10,7 +10,8 @@ them out behind a managed-disk SAS:
   snapshot's own container, so diffs between snapshots of one disk find their common lineage;
 - a full snapshot is a copy-on-write copy (its own lineage).
 
-Every refusal is an `ArmError` from arm_errors. Limits are an `ArmLimits` so tests can shrink them.
+It answers in the typed model of arm_model.py; every refusal is an `ArmError` from arm_errors.
+Limits are an `ArmLimits` so tests can shrink them.
 Not faithful (see docs/emulator.md): operations finish at once, there are no VMs (disks are
 never attached), resource groups exist implicitly.
 """
@@ -32,23 +33,24 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from replicator.emulator import arm_errors as err
 from replicator.emulator import vhd
+from replicator.emulator.arm_model import (
+    GIB,
+    MAX_DISK_GB,
+    MAX_V2_DISK_GB,
+    SKUS,
+    V2_SKUS,
+    ArmLimits,
+    DataLocation,
+    Disk,
+    DiskSpec,
+    DiskUpdate,
+    Page,
+    Snapshot,
+    SnapshotSpec,
+)
 from replicator.emulator.blob_backend import BlobBackend, SnapshotRef
 from replicator.emulator.errors import BlobError
 
-GIB = 1 << 30
-MAX_DISK_GB = 32767  # Azure's largest Standard/Premium/StandardSSD disk (P80/E80/S80)
-MAX_V2_DISK_GB = 65536  # Premium SSD v2 and Ultra Disk maximum
-V2_SKUS = frozenset({"PremiumV2_LRS", "UltraSSD_LRS"})
-SKUS = frozenset({"Standard_LRS", "Premium_LRS", "StandardSSD_LRS", *V2_SKUS})
-SKU_TIERS = {
-    "Standard_LRS": "Standard",
-    "StandardSSD_LRS": "Standard",
-    "Premium_LRS": "Premium",
-    "PremiumV2_LRS": "Premium",
-    "UltraSSD_LRS": "Ultra",
-}
-DATA_BLOB = "abcd"  # the blob name Azure uses behind every managed-disk SAS
-DEFAULT_SAS_MAX_SECONDS = 24 * 3600  # cap on durationInSeconds (`--sas-max-seconds`)
 OPERATION_RETENTION_SECONDS = 3600  # finished LRO records older than this are pruned
 
 _RESOURCE_ID = re.compile(
@@ -56,116 +58,6 @@ _RESOURCE_ID = re.compile(
     r"(?P<type>disks|snapshots)/(?P<name>[^/]+)$",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class ArmLimits:
-    """Azure's documented limits and the emulator's timing knobs, injectable for tests."""
-
-    sas_per_family: int = 5  # SAS URIs per incremental snapshot family at a time
-    snapshots_per_window: int = 7  # incremental snapshots per disk ...
-    snapshot_window_seconds: int = 300  # ... every five minutes
-    snapshots_per_disk: int = 500  # incremental snapshots per disk in total
-    pending_per_disk: int = 3  # PremiumV2/Ultra snapshots still in background copy, per disk
-    completion_seconds: float = 30.0  # PremiumV2/Ultra snapshot completionPercent 0 -> 100
-    sas_max_seconds: int = DEFAULT_SAS_MAX_SECONDS
-    page_size: int = 10  # list page size: small on purpose, so clients must follow nextLink
-
-
-@dataclass(frozen=True)
-class DataLocation:
-    account: str
-    container: str
-    blob: str = DATA_BLOB
-
-    @classmethod
-    def of(cls, unique_id: str) -> DataLocation:
-        return cls(account="md-" + unique_id.replace("-", "")[:12], container=unique_id)
-
-
-@dataclass(frozen=True)
-class DiskSpec:
-    """A parsed disk PUT body (validated by the backend, which knows the rules)."""
-
-    location: str
-    sku: str = "Standard_LRS"
-    size_gb: int | None = None
-    create_option: str = "Empty"
-    logical_sector_size: int | None = None
-    source_uri: str | None = None
-    storage_account_id: str | None = None
-    tags: dict[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class DiskUpdate:
-    size_gb: int | None = None
-    sku: str | None = None
-    tags: dict[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class SnapshotSpec:
-    location: str
-    source_resource_id: str
-    create_option: str = "Copy"
-    incremental: bool = False
-    sku: str | None = None
-    tags: dict[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class Disk:
-    id: str
-    resource_group: str
-    name: str
-    location: str
-    sku: str
-    size_bytes: int
-    sector_size: int
-    unique_id: str
-    family_id: str
-    time_created: datetime
-    create_option: str
-    source_uri: str | None
-    storage_account_id: str | None
-    tags: dict[str, str]
-    disk_state: str
-
-    @property
-    def size_gb(self) -> int:
-        return math.ceil(self.size_bytes / GIB)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    id: str
-    resource_group: str
-    name: str
-    location: str
-    sku: str
-    incremental: bool
-    family_id: str | None
-    source_resource_id: str
-    source_unique_id: str
-    sector_size: int
-    size_bytes: int
-    unique_id: str
-    time_created: datetime
-    tags: dict[str, str]
-    disk_state: str
-    completion_percent: float
-
-    @property
-    def size_gb(self) -> int:
-        return math.ceil(self.size_bytes / GIB)
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    next_key: str | None  # opaque continuation for nextLink's $skiptoken
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS disks(
@@ -186,6 +78,10 @@ CREATE TABLE IF NOT EXISTS grants(
 CREATE TABLE IF NOT EXISTS snapshot_log(disk_unique_id TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS operations(id TEXT PRIMARY KEY, output TEXT, created REAL NOT NULL);
 """
+
+_COLUMNS_AS_IS = ("resource_group", "name", "location", "sku", "size_bytes", "sector_size", "unique_id",
+                  "family_id")  # fmt: skip
+"""The `Resource` fields that disks and snapshots rows both store as they are."""
 
 
 def _utc(epoch: float) -> datetime:
@@ -222,7 +118,7 @@ class ArmBackend:
 
     def put_disk(self, resource_group: str, name: str, spec: DiskSpec) -> Disk:
         """Create, or (PUT on an existing disk) update size and tags as Azure's createOrUpdate does."""
-        if self._disk_row(resource_group, name) is not None:
+        if self._row("disks", resource_group, name) is not None:
             return self.update_disk(resource_group, name, DiskUpdate(spec.size_gb, spec.sku, spec.tags))
         if spec.sku not in SKUS:
             raise err.invalid_parameter(
@@ -265,18 +161,10 @@ class ArmBackend:
         return self.get_disk(resource_group, name)
 
     def get_disk(self, resource_group: str, name: str) -> Disk:
-        row = self._disk_row(resource_group, name)
-        if row is None:
-            raise err.resource_not_found(type="disks", name=name, group=resource_group)
-        return self._disk(row)
-
-    def list_disks(self, resource_group: str | None, skip_token: str | None) -> Page:
-        return self._list("disks", resource_group, skip_token, self._disk)
+        return self._disk(self._existing("disks", resource_group, name))
 
     def update_disk(self, resource_group: str, name: str, update: DiskUpdate) -> Disk:
-        row = self._disk_row(resource_group, name)
-        if row is None:
-            raise err.resource_not_found(type="disks", name=name, group=resource_group)
+        row = self._existing("disks", resource_group, name)
         disk = self._disk(row)
         if update.sku is not None and update.sku != disk.sku:
             raise err.property_change_not_allowed(target="sku", resource=disk.id)
@@ -292,20 +180,6 @@ class ArmBackend:
             )
         return self.get_disk(resource_group, name)
 
-    def delete_disk(self, resource_group: str, name: str) -> bool:
-        """False when there was no such disk (Azure answers 204 then). Snapshots survive."""
-        row = self._disk_row(resource_group, name)
-        if row is None:
-            return False
-        disk = self._disk(row)
-        if disk.disk_state != "Unattached":
-            raise err.active_sas_conflict(resource=disk.id, operation="delete")
-        where = DataLocation.of(disk.unique_id)
-        self.blobs.delete_container(where.account, where.container)
-        self._db.execute("DELETE FROM grants WHERE unique_id=?", (disk.unique_id,))
-        self._db.execute("DELETE FROM disks WHERE unique_id=?", (disk.unique_id,))
-        return True
-
     def grant_disk(self, resource_group: str, name: str, access: str, duration_seconds: int) -> str:
         disk = self.get_disk(resource_group, name)
         permissions = {"Read": "r", "Write": "rw"}.get(access)
@@ -316,13 +190,10 @@ class ArmBackend:
             )
         return self._grant(disk.unique_id, access, permissions, duration_seconds)
 
-    def revoke_disk(self, resource_group: str, name: str) -> None:
-        self._revoke(self.get_disk(resource_group, name).unique_id)
-
     # --- snapshots --------------------------------------------------------------------------
 
     def put_snapshot(self, resource_group: str, name: str, spec: SnapshotSpec) -> Snapshot:
-        existing = self._snapshot_row(resource_group, name)
+        existing = self._row("snapshots", resource_group, name)
         if existing is not None:
             return self._update_snapshot(existing, spec)
         if spec.create_option != "Copy":
@@ -350,11 +221,10 @@ class ArmBackend:
         where = DataLocation.of(unique_id)
         if spec.incremental:
             self.blobs.read_only_alias(where.account, where.container, where.blob, ref)
-            sku = spec.sku or "Standard_LRS"  # incremental snapshots always live on standard HDD
         else:
             blob_size = disk.size_bytes + self._tail(disk.sector_size)
             self.blobs.create_page_blob(where.account, where.container, where.blob, blob_size, source=ref)
-            sku = spec.sku or "Standard_LRS"
+        sku = spec.sku or "Standard_LRS"  # incremental snapshots always live on standard HDD
         self._db.execute(
             "INSERT INTO snapshots VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
@@ -369,29 +239,7 @@ class ArmBackend:
         return self.get_snapshot(resource_group, name)
 
     def get_snapshot(self, resource_group: str, name: str) -> Snapshot:
-        row = self._snapshot_row(resource_group, name)
-        if row is None:
-            raise err.resource_not_found(type="snapshots", name=name, group=resource_group)
-        return self._snapshot(row)
-
-    def list_snapshots(self, resource_group: str | None, skip_token: str | None) -> Page:
-        return self._list("snapshots", resource_group, skip_token, self._snapshot)
-
-    def delete_snapshot(self, resource_group: str, name: str) -> bool:
-        row = self._snapshot_row(resource_group, name)
-        if row is None:
-            return False
-        snap = self._snapshot(row)
-        if snap.disk_state != "Unattached":
-            raise err.active_sas_conflict(resource=snap.id, operation="delete")
-        where = DataLocation.of(snap.unique_id)
-        self.blobs.delete_container(where.account, where.container)
-        if self._db.execute("SELECT 1 FROM disks WHERE unique_id=?", (snap.source_unique_id,)).fetchone():
-            source = DataLocation.of(snap.source_unique_id)
-            self.blobs.delete_blob(source.account, source.container, source.blob, row["blob_snapshot"])
-        self._db.execute("DELETE FROM grants WHERE unique_id=?", (snap.unique_id,))
-        self._db.execute("DELETE FROM snapshots WHERE unique_id=?", (snap.unique_id,))
-        return True
+        return self._snapshot(self._existing("snapshots", resource_group, name))
 
     def grant_snapshot(self, resource_group: str, name: str, access: str, duration_seconds: int) -> str:
         snap = self.get_snapshot(resource_group, name)
@@ -416,8 +264,64 @@ class ArmBackend:
                 )
         return self._grant(snap.unique_id, access, "r", duration_seconds)
 
-    def revoke_snapshot(self, resource_group: str, name: str) -> None:
-        self._revoke(self.get_snapshot(resource_group, name).unique_id)
+    # --- disks and snapshots alike ----------------------------------------------------------
+
+    def get(self, kind: str, resource_group: str, name: str) -> Disk | Snapshot:
+        """`kind` is the ARM path segment: "disks" or "snapshots"."""
+        return self._model(kind, self._existing(kind, resource_group, name))
+
+    def list(self, kind: str, resource_group: str | None, skip_token: str | None) -> Page:
+        """Keyset paging on (resource group, name), so concurrent creates never shift a page."""
+        clauses, args = [], []
+        if resource_group is not None:
+            clauses.append("rg_key = ?")
+            args.append(resource_group.lower())
+        if skip_token:
+            rg_key, _, name_key = skip_token.partition("/")
+            clauses.append("(rg_key, name_key) > (?, ?)")
+            args += [rg_key, name_key]
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(
+            f"SELECT * FROM {kind} {where} ORDER BY rg_key, name_key LIMIT ?",
+            (*args, self.limits.page_size + 1),
+        ).fetchall()
+        more = len(rows) > self.limits.page_size
+        rows = rows[: self.limits.page_size]
+        next_key = f"{rows[-1]['rg_key']}/{rows[-1]['name_key']}" if more else None
+        return Page([self._model(kind, r) for r in rows], next_key)
+
+    def delete(self, kind: str, resource_group: str, name: str) -> bool:
+        """False when there was no such resource (Azure answers 204 then). A disk's snapshots survive it;
+        a snapshot takes its blob snapshot of the disk with it."""
+        row = self._row(kind, resource_group, name)
+        if row is None:
+            return False
+        resource = self._model(kind, row)
+        if resource.disk_state != "Unattached":
+            raise err.active_sas_conflict(resource=resource.id, operation="delete")
+        where = DataLocation.of(resource.unique_id)
+        self.blobs.delete_container(where.account, where.container)
+        if (
+            isinstance(resource, Snapshot)
+            and self._db.execute(
+                "SELECT 1 FROM disks WHERE unique_id=?", (resource.source_unique_id,)
+            ).fetchone()
+        ):
+            source = DataLocation.of(resource.source_unique_id)
+            self.blobs.delete_blob(source.account, source.container, source.blob, row["blob_snapshot"])
+        self._db.execute("DELETE FROM grants WHERE unique_id=?", (resource.unique_id,))
+        self._db.execute(f"DELETE FROM {kind} WHERE unique_id=?", (resource.unique_id,))
+        return True
+
+    def revoke(self, kind: str, resource_group: str, name: str) -> None:
+        """End every SAS of the resource (endGetAccess)."""
+        unique_id = self._existing(kind, resource_group, name)["unique_id"]
+        where = DataLocation.of(unique_id)
+        for (policy_id,) in self._db.execute(
+            "SELECT policy_id FROM grants WHERE unique_id=?", (unique_id,)
+        ).fetchall():
+            self.blobs.revoke_sas(where.account, where.container, policy_id)
+        self._db.execute("DELETE FROM grants WHERE unique_id=?", (unique_id,))
 
     # --- long-running operation records -----------------------------------------------------
 
@@ -438,31 +342,46 @@ class ArmBackend:
             raise err.operation_not_found(operation=op_id)
         return _utc(row["created"]), None if row["output"] is None else json.loads(row["output"])
 
-    # --- internals: disks -------------------------------------------------------------------
+    # --- internals: rows --------------------------------------------------------------------
 
-    def _disk_row(self, resource_group: str, name: str) -> sqlite3.Row | None:
+    def _row(self, kind: str, resource_group: str, name: str) -> sqlite3.Row | None:
         return self._db.execute(
-            "SELECT * FROM disks WHERE rg_key=? AND name_key=?", (resource_group.lower(), name.lower())
+            f"SELECT * FROM {kind} WHERE rg_key=? AND name_key=?", (resource_group.lower(), name.lower())
         ).fetchone()
 
+    def _existing(self, kind: str, resource_group: str, name: str) -> sqlite3.Row:
+        row = self._row(kind, resource_group, name)
+        if row is None:
+            raise err.resource_not_found(type=kind, name=name, group=resource_group)
+        return row
+
+    def _model(self, kind: str, row: sqlite3.Row) -> Disk | Snapshot:
+        return self._disk(row) if kind == "disks" else self._snapshot(row)
+
+    def _common(self, kind: str, row: sqlite3.Row) -> dict[str, Any]:
+        """The `Resource` fields, read alike from a disks or a snapshots row."""
+        return {
+            "id": self.resource_id(kind, row["resource_group"], row["name"]),
+            "time_created": _utc(row["time_created"]),
+            "tags": json.loads(row["tags"]),
+            "disk_state": "ActiveSAS" if self._has_active_grant(row["unique_id"]) else "Unattached",
+            **{key: row[key] for key in _COLUMNS_AS_IS},
+        }
+
     def _disk(self, row: sqlite3.Row) -> Disk:
-        return Disk(
-            id=self.resource_id("disks", row["resource_group"], row["name"]),
-            resource_group=row["resource_group"],
-            name=row["name"],
-            location=row["location"],
-            sku=row["sku"],
-            size_bytes=row["size_bytes"],
-            sector_size=row["sector_size"],
-            unique_id=row["unique_id"],
-            family_id=row["family_id"],
-            time_created=_utc(row["time_created"]),
-            create_option=row["create_option"],
-            source_uri=row["source_uri"],
-            storage_account_id=row["storage_account_id"],
-            tags=json.loads(row["tags"]),
-            disk_state="ActiveSAS" if self._has_active_grant(row["unique_id"]) else "Unattached",
+        extra = {key: row[key] for key in ("create_option", "source_uri", "storage_account_id")}
+        return Disk(**self._common("disks", row), **extra)
+
+    def _snapshot(self, row: sqlite3.Row) -> Snapshot:
+        return Snapshot(
+            **self._common("snapshots", row),
+            incremental=bool(row["incremental"]),
+            source_resource_id=row["source_resource_id"],
+            source_unique_id=row["source_unique_id"],
+            completion_percent=self._completion(row),
         )
+
+    # --- internals: disks -------------------------------------------------------------------
 
     @staticmethod
     def _sector_size(spec: DiskSpec) -> int:
@@ -574,31 +493,6 @@ class ArmBackend:
 
     # --- internals: snapshots ---------------------------------------------------------------
 
-    def _snapshot_row(self, resource_group: str, name: str) -> sqlite3.Row | None:
-        return self._db.execute(
-            "SELECT * FROM snapshots WHERE rg_key=? AND name_key=?", (resource_group.lower(), name.lower())
-        ).fetchone()
-
-    def _snapshot(self, row: sqlite3.Row) -> Snapshot:
-        return Snapshot(
-            id=self.resource_id("snapshots", row["resource_group"], row["name"]),
-            resource_group=row["resource_group"],
-            name=row["name"],
-            location=row["location"],
-            sku=row["sku"],
-            incremental=bool(row["incremental"]),
-            family_id=row["family_id"],
-            source_resource_id=row["source_resource_id"],
-            source_unique_id=row["source_unique_id"],
-            sector_size=row["sector_size"],
-            size_bytes=row["size_bytes"],
-            unique_id=row["unique_id"],
-            time_created=_utc(row["time_created"]),
-            tags=json.loads(row["tags"]),
-            disk_state="ActiveSAS" if self._has_active_grant(row["unique_id"]) else "Unattached",
-            completion_percent=self._completion(row),
-        )
-
     def _completion(self, row: sqlite3.Row) -> float:
         """PremiumV2/Ultra incremental snapshots copy in the background: 0 -> 100 linearly."""
         if not (row["incremental"] and row["source_sku"] in V2_SKUS):
@@ -633,7 +527,7 @@ class ArmBackend:
             self._db.execute(
                 "UPDATE snapshots SET tags=? WHERE unique_id=?", (json.dumps(spec.tags), snap.unique_id)
             )
-        return self._snapshot(self._snapshot_row(snap.resource_group, snap.name) or row)
+        return self.get_snapshot(snap.resource_group, snap.name)
 
     def _check_snapshot_limits(self, disk: Disk, now: float) -> None:
         limits = self.limits
@@ -697,37 +591,3 @@ class ArmBackend:
         )
         self._db.execute("INSERT INTO grants VALUES (?,?,?,?)", (policy_id, unique_id, access, expiry))
         return url
-
-    def _revoke(self, unique_id: str) -> None:
-        where = DataLocation.of(unique_id)
-        for (policy_id,) in self._db.execute(
-            "SELECT policy_id FROM grants WHERE unique_id=?", (unique_id,)
-        ).fetchall():
-            self.blobs.revoke_sas(where.account, where.container, policy_id)
-        self._db.execute("DELETE FROM grants WHERE unique_id=?", (unique_id,))
-
-    def _list(
-        self,
-        table: str,
-        resource_group: str | None,
-        skip_token: str | None,
-        build: Callable[[sqlite3.Row], Any],
-    ) -> Page:
-        """Keyset paging on (resource group, name), so concurrent creates never shift a page."""
-        clauses, args = [], []
-        if resource_group is not None:
-            clauses.append("rg_key = ?")
-            args.append(resource_group.lower())
-        if skip_token:
-            rg_key, _, name_key = skip_token.partition("/")
-            clauses.append("(rg_key, name_key) > (?, ?)")
-            args += [rg_key, name_key]
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db.execute(
-            f"SELECT * FROM {table} {where} ORDER BY rg_key, name_key LIMIT ?",
-            (*args, self.limits.page_size + 1),
-        ).fetchall()
-        more = len(rows) > self.limits.page_size
-        rows = rows[: self.limits.page_size]
-        next_key = f"{rows[-1]['rg_key']}/{rows[-1]['name_key']}" if more else None
-        return Page([build(r) for r in rows], next_key)
