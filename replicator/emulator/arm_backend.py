@@ -14,6 +14,10 @@ It answers in the typed model of arm_model.py; every refusal is an `ArmError` fr
 Limits are an `ArmLimits` so tests can shrink them.
 Not faithful (see docs/emulator.md): operations finish at once, there are no VMs (disks are
 never attached), resource groups exist implicitly.
+
+Why one module of about 600 lines: disks, snapshots and grants refer to each other (a snapshot's
+family, limits and blob are its disk's; a grant blocks deleting either) in one database, so their
+rules read best side by side; what they share is written once ("disks and snapshots alike").
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ from replicator.emulator.arm_model import (
     Snapshot,
     SnapshotSpec,
 )
-from replicator.emulator.blob_backend import BlobBackend, SnapshotRef
+from replicator.emulator.blob_backend import BlobBackend
+from replicator.emulator.blob_model import SnapshotRef
 from replicator.emulator.errors import BlobError
 
 OPERATION_RETENTION_SECONDS = 3600  # finished LRO records older than this are pruned
