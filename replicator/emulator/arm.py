@@ -17,27 +17,24 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
 from replicator.emulator import arm_errors as err
-from replicator.emulator.arm_backend import (
+from replicator.emulator.arm_backend import ArmBackend
+from replicator.emulator.arm_model import (
     SKU_TIERS,
-    ArmBackend,
     ArmLimits,
     Disk,
     DiskSpec,
     DiskUpdate,
-    Page,
     Snapshot,
     SnapshotSpec,
 )
+from replicator.emulator.context import EmulatorContext
 from replicator.emulator.errors import BlobError
-
-if TYPE_CHECKING:
-    from replicator.emulator.app import EmulatorContext
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -58,7 +55,9 @@ def add_routes(app: web.Application, ctx: EmulatorContext, clock: Callable[[], f
         db_path=ctx.options.data_dir / "arm.sqlite",
         blobs=ctx.blobs,
         subscription_id=ctx.options.subscription_id,
-        limits=ArmLimits.from_options(ctx.options),
+        limits=ArmLimits(
+            completion_seconds=ctx.options.completion_seconds, sas_max_seconds=ctx.options.sas_max_seconds
+        ),
         clock=clock,
     )
     app[ARM_BACKEND_KEY] = backend
@@ -95,9 +94,9 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.read() or b"{}")
     except ValueError as e:
-        raise err.invalid_request_content(f"the body is not JSON ({e.msg}).") from e
+        raise err.invalid_request_content(detail=f"the body is not JSON ({e.msg}).") from e
     if not isinstance(body, dict):
-        raise err.invalid_request_content("the body must be a JSON object.")
+        raise err.invalid_request_content(detail="the body must be a JSON object.")
     return body
 
 
@@ -105,30 +104,38 @@ def _optional_int(value: Any, target: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise err.invalid_parameter(target, f"'{target}' must be an integer, not {value!r}.")
+        raise err.invalid_parameter(target=target, detail=f"'{target}' must be an integer, not {value!r}.")
     return value
 
 
 def _tags(body: dict[str, Any]) -> dict[str, str] | None:
     tags = body.get("tags")
     if tags is not None and not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())):
-        raise err.invalid_parameter("tags", "'tags' must be an object of strings.")
+        raise err.invalid_parameter(target="tags", detail="'tags' must be an object of strings.")
     return tags
 
 
 def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
     value = body.get(key) or {}
     if not isinstance(value, dict):
-        raise err.invalid_parameter(key, f"'{key}' must be an object.")
+        raise err.invalid_parameter(target=key, detail=f"'{key}' must be an object.")
     return value
 
 
-def parse_disk_spec(body: dict[str, Any]) -> DiskSpec:
+def _creation(body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """What a disk and a snapshot PUT body both carry: location, properties, properties.creationData."""
     props = _object(body, "properties")
     creation = _object(props, "creationData")
     location = body.get("location")
     if not isinstance(location, str) or not location:
-        raise err.invalid_parameter("location", "Required parameter 'location' is missing (null).")
+        raise err.invalid_parameter(
+            target="location", detail="Required parameter 'location' is missing (null)."
+        )
+    return location, props, creation
+
+
+def parse_disk_spec(body: dict[str, Any]) -> DiskSpec:
+    location, props, creation = _creation(body)
     return DiskSpec(
         location=location,
         sku=_object(body, "sku").get("name") or "Standard_LRS",
@@ -153,11 +160,7 @@ def parse_disk_update(body: dict[str, Any]) -> DiskUpdate:
 
 
 def parse_snapshot_spec(body: dict[str, Any]) -> SnapshotSpec:
-    props = _object(body, "properties")
-    creation = _object(props, "creationData")
-    location = body.get("location")
-    if not isinstance(location, str) or not location:
-        raise err.invalid_parameter("location", "Required parameter 'location' is missing (null).")
+    location, props, creation = _creation(body)
     return SnapshotSpec(
         location=location,
         source_resource_id=creation.get("sourceResourceId") or "",
@@ -168,64 +171,53 @@ def parse_snapshot_spec(body: dict[str, Any]) -> SnapshotSpec:
     )
 
 
-def _sku(name: str) -> dict[str, str]:
-    return {"name": name, "tier": SKU_TIERS.get(name, "Standard")}
-
-
-def disk_json(disk: Disk) -> dict[str, Any]:
-    creation: dict[str, Any] = {"createOption": disk.create_option, "logicalSectorSize": disk.sector_size}
-    if disk.source_uri:
-        creation["sourceUri"] = disk.source_uri
-        creation["storageAccountId"] = disk.storage_account_id
+def resource_json(resource: Disk | Snapshot) -> dict[str, Any]:
+    """ARM's JSON of a disk or a snapshot: the envelope and properties both have, then each one's own."""
+    if isinstance(resource, Disk):
+        kind, creation, own = "disks", _disk_creation(resource), {}
+    else:
+        kind, creation, own = "snapshots", *_snapshot_properties(resource)
     return {
-        "id": disk.id,
-        "name": disk.name,
-        "type": "Microsoft.Compute/disks",
-        "location": disk.location,
-        "tags": disk.tags,
-        "sku": _sku(disk.sku),
+        "id": resource.id,
+        "name": resource.name,
+        "type": f"Microsoft.Compute/{kind}",
+        "location": resource.location,
+        "tags": resource.tags,
+        "sku": {"name": resource.sku, "tier": SKU_TIERS.get(resource.sku, "Standard")},
         "properties": {
             "creationData": creation,
-            "diskSizeGB": disk.size_gb,
-            "diskSizeBytes": disk.size_bytes,
-            "uniqueId": disk.unique_id,
-            "timeCreated": disk.time_created.isoformat(),
+            "diskSizeGB": resource.size_gb,
+            "diskSizeBytes": resource.size_bytes,
+            "uniqueId": resource.unique_id,
+            "timeCreated": resource.time_created.isoformat(),
             "provisioningState": "Succeeded",
-            "diskState": disk.disk_state,
+            "diskState": resource.disk_state,
+            **own,
             **_COMMON,
         },
     }
 
 
-def snapshot_json(snap: Snapshot) -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "creationData": {
-            "createOption": "Copy",
-            "sourceResourceId": snap.source_resource_id,
-            "sourceUniqueId": snap.source_unique_id,
-            "logicalSectorSize": snap.sector_size,
-        },
-        "diskSizeGB": snap.size_gb,
-        "diskSizeBytes": snap.size_bytes,
-        "uniqueId": snap.unique_id,
-        "timeCreated": snap.time_created.isoformat(),
-        "provisioningState": "Succeeded",
-        "diskState": snap.disk_state,
-        "incremental": snap.incremental,
-        "completionPercent": snap.completion_percent,
-        **_COMMON,
+def _disk_creation(disk: Disk) -> dict[str, Any]:
+    creation: dict[str, Any] = {"createOption": disk.create_option, "logicalSectorSize": disk.sector_size}
+    if disk.source_uri:
+        creation["sourceUri"] = disk.source_uri
+        creation["storageAccountId"] = disk.storage_account_id
+    return creation
+
+
+def _snapshot_properties(snap: Snapshot) -> tuple[dict[str, Any], dict[str, Any]]:
+    """creationData, and the properties only a snapshot has."""
+    creation = {
+        "createOption": "Copy",
+        "sourceResourceId": snap.source_resource_id,
+        "sourceUniqueId": snap.source_unique_id,
+        "logicalSectorSize": snap.sector_size,
     }
+    own: dict[str, Any] = {"incremental": snap.incremental, "completionPercent": snap.completion_percent}
     if snap.family_id is not None:
-        props["incrementalSnapshotFamilyId"] = snap.family_id
-    return {
-        "id": snap.id,
-        "name": snap.name,
-        "type": "Microsoft.Compute/snapshots",
-        "location": snap.location,
-        "tags": snap.tags,
-        "sku": _sku(snap.sku),
-        "properties": props,
-    }
+        own["incrementalSnapshotFamilyId"] = snap.family_id
+    return creation, own
 
 
 class _Routes:
@@ -241,14 +233,14 @@ class _Routes:
                 self._authenticate(request)
                 sub = request.match_info.get("sub")
                 if sub is not None and sub.lower() != self.ctx.options.subscription_id.lower():
-                    raise err.subscription_not_found(sub)
+                    raise err.subscription_not_found(subscription=sub)
                 if not request.query.get("api-version"):
                     raise err.missing_api_version()
                 return await handler(request)
             except err.ArmError as e:
                 return _error_response(e)
             except BlobError as e:  # the blob plane refused what ARM asked: an emulator bug
-                return _error_response(err.ArmError(500, "InternalServerError", f"Blob plane: {e.code}."))
+                return _error_response(err.blob_plane_refused(code=e.code))
 
         return guarded
 
@@ -264,18 +256,9 @@ class _Routes:
 
     # --- resources ----------------------------------------------------------------------
 
-    def _get(self, kind: str, rg: str, name: str) -> Disk | Snapshot:
-        if kind == "disks":
-            return self.backend.get_disk(rg, name)
-        return self.backend.get_snapshot(rg, name)
-
-    @staticmethod
-    def _json(resource: Disk | Snapshot) -> dict[str, Any]:
-        return disk_json(resource) if isinstance(resource, Disk) else snapshot_json(resource)
-
     async def get(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        return web.json_response(self._json(self._get(m["kind"], m["rg"], m["name"])))
+        return web.json_response(resource_json(self.backend.get(m["kind"], m["rg"], m["name"])))
 
     async def put(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
@@ -285,29 +268,26 @@ class _Routes:
             resource = self.backend.put_disk(m["rg"], m["name"], parse_disk_spec(body))
         else:
             resource = self.backend.put_snapshot(m["rg"], m["name"], parse_snapshot_spec(body))
-        return self._accepted(request, resource.location, None, self._json(resource))
+        return self._accepted(request, resource.location, None, resource_json(resource))
 
     async def patch(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
         body = await _json_body(request)
         if m["kind"] != "disks":
             snap = self.backend.get_snapshot(m["rg"], m["name"])
-            raise err.property_change_not_allowed("properties", snap.id)
+            raise err.property_change_not_allowed(target="properties", resource=snap.id)
         disk = self.backend.update_disk(m["rg"], m["name"], parse_disk_update(body))
-        return self._accepted(request, disk.location, None, disk_json(disk))
+        return self._accepted(request, disk.location, None, resource_json(disk))
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
         try:
-            resource = self._get(m["kind"], m["rg"], m["name"])
+            resource = self.backend.get(m["kind"], m["rg"], m["name"])
         except err.ArmError as e:
             if e.status == 404:
                 return web.Response(status=204)  # Azure: deleting what is not there is a no-op
             raise
-        if m["kind"] == "disks":
-            self.backend.delete_disk(m["rg"], m["name"])
-        else:
-            self.backend.delete_snapshot(m["rg"], m["name"])
+        self.backend.delete(m["kind"], m["rg"], m["name"])
         return self._accepted(request, resource.location, None)
 
     async def grant(self, request: web.Request) -> web.StreamResponse:
@@ -317,9 +297,10 @@ class _Routes:
         seconds = _optional_int(body.get("durationInSeconds"), "grantAccessData.durationInSeconds")
         if not isinstance(access, str) or seconds is None:
             raise err.invalid_parameter(
-                "grantAccessData", "Required parameters 'access' and 'durationInSeconds' must be given."
+                target="grantAccessData",
+                detail="Required parameters 'access' and 'durationInSeconds' must be given.",
             )
-        resource = self._get(m["kind"], m["rg"], m["name"])
+        resource = self.backend.get(m["kind"], m["rg"], m["name"])
         if m["kind"] == "disks":
             url = self.backend.grant_disk(m["rg"], m["name"], access, seconds)
         else:
@@ -328,23 +309,14 @@ class _Routes:
 
     async def revoke(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        resource = self._get(m["kind"], m["rg"], m["name"])
-        if m["kind"] == "disks":
-            self.backend.revoke_disk(m["rg"], m["name"])
-        else:
-            self.backend.revoke_snapshot(m["rg"], m["name"])
+        resource = self.backend.get(m["kind"], m["rg"], m["name"])
+        self.backend.revoke(m["kind"], m["rg"], m["name"])
         return self._accepted(request, resource.location, None)
 
     async def list(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        rg = m.get("rg")
-        token = request.query.get("$skiptoken")
-        page: Page
-        if m["kind"] == "disks":
-            page = self.backend.list_disks(rg, token)
-        else:
-            page = self.backend.list_snapshots(rg, token)
-        body: dict[str, Any] = {"value": [self._json(item) for item in page.items]}
+        page = self.backend.list(m["kind"], m.get("rg"), request.query.get("$skiptoken"))
+        body: dict[str, Any] = {"value": [resource_json(item) for item in page.items]}
         if page.next_key is not None:
             api = quote(request.query["api-version"], safe="")
             skip = quote(page.next_key, safe="")
@@ -395,4 +367,4 @@ class _Routes:
         return f"{request.scheme}://{request.host}"
 
     async def unknown(self, request: web.Request) -> web.StreamResponse:
-        raise err.no_such_route(request.method, request.path)
+        raise err.no_such_route(method=request.method, path=request.path)

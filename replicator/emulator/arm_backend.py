@@ -1,4 +1,4 @@
-"""Typed model of Microsoft.Compute disks, snapshots, SAS grants and their limits (no HTTP here).
+"""Microsoft.Compute disks, snapshots, SAS grants and their limits, persisted (no HTTP here).
 
 State lives in `DIR/arm.sqlite` so it survives a restart; disk and snapshot *data* live in the
 blob plane (`BlobBackend`), one md-* account and container per resource, blob `abcd`, as Azure lays
@@ -10,9 +10,14 @@ them out behind a managed-disk SAS:
   snapshot's own container, so diffs between snapshots of one disk find their common lineage;
 - a full snapshot is a copy-on-write copy (its own lineage).
 
-Every refusal is an `ArmError` from arm_errors. Limits are an `ArmLimits` so tests can shrink them.
+It answers in the typed model of arm_model.py; every refusal is an `ArmError` from arm_errors.
+Limits are an `ArmLimits` so tests can shrink them.
 Not faithful (see docs/emulator.md): operations finish at once, there are no VMs (disks are
 never attached), resource groups exist implicitly.
+
+Why one module of about 600 lines: disks, snapshots and grants refer to each other (a snapshot's
+family, limits and blob are its disk's; a grant blocks deleting either) in one database, so their
+rules read best side by side; what they share is written once ("disks and snapshots alike").
 """
 
 from __future__ import annotations
@@ -32,23 +37,25 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from replicator.emulator import arm_errors as err
 from replicator.emulator import vhd
-from replicator.emulator.blob_backend import BlobBackend, SnapshotRef
+from replicator.emulator.arm_model import (
+    GIB,
+    MAX_DISK_GB,
+    MAX_V2_DISK_GB,
+    SKUS,
+    V2_SKUS,
+    ArmLimits,
+    DataLocation,
+    Disk,
+    DiskSpec,
+    DiskUpdate,
+    Page,
+    Snapshot,
+    SnapshotSpec,
+)
+from replicator.emulator.blob_backend import BlobBackend
+from replicator.emulator.blob_model import SnapshotRef
 from replicator.emulator.errors import BlobError
 
-GIB = 1 << 30
-MAX_DISK_GB = 32767  # Azure's largest Standard/Premium/StandardSSD disk (P80/E80/S80)
-MAX_V2_DISK_GB = 65536  # Premium SSD v2 and Ultra Disk maximum
-V2_SKUS = frozenset({"PremiumV2_LRS", "UltraSSD_LRS"})
-SKUS = frozenset({"Standard_LRS", "Premium_LRS", "StandardSSD_LRS", *V2_SKUS})
-SKU_TIERS = {
-    "Standard_LRS": "Standard",
-    "StandardSSD_LRS": "Standard",
-    "Premium_LRS": "Premium",
-    "PremiumV2_LRS": "Premium",
-    "UltraSSD_LRS": "Ultra",
-}
-DATA_BLOB = "abcd"  # the blob name Azure uses behind every managed-disk SAS
-DEFAULT_SAS_MAX_SECONDS = 24 * 3600  # cap on durationInSeconds; `--sas-max-seconds` may set it later
 OPERATION_RETENTION_SECONDS = 3600  # finished LRO records older than this are pruned
 
 _RESOURCE_ID = re.compile(
@@ -56,124 +63,6 @@ _RESOURCE_ID = re.compile(
     r"(?P<type>disks|snapshots)/(?P<name>[^/]+)$",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class ArmLimits:
-    """Azure's documented limits and the emulator's timing knobs, injectable for tests."""
-
-    sas_per_family: int = 5  # SAS URIs per incremental snapshot family at a time
-    snapshots_per_window: int = 7  # incremental snapshots per disk ...
-    snapshot_window_seconds: int = 300  # ... every five minutes
-    snapshots_per_disk: int = 500  # incremental snapshots per disk in total
-    pending_per_disk: int = 3  # PremiumV2/Ultra snapshots still in background copy, per disk
-    completion_seconds: float = 30.0  # PremiumV2/Ultra snapshot completionPercent 0 -> 100
-    sas_max_seconds: int = DEFAULT_SAS_MAX_SECONDS
-    page_size: int = 10  # list page size: small on purpose, so clients must follow nextLink
-
-    @classmethod
-    def from_options(cls, options: Any) -> ArmLimits:
-        # sas_max_seconds is read with a default because EmulatorOptions gains it in a later issue.
-        return cls(
-            completion_seconds=options.completion_seconds,
-            sas_max_seconds=int(getattr(options, "sas_max_seconds", DEFAULT_SAS_MAX_SECONDS)),
-        )
-
-
-@dataclass(frozen=True)
-class DataLocation:
-    account: str
-    container: str
-    blob: str = DATA_BLOB
-
-    @classmethod
-    def of(cls, unique_id: str) -> DataLocation:
-        return cls(account="md-" + unique_id.replace("-", "")[:12], container=unique_id)
-
-
-@dataclass(frozen=True)
-class DiskSpec:
-    """A parsed disk PUT body (validated by the backend, which knows the rules)."""
-
-    location: str
-    sku: str = "Standard_LRS"
-    size_gb: int | None = None
-    create_option: str = "Empty"
-    logical_sector_size: int | None = None
-    source_uri: str | None = None
-    storage_account_id: str | None = None
-    tags: dict[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class DiskUpdate:
-    size_gb: int | None = None
-    sku: str | None = None
-    tags: dict[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class SnapshotSpec:
-    location: str
-    source_resource_id: str
-    create_option: str = "Copy"
-    incremental: bool = False
-    sku: str | None = None
-    tags: dict[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class Disk:
-    id: str
-    resource_group: str
-    name: str
-    location: str
-    sku: str
-    size_bytes: int
-    sector_size: int
-    unique_id: str
-    family_id: str
-    time_created: datetime
-    create_option: str
-    source_uri: str | None
-    storage_account_id: str | None
-    tags: dict[str, str]
-    disk_state: str
-
-    @property
-    def size_gb(self) -> int:
-        return math.ceil(self.size_bytes / GIB)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    id: str
-    resource_group: str
-    name: str
-    location: str
-    sku: str
-    incremental: bool
-    family_id: str | None
-    source_resource_id: str
-    source_unique_id: str
-    sector_size: int
-    size_bytes: int
-    unique_id: str
-    time_created: datetime
-    tags: dict[str, str]
-    disk_state: str
-    completion_percent: float
-
-    @property
-    def size_gb(self) -> int:
-        return math.ceil(self.size_bytes / GIB)
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    next_key: str | None  # opaque continuation for nextLink's $skiptoken
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS disks(
@@ -194,6 +83,10 @@ CREATE TABLE IF NOT EXISTS grants(
 CREATE TABLE IF NOT EXISTS snapshot_log(disk_unique_id TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS operations(id TEXT PRIMARY KEY, output TEXT, created REAL NOT NULL);
 """
+
+_COLUMNS_AS_IS = ("resource_group", "name", "location", "sku", "size_bytes", "sector_size", "unique_id",
+                  "family_id")  # fmt: skip
+"""The `Resource` fields that disks and snapshots rows both store as they are."""
 
 
 def _utc(epoch: float) -> datetime:
@@ -230,10 +123,12 @@ class ArmBackend:
 
     def put_disk(self, resource_group: str, name: str, spec: DiskSpec) -> Disk:
         """Create, or (PUT on an existing disk) update size and tags as Azure's createOrUpdate does."""
-        if self._disk_row(resource_group, name) is not None:
+        if self._row("disks", resource_group, name) is not None:
             return self.update_disk(resource_group, name, DiskUpdate(spec.size_gb, spec.sku, spec.tags))
         if spec.sku not in SKUS:
-            raise err.invalid_parameter("sku.name", f"The disk sku '{spec.sku}' is not supported.")
+            raise err.invalid_parameter(
+                target="sku.name", detail=f"The disk sku '{spec.sku}' is not supported."
+            )
         sector = self._sector_size(spec)
         unique_id = str(uuid.uuid4())
         where = DataLocation.of(unique_id)
@@ -241,7 +136,8 @@ class ArmBackend:
         if spec.create_option == "Empty":
             if spec.size_gb is None:
                 raise err.invalid_parameter(
-                    "diskSizeGB", "Required parameter 'diskSizeGB' is missing (null) for createOption Empty."
+                    target="diskSizeGB",
+                    detail="Required parameter 'diskSizeGB' is missing (null) for createOption Empty.",
                 )
             size = self._checked_size(spec.sku, spec.size_gb)
             self.blobs.create_page_blob(where.account, where.container, where.blob, size + self._tail(sector))
@@ -251,8 +147,9 @@ class ArmBackend:
             size, original = self._import(where, spec, sector)
         else:
             raise err.invalid_parameter(
-                "creationData.createOption",
-                f"createOption '{spec.create_option}' is not supported by the emulator (Empty, Import).",
+                target="creationData.createOption",
+                detail=f"createOption '{spec.create_option}' is not supported by the emulator "
+                "(Empty, Import).",
             )
         try:
             self._db.execute(
@@ -269,25 +166,17 @@ class ArmBackend:
         return self.get_disk(resource_group, name)
 
     def get_disk(self, resource_group: str, name: str) -> Disk:
-        row = self._disk_row(resource_group, name)
-        if row is None:
-            raise err.resource_not_found("disks", name, resource_group)
-        return self._disk(row)
-
-    def list_disks(self, resource_group: str | None, skip_token: str | None) -> Page:
-        return self._list("disks", resource_group, skip_token, self._disk)
+        return self._disk(self._existing("disks", resource_group, name))
 
     def update_disk(self, resource_group: str, name: str, update: DiskUpdate) -> Disk:
-        row = self._disk_row(resource_group, name)
-        if row is None:
-            raise err.resource_not_found("disks", name, resource_group)
+        row = self._existing("disks", resource_group, name)
         disk = self._disk(row)
         if update.sku is not None and update.sku != disk.sku:
-            raise err.property_change_not_allowed("sku", disk.id)
+            raise err.property_change_not_allowed(target="sku", resource=disk.id)
         if update.size_gb is not None:
             new_size = self._checked_size(disk.sku, update.size_gb)
             if new_size < disk.size_bytes:
-                raise err.disk_shrink_not_allowed(disk.id)
+                raise err.disk_shrink_not_allowed(resource=disk.id)
             if new_size > disk.size_bytes:
                 self._grow(row, disk, new_size)
         if update.tags is not None:
@@ -296,54 +185,40 @@ class ArmBackend:
             )
         return self.get_disk(resource_group, name)
 
-    def delete_disk(self, resource_group: str, name: str) -> bool:
-        """False when there was no such disk (Azure answers 204 then). Snapshots survive."""
-        row = self._disk_row(resource_group, name)
-        if row is None:
-            return False
-        disk = self._disk(row)
-        if disk.disk_state != "Unattached":
-            raise err.active_sas_conflict(disk.id, "delete")
-        where = DataLocation.of(disk.unique_id)
-        self.blobs.delete_container(where.account, where.container)
-        self._db.execute("DELETE FROM grants WHERE unique_id=?", (disk.unique_id,))
-        self._db.execute("DELETE FROM disks WHERE unique_id=?", (disk.unique_id,))
-        return True
-
     def grant_disk(self, resource_group: str, name: str, access: str, duration_seconds: int) -> str:
         disk = self.get_disk(resource_group, name)
         permissions = {"Read": "r", "Write": "rw"}.get(access)
         if permissions is None:
             raise err.invalid_parameter(
-                "grantAccessData.access", f"Access level '{access}' is not valid for a disk (Read, Write)."
+                target="grantAccessData.access",
+                detail=f"Access level '{access}' is not valid for a disk (Read, Write).",
             )
         return self._grant(disk.unique_id, access, permissions, duration_seconds)
-
-    def revoke_disk(self, resource_group: str, name: str) -> None:
-        self._revoke(self.get_disk(resource_group, name).unique_id)
 
     # --- snapshots --------------------------------------------------------------------------
 
     def put_snapshot(self, resource_group: str, name: str, spec: SnapshotSpec) -> Snapshot:
-        existing = self._snapshot_row(resource_group, name)
+        existing = self._row("snapshots", resource_group, name)
         if existing is not None:
             return self._update_snapshot(existing, spec)
         if spec.create_option != "Copy":
             raise err.invalid_parameter(
-                "creationData.createOption",
-                f"createOption '{spec.create_option}' is not supported for snapshots by the emulator (Copy).",
+                target="creationData.createOption",
+                detail=f"createOption '{spec.create_option}' is not supported for snapshots by the emulator "
+                "(Copy).",
             )
         disk = self._source_disk(spec.source_resource_id)
         if spec.location.replace(" ", "").lower() != disk.location.replace(" ", "").lower():
             raise err.invalid_parameter(
-                "location",
-                f"The snapshot must be in the location of its source disk {disk.id} ({disk.location}).",
+                target="location",
+                detail=f"The snapshot must be in the location of its source disk {disk.id} "
+                f"({disk.location}).",
             )
         now = self.clock()
         if spec.incremental:
             self._check_snapshot_limits(disk, now)
         elif disk.sku in V2_SKUS:
-            raise err.full_snapshot_of_v2_disk(disk.id, disk.sku)
+            raise err.full_snapshot_of_v2_disk(resource=disk.id, sku=disk.sku)
         source = DataLocation.of(disk.unique_id)
         blob_snapshot = self.blobs.snapshot_blob(source.account, source.container, source.blob)
         ref = SnapshotRef(source.account, source.container, source.blob, blob_snapshot)
@@ -351,11 +226,10 @@ class ArmBackend:
         where = DataLocation.of(unique_id)
         if spec.incremental:
             self.blobs.read_only_alias(where.account, where.container, where.blob, ref)
-            sku = spec.sku or "Standard_LRS"  # incremental snapshots always live on standard HDD
         else:
             blob_size = disk.size_bytes + self._tail(disk.sector_size)
             self.blobs.create_page_blob(where.account, where.container, where.blob, blob_size, source=ref)
-            sku = spec.sku or "Standard_LRS"
+        sku = spec.sku or "Standard_LRS"  # incremental snapshots always live on standard HDD
         self._db.execute(
             "INSERT INTO snapshots VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
@@ -370,40 +244,19 @@ class ArmBackend:
         return self.get_snapshot(resource_group, name)
 
     def get_snapshot(self, resource_group: str, name: str) -> Snapshot:
-        row = self._snapshot_row(resource_group, name)
-        if row is None:
-            raise err.resource_not_found("snapshots", name, resource_group)
-        return self._snapshot(row)
-
-    def list_snapshots(self, resource_group: str | None, skip_token: str | None) -> Page:
-        return self._list("snapshots", resource_group, skip_token, self._snapshot)
-
-    def delete_snapshot(self, resource_group: str, name: str) -> bool:
-        row = self._snapshot_row(resource_group, name)
-        if row is None:
-            return False
-        snap = self._snapshot(row)
-        if snap.disk_state != "Unattached":
-            raise err.active_sas_conflict(snap.id, "delete")
-        where = DataLocation.of(snap.unique_id)
-        self.blobs.delete_container(where.account, where.container)
-        if self._db.execute("SELECT 1 FROM disks WHERE unique_id=?", (snap.source_unique_id,)).fetchone():
-            source = DataLocation.of(snap.source_unique_id)
-            self.blobs.delete_blob(source.account, source.container, source.blob, row["blob_snapshot"])
-        self._db.execute("DELETE FROM grants WHERE unique_id=?", (snap.unique_id,))
-        self._db.execute("DELETE FROM snapshots WHERE unique_id=?", (snap.unique_id,))
-        return True
+        return self._snapshot(self._existing("snapshots", resource_group, name))
 
     def grant_snapshot(self, resource_group: str, name: str, access: str, duration_seconds: int) -> str:
         snap = self.get_snapshot(resource_group, name)
         if access == "Write":
-            raise err.write_access_on_snapshot(snap.id)
+            raise err.write_access_on_snapshot(resource=snap.id)
         if access != "Read":
             raise err.invalid_parameter(
-                "grantAccessData.access", f"Access level '{access}' is not valid for a snapshot (Read)."
+                target="grantAccessData.access",
+                detail=f"Access level '{access}' is not valid for a snapshot (Read).",
             )
         if snap.completion_percent < 100:
-            raise err.snapshot_not_complete(snap.id, snap.completion_percent)
+            raise err.snapshot_not_complete(resource=snap.id, percent=snap.completion_percent)
         if snap.family_id is not None and not self._has_active_grant(snap.unique_id):
             granted = self._db.execute(
                 "SELECT COUNT(DISTINCT s.unique_id) FROM snapshots s"
@@ -411,11 +264,69 @@ class ArmBackend:
                 (snap.family_id, self.clock()),
             ).fetchone()[0]
             if granted >= self.limits.sas_per_family:
-                raise err.sas_family_limit(snap.id, snap.family_id, self.limits.sas_per_family)
+                raise err.sas_family_limit(
+                    resource=snap.id, family=snap.family_id, limit=self.limits.sas_per_family
+                )
         return self._grant(snap.unique_id, access, "r", duration_seconds)
 
-    def revoke_snapshot(self, resource_group: str, name: str) -> None:
-        self._revoke(self.get_snapshot(resource_group, name).unique_id)
+    # --- disks and snapshots alike ----------------------------------------------------------
+
+    def get(self, kind: str, resource_group: str, name: str) -> Disk | Snapshot:
+        """`kind` is the ARM path segment: "disks" or "snapshots"."""
+        return self._model(kind, self._existing(kind, resource_group, name))
+
+    def list(self, kind: str, resource_group: str | None, skip_token: str | None) -> Page:
+        """Keyset paging on (resource group, name), so concurrent creates never shift a page."""
+        clauses, args = [], []
+        if resource_group is not None:
+            clauses.append("rg_key = ?")
+            args.append(resource_group.lower())
+        if skip_token:
+            rg_key, _, name_key = skip_token.partition("/")
+            clauses.append("(rg_key, name_key) > (?, ?)")
+            args += [rg_key, name_key]
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(
+            f"SELECT * FROM {kind} {where} ORDER BY rg_key, name_key LIMIT ?",
+            (*args, self.limits.page_size + 1),
+        ).fetchall()
+        more = len(rows) > self.limits.page_size
+        rows = rows[: self.limits.page_size]
+        next_key = f"{rows[-1]['rg_key']}/{rows[-1]['name_key']}" if more else None
+        return Page([self._model(kind, r) for r in rows], next_key)
+
+    def delete(self, kind: str, resource_group: str, name: str) -> bool:
+        """False when there was no such resource (Azure answers 204 then). A disk's snapshots survive it;
+        a snapshot takes its blob snapshot of the disk with it."""
+        row = self._row(kind, resource_group, name)
+        if row is None:
+            return False
+        resource = self._model(kind, row)
+        if resource.disk_state != "Unattached":
+            raise err.active_sas_conflict(resource=resource.id, operation="delete")
+        where = DataLocation.of(resource.unique_id)
+        self.blobs.delete_container(where.account, where.container)
+        if (
+            isinstance(resource, Snapshot)
+            and self._db.execute(
+                "SELECT 1 FROM disks WHERE unique_id=?", (resource.source_unique_id,)
+            ).fetchone()
+        ):
+            source = DataLocation.of(resource.source_unique_id)
+            self.blobs.delete_blob(source.account, source.container, source.blob, row["blob_snapshot"])
+        self._db.execute("DELETE FROM grants WHERE unique_id=?", (resource.unique_id,))
+        self._db.execute(f"DELETE FROM {kind} WHERE unique_id=?", (resource.unique_id,))
+        return True
+
+    def revoke(self, kind: str, resource_group: str, name: str) -> None:
+        """End every SAS of the resource (endGetAccess)."""
+        unique_id = self._existing(kind, resource_group, name)["unique_id"]
+        where = DataLocation.of(unique_id)
+        for (policy_id,) in self._db.execute(
+            "SELECT policy_id FROM grants WHERE unique_id=?", (unique_id,)
+        ).fetchall():
+            self.blobs.revoke_sas(where.account, where.container, policy_id)
+        self._db.execute("DELETE FROM grants WHERE unique_id=?", (unique_id,))
 
     # --- long-running operation records -----------------------------------------------------
 
@@ -433,34 +344,49 @@ class ArmBackend:
     def operation(self, op_id: str) -> tuple[datetime, dict[str, Any] | None]:
         row = self._db.execute("SELECT output, created FROM operations WHERE id=?", (op_id,)).fetchone()
         if row is None:
-            raise err.operation_not_found(op_id)
+            raise err.operation_not_found(operation=op_id)
         return _utc(row["created"]), None if row["output"] is None else json.loads(row["output"])
 
-    # --- internals: disks -------------------------------------------------------------------
+    # --- internals: rows --------------------------------------------------------------------
 
-    def _disk_row(self, resource_group: str, name: str) -> sqlite3.Row | None:
+    def _row(self, kind: str, resource_group: str, name: str) -> sqlite3.Row | None:
         return self._db.execute(
-            "SELECT * FROM disks WHERE rg_key=? AND name_key=?", (resource_group.lower(), name.lower())
+            f"SELECT * FROM {kind} WHERE rg_key=? AND name_key=?", (resource_group.lower(), name.lower())
         ).fetchone()
 
+    def _existing(self, kind: str, resource_group: str, name: str) -> sqlite3.Row:
+        row = self._row(kind, resource_group, name)
+        if row is None:
+            raise err.resource_not_found(type=kind, name=name, group=resource_group)
+        return row
+
+    def _model(self, kind: str, row: sqlite3.Row) -> Disk | Snapshot:
+        return self._disk(row) if kind == "disks" else self._snapshot(row)
+
+    def _common(self, kind: str, row: sqlite3.Row) -> dict[str, Any]:
+        """The `Resource` fields, read alike from a disks or a snapshots row."""
+        return {
+            "id": self.resource_id(kind, row["resource_group"], row["name"]),
+            "time_created": _utc(row["time_created"]),
+            "tags": json.loads(row["tags"]),
+            "disk_state": "ActiveSAS" if self._has_active_grant(row["unique_id"]) else "Unattached",
+            **{key: row[key] for key in _COLUMNS_AS_IS},
+        }
+
     def _disk(self, row: sqlite3.Row) -> Disk:
-        return Disk(
-            id=self.resource_id("disks", row["resource_group"], row["name"]),
-            resource_group=row["resource_group"],
-            name=row["name"],
-            location=row["location"],
-            sku=row["sku"],
-            size_bytes=row["size_bytes"],
-            sector_size=row["sector_size"],
-            unique_id=row["unique_id"],
-            family_id=row["family_id"],
-            time_created=_utc(row["time_created"]),
-            create_option=row["create_option"],
-            source_uri=row["source_uri"],
-            storage_account_id=row["storage_account_id"],
-            tags=json.loads(row["tags"]),
-            disk_state="ActiveSAS" if self._has_active_grant(row["unique_id"]) else "Unattached",
+        extra = {key: row[key] for key in ("create_option", "source_uri", "storage_account_id")}
+        return Disk(**self._common("disks", row), **extra)
+
+    def _snapshot(self, row: sqlite3.Row) -> Snapshot:
+        return Snapshot(
+            **self._common("snapshots", row),
+            incremental=bool(row["incremental"]),
+            source_resource_id=row["source_resource_id"],
+            source_unique_id=row["source_unique_id"],
+            completion_percent=self._completion(row),
         )
+
+    # --- internals: disks -------------------------------------------------------------------
 
     @staticmethod
     def _sector_size(spec: DiskSpec) -> int:
@@ -468,9 +394,9 @@ class ArmBackend:
         sector = spec.logical_sector_size or (4096 if v2 else 512)
         if sector not in (512, 4096) or (sector == 4096 and not v2):
             raise err.invalid_parameter(
-                "creationData.logicalSectorSize",
-                f"Logical sector size {sector} is not supported for sku {spec.sku}: 512 for every sku, "
-                "4096 only for PremiumV2_LRS and UltraSSD_LRS.",
+                target="creationData.logicalSectorSize",
+                detail=f"Logical sector size {sector} is not supported for sku {spec.sku}: "
+                "512 for every sku, 4096 only for PremiumV2_LRS and UltraSSD_LRS.",
             )
         return sector
 
@@ -479,8 +405,9 @@ class ArmBackend:
         limit = MAX_V2_DISK_GB if sku in V2_SKUS else MAX_DISK_GB
         if not 1 <= size_gb <= limit:
             raise err.invalid_parameter(
-                "diskSizeGB",
-                f"Disk size {size_gb} GB is not valid for sku {sku}: it must be between 1 and {limit} GB.",
+                target="diskSizeGB",
+                detail=f"Disk size {size_gb} GB is not valid for sku {sku}: "
+                f"it must be between 1 and {limit} GB.",
             )
         return size_gb * GIB
 
@@ -502,7 +429,7 @@ class ArmBackend:
     def _grow(self, row: sqlite3.Row, disk: Disk, new_size: int) -> None:
         """Resize the blob and move the VHD footer: clear the old one, write the new one at the end."""
         if disk.disk_state != "Unattached":
-            raise err.active_sas_conflict(disk.id, "resize")
+            raise err.active_sas_conflict(resource=disk.id, operation="resize")
         where = DataLocation.of(disk.unique_id)
         tail = self._tail(disk.sector_size)
         self.blobs.resize_page_blob(where.account, where.container, where.blob, new_size + tail)
@@ -525,8 +452,9 @@ class ArmBackend:
         """
         if not spec.source_uri or not spec.storage_account_id:
             raise err.invalid_parameter(
-                "creationData.sourceUri",
-                "createOption Import requires creationData.sourceUri and creationData.storageAccountId.",
+                target="creationData.sourceUri",
+                detail="createOption Import requires creationData.sourceUri and "
+                "creationData.storageAccountId.",
             )
         parts = urlsplit(spec.source_uri)
         path = [unquote(p) for p in parts.path.split("/") if p]
@@ -539,9 +467,9 @@ class ArmBackend:
         account_id = spec.storage_account_id.rstrip("/").split("/")
         if [a.lower() for a in account_id[-2:]] != ["storageaccounts", ref.account.lower()]:
             raise err.invalid_parameter(
-                "creationData.storageAccountId",
-                f"storageAccountId '{spec.storage_account_id}' is not the storage account {ref.account} "
-                "holding sourceUri.",
+                target="creationData.storageAccountId",
+                detail=f"storageAccountId '{spec.storage_account_id}' is not the storage account "
+                f"{ref.account} holding sourceUri.",
             )
         try:
             blob_size = self.blobs.blob_size(ref.account, ref.container, ref.blob, ref.snapshot)
@@ -570,31 +498,6 @@ class ArmBackend:
 
     # --- internals: snapshots ---------------------------------------------------------------
 
-    def _snapshot_row(self, resource_group: str, name: str) -> sqlite3.Row | None:
-        return self._db.execute(
-            "SELECT * FROM snapshots WHERE rg_key=? AND name_key=?", (resource_group.lower(), name.lower())
-        ).fetchone()
-
-    def _snapshot(self, row: sqlite3.Row) -> Snapshot:
-        return Snapshot(
-            id=self.resource_id("snapshots", row["resource_group"], row["name"]),
-            resource_group=row["resource_group"],
-            name=row["name"],
-            location=row["location"],
-            sku=row["sku"],
-            incremental=bool(row["incremental"]),
-            family_id=row["family_id"],
-            source_resource_id=row["source_resource_id"],
-            source_unique_id=row["source_unique_id"],
-            sector_size=row["sector_size"],
-            size_bytes=row["size_bytes"],
-            unique_id=row["unique_id"],
-            time_created=_utc(row["time_created"]),
-            tags=json.loads(row["tags"]),
-            disk_state="ActiveSAS" if self._has_active_grant(row["unique_id"]) else "Unattached",
-            completion_percent=self._completion(row),
-        )
-
     def _completion(self, row: sqlite3.Row) -> float:
         """PremiumV2/Ultra incremental snapshots copy in the background: 0 -> 100 linearly."""
         if not (row["incremental"] and row["source_sku"] in V2_SKUS):
@@ -608,27 +511,28 @@ class ArmBackend:
         match = _RESOURCE_ID.match(source_resource_id or "")
         if match is None or match["type"].lower() != "disks":
             raise err.invalid_parameter(
-                "creationData.sourceResourceId",
-                f"sourceResourceId '{source_resource_id}' is not a Microsoft.Compute/disks resource ID.",
+                target="creationData.sourceResourceId",
+                detail=f"sourceResourceId '{source_resource_id}' is not a "
+                "Microsoft.Compute/disks resource ID.",
             )
         if match["sub"].lower() != self.subscription_id.lower():
             raise err.invalid_parameter(
-                "creationData.sourceResourceId",
-                "An incremental snapshot must be created in the subscription of its disk.",
+                target="creationData.sourceResourceId",
+                detail="An incremental snapshot must be created in the subscription of its disk.",
             )
         return self.get_disk(match["rg"], match["name"])
 
     def _update_snapshot(self, row: sqlite3.Row, spec: SnapshotSpec) -> Snapshot:
         snap = self._snapshot(row)
         if spec.source_resource_id.lower() != snap.source_resource_id.lower():
-            raise err.property_change_not_allowed("creationData.sourceResourceId", snap.id)
+            raise err.property_change_not_allowed(target="creationData.sourceResourceId", resource=snap.id)
         if spec.incremental != snap.incremental:
-            raise err.property_change_not_allowed("incremental", snap.id)
+            raise err.property_change_not_allowed(target="incremental", resource=snap.id)
         if spec.tags is not None:
             self._db.execute(
                 "UPDATE snapshots SET tags=? WHERE unique_id=?", (json.dumps(spec.tags), snap.unique_id)
             )
-        return self._snapshot(self._snapshot_row(snap.resource_group, snap.name) or row)
+        return self.get_snapshot(snap.resource_group, snap.name)
 
     def _check_snapshot_limits(self, disk: Disk, now: float) -> None:
         limits = self.limits
@@ -636,7 +540,7 @@ class ArmBackend:
             "SELECT COUNT(*) FROM snapshots WHERE source_unique_id=? AND incremental=1", (disk.unique_id,)
         ).fetchone()[0]
         if total >= limits.snapshots_per_disk:
-            raise err.snapshot_total_limit(disk.id, limits.snapshots_per_disk)
+            raise err.snapshot_total_limit(resource=disk.id, limit=limits.snapshots_per_disk)
         window_start = now - limits.snapshot_window_seconds
         recent = [
             r[0]
@@ -648,7 +552,10 @@ class ArmBackend:
         if len(recent) >= limits.snapshots_per_window:
             retry_after = math.ceil(recent[-limits.snapshots_per_window] - window_start)
             raise err.snapshot_rate_limit(
-                disk.id, limits.snapshots_per_window, limits.snapshot_window_seconds, retry_after
+                resource=disk.id,
+                limit=limits.snapshots_per_window,
+                minutes=limits.snapshot_window_seconds // 60,
+                retry_after=retry_after,
             )
         self._db.execute(
             "DELETE FROM snapshot_log WHERE disk_unique_id=? AND created <= ?", (disk.unique_id, window_start)
@@ -658,7 +565,7 @@ class ArmBackend:
                 "SELECT * FROM snapshots WHERE source_unique_id=? AND incremental=1", (disk.unique_id,)
             ).fetchall()
             if sum(self._completion(r) < 100 for r in rows) >= limits.pending_per_disk:
-                raise err.snapshot_pending_limit(disk.id, limits.pending_per_disk)
+                raise err.snapshot_pending_limit(resource=disk.id, limit=limits.pending_per_disk)
 
     # --- internals: grants and listing ------------------------------------------------------
 
@@ -673,7 +580,8 @@ class ArmBackend:
     def _grant(self, unique_id: str, access: str, permissions: str, duration_seconds: int) -> str:
         if duration_seconds < 1:
             raise err.invalid_parameter(
-                "grantAccessData.durationInSeconds", "durationInSeconds must be a positive number of seconds."
+                target="grantAccessData.durationInSeconds",
+                detail="durationInSeconds must be a positive number of seconds.",
             )
         where = DataLocation.of(unique_id)
         now = self.clock()
@@ -688,37 +596,3 @@ class ArmBackend:
         )
         self._db.execute("INSERT INTO grants VALUES (?,?,?,?)", (policy_id, unique_id, access, expiry))
         return url
-
-    def _revoke(self, unique_id: str) -> None:
-        where = DataLocation.of(unique_id)
-        for (policy_id,) in self._db.execute(
-            "SELECT policy_id FROM grants WHERE unique_id=?", (unique_id,)
-        ).fetchall():
-            self.blobs.revoke_sas(where.account, where.container, policy_id)
-        self._db.execute("DELETE FROM grants WHERE unique_id=?", (unique_id,))
-
-    def _list(
-        self,
-        table: str,
-        resource_group: str | None,
-        skip_token: str | None,
-        build: Callable[[sqlite3.Row], Any],
-    ) -> Page:
-        """Keyset paging on (resource group, name), so concurrent creates never shift a page."""
-        clauses, args = [], []
-        if resource_group is not None:
-            clauses.append("rg_key = ?")
-            args.append(resource_group.lower())
-        if skip_token:
-            rg_key, _, name_key = skip_token.partition("/")
-            clauses.append("(rg_key, name_key) > (?, ?)")
-            args += [rg_key, name_key]
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db.execute(
-            f"SELECT * FROM {table} {where} ORDER BY rg_key, name_key LIMIT ?",
-            (*args, self.limits.page_size + 1),
-        ).fetchall()
-        more = len(rows) > self.limits.page_size
-        rows = rows[: self.limits.page_size]
-        next_key = f"{rows[-1]['rg_key']}/{rows[-1]['name_key']}" if more else None
-        return Page([build(r) for r in rows], next_key)

@@ -1,7 +1,12 @@
-"""ARM errors of the emulated Microsoft.Compute surface: one factory per error code.
+# ruff: noqa: E501 -- one row per line, so the table reads as a table.
+"""ARM errors of the emulated Microsoft.Compute surface: one factory per refusal, in one table.
 
-Every refusal of the ARM surface is an `ArmError` built here, so codes and messages live in one
-place and docs/emulator.md can list them. The wire shape is ARM's
+Every refusal of the ARM surface is an `ArmError` built by a row below (the mechanism the blob
+plane's errors.py uses too, coded_errors.py), so codes and messages live in one place and
+docs/emulator.md can list them. ARM reuses a code for several situations (`OperationNotAllowed`,
+`InvalidParameter`), so a row is one situation: status, code, message template, and the request
+field it concerns when that is fixed. Callers fill the template with keywords, e.g.
+`resource_not_found(type="disks", name=name, group=rg)`. The wire shape is ARM's
 `{"error": {"code": ..., "message": ..., "target": ...}}`. Messages name resources by ARM ID and
 never carry a SAS or a token.
 """
@@ -10,16 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from replicator.emulator.coded_errors import CodedError, ErrorCode
 
-class ArmError(Exception):
+
+class ArmError(CodedError):
     """An ARM refusal: HTTP status, ARM error code, one-sentence message, optional target field."""
-
-    def __init__(self, status: int, code: str, message: str, target: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.target = target
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -28,168 +28,43 @@ class ArmError(Exception):
         return {"error": error}
 
 
-# --- authentication and routing -------------------------------------------------------------
+def _arm(status: int, code: str, template: str, target: str | None = None) -> ErrorCode[ArmError]:
+    return ErrorCode(ArmError, status, code, template, target)
 
 
-def authentication_missing() -> ArmError:
-    return ArmError(
-        401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."
-    )
+# fmt: off
+# --- authentication and routing
+authentication_missing = _arm(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+invalid_authentication_token = _arm(401, "InvalidAuthenticationToken", "The access token is invalid. Send 'Authorization: Bearer <token>' with the emulator's token.")
+subscription_not_found = _arm(404, "SubscriptionNotFound", "The subscription '{subscription}' could not be found.")
+missing_api_version = _arm(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
+no_such_route = _arm(404, "InvalidResourceType", "The emulator does not serve {method} {path}: only Microsoft.Compute disks and snapshots are emulated.")
+operation_not_found = _arm(404, "OperationNotFound", "The operation '{operation}' was not found.")
+blob_plane_refused = _arm(500, "InternalServerError", "Blob plane: {code}.")  # what ARM asked of the blob plane failed: an emulator bug
 
+# --- request validation
+invalid_request_content = _arm(400, "InvalidRequestContent", "The request content was invalid: {detail}")
+invalid_parameter = _arm(400, "InvalidParameter", "{detail}")  # the target is the call's
+resource_not_found = _arm(404, "ResourceNotFound", "The Resource 'Microsoft.Compute/{type}/{name}' under resource group '{group}' was not found.")
+# Azure's wording for a smaller diskSizeGB (seen in the AKS docs' error transcript)
+disk_shrink_not_allowed = _arm(400, "BadRequest", "The disk/snapshot resource with id {resource} cannot be resized down. Reducing disk/snapshot size is not supported in Azure to prevent data loss. If you do need to reduce the size of the disk, please create new snapshot/disks with the appropriate size.")
+property_change_not_allowed = _arm(409, "PropertyChangeNotAllowed", "Changing property '{target}' is not allowed on {resource}.")
 
-def invalid_authentication_token() -> ArmError:
-    return ArmError(
-        401,
-        "InvalidAuthenticationToken",
-        "The access token is invalid. Send 'Authorization: Bearer <token>' with the emulator's token.",
-    )
+# --- state conflicts
+active_sas_conflict = _arm(409, "OperationNotAllowed", "Cannot {operation} {resource} while it has an active SAS (diskState ActiveSAS); revoke access first.")
+write_access_on_snapshot = _arm(400, "InvalidParameter", "Access level 'Write' is not supported for snapshot {resource}: snapshots are read-only.", "grantAccessData.access")
+snapshot_not_complete = _arm(409, "OperationNotAllowed", "Snapshot {resource} is not ready: its background copy is {percent:.1f}% complete (completionPercent). Grant access after completionPercent reaches 100.")
+full_snapshot_of_v2_disk = _arm(400, "BadRequest", "Only incremental snapshots are supported for {sku} disks; set incremental to true for {resource}.")
 
-
-def subscription_not_found(subscription_id: str) -> ArmError:
-    return ArmError(404, "SubscriptionNotFound", f"The subscription '{subscription_id}' could not be found.")
-
-
-def missing_api_version() -> ArmError:
-    return ArmError(
-        400,
-        "MissingApiVersionParameter",
-        "The api-version query parameter (?api-version=) is required for all requests.",
-    )
-
-
-def no_such_route(method: str, path: str) -> ArmError:
-    return ArmError(
-        404,
-        "InvalidResourceType",
-        f"The emulator does not serve {method} {path}: "
-        "only Microsoft.Compute disks and snapshots are emulated.",
-    )
-
-
-def operation_not_found(operation_id: str) -> ArmError:
-    return ArmError(404, "OperationNotFound", f"The operation '{operation_id}' was not found.")
-
-
-# --- request validation ----------------------------------------------------------------------
-
-
-def invalid_request_content(detail: str) -> ArmError:
-    return ArmError(400, "InvalidRequestContent", f"The request content was invalid: {detail}")
-
-
-def invalid_parameter(target: str, message: str) -> ArmError:
-    return ArmError(400, "InvalidParameter", message, target)
-
-
-def resource_not_found(resource_type: str, name: str, resource_group: str) -> ArmError:
-    return ArmError(
-        404,
-        "ResourceNotFound",
-        f"The Resource 'Microsoft.Compute/{resource_type}/{name}' under resource group "
-        f"'{resource_group}' was not found.",
-    )
-
-
-def disk_shrink_not_allowed(disk_id: str) -> ArmError:
-    """Azure's wording for a smaller diskSizeGB (seen in the AKS docs' error transcript)."""
-    return ArmError(
-        400,
-        "BadRequest",
-        f"The disk/snapshot resource with id {disk_id} cannot be resized down. Reducing disk/snapshot "
-        "size is not supported in Azure to prevent data loss. If you do need to reduce the size of "
-        "the disk, please create new snapshot/disks with the appropriate size.",
-    )
-
-
-def property_change_not_allowed(prop: str, resource_id: str) -> ArmError:
-    return ArmError(
-        409, "PropertyChangeNotAllowed", f"Changing property '{prop}' is not allowed on {resource_id}.", prop
-    )
-
-
-# --- state conflicts -------------------------------------------------------------------------
-
-
-def active_sas_conflict(resource_id: str, operation: str) -> ArmError:
-    return ArmError(
-        409,
-        "OperationNotAllowed",
-        f"Cannot {operation} {resource_id} while it has an active SAS (diskState ActiveSAS); "
-        "revoke access first.",
-    )
-
-
-def write_access_on_snapshot(snapshot_id: str) -> ArmError:
-    return ArmError(
-        400,
-        "InvalidParameter",
-        f"Access level 'Write' is not supported for snapshot {snapshot_id}: snapshots are read-only.",
-        "grantAccessData.access",
-    )
-
-
-def snapshot_not_complete(snapshot_id: str, percent: float) -> ArmError:
-    return ArmError(
-        409,
-        "OperationNotAllowed",
-        f"Snapshot {snapshot_id} is not ready: its background copy is {percent:.1f}% complete "
-        "(completionPercent). Grant access after completionPercent reaches 100.",
-    )
-
-
-def full_snapshot_of_v2_disk(disk_id: str, sku: str) -> ArmError:
-    return ArmError(
-        400,
-        "BadRequest",
-        f"Only incremental snapshots are supported for {sku} disks; set incremental to true for {disk_id}.",
-    )
-
-
-# --- service limits (documented in docs/emulator.md) -------------------------------------
-
-
-def sas_family_limit(snapshot_id: str, family_id: str, limit: int) -> ArmError:
-    return ArmError(
-        409,
-        "OperationNotAllowed",
-        f"Cannot grant access to {snapshot_id}: snapshots of incremental snapshot family {family_id} "
-        f"already have {limit} active SAS URIs, the maximum of {limit} SAS per snapshot family at a time. "
-        "Revoke access on one of them first.",
-    )
-
-
-def snapshot_rate_limit(disk_id: str, limit: int, window_seconds: int, retry_after: int) -> ArmError:
-    return ArmError(
-        409,
-        "OperationNotAllowed",
-        f"Cannot create an incremental snapshot of {disk_id}: at most {limit} incremental snapshots per "
-        f"disk can be created every {window_seconds // 60} minutes. Retry in {retry_after} seconds.",
-    )
-
-
-def snapshot_total_limit(disk_id: str, limit: int) -> ArmError:
-    return ArmError(
-        409,
-        "OperationNotAllowed",
-        f"Cannot create an incremental snapshot of {disk_id}: the disk already has {limit} incremental "
-        f"snapshots, the maximum of {limit} per disk. Delete old snapshots first.",
-    )
-
-
-def snapshot_pending_limit(disk_id: str, limit: int) -> ArmError:
-    return ArmError(
-        409,
-        "OperationNotAllowed",
-        f"Cannot create an incremental snapshot of {disk_id}: {limit} snapshots of it are still in "
-        f"background copy (completionPercent below 100), the maximum of {limit} pending snapshots.",
-    )
+# --- service limits (documented in docs/emulator.md)
+sas_family_limit = _arm(409, "OperationNotAllowed", "Cannot grant access to {resource}: snapshots of incremental snapshot family {family} already have {limit} active SAS URIs, the maximum of {limit} SAS per snapshot family at a time. Revoke access on one of them first.")
+snapshot_rate_limit = _arm(409, "OperationNotAllowed", "Cannot create an incremental snapshot of {resource}: at most {limit} incremental snapshots per disk can be created every {minutes} minutes. Retry in {retry_after} seconds.")
+snapshot_total_limit = _arm(409, "OperationNotAllowed", "Cannot create an incremental snapshot of {resource}: the disk already has {limit} incremental snapshots, the maximum of {limit} per disk. Delete old snapshots first.")
+snapshot_pending_limit = _arm(409, "OperationNotAllowed", "Cannot create an incremental snapshot of {resource}: {limit} snapshots of it are still in background copy (completionPercent below 100), the maximum of {limit} pending snapshots.")
+_import_source_invalid = _arm(400, "InvalidParameter", "Cannot import from {source}: {reason}", "creationData.sourceUri")
+# fmt: on
 
 
 def import_source_invalid(source_uri: str, reason: str) -> ArmError:
-    # source_uri is shown without its query string so a SAS never leaks into the message.
-    return ArmError(
-        400,
-        "InvalidParameter",
-        f"Cannot import from {source_uri.split('?', 1)[0]}: {reason}",
-        "creationData.sourceUri",
-    )
+    """The source is named without its query string, so a SAS never reaches the message."""
+    return _import_source_invalid(source=source_uri.split("?", 1)[0], reason=reason)

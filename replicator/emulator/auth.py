@@ -15,7 +15,8 @@ from datetime import datetime
 from urllib.parse import unquote
 
 from replicator.emulator import errors
-from replicator.emulator.blob_backend import BlobBackend, is_managed_account, service_string_to_sign, sign
+from replicator.emulator.blob_backend import BlobBackend, is_managed_account
+from replicator.emulator.signing import account_string_to_sign, service_string_to_sign, sign
 
 SIGNED_HEADERS = (
     "content-encoding",
@@ -161,9 +162,7 @@ def _check_account_sas(
         raise errors.authorization_failure(
             "Managed-disk storage accepts only the SAS returned by grant access."
         )
-    fields = ("sp", "ss", "srt", "st", "se", "sip", "spr", "sv", "ses")
-    string_to_sign = target.account + "\n" + "".join(q.get(k, "") + "\n" for k in fields)
-    if not hmac.compare_digest(sign(account_key, string_to_sign), q["sig"]):
+    if not hmac.compare_digest(sign(account_key, account_string_to_sign(target.account, q)), q["sig"]):
         raise errors.authentication_failed("The SAS signature did not match.")
     if "b" not in q.get("ss", ""):
         raise errors.authorization_service_mismatch()
@@ -197,5 +196,8 @@ def _check_service_sas(
     policy = backend.policy(target.account, target.container, policy_id)
     if policy is None:
         raise errors.authentication_failed("The SAS's stored access policy does not exist (revoked).")
-    permissions, start, expiry = policy
-    return q.get("sp", permissions), _parse_time(q.get("st")) or start, _parse_time(q.get("se")) or expiry
+    return (
+        q.get("sp", policy.permissions),
+        _parse_time(q.get("st")) or policy.start,
+        _parse_time(q.get("se")) or policy.expiry,
+    )

@@ -2,31 +2,31 @@
 
 Each handler parses the request with blob_wire, authorizes it with auth, calls one BlobBackend
 method and serializes the result. Unknown operations are refused loudly (400/501), never ignored.
+One handler per Azure operation (about twenty), each naming the headers it refuses, hence a little
+over 500 lines.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TypedDict
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from replicator.emulator import auth, blob_wire, errors
-from replicator.emulator.blob_backend import MAX_PUT_PAGE, Conditions, SnapshotRef, is_managed_account
+from replicator.emulator.blob_backend import MAX_PUT_PAGE, is_managed_account
+from replicator.emulator.blob_model import SnapshotRef
+from replicator.emulator.conditions import Conditions
+from replicator.emulator.context import EmulatorContext
 from replicator.emulator.store import READ_CHUNK
 
-if TYPE_CHECKING:
-    from replicator.emulator.app import EmulatorContext
-
-log = logging.getLogger(__name__)
 MAX_LIST_RESULTS = 5000  # List Blobs page size limit, as in Azure
 
 
@@ -37,6 +37,13 @@ class Reply:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | str | Iterator[bytes] | None = None
+
+
+class Guards(TypedDict):
+    """The keywords every backend blob operation takes to check the lease and the conditions."""
+
+    lease_id: str | None
+    conditions: Conditions | None
 
 
 @dataclass(frozen=True)
@@ -59,12 +66,18 @@ class Call:
         return self.query.get("snapshot") or None
 
     @property
-    def lease_id(self) -> str | None:
-        return self.headers.get("x-ms-lease-id")
+    def names(self) -> tuple[str, str, str]:
+        """Account, container and blob: the first arguments of every backend blob operation."""
+        assert self.container is not None and self.blob is not None  # ROUTES sends blob calls only
+        return self.account, self.container, self.blob
 
     @property
-    def conditions(self) -> Conditions | None:
-        return blob_wire.conditions(self.headers)
+    def guards(self) -> Guards:
+        """The lease ID and conditional headers sent, which every backend blob operation checks."""
+        return {
+            "lease_id": self.headers.get("x-ms-lease-id"),
+            "conditions": blob_wire.conditions(self.headers),
+        }
 
 
 Handler = Callable[["BlobPlane", Call], Awaitable[Reply]]
@@ -246,28 +259,18 @@ class BlobPlane:
                     "Page blob sequence numbers are not supported by the emulator."
                 )
             props = self.backend.create_page_blob(
-                call.account,
-                call.container,
-                call.blob,
+                *call.names,
                 size,
                 metadata=meta,
                 content_type=content_type,
-                lease_id=call.lease_id,
-                conditions=call.conditions,
                 create_container=False,
+                **call.guards,
             )
         elif blob_type == "BlockBlob":
             data = await call.request.read()
             _check_md5(call.headers.get("Content-MD5"), data)
             props = self.backend.put_block_blob(
-                call.account,
-                call.container,
-                call.blob,
-                data,
-                metadata=meta,
-                content_type=content_type,
-                lease_id=call.lease_id,
-                conditions=call.conditions,
+                *call.names, data, metadata=meta, content_type=content_type, **call.guards
             )
         elif blob_type is None:
             raise errors.missing_required_header("x-ms-blob-type is required.")
@@ -302,27 +305,11 @@ class BlobPlane:
                 raise errors.unsupported_header(
                     "x-ms-content-crc64 is not supported by the emulator; use Content-MD5."
                 )
-            props = self.backend.write_pages(
-                call.account,
-                call.container,
-                call.blob,
-                start,
-                data,
-                lease_id=call.lease_id,
-                conditions=call.conditions,
-            )
+            props = self.backend.write_pages(*call.names, start, data, **call.guards)
         elif mode == "clear":
             if call.request.content_length:
                 raise errors.invalid_header_value("A clear Put Page must have an empty body.")
-            props = self.backend.clear_pages(
-                call.account,
-                call.container,
-                call.blob,
-                start,
-                end - start,
-                lease_id=call.lease_id,
-                conditions=call.conditions,
-            )
+            props = self.backend.clear_pages(*call.names, start, end - start, **call.guards)
         else:
             raise errors.invalid_header_value("x-ms-page-write must be update or clear.")
         return Reply(201, _write_headers(props.etag, props.last_modified))
@@ -356,17 +343,7 @@ class BlobPlane:
                 source.account, source.container, source.blob, source.snapshot, src_start, src_end - src_start
             )
             _check_md5(source_md5, data)
-        props = self.backend.copy_pages(
-            call.account,
-            call.container,
-            call.blob,
-            start,
-            source,
-            src_start,
-            end - start,
-            lease_id=call.lease_id,
-            conditions=call.conditions,
-        )
+        props = self.backend.copy_pages(*call.names, start, source, src_start, end - start, **call.guards)
         return Reply(201, _write_headers(props.etag, props.last_modified))
 
     def _resolve_url(self, call: Call, url: str, *, copy: bool) -> SnapshotRef:
@@ -412,14 +389,7 @@ class BlobPlane:
         return {netloc, f"localhost:{port}", f"127.0.0.1:{port}"}
 
     async def get_blob(self, call: Call) -> Reply:
-        props = self.backend.get_properties(
-            call.account,
-            call.container,
-            call.blob,
-            call.snapshot,
-            lease_id=call.lease_id,
-            conditions=call.conditions,
-        )
+        props = self.backend.get_properties(*call.names, call.snapshot, **call.guards)
         headers = blob_wire.blob_headers(props)
         window = blob_wire.request_range(call.headers)
         if call.request.method == "HEAD" or window is None:
@@ -438,22 +408,13 @@ class BlobPlane:
                 raise errors.invalid_header_value(
                     "x-ms-range-get-content-md5 needs a range of at most 4 MiB."
                 )
-            data = self.backend.read(
-                call.account, call.container, call.blob, call.snapshot, start, end - start
-            )
+            data = self.backend.read(*call.names, call.snapshot, start, end - start)
             headers["Content-MD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
             return Reply(status, headers, data)
         return Reply(status, headers, self.backend.read_chunks(props, start, end - start, READ_CHUNK))
 
     async def get_metadata(self, call: Call) -> Reply:
-        props = self.backend.get_properties(
-            call.account,
-            call.container,
-            call.blob,
-            call.snapshot,
-            lease_id=call.lease_id,
-            conditions=call.conditions,
-        )
+        props = self.backend.get_properties(*call.names, call.snapshot, **call.guards)
         meta = {blob_wire.META + k: v for k, v in props.metadata.items()}
         return Reply(200, {**blob_wire.etag_headers(props.etag, props.last_modified), **meta})
 
@@ -466,29 +427,17 @@ class BlobPlane:
             if low.startswith("x-ms-blob-") and low not in supported:
                 raise errors.unsupported_header(f"{name} is not supported by the emulator.")
         size = blob_wire.parse_int(call.headers.get("x-ms-blob-content-length"), "x-ms-blob-content-length")
-        args = (call.account, call.container, call.blob)
-        props = self.backend.get_properties(*args)
+        props = self.backend.get_properties(*call.names)
         if "x-ms-blob-content-type" in call.headers or size is None:
             content_type = call.headers.get("x-ms-blob-content-type", "")
-            props = self.backend.set_content_type(
-                *args, content_type, lease_id=call.lease_id, conditions=call.conditions
-            )
+            props = self.backend.set_content_type(*call.names, content_type, **call.guards)
         if size is not None:
-            props = self.backend.resize_page_blob(
-                *args, size, lease_id=call.lease_id, conditions=call.conditions
-            )
+            props = self.backend.resize_page_blob(*call.names, size, **call.guards)
         return Reply(200, _write_headers(props.etag, props.last_modified))
 
     async def set_metadata(self, call: Call) -> Reply:
         self._no_snapshot(call)
-        props = self.backend.set_metadata(
-            call.account,
-            call.container,
-            call.blob,
-            blob_wire.metadata(call.headers),
-            lease_id=call.lease_id,
-            conditions=call.conditions,
-        )
+        props = self.backend.set_metadata(*call.names, blob_wire.metadata(call.headers), **call.guards)
         return Reply(
             200,
             {
@@ -500,15 +449,8 @@ class BlobPlane:
     async def snapshot(self, call: Call) -> Reply:
         self._no_snapshot(call)
         meta = blob_wire.metadata(call.headers)
-        snap = self.backend.snapshot_blob(
-            call.account,
-            call.container,
-            call.blob,
-            meta or None,
-            lease_id=call.lease_id,
-            conditions=call.conditions,
-        )
-        props = self.backend.get_properties(call.account, call.container, call.blob, snap)
+        snap = self.backend.snapshot_blob(*call.names, meta or None, **call.guards)
+        props = self.backend.get_properties(*call.names, snap)
         return Reply(
             201,
             {
@@ -524,17 +466,14 @@ class BlobPlane:
         if action is None:
             raise errors.missing_required_header("x-ms-lease-action is required.")
         result = self.backend.lease(
-            call.account,
-            call.container,
-            call.blob,
+            *call.names,
             action,
-            lease_id=call.lease_id,
             proposed_id=call.headers.get("x-ms-proposed-lease-id"),
             duration=blob_wire.parse_int(call.headers.get("x-ms-lease-duration"), "x-ms-lease-duration"),
             break_period=blob_wire.parse_int(
                 call.headers.get("x-ms-lease-break-period"), "x-ms-lease-break-period"
             ),
-            conditions=call.conditions,
+            **call.guards,
         )
         headers = blob_wire.etag_headers(result.props.etag, result.props.last_modified)
         if result.lease_id is not None:
@@ -546,13 +485,10 @@ class BlobPlane:
 
     async def delete_blob(self, call: Call) -> Reply:
         self.backend.delete_blob(
-            call.account,
-            call.container,
-            call.blob,
+            *call.names,
             call.snapshot,
             delete_snapshots=call.headers.get("x-ms-delete-snapshots"),
-            lease_id=call.lease_id,
-            conditions=call.conditions,
+            **call.guards,
         )
         return Reply(202, {"x-ms-delete-type-permanent": "true"})
 
@@ -574,17 +510,14 @@ class BlobPlane:
         elif prev_url:
             previous = self._resolve_url(call, prev_url, copy=False)
         result = self.backend.page_ranges(
-            call.account,
-            call.container,
-            call.blob,
+            *call.names,
             call.snapshot,
             start=start,
             end=end,
             previous=previous,
             marker=call.query.get("marker"),
             limit=limit,
-            lease_id=call.lease_id,
-            conditions=call.conditions,
+            **call.guards,
         )
         headers = {
             **blob_wire.etag_headers(result.props.etag, result.props.last_modified),

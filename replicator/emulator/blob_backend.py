@@ -1,28 +1,39 @@
-"""Typed blob-plane backend: containers, page/block blobs, snapshots, leases, stored access policies.
+"""The blob plane's state: containers, page/block blobs, snapshots, leases, stored access policies.
 
-No HTTP here: blob.py parses requests into calls on this class and serializes what it returns;
-every failure is a coded `BlobError` from errors.py. Page data lives in the layered `PageStore`;
-this module keeps the bookkeeping (which blob version is which layer, sizes, metadata, leases) in
-the same SQLite database, so one transaction covers both.
+No HTTP here: blob.py parses requests into calls on this class and serializes what it returns
+(blob_model.py); every failure is a coded `BlobError` from errors.py. Page data lives in the
+layered `PageStore`; this module keeps the bookkeeping (which blob version is which layer, sizes,
+metadata, leases) in the same SQLite database, so one transaction covers both. The rules it applies
+are pure and live beside it: leases.py (the lease state machine), conditions.py (conditional
+headers), signing.py (grant SAS URLs).
+
+Why one module of about 800 lines: every operation is one transaction over the same blob rows and
+layers, and its length is Azure's operation surface (some twenty operations, each with its lease ID
+and conditions); splitting the class would spread one transaction's invariants over several files.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
-import math
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
-from replicator.emulator import errors
+from replicator.emulator import errors, leases, signing
+from replicator.emulator.blob_model import (
+    BlobProps,
+    ContainerProps,
+    LeaseResult,
+    PageRangeList,
+    SnapshotRef,
+    StoredPolicy,
+)
+from replicator.emulator.conditions import Conditions, check_conditions
+from replicator.emulator.leases import Lease
 from replicator.emulator.store import PAGE, PageStore
 
 TIB = 1024**4
@@ -30,7 +41,6 @@ MAX_PAGE_BLOB = 8 * TIB  # Azure's page blob limit for ordinary accounts
 MAX_MANAGED_BLOB = 64 * TIB + 512  # managed disks: 64 TiB of data plus the VHD footer
 DIFF_BOUNDARY = 4 * TIB + 512  # Azure refuses diffs across a resize over 4 TiB (plus footer)
 MAX_PUT_PAGE = 4 * 1024 * 1024  # Put Page writes at most 4 MiB
-API_VERSION = "2026-10-06"  # the installed SDK's x-ms-version: the default answer and grant_sas `sv`
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -49,92 +59,8 @@ CREATE TABLE IF NOT EXISTS policies (
 """
 
 LIVE = ""  # the `snapshot` column value of a base blob
-
-
-@dataclass(frozen=True)
-class StoredPolicy:
-    """A stored access policy of a container (Set Container ACL): what a SAS with `si=id` may do."""
-
-    id: str
-    permissions: str
-    start: float | None
-    expiry: float | None
-
-
 KEY = "account = ? AND container = ? AND name = ? AND snapshot = ?"  # a blob row's primary key
-
-
-@dataclass(frozen=True)
-class SnapshotRef:
-    """A blob version by name: `snapshot` None is the live blob."""
-
-    account: str
-    container: str
-    blob: str
-    snapshot: str | None
-
-
-@dataclass(frozen=True)
-class Conditions:
-    """HTTP conditional headers, already parsed (dates as epoch seconds)."""
-
-    if_match: str | None = None
-    if_none_match: str | None = None
-    if_modified_since: float | None = None
-    if_unmodified_since: float | None = None
-
-
-@dataclass(frozen=True)
-class LeaseInfo:
-    state: str  # available, leased, expired, breaking, broken
-    status: str  # locked, unlocked
-    duration: str | None  # infinite, fixed (only while leased)
-
-
-@dataclass(frozen=True)
-class BlobProps:
-    """What Get Blob Properties and List Blobs report about one blob version."""
-
-    account: str
-    container: str
-    name: str
-    snapshot: str | None
-    blob_type: str  # PageBlob, BlockBlob
-    size: int
-    metadata: dict[str, str]
-    content_type: str
-    etag: str
-    last_modified: float
-    created: float
-    lease: LeaseInfo
-    read_only: bool
-    layer: int
-
-
-@dataclass(frozen=True)
-class ContainerProps:
-    account: str
-    name: str
-    etag: str
-    last_modified: float
-    metadata: dict[str, str]
-
-
-@dataclass(frozen=True)
-class LeaseResult:
-    lease_id: str | None
-    lease_time: int | None  # seconds left of a break
-    props: BlobProps
-
-
-@dataclass(frozen=True)
-class PageRangeList:
-    """One Get Page Ranges answer: (start, end_exclusive, is_data) runs and the marker to continue."""
-
-    size: int
-    ranges: list[tuple[int, int, bool]]
-    next_marker: str | None
-    props: BlobProps
+BlobKey = tuple[str, str, str, str]  # its values: account, container, name, snapshot (LIVE for the blob)
 
 
 class _Clock:
@@ -158,11 +84,6 @@ def snapshot_id(ticks: int) -> str:
 def is_managed_account(account: str) -> bool:
     """Managed-disk accounts accept only grant_sas SAS on the blob plane, as in Azure."""
     return account.startswith("md-")
-
-
-def sign(account_key: str, string_to_sign: str) -> str:
-    digest = hmac.new(base64.b64decode(account_key), string_to_sign.encode(), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
 
 
 def _aligned(value: int, what: str) -> None:
@@ -194,6 +115,12 @@ class BlobBackend:
     def _etag(self) -> str:
         return f'"0x{self._clock.tick():X}"'
 
+    def _select(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor:
+        """Rows read by column name (the page store keeps plain tuples on the same connection)."""
+        cursor = self._db.cursor()
+        cursor.row_factory = sqlite3.Row
+        return cursor.execute(sql, args)
+
     # -- containers -----------------------------------------------------------------------------
     def create_container(self, account: str, container: str, metadata: dict[str, str] | None = None) -> None:
         with self._tx():
@@ -207,8 +134,8 @@ class BlobBackend:
             (account, container, self._etag(), time.time(), json.dumps(metadata)),
         )
 
-    def _container_row(self, account: str, container: str) -> tuple | None:
-        return self._db.execute(
+    def _container_row(self, account: str, container: str) -> sqlite3.Row | None:
+        return self._select(
             "SELECT etag, last_modified, metadata FROM containers WHERE account = ? AND name = ?",
             (account, container),
         ).fetchone()
@@ -217,7 +144,8 @@ class BlobBackend:
         row = self._container_row(account, container)
         if row is None:
             raise errors.container_not_found()
-        return ContainerProps(account, container, row[0], row[1], json.loads(row[2]))
+        metadata = json.loads(row["metadata"])
+        return ContainerProps(account, container, row["etag"], row["last_modified"], metadata)
 
     def delete_container(self, account: str, container: str) -> None:
         """Deletes the container, its blobs and policies. Page data stays in the data file (no GC)."""
@@ -241,25 +169,24 @@ class BlobBackend:
     ) -> tuple[list[BlobProps], str | None]:
         """Blobs in name order (snapshots before their base blob, as Azure lists them)."""
         self.container_properties(account, container)
-        rows = self._db.execute(
+        rows = self._select(
             "SELECT * FROM blobs WHERE account = ? AND container = ? AND name >= ? AND substr(name, 1, ?) = ?"
             " ORDER BY name, snapshot = '', snapshot",
             (account, container, marker, len(prefix), prefix),
         )
         out: list[BlobProps] = []
         for row in rows:
-            if row[3] != LIVE and not include_snapshots:
+            if row["snapshot"] != LIVE and not include_snapshots:
                 continue
             if len(out) == limit:
-                return out, row[2]
+                return out, row["name"]
             out.append(self._props(row))
         return out, None
 
     # -- blob rows ------------------------------------------------------------------------------
-    def _row(self, account: str, container: str, blob: str, snapshot: str | None) -> tuple:
-        row = self._db.execute(
-            "SELECT * FROM blobs WHERE account = ? AND container = ? AND name = ? AND snapshot = ?",
-            (account, container, blob, snapshot or LIVE),
+    def _row(self, account: str, container: str, blob: str, snapshot: str | None) -> sqlite3.Row:
+        row = self._select(
+            f"SELECT * FROM blobs WHERE {KEY}", (account, container, blob, snapshot or LIVE)
         ).fetchone()
         if row is None:
             if self._container_row(account, container) is None:
@@ -267,37 +194,25 @@ class BlobBackend:
             raise errors.blob_not_found()
         return row
 
-    def _lease(self, row: tuple) -> tuple[str, str | None]:
-        """The effective lease state now (leases expire and breaks finish with time) and its id."""
-        state, lease_id, expiry, break_at = row[14], row[13], row[16], row[17]
-        now = time.time()
-        if state == "leased" and expiry is not None and expiry <= now:
-            state = "expired"
-        if state == "breaking" and break_at is not None and break_at <= now:
-            state = "broken"
-        return state, lease_id
+    def _version(self, ref: SnapshotRef) -> sqlite3.Row:
+        return self._row(ref.account, ref.container, ref.blob, ref.snapshot)
 
-    def _props(self, row: tuple) -> BlobProps:
-        state, _ = self._lease(row)
-        leased = state in ("leased", "breaking")
-        duration = None
-        if state == "leased":
-            duration = "infinite" if row[15] == -1 else "fixed"
+    def _props(self, row: sqlite3.Row) -> BlobProps:
         return BlobProps(
-            account=row[0],
-            container=row[1],
-            name=row[2],
-            snapshot=row[3] or None,
-            blob_type=row[4],
-            layer=row[5],
-            size=row[6],
-            metadata=json.loads(row[7]),
-            content_type=row[8],
-            etag=row[9],
-            last_modified=row[10],
-            created=row[11],
-            read_only=bool(row[12]),
-            lease=LeaseInfo(state, "locked" if leased else "unlocked", duration),
+            account=row["account"],
+            container=row["container"],
+            name=row["name"],
+            snapshot=row["snapshot"] or None,
+            blob_type=row["blob_type"],
+            layer=row["layer"],
+            size=row["size"],
+            metadata=json.loads(row["metadata"]),
+            content_type=row["content_type"],
+            etag=row["etag"],
+            last_modified=row["last_modified"],
+            created=row["created"],
+            read_only=bool(row["read_only"]),
+            lease=_lease(row).info(time.time()),
         )
 
     def get_properties(
@@ -313,22 +228,9 @@ class BlobBackend:
         """A version's properties for a read: a given lease ID must match, conditions may answer 304."""
         row = self._row(account, container, blob, snapshot)
         if lease_id is not None:
-            self._check_lease(row, lease_id, write=False)
-        props = self._props(row)
-        _check_conditions(props, conditions, read=True)
-        return props
-
-    def _check_lease(self, row: tuple, lease_id: str | None, *, write: bool) -> None:
-        state, current = self._lease(row)
-        if state in ("leased", "breaking"):
-            if lease_id is None:
-                if write:
-                    raise errors.lease_id_missing()
-                return
-            if lease_id != current:
-                raise errors.lease_id_mismatch_with_blob_operation()
-        elif lease_id is not None:
-            raise errors.lease_not_present_with_blob_operation()
+            _check_lease(row, lease_id, write=False)
+        _check_conditions(row, conditions, read=True)
+        return self._props(row)
 
     def _writable(
         self,
@@ -339,30 +241,28 @@ class BlobBackend:
         conditions: Conditions | None,
         *,
         page_blob: bool = True,
-    ) -> tuple:
+    ) -> sqlite3.Row:
         row = self._row(account, container, blob, None)
-        if row[12]:
+        if row["read_only"]:
             raise errors.authorization_permission_mismatch("This blob is a read-only managed snapshot.")
-        if page_blob and row[4] != "PageBlob":
+        if page_blob and row["blob_type"] != "PageBlob":
             raise errors.invalid_blob_type()
-        self._check_lease(row, lease_id, write=True)
-        _check_conditions(self._props(row), conditions, read=False)
+        _check_lease(row, lease_id, write=True)
+        _check_conditions(row, conditions, read=False)
         return row
 
-    def _update(self, row: tuple, **changes: object) -> None:
+    def _update(self, key: BlobKey, **changes: object) -> None:
         sets = ", ".join(f"{k} = ?" for k in changes)
-        self._db.execute(f"UPDATE blobs SET {sets} WHERE {KEY}", (*changes.values(), *row[:4]))
+        self._db.execute(f"UPDATE blobs SET {sets} WHERE {KEY}", (*changes.values(), *key))
 
-    def _touch(self, row: tuple, **changes: object) -> None:
-        """Update a blob row as a content or property change: new ETag and Last-Modified."""
-        self._update(row, etag=self._etag(), last_modified=time.time(), **changes)
+    def _touch(self, row: sqlite3.Row, **changes: object) -> BlobProps:
+        """Update a blob row as a content or property change (new ETag and Last-Modified); its new props."""
+        self._update(_key(row), etag=self._etag(), last_modified=time.time(), **changes)
+        return self._props(self._row(*_key(row)))
 
     def _insert_blob(
         self,
-        account: str,
-        container: str,
-        blob: str,
-        snapshot: str,
+        key: BlobKey,
         blob_type: str,
         layer: int,
         size: int,
@@ -371,26 +271,23 @@ class BlobBackend:
         *,
         read_only: bool = False,
     ) -> None:
+        """A new blob version row, without a lease."""
         now = time.time()
-        self._db.execute(
-            "INSERT INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " NULL, 'available', NULL, NULL, NULL)",
-            (
-                account,
-                container,
-                blob,
-                snapshot,
-                blob_type,
-                layer,
-                size,
-                json.dumps(metadata),
-                content_type,
-                self._etag(),
-                now,
-                now,
-                int(read_only),
-            ),
-        )
+        row = {
+            **dict(zip(("account", "container", "name", "snapshot"), key, strict=True)),
+            "blob_type": blob_type,
+            "layer": layer,
+            "size": size,
+            "metadata": json.dumps(metadata),
+            "content_type": content_type,
+            "etag": self._etag(),
+            "last_modified": now,
+            "created": now,
+            "read_only": int(read_only),
+            "lease_state": "available",
+        }
+        columns, marks = ", ".join(row), ", ".join("?" * len(row))
+        self._db.execute(f"INSERT INTO blobs ({columns}) VALUES ({marks})", tuple(row.values()))
 
     def _ensure_container(self, account: str, container: str) -> None:
         if self._container_row(account, container) is None:
@@ -401,20 +298,13 @@ class BlobBackend:
     ) -> None:
         """Put Blob over an existing blob: same lease/condition rules as a write, then the old one goes."""
         try:
-            row = self._row(account, container, blob, None)
+            self._writable(account, container, blob, lease_id, conditions, page_blob=False)
         except errors.BlobError as exc:
-            if exc.code == "ContainerNotFound":
+            if exc.code != "BlobNotFound":
                 raise
-            _check_conditions(None, conditions, read=False)
+            check_conditions(conditions, None, None, read=False)
             return
-        if row[12]:
-            raise errors.authorization_permission_mismatch("This blob is a read-only managed snapshot.")
-        self._check_lease(row, lease_id, write=True)
-        _check_conditions(self._props(row), conditions, read=False)
-        self._db.execute(
-            "DELETE FROM blobs WHERE account = ? AND container = ? AND name = ? AND snapshot = ?",
-            (account, container, blob, LIVE),
-        )
+        self._db.execute(f"DELETE FROM blobs WHERE {KEY}", (account, container, blob, LIVE))
 
     # -- page blobs -----------------------------------------------------------------------------
     def max_size(self, account: str) -> int:
@@ -449,21 +339,21 @@ class BlobBackend:
             self._replaceable(account, container, blob, lease_id, conditions)
             layer = self.store.new_layer(parent)
             if source is not None:
-                source_size = self._row(source.account, source.container, source.blob, source.snapshot)[6]
+                source_size = self._version(source)["size"]
                 if size < source_size:
                     self.store.clear(layer, size, source_size - size)
             self._insert_blob(
-                account, container, blob, LIVE, "PageBlob", layer, size, metadata or {}, content_type
+                (account, container, blob, LIVE), "PageBlob", layer, size, metadata or {}, content_type
             )
             return self._props(self._row(account, container, blob, None))
 
     def _frozen_layer(self, source: SnapshotRef) -> int:
         """The frozen layer holding `source`'s content; a live source is frozen by an implicit snapshot."""
-        row = self._row(source.account, source.container, source.blob, source.snapshot)
-        layer = row[5]
+        row = self._version(source)
+        layer = row["layer"]
         if not self.store.is_frozen(layer):
             self.store.freeze(layer)
-            self._update(row, layer=self.store.new_layer(layer))
+            self._update(_key(row), layer=self.store.new_layer(layer))
         return layer
 
     def read_only_alias(self, account: str, container: str, blob: str, source: SnapshotRef) -> None:
@@ -471,19 +361,12 @@ class BlobBackend:
         with self._tx():
             self._ensure_container(account, container)
             layer = self._frozen_layer(source)
-            src = self._row(source.account, source.container, source.blob, source.snapshot)
+            src = self._version(source)
             self._replaceable(account, container, blob, None, None)
+            metadata = json.loads(src["metadata"])
+            key = (account, container, blob, LIVE)
             self._insert_blob(
-                account,
-                container,
-                blob,
-                LIVE,
-                "PageBlob",
-                layer,
-                src[6],
-                json.loads(src[7]),
-                src[8],
-                read_only=True,
+                key, "PageBlob", layer, src["size"], metadata, src["content_type"], read_only=True
             )
 
     def put_block_blob(
@@ -504,9 +387,8 @@ class BlobBackend:
             self._replaceable(account, container, blob, lease_id, conditions)
             layer = self.store.new_layer(None)
             self.store.write(layer, 0, data)
-            self._insert_blob(
-                account, container, blob, LIVE, "BlockBlob", layer, len(data), metadata or {}, content_type
-            )
+            key = (account, container, blob, LIVE)
+            self._insert_blob(key, "BlockBlob", layer, len(data), metadata or {}, content_type)
             return self._props(self._row(account, container, blob, None))
 
     def _row_container(self, account: str, container: str) -> None:
@@ -527,17 +409,17 @@ class BlobBackend:
         self._check_size(account, size)
         with self._tx():
             row = self._writable(account, container, blob, lease_id, conditions)
-            if size < row[6]:
-                self.store.clear(row[5], size, row[6] - size)
-            self._touch(row, size=size)
-            return self._props(self._row(account, container, blob, None))
+            if size < row["size"]:
+                self.store.clear(row["layer"], size, row["size"] - size)
+            return self._touch(row, size=size)
 
-    def _page_target(self, row: tuple, offset: int, length: int) -> None:
+    def _page_target(self, row: sqlite3.Row, offset: int, length: int) -> None:
         _aligned(offset, "offset")
         _aligned(length, "length")
-        if length == 0 or offset + length > row[6]:
+        if length == 0 or offset + length > row["size"]:
             raise errors.invalid_page_range(
-                f"The page range {offset}-{offset + length - 1} is empty or beyond the blob size {row[6]}."
+                f"The page range {offset}-{offset + length - 1} is empty or beyond the blob size "
+                f"{row['size']}."
             )
 
     def write_pages(
@@ -571,9 +453,8 @@ class BlobBackend:
         with self._tx():
             row = self._writable(ref.account, ref.container, ref.blob, lease_id, conditions)
             self._page_target(row, offset, length)
-            apply(row[5])
-            self._touch(row)
-            return self._props(self._row(ref.account, ref.container, ref.blob, None))
+            apply(row["layer"])
+            return self._touch(row)
 
     def copy_pages(
         self,
@@ -592,7 +473,7 @@ class BlobBackend:
 
         The caller has checked the length against MAX_PUT_PAGE and the source range against its size.
         """
-        source_layer = self._row(source.account, source.container, source.blob, source.snapshot)[5]
+        source_layer = self._version(source)["layer"]
         ref = SnapshotRef(account, container, blob, None)
         return self._page_write(
             ref,
@@ -623,8 +504,7 @@ class BlobBackend:
         self, account: str, container: str, blob: str, snapshot: str | None, offset: int, length: int
     ) -> bytes:
         """Bytes of a version; the caller has clipped `[offset, offset + length)` to its size."""
-        row = self._row(account, container, blob, snapshot)
-        return self.store.read(row[5], offset, length)
+        return self.store.read(self._row(account, container, blob, snapshot)["layer"], offset, length)
 
     def read_chunks(self, props: BlobProps, offset: int, length: int, chunk: int) -> Iterator[bytes]:
         """A version's bytes in pieces of at most `chunk`, for streaming responses."""
@@ -646,8 +526,7 @@ class BlobBackend:
     ) -> BlobProps:
         with self._tx():
             row = self._writable(account, container, blob, lease_id, conditions, page_blob=False)
-            self._touch(row, metadata=json.dumps(metadata))
-            return self._props(self._row(account, container, blob, None))
+            return self._touch(row, metadata=json.dumps(metadata))
 
     def set_content_type(
         self,
@@ -661,8 +540,7 @@ class BlobBackend:
     ) -> BlobProps:
         with self._tx():
             row = self._writable(account, container, blob, lease_id, conditions, page_blob=False)
-            self._touch(row, content_type=content_type)
-            return self._props(self._row(account, container, blob, None))
+            return self._touch(row, content_type=content_type)
 
     def snapshot_blob(
         self,
@@ -682,26 +560,26 @@ class BlobBackend:
         with self._tx():
             row = self._row(account, container, blob, None)
             if lease_id is not None:
-                self._check_lease(row, lease_id, write=False)
-            _check_conditions(self._props(row), conditions, read=False)
+                _check_lease(row, lease_id, write=False)
+            _check_conditions(row, conditions, read=False)
             snap = snapshot_id(self._clock.tick())
-            self.store.freeze(row[5])
-            snap_meta = json.loads(row[7]) if metadata is None else metadata
+            self.store.freeze(row["layer"])
+            snap_meta = json.loads(row["metadata"]) if metadata is None else metadata
+            snapshot_key = (account, container, blob, snap)
             self._insert_blob(
-                account,
-                container,
-                blob,
-                snap,
-                row[4],
-                row[5],
-                row[6],
+                snapshot_key,
+                row["blob_type"],
+                row["layer"],
+                row["size"],
                 snap_meta,
-                row[8],
-                read_only=bool(row[12]),
+                row["content_type"],
+                read_only=bool(row["read_only"]),
             )
             # A snapshot reports the base blob's ETag, Last-Modified and creation time of that moment.
-            self._update((*row[:3], snap), created=row[11], etag=row[9], last_modified=row[10])
-            self._update(row, layer=self.store.new_layer(row[5]))
+            self._update(
+                snapshot_key, created=row["created"], etag=row["etag"], last_modified=row["last_modified"]
+            )
+            self._update(_key(row), layer=self.store.new_layer(row["layer"]))
             return snap
 
     def delete_blob(
@@ -734,8 +612,8 @@ class BlobBackend:
                 return
             if delete_snapshots not in (None, "include", "only"):
                 raise errors.invalid_header_value("x-ms-delete-snapshots must be include or only.")
-            self._check_lease(row, lease_id, write=delete_snapshots != "only")
-            _check_conditions(self._props(row), conditions, read=False)
+            _check_lease(row, lease_id, write=delete_snapshots != "only")
+            _check_conditions(row, conditions, read=False)
             has_snapshots = self._db.execute(
                 f"SELECT 1 FROM blobs WHERE {where} AND snapshot != ''", (account, container, blob)
             ).fetchone()
@@ -749,7 +627,7 @@ class BlobBackend:
                 self._db.execute(f"DELETE FROM blobs WHERE {where}", (account, container, blob))
 
     def blob_size(self, account: str, container: str, blob: str, snapshot: str | None = None) -> int:
-        return self._row(account, container, blob, snapshot)[6]
+        return self._row(account, container, blob, snapshot)["size"]
 
     # -- page ranges ----------------------------------------------------------------------------
     def page_ranges(
@@ -795,16 +673,16 @@ class BlobBackend:
 
     def _diff_base(self, props: BlobProps, previous: SnapshotRef) -> int:
         try:
-            prev = self._row(previous.account, previous.container, previous.blob, previous.snapshot)
+            prev = self._version(previous)
         except errors.BlobError as exc:
             raise errors.previous_snapshot_not_found() from exc
-        if previous.snapshot is None and not prev[12]:
+        if previous.snapshot is None and not prev["read_only"]:
             raise errors.previous_snapshot_not_found("The previous version must be a snapshot.")
-        if (props.size > DIFF_BOUNDARY) != (prev[6] > DIFF_BOUNDARY):
+        if (props.size > DIFF_BOUNDARY) != (prev["size"] > DIFF_BOUNDARY):
             raise errors.snapshot_diff_across_resize_not_supported()
-        if not self.store.is_ancestor(prev[5], props.layer):
+        if not self.store.is_ancestor(prev["layer"], props.layer):
             raise errors.previous_snapshot_operation_not_supported()
-        return prev[5]
+        return prev["layer"]
 
     # -- leases ---------------------------------------------------------------------------------
     def lease(
@@ -820,94 +698,30 @@ class BlobBackend:
         break_period: int | None = None,
         conditions: Conditions | None = None,
     ) -> LeaseResult:
-        """Azure's blob lease state machine: acquire, renew, release, change, break."""
+        """Lease Blob: the state machine is leases.act; this stores its outcome."""
         with self._tx():
             row = self._row(account, container, blob, None)
-            _check_conditions(self._props(row), conditions, read=False)
-            state, current = self._lease(row)
-            if action == "acquire":
-                new_id = self._acquire(row, state, current, proposed_id, duration)
-                return self._lease_result(row, new_id, None)
-            if action == "break":
-                return self._lease_result(row, None, self._break(row, state, break_period))
-            if lease_id is None:
-                raise errors.missing_required_header("x-ms-lease-id is required for this lease action.")
-            if current is None or state == "available":
-                raise errors.lease_not_present_with_lease_operation()
-            if action == "change":
-                if proposed_id is None:
-                    raise errors.missing_required_header(
-                        "x-ms-proposed-lease-id is required to change a lease."
-                    )
-                if state == "breaking":
-                    raise errors.lease_is_breaking_and_cannot_be_changed()
-                if state != "leased":
-                    raise errors.lease_not_present_with_lease_operation()
-                if current not in (lease_id, proposed_id):  # proposed == current: a retried change
-                    raise errors.lease_id_mismatch_with_lease_operation()
-                self._update(row, lease_id=proposed_id)
-                return self._lease_result(row, proposed_id, None)
-            if lease_id != current:
-                raise errors.lease_id_mismatch_with_lease_operation()
-            if action == "renew":
-                if state in ("breaking", "broken"):
-                    raise errors.lease_is_broken_and_cannot_be_renewed()
-                expiry = None if row[15] == -1 else time.time() + row[15]
-                self._update(row, lease_state="leased", lease_expiry=expiry)
-                return self._lease_result(row, current, None)
-            if action == "release":
-                self._update(
-                    row, lease_id=None, lease_state="available", lease_duration=None, lease_expiry=None
-                )
-                return self._lease_result(row, None, None)
-            raise errors.invalid_header_value(f"Unknown x-ms-lease-action {action!r}.")
-
-    def _acquire(
-        self, row: tuple, state: str, current: str | None, proposed_id: str | None, duration: int | None
-    ) -> str:
-        """Acquiring again with the current ID renews with the new duration, as in Azure."""
-        if duration is None or not (duration == -1 or 15 <= duration <= 60):
-            raise errors.invalid_header_value("x-ms-lease-duration must be -1 or between 15 and 60.")
-        if state == "breaking":
-            if proposed_id == current:
-                raise errors.lease_is_breaking_and_cannot_be_acquired()
-            raise errors.lease_already_present()
-        if state == "leased" and proposed_id != current:
-            raise errors.lease_already_present()
-        new_id = proposed_id or str(uuid.uuid4())
-        expiry = None if duration == -1 else time.time() + duration
-        self._update(
-            row,
-            lease_id=new_id,
-            lease_state="leased",
-            lease_duration=duration,
-            lease_expiry=expiry,
-            break_at=None,
-        )
-        return new_id
-
-    def _break(self, row: tuple, state: str, break_period: int | None) -> int:
-        """Break: immediately for an infinite lease without a period, else after min(period, time left).
-
-        Returns the seconds until the lease is broken (x-ms-lease-time).
-        """
-        if break_period is not None and not 0 <= break_period <= 60:
-            raise errors.invalid_header_value("x-ms-lease-break-period must be between 0 and 60.")
-        if state == "available":
-            raise errors.lease_not_present_with_lease_operation()
-        now = time.time()
-        if state in ("expired", "broken"):
-            self._update(row, lease_state="broken", break_at=now)
-            return 0
-        left = row[17] - now if state == "breaking" else None if row[15] == -1 else row[16] - now
-        period = float(break_period if break_period is not None else left or 0)
-        if left is not None:
-            period = min(period, max(left, 0.0))
-        self._update(row, lease_state="breaking", break_at=now + period)
-        return math.ceil(period)
-
-    def _lease_result(self, row: tuple, lease_id: str | None, lease_time: int | None) -> LeaseResult:
-        return LeaseResult(lease_id, lease_time, self._props(self._row(row[0], row[1], row[2], None)))
+            _check_conditions(row, conditions, read=False)
+            outcome = leases.act(
+                _lease(row),
+                action,
+                lease_id=lease_id,
+                proposed_id=proposed_id,
+                duration=duration,
+                break_period=break_period,
+                now=time.time(),
+            )
+            stored = outcome.lease
+            self._update(
+                _key(row),
+                lease_id=stored.id,
+                lease_state=stored.state,
+                lease_duration=stored.duration,
+                lease_expiry=stored.expiry,
+                break_at=stored.break_at,
+            )
+            props = self._props(self._row(account, container, blob, None))
+            return LeaseResult(outcome.lease_id, outcome.lease_time, props)
 
     # -- stored access policies and grant_sas ---------------------------------------------------
     def grant_sas(
@@ -923,10 +737,9 @@ class BlobBackend:
                 "INSERT INTO policies VALUES (?, ?, ?, ?, NULL, ?)",
                 (account, container, policy_id, permissions, expiry.timestamp()),
             )
-        fields = {"sv": API_VERSION, "sr": "b", "si": policy_id}
-        sig = sign(self.account_key, service_string_to_sign(account, f"/{container}/{blob}", fields))
-        query = "&".join(f"{k}={quote(v, safe='')}" for k, v in {**fields, "sig": sig}.items())
-        return policy_id, f"{self.base_url}/{account}/{container}/{quote(blob)}?{query}"
+        return policy_id, signing.policy_sas_url(
+            self.account_key, self.base_url, account, container, blob, policy_id
+        )
 
     def set_policies(self, account: str, container: str, policies: list[StoredPolicy]) -> None:
         """Set Container ACL: `policies` replace the container's stored access policies."""
@@ -946,47 +759,33 @@ class BlobBackend:
                 (account, container, policy_id),
             )
 
-    def policy(
-        self, account: str, container: str, policy_id: str
-    ) -> tuple[str, float | None, float | None] | None:
-        """(permissions, start, expiry) of a stored access policy, or None when it does not exist."""
-        return self._db.execute(
-            "SELECT permissions, start, expiry FROM policies WHERE account = ? AND container = ? AND id = ?",
+    def policy(self, account: str, container: str, policy_id: str) -> StoredPolicy | None:
+        """A container's stored access policy, or None when it does not exist (revoked or replaced)."""
+        row = self._select(
+            "SELECT * FROM policies WHERE account = ? AND container = ? AND id = ?",
             (account, container, policy_id),
         ).fetchone()
+        return (
+            None if row is None else StoredPolicy(row["id"], row["permissions"], row["start"], row["expiry"])
+        )
 
 
-def service_string_to_sign(account: str, path: str, q: dict[str, str]) -> str:
-    """The service SAS string-to-sign of azure-storage-blob (sv 2020-12-06 and later, no delegation key)."""
-    fields = ["sp", "st", "se"]
-    head = "".join(q.get(k, "") + "\n" for k in fields) + f"/blob/{account}{path}\n"
-    tail = ["si", "sip", "spr", "sv", "sr", "snapshot", "ses", "rscc", "rscd", "rsce", "rscl", "rsct"]
-    return head + "\n".join(q.get(k, "") for k in tail)
+def _key(row: sqlite3.Row) -> BlobKey:
+    return row["account"], row["container"], row["name"], row["snapshot"]
 
 
-def _check_conditions(props: BlobProps | None, conditions: Conditions | None, *, read: bool) -> None:
-    """If-Match / If-None-Match / If-(Un)Modified-Since; a failed read precondition is 304 (status only)."""
-    if conditions is None:
-        return
-    etag = props.etag if props else None
-    modified = int(props.last_modified) if props else None
-    if conditions.if_match is not None and (etag is None or conditions.if_match not in ("*", etag)):
-        raise errors.condition_not_met()
-    if (
-        conditions.if_unmodified_since is not None
-        and modified is not None
-        and modified > conditions.if_unmodified_since
-    ):
-        raise errors.condition_not_met()
-    not_modified = (
-        conditions.if_none_match is not None and etag is not None and conditions.if_none_match in ("*", etag)
-    ) or (
-        conditions.if_modified_since is not None
-        and modified is not None
-        and modified <= conditions.if_modified_since
+def _lease(row: sqlite3.Row) -> Lease:
+    return Lease(
+        row["lease_id"], row["lease_state"], row["lease_duration"], row["lease_expiry"], row["break_at"]
     )
-    if not_modified:
-        raise errors.not_modified() if read else errors.condition_not_met()
+
+
+def _check_lease(row: sqlite3.Row, lease_id: str | None, *, write: bool) -> None:
+    leases.check(_lease(row), lease_id, write=write, now=time.time())
+
+
+def _check_conditions(row: sqlite3.Row, conditions: Conditions | None, *, read: bool) -> None:
+    check_conditions(conditions, row["etag"], row["last_modified"], read=read)
 
 
 def _encode_marker(offset: int) -> str:

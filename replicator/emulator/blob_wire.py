@@ -1,6 +1,7 @@
 """Blob-plane wire format: parse headers into typed values, serialize typed results to headers and XML.
 
-Only parsing and serialization: no state, no decisions (those are in blob_backend.py).
+Only parsing and serialization of the typed values of blob_model.py: no state, no decisions (those
+are in blob_backend.py).
 """
 
 from __future__ import annotations
@@ -13,14 +14,9 @@ from datetime import datetime
 from xml.sax.saxutils import escape
 
 from replicator.emulator import errors
-from replicator.emulator.blob_backend import (
-    API_VERSION,
-    BlobProps,
-    Conditions,
-    ContainerProps,
-    PageRangeList,
-    StoredPolicy,
-)
+from replicator.emulator.blob_model import BlobProps, ContainerProps, PageRangeList, StoredPolicy
+from replicator.emulator.conditions import Conditions
+from replicator.emulator.signing import API_VERSION
 
 XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>'
 META = "x-ms-meta-"

@@ -36,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from replicator.emulator import blob_wire
+from replicator.emulator import blob_wire, errors
 from replicator.emulator.errors import BlobError
 
 KINDS = ("busy", "timeout", "drop", "stall")
@@ -46,10 +46,6 @@ ARM_PREFIX = "/subscriptions/"
 RETRY_AFTER_SECONDS = 1
 """What `busy` asks the client to wait: short, so a campaign spends its time copying, not sleeping."""
 
-_BUSY = BlobError(503, "ServerBusy", "The server is currently unable to receive requests. Please retry.")
-_TIMED_OUT = BlobError(
-    500, "OperationTimedOut", "The operation could not be completed within the permitted time."
-)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -147,11 +143,11 @@ def middleware(plan: FaultPlan, token: str) -> Any:
         if kind is None:
             return await handler(request)
         if kind == "busy":
-            return _error(_BUSY, request)
+            return _error(errors.server_busy(), request)
         read = request.method in ("GET", "HEAD")
         response = None if read else await handler(request)
         if kind == "timeout":
-            return _error(_TIMED_OUT, request)
+            return _error(errors.operation_timed_out(), request)
         if kind == "stall":
             await asyncio.sleep(plan.options.stall_seconds)
             return response if response is not None else await handler(request)

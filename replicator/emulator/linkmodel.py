@@ -230,7 +230,7 @@ def classify(method: str, path: str, query: dict[str, str], headers: Any) -> Cla
 
 
 def _busy(request: web.Request, retry_after: float) -> web.Response:
-    error = errors.BlobError(503, "ServerBusy", "The server is busy.")
+    error = errors.server_busy("The server is busy.")
     headers = blob_wire.base_headers(request.headers)
     headers.update(
         {

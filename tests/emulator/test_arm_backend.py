@@ -10,16 +10,9 @@ from pathlib import Path
 import pytest
 
 from replicator.emulator import vhd
-from replicator.emulator.arm_backend import (
-    GIB,
-    ArmBackend,
-    ArmLimits,
-    DataLocation,
-    DiskSpec,
-    DiskUpdate,
-    SnapshotSpec,
-)
+from replicator.emulator.arm_backend import ArmBackend
 from replicator.emulator.arm_errors import ArmError
+from replicator.emulator.arm_model import GIB, ArmLimits, DataLocation, DiskSpec, DiskUpdate, SnapshotSpec
 from replicator.emulator.blob_backend import BlobBackend
 
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -145,8 +138,8 @@ def test_grow_moves_the_footer_and_shrink_is_refused(arm: ArmBackend, blobs: Blo
 def test_recreated_disk_has_new_unique_id_and_family(arm: ArmBackend) -> None:
     first = arm.put_disk(RG, "d", disk_spec())
     assert arm.put_snapshot(RG, "s1", snap_spec(first.id)).family_id == first.family_id
-    assert arm.delete_disk(RG, "d") is True
-    assert arm.delete_disk(RG, "d") is False
+    assert arm.delete("disks", RG, "d") is True
+    assert arm.delete("disks", RG, "d") is False
     second = arm.put_disk(RG, "D", disk_spec())
     assert second.unique_id != first.unique_id
     assert second.family_id != first.family_id
@@ -179,7 +172,7 @@ def test_snapshot_content_is_frozen_and_survives_disk_deletion(arm: ArmBackend, 
     blobs.write_pages(where.account, where.container, where.blob, 0, b"a" * 512)
     snap = arm.put_snapshot(RG, "s", snap_spec(disk.id))
     blobs.write_pages(where.account, where.container, where.blob, 0, b"b" * 512)
-    arm.delete_disk(RG, "d")
+    arm.delete("disks", RG, "d")
     s_where = DataLocation.of(snap.unique_id)
     assert blobs.read(s_where.account, s_where.container, s_where.blob, None, 0, 512) == b"a" * 512
 
@@ -194,7 +187,7 @@ def test_five_sas_per_snapshot_family(arm: ArmBackend, clock: Clock) -> None:
     assert arm.grant_snapshot(RG, "s0", "Read", 3600)  # a re-grant does not count twice
     with expect("OperationNotAllowed", 409, "5 SAS per snapshot family", disk.family_id):
         arm.grant_snapshot(RG, "s5", "Read", 3600)
-    arm.revoke_snapshot(RG, "s0")
+    arm.revoke("snapshots", RG, "s0")
     assert arm.get_snapshot(RG, "s0").disk_state == "Unattached"
     arm.grant_snapshot(RG, "s5", "Read", 3600)
     assert arm.get_snapshot(RG, "s5").disk_state == "ActiveSAS"
@@ -222,7 +215,7 @@ def test_seven_incremental_snapshots_per_five_minutes(arm: ArmBackend, clock: Cl
     with expect("OperationNotAllowed", 409, "at most 7 incremental snapshots", "every 5 minutes"):
         arm.put_snapshot(RG, "s7", snap_spec(disk.id))
     arm.put_snapshot(RG, "full", snap_spec(disk.id, incremental=False))  # full snapshots are not limited
-    arm.delete_snapshot(RG, "s0")  # deleting does not give the slot back
+    arm.delete("snapshots", RG, "s0")  # deleting does not give the slot back
     with expect("OperationNotAllowed", 409):
         arm.put_snapshot(RG, "s7", snap_spec(disk.id))
     clock.now += 300 - 60
@@ -236,7 +229,7 @@ def test_incremental_snapshots_per_disk_total(tmp_path: Path, blobs: BlobBackend
         arm.put_snapshot(RG, f"s{i}", snap_spec(disk.id))
     with expect("OperationNotAllowed", 409, "maximum of 3 per disk"):
         arm.put_snapshot(RG, "s3", snap_spec(disk.id))
-    arm.delete_snapshot(RG, "s0")
+    arm.delete("snapshots", RG, "s0")
     arm.put_snapshot(RG, "s3", snap_spec(disk.id))
     assert ArmLimits().snapshots_per_disk == 500
 
@@ -279,10 +272,10 @@ def test_grant_rules(arm: ArmBackend) -> None:
     with expect("OperationNotAllowed", 409, "active SAS"):
         arm.update_disk(RG, "d", DiskUpdate(size_gb=2))
     with expect("OperationNotAllowed", 409, "active SAS"):
-        arm.delete_disk(RG, "d")
-    arm.revoke_disk(RG, "d")
-    arm.revoke_disk(RG, "d")
-    assert arm.delete_disk(RG, "d")
+        arm.delete("disks", RG, "d")
+    arm.revoke("disks", RG, "d")
+    arm.revoke("disks", RG, "d")
+    assert arm.delete("disks", RG, "d")
     with expect("ResourceNotFound", 404, "disks/d"):
         arm.get_disk(RG, "d")
 
@@ -306,7 +299,7 @@ def test_listing_pages_with_keyset_tokens(tmp_path: Path, blobs: BlobBackend, cl
             arm.put_disk(rg, f"d{i}", disk_spec())
     names, token, pages = [], None, 0
     while True:
-        page = arm.list_disks(None, token)
+        page = arm.list("disks", None, token)
         names += [(d.resource_group, d.name) for d in page.items]
         pages += 1
         token = page.next_key
@@ -314,9 +307,9 @@ def test_listing_pages_with_keyset_tokens(tmp_path: Path, blobs: BlobBackend, cl
             break
     assert names == [(rg, f"d{i}") for rg in ("a", "b") for i in range(3)]
     assert pages == 3
-    first = arm.list_disks("b", None)
+    first = arm.list("disks", "b", None)
     assert [d.name for d in first.items] == ["d0", "d1"]
-    assert [d.name for d in arm.list_disks("b", first.next_key).items] == ["d2"]
+    assert [d.name for d in arm.list("disks", "b", first.next_key).items] == ["d2"]
 
 
 def test_state_persists_across_reopen(tmp_path: Path, blobs: BlobBackend, clock: Clock) -> None:

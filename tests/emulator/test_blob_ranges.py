@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient, ContainerClient, generate_blob_sas
 
-from replicator.emulator.blob_backend import BlobBackend, SnapshotRef
+from replicator.emulator.blob_backend import BlobBackend
+from replicator.emulator.blob_model import SnapshotRef
 from replicator.emulator.process import EmulatorProcess
 from tests.helpers.blob_clients import BlobClients
 
@@ -195,48 +198,41 @@ def grant(
     permissions: str,
     expiry: datetime | None = None,
 ) -> tuple[str, str]:
-    """grant_sas as ARM calls it, from this process on the emulator's data dir (SQLite is shared)."""
-    backend = open_backend(emulator)
-    try:
+    """grant_sas as ARM calls it."""
+    with backend_of(emulator) as backend:
         return backend.grant_sas(
             account, container, blob, permissions, expiry or datetime.now(UTC) + timedelta(hours=1)
         )
-    finally:
-        backend.close()
 
 
-def open_backend(emulator: EmulatorProcess) -> BlobBackend:
+@contextmanager
+def backend_of(emulator: EmulatorProcess) -> Iterator[BlobBackend]:
+    """The running emulator's blob backend, opened from this process on its data dir (SQLite is shared)."""
     backend = BlobBackend(emulator.data_dir, account_key=emulator.env["REPLICATOR_ACCOUNT_KEY"])
     backend.base_url = emulator.env["REPLICATOR_BLOB_ENDPOINT"]
-    return backend
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 def test_managed_disk_diff_by_previous_snapshot_url(
     emulator: EmulatorProcess, blob_clients: BlobClients
 ) -> None:
     account = f"md-{uuid.uuid4().hex[:12]}"
-    backend = open_backend(emulator)
-    try:
+    with backend_of(emulator) as backend:
         backend.create_page_blob(account, "disk", "abcd", 32 * P + P)
-    finally:
-        backend.close()
     _, disk_url = grant(emulator, account, "disk", "abcd", "rw")
     disk = blob_clients.blob_from_url(disk_url)
     disk.upload_page(b"1" * 8 * P, offset=0, length=8 * P)
-    backend = open_backend(emulator)
-    try:
+    with backend_of(emulator) as backend:
         s1 = backend.snapshot_blob(account, "disk", "abcd")
         backend.read_only_alias(account, "snap1", "abcd", SnapshotRef(account, "disk", "abcd", s1))
-    finally:
-        backend.close()
     disk.upload_page(b"2" * P, offset=2 * P, length=P)
     disk.clear_page(offset=6 * P, length=2 * P)
-    backend = open_backend(emulator)
-    try:
+    with backend_of(emulator) as backend:
         s2 = backend.snapshot_blob(account, "disk", "abcd")
         backend.read_only_alias(account, "snap2", "abcd", SnapshotRef(account, "disk", "abcd", s2))
-    finally:
-        backend.close()
     base_policy, base_url = grant(emulator, account, "snap1", "abcd", "r")
     _, current_url = grant(emulator, account, "snap2", "abcd", "r")
     current = blob_clients.blob_from_url(current_url)
@@ -246,11 +242,8 @@ def test_managed_disk_diff_by_previous_snapshot_url(
     with pytest.raises(HttpResponseError) as exc:
         current.upload_page(b"x" * P, offset=0, length=P)
     assert exc.value.error_code == "AuthorizationPermissionMismatch"  # a managed snapshot is read-only
-    backend = open_backend(emulator)
-    try:
+    with backend_of(emulator) as backend:
         backend.revoke_sas(account, "snap1", base_policy)
-    finally:
-        backend.close()
     with pytest.raises(HttpResponseError) as exc:
         current.get_page_range_diff_for_managed_disk(base_url)
     assert exc.value.status_code == 403

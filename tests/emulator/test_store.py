@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replicator.emulator import blob_backend, errors
-from replicator.emulator.blob_backend import TIB, BlobBackend, SnapshotRef
+from replicator.emulator.blob_backend import TIB, BlobBackend
+from replicator.emulator.blob_model import SnapshotRef
 
 P = 512
 KEY = "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5"

@@ -1,0 +1,54 @@
+"""What every part of one emulator process shares: its options, its secrets, the blob backend, its URL.
+
+app.py builds it and the route modules (arm.py, blob.py) read it; it lives apart from app.py so that
+the route modules need not import the module that imports them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replicator.emulator.blob_backend import BlobBackend
+from replicator.emulator.faults import FaultOptions
+from replicator.emulator.linkmodel import LinkOptions
+
+
+@dataclass
+class EmulatorOptions:
+    """The knobs of one emulator process (command-line options of `replicate emulator`)."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_page_ranges: int = 10000  # ranges per Get Page Ranges answer; Azure's documented page size
+    completion_seconds: float = 30.0  # PremiumV2/Ultra snapshot completionPercent goes 0 -> 100 in this time
+    subscription_id: str = "00000000-0000-0000-0000-000000000001"
+    env_file: Path | None = None  # where to also write the env keys as KEY=VALUE lines
+    link: LinkOptions = field(default_factory=LinkOptions)  # latency, per-blob limits (linkmodel.py)
+    faults: FaultOptions = field(default_factory=FaultOptions)  # injected failures (faults.py)
+    sas_max_seconds: int = 24 * 3600  # longest SAS a grant hands out (arm.py passes it to ArmLimits)
+
+
+@dataclass
+class EmulatorContext:
+    """What every handler needs: options, secrets, the blob backend and the public base URL."""
+
+    options: EmulatorOptions
+    access_token: str
+    account_key: str
+    blobs: BlobBackend
+    base_url: str = field(default="")
+
+    @classmethod
+    def open(cls, options: EmulatorOptions, *, access_token: str, account_key: str) -> EmulatorContext:
+        backend = BlobBackend(options.data_dir, account_key=account_key)
+        return cls(options=options, access_token=access_token, account_key=account_key, blobs=backend)
+
+    def set_base_url(self, base_url: str) -> None:
+        """Known only after the port is bound; the backend needs it to build grant_sas URLs."""
+        self.base_url = base_url
+        self.blobs.base_url = base_url
+
+    def close(self) -> None:
+        self.blobs.close()
