@@ -15,7 +15,8 @@ is one window's range lists plus `concurrency` chunks in flight, whatever the di
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from azure.storage.blob.aio import BlobClient
@@ -59,37 +60,26 @@ async def valid_ranges(client: BlobClient, start: int, end: int) -> list[Range]:
     return found
 
 
-def union(a: Iterable[Range], b: Iterable[Range]) -> Iterator[Range]:
-    """The sorted union of two sorted, non-overlapping range streams, overlapping and touching parts merged.
+def union(a: Sequence[Range], b: Sequence[Range]) -> list[Range]:
+    """The sorted union of two sorted, non-overlapping range lists, overlapping and touching parts merged.
 
     Why: a full comparison reads every byte either side holds (valid ranges of the source and of the
-    copy); bytes that neither holds read as zeros on both sides and need not be read.
+    copy); bytes that neither holds read as zeros on both sides and need not be read. Input that is
+    not sorted and disjoint is not a listing, and is refused rather than compared.
     """
-    streams = [_sorted_ranges(a, "first"), _sorted_ranges(b, "second")]
-    heads = [next(s, None) for s in streams]
-    pending: Range | None = None
-    while heads[0] is not None or heads[1] is not None:
-        i = 0 if heads[1] is None or (heads[0] is not None and heads[0].start <= heads[1].start) else 1
-        r = heads[i]
-        assert r is not None
-        heads[i] = next(streams[i], None)
-        if pending is not None and r.start <= pending.end:
-            pending = Range(pending.start, max(pending.end, r.end))
-            continue
-        if pending is not None:
-            yield pending
-        pending = r
-    if pending is not None:
-        yield pending
-
-
-def _sorted_ranges(ranges: Iterable[Range], name: str) -> Iterator[Range]:
-    end = -1
-    for r in ranges:
-        if r.start < end:
-            raise ValueError(f"{name} range stream is unsorted or overlapping at {r} (previous end {end})")
-        end = r.end
-        yield r
+    for name, side in (("first", a), ("second", b)):
+        for before, r in itertools.pairwise(side):
+            if r.start < before.end:
+                raise ValueError(
+                    f"{name} range list is unsorted or overlapping at {r} (previous end {before.end})"
+                )
+    merged: list[Range] = []
+    for r in sorted([*a, *b], key=lambda r: r.start):
+        if merged and r.start <= merged[-1].end:
+            merged[-1] = Range(merged[-1].start, max(merged[-1].end, r.end))
+        else:
+            merged.append(r)
+    return merged
 
 
 def _chunks(regions: Iterable[Range], chunk: int) -> Iterable[Range]:
@@ -149,9 +139,7 @@ async def compare_blobs(
     compared = 0
     for start in range(0, expected_size, window):
         end = min(start + window, expected_size)
-        regions = list(
-            union(await valid_ranges(expected, start, end), await valid_ranges(actual, start, end))
-        )
+        regions = union(await valid_ranges(expected, start, end), await valid_ranges(actual, start, end))
         n, mismatch = await compare_regions(expected, actual, regions, concurrency=concurrency)
         compared += n
         if mismatch is not None:

@@ -30,5 +30,5 @@ def test_union_covers_exactly_the_bytes_of_either_side(xs: list[int], ys: list[i
 
 
 def test_union_rejects_overlapping_input() -> None:
-    with pytest.raises(ValueError, match="first range stream"):
+    with pytest.raises(ValueError, match="first range list"):
         list(union([Range(0, 10), Range(5, 20)], []))
