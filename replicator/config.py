@@ -2,8 +2,9 @@
 
 Every knob has a command-line flag and an environment variable (for Azure Functions app settings);
 a flag wins over its variable, a variable over the default. `KNOBS` is the single table both the
-argument parser and docs/architecture.md are built from: each entry states the default, why it is
-that value, and what it costs in memory. Validation happens here, before anything touches Azure, and
+argument parser and docs/architecture.md are built from (`knob_table`, written into the doc by
+scripts/knob_table.py): each entry states the default, why it is that value, and what it costs in
+memory. Validation happens here, before anything touches Azure, and
 raises `UserError` with one sentence (exit 2).
 """
 
@@ -23,6 +24,7 @@ from replicator.errors import UserError
 from replicator.jsonlog import LEVELS
 from replicator.messages import clip
 from replicator.output import human_size
+from replicator.ranges import LIST_PREFETCH
 from replicator.redact import redacted_repr
 
 KiB = 1024
@@ -223,7 +225,7 @@ KNOBS: tuple[Knob, ...] = (
         "REPLICATOR_MAX_IN_FLIGHT",
         "Bytes of chunk writes in flight at once, e.g. 32MiB (replicator.inflight).",
         "32MiB is about half a second of a page blob's 60 MiB/s: enough to keep it busy, while more "
-        "would queue past Azure's backlog and come back as 503 ServerBusy",
+        "would queue past Azure's backlog and come back as 503 ServerBusy (replicator.inflight)",
         "stream mode: the buffers of the chunks in flight (32 MiB); server mode: none",
         parse_size,
     ),
@@ -233,7 +235,9 @@ KNOBS: tuple[Knob, ...] = (
         "REPLICATOR_MERGE_GAP",
         "Diffs only: copy changed ranges at most this far apart as one request, gap included (0-1MiB).",
         "64KiB: a request costs a page blob as much time as ~120 KiB of bytes (500/s vs 60 MiB/s); "
-        "the gap of a diff is unchanged since the base the target holds, so copying it is byte-identical",
+        "the gap of a diff is unchanged since the base the target holds, so copying it is byte-identical "
+        "(never across a clear; full copies never merge: their gaps are source holes the target may hold "
+        "data in)",
         "none",
         parse_size,
     ),
@@ -255,7 +259,7 @@ KNOBS: tuple[Knob, ...] = (
         "Before each restore point is taken, compare the target with the source snapshot (a full copy "
         "in whole, a diff over its changed and cleared ranges); a mismatch fails the run.",
         "off: doubles the reads",
-        "32 MiB (4 pairs of 4 MiB reads) plus 1000 ranges, whatever --concurrency",
+        "32 MiB (4 pairs of 4 MiB reads) plus 1000 ranges, whatever `--concurrency`",
     ),
     Knob(
         "json",
@@ -271,7 +275,8 @@ KNOBS: tuple[Knob, ...] = (
         "REPLICATOR_LOG_LEVEL",
         "info: what the run does; debug: also its decisions (base, windows, grants, retries, lease); "
         "wire: also the Azure SDKs' request log; warning or error: less.",
-        "info; the SDKs' wire log is its own level above debug: it buries the decisions in request dumps",
+        f"info ({', '.join(LOG_LEVELS)}); debug shows the tool's decisions, and the SDKs' wire log is its "
+        "own level above it, since it buries the decisions in request dumps",
         "none",
         str,
         LOG_LEVELS,
@@ -282,7 +287,8 @@ KNOBS: tuple[Knob, ...] = (
         "REPLICATOR_PROGRESS_SECONDS",
         "Without a progress bar (not a terminal, or --json): log a progress record this often: "
         "snapshot, bytes done of total, rate over the last minute, ETA.",
-        "30 s: a minute without a line reads as a hang in cron, systemd or Functions logs, while a "
+        "30 s: without a bar (not a terminal, or `--json`) a minute without a line reads as a hang in "
+        "cron, systemd or Functions logs, while a "
         "day-long copy still logs only 120 lines an hour",
         "none",
         _float,
@@ -300,8 +306,10 @@ KNOBS: tuple[Knob, ...] = (
         "--max-bandwidth",
         "REPLICATOR_MAX_BANDWIDTH",
         "Cap on bytes written per second, e.g. 50MiB (MB is decimal, M and MiB binary).",
-        "no cap; a size with a suffix other than KiB/MiB/GiB/TiB is accepted as rsync and dd read it, "
-        "and the run's first lines say how it was read (config.SizeReading)",
+        "no cap; sizes take KiB/MiB/GiB/TiB, K/M/G/T (binary, as rsync and dd read them) and KB/MB/GB/TB "
+        "(decimal); a value in anything but an explicit binary unit is said at the start of the run "
+        "(`size_read`: `50MB = 47.7 MiB/s`, config.SizeReading) rather than refused, so scripts written "
+        "for those tools keep working and nobody takes 50MB for 50 MiB unnoticed",
         "none",
         parse_size,
     ),
@@ -320,7 +328,8 @@ KNOBS: tuple[Knob, ...] = (
         "AZURE_SUBSCRIPTION_ID",
         "Subscription of the disk `replicate restore` creates (default: the source disk's, recorded on "
         "the target).",
-        "restore: the source disk's subscription",
+        "used by `replicate restore` only (the new disk's subscription; default: the source disk's, "
+        "recorded on the target); `replicate` takes its subscription from `--source`",
         "none",
         str,
     ),
@@ -356,10 +365,10 @@ KNOBS: tuple[Knob, ...] = (
         "--list-window",
         "REPLICATOR_LIST_WINDOW",
         "Offset window of one Get Page Ranges listing, e.g. 4GiB.",
-        "256GiB: whole-disk listings of large fragmented disks time out, so windows stay moderate, "
-        "and 4 windows are listed at once (source.LIST_PREFETCH) so an idle 8 TiB disk (32 windows) "
-        "lists in 8 round trips",
-        "up to 4 answers held (about 10,000 ranges x 50 bytes each)",
+        "256GiB: whole-disk listings of large fragmented disks time out, so windows stay moderate; "
+        f"{LIST_PREFETCH} windows are listed at once (ranges.LIST_PREFETCH) and yielded in offset order, "
+        f"so an idle 8 TiB disk (32 windows) lists in {-(-32 // LIST_PREFETCH)} round trips",
+        f"up to {LIST_PREFETCH} answers held (about 10,000 ranges x 50 bytes each)",
         parse_size,
     ),
     Knob(
@@ -403,7 +412,9 @@ KNOBS: tuple[Knob, ...] = (
         "--time-budget",
         "REPLICATOR_TIME_BUDGET",
         "Stop cleanly before this many seconds, checkpoint saved (exit 3); the next run continues.",
-        "no budget: a run goes on until done (set it below a Functions timeout or a cron interval)",
+        "no budget: a run goes on until done (set it below a Functions timeout or a cron interval); "
+        "with one, the run stops feeding writes at budget - reserve (a quarter, at most 60 s), saves its "
+        "checkpoint, revokes, releases and exits 3 (status `incomplete`); see docs/functions.md",
         "none",
         _float,
     ),
@@ -413,7 +424,8 @@ KNOBS: tuple[Knob, ...] = (
         "REPLICATOR_LEASE_WAIT",
         "Seconds to wait for a target lease held by another run before exiting 3.",
         "70 s outlasts the 60 s lease of a killed run, so a rerun right after a crash proceeds; "
-        "a live run renews its lease and is never waited out (replicator.recovery)",
+        "a live run renews its lease and is never waited out, so a second run still exits 3 "
+        "(replicator.recovery, docs/reliability.md)",
         "none",
         _float,
     ),
@@ -422,7 +434,8 @@ KNOBS: tuple[Knob, ...] = (
         "--lease-duration",
         "REPLICATOR_LEASE_DURATION",
         "Seconds of the target blob lease (15-60, Azure's range), renewed every quarter of it.",
-        "60 s rides out renewal hiccups; shorter frees a killed run's target sooner (tests use 15)",
+        "60 s (Azure allows 15-60) rides out renewal hiccups, renewed every quarter of it; a shorter lease "
+        "frees a killed run's target sooner (the fleet tests use 15 s with a matching `--lease-wait`)",
         "none",
         _int,
     ),
@@ -431,7 +444,9 @@ KNOBS: tuple[Knob, ...] = (
         "--snapshot-now",
         "REPLICATOR_SNAPSHOT_NOW",
         "First take an incremental snapshot of the source disk and wait for it (replicator.snapshots).",
-        "off: replicate the snapshots that exist; Azure allows 7 per disk per 5 minutes (else exit 3)",
+        "off: replicate the snapshots that exist; with it, an incremental snapshot of the disk is taken "
+        "and waited for first (replicator.snapshots); Azure allows 7 per disk per 5 minutes and 500 per "
+        "disk, a refusal exits 3",
         "none",
     ),
     Knob(
@@ -439,8 +454,11 @@ KNOBS: tuple[Knob, ...] = (
         "--source-keep",
         "REPLICATOR_SOURCE_KEEP",
         "After a run, delete the disk's oldest incremental snapshots beyond the newest N (1-500).",
-        "off: never delete source snapshots; deletes only snapshots --snapshot-now took (tag "
-        "replicator-owner=replicator), never the last restore point's snapshot",
+        "off: never delete source snapshots; with N (1-500), after a successful run the disk's "
+        "incremental snapshots beyond the newest N that the tool took for this target (tags "
+        "`replicator-owner: replicator` and `replicator-target`, put on by `--snapshot-now`) are "
+        "deleted, never one it did not take for this target, never the last restore point's snapshot, "
+        "one being replicated or one with an active SAS (replicator.snapshots)",
         "none",
         _int,
     ),
@@ -450,7 +468,9 @@ KNOBS: tuple[Knob, ...] = (
         "REPLICATOR_SNAPSHOT_SEARCH",
         "Where to look for the disk's incremental snapshots: its own resource group, or every resource "
         "group of the subscription (needs snapshots/read there).",
-        "resource-group: where Azure's docs keep them, and read access to that group is enough",
+        "resource-group: where Azure's docs keep a disk's snapshots, and read access to that group is "
+        "enough; `subscription` lists every snapshot of the subscription (every nextLink) and keeps the "
+        "disk's, for snapshots kept in another group (needs snapshots/read on the subscription)",
         "none",
         str,
         SNAPSHOT_SEARCHES,
@@ -461,8 +481,9 @@ KNOBS: tuple[Knob, ...] = (
         "REPLICATOR_ALLOW_ROLLBACK",
         "Allow a --source snapshot older than the one the target's base blob holds: a full copy that "
         "rolls the base blob back to it (restore points are kept).",
-        "off: rolling a replica back costs a full copy and moves the next diff's base back in time, "
-        "which an unattended run must never do by itself",
+        "off: a `--source` snapshot older than the one the base blob holds is refused (exit 2): rolling "
+        "the replica back costs a full copy and moves the next diff's base back in time, which an "
+        "unattended run must never do by itself; with it, that full copy is made (restore points are kept)",
         "none",
     ),
 )
@@ -480,7 +501,8 @@ def add_knobs(parser: argparse.ArgumentParser, names: Collection[str] | None = N
     for knob in KNOBS:
         if knob.flag is None or (names is not None and knob.name not in names):
             continue
-        default = _default_text(knob)
+        default = _default(knob)
+        default = default if default in (None, "required") else f"default {default}"
         help_text = f"{knob.help}{f' ({default})' if default else ''} [env {knob.env}]"
         if knob.parse is None:
             parser.add_argument(knob.flag, dest=knob.name, action="store_const", const="true", help=help_text)
@@ -506,8 +528,9 @@ def package_version() -> str:
 """What `--help` shows as a knob's value, by its parser (text: the knob's name)."""
 
 
-def _default_text(knob: Knob) -> str | None:
-    """'default 32MiB' or 'required', as `--help` shows it; None for switches and knobs unset by default."""
+def _default(knob: Knob) -> str | None:
+    """'32MiB', '64' or 'required', as `--help` and the docs show it; None for switches and knobs unset
+    by default."""
     default = next(f.default for f in dataclasses.fields(Config) if f.name == knob.name)
     if default is dataclasses.MISSING:
         return "required"
@@ -515,11 +538,25 @@ def _default_text(knob: Knob) -> str | None:
         return None
     if knob.parse is parse_size:
         unit = next(u for u in ("TiB", "GiB", "MiB", "KiB", "B") if default % _UNITS[u] == 0)
-        return f"default {default // _UNITS[unit]}{unit}"
-    return f"default {default:g}" if isinstance(default, float) else f"default {default}"
+        return f"{default // _UNITS[unit]}{unit}"
+    return f"{default:g}" if isinstance(default, float) else f"{default}"
 
 
 _UNITS = {"B": 1, "KiB": KiB, "MiB": MiB, "GiB": GiB, "TiB": 1024 * GiB}
+
+
+def knob_table() -> str:
+    """The knob table of docs/architecture.md, in Markdown: flag, variable, default, why, memory.
+
+    Why generated: a table written by hand drifts from the code it describes; this one is written
+    into the doc by scripts/knob_table.py, and tests/unit/test_knob_table.py fails when they differ.
+    """
+    rows = ["| flag | environment | default | why | memory |", "| --- | --- | --- | --- | --- |"]
+    for knob in KNOBS:
+        flag = f"`{knob.flag}`" if knob.flag else "(environment only)"
+        default = _default(knob) or ("off" if knob.parse is None else "none")
+        rows.append(f"| {flag} | `{knob.env}` | {default} | {knob.reason} | {knob.memory} |")
+    return "\n".join(rows) + "\n"
 
 
 def build_parser(prog: str = "replicate", epilog: str | None = None) -> argparse.ArgumentParser:

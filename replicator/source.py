@@ -78,7 +78,7 @@ from replicator import arm_ids, credentials, messages, recovery
 from replicator.errors import LimitError, ReplicationError, UserError
 from replicator.jsonlog import event
 from replicator.output import plural
-from replicator.ranges import Change, Range, from_azure, to_http_range, windows
+from replicator.ranges import LIST_PREFETCH, Change, Range, from_azure, to_http_range, windows
 from replicator.redact import redact
 from replicator.weighted import WeightedSemaphore
 
@@ -860,11 +860,6 @@ async def list_changes(
         await asyncio.gather(*(task for _, _, task in listing), return_exceptions=True)
         for caller in callers:
             await caller.close()
-
-
-LIST_PREFETCH = 8
-"""Listing windows in flight at once: an idle 8 TiB disk in 256 GiB windows lists in 4 round trips
-instead of 32, and memory stays at 8 answers (each at most 10,000 ranges)."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 Why a module of its own: a replica is only worth the proof that it reads back equal to its source,
 and that proof must not trust the code that wrote it. So this reads both sides through the public
-SDK and compares bytes; it shares nothing with the planner but the `Range` type.
+SDK and compares bytes; it shares no code with the planner: from replicator.ranges it takes only the
+`Range` type, Azure's inclusive-end conversion and the 4 MiB request limit, and its windows and the
+union of both sides are its own.
 
 How, without reading whole disks: the sizes must be equal; then, window by window, the union of the
 valid page ranges of both sides is read from both and compared. A byte outside that union is a
@@ -13,13 +15,14 @@ is one window's range lists plus `concurrency` chunks in flight, whatever the di
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from azure.storage.blob.aio import BlobClient
 
 from replicator.blobio import read_range
-from replicator.ranges import MAX_WRITE, Range, from_azure, union, windows
+from replicator.ranges import MAX_WRITE, Range, from_azure
 
 VERIFY_WINDOW = 256 * 1024**3
 """Listing window: large enough that an idle 8 TiB disk costs 32 listings, small enough that one
@@ -55,6 +58,28 @@ async def valid_ranges(client: BlobClient, start: int, end: int) -> list[Range]:
         r = from_azure(page.start, page.end)
         found.append(Range(max(r.start, start), min(r.end, end)))
     return found
+
+
+def union(a: Sequence[Range], b: Sequence[Range]) -> list[Range]:
+    """The sorted union of two sorted, non-overlapping range lists, overlapping and touching parts merged.
+
+    Why: a full comparison reads every byte either side holds (valid ranges of the source and of the
+    copy); bytes that neither holds read as zeros on both sides and need not be read. Input that is
+    not sorted and disjoint is not a listing, and is refused rather than compared.
+    """
+    for name, side in (("first", a), ("second", b)):
+        for before, r in itertools.pairwise(side):
+            if r.start < before.end:
+                raise ValueError(
+                    f"{name} range list is unsorted or overlapping at {r} (previous end {before.end})"
+                )
+    merged: list[Range] = []
+    for r in sorted([*a, *b], key=lambda r: r.start):
+        if merged and r.start <= merged[-1].end:
+            merged[-1] = Range(merged[-1].start, max(merged[-1].end, r.end))
+        else:
+            merged.append(r)
+    return merged
 
 
 def _chunks(regions: Iterable[Range], chunk: int) -> Iterable[Range]:
@@ -112,13 +137,9 @@ async def compare_blobs(
     if expected_size != actual_size:
         return Comparison(expected_size, actual_size, 0, None)
     compared = 0
-    for win in windows(expected_size, window):
-        regions = list(
-            union(
-                await valid_ranges(expected, win.start, win.end),
-                await valid_ranges(actual, win.start, win.end),
-            )
-        )
+    for start in range(0, expected_size, window):
+        end = min(start + window, expected_size)
+        regions = union(await valid_ranges(expected, start, end), await valid_ranges(actual, start, end))
         n, mismatch = await compare_regions(expected, actual, regions, concurrency=concurrency)
         compared += n
         if mismatch is not None:

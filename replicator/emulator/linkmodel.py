@@ -2,7 +2,7 @@
 
 Why: a local emulator answers in microseconds, so any client looks fast and a client that issues one
 request at a time looks as good as one that keeps the link busy. Benchmarks need the costs that
-shape the real design (DESIGN.md section 2): a round trip per request, and a page blob's
+shape the real design (docs/emulator.md, "Link model and limits"): a round trip per request, and a page blob's
 scalability targets (about 500 requests/s and 60 MiB/s per blob), beyond which Azure answers
 503 ServerBusy.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import logging
 import sys
@@ -45,8 +46,18 @@ def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], mo
     assert envelope.parse(captured.out)["exit_code"] == 2
 
 
-def test_emulator_subcommand_is_dispatched(capsys: pytest.CaptureFixture[str]) -> None:
+def test_emulator_subcommand_is_dispatched(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    """`replicate emulator ...` runs the emulator's own `main` with the rest of argv and returns its code.
+
+    Why both halves: exit 2 alone cannot tell the emulator's usage error from the main command's
+    "Unknown subcommand"; the emulator's own error line and a stand-in `main` can."""
     assert cli.main(["emulator", "--no-such-option"]) == 2
+    assert capsys.readouterr().err.startswith("replicate emulator: error: ")
+    calls: list[list[str]] = []
+    module = importlib.import_module(cli.SUBCOMMANDS["emulator"])
+    monkeypatch.setattr(module, "main", lambda argv: calls.append(argv) or 7)
+    assert cli.main(["emulator", "--port", "0"]) == 7
+    assert calls == [["--port", "0"]]
 
 
 def test_terminal_lines_are_human_and_redacted(terminal: io.StringIO) -> None:
