@@ -327,40 +327,30 @@ class JobRunner:
     ) -> AsyncIterator[ranges.Op]:
         """The job's plan from the listing window holding its checkpoint on, streamed in offset order.
 
-        The listing arrives in batches; each batch is coalesced and its last (coalesced) change is
-        held back because it may touch the first change of the next batch, so the ops are exactly
-        those of `ranges.plan` over the whole listing. A full copy (no `base`) fills every gap with
-        a clear (`ranges.fill_gaps`), unless the target is known to be blank (checked under the
-        lease: PageBlobTarget.is_blank).
+        The listing's batches go through the pure `ranges.StreamPlanner`, so the ops are exactly
+        those of `ranges.plan` over the whole listing; this adapter only feeds it and adds the bytes
+        each batch lists as changed to `result`. A full copy (no `base`) fills every gap with a clear,
+        unless the target is known to be blank (checked under the lease: PageBlobTarget.is_blank).
         """
-        clears = base is None and not blank_target
         # Gap merging only for a diff: its gaps are unchanged since the base the target holds. A full
         # copy's gaps are holes of the source, which the target may hold data in (see ranges.coalesce).
         merge_gap = self.config.merge_gap_bytes if base is not None else 0
         window = self.config.list_window_bytes
-        start = job.checkpoint // window * window
+        start = ranges.window_start(job.checkpoint, window)
         listing = list_changes(
             current, base, start=start, end=size, window=window, page_size=self.config.page_size
         )
-        held: list[ranges.Change] = []
-        pos = start
+        planner = ranges.StreamPlanner(
+            start, size, merge_gap=merge_gap, fill=base is None and not blank_target
+        )
         async for batch in _batches(listing, PLAN_BATCH):
-            fresh = list(ranges.clip(batch, pos, size))
-            if not fresh:
-                continue
+            listed, ops = planner.feed(batch)
             # What the service listed as changed; the planned copies exceed it by the merged gaps.
-            listed = sum(c.range.length for c in fresh if not c.clear)
             result.changed_bytes += listed
             result.merged_gap_bytes -= listed
-            if clears:
-                fresh = list(ranges.fill_gaps(fresh, pos, fresh[-1].range.end))
-            pos = fresh[-1].range.end
-            items = list(ranges.coalesce(held + fresh, merge_gap))
-            held = items[-1:]
-            for op in ranges.plan(items[:-1]):
+            for op in ops:
                 yield op
-        tail = list(ranges.fill_gaps([], pos, size)) if clears and pos < size else []
-        for op in ranges.plan(held + tail):
+        for op in planner.finish():
             yield op
 
     async def _complete(self, snap: SnapshotInfo) -> SnapshotInfo:
@@ -485,7 +475,7 @@ class JobRunner:
         )
         await self.target.write_state(replace(state, in_progress=in_progress))
         window = self.config.list_window_bytes
-        watermark = ranges.Watermark(job.checkpoint // window * window)
+        watermark = ranges.Watermark(ranges.window_start(job.checkpoint, window))
         result.changed_bytes = result.merged_gap_bytes = result.cleared_bytes = result.copied_bytes = 0
         stopped = False  # the time budget ran out before the plan did
 
