@@ -5,10 +5,11 @@ The pipeline owns concurrency and nothing else: range arithmetic is replicator.r
 
 Data flow of one snapshot (a "job"):
 
-    list_changes (windows x NextMarker pages, streamed) → ranges.plan (coalesced, ≤ 4 MiB chunks,
-    offset order) → bounded asyncio.Queue (2 x concurrency ops) → N workers in an asyncio.TaskGroup
-    (a permanent error cancels the others) → Watermark.low() saved as the checkpoint every few
-    seconds → blob snapshot (the restore point) → state advanced in the base blob's metadata.
+    list_changes (windows x NextMarker pages, streamed) → ranges.StreamPlanner (the ops of ranges.plan
+    over the whole listing: coalesced, ≤ 4 MiB chunks, offset order) → bounded asyncio.Queue
+    (2 x concurrency ops) → N workers in an asyncio.TaskGroup (a permanent error cancels the others)
+    → Watermark.low() saved as the checkpoint every few seconds → blob snapshot (the restore point)
+    → state advanced in the base blob's metadata.
 
 Memory is bounded for any disk size: the plan is never materialised; what is held is the queue,
 the ops in flight (the Watermark) and, in stream mode, one ≤ 4 MiB buffer per worker.
@@ -30,8 +31,9 @@ valid range and clears everything else (ranges.fill_gaps), unless the target is 
 lease (PageBlobTarget.is_blank).
 
 Resume: before the first write the base blob's metadata records the job (snapshot, base, mode) and
-then its checkpoint. A rerun with the same job re-plans identically and skips ops that end at or
-below the checkpoint; writes are idempotent (same bytes, same offsets), so the result is the same.
+then its checkpoint. A rerun with the same job re-plans identically (but for a gap merged across the
+window start: docs/architecture.md, Resume) and skips ops that end at or below the checkpoint;
+writes are idempotent (same bytes, same offsets), so the result is the same.
 """
 
 from __future__ import annotations
