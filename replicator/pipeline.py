@@ -5,10 +5,11 @@ The pipeline owns concurrency and nothing else: range arithmetic is replicator.r
 
 Data flow of one snapshot (a "job"):
 
-    list_changes (windows x NextMarker pages, streamed) → ranges.plan (coalesced, ≤ 4 MiB chunks,
-    offset order) → bounded asyncio.Queue (2 x concurrency ops) → N workers in an asyncio.TaskGroup
-    (a permanent error cancels the others) → Watermark.low() saved as the checkpoint every few
-    seconds → blob snapshot (the restore point) → state advanced in the base blob's metadata.
+    list_changes (windows x NextMarker pages, streamed) → ranges.StreamPlanner (the ops of ranges.plan
+    over the whole listing: coalesced, ≤ 4 MiB chunks, offset order) → bounded asyncio.Queue
+    (2 x concurrency ops) → N workers in an asyncio.TaskGroup (a permanent error cancels the others)
+    → Watermark.low() saved as the checkpoint every few seconds → blob snapshot (the restore point)
+    → state advanced in the base blob's metadata.
 
 Memory is bounded for any disk size: the plan is never materialised; what is held is the queue,
 the ops in flight (the Watermark) and, in stream mode, one ≤ 4 MiB buffer per worker.
@@ -30,8 +31,9 @@ valid range and clears everything else (ranges.fill_gaps), unless the target is 
 lease (PageBlobTarget.is_blank).
 
 Resume: before the first write the base blob's metadata records the job (snapshot, base, mode) and
-then its checkpoint. A rerun with the same job re-plans identically and skips ops that end at or
-below the checkpoint; writes are idempotent (same bytes, same offsets), so the result is the same.
+then its checkpoint. A rerun with the same job re-plans identically (but for a gap merged across the
+window start: docs/architecture.md, Resume) and skips ops that end at or below the checkpoint;
+writes are idempotent (same bytes, same offsets), so the result is the same.
 """
 
 from __future__ import annotations
@@ -327,40 +329,30 @@ class JobRunner:
     ) -> AsyncIterator[ranges.Op]:
         """The job's plan from the listing window holding its checkpoint on, streamed in offset order.
 
-        The listing arrives in batches; each batch is coalesced and its last (coalesced) change is
-        held back because it may touch the first change of the next batch, so the ops are exactly
-        those of `ranges.plan` over the whole listing. A full copy (no `base`) fills every gap with
-        a clear (`ranges.fill_gaps`), unless the target is known to be blank (checked under the
-        lease: PageBlobTarget.is_blank).
+        The listing's batches go through the pure `ranges.StreamPlanner`, so the ops are exactly
+        those of `ranges.plan` over the whole listing; this adapter only feeds it and adds the bytes
+        each batch lists as changed to `result`. A full copy (no `base`) fills every gap with a clear,
+        unless the target is known to be blank (checked under the lease: PageBlobTarget.is_blank).
         """
-        clears = base is None and not blank_target
         # Gap merging only for a diff: its gaps are unchanged since the base the target holds. A full
         # copy's gaps are holes of the source, which the target may hold data in (see ranges.coalesce).
         merge_gap = self.config.merge_gap_bytes if base is not None else 0
         window = self.config.list_window_bytes
-        start = job.checkpoint // window * window
+        start = ranges.window_start(job.checkpoint, window)
         listing = list_changes(
             current, base, start=start, end=size, window=window, page_size=self.config.page_size
         )
-        held: list[ranges.Change] = []
-        pos = start
+        planner = ranges.StreamPlanner(
+            start, size, merge_gap=merge_gap, fill=base is None and not blank_target
+        )
         async for batch in _batches(listing, PLAN_BATCH):
-            fresh = list(ranges.clip(batch, pos, size))
-            if not fresh:
-                continue
+            listed, ops = planner.feed(batch)
             # What the service listed as changed; the planned copies exceed it by the merged gaps.
-            listed = sum(c.range.length for c in fresh if not c.clear)
             result.changed_bytes += listed
             result.merged_gap_bytes -= listed
-            if clears:
-                fresh = list(ranges.fill_gaps(fresh, pos, fresh[-1].range.end))
-            pos = fresh[-1].range.end
-            items = list(ranges.coalesce(held + fresh, merge_gap))
-            held = items[-1:]
-            for op in ranges.plan(items[:-1]):
+            for op in ops:
                 yield op
-        tail = list(ranges.fill_gaps([], pos, size)) if clears and pos < size else []
-        for op in ranges.plan(held + tail):
+        for op in planner.finish():
             yield op
 
     async def _complete(self, snap: SnapshotInfo) -> SnapshotInfo:
@@ -485,7 +477,7 @@ class JobRunner:
         )
         await self.target.write_state(replace(state, in_progress=in_progress))
         window = self.config.list_window_bytes
-        watermark = ranges.Watermark(job.checkpoint // window * window)
+        watermark = ranges.Watermark(ranges.window_start(job.checkpoint, window))
         result.changed_bytes = result.merged_gap_bytes = result.cleared_bytes = result.copied_bytes = 0
         stopped = False  # the time budget ran out before the plan did
 

@@ -251,6 +251,66 @@ def fill_gaps(changes: Iterable[Change], start: int, end: int) -> Iterator[Chang
         yield Change(Range(pos, end), clear=True)
 
 
+def window_start(offset: int, window: int) -> int:
+    """The start of the listing window (edges on multiples of `window`) that holds `offset`.
+
+    Why: a resumed run lists and plans from the window holding its checkpoint, so it lists the same
+    windows as the run it resumes (see `windows`) and its watermark starts where its plan does.
+    """
+    if window <= 0 or offset < 0:
+        raise ValueError(f"need offset >= 0 and window > 0, got {offset} and {window}")
+    return offset // window * window
+
+
+class StreamPlanner:
+    """The plan of a listing that arrives in batches, equal to planning the whole listing at once.
+
+    Feeding the batches of a listing of `[start, end)` and then calling `finish` yields exactly the
+    ops of `plan(coalesce(listing, merge_gap))` over the whole listing clipped to `[start, end)`
+    (with `fill`, over `fill_gaps(listing, start, end)`), in the same order. Why a class: the listing
+    streams (windows x NextMarker pages) and is planned a batch at a time to bound memory, but the
+    last change of a batch may touch, or lie within `merge_gap` of, the first change of the next
+    one. So the last coalesced change of each batch is held back until a later batch (or `finish`)
+    shows it cannot grow. Memory: one batch and one held change.
+
+    `fill` (a full copy into a target that may hold data): every byte of `[start, end)` the listing
+    does not cover becomes a clear. `merge_gap`: see `coalesce` (only safe for a diff).
+    """
+
+    def __init__(self, start: int, end: int, *, merge_gap: int = 0, fill: bool = False) -> None:
+        if not 0 <= start <= end:
+            raise ValueError(f"plan window [{start}, {end}) is invalid; need 0 <= start <= end")
+        if merge_gap < 0:
+            raise ValueError(f"merge_gap must be >= 0, got {merge_gap}")
+        self._pos, self._end, self._merge_gap, self._fill = start, end, merge_gap, fill
+        self._held: list[Change] = []
+
+    def feed(self, batch: Iterable[Change]) -> tuple[int, Iterator[Op]]:
+        """Take the next batch of the listing; return its copy bytes inside the window and its ops.
+
+        The bytes are what the listing names as data (before gap merging), so a summary can tell
+        changed bytes from merged gaps. The ops are those this batch completes (all but the held
+        change); they are planned lazily, because one change may be terabytes of 4 MiB chunks, but
+        the planner's own state is already advanced, so the next `feed` may come before they are read.
+        """
+        fresh = list(clip(batch, self._pos, self._end))
+        if not fresh:
+            return 0, iter(())
+        listed = sum(c.range.length for c in fresh if not c.clear)
+        if self._fill:
+            fresh = list(fill_gaps(fresh, self._pos, fresh[-1].range.end))
+        self._pos = fresh[-1].range.end
+        items = list(coalesce(self._held + fresh, self._merge_gap))
+        self._held = items[-1:]
+        return listed, plan(items[:-1])
+
+    def finish(self) -> Iterator[Op]:
+        """The ops of the held change and, with `fill`, of the clear from the listing's end to `end`."""
+        tail = list(fill_gaps((), self._pos, self._end)) if self._fill else []
+        held, self._held = self._held, []
+        return plan(held + tail)
+
+
 def complement(ranges: Iterable[Range], start: int, end: int) -> Iterator[Range]:
     """The parts of `[start, end)` that `ranges` (sorted, non-overlapping) do not cover."""
     for change in fill_gaps((Change(r, clear=False) for r in ranges), start, end):
