@@ -82,6 +82,7 @@ from replicator.target import (
     InProgress,
     PageBlobTarget,
     RestorePoint,
+    RestorePointMeta,
     SasBlobReader,
     State,
     client_kwargs,
@@ -443,9 +444,7 @@ class JobRunner:
             if self.config.verify:  # before the commit: a failed check leaves no restore point
                 await self._verify(job, current, base, size)
                 result.verified = True
-            restore_point = await self.target.commit(
-                _restore_point_metadata(job, identity, size, result.reason)
-            )
+            restore_point = await self.target.commit(_restore_point_meta(job, identity, size, result.reason))
             result.restore_point = restore_point
             self.progress.on_protected(
                 Protected(restore_point, job.snapshot.id, job.snapshot.name, job.snapshot.time_created)
@@ -686,23 +685,21 @@ def _failure(job: Job, exc: BaseException) -> ReplicationError:
     )
 
 
-def _restore_point_metadata(
-    job: Job, identity: DiskIdentity | None, size: int, reason: str
-) -> dict[str, str]:
+def _restore_point_meta(job: Job, identity: DiskIdentity | None, size: int, reason: str) -> RestorePointMeta:
     snap = job.snapshot
-    return {
-        "source_disk_id": identity.id if identity else "",
-        "source_disk_unique_id": (identity.unique_id or "") if identity else "",
-        "snapshot_id": snap.id,
-        "snapshot_unique_id": snap.unique_id,
-        "snapshot_time": snap.time_created.isoformat(),
-        "snapshot_name": snap.name,
-        "size_bytes": str(size),
-        "logical_sector_size": str(snap.logical_sector_size),
-        "mode": job.mode,
-        "reason": reason,
-        "base_snapshot_id": job.base.id if job.base else "",
-    }
+    return RestorePointMeta(
+        source_disk_id=identity.id if identity else "",
+        source_disk_unique_id=(identity.unique_id or "") if identity else "",
+        snapshot_id=snap.id,
+        snapshot_unique_id=snap.unique_id,
+        snapshot_time=snap.time_created.isoformat(),
+        snapshot_name=snap.name,
+        size_bytes=size,
+        logical_sector_size=snap.logical_sector_size,
+        mode=job.mode,
+        reason=reason,
+        base_snapshot_id=job.base.id if job.base else "",
+    )
 
 
 # ---------------------------------------------------------------- the run
@@ -722,7 +719,7 @@ def _held(points: list[RestorePoint]) -> set[str]:
     Empty when the credential cannot list the container (a blob-scoped SAS: `restore_points` returns
     nothing); then a snapshot may get a second restore point (docs/runbook.md says so).
     """
-    return {p.snapshot_unique_id for p in points if p.snapshot_unique_id}
+    return {p.meta.snapshot_unique_id for p in points if p.meta.snapshot_unique_id}
 
 
 def _adopt_lost_commit(points: list[RestorePoint], state: State) -> State:
@@ -732,9 +729,10 @@ def _adopt_lost_commit(points: list[RestorePoint], state: State) -> State:
         return state
     if not points or points[-1].id <= (state.last_restore_point or ""):
         return state
-    latest = points[-1]
-    if latest.snapshot_unique_id != progress.snapshot.unique_id:
+    held = points[-1].meta.snapshot_unique_id
+    if not held or held != progress.snapshot.unique_id:
         return state
+    latest = points[-1]
     log.info("adopting restore point %s committed by an interrupted run", latest.id)
     return replace(state, last=progress.snapshot, last_restore_point=latest.id, in_progress=None)
 

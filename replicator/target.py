@@ -25,9 +25,10 @@ Target state schema (metadata of the base blob; values are ASCII strings):
     inprogress_total_bytes            the size being written: the checkpoint is an offset of this many
                                       bytes (`replicate status` shows checkpoint of total)
 
-A restore point is a blob snapshot whose metadata holds: source_disk_id, source_disk_unique_id,
-snapshot_id, snapshot_unique_id, snapshot_time, snapshot_name, size_bytes, logical_sector_size,
-mode ("full" | "diff"), reason, base_snapshot_id.
+A restore point is a blob snapshot whose metadata holds (RestorePointMeta, the one codec that writes
+and reads it): source_disk_id, source_disk_unique_id, snapshot_id, snapshot_unique_id, snapshot_time,
+snapshot_name, size_bytes, logical_sector_size, mode ("full" | "diff"), reason, base_snapshot_id; and
+commit_id, the tag `commit` finds it by after a lost answer.
 """
 
 from __future__ import annotations
@@ -278,19 +279,55 @@ def _meta_ref(prefix: str, meta: Mapping[str, str]) -> SnapshotRef | None:
 
 
 @dataclass(frozen=True)
+class RestorePointMeta:
+    """What a restore point records about the source snapshot it holds: its blob snapshot's metadata.
+
+    The restore point's counterpart of `State`, and like it the only code that spells its keys: the
+    pipeline writes it at commit; `list`, `restore`, `status` and the next run read it back. The keys
+    are the field names and every value is an ASCII string (the wire format since the first release,
+    so restore points written by any version read the same). A key that is absent (a blob snapshot
+    taken by hand copies the base blob's metadata instead) reads as the field's default.
+    """
+
+    source_disk_id: str = ""
+    source_disk_unique_id: str = ""
+    snapshot_id: str = ""
+    snapshot_unique_id: str = ""
+    snapshot_time: str = ""  # the source snapshot's ISO 8601 creation time
+    snapshot_name: str = ""
+    size_bytes: int = 0
+    logical_sector_size: int = 512
+    mode: str = ""  # "full" | "diff"
+    reason: str = ""
+    base_snapshot_id: str = ""  # "" for a full copy
+
+    def to_metadata(self) -> dict[str, str]:
+        return {f.name: _ascii(str(getattr(self, f.name))) for f in fields(self)}
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str]) -> RestorePointMeta:
+        """Decode listed metadata (keys in any case; other keys, such as commit_id, are ignored)."""
+        meta = {k.lower(): v for k, v in meta.items()}
+        text = {f.name: meta.get(f.name, "") for f in fields(cls)}
+        return cls(
+            **text
+            | {
+                "size_bytes": int(text["size_bytes"] or 0),
+                "logical_sector_size": int(text["logical_sector_size"] or 512),
+            }
+        )
+
+
+@dataclass(frozen=True)
 class RestorePoint:
     """One blob snapshot of the target and the source snapshot it holds."""
 
     id: str  # the blob snapshot timestamp
-    metadata: dict[str, str]
+    metadata: dict[str, str]  # as listed: RestorePointMeta's keys and the commit_id tag
 
     @property
-    def snapshot_id(self) -> str | None:
-        return self.metadata.get("snapshot_id")
-
-    @property
-    def snapshot_unique_id(self) -> str | None:
-        return self.metadata.get("snapshot_unique_id")
+    def meta(self) -> RestorePointMeta:
+        return RestorePointMeta.from_metadata(self.metadata)
 
 
 @dataclass(frozen=True)
@@ -552,13 +589,13 @@ class PageBlobTarget:
     async def clear(self, op: Op) -> None:
         await self._blob.clear_page(op.range.start, op.range.length, retry_total=0, **self._lease_kw())
 
-    async def commit(self, metadata: Mapping[str, str]) -> str:
-        """Take the restore point: a blob snapshot carrying `metadata`; returns its timestamp (the ID).
+    async def commit(self, meta: RestorePointMeta) -> str:
+        """Take the restore point: a blob snapshot carrying `meta`; returns its timestamp (the ID).
 
         Exactly one, even when an answer is lost (recovery.commit_once: tagged with a `commit_id`).
         """
         commit_id = recovery.new_commit_id()
-        tagged = {k: _ascii(v) for k, v in metadata.items()} | {"commit_id": commit_id}
+        tagged = meta.to_metadata() | {"commit_id": commit_id}
 
         async def create() -> str:
             with self._authorized("snapshot"):
