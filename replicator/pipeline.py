@@ -67,8 +67,8 @@ from replicator.config import Config
 from replicator.errors import ReplicationError, ReplicatorError
 from replicator.inflight import process_in_flight_bytes
 from replicator.jsonlog import event
+from replicator.messages import describe, error_code
 from replicator.progress import Progress, Protected, RunResult, SnapshotResult
-from replicator.redact import redact
 from replicator.source import (
     WAIT_TIMEOUT_SECONDS,
     ArmSource,
@@ -126,15 +126,10 @@ def _backoff(state: RetryCallState) -> float:
     return max(random.uniform(0, step), _retry_after(exc) if exc else 0.0)
 
 
-def _error_code(exc: HttpResponseError) -> str:
-    code = getattr(exc, "error_code", None)  # absent when the error was built without a response
-    return str(getattr(code, "value", code) or "")
-
-
 def _copy_source_denied(exc: HttpResponseError) -> bool:
     """Put Page From URL: the target service could not read the source SAS (not a refusal of our
     own credential on the target, which is a 403 of another code)."""
-    return _error_code(exc) == "CannotVerifyCopySource" and exc.status_code in (401, 403)
+    return error_code(exc) == "CannotVerifyCopySource" and exc.status_code in (401, 403)
 
 
 class Throttle:
@@ -524,7 +519,7 @@ class JobRunner:
                         )
                         saved = low
                     except HttpResponseError as exc:
-                        log.warning("could not save the checkpoint: %s", redact(str(exc.status_code)))
+                        log.warning("could not save the checkpoint: %s", describe(exc))
 
         checkpointer = asyncio.create_task(checkpoints(), name="checkpointer")
         counter = asyncio.create_task(
@@ -663,19 +658,9 @@ def _refused(job: Job, result: SnapshotResult) -> Job:
     return Job(job.snapshot, None, reason)
 
 
-def describe(exc: BaseException) -> str:
-    """One redacted line about an exception: status and error code for a service error, never its body."""
-    if isinstance(exc, HttpResponseError):
-        code = _error_code(exc)
-        text = f"{exc.status_code} {code} {exc.reason or ''}".strip() if exc.status_code else exc.message
-    else:
-        text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    return redact(text)[:300]
-
-
 def _failure(job: Job, exc: BaseException) -> ReplicationError:
     detail = describe(exc)
-    if isinstance(exc, HttpResponseError) and _error_code(exc).startswith("Lease"):
+    if isinstance(exc, HttpResponseError) and error_code(exc).startswith("Lease"):
         return ReplicationError(
             f"replicating {job.snapshot.name} stopped: the target's lease was broken or taken by someone "
             f"else ({detail}); nothing more was written. A rerun resumes from the checkpoint."

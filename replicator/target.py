@@ -61,7 +61,7 @@ from replicator.credentials import async_credential, transport_kwargs
 from replicator.errors import LockedError, ReplicationError, UserError
 from replicator.jsonlog import event
 from replicator.ranges import Op, Range
-from replicator.redact import redact, redacted_repr
+from replicator.redact import redacted_repr
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +107,10 @@ async def keep_renewed(renew: Callable[[], Awaitable[object]], lease_seconds: fl
             except HttpResponseError as exc:
                 if not recovery.is_transient(exc):
                     return exc
-                log.info("renewing the lease failed (%s); retrying", _describe(exc))
+                log.info("renewing the lease failed (%s); retrying", messages.describe(exc))
             except Exception as exc:
-                log.info("renewing the lease failed (%s); retrying", _describe(exc))
+                log.info("renewing the lease failed (%s); retrying", messages.describe(exc))
             await asyncio.sleep(min(RENEW_RETRY_SECONDS, interval, max(0.0, expires - loop.time())))
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, HttpResponseError):
-        return _http_error(exc)
-    return redact(f"{type(exc).__name__}: {exc}".splitlines()[0])[:200]
 
 
 def client_kwargs() -> dict[str, Any]:
@@ -341,11 +335,6 @@ class Inspection:
     modified: datetime | None = None  # Last-Modified: the last write, metadata included (a checkpoint)
 
 
-def _http_error(exc: HttpResponseError) -> str:
-    # getattr: a credential's ClientAuthenticationError (no response) has no error_code
-    return f"{exc.status_code} {getattr(exc, 'error_code', None) or exc.reason or ''}".strip()
-
-
 class PageBlobTarget:
     """The target base blob, its container and its restore points; one instance per run.
 
@@ -399,7 +388,8 @@ class PageBlobTarget:
             if exc.status_code == 403:
                 raise self._refused("read", exc) from None
             raise UserError(
-                f"access to {self.url.display} was denied ({_http_error(exc)}); check the credential or SAS."
+                f"access to {self.url.display} was denied ({messages.describe(exc)}); "
+                "check the credential or SAS."
             ) from None
         except HttpResponseError as exc:
             if exc.status_code == 403:
@@ -415,7 +405,7 @@ class PageBlobTarget:
 
     def _refused(self, operation: str, exc: HttpResponseError) -> UserError:
         """A 403 on `operation` (a key of permissions.OPERATIONS) as the sentence naming what is missing."""
-        code = getattr(exc, "error_code", None)
+        code = messages.error_code(exc) or None
         return permissions.refused(self._command, operation, code, self._sas, self.url.display)
 
     @contextlib.contextmanager
@@ -523,7 +513,7 @@ class PageBlobTarget:
 
         async def watch() -> None:
             lost.append(await keep_renewed(renew, self._lease_seconds))
-            log.warning("lost the lease on %s: %s", self.url.display, _describe(lost[0]))
+            log.warning("lost the lease on %s: %s", self.url.display, messages.describe(lost[0]))
             if owner is not None:
                 owner.cancel()
 
@@ -533,7 +523,7 @@ class PageBlobTarget:
         except asyncio.CancelledError:
             if lost and owner is not None and owner.uncancel() == 0:
                 raise ReplicationError(
-                    f"lost the lease on {self.url.display} ({_describe(lost[0])}); stopped writing. "
+                    f"lost the lease on {self.url.display} ({messages.describe(lost[0])}); stopped writing. "
                     "A rerun resumes from the checkpoint."
                 ) from None
             raise
@@ -548,7 +538,7 @@ class PageBlobTarget:
                     await asyncio.shield(lease.release())
                 event("lease_released", logging.DEBUG, message=f"released the lease on {shown}", target=shown)
             except Exception as exc:  # it expires on its own within a lease
-                log.warning("could not release the lease on %s: %s", self.url.display, _describe(exc))
+                log.warning("could not release the lease on %s: %s", self.url.display, messages.describe(exc))
 
     @property
     def client(self) -> BlobClient:
@@ -626,7 +616,7 @@ class PageBlobTarget:
                     "prune it with a credential that can",
                     point,
                     first,
-                    _http_error(exc),
+                    messages.describe(exc),
                 )
         return first
 
@@ -656,7 +646,7 @@ class PageBlobTarget:
                 "the target credential cannot list the container of %s (%s); restore points are not "
                 "checked for duplicates",
                 self.url.display,
-                _http_error(exc),
+                messages.describe(exc),
             )
             return []
         return sorted(points, key=lambda p: p.id)
