@@ -2,8 +2,9 @@
 arrives, and the clipping every echo uses.
 
 `describe` is the only code that turns an exception into text for an error, a log line or a JSON
-field (status, the service's error code, the reason phrase; never a response body); `error_code` and
-`service_message` are its parts for the sentences that name them (source.py's ARM and storage errors).
+field (status, the service's error code, the reason phrase; never a response body). `error_code`,
+`service_message` and `service_answer` are the parts for sentences that quote the service's refusal
+(source.py's ARM and storage errors, target.py's permission sentences).
 
 The SDK reports a missing credential as a ClientAuthenticationError without a response (and a 2.5 KB
 multi-line text), and an untrusted TLS certificate as a bare ServiceRequestError whose cause is buried
@@ -83,7 +84,8 @@ def error_code(exc: BaseException) -> str:
 
 def service_message(exc: BaseException) -> str:
     """The service's own explanation in an answer (ARM's error message, storage's <Message>), else the
-    reason phrase; its first line, redacted and clipped; "" when there is none."""
+    reason phrase; its first line, redacted; "" when there is none. Not clipped: is_family_sas_limit and
+    is_resize_refusal search all of it (Azure's messages are one short line)."""
     message = (
         getattr(getattr(exc, "error", None), "message", None)
         or _body_field(exc, "Message")
@@ -92,11 +94,11 @@ def service_message(exc: BaseException) -> str:
         or ""
     )
     lines = redact(message).splitlines()
-    return clip(lines[0].strip() if lines else "")
+    return lines[0].strip() if lines else ""
 
 
 def service_answer(exc: HttpResponseError) -> str:
-    """ "Code: message" for a sentence that quotes the service's refusal (ARM's, storage's): the error
+    """The service's refusal as a sentence quotes it (ARM's, storage's): "code: message", the error
     code (else the status) and the service's message (else "no message")."""
     return f"{error_code(exc) or exc.status_code or ''}: {service_message(exc) or 'no message'}"
 
