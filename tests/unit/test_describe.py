@@ -74,3 +74,15 @@ def test_an_sdk_error_without_an_answer_is_its_first_line() -> None:
         message="DefaultAzureCredential failed to retrieve a token.\nAttempted: ..."
     )
     assert messages.describe(err) == "DefaultAzureCredential failed to retrieve a token."
+
+
+def test_the_service_message_is_whole_for_the_checks_that_search_it() -> None:
+    """is_family_sas_limit searches ARM's message: a long one (the emulator's names the snapshot's full
+    ID first) must not lose its end to clipping."""
+    text = f"Cannot grant access to {'/x' * 150}: snapshots of the family exceed the SAS limit"
+    arm = HttpResponseError(message="x")
+    arm.status_code, arm.error = (
+        409,
+        ODataV4Format({"error": {"code": "OperationNotAllowed", "message": text}}),
+    )
+    assert messages.service_message(arm) == text
