@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from replicator import interrupt, jsonlog, metrics
 from replicator.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Interrupted, ReplicatorError, status_of
-from replicator.messages import clip
+from replicator.messages import clip, describe
 from replicator.output import (
     emit_json,
     envelope,
@@ -162,7 +162,7 @@ def replicate_main(args: list[str]) -> int:
         elif isinstance(err, ReplicatorError):
             message = str(err)
         else:
-            message = f"unexpected {type(err).__name__}: {err}"
+            message = f"unexpected {describe(err)}"
             log.debug("unexpected failure", exc_info=True)
         code = err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
         jsonlog.failure("replicate", status_of(err), message, code)

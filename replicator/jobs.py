@@ -39,7 +39,8 @@ from replicator.errors import (
     status_of,
 )
 from replicator.jsonlog import event
-from replicator.pipeline import describe, replicate
+from replicator.messages import describe
+from replicator.pipeline import replicate
 from replicator.progress import Fanout, SnapshotResult
 from replicator.progress_log import LogProgress, reported
 

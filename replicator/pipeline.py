@@ -69,8 +69,8 @@ from replicator.config import Config
 from replicator.errors import ReplicationError, ReplicatorError
 from replicator.inflight import process_in_flight_bytes
 from replicator.jsonlog import event
+from replicator.messages import describe, error_code
 from replicator.progress import Progress, Protected, RunResult, SnapshotResult
-from replicator.redact import redact
 from replicator.source import (
     WAIT_TIMEOUT_SECONDS,
     ArmSource,
@@ -84,6 +84,7 @@ from replicator.target import (
     InProgress,
     PageBlobTarget,
     RestorePoint,
+    RestorePointMeta,
     SasBlobReader,
     State,
     client_kwargs,
@@ -127,15 +128,10 @@ def _backoff(state: RetryCallState) -> float:
     return max(random.uniform(0, step), _retry_after(exc) if exc else 0.0)
 
 
-def _error_code(exc: HttpResponseError) -> str:
-    code = getattr(exc, "error_code", None)  # absent when the error was built without a response
-    return str(getattr(code, "value", code) or "")
-
-
 def _copy_source_denied(exc: HttpResponseError) -> bool:
     """Put Page From URL: the target service could not read the source SAS (not a refusal of our
     own credential on the target, which is a 403 of another code)."""
-    return _error_code(exc) == "CannotVerifyCopySource" and exc.status_code in (401, 403)
+    return error_code(exc) == "CannotVerifyCopySource" and exc.status_code in (401, 403)
 
 
 class Throttle:
@@ -435,9 +431,7 @@ class JobRunner:
             if self.config.verify:  # before the commit: a failed check leaves no restore point
                 await self._verify(job, current, base, size)
                 result.verified = True
-            restore_point = await self.target.commit(
-                _restore_point_metadata(job, identity, size, result.reason)
-            )
+            restore_point = await self.target.commit(_restore_point_meta(job, identity, size, result.reason))
             result.restore_point = restore_point
             self.progress.on_protected(
                 Protected(restore_point, job.snapshot.id, job.snapshot.name, job.snapshot.time_created)
@@ -517,7 +511,7 @@ class JobRunner:
                         )
                         saved = low
                     except HttpResponseError as exc:
-                        log.warning("could not save the checkpoint: %s", redact(str(exc.status_code)))
+                        log.warning("could not save the checkpoint: %s", describe(exc))
 
         checkpointer = asyncio.create_task(checkpoints(), name="checkpointer")
         counter = asyncio.create_task(
@@ -656,19 +650,9 @@ def _refused(job: Job, result: SnapshotResult) -> Job:
     return Job(job.snapshot, None, reason)
 
 
-def describe(exc: BaseException) -> str:
-    """One redacted line about an exception: status and error code for a service error, never its body."""
-    if isinstance(exc, HttpResponseError):
-        code = _error_code(exc)
-        text = f"{exc.status_code} {code} {exc.reason or ''}".strip() if exc.status_code else exc.message
-    else:
-        text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    return redact(text)[:300]
-
-
 def _failure(job: Job, exc: BaseException) -> ReplicationError:
     detail = describe(exc)
-    if isinstance(exc, HttpResponseError) and _error_code(exc).startswith("Lease"):
+    if isinstance(exc, HttpResponseError) and error_code(exc).startswith("Lease"):
         return ReplicationError(
             f"replicating {job.snapshot.name} stopped: the target's lease was broken or taken by someone "
             f"else ({detail}); nothing more was written. A rerun resumes from the checkpoint."
@@ -678,23 +662,21 @@ def _failure(job: Job, exc: BaseException) -> ReplicationError:
     )
 
 
-def _restore_point_metadata(
-    job: Job, identity: DiskIdentity | None, size: int, reason: str
-) -> dict[str, str]:
+def _restore_point_meta(job: Job, identity: DiskIdentity | None, size: int, reason: str) -> RestorePointMeta:
     snap = job.snapshot
-    return {
-        "source_disk_id": identity.id if identity else "",
-        "source_disk_unique_id": (identity.unique_id or "") if identity else "",
-        "snapshot_id": snap.id,
-        "snapshot_unique_id": snap.unique_id,
-        "snapshot_time": snap.time_created.isoformat(),
-        "snapshot_name": snap.name,
-        "size_bytes": str(size),
-        "logical_sector_size": str(snap.logical_sector_size),
-        "mode": job.mode,
-        "reason": reason,
-        "base_snapshot_id": job.base.id if job.base else "",
-    }
+    return RestorePointMeta(
+        source_disk_id=identity.id if identity else "",
+        source_disk_unique_id=(identity.unique_id or "") if identity else "",
+        snapshot_id=snap.id,
+        snapshot_unique_id=snap.unique_id,
+        snapshot_time=snap.time_created.isoformat(),
+        snapshot_name=snap.name,
+        size_bytes=size,
+        logical_sector_size=snap.logical_sector_size,
+        mode=job.mode,
+        reason=reason,
+        base_snapshot_id=job.base.id if job.base else "",
+    )
 
 
 # ---------------------------------------------------------------- the run
@@ -714,7 +696,7 @@ def _held(points: list[RestorePoint]) -> set[str]:
     Empty when the credential cannot list the container (a blob-scoped SAS: `restore_points` returns
     nothing); then a snapshot may get a second restore point (docs/runbook.md says so).
     """
-    return {p.snapshot_unique_id for p in points if p.snapshot_unique_id}
+    return {p.meta.snapshot_unique_id for p in points if p.meta.snapshot_unique_id}
 
 
 def _adopt_lost_commit(points: list[RestorePoint], state: State) -> State:
@@ -724,9 +706,10 @@ def _adopt_lost_commit(points: list[RestorePoint], state: State) -> State:
         return state
     if not points or points[-1].id <= (state.last_restore_point or ""):
         return state
-    latest = points[-1]
-    if latest.snapshot_unique_id != progress.snapshot.unique_id:
+    held = points[-1].meta.snapshot_unique_id
+    if not held or held != progress.snapshot.unique_id:
         return state
+    latest = points[-1]
     log.info("adopting restore point %s committed by an interrupted run", latest.id)
     return replace(state, last=progress.snapshot, last_restore_point=latest.id, in_progress=None)
 

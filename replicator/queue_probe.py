@@ -40,13 +40,13 @@ async def probe(queue: FleetQueue, *, deadline: float = PROBE_SECONDS) -> None:
     except ClientAuthenticationError as exc:
         if messages.is_missing_credential(exc):
             raise UserError(messages.missing_credential(endpoint)) from None
-        raise UserError(f"The queue {endpoint} refused our identity ({exc.status_code}).") from None
+        raise UserError(f"The queue {endpoint} refused our identity ({messages.describe(exc)}).") from None
     except HttpResponseError as exc:
         status = exc.status_code
         why = (
             "does not exist (create it, or run `replicate enqueue`)"
             if status == 404
-            else f"answered {status}"
+            else f"answered {messages.describe(exc)}"
         )
         if status == 403:
             why = "refused access (403): check the SAS or the role (Storage Queue Data Message Processor)"

@@ -1,7 +1,7 @@
 """Restore points of a target: list them, choose one, check it, make a managed disk of it, prune them.
 
 Why a module of its own: a replica is worth only the disk it gives back, and giving it back needs
-nothing of the replication pipeline: the target's metadata (target.py's schema) names every
+nothing of the replication pipeline: its metadata (target.RestorePointMeta, read here) names every
 restore point's source snapshot, size, sector size and mode, so listing needs only the target.
 
 A restore is ARM's disk create with `createOption: Import` from the restore point's blob snapshot
@@ -50,7 +50,7 @@ COMPLETION_POLL_SECONDS = 5.0
 
 @dataclass(frozen=True)
 class PointInfo:
-    """One restore point as `list` shows it (from the blob snapshot's metadata and the base blob's state)."""
+    """One restore point as `list` shows it (its RestorePointMeta and the base blob's state)."""
 
     id: str
     snapshot_name: str
@@ -65,19 +65,18 @@ class PointInfo:
 
     @classmethod
     def of(cls, point: RestorePoint, state: State) -> PointInfo:
-        meta = {k.lower(): v for k, v in point.metadata.items()}
-        unique_id = meta.get("snapshot_unique_id", "")
+        meta = point.meta
         return cls(
             id=point.id,
-            snapshot_name=meta.get("snapshot_name", ""),
-            snapshot_id=meta.get("snapshot_id", ""),
-            snapshot_unique_id=unique_id,
-            snapshot_time=meta.get("snapshot_time", ""),
-            size_bytes=int(meta.get("size_bytes") or 0),
-            logical_sector_size=int(meta.get("logical_sector_size") or 512),
-            mode=meta.get("mode", ""),
-            reason=meta.get("reason", ""),
-            base_of_next_diff=_is_base(point.id, unique_id, state),
+            snapshot_name=meta.snapshot_name,
+            snapshot_id=meta.snapshot_id,
+            snapshot_unique_id=meta.snapshot_unique_id,
+            snapshot_time=meta.snapshot_time,
+            size_bytes=meta.size_bytes,
+            logical_sector_size=meta.logical_sector_size,
+            mode=meta.mode,
+            reason=meta.reason,
+            base_of_next_diff=_is_base(point.id, meta.snapshot_unique_id, state),
         )
 
     @property

@@ -79,7 +79,6 @@ from replicator.errors import LimitError, ReplicationError, UserError
 from replicator.jsonlog import event
 from replicator.output import plural
 from replicator.ranges import LIST_PREFETCH, Change, Range, from_azure, to_http_range, windows
-from replicator.redact import redact
 from replicator.weighted import WeightedSemaphore
 
 log = logging.getLogger(__name__)
@@ -241,19 +240,11 @@ def _same_guid(a: str | None, b: str | None) -> bool:
     return bool(a and b and a.casefold() == b.casefold())
 
 
-def _arm_code(err: HttpResponseError) -> str:
-    return getattr(err.error, "code", None) or str(err.status_code or "")
-
-
-def _arm_message(err: HttpResponseError) -> str:
-    return redact(getattr(err.error, "message", None) or err.reason or "no message")
-
-
 def is_family_sas_limit(err: BaseException | None) -> bool:
     """ARM refused a grant because the snapshot family already has five active SAS URIs."""
     if not isinstance(err, HttpResponseError) or err.status_code not in (400, 409, 429):
         return False
-    return bool(_SAS_LIMIT_TEXT.search(f"{_arm_code(err)} {_arm_message(err)}"))
+    return bool(_SAS_LIMIT_TEXT.search(messages.service_answer(err)))
 
 
 # --- the per-family SAS slots ----------------------------------------------------------------------
@@ -399,23 +390,21 @@ class ArmSource:
         try:
             yield
         except ResourceNotFoundError as err:
-            raise UserError(
-                f"Cannot {action}: it does not exist ({_arm_code(err)}: {_arm_message(err)})."
-            ) from err
+            raise UserError(f"Cannot {action}: it does not exist ({messages.service_answer(err)}).") from err
         except ClientAuthenticationError as err:
             if err.response is None:  # the credential itself failed: no token to send (its text is 2.5 KB)
                 raise UserError(f"Cannot {action}: {messages.missing_credential(self.endpoint)}") from err
             raise UserError(
-                f"Cannot {action}: ARM refused our identity ({_arm_code(err)}: {_arm_message(err)}); "
+                f"Cannot {action}: ARM refused our identity ({messages.service_answer(err)}); "
                 "check its role assignments."
             ) from err
         except HttpResponseError as err:
             if err.status_code == 403:
                 raise UserError(
-                    f"Cannot {action}: ARM refused permission ({_arm_code(err)}: {_arm_message(err)})."
+                    f"Cannot {action}: ARM refused permission ({messages.service_answer(err)})."
                 ) from err
             raise ReplicationError(
-                f"Cannot {action}: ARM answered HTTP {err.status_code} {_arm_code(err)}: {_arm_message(err)}."
+                f"Cannot {action}: ARM answered HTTP {err.status_code} {messages.service_answer(err)}."
             ) from err
         except (ServiceRequestError, ServiceResponseError) as err:
             if messages.is_certificate_failure(err):
@@ -424,7 +413,7 @@ class ArmSource:
                 ) from err
             raise ReplicationError(  # a typo or an outage: exit 1, so a schedule retries an outage
                 f"Cannot {action}: the ARM endpoint {self.endpoint} could not be reached "
-                f"({redact(str(err))}); check REPLICATOR_ARM_ENDPOINT and the network."
+                f"({messages.describe(err)}); check REPLICATOR_ARM_ENDPOINT and the network."
             ) from err
 
     # --- resolving -------------------------------------------------------------------------------
@@ -686,7 +675,7 @@ class ArmSource:
             log.warning(
                 "Could not revoke access to snapshot %s (%s); its SAS expires within %d s anyway.",
                 snapshot.id,
-                redact(str(err)) or type(err).__name__,
+                messages.describe(err),
                 self.config.sas_duration_seconds,
             )
 
@@ -704,36 +693,16 @@ async def _shielded(cleanup: Awaitable[None]) -> None:
 # --- data plane ------------------------------------------------------------------------------------
 
 
-def _storage_body_field(err: HttpResponseError, name: str) -> str | None:
-    """A field of the storage error body (`<Error><Code>..</Code><Message>..</Message></Error>`).
-
-    Why read the body: for 404/409 the generated operations raise before deserializing it, so
-    neither `err.error` nor `err.model` carries the service's code and message.
-    """
-    try:
-        body = err.response.text() if err.response is not None else ""
-    except Exception:  # a body we cannot decode simply has no such field
-        return None
-    match = re.search(rf"<{name}>(.*?)</{name}>", body or "", re.DOTALL)
-    return match.group(1).strip() if match else None
-
-
-def _storage_code(err: HttpResponseError) -> str:
-    code = err.response.headers.get("x-ms-error-code") if err.response is not None else None
-    return code or _storage_body_field(err, "Code") or str(err.status_code)
-
-
-def _storage_message(err: HttpResponseError) -> str:
-    message = _storage_body_field(err, "Message") or getattr(err.model, "message", None) or err.reason or ""
-    return redact(message.splitlines()[0] if message else "no message")
+def _code(err: HttpResponseError) -> str:
+    """The service's error code, else the status: what a sentence names the refusal by."""
+    return messages.error_code(err) or str(err.status_code or "")
 
 
 def is_resize_refusal(err: HttpResponseError) -> bool:
     """The diff was refused because the disk was resized across the 4 TiB boundary between the snapshots."""
-    code = _storage_code(err)
-    if code == RESIZE_REFUSAL_CODE:
+    if _code(err) == RESIZE_REFUSAL_CODE:
         return True
-    return err.status_code in (400, 409) and bool(_RESIZE_TEXT.search(f"{code} {_storage_message(err)}"))
+    return err.status_code in (400, 409) and bool(_RESIZE_TEXT.search(messages.service_answer(err)))
 
 
 class _SasCaller:
@@ -778,22 +747,20 @@ class _SasCaller:
                 return await request(await self._client_for(urls[0]), urls)
             except HttpResponseError as err:
                 if err.status_code == 403 and attempt < DATA_PLANE_AUTH_RETRIES:
-                    log.info(
-                        "%s answered 403 %s; re-granting the SAS and retrying.", what, _storage_code(err)
-                    )
+                    log.info("%s answered 403 %s; re-granting the SAS and retrying.", what, _code(err))
                     for grant, url in zip(self._grants, urls, strict=True):
                         grant.invalidate(url)
                     continue
                 if is_resize_refusal(err):
                     raise DiffNotPossible(
                         f"{what} was refused because the disk was resized across the 4 TiB boundary between "
-                        f"the two snapshots ({_storage_code(err)}); a full copy is needed."
+                        f"the two snapshots ({_code(err)}); a full copy is needed."
                     ) from None
                 raise ReplicationError(
-                    f"{what} failed: HTTP {err.status_code} {_storage_code(err)}: {_storage_message(err)}."
+                    f"{what} failed: HTTP {err.status_code} {messages.service_answer(err)}."
                 ) from None
             except (ServiceRequestError, ServiceResponseError) as err:
-                raise ReplicationError(f"{what} failed after retries: {redact(str(err))}.") from None
+                raise ReplicationError(f"{what} failed after retries: {messages.describe(err)}.") from None
         raise AssertionError("unreachable: the last attempt returns or raises")
 
 

@@ -32,7 +32,7 @@ from replicator.config import Config
 from replicator.errors import ReplicatorError, UserError
 from replicator.freshness import Checked, Count, Facts, RunState, SourceSnapshot, judge, parse_duration
 from replicator.jobs import DISCOVER_ENV, JOBS_ENV, JobSpec, load_jobs
-from replicator.pipeline import describe
+from replicator.messages import describe
 from replicator.progress import Protected
 from replicator.restore_points import PointInfo, newest
 from replicator.snapshots import SNAPSHOTS_PER_DISK

@@ -25,9 +25,10 @@ Target state schema (metadata of the base blob; values are ASCII strings):
     inprogress_total_bytes            the size being written: the checkpoint is an offset of this many
                                       bytes (`replicate status` shows checkpoint of total)
 
-A restore point is a blob snapshot whose metadata holds: source_disk_id, source_disk_unique_id,
-snapshot_id, snapshot_unique_id, snapshot_time, snapshot_name, size_bytes, logical_sector_size,
-mode ("full" | "diff"), reason, base_snapshot_id.
+A restore point is a blob snapshot whose metadata holds (RestorePointMeta, the one codec that writes
+and reads it): source_disk_id, source_disk_unique_id, snapshot_id, snapshot_unique_id, snapshot_time,
+snapshot_name, size_bytes, logical_sector_size, mode ("full" | "diff"), reason, base_snapshot_id; and
+commit_id, the tag `commit` finds it by after a lost answer.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from replicator.credentials import async_credential, transport_kwargs
 from replicator.errors import LockedError, ReplicationError, UserError
 from replicator.jsonlog import event
 from replicator.ranges import Op, Range
-from replicator.redact import redact, redacted_repr
+from replicator.redact import redacted_repr
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +107,10 @@ async def keep_renewed(renew: Callable[[], Awaitable[object]], lease_seconds: fl
             except HttpResponseError as exc:
                 if not recovery.is_transient(exc):
                     return exc
-                log.info("renewing the lease failed (%s); retrying", _describe(exc))
+                log.info("renewing the lease failed (%s); retrying", messages.describe(exc))
             except Exception as exc:
-                log.info("renewing the lease failed (%s); retrying", _describe(exc))
+                log.info("renewing the lease failed (%s); retrying", messages.describe(exc))
             await asyncio.sleep(min(RENEW_RETRY_SECONDS, interval, max(0.0, expires - loop.time())))
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, HttpResponseError):
-        return _http_error(exc)
-    return redact(f"{type(exc).__name__}: {exc}".splitlines()[0])[:200]
 
 
 def client_kwargs() -> dict[str, Any]:
@@ -278,19 +273,55 @@ def _meta_ref(prefix: str, meta: Mapping[str, str]) -> SnapshotRef | None:
 
 
 @dataclass(frozen=True)
+class RestorePointMeta:
+    """What a restore point records about the source snapshot it holds: its blob snapshot's metadata.
+
+    The restore point's counterpart of `State`, and like it the only code that spells its keys: the
+    pipeline writes it at commit; `list`, `restore`, `status` and the next run read it back. The keys
+    are the field names and every value is an ASCII string (the wire format since the first release,
+    so restore points written by any version read the same). A key that is absent (a blob snapshot
+    taken by hand copies the base blob's metadata instead) reads as the field's default.
+    """
+
+    source_disk_id: str = ""
+    source_disk_unique_id: str = ""
+    snapshot_id: str = ""
+    snapshot_unique_id: str = ""
+    snapshot_time: str = ""  # the source snapshot's ISO 8601 creation time
+    snapshot_name: str = ""
+    size_bytes: int = 0
+    logical_sector_size: int = 512
+    mode: str = ""  # "full" | "diff"
+    reason: str = ""
+    base_snapshot_id: str = ""  # "" for a full copy
+
+    def to_metadata(self) -> dict[str, str]:
+        return {f.name: _ascii(str(getattr(self, f.name))) for f in fields(self)}
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str]) -> RestorePointMeta:
+        """Decode listed metadata (keys in any case; other keys, such as commit_id, are ignored)."""
+        meta = {k.lower(): v for k, v in meta.items()}
+        text = {f.name: meta.get(f.name, "") for f in fields(cls)}
+        return cls(
+            **text
+            | {
+                "size_bytes": int(text["size_bytes"] or 0),
+                "logical_sector_size": int(text["logical_sector_size"] or 512),
+            }
+        )
+
+
+@dataclass(frozen=True)
 class RestorePoint:
     """One blob snapshot of the target and the source snapshot it holds."""
 
     id: str  # the blob snapshot timestamp
-    metadata: dict[str, str]
+    metadata: dict[str, str]  # as listed: RestorePointMeta's keys and the commit_id tag
 
     @property
-    def snapshot_id(self) -> str | None:
-        return self.metadata.get("snapshot_id")
-
-    @property
-    def snapshot_unique_id(self) -> str | None:
-        return self.metadata.get("snapshot_unique_id")
+    def meta(self) -> RestorePointMeta:
+        return RestorePointMeta.from_metadata(self.metadata)
 
 
 @dataclass(frozen=True)
@@ -302,11 +333,6 @@ class Inspection:
     state: State
     leased: bool = False  # a run holds the lease now (list shows it; a run finds out by taking the lease)
     modified: datetime | None = None  # Last-Modified: the last write, metadata included (a checkpoint)
-
-
-def _http_error(exc: HttpResponseError) -> str:
-    # getattr: a credential's ClientAuthenticationError (no response) has no error_code
-    return f"{exc.status_code} {getattr(exc, 'error_code', None) or exc.reason or ''}".strip()
 
 
 class PageBlobTarget:
@@ -362,7 +388,8 @@ class PageBlobTarget:
             if exc.status_code == 403:
                 raise self._refused("read", exc) from None
             raise UserError(
-                f"access to {self.url.display} was denied ({_http_error(exc)}); check the credential or SAS."
+                f"access to {self.url.display} was denied ({messages.describe(exc)}); "
+                "check the credential or SAS."
             ) from None
         except HttpResponseError as exc:
             if exc.status_code == 403:
@@ -378,7 +405,7 @@ class PageBlobTarget:
 
     def _refused(self, operation: str, exc: HttpResponseError) -> UserError:
         """A 403 on `operation` (a key of permissions.OPERATIONS) as the sentence naming what is missing."""
-        code = getattr(exc, "error_code", None)
+        code = messages.error_code(exc) or None
         return permissions.refused(self._command, operation, code, self._sas, self.url.display)
 
     @contextlib.contextmanager
@@ -486,7 +513,7 @@ class PageBlobTarget:
 
         async def watch() -> None:
             lost.append(await keep_renewed(renew, self._lease_seconds))
-            log.warning("lost the lease on %s: %s", self.url.display, _describe(lost[0]))
+            log.warning("lost the lease on %s: %s", self.url.display, messages.describe(lost[0]))
             if owner is not None:
                 owner.cancel()
 
@@ -496,7 +523,7 @@ class PageBlobTarget:
         except asyncio.CancelledError:
             if lost and owner is not None and owner.uncancel() == 0:
                 raise ReplicationError(
-                    f"lost the lease on {self.url.display} ({_describe(lost[0])}); stopped writing. "
+                    f"lost the lease on {self.url.display} ({messages.describe(lost[0])}); stopped writing. "
                     "A rerun resumes from the checkpoint."
                 ) from None
             raise
@@ -511,7 +538,7 @@ class PageBlobTarget:
                     await asyncio.shield(lease.release())
                 event("lease_released", logging.DEBUG, message=f"released the lease on {shown}", target=shown)
             except Exception as exc:  # it expires on its own within a lease
-                log.warning("could not release the lease on %s: %s", self.url.display, _describe(exc))
+                log.warning("could not release the lease on %s: %s", self.url.display, messages.describe(exc))
 
     @property
     def client(self) -> BlobClient:
@@ -552,13 +579,13 @@ class PageBlobTarget:
     async def clear(self, op: Op) -> None:
         await self._blob.clear_page(op.range.start, op.range.length, retry_total=0, **self._lease_kw())
 
-    async def commit(self, metadata: Mapping[str, str]) -> str:
-        """Take the restore point: a blob snapshot carrying `metadata`; returns its timestamp (the ID).
+    async def commit(self, meta: RestorePointMeta) -> str:
+        """Take the restore point: a blob snapshot carrying `meta`; returns its timestamp (the ID).
 
         Exactly one, even when an answer is lost (recovery.commit_once: tagged with a `commit_id`).
         """
         commit_id = recovery.new_commit_id()
-        tagged = {k: _ascii(v) for k, v in metadata.items()} | {"commit_id": commit_id}
+        tagged = meta.to_metadata() | {"commit_id": commit_id}
 
         async def create() -> str:
             with self._authorized("snapshot"):
@@ -589,7 +616,7 @@ class PageBlobTarget:
                     "prune it with a credential that can",
                     point,
                     first,
-                    _http_error(exc),
+                    messages.describe(exc),
                 )
         return first
 
@@ -619,7 +646,7 @@ class PageBlobTarget:
                 "the target credential cannot list the container of %s (%s); restore points are not "
                 "checked for duplicates",
                 self.url.display,
-                _http_error(exc),
+                messages.describe(exc),
             )
             return []
         return sorted(points, key=lambda p: p.id)

@@ -22,7 +22,7 @@ from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
-from replicator import queue_probe
+from replicator import messages, queue_probe
 from replicator.budget import Budget
 from replicator.errors import EXIT_OK, EXIT_USAGE, ReplicationError, ReplicatorError, UserError, status_of
 from replicator.fleet import (
@@ -87,7 +87,7 @@ class Worker:
                     if isinstance(exc, HttpResponseError):  # a missing queue, a missing role: one sentence
                         raise ReplicationError(
                             f"the queue {self.queue.name} refused to hand out messages "
-                            f"({exc.status_code} {getattr(exc, 'error_code', None) or exc.reason or ''})."
+                            f"({messages.describe(exc)})."
                         ) from None
                     raise
                 failures += 1  # a queue outage is waited out, however long: the worker is unattended

@@ -20,8 +20,8 @@ from replicator import config as config_module
 from replicator import interrupt, jsonlog
 from replicator.credentials import check_arm_endpoint
 from replicator.errors import EXIT_FAILED, EXIT_OK, ReplicatorError, UserError, status_of
+from replicator.messages import describe
 from replicator.output import emit_json, envelope, target_display, wants_json
-from replicator.pipeline import describe
 from replicator.redact import redact
 
 

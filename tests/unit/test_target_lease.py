@@ -13,7 +13,7 @@ from azure.core.exceptions import HttpResponseError, ServiceResponseError
 from replicator import target as target_mod
 from replicator.config import load
 from replicator.errors import ReplicationError
-from replicator.target import PageBlobTarget, keep_renewed
+from replicator.target import PageBlobTarget, RestorePointMeta, keep_renewed
 
 LEASE = 0.4  # seconds: renewals every 0.1 s
 
@@ -123,4 +123,4 @@ async def test_commit_returns_its_snapshot_when_the_listing_does_not_show_it_yet
 
     monkeypatch.setattr(leased_target, "_blob", SimpleNamespace(create_snapshot=create_snapshot))
     monkeypatch.setattr(leased_target, "restore_points", no_points)
-    assert await leased_target.commit({"snapshot_id": "s1"}) == "2026-01-01T00:00:00.0000000Z"
+    assert await leased_target.commit(RestorePointMeta(snapshot_id="s1")) == "2026-01-01T00:00:00.0000000Z"

@@ -16,7 +16,7 @@ from replicator import target as target_mod
 from replicator.config import load
 from replicator.errors import EXIT_USAGE, UserError
 from replicator.ranges import Range
-from replicator.target import PageBlobTarget, State
+from replicator.target import PageBlobTarget, RestorePointMeta, State
 
 GROUP = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"
 DISK = f"{GROUP}/providers/Microsoft.Compute/disks/d"
@@ -77,7 +77,7 @@ async def _write_state(t: PageBlobTarget) -> object:
 
 async def _commit(t: PageBlobTarget) -> object:
     t._blob.create_snapshot = raising(forbidden("AuthorizationPermissionMismatch"))  # type: ignore[method-assign]
-    return await t.commit({})
+    return await t.commit(RestorePointMeta())
 
 
 async def _list(t: PageBlobTarget) -> object:
@@ -156,7 +156,7 @@ async def test_a_duplicate_restore_point_the_sas_cannot_delete_stays(monkeypatch
         t.restore_points = points  # type: ignore[method-assign]
         denied = SimpleNamespace(delete_blob=raising(forbidden("AuthorizationPermissionMismatch")))
         t._container.get_blob_client = lambda *a, **kw: denied  # type: ignore[method-assign]
-        assert await t.commit({}) == "t1"
+        assert await t.commit(RestorePointMeta()) == "t1"
     assert "cannot delete restore point t2, a duplicate of t1" in caplog.text
 
 
