@@ -14,11 +14,12 @@ way, success or failure: `status` and `exit_code` say what happened, `error` is 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from replicator.errors import UserError
+from replicator.errors import ReplicatorError, UserError
 from replicator.redact import redact
 
 
@@ -141,9 +142,6 @@ def flag_value(argv: Sequence[str], flag: str) -> str | None:
 def target_display(argv: Sequence[str], raw: str | None = None) -> str | None:
     """The target (`raw`, else `--target` in argv, else REPLICATOR_TARGET) without its SAS, for an
     envelope; None when there is none."""
-    import os
-
-    from replicator.errors import ReplicatorError
     from replicator.target import parse_target_url  # here: target imports the Azure SDK
 
     raw = raw or flag_value(argv, "--target") or os.environ.get("REPLICATOR_TARGET")

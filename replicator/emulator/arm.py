@@ -38,7 +38,6 @@ from replicator.emulator.errors import BlobError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-ARM_BACKEND_KEY = web.AppKey("arm_backend", ArmBackend)
 _PROVIDER = "/providers/Microsoft.Compute"
 _RESOURCE = "/subscriptions/{sub}/resourceGroups/{rg}" + _PROVIDER + "/{kind:disks|snapshots}/{name}"
 _RG_LIST = "/subscriptions/{sub}/resourceGroups/{rg}" + _PROVIDER + "/{kind:disks|snapshots}"
@@ -60,7 +59,6 @@ def add_routes(app: web.Application, ctx: EmulatorContext, clock: Callable[[], f
         ),
         clock=clock,
     )
-    app[ARM_BACKEND_KEY] = backend
 
     async def close(_: web.Application) -> None:
         backend.close()
