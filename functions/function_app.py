@@ -1,9 +1,9 @@
 """The replicator's Azure Functions app (Python v2 programming model): a replication timer, a status
-timer and a queue trigger, all thin over replicator.functions_entry. Deployment: docs/functions.md."""
+timer and a queue trigger, all thin over replicator.fleet.functions_entry. Deployment: docs/functions.md."""
 
 import azure.functions as func
 
-from replicator import functions_entry
+from replicator.fleet import functions_entry
 
 app = func.FunctionApp()
 

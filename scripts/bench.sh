@@ -8,4 +8,4 @@ REPLICATOR_SKIP_NODE=1 ./scripts/setup.sh
 if ! .venv/bin/python -c 'import matplotlib' 2>/dev/null; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 fi
-exec .venv/bin/python -m replicator.cli bench "$@"
+exec .venv/bin/python -m replicator.cli.main bench "$@"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from replicator import cli
+from replicator.cli import main as cli_main
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e.world import World
 from tests.helpers.blob_clients import BlobClients
@@ -69,12 +69,12 @@ def blob_clients(emulator_env: dict[str, str]) -> BlobClients:
 
 @pytest.fixture
 def metric_reader() -> Iterator[Callable[[], Any]]:
-    """`start()` records the run metrics (replicator.metrics) into a new InMemoryMetricReader and returns
+    """`start()` records the run metrics (observe.metrics) into a new InMemoryMetricReader and returns
     it; call it again to start afresh. The metrics are left to the environment after the test."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from replicator import metrics
+    from replicator.observe import metrics
 
     def start() -> InMemoryMetricReader:
         reader = InMemoryMetricReader()
@@ -95,7 +95,7 @@ def world(emulator_env: dict[str, str]) -> Iterator[World]:
 
 @pytest.fixture
 def replicate(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
-    """Run `replicate` through the real CLI entry (replicator.cli.main) in this process.
+    """Run `replicate` through the real CLI entry (replicator.cli.main.main) in this process.
 
     Every run's stdout and stderr (logs included) are checked for secrets, and stderr (not a
     terminal here) must be JSON lines only (tests.logs). A held lease fails at once (`--lease-wait`
@@ -105,7 +105,7 @@ def replicate(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatc
 
     def run(*args: str) -> Run:
         capsys.readouterr()
-        code = cli.main(list(args))
+        code = cli_main.main(list(args))
         captured = capsys.readouterr()
         assert_no_leaks(captured.out + captured.err)
         records(captured.err)

@@ -1,5 +1,5 @@
 """The log stream as the tests read it: off a terminal, every stderr line is one JSON object with
-`time`, `level` and `event` (replicator.jsonlog); these helpers parse it and fail on any other line."""
+`time`, `level` and `event` (observe.jsonlog); these helpers parse it and fail on any other line."""
 
 from __future__ import annotations
 

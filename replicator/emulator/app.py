@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from replicator.emulator import arm, blob, clock, faults, linkmodel
+from replicator.emulator import clock
+from replicator.emulator.arm import routes as arm
+from replicator.emulator.blob import routes as blob
 from replicator.emulator.context import EmulatorContext
+from replicator.emulator.middleware import faults, linkmodel
 
 
 def build_app(ctx: EmulatorContext) -> web.Application:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replicator.emulator.blob_backend import BlobBackend
-from replicator.emulator.faults import FaultOptions
-from replicator.emulator.linkmodel import LinkOptions
+from replicator.emulator.blob.backend import BlobBackend
+from replicator.emulator.middleware.faults import FaultOptions
+from replicator.emulator.middleware.linkmodel import LinkOptions
 
 
 @dataclass

@@ -17,7 +17,7 @@ STOP_TIMEOUT = 10.0
 
 
 class EmulatorProcess:
-    """A `python -m replicator.cli emulator --data-dir D --port P --env-file F ...` subprocess."""
+    """A `python -m replicator.cli.main emulator --data-dir D --port P --env-file F ...` subprocess."""
 
     def __init__(self, data_dir: Path, *extra_args: str, own_session: bool = False) -> None:
         """`own_session`: keep the terminal's Ctrl-C away from it (the demo stops it after its clients)."""
@@ -41,7 +41,7 @@ class EmulatorProcess:
         if self._proc is not None:
             raise RuntimeError("emulator already running")
         cmd = [
-            sys.executable, "-m", "replicator.cli", "emulator",
+            sys.executable, "-m", "replicator.cli.main", "emulator",
             "--data-dir", str(self.data_dir), "--port", str(self.port), "--env-file", str(self.env_file),
             *self.extra_args,
         ]  # fmt: skip

@@ -18,7 +18,7 @@ import termios
 import threading
 from typing import Any
 
-from replicator.jobs import JobSpec, run_job
+from replicator.fleet.jobs import JobSpec, run_job
 from tests.e2e.world import MiB, World, pattern
 from tests.helpers.cli_runs import Run, cli_process, finish
 from tests.logs import events, records
@@ -94,7 +94,7 @@ def test_on_a_terminal_the_lines_are_human_and_the_rate_binary(
         [
             sys.executable,
             "-m",
-            "replicator.cli",
+            "replicator.cli.main",
             "--source",
             disk.id,
             "--target",

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from replicator import metrics
-from replicator.target import PageBlobTarget
+from replicator.observe import metrics
+from replicator.target.page_blob import PageBlobTarget
 from tests.e2e.world import MiB, World, pattern
 from tests.helpers.cli_runs import cli_process
 from tests.helpers.metrics import metric_points
@@ -42,7 +42,11 @@ def test_a_successful_run_records_runs_duration_bytes_and_lag(world: World, repl
     run = replicate("--source", disk.id, "--target", url, "--json")
     after = datetime.now(UTC)
     assert run.code == 0, run.err
-    where = {"replicator.command": "replicate", "replicator.source": disk.id, "replicator.target": url}
+    where = {
+        "replicator.command": "replicate",
+        "replicator.source.arm": disk.id,
+        "replicator.target.page_blob": url,
+    }
     got = {name: found for name, (_unit, found) in metric_points(recorded).items()}
     [(attributes, runs)] = got["replicator.runs"]
     assert (attributes, runs.value) == (where | {"replicator.run.status": "replicated"}, 1)
@@ -87,7 +91,11 @@ def test_a_failed_run_records_its_status_the_bytes_it_wrote_and_the_lag_held(
     after = datetime.now(UTC)
     got = {name: found for name, (_unit, found) in metric_points(reader).items()}
     assert failed.code == 1 and failed.doc["status"] == "failed", failed.err
-    where = {"replicator.command": "replicate", "replicator.source": disk.id, "replicator.target": url}
+    where = {
+        "replicator.command": "replicate",
+        "replicator.source.arm": disk.id,
+        "replicator.target.page_blob": url,
+    }
     [(attributes, runs)] = got["replicator.runs"]
     assert (attributes, runs.value) == (where | {"replicator.run.status": "failed"}, 1)
     [(attributes, duration)] = got["replicator.run.duration"]
@@ -177,8 +185,8 @@ def test_metrics_reach_the_ingestion_endpoint_without_the_sas(
     for item in items:
         assert item["iKey"] == IKEY and item["tags"]["ai.cloud.role"] == "replicator"
         properties = item["data"]["baseData"]["properties"]
-        assert properties["replicator.target"] == url  # the display form: no query, no SAS
-        assert properties["replicator.source"] == disk.id
+        assert properties["replicator.target.page_blob"] == url  # the display form: no query, no SAS
+        assert properties["replicator.source.arm"] == disk.id
     runs = by_name["replicator.runs"]["data"]["baseData"]
     assert runs["properties"]["replicator.run.status"] == "replicated" and runs["metrics"][0]["value"] == 1
     lag = by_name["replicator.replica.lag"]["data"]["baseData"]["metrics"][0]

@@ -1,6 +1,6 @@
 """Behind an HTTPS proxy: every request of a run (ARM and both data planes) goes through
 `HTTPS_PROXY`, unless `NO_PROXY` names the host. The transport looks the proxy up once per host
-(replicator.credentials), so this checks that the lookup still reaches every client.
+(replicator.plumbing.credentials), so this checks that the lookup still reaches every client.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""End to end through `replicator.cli.main`: real SDKs against the emulator, every restore point compared."""
+"""End to end through `replicate` (cli.main): real SDKs against the emulator, every restore point compared."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ import uuid
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from replicator.emulator import vhd as emulator_vhd
-from replicator.restore_cli import prune_cmd
+from replicator.cli import prune_cmd
+from replicator.emulator.arm import vhd as emulator_vhd
 from tests.e2e.world import MiB, World, pattern
 
 

@@ -10,7 +10,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobLeaseClient
 
-from replicator.target import PageBlobTarget
+from replicator.target.page_blob import PageBlobTarget
 from tests import envelope
 from tests.e2e.world import MiB, World, pattern
 from tests.helpers.cli_runs import cli_process

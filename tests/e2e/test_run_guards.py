@@ -10,9 +10,9 @@ import time
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from replicator import pipeline
-from replicator.ranges import Op, Range
-from replicator.target import PageBlobTarget
+from replicator.core.ranges import Op, Range
+from replicator.engine import pipeline
+from replicator.target.page_blob import PageBlobTarget
 from tests.e2e.world import MiB, World, pattern
 from tests.helpers.replication import replicated_then_changed
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from replicator.target import PageBlobTarget
+from replicator.target.page_blob import PageBlobTarget
 from tests import envelope, logs
 from tests.e2e.world import Disk, MiB, World, pattern
 from tests.helpers.cli_runs import Run, cli_process

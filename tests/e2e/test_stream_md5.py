@@ -8,9 +8,9 @@ import hashlib
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from replicator.config import load
-from replicator.ranges import Op, Range
-from replicator.target import PageBlobTarget, SasBlobReader
+from replicator.core.ranges import Op, Range
+from replicator.settings.config import load
+from replicator.target.page_blob import PageBlobTarget, SasBlobReader
 from tests.e2e.world import World, pattern
 
 

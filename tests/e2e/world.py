@@ -22,8 +22,14 @@ from typing import Any
 
 from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
 
-from replicator.config import GiB, MiB
-from replicator.disk_builder import DiskBuilder, Extent, Kind, control, merged
+from replicator.devtools.disk_builder import (
+    DiskBuilder,
+    Extent,
+    Kind,
+    control,
+    merged,
+)
+from replicator.settings.config import GiB, MiB
 
 READ_CHUNK = 32 * MiB
 
@@ -74,7 +80,7 @@ class Disk:
 class World:
     """One test's resource group and storage account in the emulator (or a real subscription).
 
-    The source side (disks, snapshots, SAS grants, writes) is replicator.disk_builder's; this adds the
+    The source side (disks, snapshots, SAS grants, writes) is devtools.disk_builder's; this adds the
     test's names, the target side and the oracles.
     """
 

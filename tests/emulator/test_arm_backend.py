@@ -9,11 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from replicator.emulator import vhd
-from replicator.emulator.arm_backend import ArmBackend
-from replicator.emulator.arm_errors import ArmError
-from replicator.emulator.arm_model import GIB, ArmLimits, DataLocation, DiskSpec, DiskUpdate, SnapshotSpec
-from replicator.emulator.blob_backend import BlobBackend
+from replicator.emulator.arm import vhd
+from replicator.emulator.arm.backend import ArmBackend
+from replicator.emulator.arm.errors import ArmError
+from replicator.emulator.arm.model import (
+    GIB,
+    ArmLimits,
+    DataLocation,
+    DiskSpec,
+    DiskUpdate,
+    SnapshotSpec,
+)
+from replicator.emulator.blob.backend import BlobBackend
 
 SUB = "00000000-0000-0000-0000-000000000001"
 RG = "rg"

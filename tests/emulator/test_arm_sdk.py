@@ -18,9 +18,9 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.aio import ComputeManagementClient as AsyncComputeManagementClient
 from azure.storage.blob import BlobClient
 
-from replicator.credentials import AsyncStaticTokenCredential, StaticTokenCredential
-from replicator.emulator import vhd
+from replicator.emulator.arm import vhd
 from replicator.emulator.process import EmulatorProcess
+from replicator.plumbing.credentials import AsyncStaticTokenCredential, StaticTokenCredential
 
 GIB = 1 << 30
 MIB = 1 << 20

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from replicator.emulator import vhd
+from replicator.emulator.arm import vhd
 
 GIB = 1 << 30
 

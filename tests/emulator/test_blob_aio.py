@@ -6,7 +6,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobServiceClient
 
-from replicator.credentials import AsyncStaticTokenCredential
+from replicator.plumbing.credentials import AsyncStaticTokenCredential
 
 P = 512
 

@@ -20,7 +20,7 @@ TIB = 1024**4
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "replicator.cli", "emulator", *args]
+    cmd = [sys.executable, "-m", "replicator.cli.main", "emulator", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
 
 
@@ -49,7 +49,7 @@ def test_env_file_matches_the_json_line_and_sigint_exits_0(tmp_path: Path) -> No
         [
             sys.executable,
             "-m",
-            "replicator.cli",
+            "replicator.cli.main",
             "emulator",
             "--data-dir",
             str(tmp_path / "d"),

@@ -11,8 +11,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient, ContainerClient, generate_blob_sas
 
-from replicator.emulator.blob_backend import BlobBackend
-from replicator.emulator.blob_model import SnapshotRef
+from replicator.emulator.blob.backend import BlobBackend
+from replicator.emulator.blob.model import SnapshotRef
 from replicator.emulator.process import EmulatorProcess
 from tests.helpers.blob_clients import BlobClients
 

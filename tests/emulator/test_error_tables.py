@@ -8,7 +8,8 @@ import string
 from pathlib import Path
 
 import replicator.emulator
-from replicator.emulator import arm_errors, errors
+from replicator.emulator import errors
+from replicator.emulator.arm import errors as arm_errors
 from replicator.emulator.coded_errors import ErrorCode
 
 EMULATOR = Path(replicator.emulator.__file__).parent
@@ -23,7 +24,7 @@ def table_calls() -> list[tuple[str, int, str, ErrorCode, ast.Call]]:
     """Every call of a table row in the emulator's modules: `err.<row>(...)`, `errors.<row>(...)`, or
     `<row>(...)` inside the table's own module."""
     found = []
-    for path in sorted(EMULATOR.glob("*.py")):
+    for path in sorted(EMULATOR.rglob("*.py")):
         own = next((table for table in TABLES.values() if table.__file__ == str(path)), None)
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Call):
@@ -35,7 +36,7 @@ def table_calls() -> list[tuple[str, int, str, ErrorCode, ast.Call]]:
                 name = func.id
             row = getattr(table, name, None)
             if isinstance(row, ErrorCode):
-                found.append((path.name, node.lineno, name, row, node))
+                found.append((str(path.relative_to(EMULATOR)), node.lineno, name, row, node))
     return found
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from replicator.emulator import leases
+from replicator.emulator.blob import leases
+from replicator.emulator.blob.leases import INFINITE, Lease
 from replicator.emulator.errors import BlobError
-from replicator.emulator.leases import INFINITE, Lease
 
 NOW = 1_000_000.0
 

@@ -1,4 +1,4 @@
-"""replicator.source against the emulator over HTTPS, driven through the real Azure SDKs.
+"""replicator.source.arm against the emulator over HTTPS, driven through the real Azure SDKs.
 
 The bodies take every endpoint from the environment (REPLICATOR_ARM_ENDPOINT, AZURE_SUBSCRIPTION_ID,
 REPLICATOR_ACCESS_TOKEN, SSL_CERT_FILE), so they describe Azure's behaviour as much as the emulator's.
@@ -21,12 +21,17 @@ from azure.core.exceptions import HttpResponseError
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.storage.blob.aio import BlobClient
 
-from replicator import credentials
-from replicator import source as source_module
+from replicator.core.errors import LimitError, ReplicationError, UserError
+from replicator.core.ranges import Change
 from replicator.emulator.process import EmulatorProcess
-from replicator.errors import LimitError, ReplicationError, UserError
-from replicator.ranges import Change
-from replicator.source import ArmSource, DiffNotPossible, list_changes, snapshot_blob_size
+from replicator.plumbing import credentials
+from replicator.source import arm as source_module
+from replicator.source.arm import (
+    ArmSource,
+    DiffNotPossible,
+    list_changes,
+    snapshot_blob_size,
+)
 
 GiB = 1 << 30
 PAGE = 512

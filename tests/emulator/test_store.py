@@ -12,9 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replicator.emulator import blob_backend, errors
-from replicator.emulator.blob_backend import TIB, BlobBackend
-from replicator.emulator.blob_model import SnapshotRef
+from replicator.emulator import errors
+from replicator.emulator.blob import backend as blob_backend
+from replicator.emulator.blob.backend import TIB, BlobBackend
+from replicator.emulator.blob.model import SnapshotRef
 
 P = 512
 KEY = "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replicator.jobs import discover
+from replicator.fleet.jobs import discover
 from tests.e2e.world import World
 
 

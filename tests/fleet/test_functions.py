@@ -15,9 +15,9 @@ from azure.functions.queue import QueueMessage as HostQueueMessage
 from azure.functions.timer import TimerRequest as HostTimerRequest
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-from replicator.budget import Budget
-from replicator.errors import ReplicationError
-from replicator.target import PageBlobTarget
+from replicator.core.errors import ReplicationError
+from replicator.engine.time_budget import Budget
+from replicator.target.page_blob import PageBlobTarget
 from tests.e2e.world import Disk, MiB, World, pattern
 from tests.helpers.functions_app import load_functions
 
@@ -92,7 +92,7 @@ async def test_timer_discovers_tagged_disks_of_a_resource_group(world: World, fl
         "REPLICATOR_DISCOVER", f"/subscriptions/{world.subscription}/resourceGroups/{world.rg}"
     )
     monkeypatch.delenv("REPLICATOR_JOBS", raising=False)
-    from replicator import functions_entry
+    from replicator.fleet import functions_entry
 
     outcomes = await functions_entry.on_timer(HostTimerRequest())
     assert [(o.job.source, o.status) for o in outcomes] == [(tagged.id, "replicated")]
@@ -135,8 +135,8 @@ async def test_queue_trigger_poisons_bad_input_and_repeated_failures(
 ) -> None:
     url = queue_url()
     monkeypatch.setenv("REPLICATOR_QUEUE_URL", url)
-    from replicator import functions_entry
-    from replicator.fleet import FleetQueue
+    from replicator.fleet import functions_entry
+    from replicator.fleet.queue import FleetQueue
 
     async with FleetQueue(url, allow_http=True) as queue:
         await queue.ensure()
@@ -182,7 +182,7 @@ async def test_timer_serves_least_recently_served_first_so_a_big_job_cannot_star
     for name, value in (("TIME_BUDGET", "2"), ("MAX_BANDWIDTH", "2MiB"), ("CONCURRENCY", "1")):
         monkeypatch.setenv(f"REPLICATOR_{name}", value)
     monkeypatch.setenv("REPLICATOR_CHECKPOINT_SECONDS", "0.2")
-    from replicator import functions_entry
+    from replicator.fleet import functions_entry
 
     ticks: list[list[tuple[str, str]]] = []
     for _ in range(12):
@@ -227,8 +227,8 @@ async def test_a_job_whose_checkpoint_never_advances_is_poisoned_not_requeued_fo
         await asyncio.sleep(3600)
 
     monkeypatch.setattr(PageBlobTarget, "copy_from_url", stuck)
-    from replicator import functions_entry
-    from replicator.fleet import MAX_STALLS, FleetQueue
+    from replicator.fleet import functions_entry
+    from replicator.fleet.queue import MAX_STALLS, FleetQueue
 
     async with FleetQueue(url, allow_http=True) as queue:
         await queue.ensure()

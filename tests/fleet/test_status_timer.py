@@ -10,8 +10,8 @@ import logging
 import pytest
 from azure.functions.timer import TimerRequest as HostTimerRequest
 
-from replicator.errors import ReplicationError, UserError
-from replicator.jobs import JobSpec, run_job
+from replicator.core.errors import ReplicationError, UserError
+from replicator.fleet.jobs import JobSpec, run_job
 from tests.e2e.world import MiB, World, pattern
 from tests.helpers.functions_app import load_functions
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-from replicator.fleet import FleetQueue, enqueue
-from replicator.jobs import JobSpec
+from replicator.fleet.jobs import JobSpec
+from replicator.fleet.queue import FleetQueue, enqueue
 from tests.e2e.world import Disk, MiB, World, pattern
 
 JOBS = 20
@@ -37,7 +37,16 @@ def _events(path: Path) -> list[dict]:
 
 
 def _worker(url: str, env: dict[str, str], log: Path, idle: float, **extra: str) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "replicator.cli", "worker", "--queue", url, "--exit-when-idle", str(idle)]
+    args = [
+        sys.executable,
+        "-m",
+        "replicator.cli.main",
+        "worker",
+        "--queue",
+        url,
+        "--exit-when-idle",
+        str(idle),
+    ]
     return subprocess.Popen(args, env={**os.environ, **env, **extra}, stderr=log.open("wb"))
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from azure.storage.blob import BlobClient, BlobServiceClient
 
-from replicator.credentials import StaticTokenCredential
+from replicator.plumbing.credentials import StaticTokenCredential
 
 
 @dataclass(frozen=True)

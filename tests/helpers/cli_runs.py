@@ -33,14 +33,14 @@ class Run:
 
 
 def cli_process(env: dict[str, str], *args: str, **kwargs: Any) -> subprocess.Popen[str]:
-    """`python -m replicator.cli ARGS` as a child process with the emulator's environment, output piped.
+    """`python -m replicator.cli.main ARGS` as a child process with the emulator's environment, output piped.
 
     SIGINT is reset to its default in the child: a test runner started in the background by a
     non-interactive shell ignores SIGINT, the child would inherit that, and Python then installs no
     KeyboardInterrupt handler, so the signal tests would test nothing.
     """
     return subprocess.Popen(
-        [sys.executable, "-m", "replicator.cli", *args],
+        [sys.executable, "-m", "replicator.cli.main", *args],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

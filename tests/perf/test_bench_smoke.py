@@ -11,7 +11,7 @@ from pathlib import Path
 def test_bench_harness_runs_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     cmd = [
-        sys.executable, "-m", "replicator.cli", "bench",
+        sys.executable, "-m", "replicator.cli.main", "bench",
         "--scenarios", "scattered", "idle", "--contenders", "baseline", "server",
         "--scale", "0.005", "--latencies", "5", "--baseline-budget", "30",
         "--out", str(out), "--data-dir", str(tmp_path / "emulator"),
@@ -30,7 +30,7 @@ def test_bench_harness_runs_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> Non
     cmd = [
         sys.executable,
         "-m",
-        "replicator.cli",
+        "replicator.cli.main",
         "bench",
         "--render",
         str(out.with_suffix(".json")),

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from replicator.disk_builder import control
+from replicator.devtools.disk_builder import control
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e.world import World
 from tests.helpers.cli_runs import STALL_SECONDS
@@ -16,7 +16,7 @@ from tests.helpers.cli_runs import STALL_SECONDS
 @pytest.fixture(scope="session")
 def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     """A private emulator for the campaign: its faults are switched per test through its
-    `/_emulator/faults` route (replicator.disk_builder.control)."""
+    `/_emulator/faults` route (replicator.devtools.disk_builder.control)."""
     proc = EmulatorProcess(tmp_path_factory.mktemp("faulty"), "--fault-stall-seconds", str(STALL_SECONDS))
     proc.start()
     yield proc

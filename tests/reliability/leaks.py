@@ -11,7 +11,7 @@ SECRET_ENVS = ("REPLICATOR_ACCESS_TOKEN", "REPLICATOR_ACCOUNT_KEY")
 """Environment keys whose values are credentials (the emulator prints them; a run must not)."""
 
 # A SAS signature that was not masked: `sig=` (plain or URL-encoded, once or twice) followed by
-# anything but replicator.redact's mask.
+# anything but replicator.core.redact's mask.
 _UNMASKED_SIG = re.compile(r"sig(?:=|%3D|%253D)(?!REDACTED)[A-Za-z0-9%+/]", re.IGNORECASE)
 _BEARER = re.compile(r"Bearer\s+(?!REDACTED)[A-Za-z0-9._~+/-]{8,}")
 

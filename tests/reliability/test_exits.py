@@ -9,8 +9,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
 from azure.mgmt.compute.aio.operations import DisksOperations, SnapshotsOperations
 
-from replicator import recovery
 from replicator.emulator.process import EmulatorProcess
+from replicator.plumbing import recovery
 from tests.e2e.world import World
 from tests.helpers.cli_runs import cli_process, finish
 from tests.helpers.replication import metadata, scattered, wait_for_checkpoint

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from replicator.disk_builder import control
-from replicator.emulator.faults import KINDS, FaultOptions, FaultPlan
+from replicator.devtools.disk_builder import control
+from replicator.emulator.middleware.faults import KINDS, FaultOptions, FaultPlan
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e.world import World
 from tests.helpers.cli_runs import FAST_RETRY, run

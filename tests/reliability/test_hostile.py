@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replicator import cli
+from replicator.cli import main as cli_main
 from tests.e2e.world import World
 from tests.logs import messages
 from tests.reliability.leaks import assert_no_leaks
@@ -43,11 +43,11 @@ SETTINGS = settings(
 
 def _refused(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     capsys.readouterr()
-    code = cli.main(args)
+    code = cli_main.main(args)
     out, err = capsys.readouterr()
     assert code == 2, (args, err)
     assert "Traceback" not in err and err.count("\n") == 1, err
-    [line] = messages(err)  # one JSON line off a terminal (replicator.jsonlog)
+    [line] = messages(err)  # one JSON line off a terminal (replicator.observe.jsonlog)
     assert line.startswith("replicate: error: "), err
     assert_no_leaks(out + err)
 

@@ -1,4 +1,4 @@
-"""Fixtures shared by the unit tests of replicator.source: an ArmSource over a fake snapshots API."""
+"""Fixtures shared by the unit tests of replicator.source.arm: an ArmSource over a fake snapshots API."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from replicator.source import ArmSource
+from replicator.source.arm import ArmSource
 from tests.helpers.source_fakes import SUB, FakeConfig, FakeSnapshots
 
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replicator import arm_ids
-from replicator.errors import UserError
+from replicator.core import arm_ids
+from replicator.core.errors import UserError
 
 SUB = "00000000-0000-0000-0000-000000000001"
 DISK = f"/subscriptions/{SUB}/resourceGroups/rg-1/providers/Microsoft.Compute/disks/data.disk_1"

@@ -1,4 +1,4 @@
-"""replicator.base: the pure decisions of the base choice (choose_jobs is tested in test_pipeline)."""
+"""engine.base_choice: the pure decisions of the base choice (choose_jobs is tested in test_pipeline)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replicator import base
-from replicator.errors import UnprotectedError, UserError
-from replicator.target import InProgress, State
+from replicator.core.errors import UnprotectedError, UserError
+from replicator.engine import base_choice as base
+from replicator.target.page_blob import InProgress, State
 from tests.helpers.source_fakes import DISK, IDENTITY, FakeSource, config, done, jobs, ref, snap
 
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from replicator import budget as budget_mod
-from replicator.budget import Budget, BudgetSpent
+from replicator.engine import time_budget as budget_mod
+from replicator.engine.time_budget import Budget, BudgetSpent
 
 
 async def test_a_wait_outliving_the_budget_ends_as_budget_spent() -> None:

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from replicator import cli, pipeline
-from replicator.errors import (
+from replicator.cli import main as cli_main
+from replicator.cli.argv import wants_json
+from replicator.core.errors import (
     IncompleteError,
     Interrupted,
     LimitError,
@@ -17,10 +18,16 @@ from replicator.errors import (
     UserError,
     status_of,
 )
-from replicator.output import human_duration, human_rate, human_size, plural, wants_json
-from replicator.pipeline import State
-from replicator.progress import RunResult
-from replicator.target import MAX_BLOB_BYTES
+from replicator.core.output import (
+    human_duration,
+    human_rate,
+    human_size,
+    plural,
+)
+from replicator.engine import pipeline
+from replicator.engine.pipeline import State
+from replicator.engine.progress import RunResult
+from replicator.target.page_blob import MAX_BLOB_BYTES
 from tests import envelope
 from tests.helpers.source_fakes import DISK, IDENTITY, config, snap
 from tests.logs import messages, records
@@ -48,7 +55,7 @@ def test_json_status_names_each_ending(
         raise error
 
     monkeypatch.setattr(pipeline, "replicate", ends)
-    assert cli.main([*BASE, "--json"]) == code
+    assert cli_main.main([*BASE, "--json"]) == code
     captured = capsys.readouterr()
     doc = envelope.parse(captured.out)
     assert (doc["status"], doc["exit_code"], status_of(error)) == (status, code, status)
@@ -60,7 +67,7 @@ def test_json_status_names_each_ending(
 
 def test_bad_config_honours_replicator_json(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("REPLICATOR_JSON", "true")
-    assert cli.main([*BASE, "--concurrency", "0"]) == 2
+    assert cli_main.main([*BASE, "--concurrency", "0"]) == 2
     doc = envelope.parse(capsys.readouterr().out)
     assert (doc["status"], doc["exit_code"]) == ("bad input", 2)
     assert "--concurrency must be between" in doc["error"]
@@ -115,7 +122,7 @@ def test_size_limit_message_names_the_export_and_the_limit() -> None:
 def test_restore_refuses_invalid_names_before_anything(
     flag: str, value: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    from replicator.restore_cli import restore_cmd
+    from replicator.cli import restore_cmd
 
     async def never(*args, **kwargs):
         raise AssertionError("restore ran with an invalid name")
@@ -129,7 +136,7 @@ def test_restore_refuses_invalid_names_before_anything(
     }
     argv = ["--target", "https://a.blob.core.windows.net/ccc/b", "--point", "latest", "--json"]
     argv += [item for pair in names.items() for item in pair]
-    assert cli.main(["restore", *argv]) == 2
+    assert cli_main.main(["restore", *argv]) == 2
     captured = capsys.readouterr()
     assert envelope.parse(captured.out)["status"] == "bad input"
     [line] = messages(captured.err)
@@ -137,7 +144,7 @@ def test_restore_refuses_invalid_names_before_anything(
 
 
 def test_restore_accepts_valid_names(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    from replicator.restore_cli import restore_cmd
+    from replicator.cli import restore_cmd
 
     seen = []
 
@@ -148,13 +155,13 @@ def test_restore_accepts_valid_names(monkeypatch: pytest.MonkeyPatch, capsys) ->
     monkeypatch.setattr(restore_cmd, "restore", fake)
     argv = ["--target", "https://a.blob.core.windows.net/ccc/b", "--point", "latest", "--json"]
     argv += ["--disk-name", "A" * 80, "--resource-group", "rg_(dr)-1.x", "--location", "westeurope2"]
-    assert cli.main(["restore", *argv]) == 3
+    assert cli_main.main(["restore", *argv]) == 3
     assert envelope.parse(capsys.readouterr().out)["status"] == "locked"
     assert seen[0].disk_name == "A" * 80
 
 
 def test_help_shows_defaults_env_and_subcommands(capsys) -> None:
-    assert cli.main(["--help"]) == 0
+    assert cli_main.main(["--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())  # help lines wrap with the terminal
     for text in (
         "list",
@@ -168,9 +175,9 @@ def test_help_shows_defaults_env_and_subcommands(capsys) -> None:
         assert text in out, text
     assert "(required) [env REPLICATOR_SOURCE]" in out and "--merge-gap SIZE" in out
     assert "Subscription for ARM calls" not in out
-    assert all(name in cli.EPILOG for name in cli.SUBCOMMANDS)
+    assert all(name in cli_main.EPILOG for name in cli_main.SUBCOMMANDS)
     for sub in ("list", "restore", "prune"):
-        assert cli.main([sub, "--help"]) == 0
+        assert cli_main.main([sub, "--help"]) == 0
         sub_help = " ".join(capsys.readouterr().out.split())
         assert "[env REPLICATOR_TARGET]" in sub_help
         assert ("--subscription-id" in sub_help) == (sub == "restore"), sub  # only restore uses it
@@ -188,7 +195,7 @@ def test_a_run_says_first_how_it_read_a_decimal_size(monkeypatch: pytest.MonkeyP
         return RunResult(config.source, config.target)
 
     monkeypatch.setattr(pipeline, "replicate", quiet)
-    assert cli.main([*BASE, "--max-bandwidth", "50MB"]) == 0
+    assert cli_main.main([*BASE, "--max-bandwidth", "50MB"]) == 0
     first, *_ = records(capsys.readouterr().err)
     assert (first["event"], first["knob"], first["given"], first["bytes"]) == (
         "size_read",

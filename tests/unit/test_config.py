@@ -6,8 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from replicator.config import KNOBS, Config, load, parse_size
-from replicator.errors import UserError
+from replicator.core.errors import UserError
+from replicator.settings.config import (
+    KNOBS,
+    Config,
+    load,
+    parse_size,
+)
 
 SUB = "00000000-0000-0000-0000-000000000001"
 OTHER_SUB = "00000000-0000-0000-0000-000000000002"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ODataV4Format
 
-from replicator import messages
+from replicator.core import messages
 
 SECRET = "sig=c2VjcmV0c2lnbmF0dXJl"
 

@@ -1,4 +1,4 @@
-"""replicator.disk_builder, the developer tool that builds the demo's, the benchmark's and the e2e
+"""replicator.devtools.disk_builder, the developer tool that builds the demo's, the benchmark's and the e2e
 tests' disks: extents cut into Put Page requests, footprints, and writes that draw the same bytes in
 the same order however many run at once."""
 
@@ -12,9 +12,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replicator import disk_builder
-from replicator.disk_builder import Extent, footprint, merged, pieces, write_extents
-from replicator.ranges import MAX_WRITE
+from replicator.core.ranges import MAX_WRITE
+from replicator.devtools import disk_builder
+from replicator.devtools.disk_builder import (
+    Extent,
+    footprint,
+    merged,
+    pieces,
+    write_extents,
+)
 
 KiB = 1024
 

@@ -8,10 +8,10 @@ import asyncio
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from replicator import source
-from replicator.errors import EXIT_FAILED, ReplicationError, UserError
-from replicator.source import ArmSource, family_sas_slots
-from replicator.weighted import WeightedSemaphore
+from replicator.core.errors import EXIT_FAILED, ReplicationError, UserError
+from replicator.core.weighted import WeightedSemaphore
+from replicator.source import arm as source
+from replicator.source.arm import ArmSource, family_sas_slots
 from tests.helpers.source_fakes import FakeSnapshots, snapshot
 
 

@@ -1,4 +1,4 @@
-"""replicator.fleet.decide: what a worker does with a message, for every outcome and delivery count,
+"""replicator.fleet.queue.decide: what a worker does with a message, for every outcome and delivery count,
 including the bounds on deferrals (locked, limited) and on re-queues without progress (stalls)."""
 
 from __future__ import annotations
@@ -7,9 +7,21 @@ import json
 
 import pytest
 
-from replicator.errors import EXIT_FAILED, EXIT_OK, EXIT_RETRY_LATER, EXIT_UNPROTECTED, EXIT_USAGE
-from replicator.fleet import MAX_DEFERRALS, MAX_STALLS, Message, decide, stalls_after
-from replicator.jobs import JobSpec, Outcome
+from replicator.core.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_RETRY_LATER,
+    EXIT_UNPROTECTED,
+    EXIT_USAGE,
+)
+from replicator.fleet.jobs import JobSpec, Outcome
+from replicator.fleet.queue import (
+    MAX_DEFERRALS,
+    MAX_STALLS,
+    Message,
+    decide,
+    stalls_after,
+)
 
 JOB = JobSpec("/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/disks/d", "https://a/c/b")
 MAX_DEQUEUE = 5

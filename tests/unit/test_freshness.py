@@ -11,10 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replicator import cli, status
-from replicator.config import Config
-from replicator.errors import UserError
-from replicator.freshness import (
+from replicator.cli import main as cli_main
+from replicator.core.errors import UserError
+from replicator.core.freshness import (
     EXIT_CODES,
     Checked,
     Count,
@@ -28,12 +27,19 @@ from replicator.freshness import (
     summary,
     worst,
 )
-from replicator.jobs import JobSpec
-from replicator.output import envelope
-from replicator.progress import Protected
-from replicator.restore_points import PointInfo
-from replicator.status import MAX_AGE_ENV, max_age, newest_point
-from replicator.target import InProgress, RestorePoint, SnapshotRef, State
+from replicator.core.output import envelope
+from replicator.engine import status
+from replicator.engine.progress import Protected
+from replicator.engine.status import MAX_AGE_ENV, max_age, newest_point
+from replicator.fleet.jobs import JobSpec
+from replicator.settings.config import Config
+from replicator.target.page_blob import (
+    InProgress,
+    RestorePoint,
+    SnapshotRef,
+    State,
+)
+from replicator.target.restore_points import PointInfo
 from tests import envelope as schema
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -343,12 +349,12 @@ async def test_a_fleet_is_read_through_one_arm_source_at_most_eight_targets_at_o
 
 
 def test_status_help_names_the_verdicts_the_exit_codes_and_the_variables(capsys) -> None:
-    assert cli.main(["status", "--help"]) == 0
+    assert cli_main.main(["status", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert (
         "4 any target unprotected; else 5 any stale; else 1 any unknown; else 0 every target fresh." in text
     )
     assert "REPLICATOR_MAX_AGE" in text and "REPLICATOR_JOBS" in text and "--source" not in text
     assert "(required)" not in text.split("--target TARGET", 1)[1].split("--json", 1)[0]
-    assert cli.main(["--help"]) == 0
+    assert cli_main.main(["--help"]) == 0
     assert "status how old each replica is" in " ".join(capsys.readouterr().out.split())

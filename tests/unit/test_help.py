@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from replicator import cli
-from replicator.output import plural, utc_time
-from replicator.usage import first_paragraph, sentence
+from replicator.cli import main as cli_main
+from replicator.cli.usage import first_paragraph, sentence
+from replicator.core.output import plural, utc_time
 from tests.logs import messages
 
 
 def _help(capsys, *argv: str) -> str:
-    assert cli.main([*argv, "--help"]) == 0
+    assert cli_main.main([*argv, "--help"]) == 0
     return capsys.readouterr().out
 
 
@@ -96,6 +96,6 @@ def test_argparse_messages_in_the_house_style(message: str, expected: str) -> No
 )
 def test_usage_errors_are_one_line(capsys, argv: list[str], says: str) -> None:
     """One line each; through the log stream (a JSON line off a terminal), except the emulator's own."""
-    assert cli.main(argv) == 2
+    assert cli_main.main(argv) == 2
     err = capsys.readouterr().err
     assert (err.strip().splitlines() if argv[0] == "emulator" else messages(err)) == [says]

@@ -1,5 +1,5 @@
 """The process-wide connection pool: clients of one event loop share one session, the last one to
-close closes it, and the proxy of each host is looked up once (replicator.http_pool)."""
+close closes it, and the proxy of each host is looked up once (replicator.plumbing.http_pool)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 from yarl import URL
 
-from replicator import http_pool
-from replicator.credentials import ssl_context, transport_kwargs
+from replicator.plumbing import http_pool
+from replicator.plumbing.credentials import ssl_context, transport_kwargs
 
 
 async def test_clients_of_one_loop_share_one_session_closed_by_the_last() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from replicator.inflight import process_in_flight_bytes
+from replicator.engine.inflight import process_in_flight_bytes
 
 
 async def test_stream_runs_of_one_process_share_one_bound() -> None:

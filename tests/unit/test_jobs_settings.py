@@ -6,8 +6,14 @@ import json
 
 import pytest
 
-from replicator.errors import UserError
-from replicator.jobs import JobSpec, _scope, jobs_from_setting, load_jobs, target_for
+from replicator.core.errors import UserError
+from replicator.fleet.jobs import (
+    JobSpec,
+    _scope,
+    jobs_from_setting,
+    load_jobs,
+    target_for,
+)
 
 DISK = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/disks/d"
 

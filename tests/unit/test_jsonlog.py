@@ -1,4 +1,4 @@
-"""replicator.jsonlog: one JSON object per line (Application Insights and container logs parse each
+"""replicator.observe.jsonlog: one JSON object per line (Application Insights and container logs parse each
 line alone), the job fields as they are, and no secret on any line."""
 
 from __future__ import annotations
@@ -10,7 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from replicator.jsonlog import JsonFormatter, event, failure, say, setup
+from replicator.observe.jsonlog import (
+    JsonFormatter,
+    event,
+    failure,
+    say,
+    setup,
+)
 
 SIG = "sig=SeCrEtSiGnAtUrE%3D"
 SAS_URL = f"https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sr=b&{SIG}"
@@ -60,7 +66,7 @@ def test_a_job_event_is_one_json_object_with_its_fields(stream: io.StringIO) -> 
 
 def test_secrets_are_redacted_in_fields_messages_and_exceptions(stream: io.StringIO) -> None:
     event("job_done", outcome="failed", error=f"could not read {SAS_URL}", target=SAS_URL)
-    logging.getLogger("replicator.pipeline").warning("multi\nline %s", SAS_URL)
+    logging.getLogger("replicator.engine.pipeline").warning("multi\nline %s", SAS_URL)
     try:
         raise RuntimeError(f"boom {SAS_URL}")
     except RuntimeError:
@@ -129,7 +135,7 @@ def test_on_a_terminal_each_record_is_one_human_line() -> None:
         event("step", message="inspecting https://a/c/b")
         event("retry", logging.DEBUG, message="retrying copy [0, 4) in 0.5 s after 503 ServerBusy", attempt=1)
         event("queue_retry", logging.WARNING, queue="q", failures=2)  # an event without a human line
-        logging.getLogger("replicator.target").warning("could not save the checkpoint: 503")
+        logging.getLogger("replicator.target.page_blob").warning("could not save the checkpoint: 503")
         logging.getLogger(WIRE_LOGGER).info("Request URL: %r", SAS_URL)
         failure("replicate list", "locked", "another run holds the lease.", 3)
         failure("replicate", "incomplete", "the time budget ran out.", 3)

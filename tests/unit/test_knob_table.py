@@ -9,8 +9,8 @@ from types import ModuleType
 
 import pytest
 
-from replicator import config
-from replicator.ranges import LIST_PREFETCH
+from replicator.core.ranges import LIST_PREFETCH
+from replicator.settings import config
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "knob_table.py"
 
@@ -28,7 +28,7 @@ def test_the_docs_knob_table_is_generated_from_knobs() -> None:
     script = _script()
     doc = script.DOC.read_text(encoding="utf-8")
     assert script.with_table(doc) == doc, (
-        "docs/architecture.md's knob table differs from replicator.config.KNOBS; "
+        "docs/architecture.md's knob table differs from replicator.settings.config.KNOBS; "
         "run `.venv/bin/python scripts/knob_table.py` to rewrite it"
     )
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
-from replicator.emulator.linkmodel import (
+from replicator.emulator.middleware.linkmodel import (
     BlobLimiter,
     Charge,
     LinkOptions,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from replicator import jsonlog
+from replicator.observe import jsonlog
 
 SIG = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
 URL = f"https://acct.blob.core.windows.net/c/b.vhd?sv=2025-01-05&sig={SIG}"
@@ -38,13 +38,13 @@ def _log_everything() -> None:
     try:
         raise RuntimeError(f"request to {URL} failed")
     except RuntimeError:
-        logging.getLogger("replicator.jobs").debug("unexpected failure", exc_info=True)
+        logging.getLogger("replicator.fleet.jobs").debug("unexpected failure", exc_info=True)
     logging.getLogger("azure.core.pipeline").info("Request URL: %r", URL)
     logging.getLogger("replicator").warning("target %s", URL, stack_info=True)
 
 
 def test_functions_entry_redacts_records_of_replicator_and_azure_loggers(host_handler: io.StringIO) -> None:
-    from replicator import functions_entry  # importing it is what the Functions host does
+    from replicator.fleet import functions_entry  # importing it is what the Functions host does
 
     jsonlog.protect_records()  # idempotent: a second call (a re-import, setup()) changes nothing
     assert functions_entry.FANOUT_ENV
@@ -52,7 +52,7 @@ def test_functions_entry_redacts_records_of_replicator_and_azure_loggers(host_ha
     out = host_handler.getvalue()
     assert SIG not in out
     assert "unexpected failure" in out and "RuntimeError: request to" in out and "sig=REDACTED" in out
-    assert "replicator.jobs" in out and "azure.core.pipeline" in out
+    assert "replicator.fleet.jobs" in out and "azure.core.pipeline" in out
 
 
 def test_without_protection_the_host_handler_would_leak(host_handler: io.StringIO) -> None:

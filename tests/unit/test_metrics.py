@@ -1,4 +1,4 @@
-"""replicator.metrics: instruments, units and attributes, the no-op default, the bounded flush."""
+"""replicator.observe.metrics: instruments, units and attributes, the no-op default, the bounded flush."""
 
 from __future__ import annotations
 
@@ -21,10 +21,15 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 
-from replicator import metrics
-from replicator.metrics import RunMeter, RunMetrics, record_run
-from replicator.progress import Fanout, Progress, Protected, SnapshotResult
-from replicator.redact import display_url
+from replicator.core.redact import display_url
+from replicator.engine.progress import (
+    Fanout,
+    Progress,
+    Protected,
+    SnapshotResult,
+)
+from replicator.observe import metrics
+from replicator.observe.metrics import RunMeter, RunMetrics, record_run
 from tests.helpers.metrics import metric_points
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000"
@@ -32,7 +37,11 @@ DISK = f"{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Compute/disks/d1"
 TARGET = "https://dr.blob.core.windows.net/replicas/d1.vhd"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 IKEY = "00000000-0000-0000-0000-000000000001"
-WHERE = {"replicator.command": "replicate", "replicator.source": DISK, "replicator.target": TARGET}
+WHERE = {
+    "replicator.command": "replicate",
+    "replicator.source.arm": DISK,
+    "replicator.target.page_blob": TARGET,
+}
 
 
 @pytest.fixture
@@ -206,7 +215,7 @@ def test_a_run_meter_never_raises_into_the_run(
 def test_without_a_connection_string_no_sdk_or_exporter_is_imported() -> None:
     code = (
         "import sys\n"
-        "from replicator import metrics\n"
+        "from replicator.observe import metrics\n"
         "metrics.RunMeter('replicate', 'disk', 'https://a/c/b').finish('replicated')\n"
         "heavy = sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', 'azure.monitor')))\n"
         "assert not heavy, heavy\n"
@@ -231,7 +240,7 @@ def test_a_bad_connection_string_is_one_warning_and_no_metrics(
     fresh_sink, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv(metrics.CONNECTION_STRING_ENV, "InstrumentationKey=not-a-uuid;IngestionEndpoint=x")
-    with caplog.at_level(logging.WARNING, logger="replicator.metrics"):
+    with caplog.at_level(logging.WARNING, logger="replicator.observe.metrics"):
         RunMeter("replicate", DISK, TARGET).finish("replicated")
     assert metrics._current().provider is None
     [record] = caplog.records
@@ -246,7 +255,7 @@ def test_a_missing_exporter_package_is_one_warning_naming_the_install(
         metrics.CONNECTION_STRING_ENV, "InstrumentationKey=00000000-0000-0000-0000-000000000001"
     )
     monkeypatch.setitem(sys.modules, "azure.monitor.opentelemetry.exporter", None)  # import fails
-    with caplog.at_level(logging.WARNING, logger="replicator.metrics"):
+    with caplog.at_level(logging.WARNING, logger="replicator.observe.metrics"):
         RunMeter("replicate", DISK, TARGET).finish("replicated")
     assert metrics._current().provider is None
     [record] = caplog.records

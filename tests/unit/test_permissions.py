@@ -1,4 +1,4 @@
-"""What each command needs of the target's SAS or role (replicator.permissions), exhaustively.
+"""What each command needs of the target's SAS or role (replicator.core.permissions), exhaustively.
 
 The oracle is written out by hand from Azure's tables ("Create a service SAS", "Create an account
 SAS"), not computed from the module's own table: `MINIMAL` is the smallest `sp` each command works
@@ -16,9 +16,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replicator import permissions
-from replicator.errors import EXIT_USAGE, UserError
-from replicator.permissions import COMMANDS, OPERATIONS, check_sas, command_name, parse_sas, refused
+from replicator.core import permissions
+from replicator.core.errors import EXIT_USAGE, UserError
+from replicator.core.permissions import (
+    COMMANDS,
+    OPERATIONS,
+    check_sas,
+    command_name,
+    parse_sas,
+    refused,
+)
 
 URL = "https://acct.blob.core.windows.net/c/replica.vhd"
 SIG = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"

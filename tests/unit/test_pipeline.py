@@ -9,12 +9,14 @@ from types import SimpleNamespace
 import pytest
 from tenacity import RetryCallState
 
-from replicator import base, pipeline, ranges
-from replicator.config import GiB
-from replicator.errors import ReplicationError
-from replicator.progress import Tally
-from replicator.ranges import Change, Range
-from replicator.target import InProgress, State
+from replicator.core import ranges
+from replicator.core.errors import ReplicationError
+from replicator.core.ranges import Change, Range
+from replicator.engine import base_choice as base
+from replicator.engine import pipeline
+from replicator.engine.progress import Tally
+from replicator.settings.config import GiB
+from replicator.target.page_blob import InProgress, State
 from tests.helpers.source_fakes import DISK, IDENTITY, config, done, jobs, ref, snap
 
 
@@ -83,7 +85,7 @@ async def test_interrupted_job_of_another_snapshot_forces_full() -> None:
 
 
 def test_check_source_refuses_other_disk_and_oversized() -> None:
-    from replicator.errors import UserError
+    from replicator.core.errors import UserError
 
     other = replace(done(snap(1)), disk_id=DISK.replace("disks/d", "disks/other"))
     with pytest.raises(UserError, match="use another target blob"):

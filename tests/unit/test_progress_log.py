@@ -11,9 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from replicator import jsonlog
-from replicator.progress import SnapshotResult
-from replicator.progress_log import RATE_WINDOW_SECONDS, LogProgress, RateWindow, reported, snapshot_summary
+from replicator.engine.progress import SnapshotResult
+from replicator.observe import jsonlog
+from replicator.observe.progress_log import (
+    RATE_WINDOW_SECONDS,
+    LogProgress,
+    RateWindow,
+    reported,
+    snapshot_summary,
+)
 
 MiB = 1024 * 1024
 

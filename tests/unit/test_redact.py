@@ -18,7 +18,12 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.logging import RichHandler
 
-from replicator.redact import MASK, RedactingFilter, redact, redact_url
+from replicator.core.redact import (
+    MASK,
+    RedactingFilter,
+    redact,
+    redact_url,
+)
 
 props = settings(max_examples=300, deadline=None, derandomize=True)
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replicator.base import DiskIdentity, Job
-from replicator.pipeline import _restore_point_meta
-from replicator.restore_points import PointInfo
-from replicator.source import SnapshotInfo
-from replicator.target import RestorePoint, RestorePointMeta, State
+from replicator.engine.base_choice import DiskIdentity, Job
+from replicator.engine.pipeline import _restore_point_meta
+from replicator.source.arm import SnapshotInfo
+from replicator.target.page_blob import RestorePoint, RestorePointMeta, State
+from replicator.target.restore_points import PointInfo
 
 SUB = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute"
 

@@ -8,11 +8,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from replicator import vhd
-from replicator.emulator import vhd as emulator_vhd
-from replicator.errors import UserError
-from replicator.restore_points import PointInfo, check_sku, plan_prune, select, source_uri, storage_account_id
-from replicator.target import RestorePoint, SnapshotRef, State, parse_target_url
+from replicator.core import vhd
+from replicator.core.errors import UserError
+from replicator.emulator.arm import vhd as emulator_vhd
+from replicator.plumbing.urlcheck import parse_target_url
+from replicator.target.page_blob import (
+    RestorePoint,
+    SnapshotRef,
+    State,
+)
+from replicator.target.restore_points import (
+    PointInfo,
+    check_sku,
+    plan_prune,
+    select,
+    source_uri,
+    storage_account_id,
+)
 
 MiB = 1024**2
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

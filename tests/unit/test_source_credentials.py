@@ -1,4 +1,4 @@
-"""replicator.credentials: static tokens, URL policy, the CA bundle and the pooled TLS transport."""
+"""replicator.plumbing.credentials: static tokens, URL policy, the CA bundle and the pooled TLS transport."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 from azure.identity.aio import DefaultAzureCredential
 
-from replicator import credentials
-from replicator.errors import UserError
+from replicator.core.errors import UserError
+from replicator.plumbing import credentials
 
 
 async def test_a_static_token_serves_every_scope_and_is_never_shown(

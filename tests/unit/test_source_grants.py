@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from replicator import source
-from replicator.errors import EXIT_RETRY_LATER, LimitError, ReplicationError
-from replicator.source import ArmSource
+from replicator.core.errors import EXIT_RETRY_LATER, LimitError, ReplicationError
+from replicator.source import arm as source
+from replicator.source.arm import ArmSource
 from tests.helpers.source_fakes import (
     SUB,
     FakeConfig,

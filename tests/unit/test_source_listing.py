@@ -13,10 +13,10 @@ from azure.core.exceptions import HttpResponseError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replicator import source
-from replicator.errors import ReplicationError
-from replicator.ranges import Change, Range
-from replicator.source import DiffNotPossible, list_changes
+from replicator.core.errors import ReplicationError
+from replicator.core.ranges import Change, Range
+from replicator.source import arm as source
+from replicator.source.arm import DiffNotPossible, list_changes
 
 KiB = 1024
 

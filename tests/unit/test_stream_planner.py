@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replicator.ranges import (
+from replicator.core.ranges import (
     MAX_WRITE,
     PAGE,
     Change,

@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
 
-from replicator import target as target_mod
-from replicator.config import load
-from replicator.errors import ReplicationError
-from replicator.target import PageBlobTarget, RestorePointMeta, keep_renewed
+from replicator.core.errors import ReplicationError
+from replicator.settings.config import load
+from replicator.target import page_blob as target_mod
+from replicator.target.page_blob import PageBlobTarget, RestorePointMeta, keep_renewed
 
 LEASE = 0.4  # seconds: renewals every 0.1 s
 

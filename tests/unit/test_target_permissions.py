@@ -1,4 +1,4 @@
-"""The target adapter turns a 403 of each control call into replicator.permissions' sentence (exit 2),
+"""The target adapter turns a 403 of each control call into replicator.core.permissions' sentence (exit 2),
 naming the operation's letter; the optional needs of `replicate` (listing, deleting a duplicate) only
 warn. Fakes stand in for the SDK clients: each call raises Azure's 403."""
 
@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
-from replicator import target as target_mod
-from replicator.config import load
-from replicator.errors import EXIT_USAGE, UserError
-from replicator.ranges import Range
-from replicator.target import PageBlobTarget, RestorePointMeta, State
+from replicator.core.errors import EXIT_USAGE, UserError
+from replicator.core.ranges import Range
+from replicator.settings.config import load
+from replicator.target import page_blob as target_mod
+from replicator.target.page_blob import PageBlobTarget, RestorePointMeta, State
 
 GROUP = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"
 DISK = f"{GROUP}/providers/Microsoft.Compute/disks/d"

@@ -15,10 +15,12 @@ from azure.identity import CredentialUnavailableError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replicator import cli, messages, target
-from replicator.config import load
-from replicator.errors import UserError
-from replicator.target import parse_target_url
+from replicator.cli import main as cli_main
+from replicator.core import messages
+from replicator.core.errors import UserError
+from replicator.plumbing.urlcheck import parse_target_url
+from replicator.settings.config import load
+from replicator.target import page_blob as target
 
 SUB = "00000000-0000-0000-0000-000000000001"
 DISK = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/disks/d1"
@@ -27,7 +29,11 @@ GOOD = "https://acct.blob.core.windows.net/ccc/b.vhd"
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "replicator.cli", *args], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "replicator.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -54,14 +60,14 @@ def test_no_credential_is_one_sentence_and_exit_2(command, monkeypatch, capsys) 
     monkeypatch.delenv("REPLICATOR_ACCESS_TOKEN", raising=False)
     args = [*command, "--target", GOOD] + ([] if command else ["--source", DISK])
     if not command:  # the main call reaches ARM first: only the target's own error is under test here
-        from replicator import pipeline
+        from replicator.engine import pipeline
 
         async def inspect_only(config, progress, *rest):
             async with target.PageBlobTarget(config, command="replicate") as t:
                 await t.inspect()
 
         monkeypatch.setattr(pipeline, "replicate", inspect_only)
-    assert cli.main(args) == 2
+    assert cli_main.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert "No Azure credential was found for https://acct.blob.core.windows.net" in err[0]
@@ -179,15 +185,15 @@ def test_random_urls_raise_only_user_errors(url: str) -> None:
 
 
 def test_unknown_subcommand_and_help(capsys) -> None:
-    assert cli.main(["lst", "--target", "x"]) == 2
+    assert cli_main.main(["lst", "--target", "x"]) == 2
     err = capsys.readouterr().err
     assert "Unknown subcommand 'lst'" in err and "list" in err
-    assert cli.main(["help"]) == 0
+    assert cli_main.main(["help"]) == 0
     assert "--source" in capsys.readouterr().out
 
 
 def test_arm_without_credential_or_with_an_untrusted_certificate_is_one_sentence() -> None:
-    from replicator.source import ArmSource
+    from replicator.source.arm import ArmSource
 
     source = ArmSource(load(["--source", DISK, "--target", GOOD], env={}), credential=None)
     with pytest.raises(UserError) as info, source.arm_errors("read disk d1"):

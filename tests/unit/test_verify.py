@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replicator.ranges import Range
-from replicator.verify import union
+from replicator.core.ranges import Range
+from replicator.engine.verify import union
 
 
 @given(

@@ -1,4 +1,4 @@
-"""The weighted FIFO semaphore (replicator.weighted): never over capacity, served in request order (a
+"""The weighted FIFO semaphore (replicator.core.weighted): never over capacity, served in request order (a
 large request is not starved by small ones), no lost wakeup, no deadlock once capacity frees, and a
 cancelled waiter hands its place and any units it was granted on."""
 
@@ -12,7 +12,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from replicator.weighted import WeightedSemaphore
+from replicator.core.weighted import WeightedSemaphore
 
 
 async def test_holders_never_exceed_the_capacity_and_all_finish() -> None:

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-from replicator import fleet, worker
-from replicator.errors import EXIT_OK, ReplicationError, UserError
-from replicator.fleet import FleetQueue
-from replicator.jobs import JobSpec, Outcome
+from replicator.core.errors import EXIT_OK, ReplicationError, UserError
+from replicator.fleet import queue as fleet
+from replicator.fleet import worker
+from replicator.fleet.jobs import JobSpec, Outcome
+from replicator.fleet.queue import FleetQueue
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000001"
 DISK = f"{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Compute/disks/d"

@@ -1,0 +1,1 @@
+"""The command-line shell: parsing, dispatch, printing, exit codes; no replication logic."""

@@ -1,0 +1,85 @@
+"""`replicate status [--target URL] --max-age DURATION [--json]`: how old is each DR copy?
+
+The library is replicator.engine.status (which targets, reading them) and replicator.core.freshness (verdicts,
+table); this module parses, prints, and returns the worst verdict's exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import textwrap
+
+from replicator.cli.shell import (
+    Outcome,
+    load,
+    parser,
+    run,
+)
+from replicator.core.freshness import (
+    EXIT_CODES,
+    render,
+    summary,
+    worst,
+)
+from replicator.engine.status import MAX_AGE_ENV, check, max_age
+from replicator.fleet.jobs import DISCOVER_ENV, JOBS_ENV
+from replicator.settings.config import add_knobs
+
+DESCRIPTION = (
+    "Say how current each replica is: per target the newest restore point and its source snapshot, "
+    "the lag (the RPO held now), the source's newest snapshot and whether it is replicated, a run in "
+    "progress, the lease, the disk's snapshots against 500 and active SAS grants against 5, and a "
+    "verdict. Reads only: no lease, no grant, no write. Without --target: every job of "
+    f"{JOBS_ENV} and {DISCOVER_ENV}."
+)
+
+EPILOG = f"""\
+verdicts (the first that applies):
+  unknown      the target or its source disk could not be read (the error's sentence)
+  unprotected  no restore point, or the source disk has no incremental snapshot
+  stale        the lag exceeds --max-age, or a run stopped part-way and nothing has
+               written the target for longer than --max-age
+  fresh        the lag is within --max-age
+
+exit codes (the worst target decides; a confirmed problem outranks an unreadable target):
+  4 any target unprotected; else 5 any stale; else 1 any unknown; else 0 every target fresh.
+  2 bad input (a bad --max-age or target URL, no targets configured): nothing was read.
+
+--max-age has no default: only you know the RPO you promised ({MAX_AGE_ENV} in the environment).
+"""
+
+
+async def _status(argv: list[str]) -> Outcome:
+    p = parser("status", textwrap.fill(DESCRIPTION, 79))
+    p.epilog, p.formatter_class = EPILOG, argparse.RawDescriptionHelpFormatter
+    for action in p._actions:  # the common knob's help says "(required)"; here it is optional
+        if action.dest == "target":
+            action.help = (
+                f"URL of the target page blob (a SAS in it is honoured); without it, every job of {JOBS_ENV} "
+                f"and {DISCOVER_ENV}. [env REPLICATOR_TARGET]"
+            )
+    p.add_argument(
+        "--max-age",
+        metavar="DURATION",
+        help="The oldest a replica may be and still be fresh: 26h, 90m, 2d, 1d12h or seconds. "
+        f"(required) [env {MAX_AGE_ENV}]",
+    )
+    add_knobs(p, ["snapshot_search"])  # where the source disk's snapshots are, as for its runs
+    args = p.parse_args(argv)
+    env = os.environ
+    seconds = max_age(args.max_age, env)
+    config = load(args, env, require_target=False)
+    checked = await check(config, seconds, env)
+    verdict = worst([c.judgement.verdict for c in checked])
+
+    def show() -> None:
+        for line in render(checked, seconds):
+            print(line)
+
+    payload = {"max_age_seconds": seconds, "targets": [c.to_json() for c in checked]}
+    return Outcome(config.json, verdict, payload, show, EXIT_CODES[verdict], summary(checked))
+
+
+def main(argv: list[str]) -> int:
+    return run("status", argv, _status)

@@ -1,0 +1,337 @@
+"""`replicate bench`: create the scenarios, run every contender against the same emulator with the
+link model on, verify every result byte-for-byte (untimed), and write docs/benchmarks.md + chart.
+
+Contenders (each a child process, measured by measure.run_children):
+- baseline: replicator.devtools.bench.baseline (the public sample's approach), time-budgeted, extrapolated;
+- full: this tool onto a fresh target (a full copy: every valid range, concurrently);
+- server, stream: this tool, `--mode server` / `--mode stream`, default options, as a diff.
+The fleet scenario runs all its disks in one process (replicator.devtools.bench.fleet) and adds a one-disk
+reference row for the aggregate ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from replicator.cli.usage import UsageParser, first_paragraph
+from replicator.devtools.bench import report
+from replicator.devtools.bench.measure import Measured, run_children
+from replicator.devtools.bench.report import Row
+from replicator.devtools.bench.scenarios import (
+    MiB,
+    Scenario,
+    build,
+    minimal_requests,
+)
+from replicator.devtools.bench.world import (
+    LINK_OFF,
+    BenchDisk,
+    Emulator,
+    World,
+)
+from replicator.devtools.disk_builder import compare_copy
+from replicator.emulator.process import EmulatorProcess
+
+CONTENDERS = ("baseline", "full", "server", "stream")
+# Chunk pairs the (untimed) verification reads at once: 20,000 scattered ranges at 4 pairs took
+# about half a minute per restore point; 32 pairs hold at most 256 MiB in this harness process.
+VERIFY_CONCURRENCY = 32
+BLOB_MIBPS, BLOB_IOPS = 60.0, 500.0
+ACCOUNT = "drsite"  # the target storage account (path-style: /<account>/<container>/<blob>)
+
+
+def bound_seconds(disks: list[BenchDisk]) -> float:
+    """max(changed / 60 MiB/s, minimal requests / 500 per s) for one blob; disks run in parallel."""
+    return max(
+        max(d.spec.changed_bytes / (BLOB_MIBPS * MiB), minimal_requests(d.spec) / BLOB_IOPS) for d in disks
+    )
+
+
+class Bench:
+    def __init__(
+        self,
+        env: dict[str, str],
+        emulator: Emulator,
+        world: World,
+        budget: float,
+        profile: Path | None,
+        work_dir: Path,
+    ) -> None:
+        self.env, self.emulator, self.world, self.budget = env, emulator, world, budget
+        self.child_env = {**os.environ, **env}
+        self.profile = profile
+        self.work_dir = work_dir  # the fleet children's job files
+
+    def target(self, scenario: str, latency: float, label: str, i: int) -> str:
+        name = f"{scenario}-{latency:g}-{label}-{i}".replace(" ", "").replace("(", "").replace(")", "")
+        return f"{self.env['REPLICATOR_BLOB_ENDPOINT']}/{ACCOUNT}/bench/{name}.vhd"
+
+    def _tool(self, jobs: list[tuple[str, str]], args: list[str]) -> tuple[list[str], dict[str, str]]:
+        if len(jobs) == 1:
+            (source, target) = jobs[0]
+            cmd = [
+                sys.executable,
+                "-m",
+                "replicator.cli.main",
+                "--source",
+                source,
+                "--target",
+                target,
+                "--json",
+            ]
+            return cmd + args, self.child_env
+        spec = Path(tempfile.mkstemp(prefix="bench-jobs-", suffix=".json", dir=self.work_dir)[1])
+        spec.write_text(json.dumps({"jobs": jobs, "args": args}))
+        return [sys.executable, "-m", "replicator.devtools.bench.fleet", str(spec)], self.child_env
+
+    def prepare(self, disks: list[BenchDisk], targets: list[str]) -> None:
+        """Bring each target to the base restore point (link off: setup is not timed)."""
+        run_children([self._tool([(d.base_id, t) for d, t in zip(disks, targets, strict=True)], [])])
+
+    def measure(
+        self, scenario: Scenario, disks: list[BenchDisk], latency: float, contender: str, label: str = ""
+    ) -> Row:
+        targets = [self.target(scenario.name, latency, label or contender, i) for i in range(len(disks))]
+        if contender != "full":
+            self.prepare(disks, targets)
+        # The tool grants and revokes the snapshots itself, and a revoke ends every SAS of a snapshot:
+        # the baseline's SAS and the verification's are granted around the tool's runs, never across.
+        with self.world.read_sas(*[n for d in disks for n in (d.current_name, d.base_name)]) as urls:
+            self.emulator.reset_stats()
+            commands = self._commands(disks, targets, contender, urls)
+            if self.profile is not None:
+                commands = self._profiled(commands, f"{targets[0].rsplit('/', 1)[1][:-4]}")
+            with self.emulator.link(latency_ms=latency, blob_limits=True):
+                measured = run_children(commands)
+            stats = self.emulator.stats()
+        row = self._row(scenario, disks, latency, label or contender, measured, stats)
+        with self.world.read_sas(*[d.current_name for d in disks]) as sources:
+            row.verified = self._verify(disks, targets, contender, measured, sources)
+        return row
+
+    def _commands(
+        self, disks: list[BenchDisk], targets: list[str], contender: str, urls: list[str]
+    ) -> list[tuple[list[str], dict[str, str]]]:
+        if contender == "baseline":
+            return [
+                (
+                    [sys.executable, "-m", "replicator.devtools.bench.baseline"],
+                    {
+                        **self.child_env,
+                        "BENCH_SOURCE_SAS": urls[2 * i],
+                        "BENCH_BASE_SAS": urls[2 * i + 1],
+                        "BENCH_TARGET": target,
+                        "BENCH_BUDGET_SECONDS": str(self.budget),
+                    },
+                )
+                for i, target in enumerate(targets)
+            ]
+        mode = "stream" if contender == "stream" else "server"
+        return [
+            self._tool([(d.current_id, t) for d, t in zip(disks, targets, strict=True)], ["--mode", mode])
+        ]
+
+    def _profiled(
+        self, commands: list[tuple[list[str], dict[str, str]]], name: str
+    ) -> list[tuple[list[str], dict[str, str]]]:
+        """Each command under `py-spy record` (flame graph SVG per child in the profile folder)."""
+        assert self.profile is not None
+        self.profile.mkdir(parents=True, exist_ok=True)
+        spy = str(py_spy())
+        return [
+            ([spy, "record", "--rate", "100", "-o", str(self.profile / f"{name}-{i}.svg"), "--", *cmd], env)
+            for i, (cmd, env) in enumerate(commands)
+        ]
+
+    def _row(
+        self,
+        scenario: Scenario,
+        disks: list[BenchDisk],
+        latency: float,
+        contender: str,
+        measured: Measured,
+        stats: dict[str, Any],
+    ) -> Row:
+        written = sum(
+            b["bytes_written"] for name, b in stats["blobs"].items() if name.startswith(f"{ACCOUNT}/bench/")
+        )
+        # changed bytes are the scenario's truth (what the diff holds); written - changed = gap merges
+        wall, note, changed = measured.wall_seconds, "", sum(d.spec.changed_bytes for d in disks)
+        if contender == "baseline":
+            docs = measured.outputs
+            if not all(d["complete"] for d in docs):
+                # one request in flight: time is linear in requests, so extrapolate the copy phase
+                overhead = wall - max(d["list_seconds"] + d["copy_seconds"] for d in docs)
+                wall = overhead + max(
+                    d["list_seconds"] + d["copy_seconds"] * d["requests_total"] / max(1, d["requests_done"])
+                    for d in docs
+                )
+                done = sum(d["requests_done"] for d in docs)
+                total = sum(d["requests_total"] for d in docs)
+                note = (
+                    f"extrapolated from {done} of {total} requests ({measured.wall_seconds:.0f} s measured)"
+                )
+        return Row(
+            scenario.name,
+            latency,
+            contender,
+            wall,
+            changed,
+            written,
+            stats["bytes_in"] + stats["bytes_out"],
+            stats["requests"],
+            stats["throttled"],
+            measured.peak_rss_bytes,
+            measured.cpu_seconds,
+            bound_seconds(disks),
+            emulator_cpu_seconds=stats["cpu_seconds"],
+            disks=len(disks),
+            note=note,
+            extra={"operations": stats["operations"]},
+        )
+
+    def _verify(
+        self,
+        disks: list[BenchDisk],
+        targets: list[str],
+        contender: str,
+        measured: Measured,
+        sources: list[str],
+    ) -> str:
+        if contender == "baseline":
+            if not all(d["complete"] for d in measured.outputs):
+                return "sampled"
+            points: list[str | None] = [None] * len(disks)
+        else:
+            points = [
+                run["snapshots"][-1]["restore_point"]
+                for doc in measured.outputs
+                for run in doc.get("runs", [doc])
+            ]
+        ok = asyncio.run(_compare_all(sources, targets, points))
+        return "equal" if ok else "DIFFERENT"
+
+
+def py_spy() -> Path:
+    """The profiler `--profile` runs, from this interpreter's environment (the `bench` extra)."""
+    return Path(sys.executable).with_name("py-spy")
+
+
+async def _compare_all(sources: list[str], targets: list[str], points: list[str | None]) -> bool:
+    for source, target, point in zip(sources, targets, points, strict=True):
+        if not (await compare_copy(source, target, point, concurrency=VERIFY_CONCURRENCY)).equal:
+            return False
+    return True
+
+
+def run(args: argparse.Namespace, data_dir: Path) -> int:
+    emulator_proc = EmulatorProcess(data_dir, "--completion-seconds", "0")
+    env = emulator_proc.start()
+    os.environ.update(env)
+    try:
+        emulator, world = Emulator(env), World(env)
+        emulator.set_link(**LINK_OFF)
+        rng = random.Random(args.seed)
+        bench = Bench(env, emulator, world, args.baseline_budget, args.profile, data_dir)
+        rows: list[Row] = []
+        started = time.monotonic()
+        for scenario in build(args.scenarios, args.seed, args.scale):
+            t0 = time.monotonic()
+            disks = [
+                world.make_disk(f"{scenario.name}-{i}", spec, rng) for i, spec in enumerate(scenario.disks)
+            ]
+            _say(f"{scenario.name}: set up in {time.monotonic() - t0:.0f} s ({scenario.description})")
+            for latency in args.latencies:
+                for contender in args.contenders:
+                    row = bench.measure(scenario, disks, latency, contender)
+                    rows.append(row)
+                    _say(report.line(row))
+                if scenario.name == "fleet" and "server" in args.contenders:
+                    one = bench.measure(scenario, disks[:1], latency, "server", "server (1 disk)")
+                    rows.append(one)
+                    _say(report.line(one))
+        elapsed = time.monotonic() - started
+        report.save(rows, args.out, elapsed, args)
+        report.write(rows, args.out, elapsed, args)
+        _say(f"wrote {args.out}")
+        return 0 if all(r.verified in ("equal", "sampled") for r in rows) else 1
+    finally:
+        emulator_proc.stop()
+
+
+_STARTED = time.monotonic()
+
+
+def _say(text: str) -> None:
+    print(f"bench: {time.monotonic() - _STARTED:5.0f} s  {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str]) -> int:
+    parser = UsageParser(prog="replicate bench", description=first_paragraph(__doc__))
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=["scattered", "contiguous", "idle", "fleet"],
+        help="scenarios to run (default: scattered contiguous idle fleet)",
+    )
+    parser.add_argument(
+        "--contenders",
+        nargs="+",
+        default=list(CONTENDERS),
+        choices=CONTENDERS,
+        help="tools to time (default: all)",
+    )
+    parser.add_argument(
+        "--latencies",
+        nargs="+",
+        type=float,
+        default=[20.0, 60.0],
+        help="link round trips, ms (default 20 60)",
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink the scenarios (smoke test)")
+    parser.add_argument("--baseline-budget", type=float, default=10.0, help="seconds before extrapolating")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the scenarios' data (default 7)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("docs/benchmarks.md"), help="report to write (chart beside it)"
+    )
+    parser.add_argument("--data-dir", type=Path, help="emulator state (default: a temporary folder)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run each timed contender under py-spy and write its flame graph (SVG) to DIR; "
+        "the profiler's overhead skews that run's numbers",
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: rewrite --out (and its chart) from the .json a run saved beside it",
+    )
+    args = parser.parse_args(argv)
+    if args.profile is not None and not py_spy().exists():
+        parser.error(
+            f"--profile needs py-spy beside {sys.executable}; install it with pip install -e '.[bench]'."
+        )
+    if args.render is not None:
+        fix = "give the .json a bench run saved beside its report"
+        try:
+            report.render(args.render, args.out)
+        except OSError as exc:
+            parser.error(f"cannot read {args.render} ({exc.strerror}); {fix}.")
+        except (ValueError, KeyError, TypeError):
+            parser.error(f"{args.render} is not a bench measurement file; {fix}.")
+        return 0
+    if args.data_dir is not None:
+        return run(args, args.data_dir)
+    with tempfile.TemporaryDirectory(prefix="replicator-bench-") as tmp:
+        return run(args, Path(tmp))

@@ -1,0 +1,239 @@
+"""docs/benchmarks.md: the table of every row, the targets beside their measured values, a chart."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from replicator.devtools.bench.scenarios import MiB
+
+
+@dataclass
+class Row:
+    """One contender in one scenario at one latency: what this module tabulates."""
+
+    scenario: str
+    latency_ms: float
+    contender: str
+    wall_seconds: float
+    changed_bytes: int
+    written_bytes: int
+    host_bytes: int
+    requests: int
+    throttled: int
+    peak_rss_bytes: int
+    cpu_seconds: float
+    bound_seconds: float
+    emulator_cpu_seconds: float = 0.0
+    disks: int = 1
+    verified: str = "-"
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def throughput(self) -> float:
+        return self.changed_bytes / self.wall_seconds if self.wall_seconds else 0.0
+
+
+def _mib(n: float) -> str:
+    return f"{n / MiB:,.1f}"
+
+
+def line(r: Row) -> str:
+    return (
+        f"{r.scenario} {r.latency_ms:g} ms {r.contender}: {r.wall_seconds:.2f} s, "
+        f"{_mib(r.throughput)} MiB/s, "
+        f"{r.requests} requests, written {_mib(r.written_bytes)} MiB of {_mib(r.changed_bytes)} changed, "
+        f"host {_mib(r.host_bytes)} MiB, rss {_mib(r.peak_rss_bytes)} MiB, {r.verified} {r.note}"
+    )
+
+
+HEADERS = (
+    "scenario", "latency", "contender", "wall s", "changed MiB", "written MiB", "host MiB", "requests",
+    "503s", "MiB/s", "peak RSS MiB", "CPU s", "emulator CPU s", "x baseline", "÷ bound", "verified", "note",
+)  # fmt: skip
+
+
+def _cells(r: Row, baseline: Row | None) -> list[str]:
+    speedup = f"{baseline.wall_seconds / r.wall_seconds:.1f}" if baseline and r.wall_seconds else "-"
+    return [
+        r.scenario,
+        f"{r.latency_ms:g} ms",
+        r.contender,
+        f"{r.wall_seconds:.2f}",
+        _mib(r.changed_bytes),
+        _mib(r.written_bytes),
+        _mib(r.host_bytes),
+        str(r.requests),
+        str(r.throttled),
+        _mib(r.throughput),
+        _mib(r.peak_rss_bytes),
+        f"{r.cpu_seconds:.1f}",
+        f"{r.emulator_cpu_seconds:.1f}",
+        speedup,
+        f"{r.wall_seconds / r.bound_seconds:.2f}" if r.bound_seconds else "-",
+        r.verified,
+        r.note,
+    ]
+
+
+def _find(rows: Iterable[Row], scenario: str, latency: float, contender: str) -> Row | None:
+    return next(
+        (r for r in rows if (r.scenario, r.latency_ms, r.contender) == (scenario, latency, contender)), None
+    )
+
+
+def _table(header: Iterable[str], body: list[list[str]]) -> list[str]:
+    header = list(header)
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(cells) + " |" for cells in body
+    ]
+
+
+def targets(rows: list[Row]) -> list[list[str]]:
+    """(target, latency, measured, met) for every target of issue #5 that the rows can answer."""
+    out: list[list[str]] = []
+    for latency in sorted({r.latency_ms for r in rows}):
+
+        def row(scenario: str, contender: str, latency: float = latency) -> Row | None:
+            return _find(rows, scenario, latency, contender)
+
+        lat = f"{latency:g} ms"
+        for mode in ("server", "stream"):
+            s, b = row("scattered", mode), row("scattered", "baseline")
+            if s and b:
+                speedup = b.wall_seconds / s.wall_seconds
+                out.append([f"scattered {mode}: ≥ 20x baseline", lat, f"{speedup:.1f}x", _ok(speedup >= 20)])
+            if s:
+                ratio = s.wall_seconds / s.bound_seconds
+                out.append([f"scattered {mode}: ≤ 1.25 x bound", lat, f"{ratio:.2f}", _ok(ratio <= 1.25)])
+            c = row("contiguous", mode)
+            if c:
+                share = c.throughput / (60 * MiB)
+                out.append([f"contiguous {mode}: ≥ 90 % of 60 MiB/s", lat, f"{share:.0%}", _ok(share >= 0.9)])
+            i = row("idle", mode)
+            if i:
+                out.append(
+                    [f"idle {mode}: < 2 s", lat, f"{i.wall_seconds:.2f} s, {i.requests} requests",
+                     _ok(i.wall_seconds < 2)]
+                )  # fmt: skip
+        f, one = row("fleet", "server"), row("fleet", "server (1 disk)")
+        if f and one and one.throughput:
+            ratio = f.throughput / one.throughput
+            out.append(["fleet server: aggregate ≥ 6x one disk", lat, f"{ratio:.1f}x", _ok(ratio >= 6)])
+    if rows:
+        rss = max(r.peak_rss_bytes for r in rows if r.contender != "baseline")
+        out.append(["peak RSS < 300 MiB (this tool)", "all", f"{_mib(rss)} MiB", _ok(rss < 300 * MiB)])
+        ours = [r for r in rows if r.contender in ("server", "stream")]
+        extra = max((r.written_bytes - r.changed_bytes for r in ours), default=0)
+        share = max(((r.written_bytes - r.changed_bytes) / r.changed_bytes for r in ours if r.changed_bytes),
+                    default=0.0)  # fmt: skip
+        out.append(
+            ["bytes written = changed + gap merges (diff, --merge-gap 64KiB)", "all",
+             f"max excess {_mib(extra)} MiB ({share:.1%} of changed), all verified equal",
+             _ok(extra >= 0 and all(r.verified == "equal" for r in ours))]
+        )  # fmt: skip
+        server = [r for r in rows if r.contender.startswith("server")]
+        host = max((r.host_bytes for r in server), default=0)
+        out.append(
+            ["server mode: no data bytes through the host", "all",
+             f"max {_mib(host)} MiB (listing XML only)", _ok(host < 16 * MiB)]
+        )  # fmt: skip
+    return out
+
+
+def _ok(met: bool) -> str:
+    return "met" if met else "**not met**"
+
+
+def chart(rows: list[Row], path: Path) -> bool:
+    """Wall time per scenario and contender (log scale), one panel per latency; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    latencies = sorted({r.latency_ms for r in rows})
+    scenarios = list(dict.fromkeys(r.scenario for r in rows))
+    contenders = list(dict.fromkeys(r.contender for r in rows))
+    fig, axes = plt.subplots(1, len(latencies), figsize=(6 * len(latencies), 4.5), squeeze=False)
+    width = 0.8 / len(contenders)
+    for ax, latency in zip(axes[0], latencies, strict=True):
+        for k, contender in enumerate(contenders):
+            values = [
+                (r.wall_seconds if (r := _find(rows, s, latency, contender)) else 0.0) for s in scenarios
+            ]
+            ax.bar([i + k * width for i in range(len(scenarios))], values, width, label=contender)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(scenarios))], scenarios)
+        ax.set_yscale("log")
+        ax.set_ylabel("wall seconds (log)")
+        ax.set_title(f"{latency:g} ms latency, per-blob limits on")
+    axes[0][0].legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _platform() -> str:
+    return f"{platform.machine()} / Python {platform.python_version()}"
+
+
+def save(rows: list[Row], out: Path, total_seconds: float, args: argparse.Namespace) -> None:
+    """The measurements beside the report (`.json`), so `replicate bench --render` can rewrite the
+    report (e.g. after editing method.md) without measuring again."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "total_seconds": total_seconds,
+        "scale": args.scale,
+        "latencies": args.latencies,
+        "platform": _platform(),
+        "rows": [asdict(r) for r in rows],
+    }
+    out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def render(data: Path, out: Path) -> None:
+    """Rewrite the report and chart from a `save`d measurement file."""
+    doc = json.loads(data.read_text())
+    args = argparse.Namespace(scale=doc["scale"], latencies=doc["latencies"])
+    write([Row(**r) for r in doc["rows"]], out, doc["total_seconds"], args, doc["platform"])
+
+
+def write(
+    rows: list[Row], out: Path, total_seconds: float, args: argparse.Namespace, measured_on: str | None = None
+) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    measured_on = measured_on or _platform()
+    png = out.with_suffix(".png")
+    has_chart = chart(rows, png)
+    body = [_cells(r, _find(rows, r.scenario, r.latency_ms, "baseline")) for r in rows]
+    text = [
+        "# Benchmarks",
+        "",
+        "Generated by `./scripts/bench.sh` (`replicate bench "
+        + " ".join([f"--scale {args.scale:g}", "--latencies", *[f"{x:g}" for x in args.latencies]])
+        + f"`) in {total_seconds:.0f} s on {measured_on}; "
+        "the emulator models the link (latency per request) and Azure's per-blob limits "
+        "(500 requests/s, 60 MiB/s, 503 ServerBusy beyond a 1 s backlog). Do not edit by hand.",
+        "",
+        "## Targets",
+        "",
+        *_table(("target", "latency", "measured", "status"), targets(rows)),
+        "",
+        "## Every run",
+        "",
+        *_table(HEADERS, body),
+        "",
+    ]
+    if has_chart:
+        text += [f"![wall time per scenario and contender]({png.name})", ""]
+    text += [(Path(__file__).parent / "method.md").read_text()]
+    out.write_text("\n".join(text))

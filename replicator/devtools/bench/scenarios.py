@@ -1,0 +1,134 @@
+"""The benchmark's scenarios as pure data: disk geometry and the writes made before each snapshot.
+
+Why pure: the same extents drive the world setup, the "changed bytes" column and the smoke test,
+and a seed makes every run identical. Sizes are chosen so the whole benchmark fits in 15 minutes on
+two cores; `scale` shrinks them for the smoke test.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from replicator.devtools.disk_builder import (
+    Extent,
+    aligned,
+    footprint,
+    merged,
+    scattered_writes,
+)
+
+KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """One disk: size, SKU and sector size; `base` is written before the base snapshot, `change`
+    between the base and the current snapshot."""
+
+    size: int
+    base: list[Extent]
+    change: list[Extent]
+    sku: str = "Premium_LRS"
+    sector: int = 512
+
+    @property
+    def changed_bytes(self) -> int:
+        """Bytes the diff reports as written, overlaps counted once (writes never touch a clear)."""
+        return footprint([e for e in self.change if not e.clear])
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    disks: list[DiskSpec] = field(default_factory=list)
+
+
+def scattered(rng: random.Random, scale: float) -> Scenario:
+    size = 64 * GiB
+    writes = max(50, int(20_000 * scale))
+    base = [Extent(0, 1 * MiB), *scattered_writes(rng, size, max(10, int(1000 * scale)), 4 * KiB, 128 * KiB)]
+    change = scattered_writes(rng, size, writes, 4 * KiB, 64 * KiB)
+    # clears go where nothing was written in this interval, so "changed" and "cleared" stay disjoint
+    change += [Extent(aligned(size - (i + 1) * 64 * MiB, MiB), 256 * KiB, clear=True) for i in range(20)]
+    return Scenario(
+        "scattered",
+        f"64 GiB disk, {writes} writes of 4-64 KiB and 20 clears since the base",
+        [DiskSpec(size, base, _without_clear_overlap(change))],
+    )
+
+
+def _without_clear_overlap(change: list[Extent]) -> list[Extent]:
+    """Drop writes that touch a clear, so a write's bytes are either changed or cleared, never both."""
+    clears = [e for e in change if e.clear]
+    return [
+        e
+        for e in change
+        if e.clear
+        or not any(c.offset < e.offset + e.length and e.offset < c.offset + c.length for c in clears)
+    ]
+
+
+def contiguous(rng: random.Random, scale: float) -> Scenario:
+    size = 64 * GiB
+    total = max(8 * MiB, int(1 * GiB * scale) // (4 * MiB) * (4 * MiB))
+    parts = 4
+    extents = [Extent(8 * GiB * (i + 1), total // parts) for i in range(parts)]
+    return Scenario(
+        "contiguous",
+        f"64 GiB disk, {total // MiB} MiB in {parts} sequential extents since the base",
+        [DiskSpec(size, [Extent(0, 1 * MiB)], extents)],
+    )
+
+
+def idle(rng: random.Random, scale: float) -> Scenario:
+    # A 512-sector 8 TiB disk exports 8 TiB + 512 (VHD footer), over the page-blob limit: PremiumV2
+    # with 4096-byte sectors exports exactly 8 TiB.
+    size = 8 * TiB if scale >= 1 else 64 * GiB
+    return Scenario(
+        "idle",
+        f"{size // GiB:,} GiB PremiumV2 disk (4096-byte sectors), nothing changed since the base",
+        [DiskSpec(size, [Extent(0, 1 * MiB), Extent(size // 2, 1 * MiB)], [], "PremiumV2_LRS", 4096)],
+    )
+
+
+def fleet(rng: random.Random, scale: float, disks: int = 8) -> Scenario:
+    size = 64 * GiB
+    per_disk = max(4 * MiB, int(128 * MiB * scale) // (4 * MiB) * (4 * MiB))
+    specs = [
+        DiskSpec(
+            size,
+            [Extent(0, 1 * MiB)],
+            [
+                Extent(GiB, per_disk),
+                *scattered_writes(rng, size, max(10, int(500 * scale)), 4 * KiB, 64 * KiB),
+            ],
+        )
+        for _ in range(disks)
+    ]
+    return Scenario(
+        "fleet",
+        f"{disks} disks of 64 GiB at once, each {per_disk // MiB} MiB sequential + 500 small writes",
+        specs,
+    )
+
+
+BUILDERS = {"scattered": scattered, "contiguous": contiguous, "idle": idle, "fleet": fleet}
+
+
+def build(names: list[str], seed: int, scale: float) -> list[Scenario]:
+    rng = random.Random(seed)
+    return [BUILDERS[name](rng, scale) for name in names]
+
+
+def _merged(extents: list[Extent]) -> list[tuple[int, int]]:
+    return merged((e.offset, e.offset + e.length) for e in extents)
+
+
+def minimal_requests(spec: DiskSpec, max_write: int = 4 * MiB) -> int:
+    """Fewest writes that apply the change without copying an unchanged byte: one per ≤ 4 MiB piece
+    of each maximal changed range, one per maximal cleared range."""
+    writes = _merged([e for e in spec.change if not e.clear])
+    clears = _merged([e for e in spec.change if e.clear])
+    return sum(-(-(end - start) // max_write) for start, end in writes) + len(clears)

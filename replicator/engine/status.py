@@ -1,0 +1,207 @@
+"""`replicate status`: read what each target and its source disk hold, and judge it (core.freshness).
+
+Per target, with the adapters every other command uses (no second reader):
+
+- the base blob (PageBlobTarget.inspect): the replication state in its metadata (the source disk,
+  a run in progress and its checkpoint), the lease, Last-Modified;
+- its restore points (PageBlobTarget.restore_points, read as restore_points.PointInfo): the newest
+  source snapshot any of them holds is the RPO held;
+- the source disk the target records (State.disk_id; for a target not written yet, the job's source)
+  through ArmSource.resolve, as a run resolves it: its incremental snapshots (the newest, whether a
+  restore point holds it, how many against Azure's 500) and how many of its family have an active
+  SAS (diskState ActiveSAS, against the five Azure allows per family).
+
+Nothing is written, no lease is taken, no SAS is granted: a probe may run it as often as it likes,
+also while a replication runs. A target or source that cannot be read is a fact too (verdict
+`unknown` with the error's one sentence), so one unreadable target never hides the others.
+
+A fleet is read concurrently, at most STATUS_CONCURRENCY targets at a time, through one ArmSource
+(one credential, one ARM client per subscription) shared by all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from replicator.core import arm_ids
+from replicator.core.errors import ReplicatorError, UserError
+from replicator.core.freshness import (
+    Checked,
+    Count,
+    Facts,
+    RunState,
+    SourceSnapshot,
+    judge,
+    parse_duration,
+)
+from replicator.core.messages import describe
+from replicator.engine.progress import Protected
+from replicator.fleet.jobs import (
+    DISCOVER_ENV,
+    JOBS_ENV,
+    JobSpec,
+    load_jobs,
+)
+from replicator.plumbing.urlcheck import parse_target_url
+from replicator.settings.config import Config
+from replicator.source.arm import FAMILY_SAS_LIMIT, ArmSource
+from replicator.source.snapshots import SNAPSHOTS_PER_DISK
+from replicator.target.page_blob import PageBlobTarget
+from replicator.target.restore_points import PointInfo, newest
+
+log = logging.getLogger(__name__)
+
+MAX_AGE_ENV = "REPLICATOR_MAX_AGE"
+
+STATUS_CONCURRENCY = 8
+"""Targets read at once. Each holds two storage clients (and their connections) and makes about five
+requests; eight keep a fleet of hundreds to a few seconds per hundred without opening a client per
+target at once."""
+
+
+def newest_point(points: Sequence[PointInfo]) -> Protected | None:
+    """What status reports as protected: restore_points.newest (the restore point `latest` restores)."""
+    p = newest(points)
+    if p is None or p.snapshot_datetime is None:
+        return None
+    return Protected(p.id, p.snapshot_id, p.snapshot_name, p.snapshot_datetime)
+
+
+async def _read_target(target: PageBlobTarget, facts: Facts) -> tuple[Facts, set[str]]:
+    """The facts the target holds, and the uniqueIds of the source snapshots its restore points hold."""
+    inspection = await target.inspect()
+    if not inspection.exists:
+        return facts, set()
+    state = inspection.state
+    points = [PointInfo.of(p, state) for p in await target.restore_points()]
+    progress = state.in_progress
+    run = None
+    if progress is not None:
+        run = RunState(
+            progress.snapshot.id,
+            progress.snapshot.name,
+            progress.mode,
+            progress.checkpoint,
+            progress.total_bytes,
+            running=inspection.leased,
+            last_written=inspection.modified,
+        )
+    facts = replace(
+        facts,
+        source=state.disk_id or facts.source,
+        restore_points=len(points),
+        newest=newest_point(points),
+        lease_held=inspection.leased,
+        run=run,
+    )
+    return facts, {p.snapshot_unique_id.casefold() for p in points if p.snapshot_unique_id}
+
+
+async def _read_source(source: ArmSource, facts: Facts, replicated: set[str], search: str) -> Facts:
+    """The source disk's incremental snapshots (found where `search` says, as its runs find them):
+    the newest, whether it is replicated, the counts."""
+    assert facts.source is not None
+    disk, snaps = await source.resolve(facts.source, search=search)
+    if disk is not None and arm_ids.parse(facts.source).kind != "disk":  # a job naming one snapshot
+        disk, snaps = await source.resolve(disk.id, search=search)
+    if not snaps:
+        return replace(
+            facts, source_snapshots=Count(0, SNAPSHOTS_PER_DISK), active_grants=Count(0, FAMILY_SAS_LIMIT)
+        )
+    newest = snaps[-1]
+    family = [s for s in snaps if s.family_id == newest.family_id]
+    granted = sum(bool(s.disk_state and s.disk_state.startswith("ActiveSAS")) for s in family)
+    return replace(
+        facts,
+        newest_snapshot=SourceSnapshot(newest.id, newest.name, newest.time_created),
+        newest_replicated=newest.unique_id.casefold() in replicated,
+        source_snapshots=Count(len(snaps), SNAPSHOTS_PER_DISK),
+        active_grants=Count(granted, FAMILY_SAS_LIMIT),
+    )
+
+
+async def read(config: Config, source: ArmSource, job_source: str | None = None) -> Facts:
+    """Everything `status` shows of `config.target`; never raises for a target it cannot read (the
+    error's sentence goes into the facts, with whatever was read before it)."""
+    facts = Facts(parse_target_url(config.target, allow_http=config.allow_http).display, job_source)
+    try:
+        async with PageBlobTarget(config, command="status") as target:
+            facts, replicated = await _read_target(target, facts)
+        if facts.source:
+            facts = await _read_source(source, facts, replicated, config.snapshot_search)
+    except ReplicatorError as err:
+        return replace(facts, error=str(err))
+    except Exception as err:  # one target's surprise must not hide the fleet's other verdicts
+        log.debug("reading %s failed", facts.target, exc_info=True)
+        return replace(facts, error=f"could not read it: {describe(err)}.")
+    return facts
+
+
+def max_age(raw: str | None, env: Mapping[str, str]) -> float:
+    """Seconds of --max-age, else of REPLICATOR_MAX_AGE; UserError (exit 2) when missing or malformed.
+
+    Required, with no default: a default would judge every replica against an RPO nobody chose, and
+    a probe that is green against the wrong RPO is the silent failure this command exists to end.
+    """
+    origin = "--max-age"
+    if raw is None and env.get(MAX_AGE_ENV):
+        raw, origin = env[MAX_AGE_ENV], f"{MAX_AGE_ENV} (environment variable)"
+    if raw is None:
+        raise UserError(
+            f"--max-age is required (or set {MAX_AGE_ENV}): the oldest a replica may be and still count as "
+            "fresh, e.g. 26h for a daily schedule."
+        )
+    try:
+        return parse_duration(raw)
+    except ValueError as exc:
+        raise UserError(f"{origin}: {exc}.") from None
+
+
+async def targets(config_target: str, env: Mapping[str, str]) -> list[JobSpec]:
+    """The jobs to check: `config_target` alone, else every job of REPLICATOR_JOBS / REPLICATOR_DISCOVER;
+    UserError when there is none (a probe that checks nothing must not pass)."""
+    if config_target:
+        return [JobSpec("", config_target)]
+    if not env.get(JOBS_ENV) and not env.get(DISCOVER_ENV):
+        raise UserError(
+            f"nothing to check: give --target (or REPLICATOR_TARGET), or set {JOBS_ENV} or {DISCOVER_ENV} "
+            "for a fleet."
+        )
+    jobs = await load_jobs(env)
+    if not jobs:
+        raise UserError(f"nothing to check: {DISCOVER_ENV} found no disk carrying the target tag.")
+    return jobs
+
+
+async def survey(
+    config: Config,
+    jobs: Sequence[JobSpec],
+    max_age_seconds: float,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> list[Checked]:
+    """Read and judge every job's target (in the jobs' order), at most STATUS_CONCURRENCY at a time.
+
+    Every target URL is checked first (UserError, exit 2, before anything is read). `now` is taken
+    once, after the last read: a lag is never understated by the time the reads took.
+    """
+    for job in jobs:
+        parse_target_url(job.target, allow_http=config.allow_http)
+    gate = asyncio.Semaphore(STATUS_CONCURRENCY)
+    async with await ArmSource.open(config) as source:
+
+        async def one(job: JobSpec) -> Facts:
+            async with gate:
+                return await read(replace(config, target=job.target), source, job.source or None)
+
+        facts = await asyncio.gather(*(one(job) for job in jobs))
+    now = clock()
+    return [Checked(f, judge(f, now, max_age_seconds), now) for f in facts]
+
+
+async def check(config: Config, max_age_seconds: float, env: Mapping[str, str]) -> list[Checked]:
+    """What `replicate status` and the Functions status timer run: judge every target (`targets`)."""
+    return await survey(config, await targets(config.target, env), max_age_seconds)
