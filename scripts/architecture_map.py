@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import replicator
+from replicator.devtools.doc_sections import Section
 from replicator.devtools.imports import folder_graph, folders, import_graph, module_names
 
 ROOT = Path(replicator.__file__).parent
@@ -78,23 +79,8 @@ def module_map() -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_map(doc: str) -> str:
-    """`doc` with the text between the markers replaced by the current map."""
-    head, begin, rest = doc.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise ValueError(f"{DOC.name} lacks the module-map markers {BEGIN.strip()} ... {END.strip()}")
-    return f"{head}{BEGIN}{module_map()}{END}{tail}"
-
-
-def main() -> int:
-    doc = DOC.read_text(encoding="utf-8")
-    new = with_map(doc)
-    if new != doc:
-        DOC.write_text(new, encoding="utf-8")
-    print(f"{DOC}: module map {'rewritten' if new != doc else 'already current'}")
-    return 0
+SECTION = Section(DOC, "module map", BEGIN, END, module_map)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(SECTION.rewrite())
