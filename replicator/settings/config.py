@@ -99,15 +99,15 @@ def read(
     for each in KNOBS:
         if names is not None and each.name not in names:
             continue
-        raw, origin = given.get(each.name), None
-        if raw is None:
-            raw, origin = env.get(each.env), f"{each.env} (environment variable)"
-        if raw is None or (raw == "" and each.parse is not None):
+        raw, where = given.get(each.name), each.flag or each.env
+        if raw is not None:
+            values[each.name] = each.value(raw)
+        elif (value := each.from_env(env)) is not None:
+            raw, where, values[each.name] = env[each.env], each.env, value
+            from_env[each.flag or each.env] = f"{each.env} (environment variable)"
+        else:
             continue
-        values[each.name] = each.value(raw, origin=origin)
-        if origin:
-            from_env[each.flag or each.env] = origin
-        reading = SizeReading.of(each.env if origin else each.flag or each.env, raw)
+        reading = SizeReading.of(where, raw)
         if each.parse is parse_size and reading is not None:
             readings.append(reading)
     for name in ("source", "target"):

@@ -11,7 +11,7 @@ came from (exit 2), before anything touches Azure.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,14 @@ class Knob:
             return self.parse(raw.lower() if self.choices else raw)
         except ValueError as exc:
             raise UserError(f"{name}: {exc}.") from None
+
+    def from_env(self, env: Mapping[str, str]) -> Any | None:
+        """The typed value of this knob's variable in `env`; None when it is unset (or empty, for a
+        knob that takes a value); UserError naming the variable when it is bad."""
+        raw = env.get(self.env)
+        if raw is None or (raw == "" and self.parse is not None):
+            return None
+        return self.value(raw, origin=f"{self.env} (environment variable)")
 
 
 _SIZE = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:/s)?\s*")
