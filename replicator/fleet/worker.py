@@ -39,6 +39,7 @@ from replicator.fleet.queue import (
 )
 from replicator.observe.jsonlog import event
 from replicator.plumbing.recovery import is_transient
+from replicator.settings.knobs import knob
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,9 @@ MAX_POLL_SECONDS = 10.0
 
 
 def budget_from(env: Mapping[str, str]) -> Budget:
-    """A job's budget from REPLICATOR_TIME_BUDGET (none when unset), stoppable by a signal."""
-    raw = env.get("REPLICATOR_TIME_BUDGET") or None
-    try:
-        return Budget(float(raw) if raw else None)
-    except ValueError:
-        raise UserError(f"--time-budget: expected a number; got {raw!r}.") from None
+    """A job's budget from REPLICATOR_TIME_BUDGET (none when unset), read as the knob is read (a bad
+    value: UserError naming the variable), stoppable by a signal."""
+    return Budget(knob("time_budget_seconds").from_env(env))
 
 
 class Worker:

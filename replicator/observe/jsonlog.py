@@ -12,7 +12,7 @@ line for the operator, `failure` its error line, and plain `logging` records bec
 Application Insights as `traces.message`, so the fields are queryable there as they are
 (`traces | extend e = parse_json(message) | where e.event == "job_done"`), without any exporter.
 
-Levels (`--log-level`, replicator.settings.config.LOG_LEVELS): `info` shows what a run does, `debug` adds the
+Levels (`--log-level`, replicator.settings.knobs.LOG_LEVELS): `info` shows what a run does, `debug` adds the
 tool's own decisions (the base chosen and why, listing windows, SAS grants and re-grants, retries
 and their cause, the lease) as structured events, and `wire` adds the Azure SDKs' request and
 response logs, which are too bulky for `debug` to be useful.
