@@ -16,6 +16,7 @@ from typing import Any
 from replicator.cli import shell
 from replicator.cli.argv import flag_value, target_display
 from replicator.cli.parser import CommandParser
+from replicator.cli.terminal_progress import TerminalProgress
 from replicator.engine.progress import Fanout, RunResult
 from replicator.observe import jsonlog, metrics
 from replicator.observe.progress_log import reported
@@ -64,7 +65,6 @@ async def _replicate(invocation: shell.Invocation, epilog: str) -> shell.Command
     config = shell.configure(parser, parser.parse_args(argv), required=REQUIRED)
     for reading in config.size_readings:
         jsonlog.say("size_read", reading.text, knob=reading.flag, given=reading.given, bytes=reading.value)
-    from replicator.cli.terminal_progress import TerminalProgress
     from replicator.engine.pipeline import replicate  # here: `--help` and a bad config skip the engine
 
     bar = jsonlog.on_terminal() and not config.json
