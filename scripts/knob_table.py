@@ -1,4 +1,4 @@
-"""Write the knob table of docs/architecture.md from replicator.settings.config.KNOBS.
+"""Write the knob table of docs/architecture.md from replicator.settings.knobs.KNOBS.
 
 Run `.venv/bin/python scripts/knob_table.py` after changing a knob; tests/unit/test_knob_table.py fails
 until the doc holds what this writes. The table sits between the two marker comments below.
@@ -9,10 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from replicator.settings.config import knob_table
+from replicator.settings.knob_table import knob_table
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
-BEGIN = "<!-- knob-table: generated from settings.config.KNOBS by scripts/knob_table.py; edit KNOBS -->\n"
+BEGIN = "<!-- knob-table: generated from settings.knobs.KNOBS by scripts/knob_table.py; edit KNOBS -->\n"
 END = "<!-- /knob-table -->\n"
 
 

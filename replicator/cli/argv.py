@@ -43,12 +43,12 @@ def target_display(argv: Sequence[str], raw: str | None = None) -> str | None:
 
 def wants_json(argv: Sequence[str], env: Mapping[str, str]) -> bool:
     """Whether `--json` (or REPLICATOR_JSON) is asked for, known even when the rest of the config is bad."""
-    from replicator.settings.config import KNOBS  # here: `replicate emulator` need not import the Azure SDK
+    from replicator.settings.knobs import knob  # here: `replicate emulator` need not import the Azure SDK
 
-    knob = next(k for k in KNOBS if k.name == "json")
-    if knob.flag in argv:
+    json = knob("json")
+    if json.flag in argv:
         return True
     try:
-        return bool(knob.value(env.get(knob.env, "")))
+        return bool(json.from_env(env))
     except UserError:  # a bad value is reported by the config load itself
         return False

@@ -6,13 +6,18 @@ lapses. Here the first SIGTERM, like the first Ctrl-C (asyncio.run's own SIGINT 
 the main task, so every cleanup registered on the way in runs (revoke the grants, save the
 checkpoint, release the lease), and then `Interrupted` says which signal it was. A second signal of
 the same kind gets the default action back: an operator who insists is not kept waiting.
+
+A command that stops more gently than by cancelling (the worker: finish the current job's cleanups,
+re-queue it, then exit 0) says so with `calling_on_signals` around that part of its work. This module
+is the only place that installs a signal handler (the demo, a developer tool, keeps its own).
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from replicator.core.errors import Interrupted
@@ -48,3 +53,19 @@ def run(work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(_terminable(work))
     except KeyboardInterrupt:
         raise Interrupted(signal.SIGINT) from None
+
+
+@contextmanager
+def calling_on_signals(stop: Callable[[str], None]) -> Iterator[None]:
+    """Inside: SIGTERM and SIGINT call `stop(signal name)` instead of cancelling the command, each time.
+
+    Outside again, both have their default action back: the stop was asked for, and is under way."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop, sig.name)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from replicator.cli.shell import (
-    Outcome,
-    load,
-    parser,
-    run,
-)
+from replicator.cli import shell
 from replicator.core.output import (
     human_size,
     plural,
     table,
     utc_time,
 )
+from replicator.settings.knobs import TARGET_KNOBS
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.restore_points import Listing, list_points
 
@@ -47,9 +43,10 @@ def render(listing: Listing) -> list[str]:
     return lines
 
 
-async def _list(argv: list[str]) -> Outcome:
-    args = parser("list", "List the restore points of a target, oldest first.").parse_args(argv)
-    config = load(args)
+async def _list(invocation: shell.Invocation) -> shell.CommandResult:
+    p = invocation.parser("List the restore points of a target, oldest first.", knobs=TARGET_KNOBS)
+    args = p.parse_args(invocation.argv)
+    config = shell.configure(p, args)
     async with PageBlobTarget(config, command="list") as target:
         listing = await list_points(target)
 
@@ -57,8 +54,8 @@ async def _list(argv: list[str]) -> Outcome:
         for line in render(listing):
             print(line)
 
-    return Outcome(config.json, "listed", listing.to_json(), show)
+    return shell.CommandResult(config.json, "listed", listing.to_json(), show)
 
 
 def main(argv: list[str]) -> int:
-    return run("list", argv, _list)
+    return shell.run("list", argv, _list)

@@ -1,218 +1,30 @@
-"""Command-line entry point: parses, dispatches, prints. No replication logic lives here.
+"""Command-line entry point: dispatches `replicate <subcommand>` and the main call. No logic lives here.
 
-`replicate --source S --target T [options]` runs replicator.engine.pipeline.replicate; `replicate emulator`
-starts the emulator. The terminal belongs to this module: stderr carries the one log stream
-(replicator.observe.jsonlog: human lines and the progress bar on a terminal, JSON lines with a progress record
-every --progress-seconds elsewhere), `--json` prints exactly one JSON document on stdout (also on
-failure), and the exit code comes from the error class (replicator.core.errors). User errors get one
-line, never a traceback; every line that leaves the process goes through replicator.core.redact.
+`replicate --source S --target T [options]` is replicator.cli.replicate_cmd; `replicate list`,
+`restore`, `prune`, `status`, `worker` and `enqueue` are the `*_cmd` modules beside it, every one
+run through the one shell (replicator.cli.shell: parser, configuration, signals, error -> status ->
+exit code -> `--json` envelope -> one stderr sentence). `emulator`, `demo` and `bench` are dispatched
+to as they are. Modules are imported only when used, so `replicate emulator` starts without the
+Azure SDK.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
-from datetime import UTC, datetime
-from typing import Any, TextIO
 
-from replicator.cli import interrupt
-from replicator.cli.argv import flag_value, target_display, wants_json
-from replicator.core.errors import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    Interrupted,
-    ReplicatorError,
-    status_of,
-)
-from replicator.core.messages import clip, describe
-from replicator.core.output import (
-    emit_json,
-    envelope,
-    human_rate,
-    human_size,
-)
-from replicator.core.redact import redact
-from replicator.engine.progress import Fanout, RunResult, SnapshotResult
-from replicator.observe import jsonlog, metrics
-from replicator.observe.progress_log import LogProgress, reported
-
-log = logging.getLogger("replicator")
-
-
-class TerminalProgress(LogProgress):
-    """LogProgress (the lines) plus, on a terminal, a rich bar: bytes copied of bytes to copy, rate, ETA.
-
-    Rates are in binary units, as `--max-bandwidth 4MiB` caps them (rich's own speed column is decimal).
-    """
-
-    def __init__(self, stream: TextIO, *, bar: bool) -> None:
-        super().__init__()
-        self._bar: Any = None
-        self._task: Any = None
-        if bar:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                ProgressColumn,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-            from rich.progress import Progress as RichProgress
-            from rich.text import Text
-
-            class RateColumn(ProgressColumn):
-                def render(self, task: Any) -> Text:
-                    speed = task.finished_speed or task.speed
-                    return Text("?" if speed is None else human_rate(speed), style="progress.data.speed")
-
-            self._bar = RichProgress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(binary_units=True),
-                RateColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[note]}"),
-                console=Console(file=stream),
-                transient=True,
-            )
-
-    def on_snapshot_start(self, result: SnapshotResult, index: int, total: int) -> None:
-        super().on_snapshot_start(result, index, total)
-        if self._bar is not None:
-            self._bar.start()
-            self._task = self._bar.add_task(result.snapshot_name, total=None, note="listing")
-
-    def on_planned(self, copy_bytes: int, clear_bytes: int) -> None:
-        super().on_planned(copy_bytes, clear_bytes)
-        if self._task is not None:
-            self._bar.update(self._task, total=self.total)
-
-    def on_total(self, copy_bytes: int) -> None:
-        super().on_total(copy_bytes)
-        if self._task is not None:
-            self._bar.update(self._task, total=self.total)
-
-    def on_listing_done(self) -> None:
-        super().on_listing_done()
-        if self._task is not None and self.current is not None:
-            rest = max(0, self.current.size_bytes - self.planned - self.cleared)
-            note = f"{human_size(rest)} {'empty' if self.current.mode == 'full' else 'unchanged'}, skipped"
-            self._bar.update(self._task, total=self.planned, note=note)
-
-    def on_skipped(self, nbytes: int) -> None:
-        super().on_skipped(nbytes)
-        if self._task is not None:
-            self._bar.update(self._task, note=f"resumed: {human_size(self.skipped)} already copied")
-
-    def on_written(self, nbytes: int) -> None:
-        super().on_written(nbytes)
-        if self._task is not None:
-            self._bar.advance(self._task, nbytes)
-
-    def on_retry(self, what: str, attempt: int, delay: float, error: str) -> None:
-        super().on_retry(what, attempt, delay, error)
-        if self._task is not None:
-            self._bar.update(self._task, note=f"retrying ({error[:60]})")
-
-    def on_snapshot_done(self, result: SnapshotResult) -> None:
-        self.close()  # the summary line goes below the bar, not into it
-        super().on_snapshot_done(result)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            if self._task is not None:
-                self._bar.remove_task(self._task)
-                self._task = None
-
-
-def replicate_main(args: list[str]) -> int:
-    """The main call: load the config, run the pipeline, print the outcome; returns the exit code.
-
-    SIGINT and SIGTERM cancel the run; its cleanups run, then it exits 128 + the signal's number
-    (replicator.cli.interrupt). The envelope's status names the ending: replicator.core.errors.status_of.
-    Success and failure print one envelope of one shape (replicator.core.output.envelope): a failure
-    carries every snapshot the run started, with its bytes done and remaining (progress.Tally).
-    """
-    from replicator.settings import config as config_module
-
-    started = datetime.now(UTC)
-    jsonlog.setup()  # a bad config is reported through the stream too
-    try:
-        config = config_module.load(args, epilog=EPILOG)
-    except ReplicatorError as err:
-        jsonlog.failure("replicate", status_of(err), str(err), err.exit_code)
-        if wants_json(args, os.environ):
-            run = RunResult(flag_value(args, "--source") or "", target_display(args) or "")
-            _emit(run, started, err, str(err))
-        return err.exit_code
-    jsonlog.setup(config.log_level)
-    for reading in config.size_readings:
-        jsonlog.say("size_read", reading.text, knob=reading.flag, given=reading.given, bytes=reading.value)
-    bar = jsonlog.on_terminal() and not config.json
-    progress = TerminalProgress(sys.stderr, bar=bar)
-    meter = metrics.RunMeter("replicate", config.source, config.target)
-    from replicator.engine.pipeline import replicate
-
-    try:
-        work = replicate(config, Fanout(progress, meter))
-        result = interrupt.run(reported(work, progress, None if bar else config.progress_seconds))
-    except Exception as err:
-        progress.close()
-        if isinstance(err, Interrupted):
-            message = f"{err} A rerun resumes from the last checkpoint."
-        elif isinstance(err, ReplicatorError):
-            message = str(err)
-        else:
-            message = f"unexpected {describe(err)}"
-            log.debug("unexpected failure", exc_info=True)
-        code = err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
-        jsonlog.failure("replicate", status_of(err), message, code)
-        if config.json:
-            run = RunResult(config.source, target_display([], config.target) or "")
-            run.snapshots, run.protected = progress.snapshots(), progress.protected
-            _emit(run, started, err, message)
-        meter.finish(status_of(err))
-        return code
-    progress.close()
-    if not result.snapshots:
-        jsonlog.say("nothing_new", f"nothing new to replicate from {config.source}", source=config.source)
-    if config.json:
-        _emit(result, started)
-    meter.finish(result.status)
-    return EXIT_OK
-
-
-def _emit(run: RunResult, started: datetime, err: BaseException | None = None, message: str = "") -> None:
-    """Print the run's envelope; `err` (None: success) decides the status and exit code."""
-    if err is None:
-        status, code = run.status, EXIT_OK
-    else:
-        status, code = status_of(err), err.exit_code if isinstance(err, ReplicatorError) else EXIT_FAILED
-    emit_json(
-        envelope(
-            "replicate",
-            status=status,
-            exit_code=code,
-            error=redact(message) if err is not None else None,
-            retry_after_seconds=getattr(err, "retry_after_seconds", None),
-            started_at=started,
-            payload=run.to_json(),
-        )
-    )
-
+from replicator.core.errors import EXIT_OK, EXIT_USAGE, UserError
+from replicator.core.messages import clip
+from replicator.observe import jsonlog
 
 SUBCOMMANDS = {
     # name: module whose `main(argv: list[str]) -> int` runs it; imported only when used.
     "emulator": "replicator.emulator.server",
     "demo": "replicator.devtools.demo",
     "bench": "replicator.devtools.bench.harness",
-    "worker": "replicator.fleet.worker",
-    "enqueue": "replicator.fleet.enqueue",
+    "worker": "replicator.cli.worker_cmd",
+    "enqueue": "replicator.cli.enqueue_cmd",
     "list": "replicator.cli.list_cmd",
     "restore": "replicator.cli.restore_cmd",
     "prune": "replicator.cli.prune_cmd",
@@ -249,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(SUBCOMMANDS[args[0]])
         try:
             return module.main(args[1:])
-        except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
+        except SystemExit as exit_:  # argparse: --help (0), or the emulator's usage error (2), printed
             return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+        except UserError as err:  # a usage error of `demo` or `bench` (the shell's commands report their own)
+            from replicator.cli import shell
+
+            return shell.report(args[0], args[1:], err)
     if args and args[0] in ("help", "-help"):
         args = ["--help"]
     elif args and not args[0].startswith("-"):
@@ -262,10 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             EXIT_USAGE,
         )
         return EXIT_USAGE
-    try:
-        return replicate_main(args)
-    except SystemExit as exit_:  # argparse --help
-        return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+    from replicator.cli import replicate_cmd
+
+    return replicate_cmd.main(args, EPILOG)
 
 
 if __name__ == "__main__":

@@ -6,24 +6,19 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 
+from replicator.cli import shell
 from replicator.cli.argv import target_display
-from replicator.cli.shell import (
-    Outcome,
-    load,
-    parser,
-    run,
-    say,
-)
 from replicator.core.errors import UserError
 from replicator.core.output import plural
 from replicator.core.permissions import check_sas
+from replicator.settings.knobs import TARGET_KNOBS
 from replicator.target.restore_points import PointInfo, prune
 
 
-async def _prune(argv: list[str]) -> Outcome:
-    p = parser(
-        "prune",
+async def _prune(invocation: shell.Invocation) -> shell.CommandResult:
+    p = invocation.parser(
         "Delete old restore points; never the newest, never the base of the next diff, never during a run.",
+        knobs=TARGET_KNOBS,
     )
     policy = p.add_mutually_exclusive_group(required=True)
     policy.add_argument("--keep", type=int, metavar="N", help="keep the newest N restore points")
@@ -36,8 +31,8 @@ async def _prune(argv: list[str]) -> Outcome:
         action="store_true",
         help="delete without asking (needed when not on a terminal, as for `az ... delete --yes`)",
     )
-    args = p.parse_args(argv)
-    config = load(args)
+    args = p.parse_args(invocation.argv)
+    config = shell.configure(p, args)
     policy = {"keep": args.keep, "older_than_days": args.older_than, "now": datetime.now(UTC)}
     only = None
     if not (args.dry_run or args.yes):
@@ -51,17 +46,19 @@ async def _prune(argv: list[str]) -> Outcome:
         if preview.delete and not await confirm(preview.delete, config.target):
             raise UserError("Nothing was deleted: the deletion was not confirmed.")
         only = {p.id for p in preview.delete}
-    plan = await prune(config, **policy, dry_run=args.dry_run, on_message=say, only=only)
+    plan = await prune(config, **policy, dry_run=args.dry_run, on_message=shell.say, only=only)
 
     def show() -> None:
         verb = "would delete" if args.dry_run else "deleted"
         for point, why in plan.protected:
-            say(f"kept {point.id} ({point.snapshot_name}): {why}", "kept", restore_point=point.id, why=why)
-        say(f"{verb} {plural(len(plan.delete), 'restore point')}", "pruned", count=len(plan.delete))
+            shell.say(
+                f"kept {point.id} ({point.snapshot_name}): {why}", "kept", restore_point=point.id, why=why
+            )
+        shell.say(f"{verb} {plural(len(plan.delete), 'restore point')}", "pruned", count=len(plan.delete))
         for point in plan.delete:
             print(f"{verb} {point.id} ({point.snapshot_name})")
 
-    return Outcome(config.json, "planned" if args.dry_run else "pruned", plan.to_json(), show)
+    return shell.CommandResult(config.json, "planned" if args.dry_run else "pruned", plan.to_json(), show)
 
 
 def interactive() -> bool:
@@ -72,7 +69,7 @@ def interactive() -> bool:
 async def confirm(points: list[PointInfo], target: str) -> bool:
     """Show what would be deleted and ask; only `y` or `yes` confirms."""
     for point in points:
-        say(f"would delete {point.id} ({point.snapshot_name})")
+        shell.say(f"would delete {point.id} ({point.snapshot_name})")
     question = f"Delete {plural(len(points), 'restore point')} of {target_display([], target)}? [y/N] "
     answer = await asyncio.to_thread(_ask, question)
     return answer.strip().lower() in ("y", "yes")
@@ -84,4 +81,4 @@ def _ask(question: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    return run("prune", argv, _prune)
+    return shell.run("prune", argv, _prune)

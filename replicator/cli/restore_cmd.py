@@ -6,14 +6,8 @@ import argparse
 import re
 from collections.abc import Callable
 
-from replicator.cli.shell import (
-    Outcome,
-    load,
-    parser,
-    run,
-    say,
-)
-from replicator.settings.config import add_knobs
+from replicator.cli import shell
+from replicator.settings.knobs import TARGET_KNOBS
 from replicator.target.restore_points import DISK_SKUS, RestoreRequest, restore
 
 
@@ -44,11 +38,11 @@ _location = _named(
 )
 
 
-async def _restore(argv: list[str]) -> Outcome:
-    p = parser(
-        "restore", "Create a managed disk from a restore point (ARM disk create, createOption Import)."
+async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
+    p = invocation.parser(
+        "Create a managed disk from a restore point (ARM disk create, createOption Import).",
+        knobs=(*TARGET_KNOBS, "subscription_id"),
     )
-    add_knobs(p, ["subscription_id"])
     p.add_argument(
         "--point",
         required=True,
@@ -77,8 +71,8 @@ async def _restore(argv: list[str]) -> Outcome:
         "--storage-account-id",
         help="ARM ID of the target storage account (default: the account of --target in --resource-group)",
     )
-    args = p.parse_args(argv)
-    config = load(args)
+    args = p.parse_args(invocation.argv)
+    config = shell.configure(p, args)
     request = RestoreRequest(
         point=args.point,
         subscription_id=config.subscription_id,
@@ -88,10 +82,10 @@ async def _restore(argv: list[str]) -> Outcome:
         sku=args.sku,
         storage_account_id=args.storage_account_id,
     )
-    result = await restore(config, request, say)
+    result = await restore(config, request, shell.say)
 
     def show() -> None:
-        say(
+        shell.say(
             f"restored {result.point.id} ({result.point.snapshot_name}) to {result.sku} disk "
             f"{result.disk_id} ({result.size_bytes} bytes)",
             "restored",
@@ -100,8 +94,8 @@ async def _restore(argv: list[str]) -> Outcome:
         )
         print(result.disk_id)
 
-    return Outcome(config.json, "restored", result.to_json(), show)
+    return shell.CommandResult(config.json, "restored", result.to_json(), show)
 
 
 def main(argv: list[str]) -> int:
-    return run("restore", argv, _restore)
+    return shell.run("restore", argv, _restore)

@@ -10,21 +10,15 @@ import argparse
 import os
 import textwrap
 
-from replicator.cli.shell import (
-    Outcome,
-    load,
-    parser,
-    run,
-)
+from replicator.cli import shell
 from replicator.core.freshness import (
     EXIT_CODES,
     render,
     summary,
     worst,
 )
-from replicator.engine.status import MAX_AGE_ENV, check, max_age
+from replicator.engine.status import MAX_AGE_ENV, STATUS_KNOBS, check, max_age
 from replicator.fleet.jobs import DISCOVER_ENV, JOBS_ENV
-from replicator.settings.config import add_knobs
 
 DESCRIPTION = (
     "Say how current each replica is: per target the newest restore point and its source snapshot, "
@@ -50,8 +44,8 @@ exit codes (the worst target decides; a confirmed problem outranks an unreadable
 """
 
 
-async def _status(argv: list[str]) -> Outcome:
-    p = parser("status", textwrap.fill(DESCRIPTION, 79))
+async def _status(invocation: shell.Invocation) -> shell.CommandResult:
+    p = invocation.parser(textwrap.fill(DESCRIPTION, 79), knobs=STATUS_KNOBS)
     p.epilog, p.formatter_class = EPILOG, argparse.RawDescriptionHelpFormatter
     for action in p._actions:  # the common knob's help says "(required)"; here it is optional
         if action.dest == "target":
@@ -65,11 +59,10 @@ async def _status(argv: list[str]) -> Outcome:
         help="The oldest a replica may be and still be fresh: 26h, 90m, 2d, 1d12h or seconds. "
         f"(required) [env {MAX_AGE_ENV}]",
     )
-    add_knobs(p, ["snapshot_search"])  # where the source disk's snapshots are, as for its runs
-    args = p.parse_args(argv)
+    args = p.parse_args(invocation.argv)
     env = os.environ
     seconds = max_age(args.max_age, env)
-    config = load(args, env, require_target=False)
+    config = shell.configure(p, args, env, required=())
     checked = await check(config, seconds, env)
     verdict = worst([c.judgement.verdict for c in checked])
 
@@ -78,8 +71,8 @@ async def _status(argv: list[str]) -> Outcome:
             print(line)
 
     payload = {"max_age_seconds": seconds, "targets": [c.to_json() for c in checked]}
-    return Outcome(config.json, verdict, payload, show, EXIT_CODES[verdict], summary(checked))
+    return shell.CommandResult(config.json, verdict, payload, show, EXIT_CODES[verdict], summary(checked))
 
 
 def main(argv: list[str]) -> int:
-    return run("status", argv, _status)
+    return shell.run("status", argv, _status)

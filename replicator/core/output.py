@@ -1,7 +1,7 @@
 """What every command prints the same way: human sizes, times and the one `--json` envelope.
 
-`replicate` (replicator.cli.main) and its subcommands (replicator.cli.shell) share these, so a size
-reads the same in a progress line and in `replicate list`, a time is UTC with `Z` everywhere, and
+Every command shares these (through the one shell, replicator.cli.shell), so a size reads the same
+in a progress line and in `replicate list`, a time is UTC with `Z` everywhere, and
 every JSON document is one envelope (`envelope`, schema in docs/schema/envelope.schema.json) that
 goes through replicator.core.redact on its way out.
 

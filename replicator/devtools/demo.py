@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from replicator.cli.usage import UsageParser, first_paragraph
+from replicator.cli.parser import CommandParser, first_paragraph
 from replicator.devtools.disk_builder import (
     LOCATION,
     VM_WRITES,
@@ -33,7 +33,7 @@ from replicator.devtools.disk_builder import (
     scattered_writes,
 )
 from replicator.emulator.process import EmulatorProcess
-from replicator.settings.config import GiB, KiB, MiB
+from replicator.settings.knobs import GiB, KiB, MiB
 
 GROUP = "demo-rg"
 
@@ -186,7 +186,7 @@ def run(data_dir: Path, disk_gib: int, seed: int) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = UsageParser(prog="replicate demo", description=first_paragraph(__doc__))
+    parser = CommandParser(prog="replicate demo", description=first_paragraph(__doc__))
     parser.add_argument(
         "--data-dir", type=Path, help="emulator state (default: a temporary folder, removed after)"
     )

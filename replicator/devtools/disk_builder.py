@@ -36,7 +36,7 @@ from replicator.plumbing.credentials import (
     sync_credential,
     transport_kwargs,
 )
-from replicator.settings.config import GiB, KiB
+from replicator.settings.knobs import GiB, KiB
 
 LOCATION = "westeurope"
 SAS_SECONDS = 3600  # a grant outlives any setup step; every grant is revoked when its step ends

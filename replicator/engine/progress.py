@@ -2,7 +2,7 @@
 
 The pipeline calls these hooks from the event loop; implementations must not block. `Progress` itself
 does nothing, so a library caller subscribes only to what it needs. The CLI's terminal bar and its
-human lines are one implementation (replicator.cli.main); tests record calls with another.
+human lines are one implementation (replicator.cli.terminal_progress); tests record calls with another.
 
 Byte totals grow while listing streams (the plan is never held whole), so `on_planned` reports
 increments and `on_listing_done` says the total is final; `on_total` gives the whole total earlier,

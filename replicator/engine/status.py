@@ -48,6 +48,7 @@ from replicator.fleet.jobs import (
 )
 from replicator.plumbing.urlcheck import parse_target_url
 from replicator.settings.config import Config
+from replicator.settings.knobs import TARGET_KNOBS
 from replicator.source.arm import FAMILY_SAS_LIMIT, ArmSource
 from replicator.source.snapshots import SNAPSHOTS_PER_DISK
 from replicator.target.page_blob import PageBlobTarget
@@ -61,6 +62,10 @@ STATUS_CONCURRENCY = 8
 """Targets read at once. Each holds two storage clients (and their connections) and makes about five
 requests; eight keep a fleet of hundreds to a few seconds per hundred without opening a client per
 target at once."""
+
+STATUS_KNOBS = (*TARGET_KNOBS, "snapshot_search")
+"""The knobs a status check reads, from the command line (`replicate status`) or the app settings
+(the Functions status timer) alike: the target's, and where the source disk's snapshots are."""
 
 
 def newest_point(points: Sequence[PointInfo]) -> Protected | None:

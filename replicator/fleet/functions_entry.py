@@ -24,17 +24,15 @@ real `azure.functions` objects and no Functions host.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from replicator.cli.shell import load
 from replicator.core.errors import ReplicationError, UserError
 from replicator.core.freshness import Checked, summary, worst
-from replicator.engine.status import check, max_age
+from replicator.engine.status import STATUS_KNOBS, check, max_age
 from replicator.engine.time_budget import Budget
 from replicator.fleet.fairness import least_recently_served
 from replicator.fleet.jobs import Outcome, load_jobs, run_job
@@ -50,6 +48,7 @@ from replicator.fleet.queue import (
 )
 from replicator.fleet.worker import budget_from
 from replicator.observe.jsonlog import event, protect_records
+from replicator.settings.config import read
 
 FANOUT_ENV = "REPLICATOR_FANOUT"
 
@@ -96,7 +95,7 @@ async def on_status_timer(timer: Any, env: Mapping[str, str] | None = None) -> l
     """The status tick: judge every target, log one event each; raises unless every one is fresh."""
     env = os.environ if env is None else env
     seconds = max_age(None, env)
-    config = load(argparse.Namespace(), env, require_target=False)
+    config = read({}, env, names=STATUS_KNOBS, required=())
     checked = await check(config, seconds, env)
     for c in checked:
         level = logging.INFO if c.judgement.verdict == "fresh" else logging.WARNING

@@ -1,7 +1,8 @@
 """Jobs of unattended runs: which source/target pairs to replicate, and running one of them.
 
 A job is one `replicate --source S --target T`; every other knob comes from the environment (the
-Functions app settings, or a worker's environment), exactly as for the command line (config.KNOBS).
+Functions app settings, or a worker's environment), exactly as for the command line
+(replicator.settings.knobs.KNOBS, read by replicator.settings.config.read).
 
 Where the jobs come from (`load_jobs`), both may be set and are concatenated:
 
@@ -43,7 +44,7 @@ from replicator.observe import metrics
 from replicator.observe.jsonlog import event
 from replicator.observe.progress_log import LogProgress, reported
 from replicator.plumbing import credentials
-from replicator.settings import config as config_module
+from replicator.settings.config import PUBLIC_ARM_ENDPOINT, read
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ async def discover(scope: str, tag: str, env: Mapping[str, str]) -> list[JobSpec
 
     subscription, group = _scope(scope)
     endpoint = credentials.check_arm_endpoint(
-        env.get("REPLICATOR_ARM_ENDPOINT", config_module.PUBLIC_ARM_ENDPOINT), allow_http=False
+        env.get("REPLICATOR_ARM_ENDPOINT", PUBLIC_ARM_ENDPOINT), allow_http=False
     )
     # The token comes from `env` like the endpoint: both from one place (the app settings).
     settings = SimpleNamespace(allow_http=False, access_token=env.get(credentials.ACCESS_TOKEN_ENV) or None)
@@ -194,7 +195,7 @@ async def run_job(
     started = time.monotonic()
     event("job_start", run_id=run_id, disk=job.source, target=job.target)
     try:
-        config = config_module.load(["--source", job.source, "--target", job.target], env)
+        config = read({"source": job.source, "target": job.target}, env)
         work = replicate(config, Fanout(progress, meter), budget or Budget(config.time_budget_seconds))
         result = await reported(work, progress, config.progress_seconds)
         outcome = Outcome(job, run_id, result.status, EXIT_OK)

@@ -62,6 +62,7 @@ from replicator.fleet.jobs import JobSpec, Outcome
 from replicator.observe.jsonlog import event
 from replicator.plumbing import credentials
 from replicator.plumbing.recovery import is_transient
+from replicator.settings.knobs import knob
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -270,9 +271,9 @@ async def follow_up(
 
 
 def allow_http(env: Mapping[str, str] | None = None) -> bool:
-    """REPLICATOR_ALLOW_HTTP, as for `replicate`: plain-HTTP queue URLs for local emulators (Azurite)."""
-    env = os.environ if env is None else env
-    return env.get("REPLICATOR_ALLOW_HTTP", "").strip().lower() in ("1", "true", "yes", "on")
+    """REPLICATOR_ALLOW_HTTP, read as `replicate` reads it (the knob): plain-HTTP queue URLs for local
+    emulators (Azurite); UserError for a value that is not true or false."""
+    return bool(knob("allow_http").from_env(os.environ if env is None else env))
 
 
 def max_dequeue(env: Mapping[str, str] | None = None) -> int:

@@ -1,5 +1,6 @@
-"""`replicate worker --queue URL`: take job messages from an Azure Storage queue, one at a time, and
-replicate each (for VMs and containers; the queue-triggered function is the serverless twin).
+"""The worker loop of `replicate worker` (replicator.cli.worker_cmd): take job messages from an Azure
+Storage queue, one at a time, and replicate each (for VMs and containers; the queue-triggered function
+is the serverless twin).
 
 Run as many as the load needs: each takes one message, keeps it invisible while the job runs, and
 then deletes, continues, defers, poisons or leaves it (replicator.fleet.queue.decide). Every knob of a job
@@ -7,39 +8,27 @@ comes from the environment, as for `replicate` (REPLICATOR_CONCURRENCY, REPLICAT
 
 SIGTERM or SIGINT (a container scaled in, Ctrl-C) stops the current job the clean way, as if its time
 budget ran out: checkpoint saved, SAS revoked, lease released, the job re-queued for another worker;
-then the worker exits 0. A SIGKILL leaves the message to reappear and the lease to expire (60 s).
+then the worker exits 0 (`Worker.stop`, called by replicator.cli.interrupt.calling_on_signals). A
+SIGKILL leaves the message to reappear and the lease to expire (60 s).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import os
-import signal
 from collections.abc import Mapping
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
-from replicator.cli.usage import UsageParser
 from replicator.core import messages
-from replicator.core.errors import (
-    EXIT_OK,
-    EXIT_USAGE,
-    ReplicationError,
-    ReplicatorError,
-    UserError,
-    status_of,
-)
+from replicator.core.errors import ReplicationError, UserError
 from replicator.engine.time_budget import Budget
-from replicator.fleet import queue_probe
 from replicator.fleet.jobs import Outcome, run_job
 from replicator.fleet.queue import (
     Action,
     FleetQueue,
     Message,
-    allow_http,
     decide,
     follow_up,
     kept_invisible,
@@ -48,16 +37,11 @@ from replicator.fleet.queue import (
     retry_delay,
     retrying,
 )
-from replicator.observe.jsonlog import (
-    add_level_flag,
-    event,
-    failure,
-    setup,
-)
+from replicator.observe.jsonlog import event
 from replicator.plumbing.recovery import is_transient
+from replicator.settings.knobs import knob
 
 log = logging.getLogger(__name__)
-PROG = "replicate worker"
 
 DEFAULT_VISIBILITY = 120
 """Seconds a message stays invisible per extension; a killed worker's job reappears within this."""
@@ -66,12 +50,9 @@ MAX_POLL_SECONDS = 10.0
 
 
 def budget_from(env: Mapping[str, str]) -> Budget:
-    """A job's budget from REPLICATOR_TIME_BUDGET (none when unset), stoppable by a signal."""
-    raw = env.get("REPLICATOR_TIME_BUDGET") or None
-    try:
-        return Budget(float(raw) if raw else None)
-    except ValueError:
-        raise UserError(f"--time-budget: expected a number; got {raw!r}.") from None
+    """A job's budget from REPLICATOR_TIME_BUDGET (none when unset), read as the knob is read (a bad
+    value: UserError naming the variable), stoppable by a signal."""
+    return Budget(knob("time_budget_seconds").from_env(env))
 
 
 class Worker:
@@ -176,60 +157,3 @@ class Worker:
                 error=type(exc).__name__,
                 status=getattr(exc, "status_code", None),
             )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = UsageParser(prog=PROG, description="Replicate jobs taken from an Azure Storage queue.")
-    parser.add_argument(
-        "--queue", default=os.environ.get("REPLICATOR_QUEUE_URL"), help="queue URL [env REPLICATOR_QUEUE_URL]"
-    )
-    parser.add_argument(
-        "--visibility",
-        type=int,
-        default=os.environ.get("REPLICATOR_VISIBILITY") or DEFAULT_VISIBILITY,  # argparse applies type
-        help="seconds a taken message stays invisible, extended every third of it; a killed worker's "
-        "job reappears within this [env REPLICATOR_VISIBILITY]",
-    )
-    parser.add_argument(
-        "--exit-when-idle",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="exit after an empty queue for this long",
-    )
-    parser.add_argument("--max-jobs", type=int, default=None, help="exit after this many messages")
-    add_level_flag(parser)
-    return parser
-
-
-async def _serve(args: argparse.Namespace, env: Mapping[str, str]) -> None:
-    async with FleetQueue(args.queue, allow_http=allow_http(env)) as queue:
-        await queue_probe.probe(queue)  # a queue that never answers is bad configuration: exit 2 fast
-        worker = Worker(queue, env, visibility=args.visibility)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, worker.stop, sig.name)
-        event("worker_start", queue=queue.name, pid=os.getpid())
-        try:
-            await worker.run(idle_exit=args.exit_when_idle, max_jobs=args.max_jobs)
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-        event("worker_stop", queue=queue.name, pid=os.getpid(), jobs=worker.jobs_done, reason=worker.stopping)
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    setup(args.log_level)
-    if not args.queue:
-        failure(PROG, "bad input", "--queue (or REPLICATOR_QUEUE_URL) is required.", EXIT_USAGE)
-        return EXIT_USAGE
-    if not 1 <= args.visibility <= 7 * 86400:
-        failure(PROG, "bad input", "--visibility must be between 1 and 604800 s.", EXIT_USAGE)
-        return EXIT_USAGE
-    try:
-        asyncio.run(_serve(args, os.environ))
-    except ReplicatorError as err:
-        failure(PROG, status_of(err), str(err), err.exit_code)
-        return err.exit_code
-    return EXIT_OK

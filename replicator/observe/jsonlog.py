@@ -12,7 +12,7 @@ line for the operator, `failure` its error line, and plain `logging` records bec
 Application Insights as `traces.message`, so the fields are queryable there as they are
 (`traces | extend e = parse_json(message) | where e.event == "job_done"`), without any exporter.
 
-Levels (`--log-level`, replicator.settings.config.LOG_LEVELS): `info` shows what a run does, `debug` adds the
+Levels (`--log-level`, replicator.settings.knobs.LOG_LEVELS): `info` shows what a run does, `debug` adds the
 tool's own decisions (the base chosen and why, listing windows, SAS grants and re-grants, retries
 and their cause, the lease) as structured events, and `wire` adds the Azure SDKs' request and
 response logs, which are too bulky for `debug` to be useful.
@@ -26,10 +26,8 @@ handler, so a debug line with a traceback cannot carry a SAS out either.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -189,18 +187,6 @@ def on_terminal() -> bool:
     """Whether the stream `setup` installed writes human lines (stderr is a terminal): where a
     command may also draw a progress bar."""
     return any(_ours(h) and isinstance(h.formatter, HumanFormatter) for h in logging.getLogger().handlers)
-
-
-def add_level_flag(parser: argparse.ArgumentParser) -> None:
-    """`--log-level` (env REPLICATOR_LOG_LEVEL) for the commands that take no other knob of
-    replicator.settings.config (`worker`, `enqueue`)."""
-    parser.add_argument(
-        "--log-level",
-        default=os.environ.get("REPLICATOR_LOG_LEVEL") or "info",
-        choices=tuple(LEVELS),
-        help="default info; debug adds the tool's decisions, wire the SDKs' requests "
-        "[env REPLICATOR_LOG_LEVEL]",
-    )
 
 
 def setup(level: str = "info", stream: TextIO | None = None) -> logging.Handler:

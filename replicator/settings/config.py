@@ -1,48 +1,41 @@
-"""Configuration: one frozen dataclass of documented knobs, filled from flags, then environment.
+"""The configuration of a run: one frozen `Config` of the knobs (replicator.settings.knobs), read and
+validated in one place.
 
-Every knob has a command-line flag and an environment variable (for Azure Functions app settings);
-a flag wins over its variable, a variable over the default. `KNOBS` is the single table both the
-argument parser and docs/architecture.md are built from (`knob_table`, written into the doc by
-scripts/knob_table.py): each entry states the default, why it is that value, and what it costs in
-memory. Validation happens here, before anything touches Azure, and
-raises `UserError` with one sentence (exit 2).
+`read` is the one way a `Config` is made, for every command and the fleet alike: each knob from the
+flags the command parsed, else its environment variable, else its default (a command reads only the
+knobs it takes), then `validate` rejects impossible values with one sentence naming the flag or the
+variable (`UserError`, exit 2), before anything touches Azure. Parsing argv is the CLI's part
+(replicator.cli.parser); this package never imports it.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import os
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
-from replicator.cli import usage
 from replicator.core import arm_ids
 from replicator.core.errors import UserError
 from replicator.core.messages import clip
-from replicator.core.output import human_size
-from replicator.core.ranges import LIST_PREFETCH
 from replicator.core.redact import redacted_repr
-from replicator.observe.jsonlog import LEVELS
 from replicator.plumbing.credentials import check_arm_endpoint
 from replicator.plumbing.urlcheck import parse_target_url
-
-KiB = 1024
-MiB = 1024 * KiB
-GiB = 1024 * MiB
+from replicator.settings.knobs import KNOBS, GiB, KiB, MiB, SizeReading, knob, parse_size
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
-LOG_LEVELS = tuple(LEVELS)
-"""wire, debug, info, warning, error: what each shows is replicator.observe.jsonlog.LEVELS."""
-MODES = ("server", "stream")
-SNAPSHOT_SEARCHES = ("resource-group", "subscription")
+UNITS = {"B": 1, "KiB": KiB, "MiB": MiB, "GiB": GiB, "TiB": 1024 * GiB}
+"""The binary units a size is shown in (`--help`, the docs table, error sentences)."""
 
 
 @dataclass(frozen=True)
 class Config:
-    """All knobs of one `replicate` run. Built by `load()`; never mutated."""
+    """All knobs of one `replicate` run. Built by `read()`; never mutated.
+
+    A command that takes a subset of the knobs (`list`, `status`, ...) gets the defaults for the rest,
+    and `""` for a `source` or `target` it does not take.
+    """
 
     source: str
     target: str
@@ -75,7 +68,7 @@ class Config:
     allow_rollback: bool = False
     snapshot_search: Literal["resource-group", "subscription"] = "resource-group"
     progress_seconds: float = 30.0
-    size_readings: tuple[SizeReading, ...] = field(default=(), repr=False, compare=False)  # see load()
+    size_readings: tuple[SizeReading, ...] = field(default=(), repr=False, compare=False)  # see read()
 
     @property
     def queue_depth(self) -> int:
@@ -87,500 +80,44 @@ class Config:
         return redacted_repr(self, urls=("target",))
 
 
-@dataclass(frozen=True)
-class Knob:
-    """One row of the knob table: how a `Config` field is set, its default, reason and memory cost."""
+def read(
+    given: Mapping[str, str | None],
+    env: Mapping[str, str] | None = None,
+    *,
+    names: Collection[str] | None = None,
+    required: Collection[str] = ("source", "target"),
+) -> Config:
+    """The validated Config of the knobs `names` (default: all): each from `given` (the parsed flags,
+    by knob name), else `env` (default os.environ), else its default; UserError on bad input.
 
-    name: str
-    flag: str | None  # None: environment only (a secret must not sit in argv, where `ps` shows it)
-    env: str
-    help: str
-    reason: str
-    memory: str
-    parse: Callable[[str], Any] | None = None  # None: a boolean switch
-    choices: Sequence[str] | None = None
-
-    def value(self, raw: str, *, origin: str | None = None) -> Any:
-        """The typed value of `raw`; UserError naming `origin` (where it came from), else the flag."""
-        name = origin or self.flag or self.env
-        if self.parse is None:
-            return _bool(name, raw)
-        if self.choices and raw.lower() not in self.choices:
-            raise UserError(f"{name} must be one of {', '.join(self.choices)}; got {clip(raw)!r}.")
-        try:
-            return self.parse(raw.lower() if self.choices else raw)
-        except ValueError as exc:
-            raise UserError(f"{name}: {exc}.") from None
-
-
-_SIZE = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:/s)?\s*")
-_SIZE_UNITS = {"": 1, "b": 1, "k": KiB, "kib": KiB, "kb": 1000, "m": MiB, "mib": MiB, "mb": 1000**2}
-_SIZE_UNITS |= {"g": GiB, "gib": GiB, "gb": 1000**3, "t": 1024 * GiB, "tib": 1024 * GiB, "tb": 1000**4}
-
-
-def parse_size(text: str) -> int:
-    """'50MiB' → 52428800. Binary suffixes (KiB, MiB, GiB, TiB, and K, M, G, T as rsync, dd and curl
-    read them) and decimal ones (KB, MB, GB, TB); `SizeReading` says how a suffix was read."""
-    match = _SIZE.fullmatch(text)
-    if not match or match.group(2).lower() not in _SIZE_UNITS:
-        raise ValueError(f"expected a size like 50MiB or 1048576; got {clip(text)!r}")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
-
-
-@dataclass(frozen=True)
-class SizeReading:
-    """How a size knob given with a suffix that is not an explicit binary one (KiB, MiB...) was read.
-
-    Why say it rather than refuse: `50MB` (decimal) and `50M` (binary) are both established forms (rsync,
-    dd and curl read them so), so refusing them would break scripts written for those tools; but `MB`
-    also means MiB to many readers, and a bandwidth cap 5 % off is not what they asked for. A run
-    therefore says in one line, before it starts, which of the two it read.
+    `required`: the knobs that must be set (`source`, `target`), each named with its variable when not.
     """
-
-    flag: str
-    given: str
-    value: int
-
-    @classmethod
-    def of(cls, flag: str, given: str) -> SizeReading | None:
-        """The reading of `given` for `flag`, or None when the form is unambiguous (bytes, KiB, MiB...)."""
-        match = _SIZE.fullmatch(given)
-        unit = match.group(2).lower() if match else ""
-        if unit in ("", "b") or unit.endswith("ib") or unit not in _SIZE_UNITS:
-            return None
-        return cls(flag, given.strip(), parse_size(given))
-
-    @property
-    def text(self) -> str:
-        """'--max-bandwidth 50MB = 47.7 MiB/s (MB is decimal, 10^6 bytes; 50MiB would be 50.0 MiB/s).'"""
-        match = _SIZE.fullmatch(self.given)
-        assert match is not None
-        number, unit = match.group(1), match.group(2)
-        per = "/s" if self.flag in ("--max-bandwidth", "REPLICATOR_MAX_BANDWIDTH") else ""
-        if unit.lower().endswith("b"):
-            power = 3 * "kmgt".index(unit[0].lower()) + 3
-            other, why = f"{number}{unit[0].upper()}iB", f"{unit} is decimal, 10^{power} bytes"
-        else:
-            other, why = f"{number}{unit.upper()}B", f"{unit} is binary, as rsync and dd read it"
-        return (
-            f"{self.flag} {self.given} = {human_size(self.value)}{per} "
-            f"({why}; {other} would be {human_size(parse_size(other))}{per})."
-        )
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"expected a whole number; got {clip(text)!r}") from None
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"expected a number; got {clip(text)!r}") from None
-
-
-KNOBS: tuple[Knob, ...] = (
-    Knob(
-        "source",
-        "--source",
-        "REPLICATOR_SOURCE",
-        "ARM ID of a managed disk or of one incremental snapshot.",
-        "required",
-        "-",
-        str,
-    ),
-    Knob(
-        "target",
-        "--target",
-        "REPLICATOR_TARGET",
-        "URL of the target page blob (a SAS in it is honoured).",
-        "required",
-        "-",
-        str,
-    ),
-    Knob(
-        "latest_only",
-        "--latest-only",
-        "REPLICATOR_LATEST_ONLY",
-        "Replicate only the newest snapshot, as one diff from the target's last restore point.",
-        "off: every snapshot gets its own restore point",
-        "none",
-    ),
-    Knob(
-        "concurrency",
-        "--concurrency",
-        "REPLICATOR_CONCURRENCY",
-        "Chunk writes in flight (1-64).",
-        "64: a page blob serves ~500 requests/s; at a 60 ms round trip server mode needs 30+ requests "
-        "in flight and stream mode (two round trips per chunk) 60+ (measured, 20,000 small writes: "
-        "server 16 reached 235/s and 48 the full 500/s; stream 48 took 1.42x the per-blob bound and "
-        "64 1.10x; docs/benchmarks.md); large chunks are bounded by --max-in-flight instead",
-        "none beyond --max-in-flight",
-        _int,
-    ),
-    Knob(
-        "max_in_flight_bytes",
-        "--max-in-flight",
-        "REPLICATOR_MAX_IN_FLIGHT",
-        "Bytes of chunk writes in flight at once, e.g. 32MiB (replicator.engine.inflight).",
-        "32MiB is about half a second of a page blob's 60 MiB/s: enough to keep it busy, while more "
-        "would queue past Azure's backlog and come back as 503 ServerBusy (replicator.engine.inflight)",
-        "stream mode: the buffers of the chunks in flight (32 MiB); server mode: none",
-        parse_size,
-    ),
-    Knob(
-        "merge_gap_bytes",
-        "--merge-gap",
-        "REPLICATOR_MERGE_GAP",
-        "Diffs only: copy changed ranges at most this far apart as one request, gap included (0-1MiB).",
-        "64KiB: a request costs a page blob as much time as ~120 KiB of bytes (500/s vs 60 MiB/s); "
-        "the gap of a diff is unchanged since the base the target holds, so copying it is byte-identical "
-        "(never across a clear; full copies never merge: their gaps are source holes the target may hold "
-        "data in)",
-        "none",
-        parse_size,
-    ),
-    Knob(
-        "mode",
-        "--mode",
-        "REPLICATOR_MODE",
-        "server: Put Page From URL (no bytes through this host); stream: ranged GET + Put Page.",
-        "server-side copy moves no data through the host",
-        "see concurrency",
-        str,
-        MODES,
-    ),
-    Knob("plan", "--plan", "REPLICATOR_PLAN", "Print what would be copied; write nothing.", "off", "none"),
-    Knob(
-        "verify",
-        "--verify",
-        "REPLICATOR_VERIFY",
-        "Before each restore point is taken, compare the target with the source snapshot (a full copy "
-        "in whole, a diff over its changed and cleared ranges); a mismatch fails the run.",
-        "off: doubles the reads",
-        "32 MiB (4 pairs of 4 MiB reads) plus 1000 ranges, whatever `--concurrency`",
-    ),
-    Knob(
-        "json",
-        "--json",
-        "REPLICATOR_JSON",
-        "Print one JSON document with the result on stdout.",
-        "off",
-        "none",
-    ),
-    Knob(
-        "log_level",
-        "--log-level",
-        "REPLICATOR_LOG_LEVEL",
-        "info: what the run does; debug: also its decisions (base, windows, grants, retries, lease); "
-        "wire: also the Azure SDKs' request log; warning or error: less.",
-        f"info ({', '.join(LOG_LEVELS)}); debug shows the tool's decisions, and the SDKs' wire log is its "
-        "own level above it, since it buries the decisions in request dumps",
-        "none",
-        str,
-        LOG_LEVELS,
-    ),
-    Knob(
-        "progress_seconds",
-        "--progress-seconds",
-        "REPLICATOR_PROGRESS_SECONDS",
-        "Without a progress bar (not a terminal, or --json): log a progress record this often: "
-        "snapshot, bytes done of total, rate over the last minute, ETA.",
-        "30 s: without a bar (not a terminal, or `--json`) a minute without a line reads as a hang in "
-        "cron, systemd or Functions logs, while a "
-        "day-long copy still logs only 120 lines an hour",
-        "none",
-        _float,
-    ),
-    Knob(
-        "allow_http",
-        "--allow-http",
-        "REPLICATOR_ALLOW_HTTP",
-        "Allow plain-HTTP endpoints (local emulators only).",
-        "off: HTTPS only",
-        "none",
-    ),
-    Knob(
-        "max_bandwidth",
-        "--max-bandwidth",
-        "REPLICATOR_MAX_BANDWIDTH",
-        "Cap on bytes written per second, e.g. 50MiB (MB is decimal, M and MiB binary).",
-        "no cap; sizes take KiB/MiB/GiB/TiB, K/M/G/T (binary, as rsync and dd read them) and KB/MB/GB/TB "
-        "(decimal); a value in anything but an explicit binary unit is said at the start of the run "
-        "(`size_read`: `50MB = 47.7 MiB/s`, config.SizeReading) rather than refused, so scripts written "
-        "for those tools keep working and nobody takes 50MB for 50 MiB unnoticed",
-        "none",
-        parse_size,
-    ),
-    Knob(
-        "arm_endpoint",
-        "--arm-endpoint",
-        "REPLICATOR_ARM_ENDPOINT",
-        "Azure Resource Manager base URL.",
-        "public Azure",
-        "none",
-        str,
-    ),
-    Knob(
-        "subscription_id",
-        "--subscription-id",
-        "AZURE_SUBSCRIPTION_ID",
-        "Subscription of the disk `replicate restore` creates (default: the source disk's, recorded on "
-        "the target).",
-        "used by `replicate restore` only (the new disk's subscription; default: the source disk's, "
-        "recorded on the target); `replicate` takes its subscription from `--source`",
-        "none",
-        str,
-    ),
-    Knob(
-        "access_token",
-        None,
-        "REPLICATOR_ACCESS_TOKEN",
-        "Static bearer token used instead of DefaultAzureCredential (environment only: argv is public).",
-        "DefaultAzureCredential",
-        "none",
-        str,
-    ),
-    Knob(
-        "sas_duration_seconds",
-        "--sas-duration",
-        "REPLICATOR_SAS_DURATION",
-        "Lifetime of each snapshot SAS, seconds (re-granted on expiry).",
-        "one hour bounds the exposure of a leaked URL; long copies re-grant",
-        "none",
-        _int,
-    ),
-    Knob(
-        "sas_wait_seconds",
-        "--sas-wait",
-        "REPLICATOR_SAS_WAIT",
-        "How long to wait for a free SAS slot of the snapshot family (5 per family), seconds.",
-        "15 minutes lets another run finish; then exit 3",
-        "none",
-        _int,
-    ),
-    Knob(
-        "list_window_bytes",
-        "--list-window",
-        "REPLICATOR_LIST_WINDOW",
-        "Offset window of one Get Page Ranges listing, e.g. 4GiB.",
-        "256GiB: whole-disk listings of large fragmented disks time out, so windows stay moderate; "
-        f"{LIST_PREFETCH} windows are listed at once (ranges.LIST_PREFETCH) and yielded in offset order, "
-        f"so an idle 8 TiB disk (32 windows) lists in {-(-32 // LIST_PREFETCH)} round trips",
-        f"up to {LIST_PREFETCH} answers held (about 10,000 ranges x 50 bytes each)",
-        parse_size,
-    ),
-    Knob(
-        "page_size",
-        "--page-size",
-        "REPLICATOR_PAGE_SIZE",
-        "Ranges per Get Page Ranges page (service default 10000).",
-        "service default",
-        "one page of ranges (~10000 x 50 bytes)",
-        _int,
-    ),
-    Knob(
-        "checkpoint_seconds",
-        "--checkpoint-seconds",
-        "REPLICATOR_CHECKPOINT_SECONDS",
-        "How often the resume offset is saved to the target's metadata.",
-        "5 s: a crash repeats at most a few seconds of copying",
-        "none",
-        _float,
-    ),
-    Knob(
-        "max_attempts",
-        "--max-attempts",
-        "REPLICATOR_MAX_ATTEMPTS",
-        "Attempts per chunk on throttling, 5xx, timeouts and resets before the run fails.",
-        "8 attempts with exponential backoff ride out minutes of throttling",
-        "none",
-        _int,
-    ),
-    Knob(
-        "request_timeout_seconds",
-        "--request-timeout",
-        "REPLICATOR_REQUEST_TIMEOUT",
-        "Seconds before one chunk request is abandoned and retried.",
-        "120 s: a 4 MiB chunk over a slow cross-region link",
-        "none",
-        _float,
-    ),
-    Knob(
-        "time_budget_seconds",
-        "--time-budget",
-        "REPLICATOR_TIME_BUDGET",
-        "Stop cleanly before this many seconds, checkpoint saved (exit 3); the next run continues.",
-        "no budget: a run goes on until done (set it below a Functions timeout or a cron interval); "
-        "with one, the run stops feeding writes at budget - reserve (a quarter, at most 60 s), saves its "
-        "checkpoint, revokes, releases and exits 3 (status `incomplete`); see docs/functions.md",
-        "none",
-        _float,
-    ),
-    Knob(
-        "lease_wait_seconds",
-        "--lease-wait",
-        "REPLICATOR_LEASE_WAIT",
-        "Seconds to wait for a target lease held by another run before exiting 3.",
-        "70 s outlasts the 60 s lease of a killed run, so a rerun right after a crash proceeds; "
-        "a live run renews its lease and is never waited out, so a second run still exits 3 "
-        "(replicator.plumbing.recovery, docs/reliability.md)",
-        "none",
-        _float,
-    ),
-    Knob(
-        "lease_seconds",
-        "--lease-duration",
-        "REPLICATOR_LEASE_DURATION",
-        "Seconds of the target blob lease (15-60, Azure's range), renewed every quarter of it.",
-        "60 s (Azure allows 15-60) rides out renewal hiccups, renewed every quarter of it; a shorter lease "
-        "frees a killed run's target sooner (the fleet tests use 15 s with a matching `--lease-wait`)",
-        "none",
-        _int,
-    ),
-    Knob(
-        "snapshot_now",
-        "--snapshot-now",
-        "REPLICATOR_SNAPSHOT_NOW",
-        "First take an incremental snapshot of the source disk and wait for it (source.snapshots).",
-        "off: replicate the snapshots that exist; with it, an incremental snapshot of the disk is taken "
-        "and waited for first (source.snapshots); Azure allows 7 per disk per 5 minutes and 500 per "
-        "disk, a refusal exits 3",
-        "none",
-    ),
-    Knob(
-        "source_keep",
-        "--source-keep",
-        "REPLICATOR_SOURCE_KEEP",
-        "After a run, delete the disk's oldest incremental snapshots beyond the newest N (1-500).",
-        "off: never delete source snapshots; with N (1-500), after a successful run the disk's "
-        "incremental snapshots beyond the newest N that the tool took for this target (tags "
-        "`replicator-owner: replicator` and `replicator-target`, put on by `--snapshot-now`) are "
-        "deleted, never one it did not take for this target, never the last restore point's snapshot, "
-        "one being replicated or one with an active SAS (replicator.source.snapshots)",
-        "none",
-        _int,
-    ),
-    Knob(
-        "snapshot_search",
-        "--snapshot-search",
-        "REPLICATOR_SNAPSHOT_SEARCH",
-        "Where to look for the disk's incremental snapshots: its own resource group, or every resource "
-        "group of the subscription (needs snapshots/read there).",
-        "resource-group: where Azure's docs keep a disk's snapshots, and read access to that group is "
-        "enough; `subscription` lists every snapshot of the subscription (every nextLink) and keeps the "
-        "disk's, for snapshots kept in another group (needs snapshots/read on the subscription)",
-        "none",
-        str,
-        SNAPSHOT_SEARCHES,
-    ),
-    Knob(
-        "allow_rollback",
-        "--allow-rollback",
-        "REPLICATOR_ALLOW_ROLLBACK",
-        "Allow a --source snapshot older than the one the target's base blob holds: a full copy that "
-        "rolls the base blob back to it (restore points are kept).",
-        "off: a `--source` snapshot older than the one the base blob holds is refused (exit 2): rolling "
-        "the replica back costs a full copy and moves the next diff's base back in time, which an "
-        "unattended run must never do by itself; with it, that full copy is made (restore points are kept)",
-        "none",
-    ),
-)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises UserError (one sentence, exit 2) instead of printing usage and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UserError(usage.sentence(message, hint=f"see `{self.prog} --help`"))
-
-
-def add_knobs(parser: argparse.ArgumentParser, names: Collection[str] | None = None) -> None:
-    """Add the flags of `names` (default: all knobs); each defaults to None so the environment can fill it."""
-    for knob in KNOBS:
-        if knob.flag is None or (names is not None and knob.name not in names):
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    from_env: dict[str, str] = {}  # flag → where its value came from, for error messages
+    readings: list[SizeReading] = []
+    for each in KNOBS:
+        if names is not None and each.name not in names:
             continue
-        default = _default(knob)
-        default = default if default in (None, "required") else f"default {default}"
-        help_text = f"{knob.help}{f' ({default})' if default else ''} [env {knob.env}]"
-        if knob.parse is None:
-            parser.add_argument(knob.flag, dest=knob.name, action="store_const", const="true", help=help_text)
+        raw, where = given.get(each.name), each.flag or each.env
+        if raw is not None:
+            values[each.name] = each.value(raw)
+        elif (value := each.from_env(env)) is not None:
+            raw, where, values[each.name] = env[each.env], each.env, value
+            from_env[each.flag or each.env] = f"{each.env} (environment variable)"
         else:
-            metavar = _METAVARS.get(knob.parse, knob.name.upper())
-            metavar = "{" + ",".join(knob.choices) + "}" if knob.choices else metavar
-            parser.add_argument(knob.flag, dest=knob.name, metavar=metavar, help=help_text)
-
-
-_METAVARS: dict[Callable[[str], Any], str] = {parse_size: "SIZE", _float: "SECONDS", _int: "N"}
-
-
-def package_version() -> str:
-    """The installed package's version (its metadata), for `replicate --version`."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("replicator")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
-
-
-"""What `--help` shows as a knob's value, by its parser (text: the knob's name)."""
-
-
-def _default(knob: Knob) -> str | None:
-    """'32MiB', '64' or 'required', as `--help` and the docs show it; None for switches and knobs unset
-    by default."""
-    default = next(f.default for f in dataclasses.fields(Config) if f.name == knob.name)
-    if default is dataclasses.MISSING:
-        return "required"
-    if knob.parse is None or default is None:
-        return None
-    if knob.parse is parse_size:
-        unit = next(u for u in ("TiB", "GiB", "MiB", "KiB", "B") if default % _UNITS[u] == 0)
-        return f"{default // _UNITS[unit]}{unit}"
-    return f"{default:g}" if isinstance(default, float) else f"{default}"
-
-
-_UNITS = {"B": 1, "KiB": KiB, "MiB": MiB, "GiB": GiB, "TiB": 1024 * GiB}
-
-
-def knob_table() -> str:
-    """The knob table of docs/architecture.md, in Markdown: flag, variable, default, why, memory.
-
-    Why generated: a table written by hand drifts from the code it describes; this one is written
-    into the doc by scripts/knob_table.py, and tests/unit/test_knob_table.py fails when they differ.
-    """
-    rows = ["| flag | environment | default | why | memory |", "| --- | --- | --- | --- | --- |"]
-    for knob in KNOBS:
-        flag = f"`{knob.flag}`" if knob.flag else "(environment only)"
-        default = _default(knob) or ("off" if knob.parse is None else "none")
-        rows.append(f"| {flag} | `{knob.env}` | {default} | {knob.reason} | {knob.memory} |")
-    return "\n".join(rows) + "\n"
-
-
-def build_parser(prog: str = "replicate", epilog: str | None = None) -> argparse.ArgumentParser:
-    """The `replicate` argument parser; `epilog` (kept as written) lists what the caller adds."""
-    parser = _Parser(
-        prog=prog,
-        description="Replicate managed-disk incremental snapshots to a page blob.",
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_knobs(parser)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
-    return parser
-
-
-def _bool(flag: str, text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise UserError(f"{flag} must be true or false; got {text!r}.")
+            continue
+        reading = SizeReading.of(where, raw)
+        if each.parse is parse_size and reading is not None:
+            readings.append(reading)
+    for name in ("source", "target"):
+        if name in required and not values.get(name):
+            raise UserError(f"{knob(name).flag} is required (or set {knob(name).env}).")
+    if values.get("source"):
+        values.setdefault("subscription_id", _subscription_from(values["source"]))
+    config = Config(**{"source": "", "target": "", **values}, size_readings=tuple(readings))
+    validate(config, from_env)
+    return config
 
 
 def _subscription_from(resource_id: str) -> str | None:
@@ -588,41 +125,11 @@ def _subscription_from(resource_id: str) -> str | None:
     return match.group(1) if match else None
 
 
-def load(argv: Sequence[str], env: Mapping[str, str] | None = None, *, epilog: str | None = None) -> Config:
-    """Parse flags, fill the rest from `env` (default os.environ), validate; UserError on bad input.
-
-    `epilog` ends `--help` (the CLI lists its subcommands and exit codes there)."""
-    env = os.environ if env is None else env
-    parsed = vars(build_parser(epilog=epilog).parse_args(list(argv)))
-    values: dict[str, Any] = {}
-    from_env: dict[str, str] = {}  # flag → where its value came from, for error messages
-    readings: list[SizeReading] = []
-    for knob in KNOBS:
-        raw, origin = parsed.get(knob.name), None
-        if raw is None:
-            raw, origin = env.get(knob.env), f"{knob.env} (environment variable)"
-        if raw is None or (raw == "" and knob.parse is not None):
-            continue
-        values[knob.name] = knob.value(raw, origin=origin)
-        if origin:
-            from_env[knob.flag or knob.env] = origin
-        reading = SizeReading.of(knob.env if origin else knob.flag or knob.env, raw)
-        if knob.parse is parse_size and reading is not None:
-            readings.append(reading)
-    for name, flag in (("source", "--source"), ("target", "--target")):
-        if not values.get(name):
-            raise UserError(f"{flag} is required (or set {next(k.env for k in KNOBS if k.name == name)}).")
-    values.setdefault("subscription_id", _subscription_from(values["source"]))
-    config = Config(**values, size_readings=tuple(readings))
-    validate(config, from_env)
-    return config
-
-
 def _number_text(value: float, *, size: bool) -> str:
     """A size in binary units (4 KiB, 100 GiB), a whole number plainly, anything else as written."""
     if size:
-        unit = next((u for u in ("TiB", "GiB", "MiB", "KiB") if value and value % _UNITS[u] == 0), None)
-        return f"{value // _UNITS[unit]:.0f} {unit}" if unit else f"{value:.0f} bytes"
+        unit = next((u for u in ("TiB", "GiB", "MiB", "KiB") if value and value % UNITS[u] == 0), None)
+        return f"{value // UNITS[unit]:.0f} {unit}" if unit else f"{value:.0f} bytes"
     return f"{value:.0f}" if float(value).is_integer() else f"{value}"
 
 
@@ -667,10 +174,11 @@ def validate(config: Config, origins: Mapping[str, str] | None = None) -> None:
     if config.list_window_bytes % (4 * MiB):
         raise UserError(f"--list-window must be a multiple of 4MiB; got {config.list_window_bytes}.")
     check_arm_endpoint(config.arm_endpoint, allow_http=config.allow_http)
-    arm_ids.parse(config.source)
+    if config.source:  # a command that takes no --source (`list`, `status`) has ""
+        arm_ids.parse(config.source)
     check_subscription(config.subscription_id)
-
-    parse_target_url(config.target, allow_http=config.allow_http)
+    if config.target:  # `status` without --target reads the jobs' targets
+        parse_target_url(config.target, allow_http=config.allow_http)
 
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")

@@ -8,8 +8,8 @@ import hashlib
 import pytest
 from azure.core.exceptions import HttpResponseError
 
+from replicator.cli.replicate_cmd import load
 from replicator.core.ranges import Op, Range
-from replicator.settings.config import load
 from replicator.target.page_blob import PageBlobTarget, SasBlobReader
 from tests.e2e.world import World, pattern
 

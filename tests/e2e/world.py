@@ -29,7 +29,7 @@ from replicator.devtools.disk_builder import (
     control,
     merged,
 )
-from replicator.settings.config import GiB, MiB
+from replicator.settings.knobs import GiB, MiB
 
 READ_CHUNK = 32 * MiB
 

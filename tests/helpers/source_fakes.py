@@ -12,8 +12,9 @@ from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ODataV4Format
 
+from replicator.cli.replicate_cmd import load
 from replicator.engine import base_choice as base
-from replicator.settings.config import GiB, load
+from replicator.settings.knobs import GiB
 from replicator.source.arm import SnapshotInfo
 from replicator.target.page_blob import SnapshotRef, State
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from replicator.cli import main as cli_main
+from replicator.cli.terminal_progress import TerminalProgress
 from replicator.engine.progress import SnapshotResult
 from replicator.observe import jsonlog
 from tests import envelope
@@ -63,7 +64,7 @@ def test_emulator_subcommand_is_dispatched(capsys: pytest.CaptureFixture[str], m
 
 def test_terminal_lines_are_human_and_redacted(terminal: io.StringIO) -> None:
     """On a terminal the stream is the human lines alone: no JSON, no log decoration, no secret."""
-    progress = cli_main.TerminalProgress(terminal, bar=False)
+    progress = TerminalProgress(terminal, bar=False)
     progress.on_message("granted https://md-x.blob.core.windows.net/b/abcd?sv=2018-03-28&sr=b&sig=SECRETSIG")
     result = SnapshotResult(
         "id", "s1", "diff", "diff from s0", changed_bytes=3 * 1024 * 1024, restore_point="rp", requests=1

@@ -6,13 +6,10 @@ from dataclasses import replace
 
 import pytest
 
+from replicator.cli.replicate_cmd import load
 from replicator.core.errors import UserError
-from replicator.settings.config import (
-    KNOBS,
-    Config,
-    load,
-    parse_size,
-)
+from replicator.settings.config import Config
+from replicator.settings.knobs import KNOBS, parse_size
 
 SUB = "00000000-0000-0000-0000-000000000001"
 OTHER_SUB = "00000000-0000-0000-0000-000000000002"

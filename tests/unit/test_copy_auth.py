@@ -7,10 +7,10 @@ import hashlib
 import pytest
 from azure.core.exceptions import HttpResponseError
 
+from replicator.cli.replicate_cmd import load
 from replicator.core import ranges
 from replicator.engine import pipeline
 from replicator.engine.progress import Progress
-from replicator.settings.config import load
 from tests.helpers.source_fakes import DISK
 
 OP = ranges.Op("copy", ranges.Range(0, 4096))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from replicator.cli import main as cli_main
-from replicator.cli.usage import first_paragraph, sentence
+from replicator.cli.parser import first_paragraph, sentence
 from replicator.core.output import plural, utc_time
 from tests.logs import messages
 

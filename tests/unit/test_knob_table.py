@@ -1,4 +1,4 @@
-"""docs/architecture.md's knob table is the one `config.KNOBS` generates: a knob changed in the code
+"""docs/architecture.md's knob table is the one `knobs.KNOBS` generates: a knob changed in the code
 and not in the doc (or the other way round) fails here, with the command that fixes it."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from types import ModuleType
 import pytest
 
 from replicator.core.ranges import LIST_PREFETCH
-from replicator.settings import config
+from replicator.settings.knob_table import knob_table
+from replicator.settings.knobs import KNOBS
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "knob_table.py"
 
@@ -28,14 +29,14 @@ def test_the_docs_knob_table_is_generated_from_knobs() -> None:
     script = _script()
     doc = script.DOC.read_text(encoding="utf-8")
     assert script.with_table(doc) == doc, (
-        "docs/architecture.md's knob table differs from replicator.settings.config.KNOBS; "
+        "docs/architecture.md's knob table differs from replicator.settings.knobs.KNOBS; "
         "run `.venv/bin/python scripts/knob_table.py` to rewrite it"
     )
 
 
 def test_the_table_has_a_row_per_knob_with_its_default() -> None:
-    rows = config.knob_table().splitlines()[2:]
-    assert len(rows) == len(config.KNOBS)
+    rows = knob_table().splitlines()[2:]
+    assert len(rows) == len(KNOBS)
     for start in (
         "| `--source` | `REPLICATOR_SOURCE` | required |",
         "| `--max-in-flight` | `REPLICATOR_MAX_IN_FLIGHT` | 32MiB |",
@@ -48,7 +49,7 @@ def test_the_table_has_a_row_per_knob_with_its_default() -> None:
 
 def test_the_list_window_text_states_the_listings_in_flight() -> None:
     """The knob's text is derived from the constant the lister uses, so they cannot drift apart."""
-    [row] = [r for r in config.knob_table().splitlines() if r.startswith("| `--list-window`")]
+    [row] = [r for r in knob_table().splitlines() if r.startswith("| `--list-window`")]
     assert f"{LIST_PREFETCH} windows are listed at once" in row
     assert f"up to {LIST_PREFETCH} answers held" in row
 

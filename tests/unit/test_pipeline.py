@@ -15,7 +15,7 @@ from replicator.core.ranges import Change, Range
 from replicator.engine import base_choice as base
 from replicator.engine import pipeline
 from replicator.engine.progress import Tally
-from replicator.settings.config import GiB
+from replicator.settings.knobs import GiB
 from replicator.target.page_blob import InProgress, State
 from tests.helpers.source_fakes import DISK, IDENTITY, config, done, jobs, ref, snap
 

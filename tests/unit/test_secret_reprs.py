@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from replicator.cli.replicate_cmd import load
 from replicator.plumbing.urlcheck import parse_target_url
-from replicator.settings.config import load
 
 SIGNATURE = "c2VjcmV0LXNpZ25hdHVyZS12YWx1ZQ%3D%3D"
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000001"

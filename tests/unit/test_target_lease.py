@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
 
+from replicator.cli.replicate_cmd import load
 from replicator.core.errors import ReplicationError
-from replicator.settings.config import load
 from replicator.target import page_blob as target_mod
 from replicator.target.page_blob import PageBlobTarget, RestorePointMeta, keep_renewed
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
+from replicator.cli.replicate_cmd import load
 from replicator.core.errors import EXIT_USAGE, UserError
 from replicator.core.ranges import Range
-from replicator.settings.config import load
 from replicator.target import page_blob as target_mod
 from replicator.target.page_blob import PageBlobTarget, RestorePointMeta, State
 

@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replicator.cli import main as cli_main
+from replicator.cli.replicate_cmd import load
 from replicator.core import messages
 from replicator.core.errors import UserError
 from replicator.plumbing.urlcheck import parse_target_url
-from replicator.settings.config import load
 from replicator.target import page_blob as target
 
 SUB = "00000000-0000-0000-0000-000000000001"

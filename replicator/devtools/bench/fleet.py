@@ -13,12 +13,13 @@ import json
 import sys
 from pathlib import Path
 
+from replicator.cli import replicate_cmd
 from replicator.engine.pipeline import replicate
 from replicator.engine.progress import RunResult
-from replicator.settings import config as config_mod
+from replicator.settings.config import Config
 
 
-async def replicate_all(configs: list[config_mod.Config]) -> list[RunResult]:
+async def replicate_all(configs: list[Config]) -> list[RunResult]:
     """Run every replication concurrently; the first failure propagates after the others finish."""
     return list(await asyncio.gather(*(replicate(c) for c in configs)))
 
@@ -26,7 +27,7 @@ async def replicate_all(configs: list[config_mod.Config]) -> list[RunResult]:
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
     configs = [
-        config_mod.load(["--source", source, "--target", target, *spec.get("args", [])])
+        replicate_cmd.load(["--source", source, "--target", target, *spec.get("args", [])])
         for source, target in spec["jobs"]
     ]
     runs = asyncio.run(replicate_all(configs))

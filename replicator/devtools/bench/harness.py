@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from replicator.cli.usage import UsageParser, first_paragraph
+from replicator.cli.parser import CommandParser, first_paragraph
 from replicator.devtools.bench import report
 from replicator.devtools.bench.measure import Measured, run_children
 from replicator.devtools.bench.report import Row
@@ -276,7 +276,7 @@ def _say(text: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = UsageParser(prog="replicate bench", description=first_paragraph(__doc__))
+    parser = CommandParser(prog="replicate bench", description=first_paragraph(__doc__))
     parser.add_argument(
         "--scenarios",
         nargs="+",
