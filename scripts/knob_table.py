@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from replicator.devtools.doc_sections import Section
 from replicator.settings.knob_table import knob_table
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
@@ -16,23 +17,8 @@ BEGIN = "<!-- knob-table: generated from settings.knobs.KNOBS by scripts/knob_ta
 END = "<!-- /knob-table -->\n"
 
 
-def with_table(doc: str) -> str:
-    """`doc` with the text between the markers replaced by the current table."""
-    head, begin, rest = doc.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise ValueError(f"{DOC.name} lacks the knob-table markers {BEGIN.strip()} ... {END.strip()}")
-    return f"{head}{BEGIN}{knob_table()}{END}{tail}"
-
-
-def main() -> int:
-    doc = DOC.read_text(encoding="utf-8")
-    new = with_table(doc)
-    if new != doc:
-        DOC.write_text(new, encoding="utf-8")
-    print(f"{DOC}: knob table {'rewritten' if new != doc else 'already current'}")
-    return 0
+SECTION = Section(DOC, "knob-table", BEGIN, END, knob_table)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(SECTION.rewrite())

@@ -4,24 +4,16 @@ fixes it."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from replicator.devtools.imports import module_names
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "architecture_map.py"
+from tests.helpers.by_path import load
 
 
 def _script() -> ModuleType:
-    """scripts/architecture_map.py, the command that writes the map (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("architecture_map", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("scripts/architecture_map.py")
 
 
 def test_the_docs_module_map_is_generated_from_the_package() -> None:

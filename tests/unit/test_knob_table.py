@@ -3,8 +3,6 @@ and not in the doc (or the other way round) fails here, with the command that fi
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -12,23 +10,17 @@ import pytest
 from replicator.core.ranges import LIST_PREFETCH
 from replicator.settings.knob_table import knob_table
 from replicator.settings.knobs import KNOBS
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "knob_table.py"
+from tests.helpers.by_path import load
 
 
 def _script() -> ModuleType:
-    """scripts/knob_table.py, the command that writes the table (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("knob_table", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("scripts/knob_table.py")
 
 
 def test_the_docs_knob_table_is_generated_from_knobs() -> None:
-    script = _script()
-    doc = script.DOC.read_text(encoding="utf-8")
-    assert script.with_table(doc) == doc, (
+    section = _script().SECTION
+    doc = section.doc.read_text(encoding="utf-8")
+    assert section.replaced(doc) == doc, (
         "docs/architecture.md's knob table differs from replicator.settings.knobs.KNOBS; "
         "run `.venv/bin/python scripts/knob_table.py` to rewrite it"
     )
@@ -56,4 +48,4 @@ def test_the_list_window_text_states_the_listings_in_flight() -> None:
 
 def test_a_doc_without_the_markers_is_refused() -> None:
     with pytest.raises(ValueError, match="knob-table markers"):
-        _script().with_table("# Architecture\n")
+        _script().SECTION.replaced("# Architecture\n")
