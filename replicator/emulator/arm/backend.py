@@ -259,10 +259,10 @@ class ArmBackend:
             raise err.snapshot_not_complete(resource=snap.id, percent=snap.completion_percent)
         if snap.family_id is not None and not self._has_active_grant(snap.unique_id):
             granted = self._db.execute(
-                "SELECT COUNT(DISTINCT s.unique_id) FROM snapshots s"
+                "SELECT COUNT(DISTINCT s.unique_id) AS granted FROM snapshots s"
                 " JOIN grants g ON g.unique_id = s.unique_id WHERE s.family_id = ? AND g.expiry > ?",
                 (snap.family_id, self.clock()),
-            ).fetchone()[0]
+            ).fetchone()["granted"]
             if granted >= self.limits.sas_per_family:
                 raise err.sas_family_limit(
                     resource=snap.id, family=snap.family_id, limit=self.limits.sas_per_family
@@ -537,13 +537,14 @@ class ArmBackend:
     def _check_snapshot_limits(self, disk: Disk, now: float) -> None:
         limits = self.limits
         total = self._db.execute(
-            "SELECT COUNT(*) FROM snapshots WHERE source_unique_id=? AND incremental=1", (disk.unique_id,)
-        ).fetchone()[0]
+            "SELECT COUNT(*) AS total FROM snapshots WHERE source_unique_id=? AND incremental=1",
+            (disk.unique_id,),
+        ).fetchone()["total"]
         if total >= limits.snapshots_per_disk:
             raise err.snapshot_total_limit(resource=disk.id, limit=limits.snapshots_per_disk)
         window_start = now - limits.snapshot_window_seconds
         recent = [
-            r[0]
+            r["created"]
             for r in self._db.execute(
                 "SELECT created FROM snapshot_log WHERE disk_unique_id=? AND created > ? ORDER BY created",
                 (disk.unique_id, window_start),

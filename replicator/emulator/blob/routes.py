@@ -22,9 +22,10 @@ from multidict import CIMultiDictProxy
 
 from replicator.emulator import errors
 from replicator.emulator.blob import wire as blob_wire
-from replicator.emulator.blob.backend import MAX_PUT_PAGE, is_managed_account
 from replicator.emulator.blob.conditions import Conditions
 from replicator.emulator.blob.model import SnapshotRef
+from replicator.emulator.blob.page_blobs import MAX_PUT_PAGE
+from replicator.emulator.blob.rows import is_managed_account
 from replicator.emulator.blob.store import READ_CHUNK
 from replicator.emulator.context import EmulatorContext
 from replicator.emulator.middleware import auth
