@@ -1,7 +1,7 @@
 # ruff: noqa: E501 -- Azure's error messages are kept verbatim, one row per line.
 """Blob-plane errors: one factory per Azure error code, each with Azure's status and message.
 
-Handlers and the backend raise these; blob.py turns them into Azure's XML error body with the
+Handlers and the backend raise these; blob/routes.py turns them into Azure's XML error body with the
 `x-ms-error-code` header, so the SDKs raise their usual exceptions (ResourceNotFoundError, ...).
 A factory called without a message uses Azure's; handlers pass a more specific one where it helps.
 Codes marked *emulator-specific* are not documented by Azure (see docs/emulator.md).
@@ -67,7 +67,7 @@ lease_not_present_with_blob_operation = _blob(412, "LeaseNotPresentWithBlobOpera
 request_body_too_large = _blob(413, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit.")
 invalid_page_range = _blob(416, "InvalidPageRange", "The page range specified is invalid.")
 invalid_range = _blob(416, "InvalidRange", "The range specified is invalid for the current size of the resource.")
-# 5xx; ServerBusy and OperationTimedOut are what fault injection answers (faults.py)
+# 5xx; ServerBusy and OperationTimedOut are what fault injection answers (middleware/faults.py)
 internal_error = _blob(500, "InternalError", "The server encountered an internal error. Please retry the request.")
 not_implemented = _blob(501, "NotImplemented", "The requested operation is not implemented by the replicator emulator.")
 server_busy = _blob(503, "ServerBusy", "The server is currently unable to receive requests. Please retry.")
