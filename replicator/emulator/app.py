@@ -1,4 +1,5 @@
-"""Builds the aiohttp application: ARM routes (arm.py) and the blob data plane (blob.py) on one port."""
+"""Builds the aiohttp application: ARM routes (arm/routes.py) and the blob data plane (blob/routes.py)
+on one port."""
 
 from __future__ import annotations
 

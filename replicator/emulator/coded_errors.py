@@ -1,4 +1,4 @@
-"""The one factory mechanism behind both planes' error tables (errors.py: blob, arm_errors.py: ARM).
+"""The one factory mechanism behind both planes' error tables (errors.py: blob, arm/errors.py: ARM).
 
 As in Azurite, every refusal is built by the factory of its error code, so a status, a code and its
 message live in one table row and docs/emulator.md can list them. A row is an `ErrorCode`: calling
@@ -37,8 +37,17 @@ class ErrorCode(Generic[E]):
     template: str  # str.format fields come from the call's keywords, `target` included
     target: str | None = None  # ARM's error.target when the row always concerns one field
 
-    def __call__(self, message: str | None = None, /, *, target: str | None = None, **fields: object) -> E:
+    def __call__(
+        self,
+        message: str | None = None,
+        /,
+        *,
+        target: str | None = None,
+        status: int | None = None,
+        **fields: object,
+    ) -> E:
+        """`status` replaces the row's where Azure answers a cause's status (CannotVerifyCopySource)."""
         target = target or self.target
         return self.error(
-            self.status, self.code, message or self.template.format(target=target, **fields), target
+            status or self.status, self.code, message or self.template.format(target=target, **fields), target
         )

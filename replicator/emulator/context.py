@@ -1,7 +1,7 @@
 """What every part of one emulator process shares: its options, its secrets, the blob backend, its URL.
 
-app.py builds it and the route modules (arm.py, blob.py) read it; it lives apart from app.py so that
-the route modules need not import the module that imports them.
+app.py builds it and the route modules (arm/routes.py, blob/routes.py) read it; it lives apart from
+app.py so that the route modules need not import the module that imports them.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ class EmulatorOptions:
     completion_seconds: float = 30.0  # PremiumV2/Ultra snapshot completionPercent goes 0 -> 100 in this time
     subscription_id: str = "00000000-0000-0000-0000-000000000001"
     env_file: Path | None = None  # where to also write the env keys as KEY=VALUE lines
-    link: LinkOptions = field(default_factory=LinkOptions)  # latency, per-blob limits (linkmodel.py)
-    faults: FaultOptions = field(default_factory=FaultOptions)  # injected failures (faults.py)
-    sas_max_seconds: int = 24 * 3600  # longest SAS a grant hands out (arm.py passes it to ArmLimits)
+    link: LinkOptions = field(default_factory=LinkOptions)  # latency, per-blob limits (linkmodel)
+    faults: FaultOptions = field(default_factory=FaultOptions)  # injected failures (middleware/faults.py)
+    sas_max_seconds: int = 24 * 3600  # longest SAS a grant hands out (arm/routes.py passes it to ArmLimits)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 # ruff: noqa: E501 -- Azure's error messages are kept verbatim, one row per line.
 """Blob-plane errors: one factory per Azure error code, each with Azure's status and message.
 
-Handlers and the backend raise these; blob.py turns them into Azure's XML error body with the
+Handlers and the backend raise these; blob/routes.py turns them into Azure's XML error body with the
 `x-ms-error-code` header, so the SDKs raise their usual exceptions (ResourceNotFoundError, ...).
 A factory called without a message uses Azure's; handlers pass a more specific one where it helps.
 Codes marked *emulator-specific* are not documented by Azure (see docs/emulator.md).
@@ -67,7 +67,10 @@ lease_not_present_with_blob_operation = _blob(412, "LeaseNotPresentWithBlobOpera
 request_body_too_large = _blob(413, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit.")
 invalid_page_range = _blob(416, "InvalidPageRange", "The page range specified is invalid.")
 invalid_range = _blob(416, "InvalidRange", "The range specified is invalid for the current size of the resource.")
-# 5xx; ServerBusy and OperationTimedOut are what fault injection answers (faults.py)
+# Put Page From URL: a source range beyond the source's size; a source that fails otherwise answers with its
+# own status and message (status=: 403 unauthorized, 404 missing, 400 foreign URL), as Azure does
+cannot_verify_copy_source = _blob(416, "CannotVerifyCopySource", "The source range is beyond the source blob's size.")
+# 5xx; ServerBusy and OperationTimedOut are what fault injection answers (middleware/faults.py)
 internal_error = _blob(500, "InternalError", "The server encountered an internal error. Please retry the request.")
 not_implemented = _blob(501, "NotImplemented", "The requested operation is not implemented by the replicator emulator.")
 server_busy = _blob(503, "ServerBusy", "The server is currently unable to receive requests. Please retry.")
@@ -75,8 +78,3 @@ operation_timed_out = _blob(500, "OperationTimedOut", "The operation could not b
 # 304: a failed read precondition (If-None-Match / If-Modified-Since); sent without a body
 not_modified = _blob(304, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met.")
 # fmt: on
-
-
-def cannot_verify_copy_source(status: int, message: str) -> BlobError:
-    """Put Page From URL: the source failed (its status: 403 unauthorized, 404 missing, 400 foreign URL)."""
-    return BlobError(status, "CannotVerifyCopySource", message)

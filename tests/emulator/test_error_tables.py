@@ -51,8 +51,8 @@ def test_every_row_is_raised_somewhere() -> None:
 def problems(where: str, line: int, name: str, row: ErrorCode, call: ast.Call) -> list[str]:
     given = {keyword.arg for keyword in call.keywords}
     if call.args:  # a message of the caller's own replaces the template
-        ok = len(call.args) == 1 and given <= {"target"}
-        return [] if ok else [f"{where}:{line} {name}: one message, then only target="]
+        ok = len(call.args) == 1 and given <= {"target", "status"}
+        return [] if ok else [f"{where}:{line} {name}: one message, then only target= or status="]
     needed = template_fields(row) - {"target"}
     out = []
     if given - {"target"} != needed:

@@ -6,16 +6,15 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replicator.emulator import errors
-from replicator.emulator.blob import backend as blob_backend
-from replicator.emulator.blob.backend import TIB, BlobBackend
+from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.model import SnapshotRef
+from replicator.emulator.blob.page_blobs import TIB
 
 P = 512
 KEY = "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5"
@@ -271,9 +270,9 @@ def _run_against_model(backend: BlobBackend, ops: list[tuple], limit: int) -> No
             assert got == model.diff(newer_size, newer_epoch, epoch)
 
 
-def test_lease_expiry_and_breaking(backend: BlobBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lease_expiry_and_breaking(backend: BlobBackend) -> None:
     now = [1_000_000.0]
-    monkeypatch.setattr(blob_backend, "time", SimpleNamespace(time=lambda: now[0], time_ns=time.time_ns))
+    backend.clock = lambda: now[0]
     backend.create_page_blob("acct", "c", "b", 8 * P)
     lease = backend.lease("acct", "c", "b", "acquire", duration=15).lease_id
     now[0] += 16  # a fixed lease expires: writes without it work again, the old ID no longer counts

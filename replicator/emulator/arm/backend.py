@@ -10,14 +10,15 @@ them out behind a managed-disk SAS:
   snapshot's own container, so diffs between snapshots of one disk find their common lineage;
 - a full snapshot is a copy-on-write copy (its own lineage).
 
-It answers in the typed model of arm_model.py; every refusal is an `ArmError` from arm_errors.
-Limits are an `ArmLimits` so tests can shrink them.
+It answers in the typed model of model.py; every refusal is an `ArmError` from arm/errors.py.
+Limits are an `ArmLimits` so tests can shrink them. What a disk's blob holds (VHD footer, sizes,
+grow, import) is disk_data.py's.
 Not faithful (see docs/emulator.md): operations finish at once, there are no VMs (disks are
 never attached), resource groups exist implicitly.
 
-Why one module of about 600 lines: disks, snapshots and grants refer to each other (a snapshot's
-family, limits and blob are its disk's; a grant blocks deleting either) in one database, so their
-rules read best side by side; what they share is written once ("disks and snapshots alike").
+Disks, snapshots and grants stay in one module: they refer to each other (a snapshot's family,
+limits and blob are its disk's; a grant blocks deleting either) in one database, so their rules
+read best side by side; what they share is written once ("disks and snapshots alike").
 """
 
 from __future__ import annotations
@@ -30,17 +31,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from replicator.emulator.arm import errors as err
-from replicator.emulator.arm import vhd
+from replicator.emulator.arm.disk_data import DiskData, checked_size, sector_size, tail, utc
 from replicator.emulator.arm.model import (
-    GIB,
-    MAX_DISK_GB,
-    MAX_V2_DISK_GB,
     SKUS,
     V2_SKUS,
     ArmLimits,
@@ -54,7 +51,6 @@ from replicator.emulator.arm.model import (
 )
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.model import SnapshotRef
-from replicator.emulator.errors import BlobError
 
 OPERATION_RETENTION_SECONDS = 3600  # finished LRO records older than this are pruned
 
@@ -89,10 +85,6 @@ _COLUMNS_AS_IS = ("resource_group", "name", "location", "sku", "size_bytes", "se
 """The `Resource` fields that disks and snapshots rows both store as they are."""
 
 
-def _utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
 @dataclass
 class ArmBackend:
     """Disks, snapshots, grants and LRO records of one subscription, persisted in SQLite."""
@@ -107,6 +99,7 @@ class ArmBackend:
         self._db = sqlite3.connect(self.db_path, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.executescript(_SCHEMA)
+        self._data = DiskData(self.blobs)
 
     def close(self) -> None:
         self._db.close()
@@ -129,7 +122,7 @@ class ArmBackend:
             raise err.invalid_parameter(
                 target="sku.name", detail=f"The disk sku '{spec.sku}' is not supported."
             )
-        sector = self._sector_size(spec)
+        sector = sector_size(spec)
         unique_id = str(uuid.uuid4())
         where = DataLocation.of(unique_id)
         now = self.clock()
@@ -139,12 +132,11 @@ class ArmBackend:
                     target="diskSizeGB",
                     detail="Required parameter 'diskSizeGB' is missing (null) for createOption Empty.",
                 )
-            size = self._checked_size(spec.sku, spec.size_gb)
-            self.blobs.create_page_blob(where.account, where.container, where.blob, size + self._tail(sector))
-            self._write_footer(where, sector, size, original=size, created=now, unique_id=unique_id)
+            size = checked_size(spec.sku, spec.size_gb)
+            self._data.create_empty(where, sector, size, created=now, unique_id=unique_id)
             original = size
         elif spec.create_option == "Import":
-            size, original = self._import(where, spec, sector)
+            size, original = self._data.import_blob(where, spec, sector, now=now)
         else:
             raise err.invalid_parameter(
                 target="creationData.createOption",
@@ -174,7 +166,7 @@ class ArmBackend:
         if update.sku is not None and update.sku != disk.sku:
             raise err.property_change_not_allowed(target="sku", resource=disk.id)
         if update.size_gb is not None:
-            new_size = self._checked_size(disk.sku, update.size_gb)
+            new_size = checked_size(disk.sku, update.size_gb)
             if new_size < disk.size_bytes:
                 raise err.disk_shrink_not_allowed(resource=disk.id)
             if new_size > disk.size_bytes:
@@ -194,6 +186,21 @@ class ArmBackend:
                 detail=f"Access level '{access}' is not valid for a disk (Read, Write).",
             )
         return self._grant(disk.unique_id, access, permissions, duration_seconds)
+
+    def _grow(self, row: sqlite3.Row, disk: Disk, new_size: int) -> None:
+        """A disk grows only without an active SAS; its blob grows with it (disk_data)."""
+        if disk.disk_state != "Unattached":
+            raise err.active_sas_conflict(resource=disk.id, operation="resize")
+        self._data.grow(
+            DataLocation.of(disk.unique_id),
+            disk.sector_size,
+            disk.size_bytes,
+            new_size,
+            original=row["original_size"],
+            created=row["time_created"],
+            unique_id=disk.unique_id,
+        )
+        self._db.execute("UPDATE disks SET size_bytes=? WHERE unique_id=?", (new_size, disk.unique_id))
 
     # --- snapshots --------------------------------------------------------------------------
 
@@ -227,7 +234,7 @@ class ArmBackend:
         if spec.incremental:
             self.blobs.read_only_alias(where.account, where.container, where.blob, ref)
         else:
-            blob_size = disk.size_bytes + self._tail(disk.sector_size)
+            blob_size = disk.size_bytes + tail(disk.sector_size)
             self.blobs.create_page_blob(where.account, where.container, where.blob, blob_size, source=ref)
         sku = spec.sku or "Standard_LRS"  # incremental snapshots always live on standard HDD
         self._db.execute(
@@ -259,10 +266,10 @@ class ArmBackend:
             raise err.snapshot_not_complete(resource=snap.id, percent=snap.completion_percent)
         if snap.family_id is not None and not self._has_active_grant(snap.unique_id):
             granted = self._db.execute(
-                "SELECT COUNT(DISTINCT s.unique_id) FROM snapshots s"
+                "SELECT COUNT(DISTINCT s.unique_id) AS granted FROM snapshots s"
                 " JOIN grants g ON g.unique_id = s.unique_id WHERE s.family_id = ? AND g.expiry > ?",
                 (snap.family_id, self.clock()),
-            ).fetchone()[0]
+            ).fetchone()["granted"]
             if granted >= self.limits.sas_per_family:
                 raise err.sas_family_limit(
                     resource=snap.id, family=snap.family_id, limit=self.limits.sas_per_family
@@ -345,7 +352,7 @@ class ArmBackend:
         row = self._db.execute("SELECT output, created FROM operations WHERE id=?", (op_id,)).fetchone()
         if row is None:
             raise err.operation_not_found(operation=op_id)
-        return _utc(row["created"]), None if row["output"] is None else json.loads(row["output"])
+        return utc(row["created"]), None if row["output"] is None else json.loads(row["output"])
 
     # --- internals: rows --------------------------------------------------------------------
 
@@ -367,7 +374,7 @@ class ArmBackend:
         """The `Resource` fields, read alike from a disks or a snapshots row."""
         return {
             "id": self.resource_id(kind, row["resource_group"], row["name"]),
-            "time_created": _utc(row["time_created"]),
+            "time_created": utc(row["time_created"]),
             "tags": json.loads(row["tags"]),
             "disk_state": "ActiveSAS" if self._has_active_grant(row["unique_id"]) else "Unattached",
             **{key: row[key] for key in _COLUMNS_AS_IS},
@@ -385,116 +392,6 @@ class ArmBackend:
             source_unique_id=row["source_unique_id"],
             completion_percent=self._completion(row),
         )
-
-    # --- internals: disks -------------------------------------------------------------------
-
-    @staticmethod
-    def _sector_size(spec: DiskSpec) -> int:
-        v2 = spec.sku in V2_SKUS
-        sector = spec.logical_sector_size or (4096 if v2 else 512)
-        if sector not in (512, 4096) or (sector == 4096 and not v2):
-            raise err.invalid_parameter(
-                target="creationData.logicalSectorSize",
-                detail=f"Logical sector size {sector} is not supported for sku {spec.sku}: "
-                "512 for every sku, 4096 only for PremiumV2_LRS and UltraSSD_LRS.",
-            )
-        return sector
-
-    @staticmethod
-    def _checked_size(sku: str, size_gb: int) -> int:
-        limit = MAX_V2_DISK_GB if sku in V2_SKUS else MAX_DISK_GB
-        if not 1 <= size_gb <= limit:
-            raise err.invalid_parameter(
-                target="diskSizeGB",
-                detail=f"Disk size {size_gb} GB is not valid for sku {sku}: "
-                f"it must be between 1 and {limit} GB.",
-            )
-        return size_gb * GIB
-
-    @staticmethod
-    def _tail(sector_size: int) -> int:
-        """Bytes after the data in the page blob: a VHD footer for 512-byte sectors, none for 4096."""
-        return vhd.FOOTER_SIZE if sector_size == 512 else 0
-
-    def _write_footer(
-        self, where: DataLocation, sector: int, size: int, *, original: int, created: float, unique_id: str
-    ) -> None:
-        if sector != 512:
-            return
-        footer = vhd.build_footer(
-            size, original_size=original, created=_utc(created), unique_id=uuid.UUID(unique_id).bytes
-        )
-        self.blobs.write_pages(where.account, where.container, where.blob, size, footer)
-
-    def _grow(self, row: sqlite3.Row, disk: Disk, new_size: int) -> None:
-        """Resize the blob and move the VHD footer: clear the old one, write the new one at the end."""
-        if disk.disk_state != "Unattached":
-            raise err.active_sas_conflict(resource=disk.id, operation="resize")
-        where = DataLocation.of(disk.unique_id)
-        tail = self._tail(disk.sector_size)
-        self.blobs.resize_page_blob(where.account, where.container, where.blob, new_size + tail)
-        if tail:
-            self.blobs.clear_pages(where.account, where.container, where.blob, disk.size_bytes, tail)
-        self._write_footer(
-            where,
-            disk.sector_size,
-            new_size,
-            original=row["original_size"],
-            created=row["time_created"],
-            unique_id=disk.unique_id,
-        )
-        self._db.execute("UPDATE disks SET size_bytes=? WHERE unique_id=?", (new_size, disk.unique_id))
-
-    def _import(self, where: DataLocation, spec: DiskSpec, sector: int) -> tuple[int, int]:
-        """Copy-on-write from a blob (or blob snapshot) URL of an emulated storage account.
-
-        Returns (disk size, original size): a larger diskSizeGB grows the import at once.
-        """
-        if not spec.source_uri or not spec.storage_account_id:
-            raise err.invalid_parameter(
-                target="creationData.sourceUri",
-                detail="createOption Import requires creationData.sourceUri and "
-                "creationData.storageAccountId.",
-            )
-        parts = urlsplit(spec.source_uri)
-        path = [unquote(p) for p in parts.path.split("/") if p]
-        if len(path) < 3:
-            raise err.import_source_invalid(
-                spec.source_uri, "expected a path-style blob URL /account/container/blob."
-            )
-        snapshot = parse_qs(parts.query).get("snapshot", [None])[0]
-        ref = SnapshotRef(path[0], path[1], "/".join(path[2:]), snapshot)
-        account_id = spec.storage_account_id.rstrip("/").split("/")
-        if [a.lower() for a in account_id[-2:]] != ["storageaccounts", ref.account.lower()]:
-            raise err.invalid_parameter(
-                target="creationData.storageAccountId",
-                detail=f"storageAccountId '{spec.storage_account_id}' is not the storage account "
-                f"{ref.account} holding sourceUri.",
-            )
-        try:
-            blob_size = self.blobs.blob_size(ref.account, ref.container, ref.blob, ref.snapshot)
-        except BlobError as e:
-            raise err.import_source_invalid(spec.source_uri, f"{e.code}.") from e
-        tail = self._tail(sector)
-        size = blob_size - tail
-        if size <= 0 or size % sector:
-            raise err.import_source_invalid(
-                spec.source_uri,
-                f"its size {blob_size} is not a whole number of {sector}-byte sectors"
-                + (" plus a 512-byte VHD footer." if tail else "."),
-            )
-        wanted = size if spec.size_gb is None else self._checked_size(spec.sku, spec.size_gb)
-        if wanted < size:
-            raise err.import_source_invalid(spec.source_uri, f"it is larger than diskSizeGB {spec.size_gb}.")
-        self.blobs.create_page_blob(where.account, where.container, where.blob, blob_size, source=ref)
-        if wanted > size:
-            self.blobs.resize_page_blob(where.account, where.container, where.blob, wanted + tail)
-            if tail:
-                self.blobs.clear_pages(where.account, where.container, where.blob, size, tail)
-            self._write_footer(
-                where, sector, wanted, original=size, created=self.clock(), unique_id=where.container
-            )
-        return wanted, size
 
     # --- internals: snapshots ---------------------------------------------------------------
 
@@ -537,13 +434,14 @@ class ArmBackend:
     def _check_snapshot_limits(self, disk: Disk, now: float) -> None:
         limits = self.limits
         total = self._db.execute(
-            "SELECT COUNT(*) FROM snapshots WHERE source_unique_id=? AND incremental=1", (disk.unique_id,)
-        ).fetchone()[0]
+            "SELECT COUNT(*) AS total FROM snapshots WHERE source_unique_id=? AND incremental=1",
+            (disk.unique_id,),
+        ).fetchone()["total"]
         if total >= limits.snapshots_per_disk:
             raise err.snapshot_total_limit(resource=disk.id, limit=limits.snapshots_per_disk)
         window_start = now - limits.snapshot_window_seconds
         recent = [
-            r[0]
+            r["created"]
             for r in self._db.execute(
                 "SELECT created FROM snapshot_log WHERE disk_unique_id=? AND created > ? ORDER BY created",
                 (disk.unique_id, window_start),
@@ -592,7 +490,7 @@ class ArmBackend:
         self._db.execute("DELETE FROM grants WHERE unique_id=? AND expiry <= ?", (unique_id, now))
         expiry = now + min(duration_seconds, self.limits.sas_max_seconds)
         policy_id, url = self.blobs.grant_sas(
-            where.account, where.container, where.blob, permissions, _utc(expiry)
+            where.account, where.container, where.blob, permissions, utc(expiry)
         )
         self._db.execute("INSERT INTO grants VALUES (?,?,?,?)", (policy_id, unique_id, access, expiry))
         return url

@@ -1,5 +1,5 @@
-"""The typed model of the emulated Microsoft.Compute surface: what arm.py parses requests into and
-serializes answers from, and what ArmBackend (arm_backend.py, persisted in SQLite) returns.
+"""The typed model of the emulated Microsoft.Compute surface: what routes.py parses requests into and
+serializes answers from, and what ArmBackend (backend.py, persisted in SQLite) returns.
 
 Azure's sizes and limits are here too, as constants and as `ArmLimits`, which tests shrink.
 """

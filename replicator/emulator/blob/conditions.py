@@ -1,6 +1,6 @@
 """HTTP conditional headers on blob operations: the parsed values and Azure's rule for them.
 
-blob_wire.py parses the headers into `Conditions`; the backend checks them against a blob version's
+wire.py parses the headers into `Conditions`; the backend checks them against a blob version's
 ETag and Last-Modified before it reads or writes (a blob that does not exist has neither).
 """
 

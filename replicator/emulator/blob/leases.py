@@ -1,6 +1,6 @@
 """Azure's blob lease state machine, as pure functions of the stored lease and the time.
 
-The backend (blob_backend.py) reads a blob row's lease columns into a `Lease`, asks here what an
+The backend (rows.py) reads a blob row's lease columns into a `Lease`, asks here what an
 operation may do, and stores what `act` returns; nothing here touches the database or the clock,
 so every rule can be read (and tested) with a `now` of the caller's choosing.
 

@@ -1,4 +1,4 @@
-"""The blob plane's typed values: what blob_wire.py serializes and the backend (blob_backend.py)
+"""The blob plane's typed values: what wire.py serializes and the backend (backend.py)
 returns, so the wire format needs no database and the backend no HTTP."""
 
 from __future__ import annotations

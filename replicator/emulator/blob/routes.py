@@ -22,9 +22,10 @@ from multidict import CIMultiDictProxy
 
 from replicator.emulator import errors
 from replicator.emulator.blob import wire as blob_wire
-from replicator.emulator.blob.backend import MAX_PUT_PAGE, is_managed_account
 from replicator.emulator.blob.conditions import Conditions
 from replicator.emulator.blob.model import SnapshotRef
+from replicator.emulator.blob.page_blobs import MAX_PUT_PAGE
+from replicator.emulator.blob.rows import is_managed_account
 from replicator.emulator.blob.store import READ_CHUNK
 from replicator.emulator.context import EmulatorContext
 from replicator.emulator.middleware import auth
@@ -336,9 +337,9 @@ class BlobPlane:
         try:
             size = self.backend.blob_size(source.account, source.container, source.blob, source.snapshot)
         except errors.BlobError as exc:
-            raise errors.cannot_verify_copy_source(exc.status, exc.message) from exc
+            raise errors.cannot_verify_copy_source(exc.message, status=exc.status) from exc
         if src_end > size:
-            raise errors.cannot_verify_copy_source(416, "The source range is beyond the source blob's size.")
+            raise errors.cannot_verify_copy_source()
         source_md5 = call.headers.get("x-ms-source-content-md5")
         if source_md5 is not None:
             data = self.backend.read(
@@ -359,7 +360,7 @@ class BlobPlane:
             return self._authorized_source(call, url, copy=copy)
         except errors.BlobError as exc:
             if copy:
-                raise errors.cannot_verify_copy_source(exc.status, exc.message) from exc
+                raise errors.cannot_verify_copy_source(exc.message, status=exc.status) from exc
             raise
 
     def _authorized_source(self, call: Call, url: str, *, copy: bool) -> SnapshotRef:

@@ -25,6 +25,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 PAGE = 512
 # Reads are served in pieces of at most this many bytes so that a whole-blob GET streams.
@@ -38,6 +39,19 @@ CREATE TABLE IF NOT EXISTS extents (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS extents_by_end ON extents (layer, "end");
 """
+
+
+class Extent(NamedTuple):
+    """One `extents` row: `[start, end)` of a layer, its bytes at `data_off` (None: cleared)."""
+
+    start: int
+    end: int
+    data_off: int | None
+
+
+def _extent(_cursor: sqlite3.Cursor, row: tuple[int, int, int | None]) -> Extent:
+    """A cursor row factory: extents are read by field name, not by position."""
+    return Extent(*row)
 
 
 @dataclass(frozen=True)
@@ -77,8 +91,8 @@ class PageStore:
         self._db.execute("UPDATE layers SET frozen = 1 WHERE id = ?", (layer,))
 
     def is_frozen(self, layer: int) -> bool:
-        row = self._db.execute("SELECT frozen FROM layers WHERE id = ?", (layer,)).fetchone()
-        return bool(row and row[0])
+        (frozen,) = self._db.execute("SELECT frozen FROM layers WHERE id = ?", (layer,)).fetchone() or (0,)
+        return bool(frozen)
 
     def chain(self, top: int) -> list[int]:
         """Layers from `top` down to the root (layer parents never change, so they are cached)."""
@@ -87,8 +101,10 @@ class PageStore:
         while layer is not None:
             out.append(layer)
             if layer not in self._parents:
-                row = self._db.execute("SELECT parent FROM layers WHERE id = ?", (layer,)).fetchone()
-                self._parents[layer] = row[0] if row else None
+                (parent,) = self._db.execute(
+                    "SELECT parent FROM layers WHERE id = ?", (layer,)
+                ).fetchone() or (None,)
+                self._parents[layer] = parent
             layer = self._parents[layer]
         return out
 
@@ -158,36 +174,36 @@ class PageStore:
         Holes (no extent in any of the layers) are yielded too, so callers see a full tiling.
         Lazy: one SQL cursor per layer, advanced only as far as the sweep goes.
         """
-        cursors = [
-            self._db.execute(
+        cursors = [self._db.cursor() for _ in layers]
+        for cursor, layer in zip(cursors, layers, strict=True):
+            cursor.row_factory = _extent
+            cursor.execute(
                 'SELECT start, "end", data_off FROM extents WHERE layer = ? AND "end" > ? AND start < ?'
                 " ORDER BY start",
                 (layer, start, end),
             )
-            for layer in layers
-        ]
-        heads: list[tuple[int, int, int | None] | None] = [c.fetchone() for c in cursors]
+        heads: list[Extent | None] = [c.fetchone() for c in cursors]
         pos = start
         while pos < end:
             piece_end = end
-            winner: tuple[int, int, int | None] | None = None
+            winner: Extent | None = None
             for i, cur in enumerate(cursors):
                 head = heads[i]
-                while head is not None and head[1] <= pos:
+                while head is not None and head.end <= pos:
                     head = heads[i] = cur.fetchone()
                 if head is None:
                     continue
-                if head[0] <= pos:
+                if head.start <= pos:
                     winner = head
-                    piece_end = min(piece_end, head[1])
+                    piece_end = min(piece_end, head.end)
                     break  # lower layers are hidden here; only higher layers' next starts cut the piece
-                piece_end = min(piece_end, head[0])
+                piece_end = min(piece_end, head.start)
             if winner is None:
                 yield Piece(pos, piece_end, None, False)
-            elif winner[2] is None:
+            elif winner.data_off is None:
                 yield Piece(pos, piece_end, None, True)
             else:
-                yield Piece(pos, piece_end, winner[2] + (pos - winner[0]), False)
+                yield Piece(pos, piece_end, winner.data_off + (pos - winner.start), False)
             pos = piece_end
 
     def read(self, top: int, offset: int, length: int) -> bytes:

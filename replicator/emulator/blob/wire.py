@@ -1,7 +1,7 @@
 """Blob-plane wire format: parse headers into typed values, serialize typed results to headers and XML.
 
-Only parsing and serialization of the typed values of blob_model.py: no state, no decisions (those
-are in blob_backend.py).
+Only parsing and serialization of the typed values of model.py: no state, no decisions (those
+are in the backend, backend.py).
 """
 
 from __future__ import annotations

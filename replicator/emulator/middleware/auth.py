@@ -15,7 +15,8 @@ from datetime import datetime
 from urllib.parse import unquote
 
 from replicator.emulator import errors
-from replicator.emulator.blob.backend import BlobBackend, is_managed_account
+from replicator.emulator.blob.backend import BlobBackend
+from replicator.emulator.blob.rows import is_managed_account
 from replicator.emulator.blob.signing import account_string_to_sign, service_string_to_sign, sign
 
 SIGNED_HEADERS = (
