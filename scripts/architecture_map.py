@@ -15,7 +15,12 @@ from pathlib import Path
 
 import replicator
 from replicator.devtools.doc_sections import Section
-from replicator.devtools.imports import folder_graph, folders, import_graph, module_names
+from replicator.devtools.imports import (
+    folder_graph,
+    folders,
+    import_graph,
+    module_names,
+)
 
 ROOT = Path(replicator.__file__).parent
 DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"

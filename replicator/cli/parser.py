@@ -22,7 +22,12 @@ from typing import Any, NoReturn
 from replicator.core.errors import UserError
 from replicator.settings.config import Config, read
 from replicator.settings.knob_table import default_text
-from replicator.settings.knobs import KNOBS, parse_float, parse_int, parse_size
+from replicator.settings.knobs import (
+    KNOBS,
+    parse_float,
+    parse_int,
+    parse_size,
+)
 
 _REWRITES: tuple[tuple[str, str], ...] = (
     (r"argument (\S+): invalid int value: (.*)", r"\1: expected a whole number; got \2"),

@@ -27,7 +27,13 @@ from typing import Any
 from replicator.cli import interrupt
 from replicator.cli.argv import target_display, wants_json
 from replicator.cli.parser import CommandParser
-from replicator.core.errors import EXIT_FAILED, EXIT_OK, Interrupted, ReplicatorError, status_of
+from replicator.core.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Interrupted,
+    ReplicatorError,
+    status_of,
+)
 from replicator.core.messages import describe
 from replicator.core.output import emit_json, envelope
 from replicator.core.redact import redact

@@ -17,7 +17,12 @@ from replicator.core.freshness import (
     summary,
     worst,
 )
-from replicator.engine.status import MAX_AGE_ENV, STATUS_KNOBS, check, max_age
+from replicator.engine.status import (
+    MAX_AGE_ENV,
+    STATUS_KNOBS,
+    check,
+    max_age,
+)
 from replicator.fleet.jobs import DISCOVER_ENV, JOBS_ENV
 
 DESCRIPTION = (

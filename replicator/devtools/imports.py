@@ -77,7 +77,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def folders(root: Path, package: str) -> dict[str, str]:
     """Module -> the folder (package) it lives in, for every module below `root`; a package is its own
-    folder. `replicator.engine.pipeline` -> `replicator.engine`, `replicator.emulator.blob.routes` ->
+    folder. `replicator.engine.pipeline` -> `replicator.engine`, `replicator.emulator.routes.blob` ->
     `replicator.emulator.blob`."""
     return {
         name: name if path.name == "__init__.py" else name.rsplit(".", 1)[0]

@@ -1,4 +1,4 @@
-"""Builds the aiohttp application: ARM routes (arm/routes.py) and the blob data plane (blob/routes.py)
+"""Builds the aiohttp application: ARM routes (routes/arm.py) and the blob data plane (routes/blob.py)
 on one port."""
 
 from __future__ import annotations
@@ -6,10 +6,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from replicator.emulator import clock
-from replicator.emulator.arm import routes as arm
-from replicator.emulator.blob import routes as blob
-from replicator.emulator.context import EmulatorContext
 from replicator.emulator.middleware import faults, linkmodel
+from replicator.emulator.routes import arm, blob
+from replicator.emulator.routes.context import EmulatorContext
 
 
 def build_app(ctx: EmulatorContext) -> web.Application:

@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from replicator.emulator.app import build_app
-from replicator.emulator.context import EmulatorContext, EmulatorOptions
 from replicator.emulator.middleware import faults, linkmodel
+from replicator.emulator.routes.context import EmulatorContext, EmulatorOptions
 
 # The CA lives ten years so that a data dir reused across months keeps a trusted bundle; the server
 # certificate is re-issued at every start (cheap with EC keys), so it only needs to outlive one run.

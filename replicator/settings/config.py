@@ -22,7 +22,15 @@ from replicator.core.messages import clip
 from replicator.core.redact import redacted_repr
 from replicator.plumbing.credentials import check_arm_endpoint
 from replicator.plumbing.urlcheck import parse_target_url
-from replicator.settings.knobs import KNOBS, GiB, KiB, MiB, SizeReading, knob, parse_size
+from replicator.settings.knobs import (
+    KNOBS,
+    GiB,
+    KiB,
+    MiB,
+    SizeReading,
+    knob,
+    parse_size,
+)
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 UNITS = {"B": 1, "KiB": KiB, "MiB": MiB, "GiB": GiB, "TiB": 1024 * GiB}

@@ -11,7 +11,6 @@ import pytest
 
 from replicator.emulator.arm import vhd
 from replicator.emulator.arm.backend import ArmBackend
-from replicator.emulator.arm.errors import ArmError
 from replicator.emulator.arm.model import (
     GIB,
     ArmLimits,
@@ -21,6 +20,7 @@ from replicator.emulator.arm.model import (
     SnapshotSpec,
 )
 from replicator.emulator.blob.backend import BlobBackend
+from replicator.emulator.errors.arm import ArmError
 
 SUB = "00000000-0000-0000-0000-000000000001"
 RG = "rg"

@@ -8,9 +8,9 @@ import string
 from pathlib import Path
 
 import replicator.emulator
-from replicator.emulator import errors
-from replicator.emulator.arm import errors as arm_errors
-from replicator.emulator.coded_errors import ErrorCode
+from replicator.emulator.errors import arm as arm_errors
+from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors.coded import ErrorCode
 
 EMULATOR = Path(replicator.emulator.__file__).parent
 TABLES = {"err": arm_errors, "errors": errors}  # how the emulator's modules name each table

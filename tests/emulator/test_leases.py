@@ -6,7 +6,7 @@ import pytest
 
 from replicator.emulator.blob import leases
 from replicator.emulator.blob.leases import INFINITE, Lease
-from replicator.emulator.errors import BlobError
+from replicator.emulator.errors.blob import BlobError
 
 NOW = 1_000_000.0
 

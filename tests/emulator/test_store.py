@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replicator.emulator import errors
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.model import SnapshotRef
 from replicator.emulator.blob.page_blobs import TIB
+from replicator.emulator.errors import blob as errors
 
 P = 512
 KEY = "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5"

@@ -10,7 +10,7 @@ them out behind a managed-disk SAS:
   snapshot's own container, so diffs between snapshots of one disk find their common lineage;
 - a full snapshot is a copy-on-write copy (its own lineage).
 
-It answers in the typed model of model.py; every refusal is an `ArmError` from arm/errors.py.
+It answers in the typed model of model.py; every refusal is an `ArmError` from errors/arm.py.
 Limits are an `ArmLimits` so tests can shrink them. What a disk's blob holds (VHD footer, sizes,
 grow, import) is disk_data.py's.
 Not faithful (see docs/emulator.md): operations finish at once, there are no VMs (disks are
@@ -35,8 +35,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from replicator.emulator.arm import errors as err
-from replicator.emulator.arm.disk_data import DiskData, checked_size, sector_size, tail, utc
+from replicator.emulator.arm.disk_data import (
+    DiskData,
+    checked_size,
+    sector_size,
+    tail,
+    utc,
+)
 from replicator.emulator.arm.model import (
     SKUS,
     V2_SKUS,
@@ -51,6 +56,7 @@ from replicator.emulator.arm.model import (
 )
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.model import SnapshotRef
+from replicator.emulator.errors import arm as err
 
 OPERATION_RETENTION_SECONDS = 3600  # finished LRO records older than this are pruned
 

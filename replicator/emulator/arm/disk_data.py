@@ -11,12 +11,19 @@ import uuid
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from replicator.emulator.arm import errors as err
 from replicator.emulator.arm import vhd
-from replicator.emulator.arm.model import GIB, MAX_DISK_GB, MAX_V2_DISK_GB, V2_SKUS, DataLocation, DiskSpec
+from replicator.emulator.arm.model import (
+    GIB,
+    MAX_DISK_GB,
+    MAX_V2_DISK_GB,
+    V2_SKUS,
+    DataLocation,
+    DiskSpec,
+)
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.model import SnapshotRef
-from replicator.emulator.errors import BlobError
+from replicator.emulator.errors import arm as err
+from replicator.emulator.errors.blob import BlobError
 
 
 def utc(epoch: float) -> datetime:

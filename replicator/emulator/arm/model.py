@@ -1,4 +1,4 @@
-"""The typed model of the emulated Microsoft.Compute surface: what routes.py parses requests into and
+"""The typed model of the emulated Microsoft.Compute surface: what routes/arm.py parses requests into and
 serializes answers from, and what ArmBackend (backend.py, persisted in SQLite) returns.
 
 Azure's sizes and limits are here too, as constants and as `ArmLimits`, which tests shrink.

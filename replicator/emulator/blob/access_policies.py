@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from replicator.emulator import errors
 from replicator.emulator.blob import signing
 from replicator.emulator.blob.model import StoredPolicy
 from replicator.emulator.blob.rows import BlobRows
+from replicator.emulator.errors import blob as errors
 
 
 class AccessPolicies(BlobRows):

@@ -1,7 +1,7 @@
 """The blob plane's state: containers, page/block blobs, snapshots, leases, stored access policies.
 
-No HTTP here: routes.py parses requests into calls on `BlobBackend` and serializes what it returns
-(model.py); every failure is a coded `BlobError` from emulator/errors.py. Each group of operations
+No HTTP here: routes/blob.py parses requests into calls on `BlobBackend` and serializes what it returns
+(model.py); every failure is a coded `BlobError` from errors/blob.py. Each group of operations
 is a module named for it, over the shared rows and transactions of rows.py; this class is their
 union, the one object the routes, the ARM backend and auth hold. The pure rules live beside them:
 leases.py (the lease state machine), conditions.py (conditional headers), signing.py (SAS URLs).

@@ -8,7 +8,12 @@ from collections.abc import Iterator
 from replicator.emulator.blob import leases
 from replicator.emulator.blob.conditions import Conditions
 from replicator.emulator.blob.model import BlobProps, LeaseResult
-from replicator.emulator.blob.rows import LIVE, BlobRows, lease_of, row_key
+from replicator.emulator.blob.rows import (
+    LIVE,
+    BlobRows,
+    lease_of,
+    row_key,
+)
 
 
 class Blobs(BlobRows):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from replicator.emulator import errors
+from replicator.emulator.errors import blob as errors
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from replicator.emulator import errors
 from replicator.emulator.blob.model import BlobProps, ContainerProps
 from replicator.emulator.blob.rows import LIVE, BlobRows
+from replicator.emulator.errors import blob as errors
 
 
 class Containers(BlobRows):

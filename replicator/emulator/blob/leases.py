@@ -16,7 +16,7 @@ import math
 import uuid
 from dataclasses import dataclass, replace
 
-from replicator.emulator import errors
+from replicator.emulator.errors import blob as errors
 
 INFINITE = -1  # x-ms-lease-duration of a lease that never expires
 MIN_SECONDS, MAX_SECONDS = 15, 60  # a fixed lease's duration, as in Azure

@@ -7,11 +7,16 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-from replicator.emulator import errors
 from replicator.emulator.blob.conditions import Conditions
 from replicator.emulator.blob.model import BlobProps, SnapshotRef
-from replicator.emulator.blob.rows import LIVE, BlobRows, is_managed_account, row_key
+from replicator.emulator.blob.rows import (
+    LIVE,
+    BlobRows,
+    is_managed_account,
+    row_key,
+)
 from replicator.emulator.blob.store import PAGE
+from replicator.emulator.errors import blob as errors
 
 TIB = 1024**4
 MAX_PAGE_BLOB = 8 * TIB  # Azure's page blob limit for ordinary accounts

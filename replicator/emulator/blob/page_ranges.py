@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 
-from replicator.emulator import errors
 from replicator.emulator.blob.conditions import Conditions
 from replicator.emulator.blob.model import BlobProps, PageRangeList, SnapshotRef
 from replicator.emulator.blob.page_blobs import TIB
 from replicator.emulator.blob.rows import BlobRows
+from replicator.emulator.errors import blob as errors
 
 DIFF_BOUNDARY = 4 * TIB + 512  # Azure refuses diffs across a resize over 4 TiB (plus footer)
 

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from replicator.emulator import errors
 from replicator.emulator.blob import leases
 from replicator.emulator.blob.conditions import Conditions, check_conditions
 from replicator.emulator.blob.leases import Lease
 from replicator.emulator.blob.model import BlobProps, SnapshotRef
 from replicator.emulator.blob.store import PageStore
+from replicator.emulator.errors import blob as errors
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 
-from replicator.emulator import errors
 from replicator.emulator.blob.conditions import Conditions
-from replicator.emulator.blob.rows import BlobRows, is_managed_account, row_key, snapshot_id
+from replicator.emulator.blob.rows import (
+    BlobRows,
+    is_managed_account,
+    row_key,
+    snapshot_id,
+)
+from replicator.emulator.errors import blob as errors
 
 
 class Snapshots(BlobRows):

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from xml.sax.saxutils import escape
 
-from replicator.emulator import errors
 from replicator.emulator.blob.conditions import Conditions
 from replicator.emulator.blob.model import (
     BlobProps,
@@ -22,6 +21,7 @@ from replicator.emulator.blob.model import (
     StoredPolicy,
 )
 from replicator.emulator.blob.signing import API_VERSION
+from replicator.emulator.errors import blob as errors
 
 XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>'
 META = "x-ms-meta-"

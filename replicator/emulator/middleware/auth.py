@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote
 
-from replicator.emulator import errors
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.rows import is_managed_account
 from replicator.emulator.blob.signing import account_string_to_sign, service_string_to_sign, sign
+from replicator.emulator.errors import blob as errors
 
 SIGNED_HEADERS = (
     "content-encoding",

@@ -36,9 +36,9 @@ from typing import Any
 
 from aiohttp import web
 
-from replicator.emulator import errors
 from replicator.emulator.blob import wire as blob_wire
-from replicator.emulator.errors import BlobError
+from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors.blob import BlobError
 
 KINDS = ("busy", "timeout", "drop", "stall")
 CONTROL_PATH = "/_emulator/faults"

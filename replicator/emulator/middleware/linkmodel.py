@@ -42,8 +42,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from aiohttp import web
 
-from replicator.emulator import errors
 from replicator.emulator.blob import wire as blob_wire
+from replicator.emulator.errors import blob as errors
 
 MiB = 1024 * 1024
 ADMIN_PREFIX = "/_emulator/"

@@ -20,15 +20,15 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from replicator.emulator import errors
 from replicator.emulator.blob import wire as blob_wire
 from replicator.emulator.blob.conditions import Conditions
 from replicator.emulator.blob.model import SnapshotRef
 from replicator.emulator.blob.page_blobs import MAX_PUT_PAGE
 from replicator.emulator.blob.rows import is_managed_account
 from replicator.emulator.blob.store import READ_CHUNK
-from replicator.emulator.context import EmulatorContext
+from replicator.emulator.errors import blob as errors
 from replicator.emulator.middleware import auth
+from replicator.emulator.routes.context import EmulatorContext
 
 MAX_LIST_RESULTS = 5000  # List Blobs page size limit, as in Azure
 

@@ -1,6 +1,6 @@
 """What every part of one emulator process shares: its options, its secrets, the blob backend, its URL.
 
-app.py builds it and the route modules (arm/routes.py, blob/routes.py) read it; it lives apart from
+app.py builds it and the route modules (arm.py, blob.py beside it) read it; it lives apart from
 app.py so that the route modules need not import the module that imports them.
 """
 
@@ -27,7 +27,7 @@ class EmulatorOptions:
     env_file: Path | None = None  # where to also write the env keys as KEY=VALUE lines
     link: LinkOptions = field(default_factory=LinkOptions)  # latency, per-blob limits (linkmodel)
     faults: FaultOptions = field(default_factory=FaultOptions)  # injected failures (middleware/faults.py)
-    sas_max_seconds: int = 24 * 3600  # longest SAS a grant hands out (arm/routes.py passes it to ArmLimits)
+    sas_max_seconds: int = 24 * 3600  # longest SAS a grant hands out (routes/arm.py passes it to ArmLimits)
 
 
 @dataclass

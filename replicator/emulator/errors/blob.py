@@ -1,7 +1,7 @@
 # ruff: noqa: E501 -- Azure's error messages are kept verbatim, one row per line.
 """Blob-plane errors: one factory per Azure error code, each with Azure's status and message.
 
-Handlers and the backend raise these; blob/routes.py turns them into Azure's XML error body with the
+Handlers and the backend raise these; routes/blob.py turns them into Azure's XML error body with the
 `x-ms-error-code` header, so the SDKs raise their usual exceptions (ResourceNotFoundError, ...).
 A factory called without a message uses Azure's; handlers pass a more specific one where it helps.
 Codes marked *emulator-specific* are not documented by Azure (see docs/emulator.md).
@@ -9,7 +9,7 @@ Codes marked *emulator-specific* are not documented by Azure (see docs/emulator.
 
 from __future__ import annotations
 
-from replicator.emulator.coded_errors import CodedError, ErrorCode
+from replicator.emulator.errors.coded import CodedError, ErrorCode
 
 
 class BlobError(CodedError):

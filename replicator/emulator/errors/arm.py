@@ -2,7 +2,7 @@
 """ARM errors of the emulated Microsoft.Compute surface: one factory per refusal, in one table.
 
 Every refusal of the ARM surface is an `ArmError` built by a row below (the mechanism the blob
-plane's errors.py uses too, coded_errors.py), so codes and messages live in one place and
+plane's errors/blob.py uses too, errors/coded.py), so codes and messages live in one place and
 docs/emulator.md can list them. ARM reuses a code for several situations (`OperationNotAllowed`,
 `InvalidParameter`), so a row is one situation: status, code, message template, and the request
 field it concerns when that is fixed. Callers fill the template with keywords, e.g.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from replicator.emulator.coded_errors import CodedError, ErrorCode
+from replicator.emulator.errors.coded import CodedError, ErrorCode
 
 
 class ArmError(CodedError):

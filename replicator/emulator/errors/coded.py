@@ -1,4 +1,4 @@
-"""The one factory mechanism behind both planes' error tables (errors.py: blob, arm/errors.py: ARM).
+"""The one factory mechanism behind both planes' error tables (blob.py and arm.py beside it).
 
 As in Azurite, every refusal is built by the factory of its error code, so a status, a code and its
 message live in one table row and docs/emulator.md can list them. A row is an `ErrorCode`: calling

@@ -22,7 +22,6 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from replicator.emulator.arm import errors as err
 from replicator.emulator.arm.backend import ArmBackend
 from replicator.emulator.arm.model import (
     SKU_TIERS,
@@ -33,8 +32,9 @@ from replicator.emulator.arm.model import (
     Snapshot,
     SnapshotSpec,
 )
-from replicator.emulator.context import EmulatorContext
-from replicator.emulator.errors import BlobError
+from replicator.emulator.errors import arm as err
+from replicator.emulator.errors.blob import BlobError
+from replicator.emulator.routes.context import EmulatorContext
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
