@@ -16,8 +16,9 @@ the ops in flight (the Watermark) and, in stream mode, one ≤ 4 MiB buffer per 
 
 Who retries what:
 - Chunk writes and source reads (Put Page From URL, Put Page, clear, ranged GET): this module, with
-  tenacity: exponential backoff with full jitter, at least the Retry-After the service asked for, on
-  408/429/500/502/503/504, timeouts and connection resets, up to `Config.max_attempts` attempts. A
+  plumbing.retry (tenacity): exponential backoff with full jitter, at least the Retry-After the service
+  asked for, on its transient failures (408/429/500/502/503/504, timeouts, connection resets), up to
+  `Config.max_attempts` attempts. A
   403 on the source SAS invalidates the grant and retries with a fresh URL. The SDK's own retry is
   switched off for these calls (`retry_total=0`), so retries never stack.
 - Control calls on the target (properties, metadata, lease, resize, snapshot): the SDK's storage
@@ -41,17 +42,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
-import aiohttp
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import BlobClient
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from replicator.core import ranges
 from replicator.core.errors import ReplicationError, ReplicatorError
@@ -77,7 +75,7 @@ from replicator.engine.progress import (
 )
 from replicator.engine.time_budget import Budget
 from replicator.observe.jsonlog import event
-from replicator.plumbing import recovery
+from replicator.plumbing import retry
 from replicator.settings.config import Config
 from replicator.source import snapshots
 from replicator.source.arm import (
@@ -102,38 +100,19 @@ from replicator.target.page_blob import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_BACKOFF_SECONDS = 30.0
-"""Upper bound of one exponential backoff step; Retry-After may ask for longer (capped below)."""
-MAX_RETRY_AFTER_SECONDS = 120.0
-"""A Retry-After beyond this is treated as this: a run should not sleep unbounded on a header."""
+CHUNK_BACKOFF_SECONDS = 0.5
+"""Bound of the first wait after a failed chunk write or source read; doubles per failure in a row."""
+CHUNK_BACKOFF_MAX_SECONDS = 30.0
+"""Upper bound of one wait (retry.backoff); a Retry-After may ask for longer (up to its own cap)."""
 
 
 class SourceAccessDenied(Exception):
     """The source SAS was refused (expired or revoked): re-grant and retry."""
 
 
-# ---------------------------------------------------------------- retries
-
-
-def _retry_after(exc: BaseException) -> float:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return min(float(value), MAX_RETRY_AFTER_SECONDS) if value else 0.0
-    except ValueError:
-        return 0.0
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """recovery.is_transient, plus a refused source SAS (re-granted) and raw aiohttp errors."""
-    return isinstance(exc, SourceAccessDenied | aiohttp.ClientError) or recovery.is_transient(exc)
-
-
-def _backoff(state: RetryCallState) -> float:
-    """Full-jitter exponential backoff, but never shorter than the service's Retry-After."""
-    step = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (state.attempt_number - 1))
-    exc = state.outcome.exception() if state.outcome else None
-    return max(random.uniform(0, step), _retry_after(exc) if exc else 0.0)
+def _retried(exc: BaseException) -> bool:
+    """What a chunk is tried again after: a transient failure, or a refused source SAS (re-granted)."""
+    return isinstance(exc, SourceAccessDenied) or retry.is_transient(exc)
 
 
 def _copy_source_denied(exc: HttpResponseError) -> bool:
@@ -186,14 +165,14 @@ class Copier:
 
     async def retried(self, what: str, call: Callable[[str], Awaitable[T]]) -> T:
         """Run `call(source_sas_url)` under the chunk retry policy; a denied SAS is re-granted first."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.config.max_attempts),
-            wait=_backoff,
-            retry=retry_if_exception(_is_transient),
-            before_sleep=self._before_sleep(what),
-            reraise=True,
+        policy = retry.retrying(
+            first=CHUNK_BACKOFF_SECONDS,
+            cap=CHUNK_BACKOFF_MAX_SECONDS,
+            attempts=self.config.max_attempts,
+            retry_on=_retried,
+            on_retry=self._on_retry(what),
         )
-        async for attempt in retrying:
+        async for attempt in policy:
             with attempt:
                 url = await self.grant.url()
                 self.requests += 1
@@ -210,22 +189,20 @@ class Copier:
                     raise
         raise AssertionError("unreachable: tenacity reraises")
 
-    def _before_sleep(self, what: str) -> Callable[[RetryCallState], None]:
-        def report(state: RetryCallState) -> None:
+    def _on_retry(self, what: str) -> retry.OnRetry:
+        def report(attempt: int, delay: float, exc: BaseException) -> None:
             self.retries += 1
-            exc = state.outcome.exception() if state.outcome else None
-            error = describe(exc) if exc else ""
-            delay = state.next_action.sleep if state.next_action else 0.0
+            error = describe(exc)
             event(
                 "retry",
                 logging.DEBUG,
-                message=f"retrying {what} (attempt {state.attempt_number}) in {delay:.1f} s after {error}",
+                message=f"retrying {what} (attempt {attempt}) in {delay:.1f} s after {error}",
                 what=what,
-                attempt=state.attempt_number,
+                attempt=attempt,
                 delay_seconds=round(delay, 3),
                 error=error,
             )
-            self.progress.on_retry(what, state.attempt_number, delay, error)
+            self.progress.on_retry(what, attempt, delay, error)
 
         return report
 

@@ -54,7 +54,7 @@ from replicator.observe.jsonlog import (
     failure,
     setup,
 )
-from replicator.plumbing.recovery import is_transient
+from replicator.plumbing.retry import is_transient
 
 log = logging.getLogger(__name__)
 PROG = "replicate worker"

@@ -19,7 +19,7 @@ Which layer retries what (one owner per failure class):
 - The storage pipeline of the listing clients (`recovery.storage_retry`) retries connection errors, 408 and
   5xx (ServerBusy, OperationTimedOut) with exponential backoff: 5 retries, about half a minute in all.
 - This module retries what only it can fix: a grant refused because the snapshot family already has
-  five active SAS URIs (tenacity, exponential backoff with jitter, until `sas_wait_seconds`, then
+  five active SAS URIs (plumbing.retry: exponential backoff with full jitter, until `sas_wait_seconds`, then
   LimitError), and a data-plane 403 AuthenticationFailed (the SAS expired or another run revoked
   it: re-grant and repeat the request, twice at most).
 - Anything else surfaces as a ReplicatorError; the pipeline decides whether the run resumes.
@@ -66,13 +66,6 @@ from azure.core.exceptions import (
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.compute.models import Disk, GrantAccessData, Snapshot
 from azure.storage.blob.aio import BlobClient
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_delay,
-    wait_random_exponential,
-)
 
 from replicator.core import arm_ids, messages
 from replicator.core.errors import LimitError, ReplicationError, UserError
@@ -87,7 +80,7 @@ from replicator.core.ranges import (
 )
 from replicator.core.weighted import WeightedSemaphore
 from replicator.observe.jsonlog import event
-from replicator.plumbing import credentials, recovery
+from replicator.plumbing import credentials, recovery, retry
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +91,10 @@ GRANT_TIMEOUT_SECONDS = 300.0
 """Bound on one grant (a long-running ARM operation that usually takes seconds)."""
 
 FAMILY_RETRY_BACKOFF_SECONDS = 1.0
-"""First wait after a family-limit refusal; doubles per refusal (with full jitter) up to a minute."""
+"""Bound of the first wait after a family-limit refusal; doubles per refusal (full jitter:
+retry.backoff) up to FAMILY_RETRY_MAX_SECONDS."""
+FAMILY_RETRY_MAX_SECONDS = 60.0
+"""Longest wait between grant attempts while the family's SAS slots are held elsewhere."""
 
 REVOKE_TIMEOUT_SECONDS = 120.0
 """Bound on one revoke; a revoke that does not finish is logged and the SAS expires on its own."""
@@ -612,19 +608,15 @@ class ArmSource:
         operations = self.compute(rid.subscription_id).snapshots
         request = GrantAccessData(access="Read", duration_in_seconds=self.config.sas_duration_seconds)
         budget = float(self.config.sas_wait_seconds)
-        backoff = wait_random_exponential(multiplier=FAMILY_RETRY_BACKOFF_SECONDS, max=60)
 
-        def wait(state: RetryCallState) -> float:  # never sleep past the budget
-            return min(backoff(state), max(0.0, budget - (state.seconds_since_start or 0.0)))
-
-        def report(state: RetryCallState) -> None:
+        def report(attempt: int, delay: float, exc: BaseException) -> None:
             log.info(
                 "The SAS budget of snapshot family %s is full (%d per family); "
                 "retrying a grant on %s in %.1f s.",
                 snapshot.family_id,
                 FAMILY_SAS_LIMIT,
                 snapshot.name,
-                state.upcoming_sleep,
+                delay,
             )
 
         async def grant_once() -> str:
@@ -637,12 +629,12 @@ class ArmSource:
                 )
             return access.access_sas
 
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(is_family_sas_limit),
-            wait=wait,
-            stop=stop_after_delay(budget),
-            before_sleep=report,
-            reraise=True,
+        retrying = retry.retrying(
+            first=FAMILY_RETRY_BACKOFF_SECONDS,
+            cap=FAMILY_RETRY_MAX_SECONDS,
+            deadline=budget,
+            retry_on=is_family_sas_limit,
+            on_retry=report,
         )
         try:
             with self.arm_errors(f"grant read access to snapshot {snapshot.id}"):
@@ -749,27 +741,39 @@ class _SasCaller:
         (AuthenticationFailed, the same code for either) does not say which was refused, so both are
         re-granted; `Grant.invalidate(url)` makes that one re-grant each however many requests failed.
         """
-        for attempt in range(DATA_PLANE_AUTH_RETRIES + 1):
-            urls = [await g.url() for g in self._grants]
-            try:
-                return await request(await self._client_for(urls[0]), urls)
-            except HttpResponseError as err:
-                if err.status_code == 403 and attempt < DATA_PLANE_AUTH_RETRIES:
-                    log.info("%s answered 403 %s; re-granting the SAS and retrying.", what, _code(err))
-                    for grant, url in zip(self._grants, urls, strict=True):
-                        grant.invalidate(url)
-                    continue
-                if is_resize_refusal(err):
-                    raise DiffNotPossible(
-                        f"{what} was refused because the disk was resized across the 4 TiB boundary between "
-                        f"the two snapshots ({_code(err)}); a full copy is needed."
-                    ) from None
-                raise ReplicationError(
-                    f"{what} failed: HTTP {err.status_code} {messages.service_answer(err)}."
+        urls: list[str] = []
+
+        def regrant(attempt: int, delay: float, err: BaseException) -> None:
+            assert isinstance(err, HttpResponseError)
+            log.info("%s answered 403 %s; re-granting the SAS and retrying.", what, _code(err))
+            for grant, url in zip(self._grants, urls, strict=True):
+                grant.invalidate(url)
+
+        policy = retry.retrying(  # no wait: the re-grant is what the next attempt needed
+            first=0.0, cap=0.0, attempts=DATA_PLANE_AUTH_RETRIES + 1, retry_on=_refused, on_retry=regrant
+        )
+        try:
+            async for attempt in policy:
+                with attempt:
+                    urls[:] = [await g.url() for g in self._grants]
+                    return await request(await self._client_for(urls[0]), urls)
+        except HttpResponseError as err:
+            if is_resize_refusal(err):
+                raise DiffNotPossible(
+                    f"{what} was refused because the disk was resized across the 4 TiB boundary between "
+                    f"the two snapshots ({_code(err)}); a full copy is needed."
                 ) from None
-            except (ServiceRequestError, ServiceResponseError) as err:
-                raise ReplicationError(f"{what} failed after retries: {messages.describe(err)}.") from None
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            raise ReplicationError(
+                f"{what} failed: HTTP {err.status_code} {messages.service_answer(err)}."
+            ) from None
+        except (ServiceRequestError, ServiceResponseError) as err:
+            raise ReplicationError(f"{what} failed after retries: {messages.describe(err)}.") from None
+        raise AssertionError("unreachable: tenacity returns or reraises")
+
+
+def _refused(exc: BaseException) -> bool:
+    """A data-plane 403: the SAS expired or another run revoked it; a re-grant fixes it."""
+    return isinstance(exc, HttpResponseError) and exc.status_code == 403
 
 
 def _page_changes(page: Any, window: Range) -> Iterator[Change]:

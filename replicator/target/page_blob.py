@@ -7,7 +7,7 @@ metadata; it owns no concurrency and no retry policy of its own for chunk writes
 Who retries what, at this layer: control calls (properties, metadata, lease, resize, snapshot) go
 through the SDK's storage retry policy (`recovery.storage_retry`: 3 retries, short exponential backoff). Chunk
 writes (`copy_from_url`, `put_pages`, `clear`) pass `retry_total=0` so the SDK does not retry them:
-the pipeline's tenacity loop owns those retries (it also honours Retry-After and re-grants an
+the pipeline's retry loop (plumbing.retry) owns those retries (it also honours Retry-After and re-grants an
 expired source SAS, which the SDK cannot do). Retries are therefore never stacked.
 
 Target state schema (metadata of the base blob; values are ASCII strings):
@@ -57,7 +57,7 @@ from replicator.core import messages, permissions
 from replicator.core.errors import LockedError, ReplicationError, UserError
 from replicator.core.ranges import Op, Range
 from replicator.observe.jsonlog import event
-from replicator.plumbing import recovery, urlcheck
+from replicator.plumbing import recovery, retry, urlcheck
 from replicator.plumbing.blobio import read_range, read_range_md5
 from replicator.plumbing.credentials import async_credential, transport_kwargs
 from replicator.settings.config import Config
@@ -75,7 +75,8 @@ SCHEMA = "1"
 
 
 RENEW_RETRY_SECONDS = 2.0
-"""Wait between renewal attempts after a transient failure (retried until the lease would expire)."""
+"""Bound of the wait between renewal attempts after a transient failure (full jitter, not doubled: the
+lease must be renewed before it expires; retried until then)."""
 RELEASE_TIMEOUT_SECONDS = 30.0
 """Bound on releasing the lease at the end of a run; an unreleased lease expires on its own."""
 
@@ -86,13 +87,15 @@ async def keep_renewed(renew: Callable[[], Awaitable[object]], lease_seconds: fl
     Lost means the service refused a renewal for good (409 LeaseIdMismatch or LeaseLost: broken or
     taken by someone else; any other non-transient answer, e.g. 403), or no renewal succeeded before
     the lease would expire. Every other failure (timeouts, resets, 5xx, anything unexpected) is
-    retried until then: a renewer that dies silently would leave the run writing without a lease.
+    retried until then (retry.backoff, clipped to the expiry): a renewer that dies silently would
+    leave the run writing without a lease.
     """
     loop = asyncio.get_running_loop()
     interval = lease_seconds * RENEW_EVERY_SECONDS / LEASE_SECONDS
     expires = loop.time() + lease_seconds  # measured from before the request: conservative
     while True:
         await asyncio.sleep(interval)
+        failures = 0
         while True:
             sent = loop.time()
             left = expires - sent
@@ -103,13 +106,13 @@ async def keep_renewed(renew: Callable[[], Awaitable[object]], lease_seconds: fl
                     await renew()
                 expires = sent + lease_seconds
                 break
-            except HttpResponseError as exc:
-                if not recovery.is_transient(exc):
+            except Exception as exc:
+                if isinstance(exc, HttpResponseError) and not retry.is_transient(exc):
                     return exc
                 log.info("renewing the lease failed (%s); retrying", messages.describe(exc))
-            except Exception as exc:
-                log.info("renewing the lease failed (%s); retrying", messages.describe(exc))
-            await asyncio.sleep(min(RENEW_RETRY_SECONDS, interval, max(0.0, expires - loop.time())))
+                failures += 1
+                wait = retry.backoff(failures, first=RENEW_RETRY_SECONDS, cap=RENEW_RETRY_SECONDS, exc=exc)
+            await asyncio.sleep(min(wait, interval, max(0.0, expires - loop.time())))
 
 
 def client_kwargs() -> dict[str, Any]:

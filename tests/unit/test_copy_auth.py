@@ -70,7 +70,7 @@ def copier(target: FakeTarget, grant: FakeGrant, reader: FakeReader) -> pipeline
 
 
 async def test_stream_source_403_regrants_and_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "_backoff", lambda state: 0.0)
+    monkeypatch.setattr(pipeline, "CHUNK_BACKOFF_SECONDS", 0.0)
     grant, reader, target = FakeGrant(), FakeReader(forbidden("AuthenticationFailed")), FakeTarget()
     await copier(target, grant, reader).execute(OP)
     assert grant.invalidated == ["https://src.invalid/s?sig=v1"] and grant.grants == 2
@@ -78,7 +78,7 @@ async def test_stream_source_403_regrants_and_retries(monkeypatch: pytest.Monkey
 
 
 async def test_stream_target_403_is_not_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "_backoff", lambda state: 0.0)
+    monkeypatch.setattr(pipeline, "CHUNK_BACKOFF_SECONDS", 0.0)
     grant, reader = FakeGrant(), FakeReader()
     target = FakeTarget(forbidden("AuthorizationPermissionMismatch"))
     with pytest.raises(HttpResponseError, match="AuthorizationPermissionMismatch"):

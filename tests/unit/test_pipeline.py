@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
-from tenacity import RetryCallState
 
 from replicator.core import ranges
 from replicator.core.errors import ReplicationError
@@ -240,16 +238,6 @@ async def test_pool_failure_cancels_the_other_workers() -> None:
     with pytest.raises(ReplicationError, match="boom"):
         await asyncio.wait_for(pipeline.run_pool(ops(), 4, 8, work), 5)
     assert len(started) == 4 and len(cancelled) == 3
-
-
-def test_backoff_honours_retry_after() -> None:
-    response = SimpleNamespace(headers={"Retry-After": "7"})
-    exc = SimpleNamespace(response=response)
-    state = SimpleNamespace(attempt_number=1, outcome=SimpleNamespace(exception=lambda: exc))
-    assert pipeline._backoff(state) == 7.0  # type: ignore[arg-type]
-    state.outcome = SimpleNamespace(exception=lambda: ValueError())
-    assert 0 <= pipeline._backoff(state) <= 0.5  # type: ignore[arg-type]
-    assert isinstance(state, SimpleNamespace) and RetryCallState
 
 
 async def test_throttle_paces_bytes() -> None:
