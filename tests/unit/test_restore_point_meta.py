@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replicator.engine.base_choice import DiskIdentity, Job
-from replicator.engine.pipeline import _restore_point_meta
+from replicator.engine.job import _restore_point_meta
 from replicator.source.arm import SnapshotInfo
 from replicator.target.page_blob import RestorePoint, RestorePointMeta, State
 from replicator.target.restore_points import PointInfo
