@@ -32,9 +32,7 @@ from replicator.engine.progress import (
 from replicator.observe.jsonlog import event
 from replicator.plumbing import retry
 from replicator.settings.config import Config
-from replicator.source.arm import (
-    Grant,
-)
+from replicator.source.grants import Grant
 from replicator.target.page_blob import (
     PageBlobTarget,
     SasBlobReader,

@@ -39,15 +39,9 @@ from replicator.engine.progress import (
 from replicator.engine.time_budget import Budget
 from replicator.observe.jsonlog import event
 from replicator.settings.config import Config
-from replicator.source.arm import (
-    WAIT_TIMEOUT_SECONDS,
-    ArmSource,
-    DiffNotPossible,
-    Grant,
-    SnapshotInfo,
-    list_changes,
-    snapshot_blob_size,
-)
+from replicator.source.arm import WAIT_TIMEOUT_SECONDS, ArmSource, SnapshotInfo
+from replicator.source.grants import Grant, read_grant, read_grants
+from replicator.source.listing import DiffNotPossible, list_changes, snapshot_blob_size
 from replicator.target.page_blob import (
     InProgress,
     PageBlobTarget,
@@ -86,10 +80,10 @@ class JobRunner:
     async def grants(self, job: Job) -> AsyncIterator[tuple[Grant, Grant | None]]:
         """SAS for the current snapshot and, for a diff, the base; revoked on every way out."""
         if job.base is None:
-            async with self.source.grant(job.snapshot) as current:
+            async with read_grant(self.source, job.snapshot) as current:
                 yield current, None
-        else:  # both family slots at once: taking them one by one can deadlock (source.family_sas_slots)
-            async with self.source.grants(job.snapshot, job.base) as (current, base):
+        else:  # both family slots at once: taking them one by one can deadlock (grants.family_sas_slots)
+            async with read_grants(self.source, job.snapshot, job.base) as (current, base):
                 yield current, base
 
     async def planned_ops(

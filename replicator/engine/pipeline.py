@@ -27,7 +27,7 @@ Who retries what:
   per-family SAS budget with its own wait).
 
 Base choice (why a run is full or diff) is engine.base_choice; a resize across 4 TiB that sizes did not
-show is found here, from the service's refusal (source.DiffNotPossible). A full copy writes every
+show is found here, from the service's refusal (listing.DiffNotPossible). A full copy writes every
 valid range and clears everything else (ranges.fill_gaps), unless the target is blank under the
 lease (PageBlobTarget.is_blank).
 

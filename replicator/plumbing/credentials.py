@@ -1,7 +1,8 @@
 """Credentials, TLS and HTTP transports shared by every Azure client the replicator builds.
 
-Both sides (ARM + snapshot data plane in source.py, the target page blob in target.py) build their
-async SDK clients with `transport_kwargs()`, so certificate handling lives in one place:
+Both sides (ARM + snapshot data plane in replicator.source, the target page blob in
+replicator.target) build their async SDK clients with `transport_kwargs()`, so certificate handling
+lives in one place:
 
 - Credentials: a static bearer token (`REPLICATOR_ACCESS_TOKEN`, or `Config.access_token`) when one
   is given, for the emulator and for callers that mint their own token; otherwise
