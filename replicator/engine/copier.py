@@ -33,10 +33,8 @@ from replicator.observe.jsonlog import event
 from replicator.plumbing import retry
 from replicator.settings.config import Config
 from replicator.source.grants import Grant
-from replicator.target.page_blob import (
-    PageBlobTarget,
-    SasBlobReader,
-)
+from replicator.source.reader import SasBlobReader
+from replicator.target.page_blob import PageBlobTarget
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -38,18 +38,14 @@ from replicator.engine.progress import (
 )
 from replicator.engine.time_budget import Budget
 from replicator.observe.jsonlog import event
+from replicator.plumbing.credentials import client_kwargs
 from replicator.settings.config import Config
 from replicator.source.arm import WAIT_TIMEOUT_SECONDS, ArmSource, SnapshotInfo
 from replicator.source.grants import Grant, read_grant, read_grants
 from replicator.source.listing import DiffNotPossible, list_changes, snapshot_blob_size
-from replicator.target.page_blob import (
-    InProgress,
-    PageBlobTarget,
-    RestorePointMeta,
-    SasBlobReader,
-    State,
-    client_kwargs,
-)
+from replicator.source.reader import SasBlobReader
+from replicator.target.page_blob import PageBlobTarget
+from replicator.target.state import InProgress, RestorePointMeta, State
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

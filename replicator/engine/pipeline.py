@@ -59,7 +59,9 @@ from replicator.observe.jsonlog import event
 from replicator.settings.config import Config
 from replicator.source import snapshots
 from replicator.source.arm import ArmSource
-from replicator.target.page_blob import PageBlobTarget, RestorePoint, SasBlobReader, State
+from replicator.source.reader import SasBlobReader
+from replicator.target.page_blob import PageBlobTarget
+from replicator.target.state import RestorePoint, State
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from replicator.core.errors import UserError
 from replicator.core.messages import clip
 from replicator.core.redact import redact_url
+from replicator.plumbing import recovery
 from replicator.plumbing.http_pool import SharedSessionTransport
 from replicator.plumbing.urlcheck import check_common
 
@@ -175,3 +176,9 @@ def check_arm_endpoint(endpoint: str, *, allow_http: bool) -> str:
 def arm_scope(endpoint: str) -> str:
     """The token scope of an ARM endpoint (`https://management.azure.com/.default` for public Azure)."""
     return f"{endpoint.rstrip('/')}/.default"
+
+
+def client_kwargs() -> dict[str, Any]:
+    """Transport (pooled TLS with the configured CA) and retry policy of every storage client we build:
+    the target's and the source's SAS reads (source.reader, --verify), hence here and not in target."""
+    return {**transport_kwargs(), "retry_policy": recovery.storage_retry(recovery.CONTROL_RETRIES)}

@@ -47,7 +47,7 @@ from replicator.source.arm import (
     snapshot_info,
     target_tag,
 )
-from replicator.target.page_blob import State
+from replicator.target.state import State
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from replicator.observe import metrics
-from replicator.target import PageBlobTarget
+from replicator.target.page_blob import PageBlobTarget
 from tests.e2e.world import MiB, World, pattern
 from tests.helpers.cli_runs import cli_process
 from tests.helpers.metrics import metric_points

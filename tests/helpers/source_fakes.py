@@ -15,7 +15,7 @@ from azure.core.exceptions import HttpResponseError, ODataV4Format
 from replicator.engine import base_choice as base
 from replicator.settings.config import GiB, load
 from replicator.source.arm import SnapshotInfo
-from replicator.target.page_blob import SnapshotRef, State
+from replicator.target.state import SnapshotRef, State
 
 SUB = "00000000-0000-0000-0000-000000000001"
 SECRET = "sig=SECRETSIGNATURE"

@@ -15,7 +15,7 @@ from replicator.engine import copier
 from replicator.engine import job as job_mod
 from replicator.engine.progress import Tally
 from replicator.settings.config import GiB
-from replicator.target.page_blob import InProgress, State
+from replicator.target.state import InProgress, State
 from tests.helpers.source_fakes import DISK, IDENTITY, config, done, jobs, ref, snap
 
 
