@@ -4,7 +4,7 @@ arrives, and the clipping every echo uses.
 `describe` is the only code that turns an exception into text for an error, a log line or a JSON
 field (status, the service's error code, the reason phrase; never a response body). `error_code`,
 `service_message` and `service_answer` are the parts for sentences that quote the service's refusal
-(source.py's ARM and storage errors, target.py's permission sentences).
+(the source's ARM and storage errors, the target's permission sentences).
 
 The SDK reports a missing credential as a ClientAuthenticationError without a response (and a 2.5 KB
 multi-line text), and an untrusted TLS certificate as a bare ServiceRequestError whose cause is buried

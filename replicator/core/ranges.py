@@ -110,7 +110,7 @@ def _ordered(changes: Iterable[Change]) -> Iterator[Change]:
 
 
 LIST_PREFETCH = 8
-"""Listing windows in flight at once (source.list_changes): an idle 8 TiB disk in 256 GiB windows lists
+"""Listing windows in flight at once (listing.list_changes): an idle 8 TiB disk in 256 GiB windows lists
 in 4 round trips instead of 32, and memory stays at 8 answers (each at most 10,000 ranges). Stated
 by the --list-window knob (settings.knobs.KNOBS), which the docs' knob table is generated from."""
 

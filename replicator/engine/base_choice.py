@@ -34,7 +34,8 @@ from replicator.core.errors import UnprotectedError, UserError
 from replicator.core.output import human_size, iso_z, plural
 from replicator.settings.config import Config
 from replicator.source.arm import DiskInfo, SnapshotInfo
-from replicator.target.page_blob import MAX_BLOB_BYTES, SnapshotRef, State
+from replicator.target.page_blob import MAX_BLOB_BYTES
+from replicator.target.state import SnapshotRef, State
 
 FOUR_TIB = 4 * 1024**4
 """Azure cannot diff two snapshots of a disk resized across this boundary."""

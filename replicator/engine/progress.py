@@ -6,7 +6,7 @@ human lines are one implementation (replicator.cli.terminal_progress); tests rec
 
 Byte totals grow while listing streams (the plan is never held whole), so `on_planned` reports
 increments and `on_listing_done` says the total is final; `on_total` gives the whole total earlier,
-from a count of the plan made ahead of the copy (pipeline.JobRunner.count_total).
+from a count of the plan made ahead of the copy (engine.job.JobRunner.count_total).
 
 A run has one listener; `Fanout` makes several one (the CLI's terminal and the run's metrics,
 replicator.observe.metrics.RunMeter).

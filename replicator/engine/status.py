@@ -49,7 +49,8 @@ from replicator.fleet.jobs import (
 from replicator.plumbing.urlcheck import parse_target_url
 from replicator.settings.config import Config
 from replicator.settings.knobs import TARGET_KNOBS
-from replicator.source.arm import FAMILY_SAS_LIMIT, ArmSource
+from replicator.source.arm import ArmSource
+from replicator.source.grants import FAMILY_SAS_LIMIT
 from replicator.source.snapshots import SNAPSHOTS_PER_DISK
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.restore_points import PointInfo, newest

@@ -24,8 +24,8 @@ from replicator.core.errors import UserError
 from replicator.fleet.jobs import JobSpec
 from replicator.fleet.queue import allow_http
 from replicator.plumbing import credentials
+from replicator.plumbing.credentials import client_kwargs
 from replicator.plumbing.urlcheck import parse_target_url
-from replicator.target.page_blob import client_kwargs
 
 PARALLEL_READS = 16
 """Properties reads in flight at once: a few hundred jobs are ordered in about a second."""

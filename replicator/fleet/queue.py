@@ -45,7 +45,6 @@ import contextlib
 import json
 import logging
 import os
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -60,8 +59,7 @@ from replicator.core.output import plural
 from replicator.core.redact import redact, redact_url
 from replicator.fleet.jobs import JobSpec, Outcome
 from replicator.observe.jsonlog import event
-from replicator.plumbing import credentials
-from replicator.plumbing.recovery import is_transient
+from replicator.plumbing import credentials, retry
 from replicator.settings.knobs import knob
 
 log = logging.getLogger(__name__)
@@ -79,7 +77,8 @@ DEFAULT_MAX_DEQUEUE = 5
 """Failures before poisoning: the Functions host's maxDequeueCount default, so both agree."""
 
 QUEUE_BACKOFF_SECONDS = 1.0
-"""First pause after a transient queue failure; doubled per failure in a row, with jitter."""
+"""Bound of the first pause after a transient queue failure; doubled per failure in a row (full jitter:
+retry.backoff)."""
 QUEUE_BACKOFF_MAX_SECONDS = 60.0
 """Longest pause between attempts: a queue outage is waited out at one try a minute, not hammered."""
 SETTLE_ATTEMPTS = 5
@@ -285,16 +284,8 @@ def max_dequeue(env: Mapping[str, str] | None = None) -> int:
         raise UserError("REPLICATOR_MAX_DEQUEUE must be a whole number.") from None
 
 
-def retry_delay(
-    queue: FleetQueue,
-    operation: str,
-    exc: BaseException,
-    failures: int,
-    cap: float = QUEUE_BACKOFF_MAX_SECONDS,
-) -> float:
-    """Log the `failures`-th transient failure in a row of `operation`; returns the pause before a retry."""
-    delay = min(cap, QUEUE_BACKOFF_MAX_SECONDS, QUEUE_BACKOFF_SECONDS * 2 ** (failures - 1))
-    delay *= random.uniform(0.5, 1.0)
+def _report_retry(queue: FleetQueue, operation: str, exc: BaseException, failures: int, delay: float) -> None:
+    """The `queue_retry` event of the `failures`-th transient failure in a row of `operation`."""
     event(
         "queue_retry",
         logging.WARNING,
@@ -305,19 +296,36 @@ def retry_delay(
         failures=failures,
         retry_in=round(delay, 3),
     )
+
+
+def retry_delay(
+    queue: FleetQueue,
+    operation: str,
+    exc: BaseException,
+    failures: int,
+    cap: float = QUEUE_BACKOFF_MAX_SECONDS,
+) -> float:
+    """Log the `failures`-th transient failure in a row of `operation`; returns the pause before a retry
+    (retry.backoff, never past `cap`: the loops that pass one must act within it)."""
+    delay = min(
+        cap, retry.backoff(failures, first=QUEUE_BACKOFF_SECONDS, cap=QUEUE_BACKOFF_MAX_SECONDS, exc=exc)
+    )
+    _report_retry(queue, operation, exc, failures, delay)
     return delay
 
 
 async def retrying(queue: FleetQueue, operation: str, call: Callable[[], Awaitable[_T]]) -> _T:
     """`call()`, retried on transient failures up to SETTLE_ATTEMPTS tries; the last failure propagates."""
-    for failures in range(1, SETTLE_ATTEMPTS + 1):
-        try:
+    policy = retry.retrying(
+        first=QUEUE_BACKOFF_SECONDS,
+        cap=QUEUE_BACKOFF_MAX_SECONDS,
+        attempts=SETTLE_ATTEMPTS,
+        on_retry=lambda failures, delay, exc: _report_retry(queue, operation, exc, failures, delay),
+    )
+    async for attempt in policy:
+        with attempt:
             return await call()
-        except Exception as exc:
-            if not is_transient(exc) or failures == SETTLE_ATTEMPTS:
-                raise
-            await asyncio.sleep(retry_delay(queue, operation, exc, failures))
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    raise AssertionError("unreachable: tenacity returns or reraises")
 
 
 async def extend_visibility(queue: FleetQueue, received: Any, visibility: int, holder: list[Any]) -> None:
@@ -337,7 +345,7 @@ async def extend_visibility(queue: FleetQueue, received: Any, visibility: int, h
             )
             pause, failures = period, 0
         except Exception as exc:
-            if is_transient(exc):
+            if retry.is_transient(exc):
                 failures += 1
                 pause = retry_delay(queue, "extend", exc, failures, period)
                 continue

@@ -38,7 +38,7 @@ from replicator.fleet.queue import (
     retrying,
 )
 from replicator.observe.jsonlog import event
-from replicator.plumbing.recovery import is_transient
+from replicator.plumbing.retry import is_transient
 from replicator.settings.knobs import knob
 
 log = logging.getLogger(__name__)

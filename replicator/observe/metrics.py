@@ -18,8 +18,8 @@ Instruments (meter `replicator`; names and units follow the OpenTelemetry semant
   target's newest restore point holds, the RPO actually held; no point while the target has none.
 
 Attributes of every point: `replicator.command` (`replicate`, `worker`, `timer`, `queue`: who ran
-it), `replicator.source.arm` (the source ID as configured: the disk of a scheduled job) and
-`replicator.target.page_blob` (the target URL without its query: never a SAS, redact.display_url). The run
+it), `replicator.source` (the source ID as configured: the disk of a scheduled job) and
+`replicator.target` (the target URL without its query: never a SAS, redact.display_url). The run
 count and duration also carry `replicator.run.status`, the `--json` status (errors.status_of).
 
 The lag is a histogram, not a gauge: each run measures it once, and Azure Monitor's exporter exports
@@ -219,8 +219,8 @@ def record_run(run: RunMetrics, now: datetime | None = None) -> None:
     sink = _current().instruments
     where = {
         "replicator.command": run.command,
-        "replicator.source.arm": run.source,
-        "replicator.target.page_blob": run.target,
+        "replicator.source": run.source,
+        "replicator.target": run.target,
     }
     ended = where | {"replicator.run.status": run.status}
     sink.runs.add(1, ended)

@@ -1,7 +1,8 @@
 """Credentials, TLS and HTTP transports shared by every Azure client the replicator builds.
 
-Both sides (ARM + snapshot data plane in source.py, the target page blob in target.py) build their
-async SDK clients with `transport_kwargs()`, so certificate handling lives in one place:
+Both sides (ARM + snapshot data plane in replicator.source, the target page blob in
+replicator.target) build their async SDK clients with `transport_kwargs()`, so certificate handling
+lives in one place:
 
 - Credentials: a static bearer token (`REPLICATOR_ACCESS_TOKEN`, or `Config.access_token`) when one
   is given, for the emulator and for callers that mint their own token; otherwise
@@ -30,6 +31,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from replicator.core.errors import UserError
 from replicator.core.messages import clip
 from replicator.core.redact import redact_url
+from replicator.plumbing import recovery
 from replicator.plumbing.http_pool import SharedSessionTransport
 from replicator.plumbing.urlcheck import check_common
 
@@ -174,3 +176,9 @@ def check_arm_endpoint(endpoint: str, *, allow_http: bool) -> str:
 def arm_scope(endpoint: str) -> str:
     """The token scope of an ARM endpoint (`https://management.azure.com/.default` for public Azure)."""
     return f"{endpoint.rstrip('/')}/.default"
+
+
+def client_kwargs() -> dict[str, Any]:
+    """Transport (pooled TLS with the configured CA) and retry policy of every storage client we build:
+    the target's and the source's SAS reads (source.reader, --verify), hence here and not in target."""
+    return {**transport_kwargs(), "retry_policy": recovery.storage_retry(recovery.CONTROL_RETRIES)}

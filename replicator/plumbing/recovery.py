@@ -22,19 +22,21 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import ExponentialRetry
+
+from replicator.plumbing import retry
 
 log = logging.getLogger(__name__)
 
 COMMIT_ATTEMPTS = 5
-"""Snapshot Blob attempts; with the waits below they ride out about half a minute of faults."""
+"""Snapshot Blob attempts; with the waits below (and each attempt's own time) they ride out about
+half a minute of faults."""
 COMMIT_BACKOFF_SECONDS = 1.0
-"""First wait before looking for a lost commit and retrying; doubles per attempt."""
+"""Bound of the first wait before looking for a lost commit and retrying; the bound doubles per
+attempt (1, 2, 4, 8 s, full jitter: retry.backoff)."""
 LEASE_POLL_SECONDS = 2.0
 """How often a waiting run tries to take the lease again."""
-TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-"""Throttling (429, 503 ServerBusy), transient server errors (500 OperationTimedOut), gateway errors."""
 CONTROL_RETRIES = 3
 """SDK retries of target control calls (properties, metadata, lease, resize, snapshot, list)."""
 LISTING_RETRIES = 5
@@ -44,18 +46,8 @@ LISTING_RETRIES = 5
 def storage_retry(retries: int) -> ExponentialRetry:
     """The one SDK storage retry policy: waits of about 3, 5, 9, 17, ... s (1 s start, doubling, +-1 s
     jitter) instead of the SDK's 15 s start. Chunk writes opt out per call (`retry_total=0`): the
-    pipeline's tenacity loop owns them, so retries never stack."""
+    pipeline's retry loop (plumbing.retry) owns them, so retries never stack."""
     return ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=retries, random_jitter_range=1)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A failure after which the request may or may not have taken effect, and a retry may succeed.
-
-    The one classification of transient failures (the pipeline adds only what is its own: a refused
-    source SAS, which it re-grants, and raw aiohttp errors of its streamed reads)."""
-    if isinstance(exc, ServiceRequestError | ServiceResponseError | TimeoutError | ConnectionError):
-        return True
-    return isinstance(exc, HttpResponseError) and exc.status_code in TRANSIENT_STATUS
 
 
 def new_commit_id() -> str:
@@ -65,24 +57,29 @@ def new_commit_id() -> str:
 async def commit_once(create: Callable[[], Awaitable[str]], find: Callable[[], Awaitable[str | None]]) -> str:
     """`create()` (one Snapshot Blob carrying a unique commit ID, no SDK retry) exactly once in effect.
 
-    After a transient failure, `find()` returns the restore point carrying that commit ID if the
-    lost attempt did take it; otherwise create is tried again. Non-transient errors propagate.
+    After a transient failure (retry.is_transient), `find()` returns the restore point carrying that
+    commit ID if the lost attempt did take it; otherwise create is tried again. Non-transient errors
+    propagate, and so does a failure of `find()` itself (it is not the request whose answer was lost).
     """
-    for attempt in range(COMMIT_ATTEMPTS):
-        try:
+
+    def report(attempt: int, delay: float, exc: BaseException) -> None:
+        log.info("taking the restore point failed (%s); checking whether it was taken", type(exc).__name__)
+
+    policy = retry.retrying(
+        first=COMMIT_BACKOFF_SECONDS,
+        cap=COMMIT_BACKOFF_SECONDS * 2 ** (COMMIT_ATTEMPTS - 2),
+        attempts=COMMIT_ATTEMPTS,
+        on_retry=report,
+    )
+    async for attempt in policy:
+        if attempt.retry_state.attempt_number > 1:
+            found = await find()
+            if found is not None:
+                log.info("the restore point %s was taken by the attempt whose answer was lost", found)
+                return found
+        with attempt:
             return await create()
-        except Exception as exc:
-            if not is_transient(exc) or attempt == COMMIT_ATTEMPTS - 1:
-                raise
-            log.info(
-                "taking the restore point failed (%s); checking whether it was taken", type(exc).__name__
-            )
-        await asyncio.sleep(COMMIT_BACKOFF_SECONDS * 2**attempt)
-        found = await find()
-        if found is not None:
-            log.info("the restore point %s was taken by the attempt whose answer was lost", found)
-            return found
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    raise AssertionError("unreachable: tenacity returns or reraises")
 
 
 async def acquire_waiting(

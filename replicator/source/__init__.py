@@ -1,3 +1,4 @@
-"""The source: managed disks and their incremental snapshots through ARM, SAS grants within a
-snapshot family's slots, the diff listing, and --snapshot-now / --source-keep.
+"""The source: managed disks and their incremental snapshots through ARM (arm), SAS grants within a
+snapshot family's slots (grants), the diff listing (listing), ranged reads through a SAS (reader),
+and --snapshot-now / --source-keep (snapshots).
 """

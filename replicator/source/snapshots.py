@@ -1,7 +1,7 @@
 """`--snapshot-now` and `--source-keep`: take the source disk's incremental snapshot, trim old ones.
 
-Why here and not in source.py: source.py reads (resolve, grant, list); this module is the only one
-that creates or deletes source resources, and it needs write permissions (snapshots/write and
+Why here and not in source.arm: arm, grants and listing read (resolve, grant, list); this module
+is the only one that creates or deletes source resources, and it needs write permissions (snapshots/write and
 /delete) that a read-only replication identity does not have. It reuses ArmSource's clients.
 
 Limits (Azure, see docs/reference): at most 7 incremental snapshots per disk every 5 minutes and
@@ -47,7 +47,7 @@ from replicator.source.arm import (
     snapshot_info,
     target_tag,
 )
-from replicator.target.page_blob import State
+from replicator.target.state import State
 
 log = logging.getLogger(__name__)
 

@@ -2,45 +2,26 @@
 
 A small adapter over azure-storage-blob aio. It knows the Azure surface (lease, resize, Put Page,
 Put Page From URL, Snapshot Blob, metadata) and the replication state kept in the base blob's
-metadata; it owns no concurrency and no retry policy of its own for chunk writes (see pipeline.py).
+metadata; it owns no concurrency and no retry policy of its own for chunk writes (see engine.copier).
+The metadata codecs (the base blob's state, a restore point's record) are target.state; keeping the
+lease renewed is target.lease.
 
 Who retries what, at this layer: control calls (properties, metadata, lease, resize, snapshot) go
-through the SDK's storage retry policy (`recovery.storage_retry`: 3 retries, short exponential backoff). Chunk
-writes (`copy_from_url`, `put_pages`, `clear`) pass `retry_total=0` so the SDK does not retry them:
-the pipeline's tenacity loop owns those retries (it also honours Retry-After and re-grants an
-expired source SAS, which the SDK cannot do). Retries are therefore never stacked.
-
-Target state schema (metadata of the base blob; values are ASCII strings):
-
-    replicator_schema                 "1"
-    source_disk_id, source_disk_unique_id
-    last_snapshot_id, last_snapshot_unique_id, last_snapshot_time, last_snapshot_name
-    last_restore_point                blob snapshot timestamp holding last_snapshot
-    inprogress_snapshot_id, inprogress_snapshot_unique_id, inprogress_snapshot_time,
-    inprogress_snapshot_name          the source snapshot being written (absent when idle)
-    inprogress_base_id                the source snapshot of the diff base ("" for a full copy)
-    inprogress_base_unique_id         its uniqueId: a base re-created under the same name is not the base
-    inprogress_mode, inprogress_reason
-    inprogress_checkpoint             every op of the plan below this offset is written
-    inprogress_total_bytes            the size being written: the checkpoint is an offset of this many
-                                      bytes (`replicate status` shows checkpoint of total)
-
-A restore point is a blob snapshot whose metadata holds (RestorePointMeta, the one codec that writes
-and reads it): source_disk_id, source_disk_unique_id, snapshot_id, snapshot_unique_id, snapshot_time,
-snapshot_name, size_bytes, logical_sector_size, mode ("full" | "diff"), reason, base_snapshot_id; and
-commit_id, the tag `commit` finds it by after a lost answer.
+through the SDK's storage retry policy (`recovery.storage_retry`: 3 retries, short exponential
+backoff). Chunk writes (`copy_from_url`, `put_pages`, `clear`) pass `retry_total=0` so the SDK does
+not retry them: engine.copier's retry loop (plumbing.retry) owns those retries (it also honours
+Retry-After and re-grants an expired source SAS, which the SDK cannot do). Retries are therefore
+never stacked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
-from urllib.parse import quote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -56,215 +37,17 @@ from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
 from replicator.core import messages, permissions
 from replicator.core.errors import LockedError, ReplicationError, UserError
 from replicator.core.ranges import Op, Range
-from replicator.observe.jsonlog import event
 from replicator.plumbing import recovery, urlcheck
-from replicator.plumbing.blobio import read_range, read_range_md5
-from replicator.plumbing.credentials import async_credential, transport_kwargs
+from replicator.plumbing.blobio import read_range
+from replicator.plumbing.credentials import async_credential, client_kwargs
 from replicator.settings.config import Config
+from replicator.target.lease import renewed
+from replicator.target.state import RestorePoint, RestorePointMeta, State
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 60
-"""Default lease length (--lease-duration): rides out a renewal hiccup, yet a killed run frees the
-target within a minute."""
-RENEW_EVERY_SECONDS = 15
-"""Renew at a quarter of the lease, so three consecutive renewal failures still leave the lease held."""
 MAX_BLOB_BYTES = 8 * 1024**4
 """Largest page blob (8 TiB): a larger source cannot be replicated into one."""
-SCHEMA = "1"
-
-
-RENEW_RETRY_SECONDS = 2.0
-"""Wait between renewal attempts after a transient failure (retried until the lease would expire)."""
-RELEASE_TIMEOUT_SECONDS = 30.0
-"""Bound on releasing the lease at the end of a run; an unreleased lease expires on its own."""
-
-
-async def keep_renewed(renew: Callable[[], Awaitable[object]], lease_seconds: float) -> BaseException:
-    """Renew a lease every quarter of `lease_seconds` until cancelled; returns why it was lost.
-
-    Lost means the service refused a renewal for good (409 LeaseIdMismatch or LeaseLost: broken or
-    taken by someone else; any other non-transient answer, e.g. 403), or no renewal succeeded before
-    the lease would expire. Every other failure (timeouts, resets, 5xx, anything unexpected) is
-    retried until then: a renewer that dies silently would leave the run writing without a lease.
-    """
-    loop = asyncio.get_running_loop()
-    interval = lease_seconds * RENEW_EVERY_SECONDS / LEASE_SECONDS
-    expires = loop.time() + lease_seconds  # measured from before the request: conservative
-    while True:
-        await asyncio.sleep(interval)
-        while True:
-            sent = loop.time()
-            left = expires - sent
-            if left <= 0:
-                return TimeoutError(f"no renewal succeeded within the {lease_seconds:g} s lease")
-            try:
-                async with asyncio.timeout(left):
-                    await renew()
-                expires = sent + lease_seconds
-                break
-            except HttpResponseError as exc:
-                if not recovery.is_transient(exc):
-                    return exc
-                log.info("renewing the lease failed (%s); retrying", messages.describe(exc))
-            except Exception as exc:
-                log.info("renewing the lease failed (%s); retrying", messages.describe(exc))
-            await asyncio.sleep(min(RENEW_RETRY_SECONDS, interval, max(0.0, expires - loop.time())))
-
-
-def client_kwargs() -> dict[str, Any]:
-    """Transport (pooled TLS with the configured CA) and retry policy of every storage client we build."""
-    return {**transport_kwargs(), "retry_policy": recovery.storage_retry(recovery.CONTROL_RETRIES)}
-
-
-@dataclass(frozen=True)
-class SnapshotRef:
-    """The identity of a source snapshot as recorded on the target."""
-
-    id: str
-    unique_id: str
-    time: str  # ISO 8601 creation time
-    name: str
-
-
-@dataclass(frozen=True)
-class InProgress:
-    """A replication that started and has not committed: what the next run resumes."""
-
-    snapshot: SnapshotRef
-    base_id: str | None  # None: full copy
-    mode: str
-    reason: str
-    checkpoint: int
-    base_unique_id: str | None = None  # the base's uniqueId; None for a full copy (or an older writer)
-    total_bytes: int | None = None  # the size being written (checkpoint of total); None: an older writer
-
-
-@dataclass(frozen=True)
-class State:
-    """The replication state kept in the base blob's metadata."""
-
-    disk_id: str | None = None
-    disk_unique_id: str | None = None
-    last: SnapshotRef | None = None
-    last_restore_point: str | None = None
-    in_progress: InProgress | None = None
-
-    def to_metadata(self) -> dict[str, str]:
-        meta = {"replicator_schema": SCHEMA}
-        if self.disk_id:
-            meta |= {"source_disk_id": self.disk_id, "source_disk_unique_id": self.disk_unique_id or ""}
-        if self.last:
-            meta |= _ref_meta("last_snapshot", self.last)
-            meta["last_restore_point"] = self.last_restore_point or ""
-        if self.in_progress:
-            p = self.in_progress
-            meta |= _ref_meta("inprogress_snapshot", p.snapshot)
-            meta |= {
-                "inprogress_base_id": p.base_id or "",
-                "inprogress_base_unique_id": p.base_unique_id or "",
-                "inprogress_mode": p.mode,
-                "inprogress_reason": p.reason,
-                "inprogress_checkpoint": str(p.checkpoint),
-            }
-            if p.total_bytes is not None:
-                meta["inprogress_total_bytes"] = str(p.total_bytes)
-        return {k: _ascii(v) for k, v in meta.items()}
-
-    @classmethod
-    def from_metadata(cls, meta: Mapping[str, str]) -> State:
-        meta = {k.lower(): v for k, v in meta.items()}
-        if "replicator_schema" not in meta:
-            return cls()
-        if meta["replicator_schema"] != SCHEMA:
-            raise UserError(
-                f"the target was written by an unknown replicator schema {meta['replicator_schema']!r}."
-            )
-        progress = None
-        if ref := _meta_ref("inprogress_snapshot", meta):
-            progress = InProgress(
-                ref,
-                meta.get("inprogress_base_id") or None,
-                meta.get("inprogress_mode", "full"),
-                meta.get("inprogress_reason", ""),
-                int(meta.get("inprogress_checkpoint") or 0),
-                meta.get("inprogress_base_unique_id") or None,
-                int(meta["inprogress_total_bytes"]) if meta.get("inprogress_total_bytes") else None,
-            )
-        return cls(
-            meta.get("source_disk_id") or None,
-            meta.get("source_disk_unique_id") or None,
-            _meta_ref("last_snapshot", meta),
-            meta.get("last_restore_point") or None,
-            progress,
-        )
-
-
-def _ascii(value: str) -> str:
-    """Metadata travels in HTTP headers: keep it ASCII (percent-encode anything else)."""
-    return value if value.isascii() else quote(value, safe="/:-_.~ ")
-
-
-def _ref_meta(prefix: str, ref: SnapshotRef) -> dict[str, str]:
-    return {f"{prefix}_{f.name}": getattr(ref, f.name) for f in fields(SnapshotRef)}
-
-
-def _meta_ref(prefix: str, meta: Mapping[str, str]) -> SnapshotRef | None:
-    if not meta.get(f"{prefix}_id"):
-        return None
-    return SnapshotRef(**{f.name: meta.get(f"{prefix}_{f.name}", "") for f in fields(SnapshotRef)})
-
-
-@dataclass(frozen=True)
-class RestorePointMeta:
-    """What a restore point records about the source snapshot it holds: its blob snapshot's metadata.
-
-    The restore point's counterpart of `State`, and like it the only code that spells its keys: the
-    pipeline writes it at commit; `list`, `restore`, `status` and the next run read it back. The keys
-    are the field names and every value is an ASCII string (the wire format since the first release,
-    so restore points written by any version read the same). A key that is absent (a blob snapshot
-    taken by hand copies the base blob's metadata instead) reads as the field's default.
-    """
-
-    source_disk_id: str = ""
-    source_disk_unique_id: str = ""
-    snapshot_id: str = ""
-    snapshot_unique_id: str = ""
-    snapshot_time: str = ""  # the source snapshot's ISO 8601 creation time
-    snapshot_name: str = ""
-    size_bytes: int = 0
-    logical_sector_size: int = 512
-    mode: str = ""  # "full" | "diff"
-    reason: str = ""
-    base_snapshot_id: str = ""  # "" for a full copy
-
-    def to_metadata(self) -> dict[str, str]:
-        return {f.name: _ascii(str(getattr(self, f.name))) for f in fields(self)}
-
-    @classmethod
-    def from_metadata(cls, meta: Mapping[str, str]) -> RestorePointMeta:
-        """Decode listed metadata (keys in any case; other keys, such as commit_id, are ignored)."""
-        meta = {k.lower(): v for k, v in meta.items()}
-        text = {f.name: meta.get(f.name, "") for f in fields(cls)}
-        return cls(
-            **text
-            | {
-                "size_bytes": int(text["size_bytes"] or 0),
-                "logical_sector_size": int(text["logical_sector_size"] or 512),
-            }
-        )
-
-
-@dataclass(frozen=True)
-class RestorePoint:
-    """One blob snapshot of the target and the source snapshot it holds."""
-
-    id: str  # the blob snapshot timestamp
-    metadata: dict[str, str]  # as listed: RestorePointMeta's keys and the commit_id tag
-
-    @property
-    def meta(self) -> RestorePointMeta:
-        return RestorePointMeta.from_metadata(self.metadata)
 
 
 @dataclass(frozen=True)
@@ -445,43 +228,11 @@ class PageBlobTarget:
                 f"(a killed run's lease expires within {self._lease_seconds} s)."
             )
         self._lease = lease
-        shown = self.url.display
-        event("lease_acquired", logging.DEBUG, message=f"acquired the lease on {shown}", target=shown)
-        owner = asyncio.current_task()
-        lost: list[BaseException] = []
-
-        async def renew() -> None:
-            await lease.renew()
-            event("lease_renewed", logging.DEBUG, message=f"renewed the lease on {shown}", target=shown)
-
-        async def watch() -> None:
-            lost.append(await keep_renewed(renew, self._lease_seconds))
-            log.warning("lost the lease on %s: %s", self.url.display, messages.describe(lost[0]))
-            if owner is not None:
-                owner.cancel()
-
-        renewer = asyncio.create_task(watch(), name="lease-renewer")
         try:
-            yield
-        except asyncio.CancelledError:
-            if lost and owner is not None and owner.uncancel() == 0:
-                raise ReplicationError(
-                    f"lost the lease on {self.url.display} ({messages.describe(lost[0])}); stopped writing. "
-                    "A rerun resumes from the checkpoint."
-                ) from None
-            raise
+            async with renewed(lease, self._lease_seconds, self.url.display):
+                yield
         finally:
-            # Neither the renewer's end nor the release may replace the block's own outcome.
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({renewer})
             self._lease = None
-            try:
-                async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
-                    await asyncio.shield(lease.release())
-                event("lease_released", logging.DEBUG, message=f"released the lease on {shown}", target=shown)
-            except Exception as exc:  # it expires on its own within a lease
-                log.warning("could not release the lease on %s: %s", self.url.display, messages.describe(exc))
 
     @property
     def client(self) -> BlobClient:
@@ -615,30 +366,3 @@ class PageBlobTarget:
                 **client_kwargs(),
             ) as client:
                 return await read_range(client, r)
-
-
-class SasBlobReader:
-    """Ranged reads of a snapshot through its SAS URL (stream mode and --verify).
-
-    One client per URL, replaced when the grant hands out a fresh URL, so reads share a connection pool.
-    The SDK does not retry `read` (the caller's retry loop does, and re-grants on 403).
-    """
-
-    def __init__(self) -> None:
-        self._url: str | None = None
-        self._clients: list[BlobClient] = []  # older ones may still serve reads in flight; closed at the end
-
-    def _client_for(self, url: str) -> BlobClient:
-        if not self._clients or url != self._url:
-            self._url = url
-            self._clients.append(BlobClient.from_blob_url(url, **client_kwargs()))
-        return self._clients[-1]
-
-    async def read(self, url: str, r: Range) -> tuple[bytes, bytes]:
-        """The bytes of `r` and their MD5 digest, checked against the service's Content-MD5."""
-        return await read_range_md5(self._client_for(url), r, retry_total=0)
-
-    async def aclose(self) -> None:
-        for client in self._clients:
-            await client.close()
-        self._clients.clear()

@@ -1,7 +1,7 @@
 """Restore points of a target: list them, choose one, check it, make a managed disk of it, prune them.
 
 Why a module of its own: a replica is worth only the disk it gives back, and giving it back needs
-nothing of the replication pipeline: its metadata (target.RestorePointMeta, read here) names every
+nothing of the replication pipeline: its metadata (target.state.RestorePointMeta, read here) names every
 restore point's source snapshot, size, sector size and mode, so listing needs only the target.
 
 A restore is ARM's disk create with `createOption: Import` from the restore point's blob snapshot
@@ -36,12 +36,8 @@ from replicator.core.ranges import Range
 from replicator.plumbing.urlcheck import TargetUrl
 from replicator.settings.config import Config
 from replicator.source.arm import ArmSource
-from replicator.target.page_blob import (
-    InProgress,
-    PageBlobTarget,
-    RestorePoint,
-    State,
-)
+from replicator.target.page_blob import PageBlobTarget
+from replicator.target.state import InProgress, RestorePoint, State
 
 log = logging.getLogger(__name__)
 

@@ -44,8 +44,8 @@ def test_a_successful_run_records_runs_duration_bytes_and_lag(world: World, repl
     assert run.code == 0, run.err
     where = {
         "replicator.command": "replicate",
-        "replicator.source.arm": disk.id,
-        "replicator.target.page_blob": url,
+        "replicator.source": disk.id,
+        "replicator.target": url,
     }
     got = {name: found for name, (_unit, found) in metric_points(recorded).items()}
     [(attributes, runs)] = got["replicator.runs"]
@@ -93,8 +93,8 @@ def test_a_failed_run_records_its_status_the_bytes_it_wrote_and_the_lag_held(
     assert failed.code == 1 and failed.doc["status"] == "failed", failed.err
     where = {
         "replicator.command": "replicate",
-        "replicator.source.arm": disk.id,
-        "replicator.target.page_blob": url,
+        "replicator.source": disk.id,
+        "replicator.target": url,
     }
     [(attributes, runs)] = got["replicator.runs"]
     assert (attributes, runs.value) == (where | {"replicator.run.status": "failed"}, 1)
@@ -185,8 +185,8 @@ def test_metrics_reach_the_ingestion_endpoint_without_the_sas(
     for item in items:
         assert item["iKey"] == IKEY and item["tags"]["ai.cloud.role"] == "replicator"
         properties = item["data"]["baseData"]["properties"]
-        assert properties["replicator.target.page_blob"] == url  # the display form: no query, no SAS
-        assert properties["replicator.source.arm"] == disk.id
+        assert properties["replicator.target"] == url  # the display form: no query, no SAS
+        assert properties["replicator.source"] == disk.id
     runs = by_name["replicator.runs"]["data"]["baseData"]
     assert runs["properties"]["replicator.run.status"] == "replicated" and runs["metrics"][0]["value"] == 1
     lag = by_name["replicator.replica.lag"]["data"]["baseData"]["metrics"][0]

@@ -11,7 +11,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from replicator.core.ranges import Op, Range
-from replicator.engine import pipeline
+from replicator.engine import job as job_mod
 from replicator.target.page_blob import PageBlobTarget
 from tests.e2e.world import MiB, World, pattern
 from tests.helpers.replication import replicated_then_changed
@@ -96,7 +96,7 @@ def test_verify_fails_before_the_commit_on_a_corrupted_target(
     assert replicate("--source", disk.id, "--target", url).code == 0
     world.write(disk, (MiB, pattern(2, 4096)), (300 * MiB, 8192))
     world.snapshot(disk)
-    real_write = pipeline.JobRunner._write
+    real_write = job_mod.JobRunner._write
 
     async def write_then_corrupt(self, job, *args, **kwargs):
         await real_write(self, job, *args, **kwargs)
@@ -104,7 +104,7 @@ def test_verify_fails_before_the_commit_on_a_corrupted_target(
         junk = b"x" * 512
         await self.target.put_pages(Op("copy", Range(MiB, MiB + 512)), junk, hashlib.md5(junk).digest())
 
-    monkeypatch.setattr(pipeline.JobRunner, "_write", write_then_corrupt)
+    monkeypatch.setattr(job_mod.JobRunner, "_write", write_then_corrupt)
     failed = replicate("--source", disk.id, "--target", url, "--json", "--verify")
     assert failed.code == 1, failed.err
     assert failed.doc["status"] == "failed"

@@ -10,7 +10,8 @@ from azure.core.exceptions import HttpResponseError
 
 from replicator.cli.replicate_cmd import load
 from replicator.core.ranges import Op, Range
-from replicator.target.page_blob import PageBlobTarget, SasBlobReader
+from replicator.source.reader import SasBlobReader
+from replicator.target.page_blob import PageBlobTarget
 from tests.e2e.world import World, pattern
 
 

@@ -1,4 +1,4 @@
-"""replicator.source.arm against the emulator over HTTPS, driven through the real Azure SDKs.
+"""replicator.source (arm, grants, listing) against the emulator over HTTPS, through the real Azure SDKs.
 
 The bodies take every endpoint from the environment (REPLICATOR_ARM_ENDPOINT, AZURE_SUBSCRIPTION_ID,
 REPLICATOR_ACCESS_TOKEN, SSL_CERT_FILE), so they describe Azure's behaviour as much as the emulator's.
@@ -25,13 +25,11 @@ from replicator.core.errors import LimitError, ReplicationError, UserError
 from replicator.core.ranges import Change
 from replicator.emulator.process import EmulatorProcess
 from replicator.plumbing import credentials
-from replicator.source import arm as source_module
-from replicator.source.arm import (
-    ArmSource,
-    DiffNotPossible,
-    list_changes,
-    snapshot_blob_size,
-)
+from replicator.source import grants as grants_module
+from replicator.source import listing as listing_module
+from replicator.source.arm import ArmSource
+from replicator.source.grants import read_grant
+from replicator.source.listing import DiffNotPossible, list_changes, snapshot_blob_size
 
 GiB = 1 << 30
 PAGE = 512
@@ -306,7 +304,7 @@ async def test_diff_listing_yields_exactly_the_pages_written_and_cleared(
     await setup.snapshot(disk_id, "s2")
     _, (s1, s2) = await source.resolve(disk_id)
 
-    async with source.grant(s2) as current, source.grant(s1) as base:
+    async with read_grant(source, s2) as current, read_grant(source, s1) as base:
         end = await snapshot_blob_size(current)
         assert end == GiB + PAGE  # a 512-byte-sector disk exports a fixed VHD: one footer page more
         diff = await listed(current, base, end=end, page_size=2)
@@ -326,13 +324,13 @@ async def test_listing_follows_every_marker_of_a_small_page_service(
 ) -> None:
     proc: EmulatorProcess = fresh_emulator("--max-page-ranges", "3")
     requests = [0]
-    real_call = source_module._SasCaller.call
+    real_call = listing_module._SasCaller.call
 
     async def counting_call(self: Any, what: str, request: Any) -> Any:
         requests[0] += 1
         return await real_call(self, what, request)
 
-    monkeypatch.setattr(source_module._SasCaller, "call", counting_call)
+    monkeypatch.setattr(listing_module._SasCaller, "call", counting_call)
     for key, value in proc.env.items():
         monkeypatch.setenv(key, value)
     async with opened() as (source, setup):
@@ -345,7 +343,7 @@ async def test_listing_follows_every_marker_of_a_small_page_service(
         )
         await setup.snapshot(disk_id, "s2")
         _, (s1, s2) = await source.resolve(disk_id)
-        async with source.grant(s2) as current, source.grant(s1) as base:
+        async with read_grant(source, s2) as current, read_grant(source, s1) as base:
             # dozens of ranges in one window: answers of 3 ranges, each after a NextMarker
             full = await listed(current, None, end=GiB + PAGE, window=GiB)
             full_requests, requests[0] = requests[0], 0
@@ -365,7 +363,7 @@ async def test_a_diff_across_a_4_tib_resize_raises_diff_not_possible(arm: tuple[
     await setup.resize("grows", 5 * 1024)
     await setup.snapshot(disk_id, "large")
     _, (small, large) = await source.resolve(disk_id)
-    async with source.grant(large) as current, source.grant(small) as base:
+    async with read_grant(source, large) as current, read_grant(source, small) as base:
         with pytest.raises(DiffNotPossible, match="4 TiB"):
             await listed(current, base, end=8 * GiB, window=4 * GiB)
 
@@ -387,7 +385,7 @@ async def test_grants_are_revoked_after_exceptions_and_cancellation(arm: tuple[A
 
     urls: list[str] = []
     with pytest.raises(RuntimeError):
-        async with source.grant(snap) as grant:
+        async with read_grant(source, snap) as grant:
             urls.append(await grant.url())
             assert await _sas_works(urls[-1])
             raise RuntimeError("body failed")
@@ -396,7 +394,7 @@ async def test_grants_are_revoked_after_exceptions_and_cancellation(arm: tuple[A
     inside = asyncio.Event()
 
     async def hold() -> None:
-        async with source.grant(snap) as grant:
+        async with read_grant(source, snap) as grant:
             urls.append(await grant.url())
             inside.set()
             await asyncio.sleep(3600)
@@ -415,7 +413,7 @@ async def test_a_revoked_sas_is_regranted_transparently(arm: tuple[ArmSource, Se
     await setup.write("regrant", [(0, b"z" * 512)])
     await setup.snapshot(disk_id, "s1")
     _, (snap,) = await source.resolve(disk_id)
-    async with source.grant(snap) as grant:
+    async with read_grant(source, snap) as grant:
         first = await grant.url()
         # Another run revokes the same snapshot (Azure revokes per snapshot, not per SAS).
         await (await setup.client.snapshots.begin_revoke_access(setup.group, "s1")).result()
@@ -432,7 +430,7 @@ async def test_snapshot_errors_never_show_the_sas(arm: tuple[ArmSource, Setup]) 
     await setup.snapshot(disk_b, "sb")
     _, (sa,) = await source.resolve(disk_a)
     _, (sb,) = await source.resolve(disk_b)
-    async with source.grant(sa) as current, source.grant(sb) as base:
+    async with read_grant(source, sa) as current, read_grant(source, sb) as base:
         with pytest.raises(ReplicationError) as caught:  # different lineages: no diff
             await listed(current, base, end=GiB + PAGE, window=GiB)
     assert not isinstance(caught.value, DiffNotPossible)
@@ -442,7 +440,7 @@ async def test_snapshot_errors_never_show_the_sas(arm: tuple[ArmSource, Setup]) 
 async def test_waits_for_a_family_slot_held_by_other_processes_then_gives_up(
     arm: tuple[ArmSource, Setup], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(source_module, "FAMILY_RETRY_BACKOFF_SECONDS", 0.1)
+    monkeypatch.setattr(grants_module, "FAMILY_RETRY_BACKOFF_SECONDS", 0.1)
     arm_source, setup = arm
     disk_id = await setup.disk("busy")
     for i in range(6):
@@ -458,7 +456,7 @@ async def test_waits_for_a_family_slot_held_by_other_processes_then_gives_up(
     short = await ArmSource.open(config_from_env(sas_wait_seconds=1.0))
     async with short:
         with pytest.raises(LimitError, match="five per family"):
-            async with short.grant(snaps[5]):
+            async with read_grant(short, snaps[5]):
                 pytest.fail("granted beyond the family limit")
 
     async def release_one_later() -> None:
@@ -466,7 +464,7 @@ async def test_waits_for_a_family_slot_held_by_other_processes_then_gives_up(
         await (await setup.client.snapshots.begin_revoke_access(setup.group, others[0])).result()
 
     release = asyncio.create_task(release_one_later())
-    async with arm_source.grant(snaps[5]) as grant:
+    async with read_grant(arm_source, snaps[5]) as grant:
         assert await _sas_works(await grant.url())
     await release
 
@@ -481,7 +479,7 @@ async def test_no_sas_reaches_the_logs(
     await setup.snapshot(disk_id, "s1")
     await setup.snapshot(disk_id, "s2")
     _, (s1, s2) = await source.resolve(disk_id)
-    async with source.grant(s2) as current, source.grant(s1) as base:
+    async with read_grant(source, s2) as current, read_grant(source, s1) as base:
         signatures = [parse_qs(urlsplit(await g.url()).query)["sig"][0] for g in (current, base)]
         await listed(current, base, end=GiB + PAGE, window=GiB)
         await snapshot_blob_size(current)

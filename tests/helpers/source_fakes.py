@@ -16,7 +16,7 @@ from replicator.cli.replicate_cmd import load
 from replicator.engine import base_choice as base
 from replicator.settings.knobs import GiB
 from replicator.source.arm import SnapshotInfo
-from replicator.target.page_blob import SnapshotRef, State
+from replicator.target.state import SnapshotRef, State
 
 SUB = "00000000-0000-0000-0000-000000000001"
 SECRET = "sig=SECRETSIGNATURE"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from replicator.core.errors import UnprotectedError, UserError
 from replicator.engine import base_choice as base
-from replicator.target.page_blob import InProgress, State
+from replicator.target.state import InProgress, State
 from tests.helpers.source_fakes import DISK, IDENTITY, FakeSource, config, done, jobs, ref, snap
 
 

@@ -24,7 +24,7 @@ from replicator.core.output import (
     human_size,
     plural,
 )
-from replicator.engine import pipeline
+from replicator.engine import base_choice, pipeline
 from replicator.engine.pipeline import State
 from replicator.engine.progress import RunResult
 from replicator.target.page_blob import MAX_BLOB_BYTES
@@ -91,14 +91,14 @@ def test_human_size() -> None:
 def test_size_limit_message_names_the_export_and_the_limit() -> None:
     eight = 8 * 1024**4
     with pytest.raises(UserError) as refused:
-        pipeline.check_source(config(), State(), IDENTITY, [snap(1, eight)])
+        base_choice.check_source(config(), State(), IDENTITY, [snap(1, eight)])
     message = str(refused.value)
     assert f"exports as {eight + 512} bytes ({eight} bytes of disk plus the 512-byte VHD footer" in message
     assert f"at most 8 TiB ({MAX_BLOB_BYTES} bytes)" in message
     assert "4096-byte-sector disk exports without a footer" in message
-    pipeline.check_source(config(), State(), IDENTITY, [replace(snap(1, eight), logical_sector_size=4096)])
+    base_choice.check_source(config(), State(), IDENTITY, [replace(snap(1, eight), logical_sector_size=4096)])
     with pytest.raises(UserError) as too_big:
-        pipeline.check_source(
+        base_choice.check_source(
             config(), State(), IDENTITY, [replace(snap(1, 2 * eight), logical_sector_size=4096)]
         )
     assert "footer" not in str(too_big.value)

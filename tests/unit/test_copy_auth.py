@@ -1,4 +1,4 @@
-"""Run-path fixes of the pipeline with fakes: which 403 is the source's in stream mode."""
+"""Run-path fixes of the copier with fakes: which 403 is the source's in stream mode."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from azure.core.exceptions import HttpResponseError
 
 from replicator.cli.replicate_cmd import load
 from replicator.core import ranges
-from replicator.engine import pipeline
+from replicator.engine import copier as copier_mod
 from replicator.engine.progress import Progress
 from tests.helpers.source_fakes import DISK
 
@@ -62,15 +62,15 @@ class FakeTarget:
             raise self.failures.pop(0)
 
 
-def copier(target: FakeTarget, grant: FakeGrant, reader: FakeReader) -> pipeline.Copier:
+def copier(target: FakeTarget, grant: FakeGrant, reader: FakeReader) -> copier_mod.Copier:
     config = load(
         ["--source", DISK, "--target", "https://a.blob.core.windows.net/ccc/b", "--mode", "stream"], env={}
     )
-    return pipeline.Copier(config, target, grant, reader, Progress())  # type: ignore[arg-type]
+    return copier_mod.Copier(config, target, grant, reader, Progress())  # type: ignore[arg-type]
 
 
 async def test_stream_source_403_regrants_and_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "_backoff", lambda state: 0.0)
+    monkeypatch.setattr(copier_mod, "CHUNK_BACKOFF_SECONDS", 0.0)
     grant, reader, target = FakeGrant(), FakeReader(forbidden("AuthenticationFailed")), FakeTarget()
     await copier(target, grant, reader).execute(OP)
     assert grant.invalidated == ["https://src.invalid/s?sig=v1"] and grant.grants == 2
@@ -78,7 +78,7 @@ async def test_stream_source_403_regrants_and_retries(monkeypatch: pytest.Monkey
 
 
 async def test_stream_target_403_is_not_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "_backoff", lambda state: 0.0)
+    monkeypatch.setattr(copier_mod, "CHUNK_BACKOFF_SECONDS", 0.0)
     grant, reader = FakeGrant(), FakeReader()
     target = FakeTarget(forbidden("AuthorizationPermissionMismatch"))
     with pytest.raises(HttpResponseError, match="AuthorizationPermissionMismatch"):

@@ -10,8 +10,9 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from replicator.core.errors import EXIT_FAILED, ReplicationError, UserError
 from replicator.core.weighted import WeightedSemaphore
-from replicator.source import arm as source
-from replicator.source.arm import ArmSource, family_sas_slots
+from replicator.source import grants as source
+from replicator.source.arm import ArmSource
+from replicator.source.grants import family_sas_slots, read_grant, read_grants
 from tests.helpers.source_fakes import FakeSnapshots, snapshot
 
 
@@ -21,7 +22,7 @@ async def test_five_concurrent_diffs_of_one_family_complete(arm: ArmSource, fake
 
     async def diff(i: int) -> None:
         nonlocal entered
-        async with arm.grants(snapshot(f"cur{i}"), snapshot(f"base{i}")):
+        async with read_grants(arm, snapshot(f"cur{i}"), snapshot(f"base{i}")):
             entered += 1
             if entered == 2:  # at most two diffs (four slots) fit at once; let them overlap a little
                 all_in.set()
@@ -78,7 +79,7 @@ async def test_a_snapshot_deleted_mid_run_is_a_run_failure(
 
     monkeypatch.setattr(fake, "begin_grant_access", gone)
     with pytest.raises(ReplicationError, match="s1 was deleted during the run") as caught:
-        async with arm.grant(snapshot("s1")):
+        async with read_grant(arm, snapshot("s1")):
             pass
     assert caught.value.exit_code == EXIT_FAILED and not isinstance(caught.value, UserError)
     assert fake.revokes == []  # a refused grant created no SAS: nothing to revoke

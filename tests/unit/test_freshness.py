@@ -33,13 +33,8 @@ from replicator.engine.progress import Protected
 from replicator.engine.status import MAX_AGE_ENV, max_age, newest_point
 from replicator.fleet.jobs import JobSpec
 from replicator.settings.config import Config
-from replicator.target.page_blob import (
-    InProgress,
-    RestorePoint,
-    SnapshotRef,
-    State,
-)
 from replicator.target.restore_points import PointInfo
+from replicator.target.state import InProgress, RestorePoint, SnapshotRef, State
 from tests import envelope as schema
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)

@@ -39,8 +39,8 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 IKEY = "00000000-0000-0000-0000-000000000001"
 WHERE = {
     "replicator.command": "replicate",
-    "replicator.source.arm": DISK,
-    "replicator.target.page_blob": TARGET,
+    "replicator.source": DISK,
+    "replicator.target": TARGET,
 }
 
 

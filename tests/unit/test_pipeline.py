@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
-from tenacity import RetryCallState
 
 from replicator.core import ranges
 from replicator.core.errors import ReplicationError
 from replicator.core.ranges import Change, Range
 from replicator.engine import base_choice as base
-from replicator.engine import pipeline
+from replicator.engine import copier
+from replicator.engine import job as job_mod
 from replicator.engine.progress import Tally
 from replicator.settings.knobs import GiB
-from replicator.target.page_blob import InProgress, State
+from replicator.target.state import InProgress, State
 from tests.helpers.source_fakes import DISK, IDENTITY, config, done, jobs, ref, snap
 
 
@@ -97,9 +96,9 @@ def test_check_source_refuses_other_disk_and_oversized() -> None:
 # ---------------------------------------------------------------- streamed planning
 
 
-def runner(window: int = 64 * 1024 * 1024) -> pipeline.JobRunner:
+def runner(window: int = 64 * 1024 * 1024) -> job_mod.JobRunner:
     cfg = config("--list-window", str(window))
-    return pipeline.JobRunner(cfg, None, None, None, None)  # type: ignore[arg-type]
+    return job_mod.JobRunner(cfg, None, None, None, None)  # type: ignore[arg-type]
 
 
 def fake_listing(monkeypatch: pytest.MonkeyPatch, changes: list[Change]) -> list[tuple[int, int]]:
@@ -111,8 +110,8 @@ def fake_listing(monkeypatch: pytest.MonkeyPatch, changes: list[Change]) -> list
             if change.range.end > start:
                 yield change
 
-    monkeypatch.setattr(pipeline, "list_changes", list_changes)
-    monkeypatch.setattr(pipeline, "PLAN_BATCH", 2)  # batch edges everywhere
+    monkeypatch.setattr(job_mod, "list_changes", list_changes)
+    monkeypatch.setattr(job_mod, "PLAN_BATCH", 2)  # batch edges everywhere
     return calls
 
 
@@ -127,7 +126,7 @@ async def test_batched_plan_equals_whole_plan(monkeypatch: pytest.MonkeyPatch) -
     fake_listing(monkeypatch, changes)
     job = base.Job(snap(2), snap(1), "diff")
     got = await collect(
-        runner().planned_ops(job, None, object(), 16 * M, pipeline._result(job), blank_target=False)
+        runner().planned_ops(job, None, object(), 16 * M, job_mod._result(job), blank_target=False)
     )  # type: ignore[arg-type]
     assert got == list(ranges.plan(changes))
 
@@ -137,10 +136,10 @@ async def test_merged_gaps_are_reported_apart_from_changed_bytes(monkeypatch: py
     changes = [Change(Range(0, 4096), False), Change(Range(8192, 12288), False)]
     fake_listing(monkeypatch, changes)
     job = base.Job(snap(2), snap(1), "diff")
-    result = pipeline._result(job)
+    result = job_mod._result(job)
     ops = await collect(runner().planned_ops(job, None, object(), 1 << 20, result, blank_target=False))  # type: ignore[arg-type]
     for op in ops:
-        pipeline._count_op(result, op)
+        job_mod._count_op(result, op)
     assert ops == [ranges.Op("copy", Range(0, 12288))]
     assert (result.changed_bytes, result.merged_gap_bytes) == (8192, 4096)
 
@@ -150,7 +149,7 @@ async def test_full_copy_clears_gaps_unless_the_target_is_blank(monkeypatch: pyt
     fake_listing(monkeypatch, [Change(Range(M, 2 * M), False), Change(Range(5 * M, 6 * M), False)])
     job = base.Job(snap(1), None, "full")
     full = await collect(
-        runner().planned_ops(job, None, None, 8 * M, pipeline._result(job), blank_target=False)
+        runner().planned_ops(job, None, None, 8 * M, job_mod._result(job), blank_target=False)
     )  # type: ignore[arg-type]
     assert [(o.kind, o.range.start, o.range.end) for o in full] == [
         ("clear", 0, M),
@@ -160,7 +159,7 @@ async def test_full_copy_clears_gaps_unless_the_target_is_blank(monkeypatch: pyt
         ("clear", 6 * M, 8 * M),
     ]
     blank = await collect(
-        runner().planned_ops(job, None, None, 8 * M, pipeline._result(job), blank_target=True)
+        runner().planned_ops(job, None, None, 8 * M, job_mod._result(job), blank_target=True)
     )  # type: ignore[arg-type]
     assert [o.kind for o in blank] == ["copy", "copy"]
 
@@ -170,7 +169,7 @@ async def test_resume_lists_from_the_checkpoint_window(monkeypatch: pytest.Monke
     calls = fake_listing(monkeypatch, [Change(Range(M, 2 * M), False), Change(Range(70 * M, 71 * M), False)])
     job = base.Job(snap(1), None, "full", checkpoint=66 * M)
     ops = await collect(
-        runner(64 * M).planned_ops(job, None, None, 128 * M, pipeline._result(job), blank_target=False)
+        runner(64 * M).planned_ops(job, None, None, 128 * M, job_mod._result(job), blank_target=False)
     )  # type: ignore[arg-type]
     assert calls == [(64 * M, 128 * M)]
     assert ops[0] == ranges.Op("clear", Range(64 * M, 70 * M))
@@ -188,12 +187,12 @@ async def test_the_plan_is_counted_ahead_as_the_copy_would_report_it(monkeypatch
     fake_listing(monkeypatch, changes)
     tally = Tally()
     job = base.Job(snap(1), None, "full", checkpoint=66 * M)
-    jobs_runner = pipeline.JobRunner(config(), None, None, None, tally)  # type: ignore[arg-type]
+    jobs_runner = job_mod.JobRunner(config(), None, None, None, tally)  # type: ignore[arg-type]
     await jobs_runner.count_total(job, None, None, 128 * M, blank_target=False)  # type: ignore[arg-type]
     planned = [
         op
         async for op in jobs_runner.planned_ops(
-            job, None, None, 128 * M, pipeline._result(job), blank_target=False
+            job, None, None, 128 * M, job_mod._result(job), blank_target=False
         )
     ]  # type: ignore[arg-type]
     issued = sum(op.range.length for op in planned if op.kind == "copy" and op.range.end > job.checkpoint)
@@ -205,12 +204,12 @@ async def test_the_plan_is_counted_ahead_as_the_copy_would_report_it(monkeypatch
 
 async def test_a_count_that_fails_leaves_the_total_as_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     async def refused(current, base, *, start, end, window, page_size):
-        raise pipeline.DiffNotPossible("resize across 4 TiB")
+        raise job_mod.DiffNotPossible("resize across 4 TiB")
         yield  # an async generator
 
-    monkeypatch.setattr(pipeline, "list_changes", refused)
+    monkeypatch.setattr(job_mod, "list_changes", refused)
     tally = Tally()
-    jobs_runner = pipeline.JobRunner(config(), None, None, None, tally)  # type: ignore[arg-type]
+    jobs_runner = job_mod.JobRunner(config(), None, None, None, tally)  # type: ignore[arg-type]
     await jobs_runner.count_total(base.Job(snap(2), snap(1), "diff"), None, object(), GiB, blank_target=False)  # type: ignore[arg-type]
     tally.on_planned(4096, 0)
     assert (tally.counted, tally.total, tally.total_known) == (None, 4096, False)
@@ -238,22 +237,12 @@ async def test_pool_failure_cancels_the_other_workers() -> None:
             raise
 
     with pytest.raises(ReplicationError, match="boom"):
-        await asyncio.wait_for(pipeline.run_pool(ops(), 4, 8, work), 5)
+        await asyncio.wait_for(copier.run_pool(ops(), 4, 8, work), 5)
     assert len(started) == 4 and len(cancelled) == 3
 
 
-def test_backoff_honours_retry_after() -> None:
-    response = SimpleNamespace(headers={"Retry-After": "7"})
-    exc = SimpleNamespace(response=response)
-    state = SimpleNamespace(attempt_number=1, outcome=SimpleNamespace(exception=lambda: exc))
-    assert pipeline._backoff(state) == 7.0  # type: ignore[arg-type]
-    state.outcome = SimpleNamespace(exception=lambda: ValueError())
-    assert 0 <= pipeline._backoff(state) <= 0.5  # type: ignore[arg-type]
-    assert isinstance(state, SimpleNamespace) and RetryCallState
-
-
 async def test_throttle_paces_bytes() -> None:
-    throttle = pipeline.Throttle(1024 * 1024)
+    throttle = copier.Throttle(1024 * 1024)
     loop = asyncio.get_running_loop()
     start = loop.time()
     for _ in range(3):

@@ -118,7 +118,7 @@ def test_a_plan_counted_ahead_gives_the_total_and_an_eta_while_the_copy_still_li
     progress = LogProgress(clock=clock)
     progress.on_snapshot_start(_result(), 1, 1)
     progress.on_planned(64 * MiB, 0)
-    progress.on_total(1024 * MiB)  # pipeline.JobRunner.count_total
+    progress.on_total(1024 * MiB)  # job.JobRunner.count_total
     clock.now += 10
     progress.on_written(64 * MiB)
     progress.report()

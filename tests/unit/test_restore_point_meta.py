@@ -1,4 +1,4 @@
-"""The restore-point metadata codec (target.RestorePointMeta): the wire format of every restore point.
+"""The restore-point metadata codec (target.state.RestorePointMeta): the wire format of every restore point.
 
 Restore points already in storage were written by a dict literal in pipeline.py; the codec must write
 exactly those keys and values and read them back as `list`, `restore` and `status` always did.
@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replicator.engine.base_choice import DiskIdentity, Job
-from replicator.engine.pipeline import _restore_point_meta
+from replicator.engine.job import _restore_point_meta
 from replicator.source.arm import SnapshotInfo
-from replicator.target.page_blob import RestorePoint, RestorePointMeta, State
 from replicator.target.restore_points import PointInfo
+from replicator.target.state import RestorePoint, RestorePointMeta, State
 
 SUB = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute"
 

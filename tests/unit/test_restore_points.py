@@ -12,11 +12,6 @@ from replicator.core import vhd
 from replicator.core.errors import UserError
 from replicator.emulator.arm import vhd as emulator_vhd
 from replicator.plumbing.urlcheck import parse_target_url
-from replicator.target.page_blob import (
-    RestorePoint,
-    SnapshotRef,
-    State,
-)
 from replicator.target.restore_points import (
     PointInfo,
     check_sku,
@@ -25,6 +20,7 @@ from replicator.target.restore_points import (
     source_uri,
     storage_account_id,
 )
+from replicator.target.state import RestorePoint, SnapshotRef, State
 
 MiB = 1024**2
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from replicator.core.errors import LimitError
 from replicator.source.arm import SnapshotInfo, target_tag
 from replicator.source.snapshots import check_limits, plan_trim, snapshot_name
-from replicator.target.page_blob import InProgress, SnapshotRef, State
+from replicator.target.state import InProgress, SnapshotRef, State
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 RG = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute"

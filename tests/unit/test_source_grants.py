@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from replicator.core.errors import EXIT_RETRY_LATER, LimitError, ReplicationError
-from replicator.source import arm as source
+from replicator.source import grants as source
 from replicator.source.arm import ArmSource
+from replicator.source.grants import read_grant
 from tests.helpers.source_fakes import (
     SUB,
     FakeConfig,
@@ -31,7 +32,7 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_grants_read_access_for_the_configured_duration_and_revokes(
     arm: ArmSource, fake: FakeSnapshots
 ) -> None:
-    async with arm.grant(snapshot("s1")) as grant:
+    async with read_grant(arm, snapshot("s1")) as grant:
         url = await grant.url()
         assert url.startswith("https://md.invalid/c/s1/")
         assert fake.active == {"s1"}
@@ -48,7 +49,7 @@ async def test_eight_concurrent_grants_on_one_family_never_exceed_five(
 
     async def use(name: str) -> None:
         nonlocal inside, most_inside
-        async with arm.grant(snapshot(name)):
+        async with read_grant(arm, snapshot(name)):
             inside += 1
             most_inside = max(most_inside, inside)
             await asyncio.sleep(0.02)
@@ -67,7 +68,7 @@ async def test_families_have_separate_budgets(arm: ArmSource, fake: FakeSnapshot
 
     async def hold(name: str, family: str) -> None:
         nonlocal count
-        async with arm.grant(snapshot(name, family)):
+        async with read_grant(arm, snapshot(name, family)):
             count += 1
             if count == 10:
                 entered.set()
@@ -79,7 +80,7 @@ async def test_families_have_separate_budgets(arm: ArmSource, fake: FakeSnapshot
 
 async def test_revokes_when_the_body_raises(arm: ArmSource, fake: FakeSnapshots) -> None:
     with pytest.raises(RuntimeError, match="boom"):
-        async with arm.grant(snapshot("s1")):
+        async with read_grant(arm, snapshot("s1")):
             raise RuntimeError("boom")
     assert fake.revokes == ["s1"] and fake.active == set()
 
@@ -91,7 +92,7 @@ async def test_revokes_when_cancelled_even_if_cancelled_again_during_the_revoke(
     inside = asyncio.Event()
 
     async def body() -> None:
-        async with arm.grant(snapshot("s1")):
+        async with read_grant(arm, snapshot("s1")):
             inside.set()
             await asyncio.sleep(3600)
 
@@ -110,7 +111,7 @@ async def test_retries_while_other_processes_hold_the_family_then_succeeds(
     arm: ArmSource, fake: FakeSnapshots
 ) -> None:
     fake.refusals = 2
-    async with arm.grant(snapshot("s1")) as grant:
+    async with read_grant(arm, snapshot("s1")) as grant:
         assert await grant.url()
     assert len(fake.grants) == 3
     assert fake.revokes == ["s1"]
@@ -125,7 +126,7 @@ async def test_limit_error_after_the_wait_names_the_five_sas_limit_and_revokes_n
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(LimitError) as caught:
-        async with arm.grant(snapshot("s1")):
+        async with read_grant(arm, snapshot("s1")):
             pytest.fail("must not enter")
     elapsed = loop.time() - started
     assert 0.4 <= elapsed < 2.0
@@ -144,7 +145,7 @@ async def test_other_arm_errors_are_not_retried(arm: ArmSource, fake: FakeSnapsh
 
     fake.begin_grant_access = refuse  # type: ignore[method-assign]
     with pytest.raises(ReplicationError, match="not ready"):
-        async with arm.grant(snapshot("s1")):
+        async with read_grant(arm, snapshot("s1")):
             pass
     assert len(fake.grants) == 1
 
@@ -152,7 +153,7 @@ async def test_other_arm_errors_are_not_retried(arm: ArmSource, fake: FakeSnapsh
 async def test_url_regrants_after_invalidate_once_for_many_callers(
     arm: ArmSource, fake: FakeSnapshots
 ) -> None:
-    async with arm.grant(snapshot("s1")) as grant:
+    async with read_grant(arm, snapshot("s1")) as grant:
         first = await grant.url()
         for _ in range(3):  # three workers saw 403 with the same SAS
             grant.invalidate(first)
@@ -166,7 +167,7 @@ async def test_url_regrants_after_invalidate_once_for_many_callers(
 async def test_url_regrants_before_expiry(fake: FakeSnapshots) -> None:
     arm = await ArmSource.open(FakeConfig(sas_duration_seconds=1))
     arm._clients[SUB] = SimpleNamespace(snapshots=fake)  # type: ignore[assignment]
-    async with arm.grant(snapshot("s1")) as grant:
+    async with read_grant(arm, snapshot("s1")) as grant:
         first = await grant.url()
         await asyncio.sleep(0.8)  # past 3/4 of its lifetime
         assert await grant.url() != first
@@ -174,7 +175,7 @@ async def test_url_regrants_before_expiry(fake: FakeSnapshots) -> None:
 
 
 async def test_no_sas_in_repr_or_errors(arm: ArmSource, fake: FakeSnapshots) -> None:
-    async with arm.grant(snapshot("s1")) as grant:
+    async with read_grant(arm, snapshot("s1")) as grant:
         await grant.url()
         assert "SECRET" not in repr(grant)
 
@@ -197,7 +198,7 @@ async def test_limit_error_when_this_process_holds_the_family_for_too_long(fake:
 
     async def hold(name: str) -> None:
         nonlocal holding
-        async with arm.grant(snapshot(name)):
+        async with read_grant(arm, snapshot(name)):
             holding += 1
             await release.wait()
 
@@ -205,10 +206,10 @@ async def test_limit_error_when_this_process_holds_the_family_for_too_long(fake:
     while holding < 5:
         await asyncio.sleep(0.01)
     with pytest.raises(LimitError, match="in this process"):
-        async with arm.grant(snapshot("s5")):
+        async with read_grant(arm, snapshot("s5")):
             pytest.fail("must not enter")
     assert len(fake.grants) == 5  # the sixth never reached ARM
     release.set()
     await asyncio.gather(*holders)
-    async with arm.grant(snapshot("s5")):  # the budget is whole again
+    async with read_grant(arm, snapshot("s5")):  # the budget is whole again
         assert fake.active == {"s5"}

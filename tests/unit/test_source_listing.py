@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from replicator.core.errors import ReplicationError
 from replicator.core.ranges import Change, Range
-from replicator.source import arm as source
-from replicator.source.arm import DiffNotPossible, list_changes
+from replicator.source import listing as source
+from replicator.source.listing import DiffNotPossible, list_changes
 
 KiB = 1024
 

@@ -1,7 +1,7 @@
 """Properties of ranges.StreamPlanner: a listing planned batch by batch, window by window and after a
 resume gets the very ops of planning the whole listing at once.
 
-The listing is modelled as source.list_changes yields it: window by window (edges on multiples of
+The listing is modelled as listing.list_changes yields it: window by window (edges on multiples of
 the window, a multiple of 4 MiB as --list-window requires), each window's changes clipped to it, so
 a change crossing an edge arrives as two touching pieces; then cut into batches at random. Byte
 sets are compared as merged `(start, end)` pairs computed here, independently of the code under test.

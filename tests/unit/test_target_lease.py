@@ -1,6 +1,6 @@
-"""The target adapter with fakes: the lease renewer retries transient errors until the lease would
-expire, a lost lease cancels the run with a clear error, the renewer never masks the run's outcome, and a
-commit survives a listing that lags behind it."""
+"""target.lease and the target adapter with fakes: the lease renewer retries transient errors until
+the lease would expire, a lost lease cancels the run with a clear error, the renewer never masks the
+run's outcome, and a commit survives a listing that lags behind it."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from azure.core.exceptions import HttpResponseError, ServiceResponseError
 
 from replicator.cli.replicate_cmd import load
 from replicator.core.errors import ReplicationError
+from replicator.target import lease as lease_mod
 from replicator.target import page_blob as target_mod
-from replicator.target.page_blob import PageBlobTarget, RestorePointMeta, keep_renewed
+from replicator.target.lease import keep_renewed
+from replicator.target.page_blob import PageBlobTarget
+from replicator.target.state import RestorePointMeta
 
 LEASE = 0.4  # seconds: renewals every 0.1 s
 
@@ -48,7 +51,7 @@ def conflict() -> HttpResponseError:
 @pytest.fixture
 def leased_target(monkeypatch: pytest.MonkeyPatch) -> PageBlobTarget:
     monkeypatch.setattr(target_mod, "BlobLeaseClient", FakeLease)
-    monkeypatch.setattr(target_mod, "RENEW_RETRY_SECONDS", 0.02)
+    monkeypatch.setattr(lease_mod, "RENEW_RETRY_SECONDS", 0.02)
     FakeLease.released = 0
     group = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"
     disk = f"{group}/providers/Microsoft.Compute/disks/d"
@@ -59,7 +62,7 @@ def leased_target(monkeypatch: pytest.MonkeyPatch) -> PageBlobTarget:
 
 
 async def test_transient_failures_of_any_kind_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(target_mod, "RENEW_RETRY_SECONDS", 0.02)
+    monkeypatch.setattr(lease_mod, "RENEW_RETRY_SECONDS", 0.02)
     calls = 0
     script: list[BaseException | None] = [ServiceResponseError("reset"), TimeoutError(), None, None]
 
@@ -76,7 +79,7 @@ async def test_transient_failures_of_any_kind_are_retried(monkeypatch: pytest.Mo
 
 
 async def test_lost_when_no_renewal_succeeds_before_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(target_mod, "RENEW_RETRY_SECONDS", 0.02)
+    monkeypatch.setattr(lease_mod, "RENEW_RETRY_SECONDS", 0.02)
 
     async def renew() -> None:
         raise ServiceResponseError("reset")

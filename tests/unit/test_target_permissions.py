@@ -16,7 +16,8 @@ from replicator.cli.replicate_cmd import load
 from replicator.core.errors import EXIT_USAGE, UserError
 from replicator.core.ranges import Range
 from replicator.target import page_blob as target_mod
-from replicator.target.page_blob import PageBlobTarget, RestorePointMeta, State
+from replicator.target.page_blob import PageBlobTarget
+from replicator.target.state import RestorePoint, RestorePointMeta, State
 
 GROUP = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"
 DISK = f"{GROUP}/providers/Microsoft.Compute/disks/d"
@@ -150,8 +151,8 @@ async def test_a_duplicate_restore_point_the_sas_cannot_delete_stays(monkeypatch
     async with target("replicate") as t:
         t._blob.create_snapshot = lambda **kw: _answer({"snapshot": "t1"})  # type: ignore[method-assign]
 
-        async def points(*, required: bool = True) -> list[target_mod.RestorePoint]:
-            return [target_mod.RestorePoint(p, {"commit_id": "cid"}) for p in ("t1", "t2")]
+        async def points(*, required: bool = True) -> list[RestorePoint]:
+            return [RestorePoint(p, {"commit_id": "cid"}) for p in ("t1", "t2")]
 
         t.restore_points = points  # type: ignore[method-assign]
         denied = SimpleNamespace(delete_blob=raising(forbidden("AuthorizationPermissionMismatch")))

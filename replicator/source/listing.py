@@ -1,0 +1,293 @@
+"""The snapshot data plane through a SAS: page-range listing (valid ranges or a diff) and the blob size.
+
+Why the listing calls the generated operation itself: the SDK's
+`BlobClient.get_page_range_diff_for_managed_disk` makes one request and returns only the range
+lists, dropping `NextMarker`. The service answers at most 10,000 ranges per call (fewer with
+`maxresults`), so calling it once silently loses every range after the first page. `list_changes`
+calls `page_blob.get_page_ranges_diff` / `get_page_ranges` with `marker` and follows every
+`NextMarker` of every offset window, holding one page of results at a time.
+
+Who retries what: the storage pipeline of the listing clients (`recovery.storage_retry`) retries
+connection errors, 408 and 5xx (ServerBusy, OperationTimedOut) with exponential backoff: 5 retries,
+about half a minute in all. This module retries what only it can fix: a 403 AuthenticationFailed
+(the SAS expired or another run revoked it: re-grant and repeat the request, twice at most;
+`_SasCaller`). Anything else surfaces as a ReplicatorError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from azure.core.exceptions import (
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob.aio import BlobClient
+
+from replicator.core import messages
+from replicator.core.errors import ReplicationError
+from replicator.core.output import plural
+from replicator.core.ranges import (
+    LIST_PREFETCH,
+    Change,
+    Range,
+    from_azure,
+    to_http_range,
+    windows,
+)
+from replicator.observe.jsonlog import event
+from replicator.plumbing import credentials, recovery, retry
+from replicator.source.grants import Grant
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DATA_PLANE_AUTH_RETRIES = 2
+"""Re-grants after a data-plane 403 before giving up (an expired or revoked SAS needs one)."""
+
+RESIZE_REFUSAL_CODE = "SnapshotDiffAcrossResizeNotSupported"
+"""The emulator's code for a diff across a 4 TiB resize (Azure documents the restriction, not its code)."""
+
+_RESIZE_TEXT = re.compile(r"resiz|4\s*(tb|tib)\b", re.IGNORECASE)
+
+
+class DiffNotPossible(ReplicationError):
+    """Azure cannot diff these two snapshots (a resize across the 4 TiB boundary): copy in full."""
+
+
+# --- data plane ------------------------------------------------------------------------------------
+
+
+def _code(err: HttpResponseError) -> str:
+    """The service's error code, else the status: what a sentence names the refusal by."""
+    return messages.error_code(err) or str(err.status_code or "")
+
+
+def is_resize_refusal(err: HttpResponseError) -> bool:
+    """The diff was refused because the disk was resized across the 4 TiB boundary between the snapshots."""
+    if _code(err) == RESIZE_REFUSAL_CODE:
+        return True
+    return err.status_code in (400, 409) and bool(_RESIZE_TEXT.search(messages.service_answer(err)))
+
+
+class _SasCaller:
+    """Runs data-plane requests against the SAS URLs of grants, re-granting after a 403.
+
+    Keeps one BlobClient (one connection pool) for the current SAS URL; a re-grant replaces it.
+    """
+
+    def __init__(self, current: Grant, base: Grant | None = None) -> None:
+        self._grants = [g for g in (current, base) if g is not None]
+        self._client: BlobClient | None = None
+        self._client_url: str | None = None
+
+    async def close(self) -> None:
+        client, self._client, self._client_url = self._client, None, None
+        if client is not None:
+            await client.close()
+
+    async def _client_for(self, url: str) -> BlobClient:
+        if self._client_url != url:
+            await self.close()
+            self._client = BlobClient.from_blob_url(
+                url,
+                retry_policy=recovery.storage_retry(recovery.LISTING_RETRIES),
+                **credentials.transport_kwargs(),
+            )
+            self._client_url = url
+        assert self._client is not None
+        return self._client
+
+    async def call(self, what: str, request: Callable[[BlobClient, list[str]], Awaitable[T]]) -> T:
+        """`request(client of current's SAS, [current URL, base URL])`, with 403 → re-grant → repeat.
+
+        Which SAS a 403 refused: a request on one grant (a full listing, a size) re-grants that one.
+        A diff carries both URLs (the base's in `x-ms-previous-snapshot-url`) and Azure's answer
+        (AuthenticationFailed, the same code for either) does not say which was refused, so both are
+        re-granted; `Grant.invalidate(url)` makes that one re-grant each however many requests failed.
+        """
+        urls: list[str] = []
+
+        def regrant(attempt: int, delay: float, err: BaseException) -> None:
+            assert isinstance(err, HttpResponseError)
+            log.info("%s answered 403 %s; re-granting the SAS and retrying.", what, _code(err))
+            for grant, url in zip(self._grants, urls, strict=True):
+                grant.invalidate(url)
+
+        policy = retry.retrying(  # no wait: the re-grant is what the next attempt needed
+            first=0.0, cap=0.0, attempts=DATA_PLANE_AUTH_RETRIES + 1, retry_on=_refused, on_retry=regrant
+        )
+        try:
+            async for attempt in policy:
+                with attempt:
+                    urls[:] = [await g.url() for g in self._grants]
+                    return await request(await self._client_for(urls[0]), urls)
+        except HttpResponseError as err:
+            if is_resize_refusal(err):
+                raise DiffNotPossible(
+                    f"{what} was refused because the disk was resized across the 4 TiB boundary between "
+                    f"the two snapshots ({_code(err)}); a full copy is needed."
+                ) from None
+            raise ReplicationError(
+                f"{what} failed: HTTP {err.status_code} {messages.service_answer(err)}."
+            ) from None
+        except (ServiceRequestError, ServiceResponseError) as err:
+            raise ReplicationError(f"{what} failed after retries: {messages.describe(err)}.") from None
+        raise AssertionError("unreachable: tenacity returns or reraises")
+
+
+def _refused(exc: BaseException) -> bool:
+    """A data-plane 403: the SAS expired or another run revoked it; a re-grant fixes it."""
+    return isinstance(exc, HttpResponseError) and exc.status_code == 403
+
+
+def _page_changes(page: Any, window: Range) -> Iterator[Change]:
+    """The PageRange and ClearRange elements of one answer, merged in offset order, clipped to `window`."""
+    data = ((r.start, r.end, False) for r in page.page_range or ())
+    cleared = ((r.start, r.end, True) for r in page.clear_range or ())
+    for start, end_inclusive, clear in heapq.merge(data, cleared):
+        r = from_azure(start, end_inclusive)
+        low, high = max(r.start, window.start), min(r.end, window.end)
+        if low < high:
+            yield Change(Range(low, high), clear)
+
+
+async def list_changes(
+    current: Grant, base: Grant | None, *, start: int, end: int, window: int, page_size: int | None
+) -> AsyncIterator[Change]:
+    """The changes of `current` over `[start, end)`, in offset order: its diff against `base`, or its
+    valid ranges (all `clear=False`) when `base` is None.
+
+    Lists window by window (`window` bytes, 512-aligned; edges on multiples of `window`) and follows
+    every NextMarker of each window with at most `page_size` ranges per answer (None: the service's
+    maximum). Up to LIST_PREFETCH windows are listed at once and yielded in offset order; each holds
+    at most one answer waiting, so memory is LIST_PREFETCH answers. Raises DiffNotPossible when Azure
+    refuses the diff because of a resize across 4 TiB, ReplicationError if the service answers out of
+    order.
+    """
+    # One caller (client and connection pool) per prefetch slot: a slot lists one window at a time,
+    # so a re-grant in one window never closes a client that another window is using.
+    callers = [_SasCaller(current, base) for _ in range(LIST_PREFETCH)]
+    name = current.snapshot.name
+    against = f" against {base.snapshot.name}" if base else ""
+    listing: collections.deque[tuple[str, asyncio.Queue[Any], asyncio.Task[None]]] = collections.deque()
+    todo = enumerate(windows(end, window, start))
+
+    def prefetch() -> None:
+        while len(listing) < LIST_PREFETCH and (item := next(todo, None)) is not None:
+            i, win = item
+            what = f"Get Page Ranges of snapshot {name} over {win}{against}"
+            answers: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
+            slot = callers[i % LIST_PREFETCH]
+            task = asyncio.create_task(_list_window(slot, what, win, page_size, base, answers))
+            listing.append((what, answers, task))
+
+    previous_end = start
+    try:
+        prefetch()
+        while listing:
+            what, answers, task = listing[0]
+            while (answer := await answers.get()) is not None:
+                if isinstance(answer, BaseException):
+                    raise answer
+                for change in _page_changes(answer.page, answer.window):
+                    if change.range.start < previous_end:
+                        raise ReplicationError(f"{what} returned {change.range} after offset {previous_end}.")
+                    previous_end = change.range.end
+                    yield change
+            await task
+            listing.popleft()
+            prefetch()
+    finally:
+        for _, _, task in listing:
+            task.cancel()
+        await asyncio.gather(*(task for _, _, task in listing), return_exceptions=True)
+        for caller in callers:
+            await caller.close()
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One Get Page Ranges answer and the window it was asked for (answers are clipped to it)."""
+
+    page: Any
+    window: Range
+
+
+async def _list_window(
+    caller: _SasCaller,
+    what: str,
+    win: Range,
+    page_size: int | None,
+    base: Grant | None,
+    answers: asyncio.Queue[Any],
+) -> None:
+    """Every answer of one window, NextMarker after NextMarker, into `answers`; then None (or the error)."""
+    marker: str | None = None
+    pages = ranges_listed = 0
+    try:
+        while True:
+            page = await caller.call(what, _ranges_request(win, marker, page_size, diff=base is not None))
+            pages += 1
+            ranges_listed += len(page.page_range or ()) + len(page.clear_range or ())
+            await answers.put(_Answer(page, win))
+            if not page.next_marker:
+                event(
+                    "list_window",
+                    logging.DEBUG,
+                    message=f"{what}: {plural(ranges_listed, 'range')} in {plural(pages, 'answer')}",
+                    window_start=win.start,
+                    window_end=win.end,
+                    answers=pages,
+                    ranges=ranges_listed,
+                )
+                break
+            if page.next_marker == marker:
+                raise ReplicationError(
+                    f"{what} returned the same NextMarker twice; the listing would not end."
+                )
+            marker = page.next_marker
+    except Exception as exc:  # handed to the consumer, which raises it in offset order
+        await answers.put(exc)
+        return
+    await answers.put(None)
+
+
+def _ranges_request(
+    win: Range, marker: str | None, page_size: int | None, *, diff: bool
+) -> Callable[[BlobClient, list[str]], Awaitable[Any]]:
+    async def request(client: BlobClient, urls: list[str]) -> Any:
+        operations = client._client.page_blob
+        if diff:
+            return await operations.get_page_ranges_diff(
+                prev_snapshot_url=urls[1], range=to_http_range(win), marker=marker, maxresults=page_size
+            )
+        return await operations.get_page_ranges(range=to_http_range(win), marker=marker, maxresults=page_size)
+
+    return request
+
+
+async def snapshot_blob_size(grant: Grant) -> int:
+    """The size of the snapshot's exported blob, read through its SAS.
+
+    Not always `size_bytes`: a 512-byte-sector disk exports a fixed VHD, one 512-byte footer longer
+    than the disk; a 4096-byte-sector disk exports without a footer. The blob is the truth.
+    """
+    caller = _SasCaller(grant)
+    try:
+
+        async def request(client: BlobClient, urls: list[str]) -> int:
+            return (await client.get_blob_properties()).size
+
+        return await caller.call(f"Reading the size of snapshot {grant.snapshot.name}", request)
+    finally:
+        await caller.close()
