@@ -17,7 +17,7 @@ from replicator.cli import shell
 from replicator.cli.argv import flag_value, target_display
 from replicator.cli.parser import CommandParser
 from replicator.cli.terminal_progress import TerminalProgress
-from replicator.engine.progress import Fanout, RunResult
+from replicator.core.progress import Fanout, RunResult
 from replicator.observe import jsonlog, metrics
 from replicator.observe.progress_log import reported
 from replicator.settings.config import Config

@@ -1,6 +1,6 @@
 """`replicate status [--target URL] --max-age DURATION [--json]`: how old is each DR copy?
 
-The library is replicator.engine.status (which targets, reading them) and replicator.core.freshness (verdicts,
+The library is replicator.fleet.status (which targets, reading them) and replicator.core.freshness (verdicts,
 table); this module parses, prints, and returns the worst verdict's exit code.
 """
 
@@ -17,13 +17,13 @@ from replicator.core.freshness import (
     summary,
     worst,
 )
-from replicator.engine.status import (
+from replicator.fleet.jobs import DISCOVER_ENV, JOBS_ENV
+from replicator.fleet.status import (
     MAX_AGE_ENV,
     STATUS_KNOBS,
     check,
     max_age,
 )
-from replicator.fleet.jobs import DISCOVER_ENV, JOBS_ENV
 
 DESCRIPTION = (
     "Say how current each replica is: per target the newest restore point and its source snapshot, "

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from replicator.core.output import human_rate, human_size
-from replicator.engine.progress import SnapshotResult
+from replicator.core.progress import SnapshotResult
 from replicator.observe.progress_log import LogProgress
 
 

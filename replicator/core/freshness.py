@@ -1,6 +1,6 @@
 """How current is each replica: what `replicate status` decides from what it read. Pure: no I/O.
 
-replicator.engine.status reads the facts of each target (its metadata and restore points, the source disk's
+replicator.fleet.status reads the facts of each target (its metadata and restore points, the source disk's
 snapshots through ARM) into `Facts`; this module turns facts and a moment `now` into a verdict,
 renders the human table and the JSON of each target, and parses and prints durations.
 
@@ -41,7 +41,7 @@ from replicator.core.output import (
     plural,
     table,
 )
-from replicator.engine.progress import Protected
+from replicator.core.progress import Protected
 
 Verdict = Literal["fresh", "unknown", "stale", "unprotected"]
 

@@ -24,11 +24,11 @@ from azure.core.exceptions import HttpResponseError
 from replicator.core import ranges
 from replicator.core.errors import ReplicatorError
 from replicator.core.messages import describe, error_code
-from replicator.core.weighted import WeightedSemaphore
-from replicator.engine.inflight import process_in_flight_bytes
-from replicator.engine.progress import (
+from replicator.core.progress import (
     Progress,
 )
+from replicator.core.weighted import WeightedSemaphore
+from replicator.engine.inflight import process_in_flight_bytes
 from replicator.observe.jsonlog import event
 from replicator.plumbing import retry
 from replicator.settings.config import Config

@@ -23,6 +23,11 @@ from azure.storage.blob.aio import BlobClient
 from replicator.core import ranges
 from replicator.core.errors import ReplicationError, ReplicatorError
 from replicator.core.messages import describe, error_code
+from replicator.core.progress import (
+    Progress,
+    Protected,
+    SnapshotResult,
+)
 from replicator.engine import verify
 from replicator.engine.base_choice import (
     DiskIdentity,
@@ -31,11 +36,6 @@ from replicator.engine.base_choice import (
     snapshot_ref,
 )
 from replicator.engine.copier import Copier, run_pool
-from replicator.engine.progress import (
-    Progress,
-    Protected,
-    SnapshotResult,
-)
 from replicator.engine.time_budget import Budget
 from replicator.observe.jsonlog import event
 from replicator.plumbing.credentials import client_kwargs

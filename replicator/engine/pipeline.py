@@ -44,6 +44,8 @@ import logging
 from dataclasses import replace
 from datetime import datetime
 
+from replicator.core.progress import Progress, Protected, RunResult
+from replicator.engine import snapshots
 from replicator.engine.base_choice import (
     Job,
     check_source,
@@ -53,11 +55,9 @@ from replicator.engine.base_choice import (
     unprotected,
 )
 from replicator.engine.job import JobRunner
-from replicator.engine.progress import Progress, Protected, RunResult
 from replicator.engine.time_budget import Budget
 from replicator.observe.jsonlog import event
 from replicator.settings.config import Config
-from replicator.source import snapshots
 from replicator.source.arm import ArmSource
 from replicator.source.reader import SasBlobReader
 from replicator.target.page_blob import PageBlobTarget

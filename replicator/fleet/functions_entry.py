@@ -11,7 +11,7 @@ real `azure.functions` objects and no Functions host.
   starve the others. A target locked by an overlapping tick is logged and skipped, not a failure.
   The invocation fails (so Application Insights counts a failed execution) only when a job failed or
   was refused.
-- `on_status_timer`: `replicate status` on a schedule (replicator.engine.status.check, the same call):
+- `on_status_timer`: `replicate status` on a schedule (replicator.fleet.status.check, the same call):
   every job's target judged against `REPLICATOR_MAX_AGE`, one `target_status` event per target (its
   verdict, reason, lag and the rest of its `status --json` entry; warning level unless fresh) and a
   `status_done` event. The invocation fails (a failed execution to alert on) unless every target is
@@ -32,7 +32,6 @@ from typing import Any
 
 from replicator.core.errors import ReplicationError, UserError
 from replicator.core.freshness import Checked, summary, worst
-from replicator.engine.status import STATUS_KNOBS, check, max_age
 from replicator.engine.time_budget import Budget
 from replicator.fleet.fairness import least_recently_served
 from replicator.fleet.jobs import Outcome, load_jobs, run_job
@@ -46,6 +45,7 @@ from replicator.fleet.queue import (
     max_dequeue,
     parse_job,
 )
+from replicator.fleet.status import STATUS_KNOBS, check, max_age
 from replicator.fleet.worker import budget_from
 from replicator.observe.jsonlog import event, protect_records
 from replicator.settings.config import read

@@ -37,8 +37,8 @@ from replicator.core.errors import (
     status_of,
 )
 from replicator.core.messages import describe
+from replicator.core.progress import Fanout, SnapshotResult
 from replicator.engine.pipeline import replicate
-from replicator.engine.progress import Fanout, SnapshotResult
 from replicator.engine.time_budget import Budget, BudgetSpent
 from replicator.observe import metrics
 from replicator.observe.jsonlog import event

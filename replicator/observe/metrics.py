@@ -57,8 +57,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from replicator.core.progress import Progress, Protected
 from replicator.core.redact import display_url
-from replicator.engine.progress import Progress, Protected
 
 log = logging.getLogger(__name__)
 

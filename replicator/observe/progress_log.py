@@ -35,7 +35,7 @@ from replicator.core.output import (
     human_size,
     plural,
 )
-from replicator.engine.progress import SnapshotResult, Tally
+from replicator.core.progress import SnapshotResult, Tally
 from replicator.observe.jsonlog import event
 
 T = TypeVar("T")

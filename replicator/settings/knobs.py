@@ -399,9 +399,9 @@ KNOBS: tuple[Knob, ...] = (
         "snapshot_now",
         "--snapshot-now",
         "REPLICATOR_SNAPSHOT_NOW",
-        "First take an incremental snapshot of the source disk and wait for it (source.snapshots).",
+        "First take an incremental snapshot of the source disk and wait for it (engine.snapshots).",
         "off: replicate the snapshots that exist; with it, an incremental snapshot of the disk is taken "
-        "and waited for first (source.snapshots); Azure allows 7 per disk per 5 minutes and 500 per "
+        "and waited for first (engine.snapshots); Azure allows 7 per disk per 5 minutes and 500 per "
         "disk, a refusal exits 3",
         "none",
     ),
@@ -414,7 +414,7 @@ KNOBS: tuple[Knob, ...] = (
         "incremental snapshots beyond the newest N that the tool took for this target (tags "
         "`replicator-owner: replicator` and `replicator-target`, put on by `--snapshot-now`) are "
         "deleted, never one it did not take for this target, never the last restore point's snapshot, "
-        "one being replicated or one with an active SAS (replicator.source.snapshots)",
+        "one being replicated or one with an active SAS (replicator.engine.snapshots)",
         "none",
         parse_int,
     ),

@@ -59,7 +59,7 @@ WAIT_TIMEOUT_SECONDS = 3600.0
 
 OWNER_TAG = "replicator-owner"
 OWNER_VALUE = "replicator"
-"""The ARM tag `--snapshot-now` puts on each snapshot it takes (replicator.source.snapshots): `--source-keep`
+"""The ARM tag `--snapshot-now` puts on each snapshot it takes (replicator.engine.snapshots): `--source-keep`
 deletes only snapshots carrying it, never one an operator or another tool took. ARM tag names are
 case-insensitive, so the name is matched without case; the value must be exactly this."""
 TARGET_TAG = "replicator-target"

@@ -12,7 +12,7 @@ import pytest
 
 from replicator.cli import main as cli_main
 from replicator.cli.terminal_progress import TerminalProgress
-from replicator.engine.progress import SnapshotResult
+from replicator.core.progress import SnapshotResult
 from replicator.observe import jsonlog
 from tests import envelope
 from tests.logs import messages

@@ -24,9 +24,9 @@ from replicator.core.output import (
     human_size,
     plural,
 )
+from replicator.core.progress import RunResult
 from replicator.engine import base_choice, pipeline
 from replicator.engine.pipeline import State
-from replicator.engine.progress import RunResult
 from replicator.target.page_blob import MAX_BLOB_BYTES
 from tests import envelope
 from tests.helpers.source_fakes import DISK, IDENTITY, config, snap

@@ -9,8 +9,8 @@ from azure.core.exceptions import HttpResponseError
 
 from replicator.cli.replicate_cmd import load
 from replicator.core import ranges
+from replicator.core.progress import Progress
 from replicator.engine import copier as copier_mod
-from replicator.engine.progress import Progress
 from tests.helpers.source_fakes import DISK
 
 OP = ranges.Op("copy", ranges.Range(0, 4096))

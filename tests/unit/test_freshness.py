@@ -28,13 +28,18 @@ from replicator.core.freshness import (
     worst,
 )
 from replicator.core.output import envelope
-from replicator.engine import status
-from replicator.engine.progress import Protected
-from replicator.engine.status import MAX_AGE_ENV, max_age, newest_point
+from replicator.core.progress import Protected
+from replicator.fleet import status
 from replicator.fleet.jobs import JobSpec
+from replicator.fleet.status import MAX_AGE_ENV, max_age, newest_point
 from replicator.settings.config import Config
 from replicator.target.restore_points import PointInfo
-from replicator.target.state import InProgress, RestorePoint, SnapshotRef, State
+from replicator.target.state import (
+    InProgress,
+    RestorePoint,
+    SnapshotRef,
+    State,
+)
 from tests import envelope as schema
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)

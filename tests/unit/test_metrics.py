@@ -21,13 +21,13 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 
-from replicator.core.redact import display_url
-from replicator.engine.progress import (
+from replicator.core.progress import (
     Fanout,
     Progress,
     Protected,
     SnapshotResult,
 )
+from replicator.core.redact import display_url
 from replicator.observe import metrics
 from replicator.observe.metrics import RunMeter, RunMetrics, record_run
 from tests.helpers.metrics import metric_points

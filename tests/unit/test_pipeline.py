@@ -9,11 +9,11 @@ import pytest
 
 from replicator.core import ranges
 from replicator.core.errors import ReplicationError
+from replicator.core.progress import Tally
 from replicator.core.ranges import Change, Range
 from replicator.engine import base_choice as base
 from replicator.engine import copier
 from replicator.engine import job as job_mod
-from replicator.engine.progress import Tally
 from replicator.settings.knobs import GiB
 from replicator.target.state import InProgress, State
 from tests.helpers.source_fakes import DISK, IDENTITY, config, done, jobs, ref, snap

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from replicator.engine.progress import SnapshotResult
+from replicator.core.progress import SnapshotResult
 from replicator.observe import jsonlog
 from replicator.observe.progress_log import (
     RATE_WINDOW_SECONDS,

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replicator.core.errors import LimitError
+from replicator.engine.snapshots import check_limits, plan_trim, snapshot_name
 from replicator.source.arm import SnapshotInfo, target_tag
-from replicator.source.snapshots import check_limits, plan_trim, snapshot_name
 from replicator.target.state import InProgress, SnapshotRef, State
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

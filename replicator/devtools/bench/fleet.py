@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from replicator.cli import replicate_cmd
+from replicator.core.progress import RunResult
 from replicator.engine.pipeline import replicate
-from replicator.engine.progress import RunResult
 from replicator.settings.config import Config
 
 

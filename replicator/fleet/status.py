@@ -39,7 +39,8 @@ from replicator.core.freshness import (
     parse_duration,
 )
 from replicator.core.messages import describe
-from replicator.engine.progress import Protected
+from replicator.core.progress import Protected
+from replicator.engine.snapshots import SNAPSHOTS_PER_DISK
 from replicator.fleet.jobs import (
     DISCOVER_ENV,
     JOBS_ENV,
@@ -51,7 +52,6 @@ from replicator.settings.config import Config
 from replicator.settings.knobs import TARGET_KNOBS
 from replicator.source.arm import ArmSource
 from replicator.source.grants import FAMILY_SAS_LIMIT
-from replicator.source.snapshots import SNAPSHOTS_PER_DISK
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.restore_points import PointInfo, newest
 
