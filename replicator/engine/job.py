@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from azure.core.exceptions import HttpResponseError
@@ -51,6 +51,20 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class PlanInput:
+    """What a job's plan is listed from: the job (its base and checkpoint), the current snapshot's grant,
+    the base's (None: a full copy, also after a refused diff), the exported size, and whether the
+    target is known to be blank (a full copy then needs no clears). One value, because the copy, the
+    count ahead, `--plan` and `--verify` each list the same plan."""
+
+    job: Job
+    current: Grant
+    base: Grant | None
+    size: int
+    blank_target: bool
+
+
 class JobRunner:
     """Replicates one job into the (leased) target; also used without writes for --plan."""
 
@@ -82,16 +96,7 @@ class JobRunner:
             async with read_grants(self.source, job.snapshot, job.base) as (current, base):
                 yield current, base
 
-    async def planned_ops(
-        self,
-        job: Job,
-        current: Grant,
-        base: Grant | None,
-        size: int,
-        result: SnapshotResult,
-        *,
-        blank_target: bool,
-    ) -> AsyncIterator[ranges.Op]:
+    async def planned_ops(self, plan: PlanInput, result: SnapshotResult) -> AsyncIterator[ranges.Op]:
         """The job's plan from the listing window holding its checkpoint on, streamed in offset order.
 
         The listing's batches go through the pure `ranges.StreamPlanner`, so the ops are exactly
@@ -101,14 +106,19 @@ class JobRunner:
         """
         # Gap merging only for a diff: its gaps are unchanged since the base the target holds. A full
         # copy's gaps are holes of the source, which the target may hold data in (see ranges.coalesce).
-        merge_gap = self.config.merge_gap_bytes if base is not None else 0
+        merge_gap = self.config.merge_gap_bytes if plan.base is not None else 0
         window = self.config.list_window_bytes
-        start = ranges.window_start(job.checkpoint, window)
+        start = ranges.window_start(plan.job.checkpoint, window)
         listing = list_changes(
-            current, base, start=start, end=size, window=window, page_size=self.config.page_size
+            plan.current,
+            plan.base,
+            start=start,
+            end=plan.size,
+            window=window,
+            page_size=self.config.page_size,
         )
         planner = ranges.StreamPlanner(
-            start, size, merge_gap=merge_gap, fill=base is None and not blank_target
+            start, plan.size, merge_gap=merge_gap, fill=plan.base is None and not plan.blank_target
         )
         async for batch in _batches(listing, PLAN_BATCH):
             listed, ops = planner.feed(batch)
@@ -140,29 +150,20 @@ class JobRunner:
         async with self.grants(job) as (current, base):
             size = await snapshot_blob_size(current)
             try:
-                await self._count(job, current, base, size, result, blank_target=not target_exists)
+                await self._count(PlanInput(job, current, base, size, blank_target=not target_exists), result)
             except DiffNotPossible:
                 job = _refused(job, result)
-                await self._count(job, current, None, size, result, blank_target=not target_exists)
+                await self._count(PlanInput(job, current, None, size, blank_target=not target_exists), result)
         result.seconds = round(time.monotonic() - started, 3)
         self.progress.on_snapshot_done(result)
         return result
 
-    async def _count(
-        self,
-        job: Job,
-        current: Grant,
-        base: Grant | None,
-        size: int,
-        result: SnapshotResult,
-        *,
-        blank_target: bool,
-    ) -> None:
+    async def _count(self, plan: PlanInput, result: SnapshotResult) -> None:
         result.changed_bytes = result.merged_gap_bytes = result.cleared_bytes = result.requests = 0
-        async for op in self.planned_ops(job, current, base, size, result, blank_target=blank_target):
+        async for op in self.planned_ops(plan, result):
             _count_op(result, op)
             result.requests += 1
-            if op.range.end > job.checkpoint:
+            if op.range.end > plan.job.checkpoint:
                 self.progress.on_planned(*_op_bytes(op))
         self.progress.on_listing_done()
 
@@ -189,16 +190,20 @@ class JobRunner:
                 state = replace(state, disk_id=identity.id, disk_unique_id=identity.unique_id)
             try:
                 try:
-                    await self._write(job, state, copier, base, size, result, blank_target=blank)
+                    await self._write(
+                        PlanInput(job, current, base, size, blank_target=blank), state, copier, result
+                    )
                 except DiffNotPossible:
                     job = _refused(job, result)
                     base = None
-                    await self._write(job, state, copier, None, size, result, blank_target=False)
+                    await self._write(
+                        PlanInput(job, current, None, size, blank_target=False), state, copier, result
+                    )
             finally:  # also when the copy stops early: its envelope says what the run cost so far
                 result.requests, result.retries = copier.requests, copier.retries
                 result.seconds = round(time.monotonic() - started, 3)
             if self.config.verify:  # before the commit: a failed check leaves no restore point
-                await self._verify(job, current, base, size)
+                await self._verify(PlanInput(job, current, base, size, blank_target=False))
                 result.verified = True
             restore_point = await self.target.commit(_restore_point_meta(job, identity, size, result.reason))
             result.restore_point = restore_point
@@ -217,18 +222,9 @@ class JobRunner:
         self.progress.on_snapshot_done(result)
         return result, state
 
-    async def _write(
-        self,
-        job: Job,
-        state: State,
-        copier: Copier,
-        base: Grant | None,
-        size: int,
-        result: SnapshotResult,
-        *,
-        blank_target: bool,
-    ) -> None:
+    async def _write(self, plan: PlanInput, state: State, copier: Copier, result: SnapshotResult) -> None:
         """Record the job as in progress, then run its plan through the workers with checkpoints."""
+        job = plan.job
         in_progress = InProgress(
             snapshot_ref(job.snapshot),
             job.base.id if job.base else None,
@@ -236,7 +232,7 @@ class JobRunner:
             job.reason,
             job.checkpoint,
             job.base.unique_id if job.base else None,
-            total_bytes=size,
+            total_bytes=plan.size,
         )
         await self.target.write_state(replace(state, in_progress=in_progress))
         window = self.config.list_window_bytes
@@ -246,9 +242,7 @@ class JobRunner:
 
         async def issue() -> AsyncIterator[ranges.Op]:
             nonlocal stopped
-            async for op in self.planned_ops(
-                job, copier.grant, base, size, result, blank_target=blank_target
-            ):
+            async for op in self.planned_ops(plan, result):
                 _count_op(result, op)
                 if op.range.end <= job.checkpoint:
                     self.progress.on_skipped(op.range.length)
@@ -289,7 +283,7 @@ class JobRunner:
             # record comes then anyway, and a short run pays nothing for it (idle 8 TiB benchmark,
             # 20 ms: 1.50 s and 78 requests with an immediate count, 1.19 s and 46 with this delay).
             await asyncio.sleep(self.config.progress_seconds)
-            await self.count_total(job, copier.grant, base, size, blank_target=blank_target)
+            await self.count_total(plan)
 
         counter = asyncio.create_task(count_later(), name="plan-count")
         hard_stop = self.budget.hard_stop()
@@ -312,9 +306,7 @@ class JobRunner:
             await self.target.write_state(replace(state, in_progress=replace(in_progress, checkpoint=low)))
             raise self.budget.incomplete(f"at offset {low} of {job.snapshot.name}")
 
-    async def count_total(
-        self, job: Job, current: Grant, base: Grant | None, size: int, *, blank_target: bool
-    ) -> None:
+    async def count_total(self, plan: PlanInput) -> None:
         """Count the plan's bytes to copy with a second listing, ahead of the copy, for progress.
 
         Why: the plan is streamed, so the listing that feeds the copy runs only the copy queue ahead
@@ -325,8 +317,9 @@ class JobRunner:
         and stops as soon as that listing ends. A count that fails changes nothing: the copy's
         listing is the plan, and progress shows the total listed so far.
         """
+        job = plan.job
         copy_bytes = 0
-        ops = self.planned_ops(job, current, base, size, _result(job), blank_target=blank_target)
+        ops = self.planned_ops(plan, _result(job))
         try:
             async for op in ops:
                 if op.kind == "copy" and op.range.end > job.checkpoint:
@@ -343,7 +336,7 @@ class JobRunner:
             return
         self.progress.on_total(copy_bytes)
 
-    async def _verify(self, job: Job, current: Grant, base: Grant | None, size: int) -> None:
+    async def _verify(self, plan: PlanInput) -> None:
         """--verify: the target base blob must read back equal to the source snapshot, before the commit.
 
         A full copy compares the whole blobs (verify.compare_blobs: sizes, then the union of both
@@ -352,10 +345,11 @@ class JobRunner:
         verify.compare_regions' chunks in flight (VERIFY_CONCURRENCY x 2 x 4 MiB), whatever the disk.
         A mismatch fails the run with its offset: no restore point, the state is not advanced.
         """
+        job = plan.job
         self.progress.on_message(f"verifying the target against {job.snapshot.name}")
-        whole = replace(job, checkpoint=0)
-        async with BlobClient.from_blob_url(await current.url(), **client_kwargs()) as source:
-            if base is None:
+        whole = replace(plan, job=replace(job, checkpoint=0), blank_target=False)
+        async with BlobClient.from_blob_url(await plan.current.url(), **client_kwargs()) as source:
+            if plan.base is None:
                 comparison = await verify.compare_blobs(source, self.target.client)
                 if comparison.expected_size != comparison.actual_size:
                     raise ReplicationError(
@@ -365,7 +359,7 @@ class JobRunner:
                 mismatch = comparison.first_mismatch
             else:
                 mismatch = None
-                ops = self.planned_ops(whole, current, base, size, _result(whole), blank_target=False)
+                ops = self.planned_ops(whole, _result(whole.job))
                 async for batch in _batches(ops, PLAN_BATCH):
                     regions = [op.range for op in batch]
                     _, mismatch = await verify.compare_regions(source, self.target.client, regions)

@@ -98,8 +98,8 @@ def test_verify_fails_before_the_commit_on_a_corrupted_target(
     world.snapshot(disk)
     real_write = job_mod.JobRunner._write
 
-    async def write_then_corrupt(self, job, *args, **kwargs):
-        await real_write(self, job, *args, **kwargs)
+    async def write_then_corrupt(self, plan, *args, **kwargs):
+        await real_write(self, plan, *args, **kwargs)
         # a changed page, written through the run's own target (it holds the lease)
         junk = b"x" * 512
         await self.target.put_pages(Op("copy", Range(MiB, MiB + 512)), junk, hashlib.md5(junk).digest())

@@ -126,7 +126,9 @@ async def test_batched_plan_equals_whole_plan(monkeypatch: pytest.MonkeyPatch) -
     fake_listing(monkeypatch, changes)
     job = base.Job(snap(2), snap(1), "diff")
     got = await collect(
-        runner().planned_ops(job, None, object(), 16 * M, job_mod._result(job), blank_target=False)
+        runner().planned_ops(
+            job_mod.PlanInput(job, None, object(), 16 * M, blank_target=False), job_mod._result(job)
+        )
     )  # type: ignore[arg-type]
     assert got == list(ranges.plan(changes))
 
@@ -137,7 +139,9 @@ async def test_merged_gaps_are_reported_apart_from_changed_bytes(monkeypatch: py
     fake_listing(monkeypatch, changes)
     job = base.Job(snap(2), snap(1), "diff")
     result = job_mod._result(job)
-    ops = await collect(runner().planned_ops(job, None, object(), 1 << 20, result, blank_target=False))  # type: ignore[arg-type]
+    ops = await collect(
+        runner().planned_ops(job_mod.PlanInput(job, None, object(), 1 << 20, blank_target=False), result)
+    )  # type: ignore[arg-type]
     for op in ops:
         job_mod._count_op(result, op)
     assert ops == [ranges.Op("copy", Range(0, 12288))]
@@ -149,7 +153,9 @@ async def test_full_copy_clears_gaps_unless_the_target_is_blank(monkeypatch: pyt
     fake_listing(monkeypatch, [Change(Range(M, 2 * M), False), Change(Range(5 * M, 6 * M), False)])
     job = base.Job(snap(1), None, "full")
     full = await collect(
-        runner().planned_ops(job, None, None, 8 * M, job_mod._result(job), blank_target=False)
+        runner().planned_ops(
+            job_mod.PlanInput(job, None, None, 8 * M, blank_target=False), job_mod._result(job)
+        )
     )  # type: ignore[arg-type]
     assert [(o.kind, o.range.start, o.range.end) for o in full] == [
         ("clear", 0, M),
@@ -159,7 +165,9 @@ async def test_full_copy_clears_gaps_unless_the_target_is_blank(monkeypatch: pyt
         ("clear", 6 * M, 8 * M),
     ]
     blank = await collect(
-        runner().planned_ops(job, None, None, 8 * M, job_mod._result(job), blank_target=True)
+        runner().planned_ops(
+            job_mod.PlanInput(job, None, None, 8 * M, blank_target=True), job_mod._result(job)
+        )
     )  # type: ignore[arg-type]
     assert [o.kind for o in blank] == ["copy", "copy"]
 
@@ -169,7 +177,9 @@ async def test_resume_lists_from_the_checkpoint_window(monkeypatch: pytest.Monke
     calls = fake_listing(monkeypatch, [Change(Range(M, 2 * M), False), Change(Range(70 * M, 71 * M), False)])
     job = base.Job(snap(1), None, "full", checkpoint=66 * M)
     ops = await collect(
-        runner(64 * M).planned_ops(job, None, None, 128 * M, job_mod._result(job), blank_target=False)
+        runner(64 * M).planned_ops(
+            job_mod.PlanInput(job, None, None, 128 * M, blank_target=False), job_mod._result(job)
+        )
     )  # type: ignore[arg-type]
     assert calls == [(64 * M, 128 * M)]
     assert ops[0] == ranges.Op("clear", Range(64 * M, 70 * M))
@@ -188,11 +198,11 @@ async def test_the_plan_is_counted_ahead_as_the_copy_would_report_it(monkeypatch
     tally = Tally()
     job = base.Job(snap(1), None, "full", checkpoint=66 * M)
     jobs_runner = job_mod.JobRunner(config(), None, None, None, tally)  # type: ignore[arg-type]
-    await jobs_runner.count_total(job, None, None, 128 * M, blank_target=False)  # type: ignore[arg-type]
+    await jobs_runner.count_total(job_mod.PlanInput(job, None, None, 128 * M, blank_target=False))  # type: ignore[arg-type]
     planned = [
         op
         async for op in jobs_runner.planned_ops(
-            job, None, None, 128 * M, job_mod._result(job), blank_target=False
+            job_mod.PlanInput(job, None, None, 128 * M, blank_target=False), job_mod._result(job)
         )
     ]  # type: ignore[arg-type]
     issued = sum(op.range.length for op in planned if op.kind == "copy" and op.range.end > job.checkpoint)
@@ -210,7 +220,8 @@ async def test_a_count_that_fails_leaves_the_total_as_listed(monkeypatch: pytest
     monkeypatch.setattr(job_mod, "list_changes", refused)
     tally = Tally()
     jobs_runner = job_mod.JobRunner(config(), None, None, None, tally)  # type: ignore[arg-type]
-    await jobs_runner.count_total(base.Job(snap(2), snap(1), "diff"), None, object(), GiB, blank_target=False)  # type: ignore[arg-type]
+    plan = job_mod.PlanInput(base.Job(snap(2), snap(1), "diff"), None, object(), GiB, blank_target=False)  # type: ignore[arg-type]
+    await jobs_runner.count_total(plan)
     tally.on_planned(4096, 0)
     assert (tally.counted, tally.total, tally.total_known) == (None, 4096, False)
 
