@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from replicator.cli import shell
-from replicator.core.errors import UserError
+from replicator.cli.queue_flag import add_queue_flag, queue_url
 from replicator.fleet.jobs import load_jobs
 from replicator.fleet.queue import FleetQueue, allow_http, enqueue
 
@@ -19,15 +19,12 @@ async def _enqueue(invocation: shell.Invocation) -> shell.CommandResult:
         '{"source": ARM ID, "target": URL}) and/or REPLICATOR_DISCOVER (a subscription or '
         "resource group: its disks tagged replicator-target; see docs/functions.md).",
     )
-    p.add_argument(
-        "--queue", default=os.environ.get("REPLICATOR_QUEUE_URL"), help="queue URL [env REPLICATOR_QUEUE_URL]"
-    )
+    add_queue_flag(p)
     args = p.parse_args(invocation.argv)
     shell.configure(p, args, required=())
-    if not args.queue:
-        raise UserError("--queue (or REPLICATOR_QUEUE_URL) is required.")
+    url = queue_url(args)
     jobs = await load_jobs(os.environ)
-    async with FleetQueue(args.queue, allow_http=allow_http()) as queue:
+    async with FleetQueue(url, allow_http=allow_http()) as queue:
         await enqueue(queue, jobs)  # logs `enqueued` with the count
     return shell.CommandResult(json=False, status="enqueued")
 

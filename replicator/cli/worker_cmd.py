@@ -12,6 +12,7 @@ import argparse
 import os
 
 from replicator.cli import interrupt, shell
+from replicator.cli.queue_flag import add_queue_flag, queue_url
 from replicator.core.errors import UserError
 from replicator.fleet import queue_probe
 from replicator.fleet.queue import FleetQueue, allow_http
@@ -21,9 +22,7 @@ from replicator.observe.jsonlog import event
 
 async def _worker(invocation: shell.Invocation) -> shell.CommandResult:
     p = invocation.parser("Replicate jobs taken from an Azure Storage queue.", knobs=["log_level"])
-    p.add_argument(
-        "--queue", default=os.environ.get("REPLICATOR_QUEUE_URL"), help="queue URL [env REPLICATOR_QUEUE_URL]"
-    )
+    add_queue_flag(p)
     p.add_argument(
         "--visibility",
         type=int,
@@ -41,8 +40,7 @@ async def _worker(invocation: shell.Invocation) -> shell.CommandResult:
     p.add_argument("--max-jobs", type=int, default=None, help="exit after this many messages")
     args = p.parse_args(invocation.argv)
     shell.configure(p, args, required=())
-    if not args.queue:
-        raise UserError("--queue (or REPLICATOR_QUEUE_URL) is required.")
+    queue_url(args)
     if not 1 <= args.visibility <= 7 * 86400:
         raise UserError("--visibility must be between 1 and 604800 s.")
     await _serve(args)

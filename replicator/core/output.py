@@ -2,7 +2,7 @@
 
 Every command shares these (through the one shell, replicator.cli.shell), so a size reads the same
 in a progress line and in `replicate list`, a time is UTC with `Z` everywhere, and
-every JSON document is one envelope (`envelope`, schema in docs/schema/envelope.schema.json) that
+every JSON document is one envelope (`envelope`, schema in replicator/schema/envelope.schema.json) that
 goes through replicator.core.redact on its way out.
 
 Why one envelope: a scheduler or a monitoring probe parses the document of every command the same

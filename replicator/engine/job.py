@@ -5,6 +5,24 @@ copier's workers (engine.copier) while a checkpoint task saves `Watermark.low()`
 then (with --verify) compares the target with the source and takes the restore point. The run
 around it (inspect, lease, base choice, one job after another) is engine.pipeline. --plan uses the
 same runner without writes (`plan_only`).
+
+Data flow of one job:
+
+    list_changes (windows x NextMarker pages, streamed) → ranges.StreamPlanner (the ops of ranges.plan
+    over the whole listing: coalesced, ≤ 4 MiB chunks, offset order) → bounded asyncio.Queue
+    (2 x concurrency ops) → N workers in an asyncio.TaskGroup (a permanent error cancels the others)
+    → Watermark.low() saved as the checkpoint every few seconds → blob snapshot (the restore point)
+    → state advanced in the base blob's metadata.
+
+Memory is bounded for any disk size: the plan is never materialised; what is held is the queue,
+the ops in flight (the Watermark) and, in stream mode, one ≤ 4 MiB buffer per worker. A full copy
+writes every valid range and clears everything else (ranges.fill_gaps), unless the target is blank
+under the lease (PageBlobTarget.is_blank).
+
+Resume: before the first write the base blob's metadata records the job (snapshot, base, mode) and
+then its checkpoint. A rerun with the same job re-plans identically (but for a gap merged across the
+window start: docs/architecture.md, Resume) and skips ops that end at or below the checkpoint;
+writes are idempotent (same bytes, same offsets), so the result is the same.
 """
 
 from __future__ import annotations

@@ -4,18 +4,8 @@ This module runs the whole replication (`replicate`): inspect and lease the targ
 source, choose the jobs, run them one after another. One job is engine.job (grants, plan, checkpoints,
 verify, commit); its writes and their worker pool are engine.copier. Range arithmetic is
 replicator.core.ranges, the source (ARM, SAS grants, diff listing) is replicator.source, the target
-page blob is replicator.target.
-
-Data flow of one snapshot (a "job"):
-
-    list_changes (windows x NextMarker pages, streamed) → ranges.StreamPlanner (the ops of ranges.plan
-    over the whole listing: coalesced, ≤ 4 MiB chunks, offset order) → bounded asyncio.Queue
-    (2 x concurrency ops) → N workers in an asyncio.TaskGroup (a permanent error cancels the others)
-    → Watermark.low() saved as the checkpoint every few seconds → blob snapshot (the restore point)
-    → state advanced in the base blob's metadata.
-
-Memory is bounded for any disk size: the plan is never materialised; what is held is the queue,
-the ops in flight (the Watermark) and, in stream mode, one ≤ 4 MiB buffer per worker.
+page blob is replicator.target. The data flow of one snapshot, its memory bound and its resume are
+engine.job's docstring.
 
 Who retries what:
 - Chunk writes and source reads (Put Page From URL, Put Page, clear, ranged GET): engine.copier, with
@@ -23,18 +13,11 @@ Who retries what:
   The SDK's own retry is switched off for these calls (`retry_total=0`), so retries never stack.
 - Control calls on the target (properties, metadata, lease, resize, snapshot): the SDK's storage
   retry policy (recovery.storage_retry: 3 retries).
-- ARM calls, SAS grants and the diff listing: replicator.source.arm (the SDK's ARM retry policy; the
-  per-family SAS budget with its own wait).
+- ARM calls: source.arm (the SDK's ARM retry policy); SAS grants within the family's slots, with
+  their own wait: source.grants; the diff listing: source.listing.
 
 Base choice (why a run is full or diff) is engine.base_choice; a resize across 4 TiB that sizes did not
-show is found here, from the service's refusal (listing.DiffNotPossible). A full copy writes every
-valid range and clears everything else (ranges.fill_gaps), unless the target is blank under the
-lease (PageBlobTarget.is_blank).
-
-Resume: before the first write the base blob's metadata records the job (snapshot, base, mode) and
-then its checkpoint. A rerun with the same job re-plans identically (but for a gap merged across the
-window start: docs/architecture.md, Resume) and skips ops that end at or below the checkpoint;
-writes are idempotent (same bytes, same offsets), so the result is the same.
+show is found by engine.job, from the service's refusal (listing.DiffNotPossible).
 """
 
 from __future__ import annotations
@@ -146,7 +129,7 @@ async def replicate(
             await target.create(exported_size(snaps[-1]))
             async with (
                 # Every wait below (lease, SAS slot, grant, background copy, commit, verify) ends
-                # within the time budget, not only the copy pool (budget.py).
+                # within the time budget, not only the copy pool (time_budget.py).
                 budget.bounded(f"while replicating {config.source} (waiting on the service)"),
                 target.leased(budget.cap(config.lease_wait_seconds)),
             ):

@@ -1,16 +1,17 @@
 """`--snapshot-now` and `--source-keep`: take the source disk's incremental snapshot, trim old ones.
 
-Why here and not in source.arm: arm, grants and listing read (resolve, grant, list); this module
-is the only one that creates or deletes source resources, and it needs write permissions (snapshots/write and
-/delete) that a read-only replication identity does not have. It reuses ArmSource's clients.
+Why a module of its own: the source modules only read (resolve, grant, list); this one is the only
+code that creates or deletes source resources, and it needs write permissions (snapshots/write and
+/delete) that a read-only replication identity does not have. It reuses ArmSource's clients. Why in
+the engine: which snapshots may go depends on the target's state (the base of its next diff).
 
-Limits (Azure, see docs/reference): at most 7 incremental snapshots per disk every 5 minutes and
+Limits (Azure, docs/runbook.md): at most 7 incremental snapshots per disk every 5 minutes and
 500 per disk. They are checked against the disk's snapshots before asking, and the service's own
 refusal is the authority; either way the run stops with LimitError (exit 3) before anything is
 written, since a later run clears the rate limit (and pruning with --source-keep the total one).
 
 Ownership: every snapshot this module takes carries the ARM tag `replicator-owner: replicator`
-(source.OWNER_TAG) and `replicator-target: <the target's URL without SAS>` (source.TARGET_TAG).
+(source.arm.OWNER_TAG) and `replicator-target: <the target's URL without SAS>` (source.arm.TARGET_TAG).
 Source-keep deletes only snapshots carrying both, with its own target: on a shared disk, snapshots
 an operator or another team took are their restore points, and a snapshot taken for another target
 of the same disk may be that target's next diff base; a tool must never delete what it did not

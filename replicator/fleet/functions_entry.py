@@ -36,6 +36,7 @@ from replicator.engine.time_budget import Budget
 from replicator.fleet.fairness import least_recently_served
 from replicator.fleet.jobs import Outcome, load_jobs, run_job
 from replicator.fleet.queue import (
+    QUEUE_URL_ENV,
     FleetQueue,
     Message,
     allow_http,
@@ -58,9 +59,9 @@ protect_records()
 
 
 def _queue(env: Mapping[str, str]) -> FleetQueue:
-    url = env.get("REPLICATOR_QUEUE_URL")
+    url = env.get(QUEUE_URL_ENV)
     if not url:
-        raise UserError("REPLICATOR_QUEUE_URL is required for the queue fan-out.")
+        raise UserError(f"{QUEUE_URL_ENV} is required for the queue fan-out.")
     return FleetQueue(url, allow_http=allow_http(env))
 
 

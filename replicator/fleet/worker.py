@@ -125,7 +125,7 @@ class Worker:
     ) -> None:
         """Send the action's follow-up, then delete the message (or, for retry, delay its return).
 
-        Each call is retried on transient failures (fleet.retrying). If one still fails, the message
+        Each call is retried on transient failures (fleet.queue.retrying). If one still fails, the message
         is left to reappear and its job replays, which is harmless: the worker goes on either way.
         """
         queue = self.queue

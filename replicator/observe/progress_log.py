@@ -3,7 +3,7 @@
 `LogProgress` is the Progress listener of every command that replicates (the CLI, a queue worker,
 the Functions entry points). It words each event once, for both forms of the one log stream
 (replicator.observe.jsonlog): on a terminal its message, elsewhere its message and its fields as JSON. The
-CLI's progress bar is a subclass (replicator.cli.main.TerminalProgress).
+CLI's progress bar is a subclass (replicator.cli.terminal_progress.TerminalProgress).
 
 Without a bar (cron, systemd, Functions logs, `--json`), nothing would show between a snapshot's
 start and its summary however long the copy takes: `reported` logs a `progress` record every

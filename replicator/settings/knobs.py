@@ -1,4 +1,4 @@
-"""The knob table: every setting of a run, its flag, environment variable, default's reason and memory cost.
+"""Every setting of a run: its flag, environment variable, default's reason and memory cost.
 
 Every knob has a command-line flag and an environment variable (for Azure Functions app settings);
 a flag wins over its variable, a variable over the default (replicator.settings.config.read). `KNOBS`

@@ -1,4 +1,3 @@
 """The source: managed disks and their incremental snapshots through ARM (arm), SAS grants within a
-snapshot family's slots (grants), the diff listing (listing), ranged reads through a SAS (reader),
-and --snapshot-now / --source-keep (snapshots).
+snapshot family's slots (grants), the diff listing (listing), and ranged reads through a SAS (reader).
 """

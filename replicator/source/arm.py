@@ -1,4 +1,4 @@
-"""The source side: managed disks and their snapshots through ARM.
+"""Managed disks and their incremental snapshots through ARM: resolve an ID, wait for the background copy.
 
 ARM (azure-mgmt-compute aio) resolves a disk or snapshot ID to the disk's incremental snapshots and
 waits for a snapshot's background copy. Read SAS grants on snapshots are replicator.source.grants;

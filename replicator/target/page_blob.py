@@ -1,4 +1,4 @@
-"""The target: one page blob (the base blob, rewritten by each run) and its restore points (blob snapshots).
+"""The base page blob: inspect, create, resize, write, read its state, commit a restore point.
 
 A small adapter over azure-storage-blob aio. It knows the Azure surface (lease, resize, Put Page,
 Put Page From URL, Snapshot Blob, metadata) and the replication state kept in the base blob's

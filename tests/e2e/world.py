@@ -145,7 +145,7 @@ class World:
     def dated_back(self, seconds: float) -> Iterator[None]:
         """What ARM creates within the block is dated `seconds` in the past (`timeCreated`).
 
-        The emulator's clock control (replicator/emulator/clock.py): emulator only, set back to wall
+        The emulator's clock control (emulator/middleware/clock.py): emulator only, set back to wall
         time on the way out. A stale replica without waiting for one.
         """
         self.clock_control({"offset_seconds": -seconds})

@@ -1,4 +1,4 @@
-"""The emulator's ARM clock control (replicator/emulator/clock.py): resources created while it is set
+"""The emulator's ARM clock control (emulator/middleware/clock.py): resources created while it is set
 back carry a `timeCreated` in the past; wall time again once it is set to 0; only with the token."""
 
 from __future__ import annotations

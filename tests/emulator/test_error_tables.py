@@ -9,11 +9,11 @@ from pathlib import Path
 
 import replicator.emulator
 from replicator.emulator.errors import arm as arm_errors
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 from replicator.emulator.errors.coded import ErrorCode
 
 EMULATOR = Path(replicator.emulator.__file__).parent
-TABLES = {"err": arm_errors, "errors": errors}  # how the emulator's modules name each table
+TABLES = {"arm_errors": arm_errors, "blob_errors": blob_errors}  # how the emulator's modules name each table
 
 
 def template_fields(row: ErrorCode) -> set[str]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.model import SnapshotRef
 from replicator.emulator.blob.page_blobs import TIB
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 
 P = 512
 KEY = "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5"
@@ -92,12 +92,12 @@ def test_diff_needs_a_common_lineage(backend: BlobBackend) -> None:
     backend.create_page_blob("acct", "c", "b", 8 * P)
     backend.create_page_blob("acct", "c", "other", 8 * P)
     s_other = backend.snapshot_blob("acct", "c", "other")
-    with pytest.raises(errors.BlobError) as exc:
+    with pytest.raises(blob_errors.BlobError) as exc:
         backend.page_ranges(
             "acct", "c", "b", None, previous=SnapshotRef("acct", "c", "other", s_other), limit=10
         )
     assert exc.value.code == "PreviousSnapshotOperationNotSupported"
-    with pytest.raises(errors.BlobError) as exc:
+    with pytest.raises(blob_errors.BlobError) as exc:
         backend.page_ranges("acct", "c", "b", None, previous=SnapshotRef("acct", "c", "b", "nope"), limit=10)
     assert exc.value.code == "PreviousSnapshotNotFound"
 
@@ -114,7 +114,7 @@ def test_alias_and_copy_on_write_copy_share_lineage(backend: BlobBackend) -> Non
         "md-x", "snap2", "abcd", None, previous=SnapshotRef("md-x", "snap1", "abcd", None), limit=10
     )
     assert diff.ranges == [(2 * P, 3 * P, True)]
-    with pytest.raises(errors.BlobError) as exc:
+    with pytest.raises(blob_errors.BlobError) as exc:
         backend.write_pages("md-x", "snap1", "abcd", 0, b"z" * P)
     assert exc.value.status == 403
     backend.create_page_blob("md-x", "full", "abcd", 8 * P, source=SnapshotRef("md-x", "snap2", "abcd", None))
@@ -127,17 +127,17 @@ def test_diff_across_the_4tib_boundary_is_refused(backend: BlobBackend) -> None:
     backend.create_page_blob("acct", "c", "b", 4 * TIB)
     s1 = backend.snapshot_blob("acct", "c", "b")
     backend.resize_page_blob("acct", "c", "b", 5 * TIB)
-    with pytest.raises(errors.BlobError) as exc:
+    with pytest.raises(blob_errors.BlobError) as exc:
         ranges(backend, previous=s1)
     assert (exc.value.status, exc.value.code) == (409, "SnapshotDiffAcrossResizeNotSupported")
 
 
 def test_size_limits(backend: BlobBackend) -> None:
-    with pytest.raises(errors.BlobError) as exc:
+    with pytest.raises(blob_errors.BlobError) as exc:
         backend.create_page_blob("acct", "c", "big", 8 * TIB + P)
     assert exc.value.code == "InvalidHeaderValue"
     backend.create_page_blob("md-big", "c", "abcd", 64 * TIB + P)
-    with pytest.raises(errors.BlobError):
+    with pytest.raises(blob_errors.BlobError):
         backend.create_page_blob("acct", "c", "odd", 1000)
 
 
@@ -278,25 +278,25 @@ def test_lease_expiry_and_breaking(backend: BlobBackend) -> None:
     now[0] += 16  # a fixed lease expires: writes without it work again, the old ID no longer counts
     assert backend.get_properties("acct", "c", "b").lease.state == "expired"
     backend.write_pages("acct", "c", "b", 0, b"x" * P)
-    with pytest.raises(errors.BlobError) as exc:
+    with pytest.raises(blob_errors.BlobError) as exc:
         backend.write_pages("acct", "c", "b", 0, b"x" * P, lease_id=lease)
     assert exc.value.code == "LeaseNotPresentWithBlobOperation"
     backend.lease("acct", "c", "b", "renew", lease_id=lease)  # an expired lease can be renewed
     assert backend.lease("acct", "c", "b", "break", break_period=30).lease_time == 15  # min(period, left)
     assert backend.get_properties("acct", "c", "b").lease.state == "breaking"
-    with pytest.raises(errors.BlobError) as exc:
+    with pytest.raises(blob_errors.BlobError) as exc:
         backend.write_pages("acct", "c", "b", 0, b"x" * P)
     assert exc.value.code == "LeaseIdMissing"  # still locked while breaking
-    with pytest.raises(errors.BlobError) as exc:
+    with pytest.raises(blob_errors.BlobError) as exc:
         backend.lease("acct", "c", "b", "change", lease_id=lease, proposed_id="other")
     assert exc.value.code == "LeaseIsBreakingAndCannotBeChanged"
-    with pytest.raises(errors.BlobError) as exc:
+    with pytest.raises(blob_errors.BlobError) as exc:
         backend.lease("acct", "c", "b", "acquire", duration=-1)
     assert exc.value.code == "LeaseAlreadyPresent"
     now[0] += 15
     assert backend.get_properties("acct", "c", "b").lease.state == "broken"
     assert backend.lease("acct", "c", "b", "acquire", duration=-1).lease_id != lease
-    with pytest.raises(errors.BlobError) as exc:
+    with pytest.raises(blob_errors.BlobError) as exc:
         backend.lease("acct", "c", "b", "release", lease_id=lease)
     assert exc.value.code == "LeaseIdMismatchWithLeaseOperation"
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from replicator.engine import time_budget as budget_mod
+from replicator.engine import time_budget
 from replicator.engine.time_budget import Budget, BudgetSpent
 
 
@@ -34,7 +34,7 @@ async def test_cap_never_waits_past_the_soft_deadline() -> None:
 
 
 async def test_stop_ends_a_bounded_wait_after_the_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(budget_mod, "STOP_GRACE_SECONDS", 0.05)
+    monkeypatch.setattr(time_budget, "STOP_GRACE_SECONDS", 0.05)
     budget = Budget(None)
     asyncio.get_running_loop().call_later(0.05, budget.stop, "SIGTERM")
     with pytest.raises(BudgetSpent, match="SIGTERM"):

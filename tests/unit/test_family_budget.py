@@ -10,7 +10,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from replicator.core.errors import EXIT_FAILED, ReplicationError, UserError
 from replicator.core.weighted import WeightedSemaphore
-from replicator.source import grants as source
+from replicator.source import grants
 from replicator.source.arm import ArmSource
 from replicator.source.grants import family_sas_slots, read_grant, read_grants
 from tests.helpers.source_fakes import FakeSnapshots, snapshot
@@ -31,7 +31,7 @@ async def test_five_concurrent_diffs_of_one_family_complete(arm: ArmSource, fake
     # sas_wait 5 s; taking slots one at a time would stall all five diffs for all of it
     await asyncio.wait_for(asyncio.gather(*(diff(i) for i in range(5))), 2)
     assert entered == 5 and all_in.is_set()
-    assert fake.max_active <= source.FAMILY_SAS_LIMIT and fake.active == set()
+    assert fake.max_active <= grants.FAMILY_SAS_LIMIT and fake.active == set()
 
 
 async def test_family_budget_is_all_or_nothing_and_first_come_first_served() -> None:

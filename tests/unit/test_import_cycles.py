@@ -12,7 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import replicator
-from replicator.devtools.imports import cycles, folder_graph, folders, import_graph
+from replicator.devtools.imports import (
+    cycles,
+    folder_graph,
+    folders,
+    import_graph,
+)
 
 ROOT = Path(replicator.__file__).parent
 GRAPH = import_graph(ROOT, "replicator")

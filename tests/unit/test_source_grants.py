@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from replicator.core.errors import EXIT_RETRY_LATER, LimitError, ReplicationError
-from replicator.source import grants as source
+from replicator.source import grants
 from replicator.source.arm import ArmSource
 from replicator.source.grants import read_grant
 from tests.helpers.source_fakes import (
@@ -26,7 +26,7 @@ from tests.helpers.source_fakes import (
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(source, "FAMILY_RETRY_BACKOFF_SECONDS", 0.02)
+    monkeypatch.setattr(grants, "FAMILY_RETRY_BACKOFF_SECONDS", 0.02)
 
 
 async def test_grants_read_access_for_the_configured_duration_and_revokes(
@@ -181,13 +181,13 @@ async def test_no_sas_in_repr_or_errors(arm: ArmSource, fake: FakeSnapshots) -> 
 
 
 def test_classifies_the_family_limit() -> None:
-    assert source.is_family_sas_limit(family_limit_error())
-    assert source.is_family_sas_limit(arm_error(429, "TooManyRequests", "SAS limit for the snapshot family"))
-    assert not source.is_family_sas_limit(
+    assert grants.is_family_sas_limit(family_limit_error())
+    assert grants.is_family_sas_limit(arm_error(429, "TooManyRequests", "SAS limit for the snapshot family"))
+    assert not grants.is_family_sas_limit(
         arm_error(409, "OperationNotAllowed", "Disk has an active SAS; revoke")
     )
-    assert not source.is_family_sas_limit(arm_error(500, "InternalError", "SAS family limit"))
-    assert not source.is_family_sas_limit(RuntimeError("SAS family limit"))
+    assert not grants.is_family_sas_limit(arm_error(500, "InternalError", "SAS family limit"))
+    assert not grants.is_family_sas_limit(RuntimeError("SAS family limit"))
 
 
 async def test_limit_error_when_this_process_holds_the_family_for_too_long(fake: FakeSnapshots) -> None:

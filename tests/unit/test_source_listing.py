@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from replicator.core.errors import ReplicationError
 from replicator.core.ranges import Change, Range
-from replicator.source import listing as source
+from replicator.source import listing
 from replicator.source.listing import DiffNotPossible, list_changes
 
 KiB = 1024
@@ -99,7 +99,7 @@ def blob(monkeypatch: pytest.MonkeyPatch) -> FakePageBlob:
         async def close(self) -> None:
             pass
 
-    monkeypatch.setattr(source.BlobClient, "from_blob_url", lambda url, **_: FakeClient(url))
+    monkeypatch.setattr(listing.BlobClient, "from_blob_url", lambda url, **_: FakeClient(url))
     return fake
 
 
@@ -227,4 +227,4 @@ def test_page_changes_merges_both_lists_in_order_and_clips_to_the_window(
         for s, e, c in items
         if max(s, window.start) < min(e + 1, window.end)
     ]
-    assert list(source._page_changes(page, window)) == expected
+    assert list(listing._page_changes(page, window)) == expected

@@ -13,7 +13,7 @@ from azure.core.exceptions import HttpResponseError, ServiceResponseError
 from replicator.cli.replicate_cmd import load
 from replicator.core.errors import ReplicationError
 from replicator.target import lease as lease_mod
-from replicator.target import page_blob as target_mod
+from replicator.target import page_blob
 from replicator.target.lease import keep_renewed
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.state import RestorePointMeta
@@ -50,7 +50,7 @@ def conflict() -> HttpResponseError:
 
 @pytest.fixture
 def leased_target(monkeypatch: pytest.MonkeyPatch) -> PageBlobTarget:
-    monkeypatch.setattr(target_mod, "BlobLeaseClient", FakeLease)
+    monkeypatch.setattr(page_blob, "BlobLeaseClient", FakeLease)
     monkeypatch.setattr(lease_mod, "RENEW_RETRY_SECONDS", 0.02)
     FakeLease.released = 0
     group = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"

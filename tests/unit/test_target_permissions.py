@@ -15,7 +15,7 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from replicator.cli.replicate_cmd import load
 from replicator.core.errors import EXIT_USAGE, UserError
 from replicator.core.ranges import Range
-from replicator.target import page_blob as target_mod
+from replicator.target import page_blob
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.state import RestorePoint, RestorePointMeta, State
 
@@ -118,8 +118,8 @@ CALLS: list[tuple[str, Callable[[PageBlobTarget], Awaitable[object]], str]] = [
 async def test_a_403_of_each_control_call_names_what_is_missing(
     command: str, call: Callable[[PageBlobTarget], Awaitable[object]], phrase: str, monkeypatch
 ) -> None:
-    monkeypatch.setattr(target_mod, "BlobLeaseClient", DeniedLease)
-    monkeypatch.setattr(target_mod, "read_range", raising(forbidden("AuthorizationPermissionMismatch")))
+    monkeypatch.setattr(page_blob, "BlobLeaseClient", DeniedLease)
+    monkeypatch.setattr(page_blob, "read_range", raising(forbidden("AuthorizationPermissionMismatch")))
     async with target(command) as t:
         with pytest.raises(UserError) as err:
             await call(t)
@@ -147,7 +147,7 @@ async def test_the_optional_needs_of_replicate_only_warn(caplog: pytest.LogCaptu
 
 async def test_a_duplicate_restore_point_the_sas_cannot_delete_stays(monkeypatch, caplog) -> None:
     caplog.set_level(logging.WARNING)
-    monkeypatch.setattr(target_mod.recovery, "new_commit_id", lambda: "cid")
+    monkeypatch.setattr(page_blob.recovery, "new_commit_id", lambda: "cid")
     async with target("replicate") as t:
         t._blob.create_snapshot = lambda **kw: _answer({"snapshot": "t1"})  # type: ignore[method-assign]
 

@@ -1,5 +1,5 @@
 """What a first-time user trips on gets one sentence and exit 2: a missing credential, an untrusted
-certificate, user info in a URL, a malformed target, a value from the environment, an unknown command."""
+certificate, user info in a URL, a malformed page_blob, a value from the environment, an unknown command."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from replicator.cli.replicate_cmd import load
 from replicator.core import messages
 from replicator.core.errors import UserError
 from replicator.plumbing.urlcheck import parse_target_url
-from replicator.target import page_blob as target
+from replicator.target import page_blob
 
 SUB = "00000000-0000-0000-0000-000000000001"
 DISK = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/disks/d1"
@@ -56,14 +56,14 @@ class _NoCredential:
 
 @pytest.mark.parametrize("command", [["list"], ["prune", "--keep", "1", "--yes"], []])
 def test_no_credential_is_one_sentence_and_exit_2(command, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(target, "async_credential", lambda *a: _NoCredential())
+    monkeypatch.setattr(page_blob, "async_credential", lambda *a: _NoCredential())
     monkeypatch.delenv("REPLICATOR_ACCESS_TOKEN", raising=False)
     args = [*command, "--target", GOOD] + ([] if command else ["--source", DISK])
     if not command:  # the main call reaches ARM first: only the target's own error is under test here
         from replicator.engine import pipeline
 
         async def inspect_only(config, progress, *rest):
-            async with target.PageBlobTarget(config, command="replicate") as t:
+            async with page_blob.PageBlobTarget(config, command="replicate") as t:
                 await t.inspect()
 
         monkeypatch.setattr(pipeline, "replicate", inspect_only)

@@ -12,7 +12,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from replicator.core.errors import EXIT_OK, ReplicationError, UserError
-from replicator.fleet import queue as fleet
+from replicator.fleet import queue as fleet_queue
 from replicator.fleet import worker
 from replicator.fleet.jobs import JobSpec, Outcome
 from replicator.fleet.queue import FleetQueue
@@ -72,7 +72,7 @@ def make_worker(jobs: FakeQueueClient, *, visibility: int = 120) -> tuple[worker
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fleet, "QUEUE_BACKOFF_SECONDS", 0.001)
+    monkeypatch.setattr(fleet_queue, "QUEUE_BACKOFF_SECONDS", 0.001)
 
 
 class Jobs(list[JobSpec]):
@@ -115,7 +115,7 @@ async def test_transient_receive_errors_are_retried_and_logged(ran, caplog) -> N
         ("receive", "TimeoutError"),
         ("receive", "HttpResponseError"),
     ]
-    assert all(e["retry_in"] <= fleet.QUEUE_BACKOFF_MAX_SECONDS for e in retries)
+    assert all(e["retry_in"] <= fleet_queue.QUEUE_BACKOFF_MAX_SECONDS for e in retries)
 
 
 async def test_a_refusing_queue_is_one_sentence(ran) -> None:
@@ -152,7 +152,7 @@ async def test_settling_that_keeps_failing_leaves_the_message_and_goes_on(ran, c
     jobs = FakeQueueClient([message(), message()], {"delete_message": [ServiceResponseError("cut")] * 100})
     w, _ = make_worker(jobs)
     await w.run(idle_exit=0, max_jobs=None)
-    assert len(ran) == 2 and jobs.calls["delete_message"] == 2 * fleet.SETTLE_ATTEMPTS
+    assert len(ran) == 2 and jobs.calls["delete_message"] == 2 * fleet_queue.SETTLE_ATTEMPTS
     unsettled = [e for e in events(caplog) if e["event"] == "message_unsettled"]
     assert [(e["action"], e["error"]) for e in unsettled] == [("delete", "ServiceResponseError")] * 2
 
@@ -173,5 +173,5 @@ async def test_enqueue_refuses_sas_targets_before_sending_anything() -> None:
     queue.jobs = sent = FakeQueueClient([])  # type: ignore[assignment]
     jobs = [JobSpec(DISK, TARGET), JobSpec(DISK, f"{TARGET}?sv=1&sig=s3cr3t")]
     with pytest.raises(UserError, match="carries a SAS") as err:
-        await fleet.enqueue(queue, jobs)
+        await fleet_queue.enqueue(queue, jobs)
     assert "s3cr3t" not in str(err.value) and sent.sent == [] and "receive_message" not in sent.calls

@@ -5,7 +5,7 @@ Contenders (each a child process, measured by measure.run_children):
 - baseline: replicator.devtools.bench.baseline (the public sample's approach), time-budgeted, extrapolated;
 - full: this tool onto a fresh target (a full copy: every valid range, concurrently);
 - server, stream: this tool, `--mode server` / `--mode stream`, default options, as a diff.
-The fleet scenario runs all its disks in one process (replicator.devtools.bench.fleet) and adds a one-disk
+The fleet scenario runs all its disks in one process (devtools.bench.concurrent) and adds a one-disk
 reference row for the aggregate ratio.
 """
 
@@ -91,7 +91,7 @@ class Bench:
             return cmd + args, self.child_env
         spec = Path(tempfile.mkstemp(prefix="bench-jobs-", suffix=".json", dir=self.work_dir)[1])
         spec.write_text(json.dumps({"jobs": jobs, "args": args}))
-        return [sys.executable, "-m", "replicator.devtools.bench.fleet", str(spec)], self.child_env
+        return [sys.executable, "-m", "replicator.devtools.bench.concurrent", str(spec)], self.child_env
 
     def prepare(self, disks: list[BenchDisk], targets: list[str]) -> None:
         """Bring each target to the base restore point (link off: setup is not timed)."""

@@ -56,7 +56,7 @@ from replicator.emulator.arm.model import (
 )
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.model import SnapshotRef
-from replicator.emulator.errors import arm as err
+from replicator.emulator.errors import arm as arm_errors
 
 OPERATION_RETENTION_SECONDS = 3600  # finished LRO records older than this are pruned
 
@@ -125,7 +125,7 @@ class ArmBackend:
         if self._row("disks", resource_group, name) is not None:
             return self.update_disk(resource_group, name, DiskUpdate(spec.size_gb, spec.sku, spec.tags))
         if spec.sku not in SKUS:
-            raise err.invalid_parameter(
+            raise arm_errors.invalid_parameter(
                 target="sku.name", detail=f"The disk sku '{spec.sku}' is not supported."
             )
         sector = sector_size(spec)
@@ -134,7 +134,7 @@ class ArmBackend:
         now = self.clock()
         if spec.create_option == "Empty":
             if spec.size_gb is None:
-                raise err.invalid_parameter(
+                raise arm_errors.invalid_parameter(
                     target="diskSizeGB",
                     detail="Required parameter 'diskSizeGB' is missing (null) for createOption Empty.",
                 )
@@ -144,7 +144,7 @@ class ArmBackend:
         elif spec.create_option == "Import":
             size, original = self._data.import_blob(where, spec, sector, now=now)
         else:
-            raise err.invalid_parameter(
+            raise arm_errors.invalid_parameter(
                 target="creationData.createOption",
                 detail=f"createOption '{spec.create_option}' is not supported by the emulator "
                 "(Empty, Import).",
@@ -170,11 +170,11 @@ class ArmBackend:
         row = self._existing("disks", resource_group, name)
         disk = self._disk(row)
         if update.sku is not None and update.sku != disk.sku:
-            raise err.property_change_not_allowed(target="sku", resource=disk.id)
+            raise arm_errors.property_change_not_allowed(target="sku", resource=disk.id)
         if update.size_gb is not None:
             new_size = checked_size(disk.sku, update.size_gb)
             if new_size < disk.size_bytes:
-                raise err.disk_shrink_not_allowed(resource=disk.id)
+                raise arm_errors.disk_shrink_not_allowed(resource=disk.id)
             if new_size > disk.size_bytes:
                 self._grow(row, disk, new_size)
         if update.tags is not None:
@@ -187,7 +187,7 @@ class ArmBackend:
         disk = self.get_disk(resource_group, name)
         permissions = {"Read": "r", "Write": "rw"}.get(access)
         if permissions is None:
-            raise err.invalid_parameter(
+            raise arm_errors.invalid_parameter(
                 target="grantAccessData.access",
                 detail=f"Access level '{access}' is not valid for a disk (Read, Write).",
             )
@@ -196,7 +196,7 @@ class ArmBackend:
     def _grow(self, row: sqlite3.Row, disk: Disk, new_size: int) -> None:
         """A disk grows only without an active SAS; its blob grows with it (disk_data)."""
         if disk.disk_state != "Unattached":
-            raise err.active_sas_conflict(resource=disk.id, operation="resize")
+            raise arm_errors.active_sas_conflict(resource=disk.id, operation="resize")
         self._data.grow(
             DataLocation.of(disk.unique_id),
             disk.sector_size,
@@ -215,14 +215,14 @@ class ArmBackend:
         if existing is not None:
             return self._update_snapshot(existing, spec)
         if spec.create_option != "Copy":
-            raise err.invalid_parameter(
+            raise arm_errors.invalid_parameter(
                 target="creationData.createOption",
                 detail=f"createOption '{spec.create_option}' is not supported for snapshots by the emulator "
                 "(Copy).",
             )
         disk = self._source_disk(spec.source_resource_id)
         if spec.location.replace(" ", "").lower() != disk.location.replace(" ", "").lower():
-            raise err.invalid_parameter(
+            raise arm_errors.invalid_parameter(
                 target="location",
                 detail=f"The snapshot must be in the location of its source disk {disk.id} "
                 f"({disk.location}).",
@@ -231,7 +231,7 @@ class ArmBackend:
         if spec.incremental:
             self._check_snapshot_limits(disk, now)
         elif disk.sku in V2_SKUS:
-            raise err.full_snapshot_of_v2_disk(resource=disk.id, sku=disk.sku)
+            raise arm_errors.full_snapshot_of_v2_disk(resource=disk.id, sku=disk.sku)
         source = DataLocation.of(disk.unique_id)
         blob_snapshot = self.blobs.snapshot_blob(source.account, source.container, source.blob)
         ref = SnapshotRef(source.account, source.container, source.blob, blob_snapshot)
@@ -262,14 +262,14 @@ class ArmBackend:
     def grant_snapshot(self, resource_group: str, name: str, access: str, duration_seconds: int) -> str:
         snap = self.get_snapshot(resource_group, name)
         if access == "Write":
-            raise err.write_access_on_snapshot(resource=snap.id)
+            raise arm_errors.write_access_on_snapshot(resource=snap.id)
         if access != "Read":
-            raise err.invalid_parameter(
+            raise arm_errors.invalid_parameter(
                 target="grantAccessData.access",
                 detail=f"Access level '{access}' is not valid for a snapshot (Read).",
             )
         if snap.completion_percent < 100:
-            raise err.snapshot_not_complete(resource=snap.id, percent=snap.completion_percent)
+            raise arm_errors.snapshot_not_complete(resource=snap.id, percent=snap.completion_percent)
         if snap.family_id is not None and not self._has_active_grant(snap.unique_id):
             granted = self._db.execute(
                 "SELECT COUNT(DISTINCT s.unique_id) AS granted FROM snapshots s"
@@ -277,7 +277,7 @@ class ArmBackend:
                 (snap.family_id, self.clock()),
             ).fetchone()["granted"]
             if granted >= self.limits.sas_per_family:
-                raise err.sas_family_limit(
+                raise arm_errors.sas_family_limit(
                     resource=snap.id, family=snap.family_id, limit=self.limits.sas_per_family
                 )
         return self._grant(snap.unique_id, access, "r", duration_seconds)
@@ -316,7 +316,7 @@ class ArmBackend:
             return False
         resource = self._model(kind, row)
         if resource.disk_state != "Unattached":
-            raise err.active_sas_conflict(resource=resource.id, operation="delete")
+            raise arm_errors.active_sas_conflict(resource=resource.id, operation="delete")
         where = DataLocation.of(resource.unique_id)
         self.blobs.delete_container(where.account, where.container)
         if (
@@ -357,7 +357,7 @@ class ArmBackend:
     def operation(self, op_id: str) -> tuple[datetime, dict[str, Any] | None]:
         row = self._db.execute("SELECT output, created FROM operations WHERE id=?", (op_id,)).fetchone()
         if row is None:
-            raise err.operation_not_found(operation=op_id)
+            raise arm_errors.operation_not_found(operation=op_id)
         return utc(row["created"]), None if row["output"] is None else json.loads(row["output"])
 
     # --- internals: rows --------------------------------------------------------------------
@@ -370,7 +370,7 @@ class ArmBackend:
     def _existing(self, kind: str, resource_group: str, name: str) -> sqlite3.Row:
         row = self._row(kind, resource_group, name)
         if row is None:
-            raise err.resource_not_found(type=kind, name=name, group=resource_group)
+            raise arm_errors.resource_not_found(type=kind, name=name, group=resource_group)
         return row
 
     def _model(self, kind: str, row: sqlite3.Row) -> Disk | Snapshot:
@@ -413,13 +413,13 @@ class ArmBackend:
     def _source_disk(self, source_resource_id: str) -> Disk:
         match = _RESOURCE_ID.match(source_resource_id or "")
         if match is None or match["type"].lower() != "disks":
-            raise err.invalid_parameter(
+            raise arm_errors.invalid_parameter(
                 target="creationData.sourceResourceId",
                 detail=f"sourceResourceId '{source_resource_id}' is not a "
                 "Microsoft.Compute/disks resource ID.",
             )
         if match["sub"].lower() != self.subscription_id.lower():
-            raise err.invalid_parameter(
+            raise arm_errors.invalid_parameter(
                 target="creationData.sourceResourceId",
                 detail="An incremental snapshot must be created in the subscription of its disk.",
             )
@@ -428,9 +428,11 @@ class ArmBackend:
     def _update_snapshot(self, row: sqlite3.Row, spec: SnapshotSpec) -> Snapshot:
         snap = self._snapshot(row)
         if spec.source_resource_id.lower() != snap.source_resource_id.lower():
-            raise err.property_change_not_allowed(target="creationData.sourceResourceId", resource=snap.id)
+            raise arm_errors.property_change_not_allowed(
+                target="creationData.sourceResourceId", resource=snap.id
+            )
         if spec.incremental != snap.incremental:
-            raise err.property_change_not_allowed(target="incremental", resource=snap.id)
+            raise arm_errors.property_change_not_allowed(target="incremental", resource=snap.id)
         if spec.tags is not None:
             self._db.execute(
                 "UPDATE snapshots SET tags=? WHERE unique_id=?", (json.dumps(spec.tags), snap.unique_id)
@@ -444,7 +446,7 @@ class ArmBackend:
             (disk.unique_id,),
         ).fetchone()["total"]
         if total >= limits.snapshots_per_disk:
-            raise err.snapshot_total_limit(resource=disk.id, limit=limits.snapshots_per_disk)
+            raise arm_errors.snapshot_total_limit(resource=disk.id, limit=limits.snapshots_per_disk)
         window_start = now - limits.snapshot_window_seconds
         recent = [
             r["created"]
@@ -455,7 +457,7 @@ class ArmBackend:
         ]
         if len(recent) >= limits.snapshots_per_window:
             retry_after = math.ceil(recent[-limits.snapshots_per_window] - window_start)
-            raise err.snapshot_rate_limit(
+            raise arm_errors.snapshot_rate_limit(
                 resource=disk.id,
                 limit=limits.snapshots_per_window,
                 minutes=limits.snapshot_window_seconds // 60,
@@ -469,7 +471,7 @@ class ArmBackend:
                 "SELECT * FROM snapshots WHERE source_unique_id=? AND incremental=1", (disk.unique_id,)
             ).fetchall()
             if sum(self._completion(r) < 100 for r in rows) >= limits.pending_per_disk:
-                raise err.snapshot_pending_limit(resource=disk.id, limit=limits.pending_per_disk)
+                raise arm_errors.snapshot_pending_limit(resource=disk.id, limit=limits.pending_per_disk)
 
     # --- internals: grants and listing ------------------------------------------------------
 
@@ -483,7 +485,7 @@ class ArmBackend:
 
     def _grant(self, unique_id: str, access: str, permissions: str, duration_seconds: int) -> str:
         if duration_seconds < 1:
-            raise err.invalid_parameter(
+            raise arm_errors.invalid_parameter(
                 target="grantAccessData.durationInSeconds",
                 detail="durationInSeconds must be a positive number of seconds.",
             )

@@ -22,7 +22,7 @@ from replicator.emulator.arm.model import (
 )
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.model import SnapshotRef
-from replicator.emulator.errors import arm as err
+from replicator.emulator.errors import arm as arm_errors
 from replicator.emulator.errors.blob import BlobError
 
 
@@ -34,7 +34,7 @@ def sector_size(spec: DiskSpec) -> int:
     v2 = spec.sku in V2_SKUS
     sector = spec.logical_sector_size or (4096 if v2 else 512)
     if sector not in (512, 4096) or (sector == 4096 and not v2):
-        raise err.invalid_parameter(
+        raise arm_errors.invalid_parameter(
             target="creationData.logicalSectorSize",
             detail=f"Logical sector size {sector} is not supported for sku {spec.sku}: "
             "512 for every sku, 4096 only for PremiumV2_LRS and UltraSSD_LRS.",
@@ -45,7 +45,7 @@ def sector_size(spec: DiskSpec) -> int:
 def checked_size(sku: str, size_gb: int) -> int:
     limit = MAX_V2_DISK_GB if sku in V2_SKUS else MAX_DISK_GB
     if not 1 <= size_gb <= limit:
-        raise err.invalid_parameter(
+        raise arm_errors.invalid_parameter(
             target="diskSizeGB",
             detail=f"Disk size {size_gb} GB is not valid for sku {sku}: it must be between 1 and {limit} GB.",
         )
@@ -103,7 +103,7 @@ class DiskData:
         Returns (disk size, original size): a larger diskSizeGB grows the import at once.
         """
         if not spec.source_uri or not spec.storage_account_id:
-            raise err.invalid_parameter(
+            raise arm_errors.invalid_parameter(
                 target="creationData.sourceUri",
                 detail="createOption Import requires creationData.sourceUri and "
                 "creationData.storageAccountId.",
@@ -111,14 +111,14 @@ class DiskData:
         parts = urlsplit(spec.source_uri)
         path = [unquote(p) for p in parts.path.split("/") if p]
         if len(path) < 3:
-            raise err.import_source_invalid(
+            raise arm_errors.import_source_invalid(
                 spec.source_uri, "expected a path-style blob URL /account/container/blob."
             )
         snapshot = parse_qs(parts.query).get("snapshot", [None])[0]
         ref = SnapshotRef(path[0], path[1], "/".join(path[2:]), snapshot)
         account_id = spec.storage_account_id.rstrip("/").split("/")
         if [a.lower() for a in account_id[-2:]] != ["storageaccounts", ref.account.lower()]:
-            raise err.invalid_parameter(
+            raise arm_errors.invalid_parameter(
                 target="creationData.storageAccountId",
                 detail=f"storageAccountId '{spec.storage_account_id}' is not the storage account "
                 f"{ref.account} holding sourceUri.",
@@ -126,18 +126,20 @@ class DiskData:
         try:
             blob_size = self.blobs.blob_size(ref.account, ref.container, ref.blob, ref.snapshot)
         except BlobError as e:
-            raise err.import_source_invalid(spec.source_uri, f"{e.code}.") from e
+            raise arm_errors.import_source_invalid(spec.source_uri, f"{e.code}.") from e
         extra = tail(sector)
         size = blob_size - extra
         if size <= 0 or size % sector:
-            raise err.import_source_invalid(
+            raise arm_errors.import_source_invalid(
                 spec.source_uri,
                 f"its size {blob_size} is not a whole number of {sector}-byte sectors"
                 + (" plus a 512-byte VHD footer." if extra else "."),
             )
         wanted = size if spec.size_gb is None else checked_size(spec.sku, spec.size_gb)
         if wanted < size:
-            raise err.import_source_invalid(spec.source_uri, f"it is larger than diskSizeGB {spec.size_gb}.")
+            raise arm_errors.import_source_invalid(
+                spec.source_uri, f"it is larger than diskSizeGB {spec.size_gb}."
+            )
         self.blobs.create_page_blob(where.account, where.container, where.blob, blob_size, source=ref)
         if wanted > size:
             self.grow(where, sector, size, wanted, original=size, created=now, unique_id=where.container)

@@ -12,7 +12,7 @@ from datetime import datetime
 from replicator.emulator.blob import signing
 from replicator.emulator.blob.model import StoredPolicy
 from replicator.emulator.blob.rows import BlobRows
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 
 
 class AccessPolicies(BlobRows):
@@ -23,7 +23,9 @@ class AccessPolicies(BlobRows):
     ) -> tuple[str, str]:
         """Register a stored access policy and return (policy id, SAS URL of the blob signed with it)."""
         if set(permissions) - set("rw") or not permissions:
-            raise errors.invalid_input(f"grant_sas permissions must be 'r' or 'rw', not {permissions!r}.")
+            raise blob_errors.invalid_input(
+                f"grant_sas permissions must be 'r' or 'rw', not {permissions!r}."
+            )
         policy_id = str(uuid.uuid4())
         with self._tx():
             self._row(account, container, blob, None)

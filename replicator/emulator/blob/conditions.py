@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,13 @@ def check_conditions(
         return
     modified = None if last_modified is None else int(last_modified)  # HTTP dates have whole seconds
     if conditions.if_match is not None and (etag is None or conditions.if_match not in ("*", etag)):
-        raise errors.condition_not_met()
+        raise blob_errors.condition_not_met()
     if (
         conditions.if_unmodified_since is not None
         and modified is not None
         and modified > conditions.if_unmodified_since
     ):
-        raise errors.condition_not_met()
+        raise blob_errors.condition_not_met()
     not_modified = (
         conditions.if_none_match is not None and etag is not None and conditions.if_none_match in ("*", etag)
     ) or (
@@ -45,4 +45,4 @@ def check_conditions(
         and modified <= conditions.if_modified_since
     )
     if not_modified:
-        raise errors.not_modified() if read else errors.condition_not_met()
+        raise blob_errors.not_modified() if read else blob_errors.condition_not_met()

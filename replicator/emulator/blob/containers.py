@@ -6,7 +6,7 @@ import json
 
 from replicator.emulator.blob.model import BlobProps, ContainerProps
 from replicator.emulator.blob.rows import LIVE, BlobRows
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 
 
 class Containers(BlobRows):
@@ -15,13 +15,13 @@ class Containers(BlobRows):
     def create_container(self, account: str, container: str, metadata: dict[str, str] | None = None) -> None:
         with self._tx():
             if self._container_row(account, container) is not None:
-                raise errors.container_already_exists()
+                raise blob_errors.container_already_exists()
             self._insert_container(account, container, metadata or {})
 
     def container_properties(self, account: str, container: str) -> ContainerProps:
         row = self._container_row(account, container)
         if row is None:
-            raise errors.container_not_found()
+            raise blob_errors.container_not_found()
         metadata = json.loads(row["metadata"])
         return ContainerProps(account, container, row["etag"], row["last_modified"], metadata)
 

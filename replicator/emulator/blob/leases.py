@@ -16,7 +16,7 @@ import math
 import uuid
 from dataclasses import dataclass, replace
 
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 
 INFINITE = -1  # x-ms-lease-duration of a lease that never expires
 MIN_SECONDS, MAX_SECONDS = 15, 60  # a fixed lease's duration, as in Azure
@@ -73,12 +73,12 @@ def check(lease: Lease, lease_id: str | None, *, write: bool, now: float) -> Non
     if state in ("leased", "breaking"):
         if lease_id is None:
             if write:
-                raise errors.lease_id_missing()
+                raise blob_errors.lease_id_missing()
             return
         if lease_id != lease.id:
-            raise errors.lease_id_mismatch_with_blob_operation()
+            raise blob_errors.lease_id_mismatch_with_blob_operation()
     elif lease_id is not None:
-        raise errors.lease_not_present_with_blob_operation()
+        raise blob_errors.lease_not_present_with_blob_operation()
 
 
 def act(
@@ -98,42 +98,42 @@ def act(
     if action == "break":
         return _break(lease, state, break_period, now)
     if lease_id is None:
-        raise errors.missing_required_header("x-ms-lease-id is required for this lease action.")
+        raise blob_errors.missing_required_header("x-ms-lease-id is required for this lease action.")
     if lease.id is None or state == "available":
-        raise errors.lease_not_present_with_lease_operation()
+        raise blob_errors.lease_not_present_with_lease_operation()
     if action == "change":
         if proposed_id is None:
-            raise errors.missing_required_header("x-ms-proposed-lease-id is required to change a lease.")
+            raise blob_errors.missing_required_header("x-ms-proposed-lease-id is required to change a lease.")
         if state == "breaking":
-            raise errors.lease_is_breaking_and_cannot_be_changed()
+            raise blob_errors.lease_is_breaking_and_cannot_be_changed()
         if state != "leased":
-            raise errors.lease_not_present_with_lease_operation()
+            raise blob_errors.lease_not_present_with_lease_operation()
         if lease.id not in (lease_id, proposed_id):  # proposed == current: a retried change
-            raise errors.lease_id_mismatch_with_lease_operation()
+            raise blob_errors.lease_id_mismatch_with_lease_operation()
         return Outcome(replace(lease, id=proposed_id), proposed_id)
     if lease_id != lease.id:
-        raise errors.lease_id_mismatch_with_lease_operation()
+        raise blob_errors.lease_id_mismatch_with_lease_operation()
     if action == "renew":
         if state in ("breaking", "broken"):
-            raise errors.lease_is_broken_and_cannot_be_renewed()
+            raise blob_errors.lease_is_broken_and_cannot_be_renewed()
         assert lease.duration is not None  # every acquire sets it, only release clears it
         expiry = None if lease.duration == INFINITE else now + lease.duration
         return Outcome(replace(lease, state="leased", expiry=expiry), lease.id)
     if action == "release":
         return Outcome(replace(lease, id=None, state="available", duration=None, expiry=None), None)
-    raise errors.invalid_header_value(f"Unknown x-ms-lease-action {action!r}.")
+    raise blob_errors.invalid_header_value(f"Unknown x-ms-lease-action {action!r}.")
 
 
 def _acquire(lease: Lease, state: str, proposed_id: str | None, duration: int | None, now: float) -> Outcome:
     """Acquiring again with the current ID renews with the new duration, as in Azure."""
     if duration is None or not (duration == INFINITE or MIN_SECONDS <= duration <= MAX_SECONDS):
-        raise errors.invalid_header_value("x-ms-lease-duration must be -1 or between 15 and 60.")
+        raise blob_errors.invalid_header_value("x-ms-lease-duration must be -1 or between 15 and 60.")
     if state == "breaking":
         if proposed_id == lease.id:
-            raise errors.lease_is_breaking_and_cannot_be_acquired()
-        raise errors.lease_already_present()
+            raise blob_errors.lease_is_breaking_and_cannot_be_acquired()
+        raise blob_errors.lease_already_present()
     if state == "leased" and proposed_id != lease.id:
-        raise errors.lease_already_present()
+        raise blob_errors.lease_already_present()
     new_id = proposed_id or str(uuid.uuid4())
     expiry = None if duration == INFINITE else now + duration
     return Outcome(Lease(new_id, "leased", duration, expiry, None), new_id)
@@ -145,9 +145,9 @@ def _break(lease: Lease, state: str, break_period: int | None, now: float) -> Ou
     The answer's x-ms-lease-time is the seconds until the lease is broken.
     """
     if break_period is not None and not 0 <= break_period <= MAX_BREAK_SECONDS:
-        raise errors.invalid_header_value("x-ms-lease-break-period must be between 0 and 60.")
+        raise blob_errors.invalid_header_value("x-ms-lease-break-period must be between 0 and 60.")
     if state == "available":
-        raise errors.lease_not_present_with_lease_operation()
+        raise blob_errors.lease_not_present_with_lease_operation()
     if state in ("expired", "broken"):
         return Outcome(replace(lease, state="broken", break_at=now), None, 0)
     left: float | None = None  # an infinite lease has no time left to cut the period

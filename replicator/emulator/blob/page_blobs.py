@@ -16,7 +16,7 @@ from replicator.emulator.blob.rows import (
     row_key,
 )
 from replicator.emulator.blob.store import PAGE
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 
 TIB = 1024**4
 MAX_PAGE_BLOB = 8 * TIB  # Azure's page blob limit for ordinary accounts
@@ -26,7 +26,7 @@ MAX_PUT_PAGE = 4 * 1024 * 1024  # Put Page writes at most 4 MiB
 
 def _aligned(value: int, what: str) -> None:
     if value < 0 or value % PAGE:
-        raise errors.invalid_page_range(f"The {what} {value} is not a non-negative multiple of 512.")
+        raise blob_errors.invalid_page_range(f"The {what} {value} is not a non-negative multiple of 512.")
 
 
 class PageBlobs(BlobRows):
@@ -37,7 +37,7 @@ class PageBlobs(BlobRows):
 
     def _check_size(self, account: str, size: int) -> None:
         if size < 0 or size % PAGE or size > self.max_size(account):
-            raise errors.invalid_header_value(
+            raise blob_errors.invalid_header_value(
                 f"The page blob size {size} must be a multiple of 512 and at most {self.max_size(account)}."
             )
 
@@ -116,7 +116,7 @@ class PageBlobs(BlobRows):
         _aligned(offset, "offset")
         _aligned(length, "length")
         if length == 0 or offset + length > row["size"]:
-            raise errors.invalid_page_range(
+            raise blob_errors.invalid_page_range(
                 f"The page range {offset}-{offset + length - 1} is empty or beyond the blob size "
                 f"{row['size']}."
             )
@@ -133,7 +133,7 @@ class PageBlobs(BlobRows):
         conditions: Conditions | None = None,
     ) -> BlobProps:
         if len(data) > MAX_PUT_PAGE:
-            raise errors.request_body_too_large(f"A Put Page writes at most {MAX_PUT_PAGE} bytes.")
+            raise blob_errors.request_body_too_large(f"A Put Page writes at most {MAX_PUT_PAGE} bytes.")
         ref = SnapshotRef(account, container, blob, None)
         return self._page_write(
             ref, offset, len(data), lease_id, conditions, lambda layer: self.store.write(layer, offset, data)

@@ -14,7 +14,7 @@ from replicator.emulator.blob.conditions import Conditions
 from replicator.emulator.blob.model import BlobProps, PageRangeList, SnapshotRef
 from replicator.emulator.blob.page_blobs import TIB
 from replicator.emulator.blob.rows import BlobRows
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 
 DIFF_BOUNDARY = 4 * TIB + 512  # Azure refuses diffs across a resize over 4 TiB (plus footer)
 
@@ -66,14 +66,14 @@ class PageRanges(BlobRows):
     def _diff_base(self, props: BlobProps, previous: SnapshotRef) -> int:
         try:
             prev = self._version(previous)
-        except errors.BlobError as exc:
-            raise errors.previous_snapshot_not_found() from exc
+        except blob_errors.BlobError as exc:
+            raise blob_errors.previous_snapshot_not_found() from exc
         if previous.snapshot is None and not prev["read_only"]:
-            raise errors.previous_snapshot_not_found("The previous version must be a snapshot.")
+            raise blob_errors.previous_snapshot_not_found("The previous version must be a snapshot.")
         if (props.size > DIFF_BOUNDARY) != (prev["size"] > DIFF_BOUNDARY):
-            raise errors.snapshot_diff_across_resize_not_supported()
+            raise blob_errors.snapshot_diff_across_resize_not_supported()
         if not self.store.is_ancestor(prev["layer"], props.layer):
-            raise errors.previous_snapshot_operation_not_supported()
+            raise blob_errors.previous_snapshot_operation_not_supported()
         return prev["layer"]
 
 
@@ -89,4 +89,6 @@ def _decode_marker(marker: str) -> int:
             raise ValueError(kind)
         return int(offset)
     except ValueError as exc:
-        raise errors.invalid_query_parameter_value("The marker is not one this server returned.") from exc
+        raise blob_errors.invalid_query_parameter_value(
+            "The marker is not one this server returned."
+        ) from exc

@@ -22,7 +22,7 @@ from replicator.emulator.blob.conditions import Conditions, check_conditions
 from replicator.emulator.blob.leases import Lease
 from replicator.emulator.blob.model import BlobProps, SnapshotRef
 from replicator.emulator.blob.store import PageStore
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -121,7 +121,7 @@ class BlobRows:
 
     def _existing_container(self, account: str, container: str) -> None:
         if self._container_row(account, container) is None:
-            raise errors.container_not_found()
+            raise blob_errors.container_not_found()
 
     # -- blob rows ------------------------------------------------------------------------------
     def _row(self, account: str, container: str, blob: str, snapshot: str | None) -> sqlite3.Row:
@@ -130,7 +130,7 @@ class BlobRows:
         ).fetchone()
         if row is None:
             self._existing_container(account, container)
-            raise errors.blob_not_found()
+            raise blob_errors.blob_not_found()
         return row
 
     def _version(self, ref: SnapshotRef) -> sqlite3.Row:
@@ -183,9 +183,9 @@ class BlobRows:
     ) -> sqlite3.Row:
         row = self._row(account, container, blob, None)
         if row["read_only"]:
-            raise errors.authorization_permission_mismatch("This blob is a read-only managed snapshot.")
+            raise blob_errors.authorization_permission_mismatch("This blob is a read-only managed snapshot.")
         if page_blob and row["blob_type"] != "PageBlob":
-            raise errors.invalid_blob_type()
+            raise blob_errors.invalid_blob_type()
         self._check_lease(row, lease_id, write=True)
         self._check_conditions(row, conditions, read=False)
         return row
@@ -240,7 +240,7 @@ class BlobRows:
         """Put Blob over an existing blob: same lease/condition rules as a write, then the old one goes."""
         try:
             self._writable(account, container, blob, lease_id, conditions, page_blob=False)
-        except errors.BlobError as exc:
+        except blob_errors.BlobError as exc:
             if exc.code != "BlobNotFound":
                 raise
             check_conditions(conditions, None, None, read=False)

@@ -1,7 +1,7 @@
 """Signatures with the account key: the HMAC, the strings-to-sign of a SAS, and the SAS URL that
 ARM's grant access hands out.
 
-middleware/auth.py checks what clients sign with these; access_policies.py signs grant URLs with
+auth.py checks what clients sign with these; access_policies.py signs grant URLs with
 them. The layouts are azure-storage-blob's (`_shared_access_signature.py`, `sv` 2020-12-06 and
 later, no delegation key).
 """

@@ -11,7 +11,7 @@ from replicator.emulator.blob.rows import (
     row_key,
     snapshot_id,
 )
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 
 
 class Snapshots(BlobRows):
@@ -78,7 +78,7 @@ class Snapshots(BlobRows):
             where = "account = ? AND container = ? AND name = ?"
             if snapshot is not None:
                 if delete_snapshots is not None:
-                    raise errors.invalid_query_parameter_value(
+                    raise blob_errors.invalid_query_parameter_value(
                         "x-ms-delete-snapshots must not be sent when deleting a snapshot."
                     )
                 self._db.execute(
@@ -86,14 +86,14 @@ class Snapshots(BlobRows):
                 )
                 return
             if delete_snapshots not in (None, "include", "only"):
-                raise errors.invalid_header_value("x-ms-delete-snapshots must be include or only.")
+                raise blob_errors.invalid_header_value("x-ms-delete-snapshots must be include or only.")
             self._check_lease(row, lease_id, write=delete_snapshots != "only")
             self._check_conditions(row, conditions, read=False)
             has_snapshots = self._db.execute(
                 f"SELECT 1 FROM blobs WHERE {where} AND snapshot != ''", (account, container, blob)
             ).fetchone()
             if delete_snapshots is None and has_snapshots and not is_managed_account(account):
-                raise errors.snapshots_present()
+                raise blob_errors.snapshots_present()
             if delete_snapshots == "only":
                 self._db.execute(
                     f"DELETE FROM blobs WHERE {where} AND snapshot != ''", (account, container, blob)

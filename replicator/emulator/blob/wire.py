@@ -21,7 +21,7 @@ from replicator.emulator.blob.model import (
     StoredPolicy,
 )
 from replicator.emulator.blob.signing import API_VERSION
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 
 XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>'
 META = "x-ms-meta-"
@@ -35,7 +35,7 @@ def parse_http_date(value: str, name: str) -> float:
     try:
         return email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
-        raise errors.invalid_header_value(f"The {name} header is not an HTTP date.") from None
+        raise blob_errors.invalid_header_value(f"The {name} header is not an HTTP date.") from None
 
 
 def parse_int(value: str | None, name: str) -> int | None:
@@ -44,7 +44,7 @@ def parse_int(value: str | None, name: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise errors.invalid_header_value(f"The value of {name} is not an integer.") from None
+        raise blob_errors.invalid_header_value(f"The value of {name} is not an integer.") from None
 
 
 def parse_range(value: str | None, name: str) -> tuple[int, int | None] | None:
@@ -59,9 +59,11 @@ def parse_range(value: str | None, name: str) -> tuple[int, int | None] | None:
         start = int(first)
         end = int(last) + 1 if last.strip() else None
     except ValueError:
-        raise errors.invalid_header_value(f"The {name} header is not of the form bytes=start-end.") from None
+        raise blob_errors.invalid_header_value(
+            f"The {name} header is not of the form bytes=start-end."
+        ) from None
     if start < 0 or (end is not None and end <= start):
-        raise errors.invalid_range(f"The {name} header names an empty or reversed range.")
+        raise blob_errors.invalid_range(f"The {name} header names an empty or reversed range.")
     return start, end
 
 
@@ -104,9 +106,9 @@ def signed_identifiers(body: bytes) -> list[StoredPolicy]:
             for item in root.iterfind("SignedIdentifier")
         ]
     except (ET.ParseError, ValueError):
-        raise errors.invalid_xml_document() from None
+        raise blob_errors.invalid_xml_document() from None
     if root.tag != "SignedIdentifiers" or not all(p.id for p in policies):
-        raise errors.invalid_xml_document()
+        raise blob_errors.invalid_xml_document()
     return policies
 
 
@@ -124,7 +126,7 @@ def base_headers(request_headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def error_body(error: errors.BlobError) -> str:
+def error_body(error: blob_errors.BlobError) -> str:
     return (
         f"{XML_HEAD}<Error><Code>{escape(error.code)}</Code>"
         f"<Message>{escape(error.message)}</Message></Error>"

@@ -1,3 +1,3 @@
-"""The emulator's middlewares, in the order a request meets them: the link model (latency, per-blob
-limits), injected faults, authentication.
+"""The emulator's aiohttp middlewares, outermost first: injected faults, the ARM clock's control
+route, the link model (latency, per-blob limits).
 """

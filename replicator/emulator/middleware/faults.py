@@ -37,7 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from replicator.emulator.blob import wire as blob_wire
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 from replicator.emulator.errors.blob import BlobError
 
 KINDS = ("busy", "timeout", "drop", "stall")
@@ -144,11 +144,11 @@ def middleware(plan: FaultPlan, token: str) -> Any:
         if kind is None:
             return await handler(request)
         if kind == "busy":
-            return _error(errors.server_busy(), request)
+            return _error(blob_errors.server_busy(), request)
         read = request.method in ("GET", "HEAD")
         response = None if read else await handler(request)
         if kind == "timeout":
-            return _error(errors.operation_timed_out(), request)
+            return _error(blob_errors.operation_timed_out(), request)
         if kind == "stall":
             await asyncio.sleep(plan.options.stall_seconds)
             return response if response is not None else await handler(request)

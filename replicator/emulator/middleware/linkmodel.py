@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from aiohttp import web
 
 from replicator.emulator.blob import wire as blob_wire
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 
 MiB = 1024 * 1024
 ADMIN_PREFIX = "/_emulator/"
@@ -231,7 +231,7 @@ def classify(method: str, path: str, query: dict[str, str], headers: Any) -> Cla
 
 
 def _busy(request: web.Request, retry_after: float) -> web.Response:
-    error = errors.server_busy("The server is busy.")
+    error = blob_errors.server_busy("The server is busy.")
     headers = blob_wire.base_headers(request.headers)
     headers.update(
         {

@@ -32,7 +32,7 @@ from replicator.emulator.arm.model import (
     Snapshot,
     SnapshotSpec,
 )
-from replicator.emulator.errors import arm as err
+from replicator.emulator.errors import arm as arm_errors
 from replicator.emulator.errors.blob import BlobError
 from replicator.emulator.routes.context import EmulatorContext
 
@@ -79,7 +79,7 @@ def add_routes(app: web.Application, ctx: EmulatorContext, clock: Callable[[], f
     app.router.add_route("*", "/subscriptions{tail:.*}", routes.guard(routes.unknown))
 
 
-def _error_response(e: err.ArmError) -> web.Response:
+def _error_response(e: arm_errors.ArmError) -> web.Response:
     headers = {"x-ms-failure-cause": "gateway"} if e.status == 401 else {}
     if e.status == 401:
         headers["WWW-Authenticate"] = (
@@ -92,9 +92,9 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.read() or b"{}")
     except ValueError as e:
-        raise err.invalid_request_content(detail=f"the body is not JSON ({e.msg}).") from e
+        raise arm_errors.invalid_request_content(detail=f"the body is not JSON ({e.msg}).") from e
     if not isinstance(body, dict):
-        raise err.invalid_request_content(detail="the body must be a JSON object.")
+        raise arm_errors.invalid_request_content(detail="the body must be a JSON object.")
     return body
 
 
@@ -102,21 +102,23 @@ def _optional_int(value: Any, target: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise err.invalid_parameter(target=target, detail=f"'{target}' must be an integer, not {value!r}.")
+        raise arm_errors.invalid_parameter(
+            target=target, detail=f"'{target}' must be an integer, not {value!r}."
+        )
     return value
 
 
 def _tags(body: dict[str, Any]) -> dict[str, str] | None:
     tags = body.get("tags")
     if tags is not None and not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())):
-        raise err.invalid_parameter(target="tags", detail="'tags' must be an object of strings.")
+        raise arm_errors.invalid_parameter(target="tags", detail="'tags' must be an object of strings.")
     return tags
 
 
 def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
     value = body.get(key) or {}
     if not isinstance(value, dict):
-        raise err.invalid_parameter(target=key, detail=f"'{key}' must be an object.")
+        raise arm_errors.invalid_parameter(target=key, detail=f"'{key}' must be an object.")
     return value
 
 
@@ -126,7 +128,7 @@ def _creation(body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]
     creation = _object(props, "creationData")
     location = body.get("location")
     if not isinstance(location, str) or not location:
-        raise err.invalid_parameter(
+        raise arm_errors.invalid_parameter(
             target="location", detail="Required parameter 'location' is missing (null)."
         )
     return location, props, creation
@@ -231,26 +233,26 @@ class _Routes:
                 self._authenticate(request)
                 sub = request.match_info.get("sub")
                 if sub is not None and sub.lower() != self.ctx.options.subscription_id.lower():
-                    raise err.subscription_not_found(subscription=sub)
+                    raise arm_errors.subscription_not_found(subscription=sub)
                 if not request.query.get("api-version"):
-                    raise err.missing_api_version()
+                    raise arm_errors.missing_api_version()
                 return await handler(request)
-            except err.ArmError as e:
+            except arm_errors.ArmError as e:
                 return _error_response(e)
             except BlobError as e:  # the blob plane refused what ARM asked: an emulator bug
-                return _error_response(err.blob_plane_refused(code=e.code))
+                return _error_response(arm_errors.blob_plane_refused(code=e.code))
 
         return guarded
 
     def _authenticate(self, request: web.Request) -> None:
         header = request.headers.get("Authorization")
         if not header:
-            raise err.authentication_missing()
+            raise arm_errors.authentication_missing()
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             token.strip().encode(), self.ctx.access_token.encode()
         ):
-            raise err.invalid_authentication_token()
+            raise arm_errors.invalid_authentication_token()
 
     # --- resources ----------------------------------------------------------------------
 
@@ -273,7 +275,7 @@ class _Routes:
         body = await _json_body(request)
         if m["kind"] != "disks":
             snap = self.backend.get_snapshot(m["rg"], m["name"])
-            raise err.property_change_not_allowed(target="properties", resource=snap.id)
+            raise arm_errors.property_change_not_allowed(target="properties", resource=snap.id)
         disk = self.backend.update_disk(m["rg"], m["name"], parse_disk_update(body))
         return self._accepted(request, disk.location, None, resource_json(disk))
 
@@ -281,7 +283,7 @@ class _Routes:
         m = request.match_info
         try:
             resource = self.backend.get(m["kind"], m["rg"], m["name"])
-        except err.ArmError as e:
+        except arm_errors.ArmError as e:
             if e.status == 404:
                 return web.Response(status=204)  # Azure: deleting what is not there is a no-op
             raise
@@ -294,7 +296,7 @@ class _Routes:
         access = body.get("access")
         seconds = _optional_int(body.get("durationInSeconds"), "grantAccessData.durationInSeconds")
         if not isinstance(access, str) or seconds is None:
-            raise err.invalid_parameter(
+            raise arm_errors.invalid_parameter(
                 target="grantAccessData",
                 detail="Required parameters 'access' and 'durationInSeconds' must be given.",
             )
@@ -365,4 +367,4 @@ class _Routes:
         return f"{request.scheme}://{request.host}"
 
     async def unknown(self, request: web.Request) -> web.StreamResponse:
-        raise err.no_such_route(method=request.method, path=request.path)
+        raise arm_errors.no_such_route(method=request.method, path=request.path)

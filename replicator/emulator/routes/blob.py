@@ -20,14 +20,14 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from replicator.emulator.blob import auth
 from replicator.emulator.blob import wire as blob_wire
 from replicator.emulator.blob.conditions import Conditions
 from replicator.emulator.blob.model import SnapshotRef
 from replicator.emulator.blob.page_blobs import MAX_PUT_PAGE
 from replicator.emulator.blob.rows import is_managed_account
 from replicator.emulator.blob.store import READ_CHUNK
-from replicator.emulator.errors import blob as errors
-from replicator.emulator.middleware import auth
+from replicator.emulator.errors import blob as blob_errors
 from replicator.emulator.routes.context import EmulatorContext
 
 MAX_LIST_RESULTS = 5000  # List Blobs page size limit, as in Azure
@@ -120,7 +120,7 @@ def _split_path(raw_path: str) -> tuple[str, str | None, str | None]:
     container = unquote(parts[1]) if len(parts) > 1 and parts[1] else None
     blob = unquote(parts[2]) if len(parts) > 2 and parts[2] else None
     if not account:
-        raise errors.invalid_uri()
+        raise blob_errors.invalid_uri()
     return account, container, blob
 
 
@@ -133,11 +133,11 @@ class BlobPlane:
         headers = blob_wire.base_headers(request.headers)
         try:
             reply = await self._dispatch(request)
-        except errors.BlobError as exc:
+        except blob_errors.BlobError as exc:
             reply = _error_reply(exc)
         except Exception:  # a bug: answer 500 like Azure and keep serving
             traceback.print_exc(file=sys.stderr)
-            reply = _error_reply(errors.internal_error())
+            reply = _error_reply(blob_errors.internal_error())
         headers.update(reply.headers)
         if isinstance(reply.body, Iterator):
             response = web.StreamResponse(status=reply.status, headers=headers)
@@ -155,15 +155,15 @@ class BlobPlane:
         account, container, blob = _split_path(raw_path)
         query = {k: unquote(v) for k, v in auth.raw_query_dict(raw_query).items()}
         if container is None:
-            raise errors.not_implemented("Account-level operations are not implemented by the emulator.")
+            raise blob_errors.not_implemented("Account-level operations are not implemented by the emulator.")
         if request.method not in ("GET", "HEAD", "PUT", "DELETE"):
-            raise errors.unsupported_http_verb()
+            raise blob_errors.unsupported_http_verb()
         resource = "blob" if blob is not None else "container"
         if resource == "container" and query.get("restype") != "container":
-            raise errors.invalid_query_parameter_value("Container operations need restype=container.")
+            raise blob_errors.invalid_query_parameter_value("Container operations need restype=container.")
         route = ROUTES.get((request.method, resource, query.get("comp")))
         if route is None:
-            raise errors.not_implemented(
+            raise blob_errors.not_implemented(
                 f"The emulator does not implement {request.method} on a {resource}"
                 f" with comp={query.get('comp')}."
             )
@@ -178,7 +178,7 @@ class BlobPlane:
     # -- containers -----------------------------------------------------------------------------
     async def create_container(self, call: Call) -> Reply:
         if "x-ms-blob-public-access" in call.headers:
-            raise errors.unsupported_header("Public access is not supported by the emulator.")
+            raise blob_errors.unsupported_header("Public access is not supported by the emulator.")
         self.backend.create_container(call.account, call.container, blob_wire.metadata(call.headers))
         props = self.backend.container_properties(call.account, call.container)
         return Reply(201, blob_wire.etag_headers(props.etag, props.last_modified))
@@ -186,7 +186,7 @@ class BlobPlane:
     async def set_container_acl(self, call: Call) -> Reply:
         """Set Container ACL: the stored access policies a SAS names with `si=` (no public access)."""
         if "x-ms-blob-public-access" in call.headers:
-            raise errors.unsupported_header("Public access is not supported by the emulator.")
+            raise blob_errors.unsupported_header("Public access is not supported by the emulator.")
         policies = blob_wire.signed_identifiers(await call.request.read())
         self.backend.set_policies(call.account, call.container, policies)
         props = self.backend.container_properties(call.account, call.container)
@@ -202,15 +202,17 @@ class BlobPlane:
 
     async def list_blobs(self, call: Call) -> Reply:
         if "delimiter" in call.query:
-            raise errors.not_implemented("List Blobs with a delimiter is not implemented by the emulator.")
+            raise blob_errors.not_implemented(
+                "List Blobs with a delimiter is not implemented by the emulator."
+            )
         include = {i for i in call.query.get("include", "").split(",") if i}
         if include - {"snapshots", "metadata"}:
-            raise errors.not_implemented(
+            raise blob_errors.not_implemented(
                 f"List Blobs include={','.join(sorted(include))} is not implemented."
             )
         max_results = blob_wire.parse_int(call.query.get("maxresults"), "maxresults")
         if max_results is not None and not 1 <= max_results <= MAX_LIST_RESULTS:
-            raise errors.invalid_query_parameter_value("maxresults must be between 1 and 5000.")
+            raise blob_errors.invalid_query_parameter_value("maxresults must be between 1 and 5000.")
         prefix, marker = call.query.get("prefix", ""), call.query.get("marker", "")
         blobs, next_marker = self.backend.list_blobs(
             call.account,
@@ -235,7 +237,7 @@ class BlobPlane:
     # -- blobs ----------------------------------------------------------------------------------
     def _no_snapshot(self, call: Call) -> None:
         if call.snapshot is not None:
-            raise errors.invalid_query_parameter_value("This operation is not allowed on a snapshot.")
+            raise blob_errors.invalid_query_parameter_value("This operation is not allowed on a snapshot.")
 
     def _refuse_sequence_numbers(self, call: Call) -> None:
         for name in (
@@ -244,7 +246,7 @@ class BlobPlane:
             "x-ms-if-sequence-number-eq",
         ):
             if name in call.headers:
-                raise errors.unsupported_header(f"{name} is not supported by the emulator.")
+                raise blob_errors.unsupported_header(f"{name} is not supported by the emulator.")
 
     async def put_blob(self, call: Call) -> Reply:
         self._no_snapshot(call)
@@ -256,9 +258,11 @@ class BlobPlane:
                 call.headers.get("x-ms-blob-content-length"), "x-ms-blob-content-length"
             )
             if size is None:
-                raise errors.missing_required_header("x-ms-blob-content-length is required for a page blob.")
+                raise blob_errors.missing_required_header(
+                    "x-ms-blob-content-length is required for a page blob."
+                )
             if blob_wire.parse_int(call.headers.get("x-ms-blob-sequence-number"), "sequence number"):
-                raise errors.unsupported_header(
+                raise blob_errors.unsupported_header(
                     "Page blob sequence numbers are not supported by the emulator."
                 )
             props = self.backend.create_page_blob(
@@ -276,16 +280,16 @@ class BlobPlane:
                 *call.names, data, metadata=meta, content_type=content_type, **call.guards
             )
         elif blob_type is None:
-            raise errors.missing_required_header("x-ms-blob-type is required.")
+            raise blob_errors.missing_required_header("x-ms-blob-type is required.")
         else:
-            raise errors.not_implemented(f"Blob type {blob_type} is not implemented by the emulator.")
+            raise blob_errors.not_implemented(f"Blob type {blob_type} is not implemented by the emulator.")
         headers = blob_wire.etag_headers(props.etag, props.last_modified)
         return Reply(201, {**headers, "x-ms-request-server-encrypted": "true"})
 
     def _page_range(self, call: Call) -> tuple[int, int]:
         window = blob_wire.request_range(call.headers)
         if window is None or window[1] is None:
-            raise errors.missing_required_header(
+            raise blob_errors.missing_required_header(
                 "Put Page needs a Range or x-ms-range of the form bytes=a-b."
             )
         return window[0], window[1]
@@ -299,47 +303,49 @@ class BlobPlane:
         mode = call.headers.get("x-ms-page-write")
         if mode == "update":
             if end - start > MAX_PUT_PAGE:
-                raise errors.request_body_too_large(f"A Put Page writes at most {MAX_PUT_PAGE} bytes.")
+                raise blob_errors.request_body_too_large(f"A Put Page writes at most {MAX_PUT_PAGE} bytes.")
             data = await call.request.read()
             if len(data) != end - start:
-                raise errors.invalid_header_value("The body length does not match the page range.")
+                raise blob_errors.invalid_header_value("The body length does not match the page range.")
             _check_md5(call.headers.get("Content-MD5"), data)
             if "x-ms-content-crc64" in call.headers:
-                raise errors.unsupported_header(
+                raise blob_errors.unsupported_header(
                     "x-ms-content-crc64 is not supported by the emulator; use Content-MD5."
                 )
             props = self.backend.write_pages(*call.names, start, data, **call.guards)
         elif mode == "clear":
             if call.request.content_length:
-                raise errors.invalid_header_value("A clear Put Page must have an empty body.")
+                raise blob_errors.invalid_header_value("A clear Put Page must have an empty body.")
             props = self.backend.clear_pages(*call.names, start, end - start, **call.guards)
         else:
-            raise errors.invalid_header_value("x-ms-page-write must be update or clear.")
+            raise blob_errors.invalid_header_value("x-ms-page-write must be update or clear.")
         return Reply(201, _write_headers(props.etag, props.last_modified))
 
     async def _put_page_from_url(self, call: Call) -> Reply:
         """Put Page From URL: the source is read from this same emulator, under the source URL's SAS."""
         for name in call.headers:
             if name.lower().startswith("x-ms-source-if-"):
-                raise errors.unsupported_header(f"{name} is not supported by the emulator.")
+                raise blob_errors.unsupported_header(f"{name} is not supported by the emulator.")
         start, end = self._page_range(call)
         if call.headers.get("x-ms-page-write", "update") != "update":
-            raise errors.invalid_header_value("Put Page From URL needs x-ms-page-write: update.")
+            raise blob_errors.invalid_header_value("Put Page From URL needs x-ms-page-write: update.")
         source_range = blob_wire.parse_range(call.headers.get("x-ms-source-range"), "x-ms-source-range")
         if source_range is None or source_range[1] is None:
-            raise errors.missing_required_header("x-ms-source-range of the form bytes=a-b is required.")
+            raise blob_errors.missing_required_header("x-ms-source-range of the form bytes=a-b is required.")
         src_start, src_end = source_range[0], source_range[1]
         if src_end - src_start != end - start:
-            raise errors.invalid_header_value("x-ms-source-range and the target range differ in length.")
+            raise blob_errors.invalid_header_value("x-ms-source-range and the target range differ in length.")
         if end - start > MAX_PUT_PAGE:
-            raise errors.invalid_header_value(f"A Put Page From URL writes at most {MAX_PUT_PAGE} bytes.")
+            raise blob_errors.invalid_header_value(
+                f"A Put Page From URL writes at most {MAX_PUT_PAGE} bytes."
+            )
         source = self._resolve_url(call, call.headers["x-ms-copy-source"], copy=True)
         try:
             size = self.backend.blob_size(source.account, source.container, source.blob, source.snapshot)
-        except errors.BlobError as exc:
-            raise errors.cannot_verify_copy_source(exc.message, status=exc.status) from exc
+        except blob_errors.BlobError as exc:
+            raise blob_errors.cannot_verify_copy_source(exc.message, status=exc.status) from exc
         if src_end > size:
-            raise errors.cannot_verify_copy_source()
+            raise blob_errors.cannot_verify_copy_source()
         source_md5 = call.headers.get("x-ms-source-content-md5")
         if source_md5 is not None:
             data = self.backend.read(
@@ -358,32 +364,34 @@ class BlobPlane:
         """
         try:
             return self._authorized_source(call, url, copy=copy)
-        except errors.BlobError as exc:
+        except blob_errors.BlobError as exc:
             if copy:
-                raise errors.cannot_verify_copy_source(exc.message, status=exc.status) from exc
+                raise blob_errors.cannot_verify_copy_source(exc.message, status=exc.status) from exc
             raise
 
     def _authorized_source(self, call: Call, url: str, *, copy: bool) -> SnapshotRef:
         parts = urlsplit(url)
         if parts.scheme != "https" or parts.netloc not in self._own_hosts():
-            raise errors.invalid_header_value("The URL does not point at this emulator.")
+            raise blob_errors.invalid_header_value("The URL does not point at this emulator.")
         account, container, blob = _split_path(parts.path)
         if container is None or blob is None:
-            raise errors.invalid_header_value("The URL does not name a blob.")
+            raise blob_errors.invalid_header_value("The URL does not name a blob.")
         query = {k: unquote(v) for k, v in auth.raw_query_dict(parts.query).items()}
         ref = SnapshotRef(account, container, blob, query.get("snapshot") or None)
         if "sig" in query:
             auth.check_sas(self.backend, query, auth.Target(account, container, blob, ref.snapshot, "r"))
             return ref
         if is_managed_account(account):
-            raise errors.authorization_failure("Managed-disk storage accepts only the SAS from grant access.")
+            raise blob_errors.authorization_failure(
+                "Managed-disk storage accepts only the SAS from grant access."
+            )
         if copy:
             if call.headers.get("x-ms-copy-source-authorization") != f"Bearer {self.ctx.access_token}":
-                raise errors.authentication_failed(
+                raise blob_errors.authentication_failed(
                     "The copy source needs a SAS or x-ms-copy-source-authorization."
                 )
         elif call.principal == "sas" or account != call.account:
-            raise errors.authentication_failed("The previous snapshot URL needs its own SAS.")
+            raise blob_errors.authentication_failed("The previous snapshot URL needs its own SAS.")
         return ref
 
     def _own_hosts(self) -> set[str]:
@@ -400,7 +408,7 @@ class BlobPlane:
         else:
             start, end = window[0], props.size if window[1] is None else min(window[1], props.size)
             if start >= props.size:
-                raise errors.invalid_range()
+                raise blob_errors.invalid_range()
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{props.size}"
         headers["Content-Length"] = str(end - start)
@@ -408,7 +416,7 @@ class BlobPlane:
             return Reply(200, headers)
         if call.headers.get("x-ms-range-get-content-md5") == "true":
             if status != 206 or end - start > MAX_PUT_PAGE:
-                raise errors.invalid_header_value(
+                raise blob_errors.invalid_header_value(
                     "x-ms-range-get-content-md5 needs a range of at most 4 MiB."
                 )
             data = self.backend.read(*call.names, call.snapshot, start, end - start)
@@ -428,7 +436,7 @@ class BlobPlane:
         for name in call.headers:
             low = name.lower()
             if low.startswith("x-ms-blob-") and low not in supported:
-                raise errors.unsupported_header(f"{name} is not supported by the emulator.")
+                raise blob_errors.unsupported_header(f"{name} is not supported by the emulator.")
         size = blob_wire.parse_int(call.headers.get("x-ms-blob-content-length"), "x-ms-blob-content-length")
         props = self.backend.get_properties(*call.names)
         if "x-ms-blob-content-type" in call.headers or size is None:
@@ -467,7 +475,7 @@ class BlobPlane:
         self._no_snapshot(call)
         action = call.headers.get("x-ms-lease-action")
         if action is None:
-            raise errors.missing_required_header("x-ms-lease-action is required.")
+            raise blob_errors.missing_required_header("x-ms-lease-action is required.")
         result = self.backend.lease(
             *call.names,
             action,
@@ -499,15 +507,17 @@ class BlobPlane:
         window = blob_wire.request_range(call.headers)
         start, end = (0, None) if window is None else window
         if start % 512 or (end is not None and end % 512):
-            raise errors.invalid_page_range("The page range window must be 512-byte aligned.")
+            raise blob_errors.invalid_page_range("The page range window must be 512-byte aligned.")
         max_results = blob_wire.parse_int(call.query.get("maxresults"), "maxresults")
         if max_results is not None and max_results < 1:
-            raise errors.invalid_query_parameter_value("maxresults must be at least 1.")
+            raise blob_errors.invalid_query_parameter_value("maxresults must be at least 1.")
         limit = min(max_results or self.ctx.options.max_page_ranges, self.ctx.options.max_page_ranges)
         previous = None
         prev_url = call.headers.get("x-ms-previous-snapshot-url")
         if "prevsnapshot" in call.query and prev_url:
-            raise errors.invalid_input("Send either prevsnapshot or x-ms-previous-snapshot-url, not both.")
+            raise blob_errors.invalid_input(
+                "Send either prevsnapshot or x-ms-previous-snapshot-url, not both."
+            )
         if "prevsnapshot" in call.query:
             previous = SnapshotRef(call.account, call.container, call.blob, call.query["prevsnapshot"])
         elif prev_url:
@@ -540,10 +550,10 @@ def _write_headers(etag: str, last_modified: float) -> dict[str, str]:
 
 def _check_md5(header: str | None, data: bytes) -> None:
     if header is not None and base64.b64encode(hashlib.md5(data).digest()).decode() != header:
-        raise errors.md5_mismatch()
+        raise blob_errors.md5_mismatch()
 
 
-def _error_reply(exc: errors.BlobError) -> Reply:
+def _error_reply(exc: blob_errors.BlobError) -> Reply:
     headers = {"x-ms-error-code": exc.code}
     if exc.status == 304:
         return Reply(304, headers)

@@ -1,6 +1,6 @@
 """Several replications at once from one process: the library entry the fleet benchmark needs.
 
-`python -m replicator.devtools.bench.fleet JOBS.json` where the file holds
+`python -m replicator.devtools.bench.concurrent JOBS.json` where the file holds
 `{"jobs": [[source, target], ...], "args": [extra flags for every job]}`; each job is a
 `pipeline.replicate(config)` and all run concurrently in one event loop. Prints one JSON document:
 `{"runs": [RunResult.to_json(), ...]}`. Exit 1 when any job failed.

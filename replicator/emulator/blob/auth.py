@@ -17,7 +17,7 @@ from urllib.parse import unquote
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.rows import is_managed_account
 from replicator.emulator.blob.signing import account_string_to_sign, service_string_to_sign, sign
-from replicator.emulator.errors import blob as errors
+from replicator.emulator.errors import blob as blob_errors
 
 SIGNED_HEADERS = (
     "content-encoding",
@@ -84,23 +84,23 @@ def authorize(backend: BlobBackend, access_token: str, req: SignedRequest, targe
         return "sas"
     header = req.headers.get("Authorization")
     if not header:
-        raise errors.no_authentication_information()
+        raise blob_errors.no_authentication_information()
     scheme, _, value = header.partition(" ")
     if scheme == "Bearer":
         if not hmac.compare_digest(value.strip().encode(), access_token.encode()):
-            raise errors.invalid_authentication_info("The bearer token is not valid.")
+            raise blob_errors.invalid_authentication_info("The bearer token is not valid.")
         _refuse_managed(target)
         return "bearer"
     if scheme == "SharedKey":
         _check_shared_key(backend.account_key, req, target, value)
         _refuse_managed(target)
         return "key"
-    raise errors.invalid_authentication_info("The Authorization header scheme is not supported.")
+    raise blob_errors.invalid_authentication_info("The Authorization header scheme is not supported.")
 
 
 def _refuse_managed(target: Target) -> None:
     if is_managed_account(target.account):
-        raise errors.authorization_failure(
+        raise blob_errors.authorization_failure(
             "Managed-disk storage accepts only the SAS returned by grant access."
         )
 
@@ -108,7 +108,7 @@ def _refuse_managed(target: Target) -> None:
 def _check_shared_key(account_key: str, req: SignedRequest, target: Target, value: str) -> None:
     account, _, signature = value.partition(":")
     if account != target.account:
-        raise errors.authentication_failed("The Shared Key account name does not match the URL.")
+        raise blob_errors.authentication_failed("The Shared Key account name does not match the URL.")
     headers = {k.lower(): v for k, v in req.headers.items() if v}
     if headers.get("content-length") == "0":
         del headers["content-length"]
@@ -122,7 +122,7 @@ def _check_shared_key(account_key: str, req: SignedRequest, target: Target, valu
         canonical = "".join(f"{k}:{v}\n" for k, v in sorted(x_ms, key=key))
         if hmac.compare_digest(sign(account_key, head + canonical + resource), signature):
             return
-    raise errors.authentication_failed("The Shared Key signature did not match.")
+    raise blob_errors.authentication_failed("The Shared Key signature did not match.")
 
 
 def _parse_time(value: str | None) -> float | None:
@@ -131,13 +131,15 @@ def _parse_time(value: str | None) -> float | None:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
-        raise errors.authentication_failed("A SAS start or expiry time is not in ISO 8601 format.") from None
+        raise blob_errors.authentication_failed(
+            "A SAS start or expiry time is not in ISO 8601 format."
+        ) from None
 
 
 def check_sas(backend: BlobBackend, query: Mapping[str, str], target: Target) -> None:
     """Validate a SAS (decoded query parameters) for `target`: signature, policy, time, permission."""
     if any(k in query for k in ("skoid", "sktid", "sduoid")):
-        raise errors.authentication_failed("User delegation SAS is not supported by the emulator.")
+        raise blob_errors.authentication_failed("User delegation SAS is not supported by the emulator.")
     if "ss" in query or "srt" in query:
         permissions, start, expiry = _check_account_sas(backend.account_key, query, target)
     else:
@@ -146,29 +148,29 @@ def check_sas(backend: BlobBackend, query: Mapping[str, str], target: Target) ->
             # Azure's "SAS error codes": calling an operation the SAS kind cannot grant is
             # AuthorizationFailure; a service SAS, even one scoped to the container, grants no
             # container operation but List Blobs.
-            raise errors.authorization_failure()
+            raise blob_errors.authorization_failure()
     if not target.permission:  # "attempting to modify an ACL": AuthorizationFailure
-        raise errors.authorization_failure()
+        raise blob_errors.authorization_failure()
     now = time.time()
     if expiry is None or now >= expiry or (start is not None and now < start):
-        raise errors.authentication_failed("The SAS is not valid at this time (start/expiry).")
+        raise blob_errors.authentication_failed("The SAS is not valid at this time (start/expiry).")
     if not any(letter in permissions for letter in target.permission):
-        raise errors.authorization_permission_mismatch()
+        raise blob_errors.authorization_permission_mismatch()
 
 
 def _check_account_sas(
     account_key: str, q: Mapping[str, str], target: Target
 ) -> tuple[str, float | None, float | None]:
     if is_managed_account(target.account):
-        raise errors.authorization_failure(
+        raise blob_errors.authorization_failure(
             "Managed-disk storage accepts only the SAS returned by grant access."
         )
     if not hmac.compare_digest(sign(account_key, account_string_to_sign(target.account, q)), q["sig"]):
-        raise errors.authentication_failed("The SAS signature did not match.")
+        raise blob_errors.authentication_failed("The SAS signature did not match.")
     if "b" not in q.get("ss", ""):
-        raise errors.authorization_service_mismatch()
+        raise blob_errors.authorization_service_mismatch()
     if RESOURCE_TYPE[target.resource] not in q.get("srt", ""):
-        raise errors.authorization_resource_type_mismatch()
+        raise blob_errors.authorization_resource_type_mismatch()
     return q.get("sp", ""), _parse_time(q.get("st")), _parse_time(q.get("se"))
 
 
@@ -177,26 +179,26 @@ def _check_service_sas(
 ) -> tuple[str, float | None, float | None]:
     resource = q.get("sr", "")
     if resource not in ("b", "bs", "c") or target.container is None:
-        raise errors.authorization_resource_type_mismatch()
+        raise blob_errors.authorization_resource_type_mismatch()
     if resource != "c" and target.blob is None:
-        raise errors.authorization_resource_type_mismatch()
+        raise blob_errors.authorization_resource_type_mismatch()
     path = f"/{target.container}" if resource == "c" else f"/{target.container}/{target.blob}"
     signed = dict(q)
     signed["snapshot"] = (target.snapshot or "") if resource == "bs" else ""
     if not hmac.compare_digest(
         sign(backend.account_key, service_string_to_sign(target.account, path, signed)), q["sig"]
     ):
-        raise errors.authentication_failed("The SAS signature did not match.")
+        raise blob_errors.authentication_failed("The SAS signature did not match.")
     policy_id = q.get("si")
     if policy_id is None:
         if is_managed_account(target.account):
-            raise errors.authorization_failure(
+            raise blob_errors.authorization_failure(
                 "Managed-disk storage accepts only the SAS returned by grant access."
             )
         return q.get("sp", ""), _parse_time(q.get("st")), _parse_time(q.get("se"))
     policy = backend.policy(target.account, target.container, policy_id)
     if policy is None:
-        raise errors.authentication_failed("The SAS's stored access policy does not exist (revoked).")
+        raise blob_errors.authentication_failed("The SAS's stored access policy does not exist (revoked).")
     return (
         q.get("sp", policy.permissions),
         _parse_time(q.get("st")) or policy.start,
