@@ -93,7 +93,7 @@ def raw_put_page(blob: BlobClient, env: dict[str, str], data: bytes, byte_range:
 
 def test_page_write_validation(page_blob: BlobClient, emulator_env: dict[str, str]) -> None:
     response = raw_put_page(page_blob, emulator_env, b"a" * 100, "bytes=0-99")
-    assert (response.status_code, response.headers["x-ms-error-code"]) == (416, "InvalidPageRange")
+    assert (response.status_code, response.headers["x-ms-error-code"]) == (400, "InvalidHeaderValue")
     with pytest.raises(HttpResponseError) as exc:
         page_blob.upload_page(b"a" * P, offset=64 * P, length=P)
     assert (exc.value.status_code, error_code(exc)) == (416, "InvalidPageRange")

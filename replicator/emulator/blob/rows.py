@@ -237,14 +237,21 @@ class BlobRows:
     def _replaceable(
         self, account: str, container: str, blob: str, lease_id: str | None, conditions: Conditions | None
     ) -> None:
-        """Put Blob over an existing blob: same lease/condition rules as a write, then the old one goes."""
+        """Put Blob over an existing blob: same lease/condition rules as a write, then the old one goes.
+
+        If-None-Match: * over an existing blob is 409 BlobAlreadyExists, not a failed condition (412):
+        Azure's answer, as azure-storage-blob's recorded page blob tests show.
+        """
         try:
-            self._writable(account, container, blob, lease_id, conditions, page_blob=False)
+            self._row(account, container, blob, None)
         except blob_errors.BlobError as exc:
             if exc.code != "BlobNotFound":
                 raise
             check_conditions(conditions, None, None, read=False)
             return
+        if conditions is not None and conditions.if_none_match == "*":
+            raise blob_errors.blob_already_exists()
+        self._writable(account, container, blob, lease_id, conditions, page_blob=False)
         self._db.execute(f"DELETE FROM blobs WHERE {KEY}", (account, container, blob, LIVE))
 
 

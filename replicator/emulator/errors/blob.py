@@ -30,6 +30,7 @@ invalid_query_parameter_value = _blob(400, "InvalidQueryParameterValue", "Value 
 missing_required_header = _blob(400, "MissingRequiredHeader", "An HTTP header that's mandatory for this request is not specified.")
 unsupported_header = _blob(400, "UnsupportedHeader", "One of the HTTP headers specified in the request is not supported.")
 invalid_input = _blob(400, "InvalidInput", "One of the request inputs is not valid.")
+crc64_mismatch = _blob(400, "Crc64Mismatch", "The CRC64 value specified in the request did not match the CRC64 value calculated by the server.")
 md5_mismatch = _blob(400, "Md5Mismatch", "The MD5 value specified in the request did not match the MD5 value calculated by the server.")
 invalid_uri = _blob(400, "InvalidUri", "The requested URI does not represent any resource on the server.")
 invalid_xml_document = _blob(400, "InvalidXmlDocument", "XML specified is not syntactically valid.")
@@ -46,6 +47,7 @@ invalid_authentication_info = _blob(401, "InvalidAuthenticationInfo", "Server fa
 blob_not_found = _blob(404, "BlobNotFound", "The specified blob does not exist.")
 container_not_found = _blob(404, "ContainerNotFound", "The specified container does not exist.")
 # 409
+blob_already_exists = _blob(409, "BlobAlreadyExists", "The specified blob already exists.")
 container_already_exists = _blob(409, "ContainerAlreadyExists", "The specified container already exists.")
 invalid_blob_type = _blob(409, "InvalidBlobType", "The blob type is invalid for this operation.")
 snapshots_present = _blob(409, "SnapshotsPresent", "This operation is not permitted because the blob has snapshots.")

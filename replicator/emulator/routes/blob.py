@@ -8,8 +8,6 @@ over 500 lines.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
@@ -20,13 +18,13 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from replicator.emulator.blob import auth
+from replicator.emulator.blob import auth, content_hashes, crc64, structured_body
 from replicator.emulator.blob import wire as blob_wire
 from replicator.emulator.blob.conditions import Conditions
 from replicator.emulator.blob.model import SnapshotRef
 from replicator.emulator.blob.page_blobs import MAX_PUT_PAGE
 from replicator.emulator.blob.rows import is_managed_account
-from replicator.emulator.blob.store import READ_CHUNK
+from replicator.emulator.blob.store import PAGE, READ_CHUNK
 from replicator.emulator.errors import blob as blob_errors
 from replicator.emulator.routes.context import EmulatorContext
 
@@ -274,8 +272,7 @@ class BlobPlane:
                 **call.guards,
             )
         elif blob_type == "BlockBlob":
-            data = await call.request.read()
-            _check_md5(call.headers.get("Content-MD5"), data)
+            data, checked = content_hashes.checked_body(call.headers, await call.request.read())
             props = self.backend.put_block_blob(
                 *call.names, data, metadata=meta, content_type=content_type, **call.guards
             )
@@ -284,15 +281,25 @@ class BlobPlane:
         else:
             raise blob_errors.not_implemented(f"Blob type {blob_type} is not implemented by the emulator.")
         headers = blob_wire.etag_headers(props.etag, props.last_modified)
+        if blob_type == "BlockBlob":
+            headers.update(checked)
         return Reply(201, {**headers, "x-ms-request-server-encrypted": "true"})
 
     def _page_range(self, call: Call) -> tuple[int, int]:
+        """The pages a Put Page names; an unaligned range is a bad header value (400
+        InvalidHeaderValue, as Azure answers), a range beyond the blob 416 InvalidPageRange later."""
         window = blob_wire.request_range(call.headers)
         if window is None or window[1] is None:
             raise blob_errors.missing_required_header(
                 "Put Page needs a Range or x-ms-range of the form bytes=a-b."
             )
-        return window[0], window[1]
+        start, end = window
+        if start % PAGE or end % PAGE:
+            name = "x-ms-range" if "x-ms-range" in call.headers else "Range"
+            raise blob_errors.invalid_header_value(
+                f"The {name} header must start at a multiple of 512 and end one byte before one."
+            )
+        return start, end
 
     async def put_page(self, call: Call) -> Reply:
         self._no_snapshot(call)
@@ -301,17 +308,13 @@ class BlobPlane:
             return await self._put_page_from_url(call)
         start, end = self._page_range(call)
         mode = call.headers.get("x-ms-page-write")
+        checked: dict[str, str] = {}
         if mode == "update":
             if end - start > MAX_PUT_PAGE:
                 raise blob_errors.request_body_too_large(f"A Put Page writes at most {MAX_PUT_PAGE} bytes.")
-            data = await call.request.read()
+            data, checked = content_hashes.checked_body(call.headers, await call.request.read())
             if len(data) != end - start:
                 raise blob_errors.invalid_header_value("The body length does not match the page range.")
-            _check_md5(call.headers.get("Content-MD5"), data)
-            if "x-ms-content-crc64" in call.headers:
-                raise blob_errors.unsupported_header(
-                    "x-ms-content-crc64 is not supported by the emulator; use Content-MD5."
-                )
             props = self.backend.write_pages(*call.names, start, data, **call.guards)
         elif mode == "clear":
             if call.request.content_length:
@@ -319,7 +322,7 @@ class BlobPlane:
             props = self.backend.clear_pages(*call.names, start, end - start, **call.guards)
         else:
             raise blob_errors.invalid_header_value("x-ms-page-write must be update or clear.")
-        return Reply(201, _write_headers(props.etag, props.last_modified))
+        return Reply(201, {**_write_headers(props.etag, props.last_modified), **checked})
 
     async def _put_page_from_url(self, call: Call) -> Reply:
         """Put Page From URL: the source is read from this same emulator, under the source URL's SAS."""
@@ -346,14 +349,16 @@ class BlobPlane:
             raise blob_errors.cannot_verify_copy_source(exc.message, status=exc.status) from exc
         if src_end > size:
             raise blob_errors.cannot_verify_copy_source()
-        source_md5 = call.headers.get("x-ms-source-content-md5")
-        if source_md5 is not None:
+        headers: dict[str, str] = {}
+        # Azure checks a source hash and answers with the one it computed (Content-MD5 or x-ms-content-crc64)
+        md5, crc = call.headers.get("x-ms-source-content-md5"), call.headers.get("x-ms-source-content-crc64")
+        if md5 is not None or crc is not None:
             data = self.backend.read(
                 source.account, source.container, source.blob, source.snapshot, src_start, src_end - src_start
             )
-            _check_md5(source_md5, data)
+            headers = content_hashes.check(data, md5, crc)
         props = self.backend.copy_pages(*call.names, start, source, src_start, end - start, **call.guards)
-        return Reply(201, _write_headers(props.etag, props.last_modified))
+        return Reply(201, {**_write_headers(props.etag, props.last_modified), **headers})
 
     def _resolve_url(self, call: Call, url: str, *, copy: bool) -> SnapshotRef:
         """A blob URL of this emulator to read from (copy source or previous snapshot), authorized by
@@ -414,13 +419,26 @@ class BlobPlane:
         headers["Content-Length"] = str(end - start)
         if call.request.method == "HEAD":
             return Reply(200, headers)
-        if call.headers.get("x-ms-range-get-content-md5") == "true":
+        if structured_body.HEADER in call.headers:
+            raise blob_errors.unsupported_header(
+                "The emulator does not answer Get Blob with a structured body;"
+                " use x-ms-range-get-content-crc64."
+            )
+        digests = {  # Get Blob: each returns its hash of a range of at most 4 MiB; both at once is a 400
+            "x-ms-range-get-content-md5": ("Content-MD5", content_hashes.md5),
+            "x-ms-range-get-content-crc64": ("x-ms-content-crc64", crc64.header_value),
+        }
+        asked = [name for name in digests if call.headers.get(name) == "true"]
+        if len(asked) > 1:
+            raise blob_errors.invalid_header_value(
+                "x-ms-range-get-content-md5 and x-ms-range-get-content-crc64 cannot both be sent."
+            )
+        if asked:
             if status != 206 or end - start > MAX_PUT_PAGE:
-                raise blob_errors.invalid_header_value(
-                    "x-ms-range-get-content-md5 needs a range of at most 4 MiB."
-                )
+                raise blob_errors.invalid_header_value(f"{asked[0]} needs a range of at most 4 MiB.")
             data = self.backend.read(*call.names, call.snapshot, start, end - start)
-            headers["Content-MD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
+            header, digest = digests[asked[0]]
+            headers[header] = digest(data)
             return Reply(status, headers, data)
         return Reply(status, headers, self.backend.read_chunks(props, start, end - start, READ_CHUNK))
 
@@ -546,11 +564,6 @@ def _write_headers(etag: str, last_modified: float) -> dict[str, str]:
         "x-ms-blob-sequence-number": "0",
         "x-ms-request-server-encrypted": "true",
     }
-
-
-def _check_md5(header: str | None, data: bytes) -> None:
-    if header is not None and base64.b64encode(hashlib.md5(data).digest()).decode() != header:
-        raise blob_errors.md5_mismatch()
 
 
 def _error_reply(exc: blob_errors.BlobError) -> Reply:
