@@ -3,7 +3,7 @@
 Each handler parses the request with blob_wire, authorizes it with auth, calls one BlobBackend
 method and serializes the result. Unknown operations are refused loudly (400/501), never ignored.
 One handler per Azure operation (about twenty), each naming the headers it refuses, hence a little
-over 500 lines.
+over 550 lines.
 """
 
 from __future__ import annotations
