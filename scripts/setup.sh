@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a machine with only Python 3.11+, Node.js and npm:
-# a virtual environment in .venv with the package and its test dependencies, and Azurite (pinned in
-# package.json / package-lock.json) in ./node_modules. Idempotent: a second run only checks.
+# a virtual environment in .venv with the package and its test dependencies, and the Node test tools
+# pinned in package.json / package-lock.json (Azurite, and @azure/storage-blob for the cross-client
+# test) in ./node_modules. Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,7 @@ fi
 
 if [ "${REPLICATOR_SKIP_NODE:-0}" != 1 ]; then
   if ! command -v npm >/dev/null 2>&1; then
-    echo "setup: npm is needed to install Azurite (install Node.js 18+ and npm)." >&2
+    echo "setup: npm is needed to install the Node test tools (install Node.js 20+ and npm)." >&2
     exit 2
   fi
   if [ ! -x node_modules/.bin/azurite-blob ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
