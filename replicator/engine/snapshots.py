@@ -158,8 +158,8 @@ async def _delete_failed(
             poller = await operations.begin_delete(rid.resource_group, name)
             await poller.result()
     except ReplicatorError as err:
-        return f"The failed snapshot {name} it left could not be deleted ({err}); delete it."
-    return f"The failed snapshot {name} it left was deleted."
+        return f"The snapshot {name} it left behind could not be deleted ({err}); delete it."
+    return f"The snapshot {name} it left behind in provisioningState Failed was deleted."
 
 
 def protected_ids(state: State) -> set[str]:

@@ -196,6 +196,7 @@ class ArmSource:
         self.endpoint = credentials.check_arm_endpoint(config.arm_endpoint, allow_http=config.allow_http)
         self._credential = credential
         self._clients: dict[str, ComputeManagementClient] = {}
+        self._failed_seen: set[str] = set()  # Failed snapshots already warned about (once a run)
 
     @classmethod
     async def open(cls, config: SourceConfig) -> ArmSource:
@@ -370,14 +371,20 @@ class ArmSource:
                     and _same_guid(info.source_unique_id, disk.unique_id)
                 ):
                     if snapshot.provisioning_state == "Failed":
-                        log.warning(
-                            "Snapshot %s of the disk was left out: its creation failed (provisioningState "
-                            "Failed), so it holds nothing to replicate; delete it.",
-                            info.id,
-                        )
+                        self._leave_out(info)
                         continue
                     found.append(info)
         return sorted(found, key=lambda s: (s.time_created, s.name))
+
+    def _leave_out(self, failed: SnapshotInfo) -> None:
+        """Say once a run that a snapshot whose creation failed is not replicated."""
+        if failed.id.casefold() not in self._failed_seen:
+            self._failed_seen.add(failed.id.casefold())
+            log.warning(
+                "Snapshot %s of the disk was left out: its creation failed (provisioningState Failed), "
+                "so it holds nothing to replicate; delete it.",
+                failed.id,
+            )
 
     async def wait_complete(
         self,
