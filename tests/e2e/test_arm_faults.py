@@ -4,7 +4,7 @@ Retry-After asks, and logged; beyond the pipeline's retries they fail the run (e
 grant revoked and the target resumable; operations ARM reports Failed name its code and message, and
 leave nothing the tool created behind. Every check counts requests; none measures time.
 
-A private emulator: its rules are global to it, so they never reach tests on the session emulator.
+On the private emulator `arm_faulty` (tests/conftest.py): the rules are global to an emulator.
 """
 
 from __future__ import annotations
@@ -15,47 +15,19 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from replicator.devtools.disk_builder import control
-from replicator.emulator.process import EmulatorProcess
 from replicator.source.arm_retry import ARM_RETRIES
 from tests.e2e.world import Disk, MiB, World, pattern
+from tests.helpers.arm_faults import FAILURE, fail, requests, rules, throttle
 from tests.helpers.cli_runs import Run, run
 from tests.logs import events, messages
 
-FAILURE = {"code": "InternalDiskManagementError", "message": "An internal error occurred."}
-
-
-@pytest.fixture(scope="module")
-def arm_faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
-    proc = EmulatorProcess(tmp_path_factory.mktemp("arm-faulty"))
-    proc.start()
-    yield proc
-    proc.stop()
-
 
 @pytest.fixture
-def faulty_world(arm_faulty: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    """A World on the private emulator, with no rule while it is set up and none after the test."""
-    for key, value in arm_faulty.env.items():
-        monkeypatch.setenv(key, value)
-    rules(arm_faulty.env)
-    w = World(arm_faulty.env)
+def faulty_world(arm_faulty_env: dict[str, str]) -> Iterator[World]:
+    """A World on the private emulator `arm_faulty` (tests/conftest.py); `arm_faulty_env` clears the rules."""
+    w = World(arm_faulty_env)
     yield w
-    rules(arm_faulty.env)
     w.close()
-
-
-def rules(env: dict[str, str], *given: dict[str, Any]) -> None:
-    control(env, "arm-faults", {"rules": list(given)})
-
-
-def throttle(on: str, times: int) -> dict[str, Any]:
-    return {"on": on, "status": 429, "retry_after": 1, "times": times}
-
-
-def requests(env: dict[str, str]) -> dict[str, int]:
-    """The ARM requests of each operation since the rules were set (throttled ones included)."""
-    return control(env, "arm-faults")["requests"]
 
 
 def disk_with_data(world: World) -> Disk:
@@ -64,8 +36,23 @@ def disk_with_data(world: World) -> Disk:
     return disk
 
 
+def snapshotted(world: World) -> tuple[Disk, str, str]:
+    """A disk with data, its snapshot, and a target URL."""
+    disk = disk_with_data(world)
+    return disk, world.snapshot(disk), world.target_url()
+
+
 def replicate(env: dict[str, str], disk: Disk, url: str, *extra: str) -> Run:
     return run(env, "--source", disk.id, "--target", url, "--json", *extra)
+
+
+def rerun_replicates(env: dict[str, str], world: World, disk: Disk, url: str, snapshot_id: str) -> Run:
+    """With the rules cleared, a rerun replicates `snapshot_id` byte for byte."""
+    rules(env)
+    done = replicate(env, disk, url)
+    assert done.code == 0, done.err
+    world.assert_restore_point_equals(url, done.doc["snapshots"][-1]["restore_point"], snapshot_id)
+    return done
 
 
 def snapshots(world: World) -> dict[str, str]:
@@ -80,11 +67,10 @@ def assert_nothing_written(world: World, url: str) -> None:
 
 
 def test_throttled_grants_and_polls_are_waited_out_and_logged(
-    arm_faulty: EmulatorProcess, faulty_world: World
+    arm_faulty_env: dict[str, str], faulty_world: World
 ) -> None:
-    env, world = arm_faulty.env, faulty_world
-    disk = disk_with_data(world)
-    s1, url = world.snapshot(disk), world.target_url()
+    env, world = arm_faulty_env, faulty_world
+    disk, s1, url = snapshotted(world)
     rules(env, throttle("grant", ARM_RETRIES), throttle("poll", ARM_RETRIES))
     done = replicate(env, disk, url)
     assert done.code == 0, done.err
@@ -100,11 +86,10 @@ def test_throttled_grants_and_polls_are_waited_out_and_logged(
 
 
 def test_grants_throttled_beyond_the_retries_fail_revoked_and_resumable(
-    arm_faulty: EmulatorProcess, faulty_world: World
+    arm_faulty_env: dict[str, str], faulty_world: World
 ) -> None:
-    env, world = arm_faulty.env, faulty_world
-    disk = disk_with_data(world)
-    s1, url = world.snapshot(disk), world.target_url()
+    env, world = arm_faulty_env, faulty_world
+    disk, s1, url = snapshotted(world)
     assert replicate(env, disk, url).code == 0
     world.write(disk, (128 * MiB, pattern(3, MiB)))
     s2 = world.snapshot(disk)
@@ -115,54 +100,39 @@ def test_grants_throttled_beyond_the_retries_fail_revoked_and_resumable(
     assert requests(env)["grant"] == ARM_RETRIES + 1
     world.assert_sas_free(s1, s2)
     assert len(world.restore_points(url)) == 1
-    rules(env)
-    done = replicate(env, disk, url)
-    assert done.code == 0, done.err
-    (entry,) = done.doc["snapshots"]
+    (entry,) = rerun_replicates(env, world, disk, url, s2).doc["snapshots"]
     assert (entry["mode"], entry["base_snapshot_id"]) == ("diff", s1)
-    world.assert_restore_point_equals(url, entry["restore_point"], s2)
 
 
-def test_polls_throttled_beyond_the_retries_fail_and_revoke_the_grant(
-    arm_faulty: EmulatorProcess, faulty_world: World
+@pytest.mark.parametrize(
+    ("rule", "said", "revokes"),
+    [
+        # The grant took effect, only its status could not be read: the run revokes it.
+        (throttle("poll", ARM_RETRIES + 1), "throttled it (OperationNotAllowed", 1),
+        # ARM handed out no SAS: nothing to revoke, and revoking would end another run's access.
+        (fail("grant"), f"reported it Failed ({FAILURE['code']}: {FAILURE['message']})", 0),
+    ],
+    ids=["poll-throttled", "grant-failed"],
+)
+def test_a_grant_that_cannot_complete_fails_the_run_writes_nothing_and_resumes(
+    arm_faulty_env: dict[str, str], faulty_world: World, rule: dict[str, Any], said: str, revokes: int
 ) -> None:
-    """The grant took effect (only its status could not be read): the run revokes it."""
-    env, world = arm_faulty.env, faulty_world
-    disk = disk_with_data(world)
-    s1, url = world.snapshot(disk), world.target_url()
-    rules(env, throttle("poll", ARM_RETRIES + 1))
-    failed = replicate(env, disk, url)
-    assert failed.code == 1 and "throttled" in failed.doc["error"], failed.err
-    assert requests(env)["revoke"] == 1
-    world.assert_sas_free(s1)
-    assert_nothing_written(world, url)
-    rules(env)
-    done = replicate(env, disk, url)
-    assert done.code == 0, done.err
-    world.assert_restore_point_equals(url, done.doc["snapshots"][0]["restore_point"], s1)
-
-
-def test_a_failed_grant_names_arms_answer_uses_no_sas_and_writes_nothing(
-    arm_faulty: EmulatorProcess, faulty_world: World
-) -> None:
-    env, world = arm_faulty.env, faulty_world
-    disk = disk_with_data(world)
-    s1, url = world.snapshot(disk), world.target_url()
-    rules(env, {"on": "grant", "fail_operation": FAILURE})
+    env, world = arm_faulty_env, faulty_world
+    disk, s1, url = snapshotted(world)
+    rules(env, rule)
     failed = replicate(env, disk, url)
     assert (failed.code, failed.doc["status"]) == (1, "failed"), failed.err
-    assert f"{FAILURE['code']}: {FAILURE['message']}" in failed.doc["error"]
-    assert "reported it Failed" in failed.doc["error"]
-    assert requests(env).get("revoke", 0) == 0  # no SAS was handed out, so none is revoked
+    assert said in failed.doc["error"]
+    assert requests(env).get("revoke", 0) == revokes
+    world.assert_sas_free(s1)
     assert_nothing_written(world, url)
-    rules(env)
-    done = replicate(env, disk, url)
-    assert done.code == 0, done.err
-    world.assert_restore_point_equals(url, done.doc["snapshots"][0]["restore_point"], s1)
+    rerun_replicates(env, world, disk, url, s1)
 
 
-def test_snapshot_now_waits_out_a_throttled_create(arm_faulty: EmulatorProcess, faulty_world: World) -> None:
-    env, world = arm_faulty.env, faulty_world
+def test_snapshot_now_waits_out_a_throttled_create(
+    arm_faulty_env: dict[str, str], faulty_world: World
+) -> None:
+    env, world = arm_faulty_env, faulty_world
     disk, url = disk_with_data(world), world.target_url()
     rules(env, throttle("snapshot-create", ARM_RETRIES))
     done = replicate(env, disk, url, "--snapshot-now")
@@ -176,9 +146,9 @@ def test_snapshot_now_waits_out_a_throttled_create(arm_faulty: EmulatorProcess, 
 
 
 def test_snapshot_now_throttled_beyond_the_retries_takes_and_writes_nothing(
-    arm_faulty: EmulatorProcess, faulty_world: World
+    arm_faulty_env: dict[str, str], faulty_world: World
 ) -> None:
-    env, world = arm_faulty.env, faulty_world
+    env, world = arm_faulty_env, faulty_world
     disk, url = disk_with_data(world), world.target_url()
     rules(env, throttle("snapshot-create", ARM_RETRIES + 1))
     failed = replicate(env, disk, url, "--snapshot-now")
@@ -194,13 +164,13 @@ def test_snapshot_now_throttled_beyond_the_retries_takes_and_writes_nothing(
     [("InternalDiskManagementError", 1, "failed"), ("SnapshotsLimitReached", 3, "limited")],
 )
 def test_the_snapshot_a_failed_create_leaves_is_deleted(
-    arm_faulty: EmulatorProcess, faulty_world: World, code: str, exit_code: int, status: str
+    arm_faulty_env: dict[str, str], faulty_world: World, code: str, exit_code: int, status: str
 ) -> None:
     """ARM leaves a failed create's snapshot in provisioningState Failed; the run took it, so it deletes
     it. A per-disk limit (SnapshotsLimitReached) is "retry later", anything else a failure."""
-    env, world = arm_faulty.env, faulty_world
+    env, world = arm_faulty_env, faulty_world
     disk, url = disk_with_data(world), world.target_url()
-    rules(env, {"on": "snapshot-create", "fail_operation": {"code": code, "message": "It failed."}})
+    rules(env, fail("snapshot-create", {"code": code, "message": "It failed."}))
     failed = replicate(env, disk, url, "--snapshot-now")
     assert (failed.code, failed.doc["status"]) == (exit_code, status), failed.err
     assert f"{code}: It failed." in failed.doc["error"] and "Failed was deleted" in failed.doc["error"]
@@ -211,13 +181,13 @@ def test_the_snapshot_a_failed_create_leaves_is_deleted(
 
 
 def test_a_failed_snapshot_is_never_a_source_nor_deleted(
-    arm_faulty: EmulatorProcess, faulty_world: World
+    arm_faulty_env: dict[str, str], faulty_world: World
 ) -> None:
     """Someone else's create failed: its snapshot is left out of every run, and left where it is."""
-    env, world = arm_faulty.env, faulty_world
+    env, world = arm_faulty_env, faulty_world
     disk, url = disk_with_data(world), world.target_url()
     s1 = world.snapshot(disk)
-    rules(env, {"on": "snapshot-create", "fail_operation": FAILURE})
+    rules(env, fail("snapshot-create"))
     with pytest.raises(HttpResponseError):
         world.snapshot(disk, "failed")
     rules(env)
