@@ -10,7 +10,8 @@ Limits (Azure, docs/runbook.md): at most 7 incremental snapshots per disk every 
 refusal is the authority (a 409, or an operation ARM reports Failed with SnapshotsLimitReached);
 either way the run stops with LimitError (exit 3) before anything is written, since a later run
 clears the rate limit (and pruning with --source-keep the total one). ARM throttling (429) that
-outlasts the pipeline's retries is exit 1, as for every ARM call (source.arm).
+outlasts the pipeline's retries is exit 1, as for every ARM call (source.arm); when it hit the status
+polls of a create ARM had accepted, the sentence says so: that snapshot, tagged, is the next run's.
 
 A create ARM reports Failed leaves its snapshot behind in provisioningState Failed (ARM's resource
 provider contract; azure-sdk-for-python issue 14282 shows it for a disk's snapshot limit): the run
@@ -122,6 +123,7 @@ async def snapshot_now(
         tags={OWNER_TAG: OWNER_VALUE, TARGET_TAG: target_tag(target)},
     )
     on_message(f"taking incremental snapshot {name} of {rid.name}")
+    poller = None
     try:
         with source.arm_errors(f"take an incremental snapshot of {rid}"):
             poller = await compute.snapshots.begin_create_or_update(rid.resource_group, name, body)
@@ -134,6 +136,11 @@ async def snapshot_now(
         if isinstance(cause, HttpResponseError) and cause.status_code == 409:
             message = getattr(cause.error, "message", None) or cause.reason or ""
             raise LimitError(f"Azure refused the snapshot of {rid.name}: {message}") from err
+        if poller is not None:  # accepted, then its status could not be read: the snapshot may exist
+            raise ReplicationError(
+                f"{err} ARM had accepted snapshot {name}: once Azure completes it, the next run replicates "
+                "it (it carries the tool's tags, so --source-keep trims it in time)."
+            ) from err
         raise
     return await source.wait_complete(
         snap, lambda s: on_message(f"{s.name}: {s.completion_percent or 100:.0f} % complete")

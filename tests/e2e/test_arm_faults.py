@@ -159,6 +159,22 @@ def test_snapshot_now_throttled_beyond_the_retries_takes_and_writes_nothing(
         assert not blob.exists()
 
 
+def test_snapshot_now_whose_create_cannot_be_confirmed_leaves_a_snapshot_the_next_run_replicates(
+    arm_faulty_env: dict[str, str], faulty_world: World
+) -> None:
+    """ARM accepted the create, then its status polls stayed throttled: the snapshot exists, tagged as
+    the tool's, and the next run (without --snapshot-now) replicates it."""
+    env, world = arm_faulty_env, faulty_world
+    disk, url = disk_with_data(world), world.target_url()
+    rules(env, throttle("poll", ARM_RETRIES + 1))
+    failed = replicate(env, disk, url, "--snapshot-now")
+    assert (failed.code, failed.doc["status"]) == (1, "failed"), failed.err
+    assert "throttled" in failed.doc["error"] and "ARM had accepted snapshot d-repl-" in failed.doc["error"]
+    (taken,) = world.compute.snapshots.list_by_resource_group(world.rg)
+    assert taken.provisioning_state == "Succeeded" and taken.tags["replicator-owner"] == "replicator"
+    rerun_replicates(env, world, disk, url, taken.id)
+
+
 @pytest.mark.parametrize(
     ("code", "exit_code", "status"),
     [("InternalDiskManagementError", 1, "failed"), ("SnapshotsLimitReached", 3, "limited")],

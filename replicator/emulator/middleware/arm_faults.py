@@ -170,7 +170,8 @@ def throttled(rule: Rule) -> web.Response:
     body["error"]["details"] = [
         {"code": "TooManyRequests", "target": f"{policy}3Min", "message": json.dumps(window)}
     ]
-    remaining = f"Microsoft.Compute/{policy}3Min;0,Microsoft.Compute/{policy}30Min;{ALLOWED_PER_WINDOW * 8}"
+    thirty = ALLOWED_PER_WINDOW * 8  # a 30-minute window allows 8 times the 3-minute one in recorded answers
+    remaining = f"Microsoft.Compute/{policy}3Min;0,Microsoft.Compute/{policy}30Min;{thirty}"
     headers = {"Retry-After": str(rule.retry_after), "x-ms-ratelimit-remaining-resource": remaining}
     return web.json_response(body, status=THROTTLE_STATUS, headers=headers)
 

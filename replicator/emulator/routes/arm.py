@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -54,10 +53,7 @@ _COMMON = {"encryption": {"type": "EncryptionAtRestWithPlatformKey"}, "networkAc
 
 
 def add_routes(
-    app: web.Application,
-    ctx: EmulatorContext,
-    clock: Callable[[], float] = time.time,
-    faults: arm_faults.ArmFaultPlan | None = None,
+    app: web.Application, ctx: EmulatorContext, clock: Callable[[], float], faults: arm_faults.ArmFaultPlan
 ) -> None:
     """Mount ARM on `app`; call before the blob plane's catch-all routes (app.py does). `clock` dates
     what ARM creates and expires (app.py passes the one tests can set back: clock.py); `faults` are
@@ -76,7 +72,7 @@ def add_routes(
         backend.close()
 
     app.on_cleanup.append(close)
-    routes = _Routes(ctx, backend, faults or arm_faults.ArmFaultPlan())
+    routes = _Routes(ctx, backend, faults)
     app.router.add_route("GET", _RESOURCE, routes.guard(routes.get))
     app.router.add_route("PUT", _RESOURCE, routes.guard(routes.put, "{kind}-create"))
     app.router.add_route("PATCH", _RESOURCE, routes.guard(routes.patch))
