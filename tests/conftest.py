@@ -14,6 +14,7 @@ import pytest
 from replicator.cli import main as cli_main
 from replicator.emulator.process import EmulatorProcess
 from tests.e2e.world import World
+from tests.helpers.arm_faults import rules
 from tests.helpers.blob_clients import BlobClients
 from tests.helpers.cli_runs import Run
 from tests.logs import records
@@ -54,6 +55,26 @@ def fresh_emulator(tmp_path: Path) -> Iterator[Callable[..., EmulatorProcess]]:
     yield make
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def arm_faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    """A private emulator for the ARM fault tests: its rules are global to it, so they never reach
+    tests on the session emulator."""
+    proc = EmulatorProcess(tmp_path_factory.mktemp("arm-faulty"))
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def arm_faulty_env(arm_faulty: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """`arm_faulty`'s env keys (also set in os.environ), with no ARM fault rule before nor after the test."""
+    for key, value in arm_faulty.env.items():
+        monkeypatch.setenv(key, value)
+    rules(arm_faulty.env)
+    yield dict(arm_faulty.env)
+    rules(arm_faulty.env)
 
 
 @pytest.fixture

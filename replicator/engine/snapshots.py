@@ -7,8 +7,17 @@ the engine: which snapshots may go depends on the target's state (the base of it
 
 Limits (Azure, docs/runbook.md): at most 7 incremental snapshots per disk every 5 minutes and
 500 per disk. They are checked against the disk's snapshots before asking, and the service's own
-refusal is the authority; either way the run stops with LimitError (exit 3) before anything is
-written, since a later run clears the rate limit (and pruning with --source-keep the total one).
+refusal is the authority (a 409, or an operation ARM reports Failed with SnapshotsLimitReached);
+either way the run stops with LimitError (exit 3) before anything is written, since a later run
+clears the rate limit (and pruning with --source-keep the total one). ARM throttling (429) that
+outlasts the pipeline's retries is exit 1, as for every ARM call (source.arm); when it hit the status
+polls of a create ARM had accepted, the sentence says so: that snapshot, tagged, is the next run's.
+
+A create ARM reports Failed leaves its snapshot behind in provisioningState Failed (ARM's resource
+provider contract; azure-sdk-for-python issue 14282 shows it for a disk's snapshot limit): the run
+deletes that one snapshot, which it named and tagged itself a moment before, and says so; runs never
+list Failed snapshots as sources (source.arm), so one left behind (the delete failed, or someone
+else's) is never replicated nor trimmed.
 
 Ownership: every snapshot this module takes carries the ARM tag `replicator-owner: replicator`
 (source.arm.OWNER_TAG) and `replicator-target: <the target's URL without SAS>` (source.arm.TARGET_TAG).
@@ -37,12 +46,13 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute.models import CreationData, Snapshot
 
 from replicator.core import arm_ids
-from replicator.core.errors import LimitError, ReplicationError
+from replicator.core.errors import LimitError, ReplicationError, ReplicatorError
 from replicator.core.output import plural
 from replicator.source.arm import (
     OWNER_TAG,
     OWNER_VALUE,
     TARGET_TAG,
+    ArmOperationFailed,
     ArmSource,
     SnapshotInfo,
     snapshot_info,
@@ -57,6 +67,8 @@ SNAPSHOTS_PER_WINDOW = 7
 SNAPSHOT_WINDOW = timedelta(minutes=5)
 SNAPSHOTS_PER_DISK = 500
 """Azure: 500 incremental snapshots per disk in total."""
+LIMIT_FAILURE = "SnapshotsLimitReached"
+"""ARM's code when it reports a snapshot create Failed for a per-disk limit (the module docstring)."""
 
 
 def check_limits(created: list[datetime], now: datetime) -> None:
@@ -111,19 +123,50 @@ async def snapshot_now(
         tags={OWNER_TAG: OWNER_VALUE, TARGET_TAG: target_tag(target)},
     )
     on_message(f"taking incremental snapshot {name} of {rid.name}")
+    poller = None
     try:
         with source.arm_errors(f"take an incremental snapshot of {rid}"):
             poller = await compute.snapshots.begin_create_or_update(rid.resource_group, name, body)
             snap = snapshot_info(await poller.result())
+    except ArmOperationFailed as err:
+        left = await _delete_failed(source, rid, name, target, on_message)
+        raise (LimitError if err.code == LIMIT_FAILURE else ReplicationError)(f"{err} {left}") from err
     except ReplicationError as err:
         cause = err.__cause__
-        if isinstance(cause, HttpResponseError) and cause.status_code in (409, 429):
+        if isinstance(cause, HttpResponseError) and cause.status_code == 409:
             message = getattr(cause.error, "message", None) or cause.reason or ""
             raise LimitError(f"Azure refused the snapshot of {rid.name}: {message}") from err
+        if poller is not None:  # accepted, then its status could not be read: the snapshot may exist
+            raise ReplicationError(
+                f"{err} ARM had accepted snapshot {name}: once Azure completes it, the next run replicates "
+                "it (it carries the tool's tags, so --source-keep trims it in time)."
+            ) from err
         raise
     return await source.wait_complete(
         snap, lambda s: on_message(f"{s.name}: {s.completion_percent or 100:.0f} % complete")
     )
+
+
+async def _delete_failed(
+    source: ArmSource, rid: arm_ids.ResourceId, name: str, target: str, on_message: Callable[[str], None]
+) -> str:
+    """Delete the snapshot `name` of a create ARM reported Failed, if it is there, Failed, and carries
+    this run's tags for `target`; the sentence says what was left."""
+    operations = source.compute(rid.subscription_id).snapshots
+    try:
+        with source.arm_errors(f"read snapshot {name}"):
+            try:
+                left = await operations.get(rid.resource_group, name)
+            except ResourceNotFoundError:
+                return "It left no snapshot behind."
+            if left.provisioning_state != "Failed" or not ours(snapshot_info(left), target):
+                return f"Snapshot {name} is left as it is (provisioningState {left.provisioning_state})."
+            on_message(f"deleting snapshot {name}: its creation failed")
+            poller = await operations.begin_delete(rid.resource_group, name)
+            await poller.result()
+    except ReplicatorError as err:
+        return f"The snapshot {name} it left behind could not be deleted ({err}); delete it."
+    return f"The snapshot {name} it left behind in provisioningState Failed was deleted."
 
 
 def protected_ids(state: State) -> set[str]:

@@ -8,8 +8,10 @@ a SAS are replicator.source.reader.
 Which layer retries what (one owner per failure class):
 
 - azure-core's ARM pipeline retries connection errors, 408, 429, 500, 502-504 (honouring
-  Retry-After, 10 tries). A connection that never succeeds becomes a UserError naming the endpoint
-  (`ArmSource.arm_errors`).
+  Retry-After, 3 retries, each wait logged: source.arm_retry). A connection that never succeeds
+  becomes a ReplicationError naming the endpoint, throttling that outlasts the retries one saying
+  so, and an operation ARM accepted and then reported Failed an ArmOperationFailed with ARM's code
+  and message (`ArmSource.arm_errors`).
 - A grant refused for the family's SAS limit: source.grants (plumbing.retry until `sas_wait_seconds`).
 - A data-plane 403 (expired or revoked SAS) and the listing's storage retries: source.listing.
 - Anything else surfaces as a ReplicatorError; the pipeline decides whether the run resumes.
@@ -39,12 +41,14 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.polling.base_polling import OperationFailed
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.compute.models import Disk, Snapshot
 
 from replicator.core import arm_ids, messages
 from replicator.core.errors import LimitError, ReplicationError, UserError
 from replicator.plumbing import credentials
+from replicator.source.arm_retry import ARM_RETRIES, LoggedArmRetry
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,19 @@ class SourceConfig(Protocol):
 class SnapshotGone(ReplicationError):
     """A snapshot resolved at the start of the run was deleted since: a failure of this run (exit 1),
     not bad input (resolving a snapshot that does not exist at all stays a UserError)."""
+
+
+class ArmOperationFailed(ReplicationError):
+    """ARM accepted a request, then reported its operation Failed: a definitive answer, whose `code` and
+    message (in the sentence) say why. What the operation leaves is the operation's to say: a failed
+    grant hands out no SAS, a failed snapshot create leaves the snapshot in provisioningState Failed."""
+
+    def __init__(self, action: str, err: HttpResponseError) -> None:
+        self.code = messages.error_code(err)
+        super().__init__(
+            f"Cannot {action}: ARM accepted the request and then reported it Failed "
+            f"({messages.service_answer(err)})."
+        )
 
 
 @dataclass(frozen=True)
@@ -179,6 +196,7 @@ class ArmSource:
         self.endpoint = credentials.check_arm_endpoint(config.arm_endpoint, allow_http=config.allow_http)
         self._credential = credential
         self._clients: dict[str, ComputeManagementClient] = {}
+        self._failed_seen: set[str] = set()  # Failed snapshots already warned about (once a run)
 
     @classmethod
     async def open(cls, config: SourceConfig) -> ArmSource:
@@ -212,6 +230,7 @@ class ArmSource:
                 base_url=self.endpoint,
                 credential_scopes=[credentials.arm_scope(self.endpoint)],
                 polling_interval=ARM_POLL_SECONDS,
+                retry_policy=LoggedArmRetry(),
                 **credentials.transport_kwargs(),
             )
         return self._clients[key]
@@ -231,9 +250,17 @@ class ArmSource:
                 "check its role assignments."
             ) from err
         except HttpResponseError as err:
+            if isinstance(err.__cause__, OperationFailed):  # azure-core's poller saw status Failed
+                raise ArmOperationFailed(action, err) from err
             if err.status_code == 403:
                 raise UserError(
                     f"Cannot {action}: ARM refused permission ({messages.service_answer(err)})."
+                ) from err
+            if err.status_code == 429:
+                raise ReplicationError(
+                    f"Cannot {action}: ARM throttled it ({messages.service_answer(err)}) through "
+                    f"{ARM_RETRIES} retries that waited as its Retry-After asked; run again later (ARM's "
+                    "request limits are the subscription's, shared by every client of it)."
                 ) from err
             raise ReplicationError(
                 f"Cannot {action}: ARM answered HTTP {err.status_code} {messages.service_answer(err)}."
@@ -325,7 +352,8 @@ class ArmSource:
         incremental: bool = True,
     ) -> list[SnapshotInfo]:
         """The disk's incremental (or full) snapshots where `search` says, oldest first; the SDK's
-        pager follows every nextLink."""
+        pager follows every nextLink. A snapshot whose creation failed (provisioningState Failed: ARM
+        leaves it behind) holds nothing and cannot be granted: it is left out, with a warning."""
         operations = self.compute(rid.subscription_id).snapshots
         where = f"resource group {rid.resource_group}" if search == "resource-group" else "the subscription"
         pager = (
@@ -342,8 +370,21 @@ class ArmSource:
                     and arm_ids.same_resource(info.source_resource_id, disk.id)
                     and _same_guid(info.source_unique_id, disk.unique_id)
                 ):
+                    if snapshot.provisioning_state == "Failed":
+                        self._leave_out(info)
+                        continue
                     found.append(info)
         return sorted(found, key=lambda s: (s.time_created, s.name))
+
+    def _leave_out(self, failed: SnapshotInfo) -> None:
+        """Say once a run that a snapshot whose creation failed is not replicated."""
+        if failed.id.casefold() not in self._failed_seen:
+            self._failed_seen.add(failed.id.casefold())
+            log.warning(
+                "Snapshot %s of the disk was left out: its creation failed (provisioningState Failed), "
+                "so it holds nothing to replicate; delete it.",
+                failed.id,
+            )
 
     async def wait_complete(
         self,

@@ -34,7 +34,7 @@ from replicator.core.errors import LimitError, ReplicationError, UserError
 from replicator.core.weighted import WeightedSemaphore
 from replicator.observe.jsonlog import event
 from replicator.plumbing import credentials, retry
-from replicator.source.arm import ArmSource, SnapshotGone, SnapshotInfo
+from replicator.source.arm import ArmOperationFailed, ArmSource, SnapshotGone, SnapshotInfo
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,9 @@ class Grant:
         self.may_be_active = True
         try:
             url = await _grant_read(self._source, self.snapshot)
-        except (LimitError, UserError, SnapshotGone):
-            # A definitive refusal creates no SAS; revoking anyway would end another run's access.
+        except (LimitError, UserError, SnapshotGone, ArmOperationFailed):
+            # A definitive refusal (or a grant ARM reports Failed) creates no SAS; revoking anyway
+            # would end another run's access.
             if first:
                 self.may_be_active = False
             raise

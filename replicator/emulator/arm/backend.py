@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS grants(
     policy_id TEXT PRIMARY KEY, unique_id TEXT NOT NULL, access TEXT NOT NULL, expiry REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshot_log(disk_unique_id TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS operations(id TEXT PRIMARY KEY, output TEXT, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS failed_operations(id TEXT PRIMARY KEY, error TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS failed_snapshots(unique_id TEXT PRIMARY KEY);
 """
 
 _COLUMNS_AS_IS = ("resource_group", "name", "location", "sku", "size_bytes", "sector_size", "unique_id",
@@ -256,6 +258,12 @@ class ArmBackend:
             self._db.execute("INSERT INTO snapshot_log VALUES (?,?)", (disk.unique_id, now))
         return self.get_snapshot(resource_group, name)
 
+    def fail_snapshot(self, resource_group: str, name: str) -> Snapshot:
+        """The snapshot's create ended Failed (a fault rule): it stays, in provisioningState Failed."""
+        unique_id = self._existing("snapshots", resource_group, name)["unique_id"]
+        self._db.execute("INSERT OR IGNORE INTO failed_snapshots VALUES (?)", (unique_id,))
+        return self.get_snapshot(resource_group, name)
+
     def get_snapshot(self, resource_group: str, name: str) -> Snapshot:
         return self._snapshot(self._existing("snapshots", resource_group, name))
 
@@ -268,6 +276,8 @@ class ArmBackend:
                 target="grantAccessData.access",
                 detail=f"Access level '{access}' is not valid for a snapshot (Read).",
             )
+        if snap.provisioning_state == "Failed":
+            raise arm_errors.snapshot_failed(resource=snap.id)
         if snap.completion_percent < 100:
             raise arm_errors.snapshot_not_complete(resource=snap.id, percent=snap.completion_percent)
         if snap.family_id is not None and not self._has_active_grant(snap.unique_id):
@@ -328,6 +338,7 @@ class ArmBackend:
             source = DataLocation.of(resource.source_unique_id)
             self.blobs.delete_blob(source.account, source.container, source.blob, row["blob_snapshot"])
         self._db.execute("DELETE FROM grants WHERE unique_id=?", (resource.unique_id,))
+        self._db.execute("DELETE FROM failed_snapshots WHERE unique_id=?", (resource.unique_id,))
         self._db.execute(f"DELETE FROM {kind} WHERE unique_id=?", (resource.unique_id,))
         return True
 
@@ -343,22 +354,32 @@ class ArmBackend:
 
     # --- long-running operation records -----------------------------------------------------
 
-    def record_operation(self, output: dict[str, Any] | None) -> str:
-        """Every emulated operation finishes at once; its record answers the SDK's status polls."""
+    def record_operation(self, output: dict[str, Any] | None, error: dict[str, str] | None = None) -> str:
+        """Every emulated operation finishes at once; its record answers the SDK's status polls. With
+        `error` (ARM's code and message) it ended Failed."""
         now = self.clock()
         self._db.execute("DELETE FROM operations WHERE created < ?", (now - OPERATION_RETENTION_SECONDS,))
+        self._db.execute("DELETE FROM failed_operations WHERE id NOT IN (SELECT id FROM operations)")
         op_id = str(uuid.uuid4())
         self._db.execute(
             "INSERT INTO operations VALUES (?,?,?)",
             (op_id, None if output is None else json.dumps(output), now),
         )
+        if error is not None:
+            self._db.execute("INSERT INTO failed_operations VALUES (?,?)", (op_id, json.dumps(error)))
         return op_id
 
-    def operation(self, op_id: str) -> tuple[datetime, dict[str, Any] | None]:
-        row = self._db.execute("SELECT output, created FROM operations WHERE id=?", (op_id,)).fetchone()
+    def operation(self, op_id: str) -> tuple[datetime, dict[str, Any] | None, dict[str, str] | None]:
+        """When the operation finished, its output, and its error when it ended Failed."""
+        row = self._db.execute(
+            "SELECT o.output, o.created, f.error FROM operations o LEFT JOIN failed_operations f"
+            " ON f.id = o.id WHERE o.id=?",
+            (op_id,),
+        ).fetchone()
         if row is None:
             raise arm_errors.operation_not_found(operation=op_id)
-        return utc(row["created"]), None if row["output"] is None else json.loads(row["output"])
+        output, error = (None if row[key] is None else json.loads(row[key]) for key in ("output", "error"))
+        return utc(row["created"]), output, error
 
     # --- internals: rows --------------------------------------------------------------------
 
@@ -397,6 +418,11 @@ class ArmBackend:
             source_resource_id=row["source_resource_id"],
             source_unique_id=row["source_unique_id"],
             completion_percent=self._completion(row),
+            provisioning_state="Failed"
+            if self._db.execute(
+                "SELECT 1 FROM failed_snapshots WHERE unique_id=?", (row["unique_id"],)
+            ).fetchone()
+            else "Succeeded",
         )
 
     # --- internals: snapshots ---------------------------------------------------------------

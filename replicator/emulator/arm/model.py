@@ -122,6 +122,7 @@ class Snapshot(Resource):
     source_resource_id: str
     source_unique_id: str
     completion_percent: float
+    provisioning_state: str = "Succeeded"  # Failed when its create failed (middleware/arm_faults.py)
 
 
 @dataclass(frozen=True)

@@ -53,10 +53,12 @@ property_change_not_allowed = _arm(409, "PropertyChangeNotAllowed", "Changing pr
 # --- state conflicts
 active_sas_conflict = _arm(409, "OperationNotAllowed", "Cannot {operation} {resource} while it has an active SAS (diskState ActiveSAS); revoke access first.")
 write_access_on_snapshot = _arm(400, "InvalidParameter", "Access level 'Write' is not supported for snapshot {resource}: snapshots are read-only.", "grantAccessData.access")
+snapshot_failed = _arm(409, "OperationNotAllowed", "Cannot grant access to {resource}: its creation failed (provisioningState Failed), so it holds no data. Delete it and take a new snapshot.")  # code assumed
 snapshot_not_complete = _arm(409, "OperationNotAllowed", "Snapshot {resource} is not ready: its background copy is {percent:.1f}% complete (completionPercent). Grant access after completionPercent reaches 100.")
 full_snapshot_of_v2_disk = _arm(400, "BadRequest", "Only incremental snapshots are supported for {sku} disks; set incremental to true for {resource}.")
 
 # --- service limits (documented in docs/emulator.md)
+too_many_requests = _arm(429, "OperationNotAllowed", "The server rejected the request because too many requests have been received for this subscription.")  # Compute's throttling answer (middleware/arm_faults.py)
 sas_family_limit = _arm(409, "OperationNotAllowed", "Cannot grant access to {resource}: snapshots of incremental snapshot family {family} already have {limit} active SAS URIs, the maximum of {limit} SAS per snapshot family at a time. Revoke access on one of them first.")
 snapshot_rate_limit = _arm(409, "OperationNotAllowed", "Cannot create an incremental snapshot of {resource}: at most {limit} incremental snapshots per disk can be created every {minutes} minutes. Retry in {retry_after} seconds.")
 snapshot_total_limit = _arm(409, "OperationNotAllowed", "Cannot create an incremental snapshot of {resource}: the disk already has {limit} incremental snapshots, the maximum of {limit} per disk. Delete old snapshots first.")

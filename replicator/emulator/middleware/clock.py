@@ -12,18 +12,15 @@ snapshot rate window, `completionPercent`. Tests set an offset around a creation
 
 from __future__ import annotations
 
-import hmac
-import json
 import math
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
-CONTROL_PATH = "/_emulator/clock"
+from replicator.emulator.middleware import control
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CONTROL_PATH = "/_emulator/clock"
 
 
 @dataclass
@@ -46,23 +43,7 @@ class ShiftedClock:
 
 
 def install(app: web.Application, clock: ShiftedClock, token: str) -> None:
-    """Answer `CONTROL_PATH` in a middleware of `app`. Install it before the link model's, which
-    answers every other `/_emulator/` path with 404."""
-
-    @web.middleware
-    async def control(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.rel_url.raw_path != CONTROL_PATH:
-            return await handler(request)
-        expected = f"Bearer {token}".encode()
-        if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected):
-            return web.json_response({"error": "a valid bearer token is required"}, status=401)
-        if request.method == "PUT":
-            try:
-                clock.updated(json.loads(await request.read() or b"null"))
-            except ValueError as exc:
-                return web.json_response({"error": str(exc)}, status=400)
-        elif request.method != "GET":
-            return web.json_response({"error": "GET or PUT"}, status=405)
-        return web.json_response({"offset_seconds": clock.offset_seconds})
-
-    app.middlewares.append(control)
+    """Answer `CONTROL_PATH` in a middleware of `app` (control.py); install it before the link model's."""
+    app.middlewares.append(
+        control.route(CONTROL_PATH, token, lambda: {"offset_seconds": clock.offset_seconds}, clock.updated)
+    )

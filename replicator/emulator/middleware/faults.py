@@ -1,7 +1,8 @@
 """Fault injection on the blob data plane: a seeded fraction of requests fails the ways Azure's do.
 
 An aiohttp middleware (installed by app.py) draws, for every blob-plane request, whether it fails
-and how, from one `random.Random(seed)`; ARM requests are never faulted. The kinds:
+and how, from one `random.Random(seed)`; ARM requests are never faulted here (arm_faults.py beside
+it has ARM's counted rules: throttling and failed operations). The kinds:
 
 | kind | what the client sees | did the request take effect? |
 | --- | --- | --- |

@@ -7,15 +7,16 @@ subscription and an api-version.
 Long-running operations (PUT, PATCH, DELETE, beginGetAccess, endGetAccess) answer as Azure does:
 202 with `Azure-AsyncOperation` (status monitor) and `Location` (`?monitor=true`, the final result)
 and `Retry-After: 1`. The work is done before the 202 is sent, so the first status poll already
-says Succeeded; Retry-After is 1 rather than 0 because azure-core treats 0 as "no header" and would
-fall back to its 30-second default interval.
+says Succeeded (or Failed, when a fault rule of middleware/arm_faults.py ends it so); Retry-After is 1
+rather than 0 because azure-core treats 0 as "no header" and would fall back to its 30-second default
+interval. The rules are checked in `guard`, after authentication, for the routes registered with an
+operation name.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +35,7 @@ from replicator.emulator.arm.model import (
 )
 from replicator.emulator.errors import arm as arm_errors
 from replicator.emulator.errors.blob import BlobError
+from replicator.emulator.middleware import arm_faults
 from replicator.emulator.routes.context import EmulatorContext
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -43,13 +45,19 @@ _RESOURCE = "/subscriptions/{sub}/resourceGroups/{rg}" + _PROVIDER + "/{kind:dis
 _RG_LIST = "/subscriptions/{sub}/resourceGroups/{rg}" + _PROVIDER + "/{kind:disks|snapshots}"
 _SUB_LIST = "/subscriptions/{sub}" + _PROVIDER + "/{kind:disks|snapshots}"
 _OPERATION = "/subscriptions/{sub}" + _PROVIDER + "/locations/{location}/operations/{op}"
+FAILED_OPERATION_STATUS = 400
+"""The Location URL of a failed operation answers its error with this status (assumed: ARM's contract
+says "the response the request would have given", and the status of that is the service's)."""
 _COMMON = {"encryption": {"type": "EncryptionAtRestWithPlatformKey"}, "networkAccessPolicy": "AllowAll",
            "publicNetworkAccess": "Enabled"}  # fmt: skip
 
 
-def add_routes(app: web.Application, ctx: EmulatorContext, clock: Callable[[], float] = time.time) -> None:
+def add_routes(
+    app: web.Application, ctx: EmulatorContext, clock: Callable[[], float], faults: arm_faults.ArmFaultPlan
+) -> None:
     """Mount ARM on `app`; call before the blob plane's catch-all routes (app.py does). `clock` dates
-    what ARM creates and expires (app.py passes the one tests can set back: clock.py)."""
+    what ARM creates and expires (app.py passes the one tests can set back: clock.py); `faults` are
+    the rules that throttle or fail operations (app.py passes the ones its control route sets)."""
     backend = ArmBackend(
         db_path=ctx.options.data_dir / "arm.sqlite",
         blobs=ctx.blobs,
@@ -64,16 +72,16 @@ def add_routes(app: web.Application, ctx: EmulatorContext, clock: Callable[[], f
         backend.close()
 
     app.on_cleanup.append(close)
-    routes = _Routes(ctx, backend)
+    routes = _Routes(ctx, backend, faults)
     app.router.add_route("GET", _RESOURCE, routes.guard(routes.get))
-    app.router.add_route("PUT", _RESOURCE, routes.guard(routes.put))
+    app.router.add_route("PUT", _RESOURCE, routes.guard(routes.put, "{kind}-create"))
     app.router.add_route("PATCH", _RESOURCE, routes.guard(routes.patch))
-    app.router.add_route("DELETE", _RESOURCE, routes.guard(routes.delete))
-    app.router.add_route("POST", _RESOURCE + "/beginGetAccess", routes.guard(routes.grant))
-    app.router.add_route("POST", _RESOURCE + "/endGetAccess", routes.guard(routes.revoke))
+    app.router.add_route("DELETE", _RESOURCE, routes.guard(routes.delete, "{kind}-delete"))
+    app.router.add_route("POST", _RESOURCE + "/beginGetAccess", routes.guard(routes.grant, "grant"))
+    app.router.add_route("POST", _RESOURCE + "/endGetAccess", routes.guard(routes.revoke, "revoke"))
     app.router.add_route("GET", _RG_LIST, routes.guard(routes.list))
     app.router.add_route("GET", _SUB_LIST, routes.guard(routes.list))
-    app.router.add_route("GET", _OPERATION, routes.guard(routes.operation))
+    app.router.add_route("GET", _OPERATION, routes.guard(routes.operation, "poll"))
     # Anything else under /subscriptions/ is ARM's to refuse, not the blob plane's to misread.
     app.router.add_route("*", "/subscriptions/{sub}/{tail:.*}", routes.guard(routes.unknown))
     app.router.add_route("*", "/subscriptions{tail:.*}", routes.guard(routes.unknown))
@@ -214,7 +222,11 @@ def _snapshot_properties(snap: Snapshot) -> tuple[dict[str, Any], dict[str, Any]
         "sourceUniqueId": snap.source_unique_id,
         "logicalSectorSize": snap.sector_size,
     }
-    own: dict[str, Any] = {"incremental": snap.incremental, "completionPercent": snap.completion_percent}
+    own: dict[str, Any] = {
+        "incremental": snap.incremental,
+        "completionPercent": snap.completion_percent,
+        "provisioningState": snap.provisioning_state,  # replaces the envelope's Succeeded
+    }
     if snap.family_id is not None:
         own["incrementalSnapshotFamilyId"] = snap.family_id
     return creation, own
@@ -223,11 +235,15 @@ def _snapshot_properties(snap: Snapshot) -> tuple[dict[str, Any], dict[str, Any]
 class _Routes:
     """Request handlers; `guard` adds auth, subscription and api-version checks and error mapping."""
 
-    def __init__(self, ctx: EmulatorContext, backend: ArmBackend) -> None:
+    def __init__(self, ctx: EmulatorContext, backend: ArmBackend, faults: arm_faults.ArmFaultPlan) -> None:
         self.ctx = ctx
         self.backend = backend
+        self.faults = faults
 
-    def guard(self, handler: Handler) -> Handler:
+    def guard(self, handler: Handler, operation: str | None = None) -> Handler:
+        """`operation`: what fault rules call the route's requests; `{kind}` is filled with `disk` or
+        `snapshot` (no rule names a disk's create or delete)."""
+
         async def guarded(request: web.Request) -> web.StreamResponse:
             try:
                 self._authenticate(request)
@@ -236,6 +252,12 @@ class _Routes:
                     raise arm_errors.subscription_not_found(subscription=sub)
                 if not request.query.get("api-version"):
                     raise arm_errors.missing_api_version()
+                if operation is not None:
+                    kind = request.match_info.get("kind", "")
+                    rule = self.faults.fire(operation.format(kind=kind.removesuffix("s")))
+                    if rule is not None and rule.failure is None:
+                        return arm_faults.throttled(rule)
+                    arm_faults.mark_failed(request, rule)
                 return await handler(request)
             except arm_errors.ArmError as e:
                 return _error_response(e)
@@ -264,11 +286,14 @@ class _Routes:
         m = request.match_info
         body = await _json_body(request)
         resource: Disk | Snapshot
+        failure = arm_faults.failure_of(request)
         if m["kind"] == "disks":
             resource = self.backend.put_disk(m["rg"], m["name"], parse_disk_spec(body))
         else:
             resource = self.backend.put_snapshot(m["rg"], m["name"], parse_snapshot_spec(body))
-        return self._accepted(request, resource.location, None, resource_json(resource))
+            if failure is not None:  # ARM leaves what a failed PUT created, in provisioningState Failed
+                resource = self.backend.fail_snapshot(m["rg"], m["name"])
+        return self._accepted(request, resource.location, None, resource_json(resource), failure)
 
     async def patch(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
@@ -287,6 +312,8 @@ class _Routes:
             if e.status == 404:
                 return web.Response(status=204)  # Azure: deleting what is not there is a no-op
             raise
+        if (failed := self._failed(request, resource)) is not None:
+            return failed
         self.backend.delete(m["kind"], m["rg"], m["name"])
         return self._accepted(request, resource.location, None)
 
@@ -301,6 +328,8 @@ class _Routes:
                 detail="Required parameters 'access' and 'durationInSeconds' must be given.",
             )
         resource = self.backend.get(m["kind"], m["rg"], m["name"])
+        if (failed := self._failed(request, resource)) is not None:
+            return failed
         if m["kind"] == "disks":
             url = self.backend.grant_disk(m["rg"], m["name"], access, seconds)
         else:
@@ -310,6 +339,8 @@ class _Routes:
     async def revoke(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
         resource = self.backend.get(m["kind"], m["rg"], m["name"])
+        if (failed := self._failed(request, resource)) is not None:
+            return failed
         self.backend.revoke(m["kind"], m["rg"], m["name"])
         return self._accepted(request, resource.location, None)
 
@@ -327,18 +358,29 @@ class _Routes:
 
     async def operation(self, request: web.Request) -> web.StreamResponse:
         op_id = request.match_info["op"]
-        finished, output = self.backend.operation(op_id)
+        finished, output, error = self.backend.operation(op_id)
         if request.query.get("monitor", "").lower() == "true":  # the Location URL: the final result
+            if error is not None:  # what the request would have answered had it failed at once
+                return web.json_response({"error": error}, status=FAILED_OPERATION_STATUS)
             return web.json_response(output) if output is not None else web.Response(status=200)
         status: dict[str, Any] = {
             "startTime": finished.isoformat(),
             "endTime": finished.isoformat(),
-            "status": "Succeeded",
+            "status": "Succeeded" if error is None else "Failed",
             "name": op_id,
         }
-        if output is not None:
+        if error is not None:
+            status["error"] = error
+        elif output is not None:
             status["properties"] = {"output": output}
         return web.json_response(status)
+
+    def _failed(self, request: web.Request, resource: Disk | Snapshot) -> web.StreamResponse | None:
+        """The answer of an operation a fault rule ends Failed, having done nothing; None otherwise."""
+        failure = arm_faults.failure_of(request)
+        if failure is None:
+            return None
+        return self._accepted(request, resource.location, None, failure=failure)
 
     def _accepted(
         self,
@@ -346,8 +388,9 @@ class _Routes:
         location: str,
         output: dict[str, Any] | None,
         body: dict[str, Any] | None = None,
+        failure: arm_faults.OperationFailure | None = None,
     ) -> web.StreamResponse:
-        op_id = self.backend.record_operation(output)
+        op_id = self.backend.record_operation(output, None if failure is None else failure.error())
         region = location.replace(" ", "").lower()
         sub = self.ctx.options.subscription_id
         base = f"{self._origin(request)}/subscriptions/{sub}{_PROVIDER}/locations/{region}/operations/{op_id}"
