@@ -21,21 +21,11 @@ from azure.storage.blob import BlobClient
 
 from replicator.devtools.disk_builder import control
 from replicator.emulator.process import EmulatorProcess
-from replicator.plumbing.credentials import AsyncStaticTokenCredential
+from tests.emulator.test_arm_sdk import async_compute as compute
 
 GIB = 1 << 30
 MIB = 1 << 20
 LOCATION = "westeurope"
-
-
-def compute(env: dict[str, str], **kwargs: Any) -> ComputeManagementClient:
-    return ComputeManagementClient(
-        credential=AsyncStaticTokenCredential(env["REPLICATOR_ACCESS_TOKEN"]),
-        subscription_id=env["AZURE_SUBSCRIPTION_ID"],
-        base_url=env["REPLICATOR_ARM_ENDPOINT"],
-        connection_verify=env["SSL_CERT_FILE"],
-        **kwargs,
-    )
 
 
 def blob(env: dict[str, str], sas_url: str) -> BlobClient:
