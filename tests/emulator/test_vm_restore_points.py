@@ -418,3 +418,22 @@ async def test_deleting_restore_points(emulator_env: dict[str, str], client: Com
     snap = {"location": LOCATION, "properties": {"incremental": True, "creationData": {
         "createOption": "Copy", "sourceResourceId": vm.disks[0].id}}}  # fmt: skip
     assert (await (await client.snapshots.begin_create_or_update(vm.rg, "s", snap)).result()).incremental
+
+
+async def test_vms_and_restore_points_survive_a_restart(fresh_emulator: Any) -> None:
+    emulator: EmulatorProcess = fresh_emulator()
+    async with compute(emulator.env) as client:
+        vm = await Vm(emulator.env, client).create()
+        await vm.write(3, 0, b"\x33" * 4096)
+        await vm.collection()
+        point = await vm.restore_point("rp1")
+    emulator.restart()
+    async with compute(emulator.env) as client:
+        vm.env, vm.client = emulator.env, client
+        assert (await client.virtual_machines.get(vm.rg, "vm1")).id == vm.id
+        assert (await client.disks.get(vm.rg, "vm1-data3")).managed_by == vm.id
+        again = await client.restore_points.get(vm.rg, "rpc1", "rp1")
+        assert again.as_dict() == point.as_dict()
+        sas = await vm.drp_sas(drp_ids(again)[3])
+        assert blob(emulator.env, sas).download_blob(0, 4096).readall() == b"\x33" * 4096
+        await vm.revoke(drp_ids(again)[3])
