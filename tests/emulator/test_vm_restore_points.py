@@ -249,10 +249,11 @@ async def test_restore_point_captures_every_disk_at_one_instant(
         LOCATION,
         "Standard_D4s_v5",
     )
-    assert (metadata.storage_profile.os_disk.name, metadata.storage_profile.os_disk.os_type) == (
-        "vm1-os",
-        "Linux",
-    )
+    os_disk = metadata.storage_profile.os_disk
+    assert (os_disk.name, os_disk.os_type) == ("vm1-os", "Linux")
+    # read/write host caching: Azure does not guarantee crash consistency, creates the restore point,
+    # and exposes no property saying so; the caching in sourceMetadata is what tells a client
+    assert os_disk.caching == "ReadWrite"
     assert [(d.lun, d.name, d.caching, d.disk_size_gb) for d in metadata.storage_profile.data_disks] == [
         (0, "vm1-data0", "None", 1),
         (3, "vm1-data3", "None", 1),
