@@ -2,7 +2,8 @@
 
 The emulator's bearer token is required; GET answers the state, PUT changes it from a JSON body
 first (400 with the one sentence the change raised as ValueError), and anything else is 405. The
-ARM clock (clock.py) and the ARM fault rules (arm_faults.py) are set this way.
+ARM clock (clock.py), the ARM fault rules (arm_faults.py) and the restore points' switches
+(restore_points.py) are set this way.
 """
 
 from __future__ import annotations
@@ -26,16 +27,24 @@ def route(path: str, token: str, read: Callable[[], Any], change: Callable[[Any]
     async def control(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.rel_url.raw_path != path:
             return await handler(request)
-        expected = f"Bearer {token}".encode()
-        if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected):
-            return web.json_response({"error": "the emulator's bearer token is required"}, status=401)
-        if request.method == "PUT":
-            try:
-                change(json.loads(await request.read() or b"null"))
-            except ValueError as exc:
-                return web.json_response({"error": str(exc)}, status=400)
-        elif request.method != "GET":
-            return web.json_response({"error": "GET or PUT"}, status=405)
-        return web.json_response(read())
+        return await answer(request, token, read, change)
 
     return control
+
+
+async def answer(
+    request: web.Request, token: str, read: Callable[[], Any], change: Callable[[Any], None]
+) -> web.Response:
+    """The control route's answer, for a middleware that does more than answer it
+    (restore_points.py); `change(body)` raises ValueError with one sentence for a body it refuses."""
+    expected = f"Bearer {token}".encode()
+    if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected):
+        return web.json_response({"error": "the emulator's bearer token is required"}, status=401)
+    if request.method == "PUT":
+        try:
+            change(json.loads(await request.read() or b"null"))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+    elif request.method != "GET":
+        return web.json_response({"error": "GET or PUT"}, status=405)
+    return web.json_response(read())
