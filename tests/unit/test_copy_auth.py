@@ -11,7 +11,9 @@ from replicator.cli.replicate_cmd import load
 from replicator.core import ranges
 from replicator.core.progress import Progress
 from replicator.engine import copier as copier_mod
-from tests.helpers.source_fakes import DISK
+from replicator.plumbing.credentials import AsyncStaticTokenCredential
+from replicator.source.disk_auth import DiskAuth
+from tests.helpers.source_fakes import DISK, snapshot
 
 OP = ranges.Op("copy", ranges.Range(0, 4096))
 
@@ -27,6 +29,8 @@ class FakeGrant:
     def __init__(self) -> None:
         self.grants, self.stale = 1, False
         self.invalidated: list[str | None] = []
+        self.snapshot = snapshot("s")
+        self.disk_auth = DiskAuth(AsyncStaticTokenCredential("token"))
 
     async def url(self) -> str:
         if self.stale:
@@ -43,7 +47,7 @@ class FakeReader:
         self.failures = list(failures)
         self.reads = 0
 
-    async def read(self, url: str, r: ranges.Range) -> tuple[bytes, bytes]:
+    async def read(self, url: str, snapshot: object, r: ranges.Range) -> tuple[bytes, bytes]:
         self.reads += 1
         if self.failures:
             raise self.failures.pop(0)
