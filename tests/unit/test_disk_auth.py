@@ -17,11 +17,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from azure.core.credentials import AccessTokenInfo
 from azure.core.exceptions import ClientAuthenticationError
+from azure.mgmt.compute.models import Snapshot
 
 from replicator.core.errors import ReplicationError, UserError
 from replicator.plumbing.credentials import AsyncStaticTokenCredential
 from replicator.source import disk_auth
-from replicator.source.arm import SnapshotInfo
+from replicator.source.arm import SnapshotInfo, snapshot_info
 from replicator.source.disk_auth import DISK_SCOPE, DiskAuth, DiskToken, names_disk_plane
 from replicator.source.listing import DiffNotPossible, list_changes, snapshot_blob_size
 from tests.helpers.source_fakes import snapshot
@@ -283,3 +284,15 @@ def test_the_detection_event_names_the_snapshot_once(caplog) -> None:
     found = [json.loads(r.getMessage()) for r in caplog.records if "disk_auth_detected" in r.getMessage()]
     assert len(found) == 1 and found[0]["snapshot"].endswith("/s9") and found[0]["status"] == 401
     assert "challenge for https://disk.azure.com/" in found[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "protects"),
+    [("AzureActiveDirectory", True), ("azureactivedirectory", True), ("None", False), (None, False)],
+)
+def test_arm_reports_the_mode_and_its_case_does_not_matter(mode: str | None, protects: bool) -> None:
+    properties: dict[str, Any] = {"incremental": True}
+    if mode is not None:
+        properties["dataAccessAuthMode"] = mode
+    info = snapshot_info(Snapshot({"id": "/x/snapshots/s", "name": "s", "properties": properties}))
+    assert info.data_access_auth_mode == mode and info.protected is protects
