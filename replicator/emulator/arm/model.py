@@ -24,6 +24,7 @@ SKU_TIERS = {
     "UltraSSD_LRS": "Ultra",
 }
 DATA_BLOB = "abcd"  # the blob name Azure uses behind every managed-disk SAS
+DATA_ACCESS_AUTH_MODES = ("AzureActiveDirectory", "None")  # properties.dataAccessAuthMode (diskRPCommon.json)
 DEFAULT_SAS_MAX_SECONDS = 24 * 3600  # cap on durationInSeconds (`--sas-max-seconds`)
 
 
@@ -64,6 +65,7 @@ class DiskSpec:
     source_uri: str | None = None
     storage_account_id: str | None = None
     tags: dict[str, str] | None = None
+    data_access_auth_mode: str | None = None  # None: not given (ARM then omits the property)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class SnapshotSpec:
     incremental: bool = False
     sku: str | None = None  # none: Standard_LRS, where Azure keeps incremental snapshots
     tags: dict[str, str] | None = None
+    data_access_auth_mode: str | None = None  # the snapshot's own, never its disk's (not documented)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class DiskUpdate:
     size_gb: int | None = None  # larger grows the disk, smaller is refused
     sku: str | None = None  # must be the disk's: changing it is refused
     tags: dict[str, str] | None = None  # replace the disk's tags
+    data_access_auth_mode: str | None = None  # replace the disk's; the blob plane follows at once
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ class Resource:
     time_created: datetime
     tags: dict[str, str]
     disk_state: str  # ActiveSAS while a grant is out, else Unattached (there are no VMs)
+    data_access_auth_mode: str | None  # AzureActiveDirectory: reads through a SAS need an Entra token
 
     @property
     def size_gb(self) -> int:

@@ -17,6 +17,7 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from replicator.emulator.arm.backend import ArmBackend
 from replicator.emulator.arm.model import (
+    DATA_ACCESS_AUTH_MODES,
     SKU_TIERS,
     ArmLimits,
     Disk,
@@ -32,6 +34,7 @@ from replicator.emulator.arm.model import (
     Snapshot,
     SnapshotSpec,
 )
+from replicator.emulator.entra.tokens import ARM_AUDIENCES, Expired, TokenRejected, WrongAudience
 from replicator.emulator.errors import arm as arm_errors
 from replicator.emulator.errors.blob import BlobError
 from replicator.emulator.routes.context import EmulatorContext
@@ -122,6 +125,20 @@ def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
+def _data_access_auth_mode(props: dict[str, Any]) -> str | None:
+    """properties.dataAccessAuthMode: one of the enum's values (ARM enums are case-insensitive), or None."""
+    value = props.get("dataAccessAuthMode")
+    if value is None:
+        return None
+    for mode in DATA_ACCESS_AUTH_MODES:
+        if isinstance(value, str) and value.lower() == mode.lower():
+            return mode
+    raise arm_errors.invalid_parameter(
+        target="dataAccessAuthMode",
+        detail=f"dataAccessAuthMode must be one of {', '.join(DATA_ACCESS_AUTH_MODES)}, not {value!r}.",
+    )
+
+
 def _creation(body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """What a disk and a snapshot PUT body both carry: location, properties, properties.creationData."""
     props = _object(body, "properties")
@@ -147,6 +164,7 @@ def parse_disk_spec(body: dict[str, Any]) -> DiskSpec:
         source_uri=creation.get("sourceUri"),
         storage_account_id=creation.get("storageAccountId"),
         tags=_tags(body),
+        data_access_auth_mode=_data_access_auth_mode(props),
     )
 
 
@@ -156,6 +174,7 @@ def parse_disk_update(body: dict[str, Any]) -> DiskUpdate:
         size_gb=_optional_int(props.get("diskSizeGB"), "diskSizeGB"),
         sku=_object(body, "sku").get("name"),
         tags=_tags(body),
+        data_access_auth_mode=_data_access_auth_mode(props),
     )
 
 
@@ -168,6 +187,7 @@ def parse_snapshot_spec(body: dict[str, Any]) -> SnapshotSpec:
         incremental=bool(props.get("incremental", False)),
         sku=_object(body, "sku").get("name"),
         tags=_tags(body),
+        data_access_auth_mode=_data_access_auth_mode(props),
     )
 
 
@@ -177,6 +197,8 @@ def resource_json(resource: Disk | Snapshot) -> dict[str, Any]:
         kind, creation, own = "disks", _disk_creation(resource), {}
     else:
         kind, creation, own = "snapshots", *_snapshot_properties(resource)
+    if resource.data_access_auth_mode is not None:  # omitted when never set, as ARM omits unset properties
+        own["dataAccessAuthMode"] = resource.data_access_auth_mode
     return {
         "id": resource.id,
         "name": resource.name,
@@ -245,14 +267,30 @@ class _Routes:
         return guarded
 
     def _authenticate(self, request: web.Request) -> None:
+        """The emulator's root token, or an Entra ID token for ARM: Azure's four audiences or the
+        emulator's own base URL (what a client with `base_url=` asks for), with or without the slash.
+        Roles are not checked on ARM (the emulator models data roles only)."""
         header = request.headers.get("Authorization")
         if not header:
             raise arm_errors.authentication_missing()
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), self.ctx.access_token.encode()
-        ):
+        if scheme.lower() != "bearer":
             raise arm_errors.invalid_authentication_token()
+        if hmac.compare_digest(token.strip().encode(), self.ctx.access_token.encode()):
+            return
+        audiences = (*ARM_AUDIENCES, self.ctx.base_url, f"{self.ctx.base_url}/")
+        try:
+            self.ctx.entra.verify(token.strip(), audiences)
+        except WrongAudience as e:
+            raise arm_errors.invalid_authentication_token_audience(audience=e.audience) from None
+        except Expired as e:
+            expired, now = (
+                datetime.fromtimestamp(t, UTC).strftime("%m/%d/%Y %H:%M:%S")
+                for t in (e.expired_at, self.ctx.clock())
+            )
+            raise arm_errors.expired_authentication_token(expired=expired, now=now) from None
+        except TokenRejected:
+            raise arm_errors.invalid_authentication_token() from None
 
     # --- resources ----------------------------------------------------------------------
 
