@@ -189,8 +189,8 @@ class DiskToken:
             ) from None
 
     def claims(self) -> dict[str, Any]:
-        """The cached token's claims (read for the identity's object ID only: never verified, never
-        shown); empty when there is none or it is not a JSON Web Token."""
+        """The cached token's claims, read (never verified) for the identity's object ID, which a
+        refusal names (an ID, not a secret); empty when there is none or it is not a JSON Web Token."""
         if self._token is None:
             return {}
         parts = self._token.token.split(".")
@@ -263,7 +263,11 @@ class DiskAuth:
 
     def client(self, url: str, *snapshots: Protectable, **kwargs: Any) -> BlobClient:
         """A data-plane client on a SAS URL of `snapshots[0]` (a diff's requests name the others too):
-        the one builder of the source's clients, so each of their requests goes through the policy."""
+        the one builder of the source's clients, so each of their requests goes through the policy.
+
+        azure-storage-blob's clients take no per-retry policy but `_additional_pipeline_policies`, whose
+        policies follow its retry policy (each attempt goes through them); tests/unit/test_disk_auth.py
+        sees the header arrive, so an SDK that dropped the keyword would fail it."""
         policy = _DiskBearerPolicy(self, snapshots)
         return BlobClient.from_blob_url(url, _additional_pipeline_policies=[policy], **kwargs)
 

@@ -96,14 +96,22 @@ def test_a_protected_disk_full_then_diff_with_plan_and_verify(
     world.assert_sas_free(s1, s2)
 
 
-def test_list_status_and_restore_of_a_protected_family(world: World, entra: dict[str, str]) -> None:
-    disk, s1 = _protected_disk(world)
+def test_snapshot_now_list_status_and_restore_of_a_protected_disk(
+    world: World, entra: dict[str, str]
+) -> None:
+    disk = world.create_disk("d", 1, auth_mode=ENTRA)
+    world.write(disk, (0, pattern(1, 2 * MiB)), (1023 * MiB, pattern(2, MiB)))
     url = world.target_url()
-    assert _results(replicate(entra, "--source", disk.id, "--target", url, "--json"))
+    taken = replicate(entra, "--source", disk.id, "--target", url, "--snapshot-now", "--json")
+    assert [m for m, _ in _results(taken)] == ["full"]
+    s1 = taken.doc["snapshot_taken"]
+    # the snapshot the tool takes is protected as its disk is (ARM documents no inheritance)
+    assert world.compute.snapshots.get(world.rg, s1.rsplit("/", 1)[1]).data_access_auth_mode == ENTRA
 
     listed = replicate(entra, "list", "--target", url, "--json")
     assert listed.code == 0, listed.err
-    assert [p["data_access_auth_mode"] for p in listed.doc["restore_points"]] == [ENTRA]
+    points = listed.doc["restore_points"]
+    assert [p["data_access_auth_mode"] for p in points] == [ENTRA]
     assert "Entra ID" in replicate(entra, "list", "--target", url).out
     status = replicate(entra, "status", "--target", url, "--max-age", "1h", "--json")
     assert status.code == 0 and status.doc["status"] == "fresh", status.err
@@ -116,7 +124,7 @@ def test_list_status_and_restore_of_a_protected_family(world: World, entra: dict
     world.assert_disk_equals("r1", s1, full=True)  # read with a disk token: the new disk is protected
 
     plain = replicate(
-        entra, "restore", "--target", url, "--point", "s1", "--disk-name", "r2", *where,
+        entra, "restore", "--target", url, "--point", points[0]["id"], "--disk-name", "r2", *where,
         "--data-access-auth-mode", "None",
     )  # fmt: skip
     assert plain.code == 0, plain.err
