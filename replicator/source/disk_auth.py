@@ -19,6 +19,9 @@ on any other" has one implementation, and so does its detection:
   no token switches the request's snapshots to bearer mode and repeats the request once, with the
   token (`_DiskBearerPolicy`). A request that carried the token is never repeated for a challenge:
   its refusal is the identity's (`refused_identity`), which a re-grant or a second try cannot fix.
+  There is no separate probe: the request that meets the challenge is the run's own, on the URL the
+  grant handed out, query and all (AzCopy's probe once dropped `?snapshot=` and asked the wrong
+  blob: its PR #2542).
 
 The token comes from the run's credential (plumbing.credentials: `async_credential`, so
 DefaultAzureCredential: a managed identity, `az login`, ...), is cached and refreshed five minutes
