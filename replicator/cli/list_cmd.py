@@ -10,13 +10,16 @@ from replicator.core.output import (
     utc_time,
 )
 from replicator.settings.knobs import TARGET_KNOBS
+from replicator.source.disk_auth import ENTRA_MODE
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.restore_points import Listing, list_points
 
 
 def render(listing: Listing) -> list[str]:
     """The human table: one row per restore point, then the state of the base blob."""
-    rows = [("restore point", "source snapshot", "snapshot created", "size", "sector", "mode", "role")]
+    rows = [
+        ("restore point", "source snapshot", "snapshot created", "size", "sector", "mode", "access", "role")
+    ]
     for p in listing.points:
         rows.append(
             (
@@ -26,6 +29,7 @@ def render(listing: Listing) -> list[str]:
                 human_size(p.size_bytes),
                 str(p.logical_sector_size),
                 p.mode,
+                "Entra ID" if p.data_access_auth_mode == ENTRA_MODE else "SAS",
                 "base of next diff" if p.base_of_next_diff else "",
             )
         )

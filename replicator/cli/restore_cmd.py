@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from replicator.cli import shell
 from replicator.settings.knobs import TARGET_KNOBS
-from replicator.target.restore_points import DISK_SKUS, RestoreRequest, restore
+from replicator.target.restore_points import AUTH_MODES, DISK_SKUS, RestoreRequest, restore
 
 
 def _named(pattern: str, rule: str) -> Callable[[str], str]:
@@ -68,6 +68,12 @@ async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
         "PremiumV2_LRS or UltraSSD_LRS",
     )
     p.add_argument(
+        "--data-access-auth-mode",
+        choices=AUTH_MODES,
+        help="the new disk's dataAccessAuthMode (default: its source's, as the restore point records it: "
+        "a disk restored from an Entra-ID-protected source is protected too)",
+    )
+    p.add_argument(
         "--storage-account-id",
         help="ARM ID of the target storage account (default: the account of --target in --resource-group)",
     )
@@ -81,16 +87,19 @@ async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
         location=args.location,
         sku=args.sku,
         storage_account_id=args.storage_account_id,
+        data_access_auth_mode=args.data_access_auth_mode,
     )
     result = await restore(config, request, shell.say)
 
     def show() -> None:
         shell.say(
             f"restored {result.point.id} ({result.point.snapshot_name}) to {result.sku} disk "
-            f"{result.disk_id} ({result.size_bytes} bytes)",
+            f"{result.disk_id} ({result.size_bytes} bytes, dataAccessAuthMode "
+            f"{result.data_access_auth_mode or 'None'})",
             "restored",
             restore_point=result.point.id,
             disk=result.disk_id,
+            data_access_auth_mode=result.data_access_auth_mode,
         )
         print(result.disk_id)
 

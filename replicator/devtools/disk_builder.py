@@ -186,9 +186,17 @@ class DiskBuilder:
         )
 
     def create_disk(
-        self, name: str, size: int, sku: str, tags: dict[str, str] | None = None, **creation_data: Any
+        self,
+        name: str,
+        size: int,
+        sku: str,
+        tags: dict[str, str] | None = None,
+        *,
+        auth_mode: str | None = None,
+        **creation_data: Any,
     ) -> str:
-        """An empty disk of `size` bytes (whole GiB), with `tags` when given; `creation_data` adds to its
+        """An empty disk of `size` bytes (whole GiB), with `tags` and `auth_mode` (its
+        `dataAccessAuthMode`, e.g. AzureActiveDirectory) when given; `creation_data` adds to its
         `creationData` (e.g. `logicalSectorSize=4096`). Returns its resource ID."""
         body: dict[str, Any] = {
             "location": self.location,
@@ -196,6 +204,7 @@ class DiskBuilder:
             "properties": {
                 "diskSizeGB": size // GiB,
                 "creationData": {"createOption": "Empty", **creation_data},
+                **({"dataAccessAuthMode": auth_mode} if auth_mode else {}),
             },
         }
         if tags is not None:
@@ -247,14 +256,24 @@ class DiskBuilder:
             self.group, name, {"properties": {"diskSizeGB": size // GiB}}
         ).result()
 
-    def snapshot(self, disk_id: str, name: str, *, incremental: bool = True, group: str | None = None) -> str:
-        """A snapshot of the disk as an operator takes it by hand (no tags), in this group or `group`.
-        Returns its resource ID."""
+    def snapshot(
+        self,
+        disk_id: str,
+        name: str,
+        *,
+        incremental: bool = True,
+        group: str | None = None,
+        auth_mode: str | None = None,
+    ) -> str:
+        """A snapshot of the disk as an operator takes it by hand (no tags), in this group or `group`,
+        with `auth_mode` as its `dataAccessAuthMode` when given (ARM documents no inheritance from the
+        disk: a snapshot has what its own request says). Returns its resource ID."""
         body = {
             "location": self.location,
             "properties": {
                 "incremental": incremental,
                 "creationData": {"createOption": "Copy", "sourceResourceId": disk_id},
+                **({"dataAccessAuthMode": auth_mode} if auth_mode else {}),
             },
         }
         return self.compute.snapshots.begin_create_or_update(group or self.group, name, body).result().id

@@ -1,6 +1,7 @@
 """`replicate emulator`: option parsing, TLS material, secrets, the env file, signals.
 
-The process prints one JSON line with everything a client needs (endpoints, token, key, CA bundle)
+The process prints one JSON line with everything a client needs (endpoints, token, key, the
+managed-identity endpoint and its header secret, CA bundle)
 once it is listening, so a test or a demo can start it on port 0 and read where it went.
 """
 
@@ -26,8 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from replicator.emulator.app import build_app
+from replicator.emulator.middleware import entra as entra_middleware
 from replicator.emulator.middleware import faults, linkmodel
-from replicator.emulator.routes.context import EmulatorContext, EmulatorOptions
+from replicator.emulator.routes.context import EmulatorContext, EmulatorOptions, Secrets
 
 # The CA lives ten years so that a data dir reused across months keeps a trusted bundle; the server
 # certificate is re-issued at every start (cheap with EC keys), so it only needs to outlive one run.
@@ -166,16 +168,23 @@ def _issue_server_cert(tls_dir: Path) -> tuple[Path, Path, Path]:
     return tls_dir / "ca.pem", cert_path, key_path
 
 
-def _load_secrets(data_dir: Path) -> tuple[str, str]:
-    """The bearer token and the account key: generated at first start, then reused from the data dir."""
+_NEW_SECRETS = {
+    "access_token": lambda: secrets.token_urlsafe(32),
+    "account_key": lambda: base64.b64encode(secrets.token_bytes(64)).decode(),
+    "identity_header": lambda: secrets.token_urlsafe(32),
+    "signing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+}  # each made once, at the first start that lacks it (a data dir from an older emulator gains the new ones)
+
+
+def _load_secrets(data_dir: Path) -> Secrets:
+    """The emulator's secrets: generated once, then reused from the data dir, so clients keep them."""
     path = data_dir / "secrets.json"
-    if path.exists():
-        stored = json.loads(path.read_text())
-        return stored["access_token"], stored["account_key"]
-    token = secrets.token_urlsafe(32)
-    key = base64.b64encode(secrets.token_bytes(64)).decode()
-    _write_private(path, json.dumps({"access_token": token, "account_key": key}).encode())
-    return token, key
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    missing = {name: make() for name, make in _NEW_SECRETS.items() if name not in stored}
+    if missing:
+        stored.update(missing)
+        _write_private(path, json.dumps(stored).encode())
+    return Secrets(**{name: stored[name] for name in _NEW_SECRETS})
 
 
 def _env_keys(ctx: EmulatorContext, ca_path: Path) -> dict[str, str]:
@@ -185,6 +194,10 @@ def _env_keys(ctx: EmulatorContext, ca_path: Path) -> dict[str, str]:
         "REPLICATOR_ACCESS_TOKEN": ctx.access_token,
         "REPLICATOR_ACCOUNT_KEY": ctx.account_key,
         "AZURE_SUBSCRIPTION_ID": ctx.options.subscription_id,
+        # The App Service managed-identity protocol, which DefaultAzureCredential speaks unchanged
+        # (middleware/entra.py): a path no account name can take (they cannot start with "_").
+        "IDENTITY_ENDPOINT": f"{ctx.base_url}{entra_middleware.TOKEN_PATH}",
+        "IDENTITY_HEADER": ctx.secrets.identity_header,
         "SSL_CERT_FILE": str(ca_path),
         "REQUESTS_CA_BUNDLE": str(ca_path),
     }
@@ -195,8 +208,7 @@ async def _serve(options: EmulatorOptions) -> int:
     ca_path, cert_path, key_path = _issue_server_cert(options.data_dir / "tls")
     ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ssl_ctx.load_cert_chain(cert_path, key_path)
-    token, account_key = _load_secrets(options.data_dir)
-    ctx = EmulatorContext.open(options, access_token=token, account_key=account_key)
+    ctx = EmulatorContext.open(options, _load_secrets(options.data_dir))
     # Handlers go in before the JSON line is printed: whoever reads it may signal us at once.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,8 +4,9 @@ Who retries what here: every op (Put Page From URL, Put Page, clear, and the ran
 mode) is retried by `Copier.retried` through plumbing.retry (tenacity): exponential backoff with full
 jitter, at least the Retry-After the service asked for, on its transient failures (408/429/500/502/
 503/504, timeouts, connection resets), up to `Config.max_attempts` attempts. A 403 on the source
-SAS invalidates the grant and retries with a fresh URL. The SDK's own retry is switched off for these
-calls (`retry_total=0`), so retries never stack.
+SAS invalidates the grant and retries with a fresh URL. A protected source's reads and copies carry
+the disk token (source.disk_auth), fetched for every attempt, so a retry never sends an expired one.
+The SDK's own retry is switched off for these calls (`retry_total=0`), so retries never stack.
 
 The pool (`run_pool`) feeds ops through a bounded queue to a fixed number of workers in an
 asyncio.TaskGroup: the first permanent error cancels the others.
@@ -32,6 +33,7 @@ from replicator.engine.inflight import process_in_flight_bytes
 from replicator.observe.jsonlog import event
 from replicator.plumbing import retry
 from replicator.settings.config import Config
+from replicator.source.disk_auth import refused_identity, refused_sas
 from replicator.source.grants import Grant
 from replicator.source.reader import SasBlobReader
 from replicator.target.page_blob import PageBlobTarget
@@ -152,18 +154,26 @@ class Copier:
             return
         await self.throttle.take(op.range.length)
 
+        snapshot = self.grant.snapshot
+
         async def stream_copy(url: str) -> None:
             try:
-                data, md5 = await self.reader.read(url, op.range)
+                data, md5 = await self.reader.read(url, snapshot, op.range)
             except HttpResponseError as exc:  # only the source read's 403 is the SAS: re-grant
-                if exc.status_code == 403:
+                if refused_sas(exc):
                     raise SourceAccessDenied(describe(exc)) from exc
+                if refused_identity(exc):  # the disk token was refused: no retry fixes that
+                    raise self.grant.disk_auth.refusal(exc, snapshot) from None
                 raise
             await self.target.put_pages(op, data, md5)  # a 403 here is the target's credential: permanent
 
+        async def server_copy(url: str) -> None:
+            authorization = await self.grant.disk_auth.authorization(snapshot)
+            await self.target.copy_from_url(op, url, authorization)
+
         async with self.in_flight.hold(op.range.length):
             if self.config.mode == "server":
-                await self.retried(what, lambda url: self.target.copy_from_url(op, url))
+                await self.retried(what, server_copy)
             else:
                 await self.retried(what, stream_copy)
         self.progress.on_written(op.range.length)

@@ -36,7 +36,6 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from azure.core.exceptions import HttpResponseError
-from azure.storage.blob.aio import BlobClient
 
 from replicator.core import ranges
 from replicator.core.errors import ReplicationError, ReplicatorError
@@ -169,8 +168,8 @@ class JobRunner:
             size = await snapshot_blob_size(current)
             try:
                 await self._count(PlanInput(job, current, base, size, blank_target=not target_exists), result)
-            except DiffNotPossible:
-                job = _refused(job, result)
+            except DiffNotPossible as refusal:
+                job = _refused(job, result, refusal.reason)
                 await self._count(PlanInput(job, current, None, size, blank_target=not target_exists), result)
         result.seconds = round(time.monotonic() - started, 3)
         self.progress.on_snapshot_done(result)
@@ -211,8 +210,8 @@ class JobRunner:
                     await self._write(
                         PlanInput(job, current, base, size, blank_target=blank), state, copier, result
                     )
-                except DiffNotPossible:
-                    job = _refused(job, result)
+                except DiffNotPossible as refusal:
+                    job = _refused(job, result, refusal.reason)
                     base = None
                     await self._write(
                         PlanInput(job, current, None, size, blank_target=False), state, copier, result
@@ -223,7 +222,10 @@ class JobRunner:
             if self.config.verify:  # before the commit: a failed check leaves no restore point
                 await self._verify(PlanInput(job, current, base, size, blank_target=False))
                 result.verified = True
-            restore_point = await self.target.commit(_restore_point_meta(job, identity, size, result.reason))
+            auth_mode = current.disk_auth.auth_mode(job.snapshot)
+            restore_point = await self.target.commit(
+                _restore_point_meta(job, identity, size, result.reason, auth_mode)
+            )
             result.restore_point = restore_point
             self.progress.on_protected(
                 Protected(restore_point, job.snapshot.id, job.snapshot.name, job.snapshot.time_created)
@@ -366,7 +368,9 @@ class JobRunner:
         job = plan.job
         self.progress.on_message(f"verifying the target against {job.snapshot.name}")
         whole = replace(plan, job=replace(job, checkpoint=0), blank_target=False)
-        async with BlobClient.from_blob_url(await plan.current.url(), **client_kwargs()) as source:
+        current = plan.current
+        url = await current.url()
+        async with current.disk_auth.client(url, current.snapshot, **client_kwargs()) as source:
             if plan.base is None:
                 comparison = await verify.compare_blobs(source, self.target.client)
                 if comparison.expected_size != comparison.actual_size:
@@ -427,11 +431,10 @@ def _result(job: Job) -> SnapshotResult:
     )
 
 
-def _refused(job: Job, result: SnapshotResult) -> Job:
-    """The service refused the diff (a resize across 4 TiB): fall back to a full copy from offset 0."""
-    reason = (
-        f"the service refused the diff from {job.base.name if job.base else 'the base'} (resize across 4 TiB)"
-    )
+def _refused(job: Job, result: SnapshotResult, why: str) -> Job:
+    """The service refused the diff (listing.DiffNotPossible: a resize across 4 TiB, or the diff of a
+    protected snapshot refused to the disk token): fall back to a full copy from offset 0."""
+    reason = f"the service refused the diff from {job.base.name if job.base else 'the base'} ({why})"
     log.info("%s; copying in full", reason)
     result.mode, result.reason, result.base_snapshot_id, result.resumed_from = "full", reason, None, 0
     return Job(job.snapshot, None, reason)
@@ -449,7 +452,9 @@ def _failure(job: Job, exc: BaseException) -> ReplicationError:
     )
 
 
-def _restore_point_meta(job: Job, identity: DiskIdentity | None, size: int, reason: str) -> RestorePointMeta:
+def _restore_point_meta(
+    job: Job, identity: DiskIdentity | None, size: int, reason: str, auth_mode: str
+) -> RestorePointMeta:
     snap = job.snapshot
     return RestorePointMeta(
         source_disk_id=identity.id if identity else "",
@@ -463,4 +468,5 @@ def _restore_point_meta(job: Job, identity: DiskIdentity | None, size: int, reas
         mode=job.mode,
         reason=reason,
         base_snapshot_id=job.base.id if job.base else "",
+        data_access_auth_mode=auth_mode,
     )

@@ -31,6 +31,7 @@ from replicator.core.progress import Progress, Protected, RunResult
 from replicator.engine import snapshots
 from replicator.engine.base_choice import (
     Job,
+    candidates,
     check_source,
     choose_jobs,
     disk_identity,
@@ -41,7 +42,9 @@ from replicator.engine.job import JobRunner
 from replicator.engine.time_budget import Budget
 from replicator.observe.jsonlog import event
 from replicator.settings.config import Config
-from replicator.source.arm import ArmSource
+from replicator.source.arm import ArmSource, SnapshotInfo
+from replicator.source.grants import read_grant
+from replicator.source.listing import snapshot_blob_size
 from replicator.source.reader import SasBlobReader
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.state import RestorePoint, State
@@ -99,7 +102,7 @@ async def replicate(
         inspection = await target.inspect()
         _report_protected(progress, inspection.state)
         source = await ArmSource.open(config)
-        async with source, contextlib.aclosing(SasBlobReader()) as reader:
+        async with source, contextlib.aclosing(SasBlobReader(source.disk_auth)) as reader:
             search = config.snapshot_search
             if config.snapshot_now and not config.plan:
                 taken = await snapshots.snapshot_now(
@@ -117,6 +120,8 @@ async def replicate(
             identity = disk_identity(disk, snaps)
             points = await target.restore_points(required=False) if inspection.exists else []
             check_source(config, inspection.state, identity, snaps, _held(points))
+            todo = candidates(config, inspection.state, snaps, _held(points))
+            await _check_disk_access(source, todo, probe=not config.plan)
             runner = JobRunner(config, source, target, reader, progress, budget)
             if config.plan:
                 jobs = await choose_jobs(source, config, inspection.state, identity, snaps, _held(points))
@@ -166,6 +171,24 @@ async def replicate(
                 run.status = "replicated" if jobs else "nothing new"
                 run.protected = _protected(state)
     return run
+
+
+async def _check_disk_access(source: ArmSource, todo: list[SnapshotInfo], *, probe: bool) -> None:
+    """The first Entra-ID-protected snapshot the run reads (source.disk_auth), checked before the target
+    is touched: a credential that cannot get a disk token (REPLICATOR_ACCESS_TOKEN) is refused before
+    anything is granted; with `probe` (a run that writes), its size is then read with the disk token,
+    so an identity without the data role ends with exit 2 naming the role while nothing is written
+    (the probe's grant is revoked on the way out). It costs a run of a protected source one more grant
+    and revoke; --plan writes nothing and its own listing shows the same refusal, so it does not probe.
+    A snapshot only the service shows protected (its challenge) is found by its job's first request.
+    """
+    protected = next((s for s in todo if s.protected), None)
+    if protected is None:
+        return
+    source.disk_auth.check_credential(protected)
+    if probe:
+        async with read_grant(source, protected) as grant:
+            await snapshot_blob_size(grant)
 
 
 def _log_choices(jobs: list[Job]) -> None:

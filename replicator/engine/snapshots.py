@@ -121,6 +121,9 @@ async def snapshot_now(
         incremental=True,
         creation_data=CreationData(create_option="Copy", source_resource_id=disk.id),
         tags={OWNER_TAG: OWNER_VALUE, TARGET_TAG: target_tag(target)},
+        # The disk's protection, said explicitly: Azure documents no inheritance, and a hardened
+        # tenant's policy may refuse a snapshot without it.
+        data_access_auth_mode=disk.data_access_auth_mode,
     )
     on_message(f"taking incremental snapshot {name} of {rid.name}")
     poller = None

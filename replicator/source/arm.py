@@ -14,6 +14,7 @@ Which layer retries what (one owner per failure class):
   and message (`ArmSource.arm_errors`).
 - A grant refused for the family's SAS limit: source.grants (plumbing.retry until `sas_wait_seconds`).
 - A data-plane 403 (expired or revoked SAS) and the listing's storage retries: source.listing.
+- The disk token of Entra-ID-protected snapshots and the challenge that reveals one: source.disk_auth.
 - Anything else surfaces as a ReplicatorError; the pipeline decides whether the run resumes.
 
 Snapshots of one disk may live in any resource group of its subscription (Azure lets the creator
@@ -49,6 +50,7 @@ from replicator.core import arm_ids, messages
 from replicator.core.errors import LimitError, ReplicationError, UserError
 from replicator.plumbing import credentials
 from replicator.source.arm_retry import ARM_RETRIES, LoggedArmRetry
+from replicator.source.disk_auth import ENTRA_MODE, DiskAuth
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,12 @@ class SnapshotInfo:
     disk_state: str | None = None  # "ActiveSAS" while a SAS on it is granted (Azure's diskState)
     owned: bool = False  # carries the OWNER_TAG: this tool took it (--snapshot-now)
     owner_target: str | None = None  # its TARGET_TAG: the target it was taken for
+    data_access_auth_mode: str | None = None  # ARM's dataAccessAuthMode; None when ARM omits it
+
+    @property
+    def protected(self) -> bool:
+        """Entra ID protects its data (source.disk_auth): every read needs the disk token too."""
+        return (self.data_access_auth_mode or "").casefold() == ENTRA_MODE.casefold()
 
     @property
     def complete(self) -> bool:
@@ -171,6 +179,7 @@ def snapshot_info(s: Snapshot) -> SnapshotInfo:
         disk_state=s.disk_state,
         owned=any(k.casefold() == OWNER_TAG and v == OWNER_VALUE for k, v in (s.tags or {}).items()),
         owner_target=next((v for k, v in (s.tags or {}).items() if k.casefold() == TARGET_TAG), None),
+        data_access_auth_mode=s.data_access_auth_mode,
     )
 
 
@@ -197,6 +206,7 @@ class ArmSource:
         self._credential = credential
         self._clients: dict[str, ComputeManagementClient] = {}
         self._failed_seen: set[str] = set()  # Failed snapshots already warned about (once a run)
+        self.disk_auth = DiskAuth(credential)  # the data plane of protected snapshots: same credential
 
     @classmethod
     async def open(cls, config: SourceConfig) -> ArmSource:

@@ -35,6 +35,7 @@ from replicator.core.weighted import WeightedSemaphore
 from replicator.observe.jsonlog import event
 from replicator.plumbing import credentials, retry
 from replicator.source.arm import ArmOperationFailed, ArmSource, SnapshotGone, SnapshotInfo
+from replicator.source.disk_auth import DiskAuth
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,11 @@ class Grant:
 
     def __repr__(self) -> str:  # never show the SAS
         return f"Grant({self.snapshot.id!r}, active={self._url is not None})"
+
+    @property
+    def disk_auth(self) -> DiskAuth:
+        """The source's disk-plane authorization: every client of this SAS is built through it."""
+        return self._source.disk_auth
 
     async def url(self) -> str:
         """The SAS URL; re-granted when it is close to expiry or after `invalidate()`."""

@@ -12,6 +12,13 @@ connection errors, 408 and 5xx (ServerBusy, OperationTimedOut) with exponential 
 about half a minute in all. This module retries what only it can fix: a 403 AuthenticationFailed
 (the SAS expired or another run revoked it: re-grant and repeat the request, twice at most;
 `_SasCaller`). Anything else surfaces as a ReplicatorError.
+
+Entra-ID-protected snapshots (source.disk_auth builds every client here, so each request carries the
+disk token when its snapshots need it). A refusal of a request that carried the token is the
+identity's, not the SAS's (`disk_auth.refused_identity`): a full listing or a size ends the run with
+the UserError naming the role; a refused diff (Azure documents nothing for a diff whose previous
+snapshot is protected) becomes DiffNotPossible, a full copy with the reason stated, whose own
+listing then shows whether the identity may read the current snapshot at all.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from replicator.core.ranges import (
 )
 from replicator.observe.jsonlog import event
 from replicator.plumbing import credentials, recovery, retry
+from replicator.source.disk_auth import refused_identity, refused_sas
 from replicator.source.grants import Grant
 
 log = logging.getLogger(__name__)
@@ -61,7 +69,12 @@ _RESIZE_TEXT = re.compile(r"resiz|4\s*(tb|tib)\b", re.IGNORECASE)
 
 
 class DiffNotPossible(ReplicationError):
-    """Azure cannot diff these two snapshots (a resize across the 4 TiB boundary): copy in full."""
+    """Azure refused to diff these two snapshots (a resize across the 4 TiB boundary, or the diff of a
+    protected snapshot refused to the disk token): copy in full. `reason` says why, in a few words."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 # --- data plane ------------------------------------------------------------------------------------
@@ -98,8 +111,9 @@ class _SasCaller:
     async def _client_for(self, url: str) -> BlobClient:
         if self._client_url != url:
             await self.close()
-            self._client = BlobClient.from_blob_url(
+            self._client = self._grants[0].disk_auth.client(
                 url,
+                *(g.snapshot for g in self._grants),
                 retry_policy=recovery.storage_retry(recovery.LISTING_RETRIES),
                 **credentials.transport_kwargs(),
             )
@@ -108,7 +122,8 @@ class _SasCaller:
         return self._client
 
     async def call(self, what: str, request: Callable[[BlobClient, list[str]], Awaitable[T]]) -> T:
-        """`request(client of current's SAS, [current URL, base URL])`, with 403 → re-grant → repeat.
+        """`request(client of current's SAS, [current URL, base URL])`, with a 403 of the SAS → re-grant
+        → repeat (disk_auth.refused_sas; a refusal of the disk token is the identity's: the module docstring).
 
         Which SAS a 403 refused: a request on one grant (a full listing, a size) re-grants that one.
         A diff carries both URLs (the base's in `x-ms-previous-snapshot-url`) and Azure's answer
@@ -124,7 +139,7 @@ class _SasCaller:
                 grant.invalidate(url)
 
         policy = retry.retrying(  # no wait: the re-grant is what the next attempt needed
-            first=0.0, cap=0.0, attempts=DATA_PLANE_AUTH_RETRIES + 1, retry_on=_refused, on_retry=regrant
+            first=0.0, cap=0.0, attempts=DATA_PLANE_AUTH_RETRIES + 1, retry_on=refused_sas, on_retry=regrant
         )
         try:
             async for attempt in policy:
@@ -135,19 +150,23 @@ class _SasCaller:
             if is_resize_refusal(err):
                 raise DiffNotPossible(
                     f"{what} was refused because the disk was resized across the 4 TiB boundary between "
-                    f"the two snapshots ({_code(err)}); a full copy is needed."
+                    f"the two snapshots ({_code(err)}); a full copy is needed.",
+                    "resize across 4 TiB",
                 ) from None
+            if refused_identity(err):
+                if len(self._grants) > 1 and err.status_code == 403:
+                    raise DiffNotPossible(
+                        f"{what} was refused to the disk token ({_code(err)}); a full copy is needed.",
+                        f"{_code(err)} to the Entra ID token",
+                    ) from None
+                current = self._grants[0]
+                raise current.disk_auth.refusal(err, current.snapshot) from None
             raise ReplicationError(
                 f"{what} failed: HTTP {err.status_code} {messages.service_answer(err)}."
             ) from None
         except (ServiceRequestError, ServiceResponseError) as err:
             raise ReplicationError(f"{what} failed after retries: {messages.describe(err)}.") from None
         raise AssertionError("unreachable: tenacity returns or reraises")
-
-
-def _refused(exc: BaseException) -> bool:
-    """A data-plane 403: the SAS expired or another run revoked it; a re-grant fixes it."""
-    return isinstance(exc, HttpResponseError) and exc.status_code == 403
 
 
 def _page_changes(page: Any, window: Range) -> Iterator[Change]:

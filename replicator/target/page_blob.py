@@ -251,11 +251,21 @@ class PageBlobTarget:
         with self._authorized("write"):
             await self._blob.set_blob_metadata(state.to_metadata(), **self._lease_kw())
 
-    async def copy_from_url(self, op: Op, source_url: str) -> None:
-        """Put Page From URL: the service copies `op.range` of the source into the same range here."""
+    async def copy_from_url(self, op: Op, source_url: str, source_authorization: str | None = None) -> None:
+        """Put Page From URL: the service copies `op.range` of the source into the same range here.
+
+        `source_authorization` (`Bearer <token>`, the only scheme Azure accepts there) travels as
+        `x-ms-copy-source-authorization`: the disk token of an Entra-ID-protected source. This blob
+        keeps its own credential."""
         r = op.range
         await self._blob.upload_pages_from_url(
-            source_url, r.start, r.length, r.start, retry_total=0, **self._lease_kw()
+            source_url,
+            r.start,
+            r.length,
+            r.start,
+            source_authorization=source_authorization,
+            retry_total=0,
+            **self._lease_kw(),
         )
 
     async def put_pages(self, op: Op, data: bytes, md5: bytes) -> None:

@@ -5,7 +5,10 @@ nothing of the replication pipeline: its metadata (target.state.RestorePointMeta
 restore point's source snapshot, size, sector size and mode, so listing needs only the target.
 
 A restore is ARM's disk create with `createOption: Import` from the restore point's blob snapshot
-URL (`sourceUri`) in the target storage account (`storageAccountId`). Before anything is created
+URL (`sourceUri`) in the target storage account (`storageAccountId`), with the `dataAccessAuthMode`
+the restore point records of its source (an Entra-ID-protected source gives a protected disk: a
+hardened tenant's policy would refuse an unprotected one; `RestoreRequest.data_access_auth_mode`
+overrides it). Before anything is created
 the restore point is checked: a 4096-byte-sector restore point can only become a Premium SSD v2 or
 Ultra disk (Azure's rule for such snapshots), and a 512-byte-sector one must end with an intact
 fixed-VHD footer (replicator.core.vhd), because Azure imports only VHDs.
@@ -36,6 +39,7 @@ from replicator.core.ranges import Range
 from replicator.plumbing.urlcheck import TargetUrl
 from replicator.settings.config import Config
 from replicator.source.arm import ArmSource
+from replicator.source.disk_auth import ENTRA_MODE
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.state import InProgress, RestorePoint, State
 
@@ -44,6 +48,8 @@ log = logging.getLogger(__name__)
 V2_SKUS = frozenset({"PremiumV2_LRS", "UltraSSD_LRS"})
 """The only disk types a 4096-byte-sector snapshot (stored as VHDX) can become."""
 DISK_SKUS = ("Standard_LRS", "StandardSSD_LRS", "StandardSSD_ZRS", "Premium_LRS", "Premium_ZRS", *V2_SKUS)
+AUTH_MODES = (ENTRA_MODE, "None")
+"""The `dataAccessAuthMode` values a restored disk may be given (`--data-access-auth-mode`)."""
 RESTORE_TIMEOUT_SECONDS = 3600.0
 """Bound on the disk create (an import of a large VHD can take many minutes in Azure)."""
 COMPLETION_POLL_SECONDS = 5.0
@@ -64,6 +70,7 @@ class PointInfo:
     mode: str
     reason: str
     base_of_next_diff: bool
+    data_access_auth_mode: str = ""  # the source snapshot's, as the restore point records it
 
     @classmethod
     def of(cls, point: RestorePoint, state: State) -> PointInfo:
@@ -79,6 +86,7 @@ class PointInfo:
             mode=meta.mode,
             reason=meta.reason,
             base_of_next_diff=_is_base(point.id, meta.snapshot_unique_id, state),
+            data_access_auth_mode=meta.data_access_auth_mode,
         )
 
     @property
@@ -109,6 +117,7 @@ class PointInfo:
             "mode": self.mode,
             "reason": self.reason,
             "base_of_next_diff": self.base_of_next_diff,
+            "data_access_auth_mode": self.data_access_auth_mode or None,
         }
 
 
@@ -255,6 +264,7 @@ class RestoreRequest:
     sku: str = "Premium_LRS"
     storage_account_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    data_access_auth_mode: str | None = None  # None: the source snapshot's, as the restore point records it
 
 
 @dataclass(frozen=True)
@@ -263,11 +273,13 @@ class RestoreResult:
     point: PointInfo
     sku: str
     size_bytes: int
+    data_access_auth_mode: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "disk_id": self.disk_id,
             "sku": self.sku,
+            "data_access_auth_mode": self.data_access_auth_mode,
             "disk_size_bytes": self.size_bytes,
             "restore_point": self.point.to_json(),
         }
@@ -300,6 +312,7 @@ async def restore(
         await check_footer(target, point)
         url = target.url
     subscription = _subscription(request, listing)
+    auth_mode = request.data_access_auth_mode or point.data_access_auth_mode or None
     account_id = request.storage_account_id or storage_account_id(url, subscription, request.resource_group)
     body = Disk(
         location=request.location,
@@ -312,6 +325,7 @@ async def restore(
             # v2/Ultra disks default to 4096-byte sectors: say what the restore point holds.
             logical_sector_size=point.logical_sector_size if request.sku in V2_SKUS else None,
         ),
+        data_access_auth_mode=auth_mode,
     )
     disk_id = (
         f"/subscriptions/{subscription}/resourceGroups/{request.resource_group}"
@@ -343,7 +357,7 @@ async def restore(
                     "check it with `az disk show` before retrying."
                 ) from None
     size = disk.disk_size_bytes or (disk.disk_size_gb or 0) * 1024**3
-    return RestoreResult(disk.id or disk_id, point, request.sku, size)
+    return RestoreResult(disk.id or disk_id, point, request.sku, size, disk.data_access_auth_mode)
 
 
 # ---------------------------------------------------------------- prune

@@ -21,8 +21,9 @@ Target state schema (metadata of the base blob; values are ASCII strings):
 
 A restore point is a blob snapshot whose metadata holds (RestorePointMeta, the one codec that writes
 and reads it): source_disk_id, source_disk_unique_id, snapshot_id, snapshot_unique_id, snapshot_time,
-snapshot_name, size_bytes, logical_sector_size, mode ("full" | "diff"), reason, base_snapshot_id; and
-commit_id, the tag `commit` finds it by after a lost answer.
+snapshot_name, size_bytes, logical_sector_size, mode ("full" | "diff"), reason, base_snapshot_id,
+data_access_auth_mode (the source snapshot's, which `restore` gives the new disk; absent in restore
+points of older versions); and commit_id, the tag `commit` finds it by after a lost answer.
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ class RestorePointMeta:
     mode: str = ""  # "full" | "diff"
     reason: str = ""
     base_snapshot_id: str = ""  # "" for a full copy
+    data_access_auth_mode: str = ""  # the source snapshot's (AzureActiveDirectory, None); "" not known
 
     def to_metadata(self) -> dict[str, str]:
         return {f.name: _ascii(str(getattr(self, f.name))) for f in fields(self)}

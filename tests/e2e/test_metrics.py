@@ -77,12 +77,14 @@ def test_a_failed_run_records_its_status_the_bytes_it_wrote_and_the_lag_held(
     real_copy = PageBlobTarget.copy_from_url
     calls = 0
 
-    async def third_copy_fails(self: PageBlobTarget, op: Any, source_url: str) -> Any:
+    async def third_copy_fails(
+        self: PageBlobTarget, op: Any, source_url: str, source_auth: Any = None
+    ) -> Any:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise HttpResponseError(message="injected permanent failure")
-        return await real_copy(self, op, source_url)
+        return await real_copy(self, op, source_url, source_auth)
 
     monkeypatch.setattr(PageBlobTarget, "copy_from_url", third_copy_fails)
     reader = metric_reader()  # this run's points only

@@ -36,7 +36,7 @@ def test_failure_mid_copy_then_resume(world: World, replicate, monkeypatch: pyte
     real_copy = PageBlobTarget.copy_from_url
     calls = 0
 
-    async def failing_copy(self, op, source_url):
+    async def failing_copy(self, op, source_url, source_auth=None):
         nonlocal calls
         calls += 1
         if calls > CHUNKS // 2:
@@ -44,7 +44,7 @@ def test_failure_mid_copy_then_resume(world: World, replicate, monkeypatch: pyte
         import asyncio
 
         await asyncio.sleep(0.05)  # let the checkpointer see progress
-        return await real_copy(self, op, source_url)
+        return await real_copy(self, op, source_url, source_auth)
 
     monkeypatch.setattr(PageBlobTarget, "copy_from_url", failing_copy)
     args = ("--source", disk.id, "--target", url, "--json", "--concurrency", "1")

@@ -64,13 +64,13 @@ def test_resumed_diff_with_a_recreated_base_copies_in_full(
     real_copy = PageBlobTarget.copy_from_url
     calls = 0
 
-    async def failing_copy(self, op, source_url):
+    async def failing_copy(self, op, source_url, source_auth=None):
         nonlocal calls
         calls += 1
         if calls > 4:
             raise HttpResponseError(message="injected permanent failure")
         await asyncio.sleep(0.15)  # let the checkpointer see progress
-        return await real_copy(self, op, source_url)
+        return await real_copy(self, op, source_url, source_auth)
 
     monkeypatch.setattr(PageBlobTarget, "copy_from_url", failing_copy)
     assert replicate(*args).code == 1
@@ -155,7 +155,7 @@ def test_another_disk_cannot_take_over_an_interrupted_first_copy(
     world.snapshot(other)
     url = world.target_url()
 
-    async def failing_copy(self, op, source_url):
+    async def failing_copy(self, op, source_url, source_auth=None):
         raise HttpResponseError(message="injected permanent failure")
 
     real_copy = PageBlobTarget.copy_from_url

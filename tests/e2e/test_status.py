@@ -181,7 +181,7 @@ def test_a_run_in_progress_shows_its_checkpoint_lease_and_grants(
     calls = 0
     seen: dict[str, object] = {}
 
-    async def held_copy(self: PageBlobTarget, op, source_url: str) -> None:
+    async def held_copy(self: PageBlobTarget, op, source_url: str, source_auth: str | None = None) -> None:
         """At the middle op: wait until the checkpoint names this op's start (with one worker, no
         other checkpoint is written until it completes), then run `status` while the loop waits."""
         nonlocal calls
@@ -199,7 +199,7 @@ def test_a_run_in_progress_shows_its_checkpoint_lease_and_grants(
             probe = cli_process(emulator_env, "status", "--target", url, "--max-age", "1h", "--json")
             out, err = probe.communicate(timeout=120)
             seen["code"], seen["doc"], seen["err"] = probe.returncode, envelope.parse(out), err
-        await real_copy(self, op, source_url)
+        await real_copy(self, op, source_url, source_auth)
 
     monkeypatch.setattr(PageBlobTarget, "copy_from_url", held_copy)
     done = replicate(

@@ -10,6 +10,9 @@ from azure.core.exceptions import HttpResponseError
 
 from replicator.cli.replicate_cmd import load
 from replicator.core.ranges import Op, Range
+from replicator.plumbing.credentials import AsyncStaticTokenCredential
+from replicator.source.arm import snapshot_info
+from replicator.source.disk_auth import DiskAuth
 from replicator.source.reader import SasBlobReader
 from replicator.target.page_blob import PageBlobTarget
 from tests.e2e.world import World, pattern
@@ -24,11 +27,12 @@ async def test_a_chunk_read_with_its_md5_is_written_with_it_and_a_wrong_md5_is_r
     world.target(url).create_page_blob(1024 * 1024)
     config = load(["--source", disk.id, "--target", url], env=world.env)
     r = Range(8192, 8192 + 64 * 1024)
+    snapshot = snapshot_info(world.compute.snapshots.get(world.rg, snapshot_id.rsplit("/", 1)[1]))
     async with PageBlobTarget(config, command="replicate") as target:
-        reader = SasBlobReader()
+        reader = SasBlobReader(DiskAuth(AsyncStaticTokenCredential("unused")))  # unprotected: no token
         try:
             with world.read_snapshot(snapshot_id) as source:  # a Read SAS, revoked on leaving
-                data, md5 = await reader.read(source.url, r)
+                data, md5 = await reader.read(source.url, snapshot, r)
         finally:
             await reader.aclose()
         assert data == pattern(5, 64 * 1024) and md5 == hashlib.md5(data).digest()

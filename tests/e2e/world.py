@@ -15,11 +15,12 @@ import contextlib
 import hashlib
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from azure.identity import DefaultAzureCredential
 from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
 
 from replicator.devtools.disk_builder import (
@@ -107,19 +108,42 @@ class World:
         *,
         sku: str = "Standard_LRS",
         tags: dict[str, str] | None = None,
+        auth_mode: str | None = None,
         **extra: Any,
     ) -> Disk:
-        """An empty disk; `extra` adds to its `creationData` (e.g. `logicalSectorSize=4096`)."""
-        return Disk(name, self.disks.create_disk(name, gib * GiB, sku, tags, **extra))
+        """An empty disk (`auth_mode`: its dataAccessAuthMode); `extra` adds to its `creationData`
+        (e.g. `logicalSectorSize=4096`)."""
+        return Disk(name, self.disks.create_disk(name, gib * GiB, sku, tags, auth_mode=auth_mode, **extra))
 
     def resize_disk(self, disk: Disk, gib: int) -> None:
         self.disks.resize_disk(disk.name, gib * GiB)
 
     @contextlib.contextmanager
     def _sas(self, kind: Kind, name: str, access: str, group: str | None = None) -> Iterator[BlobClient]:
-        """A BlobClient on a SAS of a disk or snapshot, revoked on exit."""
-        with self.disks.sas(kind, name, access, group) as url, BlobClient.from_blob_url(url) as client:
+        """A BlobClient on a SAS of a disk or snapshot, revoked on exit. Reading an Entra-ID-protected
+        one also sends a disk token, as every reader of such a disk must (`_disk_token_hook`)."""
+        hook = self._disk_token_hook(kind, name, group) if access == "Read" else None
+        with (
+            self.disks.sas(kind, name, access, group) as url,
+            BlobClient.from_blob_url(url, raw_request_hook=hook) as client,
+        ):
             yield client
+
+    def _disk_token_hook(self, kind: Kind, name: str, group: str | None) -> Callable[[Any], None] | None:
+        """For a resource whose dataAccessAuthMode is AzureActiveDirectory: a request hook that adds
+        `Authorization: Bearer <token>` for `https://disk.azure.com/` (scope with the double slash), from
+        DefaultAzureCredential (on the emulator its identity endpoint's system identity, which holds
+        the data role). None for any other resource: its SAS alone reads it."""
+        resource = getattr(self.compute, kind).get(group or self.rg, name)
+        if (resource.data_access_auth_mode or "").casefold() != "azureactivedirectory":
+            return None
+        with DefaultAzureCredential() as credential:
+            token = credential.get_token("https://disk.azure.com//.default").token
+
+        def hook(request: Any) -> None:
+            request.http_request.headers["Authorization"] = f"Bearer {token}"
+
+        return hook
 
     def write(self, disk: Disk, *writes: tuple[int, bytes | int]) -> None:
         """(offset, bytes) writes data; (offset, length) clears that many bytes; in order."""
@@ -134,12 +158,19 @@ class World:
         )
 
     def snapshot(
-        self, disk: Disk, name: str | None = None, *, incremental: bool = True, group: str | None = None
+        self,
+        disk: Disk,
+        name: str | None = None,
+        *,
+        incremental: bool = True,
+        group: str | None = None,
+        auth_mode: str | None = None,
     ) -> str:
         """A snapshot of `disk` as an operator takes it by hand (no tags), in this test's resource group
-        or in `group`."""
+        or in `group`, with `auth_mode` as its dataAccessAuthMode (a snapshot has what its own request
+        says, whatever its disk's)."""
         name = name or f"snap-{uuid.uuid4().hex[:8]}"
-        return self.disks.snapshot(disk.id, name, incremental=incremental, group=group)
+        return self.disks.snapshot(disk.id, name, incremental=incremental, group=group, auth_mode=auth_mode)
 
     @contextlib.contextmanager
     def dated_back(self, seconds: float) -> Iterator[None]:

@@ -150,7 +150,7 @@ async def test_queue_trigger_poisons_bad_input_and_repeated_failures(
     disk, _ = _disk(world, 20)
     job = json.dumps({"source": disk.id, "target": world.target_url()}).encode()
 
-    async def broken(self, op, source_url):
+    async def broken(self, op, source_url, source_auth=None):
         raise HttpResponseError(message="injected permanent failure")
 
     monkeypatch.setattr(PageBlobTarget, "copy_from_url", broken)
@@ -222,7 +222,7 @@ async def test_a_job_whose_checkpoint_never_advances_is_poisoned_not_requeued_fo
 
     monkeypatch.setattr(Budget, "__init__", recorded)
 
-    async def stuck(self, op, source_url):
+    async def stuck(self, op, source_url, source_auth=None):
         budgets[-1].stop("the time budget ran out (held by the test)")
         await asyncio.sleep(3600)
 

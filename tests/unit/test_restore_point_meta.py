@@ -34,6 +34,10 @@ WRITTEN_BY_THE_OLD_LITERAL = {
 }
 """What pipeline._restore_point_metadata wrote for `job()` below, before the codec existed."""
 
+ADDED_SINCE = {"data_access_auth_mode": ""}
+"""Keys written after the old literal, at its end (issue 13: the source's dataAccessAuthMode; "" when
+ARM reports none); restore points without them read as before."""
+
 
 def snapshot(name: str, minute: int) -> SnapshotInfo:
     return SnapshotInfo(
@@ -53,9 +57,11 @@ def snapshot(name: str, minute: int) -> SnapshotInfo:
 
 def test_the_pipeline_writes_what_the_old_literal_wrote() -> None:
     job = Job(snapshot("s2", 0), snapshot("s1", 0), "diff from s1 (the last restore point)")
-    meta = _restore_point_meta(job, DiskIdentity(f"{SUB}/disks/d", "disk-guid"), 1024**3 + 512, job.reason)
-    assert meta.to_metadata() == WRITTEN_BY_THE_OLD_LITERAL
-    assert list(meta.to_metadata()) == list(WRITTEN_BY_THE_OLD_LITERAL)  # the same keys in the same order
+    disk = DiskIdentity(f"{SUB}/disks/d", "disk-guid")
+    meta = _restore_point_meta(job, disk, 1024**3 + 512, job.reason, "")
+    written = WRITTEN_BY_THE_OLD_LITERAL | ADDED_SINCE
+    assert meta.to_metadata() == written
+    assert list(meta.to_metadata()) == list(written)  # the old keys in the same order, the new ones after
 
 
 def test_a_restore_point_written_by_the_old_literal_reads_as_before() -> None:
@@ -73,7 +79,8 @@ def test_a_restore_point_written_by_the_old_literal_reads_as_before() -> None:
     )
     assert (info.mode, info.reason) == ("diff", "diff from s1 (the last restore point)")
     assert info.snapshot_datetime == datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-    assert RestorePointMeta.from_metadata(listed).to_metadata() == WRITTEN_BY_THE_OLD_LITERAL
+    assert RestorePointMeta.from_metadata(listed).to_metadata() == WRITTEN_BY_THE_OLD_LITERAL | ADDED_SINCE
+    assert info.data_access_auth_mode == ""
 
 
 def test_missing_keys_read_as_the_old_readers_defaults() -> None:
@@ -87,7 +94,7 @@ def test_missing_keys_read_as_the_old_readers_defaults() -> None:
 def test_a_full_copy_writes_empty_base_and_a_4096_byte_sector_size() -> None:
     snap = snapshot("s1", 0)
     snap = SnapshotInfo(**{**vars(snap), "logical_sector_size": 4096})
-    meta = _restore_point_meta(Job(snap, None, "first copy"), None, 4096, "first copy").to_metadata()
+    meta = _restore_point_meta(Job(snap, None, "first copy"), None, 4096, "first copy", "").to_metadata()
     assert meta["base_snapshot_id"] == meta["source_disk_id"] == meta["source_disk_unique_id"] == ""
     assert (meta["mode"], meta["logical_sector_size"], meta["size_bytes"]) == ("full", "4096", "4096")
 
@@ -109,6 +116,7 @@ ascii_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_siz
         mode=st.sampled_from(["full", "diff"]),
         reason=ascii_text,
         base_snapshot_id=ascii_text,
+        data_access_auth_mode=st.sampled_from(["", "None", "AzureActiveDirectory"]),
     )
 )
 def test_round_trip(meta: RestorePointMeta) -> None:

@@ -15,8 +15,11 @@ from hypothesis import strategies as st
 
 from replicator.core.errors import ReplicationError
 from replicator.core.ranges import Change, Range
+from replicator.plumbing.credentials import AsyncStaticTokenCredential
 from replicator.source import listing
+from replicator.source.disk_auth import DiskAuth
 from replicator.source.listing import DiffNotPossible, list_changes
+from tests.helpers.source_fakes import snapshot
 
 KiB = 1024
 
@@ -27,9 +30,10 @@ class FakeGrant:
     serial: int = 0
     invalidations: int = 0
     snapshot: Any = None
+    disk_auth: DiskAuth = field(default_factory=lambda: DiskAuth(AsyncStaticTokenCredential("token")))
 
     def __post_init__(self) -> None:
-        self.snapshot = SimpleNamespace(name=self.name)
+        self.snapshot = snapshot(self.name)
 
     async def url(self) -> str:
         return f"https://127.0.0.1/md/c/{self.name}?sv=1&sig=SECRET{self.serial}"

@@ -74,14 +74,14 @@ CREATE TABLE IF NOT EXISTS disks(
     location TEXT NOT NULL, sku TEXT NOT NULL, size_bytes INTEGER NOT NULL, original_size INTEGER NOT NULL,
     sector_size INTEGER NOT NULL, unique_id TEXT NOT NULL UNIQUE, family_id TEXT NOT NULL,
     time_created REAL NOT NULL, create_option TEXT NOT NULL, source_uri TEXT, storage_account_id TEXT,
-    tags TEXT NOT NULL, PRIMARY KEY (rg_key, name_key));
+    tags TEXT NOT NULL, data_access_auth_mode TEXT, PRIMARY KEY (rg_key, name_key));
 CREATE TABLE IF NOT EXISTS snapshots(
     rg_key TEXT NOT NULL, name_key TEXT NOT NULL, resource_group TEXT NOT NULL, name TEXT NOT NULL,
     location TEXT NOT NULL, sku TEXT NOT NULL, incremental INTEGER NOT NULL, family_id TEXT,
     source_resource_id TEXT NOT NULL, source_unique_id TEXT NOT NULL, source_sku TEXT NOT NULL,
     sector_size INTEGER NOT NULL, size_bytes INTEGER NOT NULL, unique_id TEXT NOT NULL UNIQUE,
     time_created REAL NOT NULL, blob_snapshot TEXT NOT NULL, tags TEXT NOT NULL,
-    PRIMARY KEY (rg_key, name_key));
+    data_access_auth_mode TEXT, PRIMARY KEY (rg_key, name_key));
 CREATE TABLE IF NOT EXISTS profiles(unique_id TEXT PRIMARY KEY, profile TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS attachments(disk_unique_id TEXT PRIMARY KEY, vm_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS operations(id TEXT PRIMARY KEY, output TEXT, created REAL NOT NULL);
@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS failed_snapshots(unique_id TEXT PRIMARY KEY);
 """
 
 _COLUMNS_AS_IS = ("resource_group", "name", "location", "sku", "size_bytes", "sector_size", "unique_id",
-                  "family_id")  # fmt: skip
+                  "family_id", "data_access_auth_mode")  # fmt: skip
 """The `Resource` fields that disks and snapshots rows both store as they are."""
 
 
@@ -108,6 +108,11 @@ class ArmBackend:
         self._db = sqlite3.connect(self.db_path, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.executescript(_SCHEMA)
+        for kind in ("disks", "snapshots"):  # a data dir from before dataAccessAuthMode (issue 13)
+            if "data_access_auth_mode" not in {
+                r["name"] for r in self._db.execute(f"PRAGMA table_info({kind})")
+            }:
+                self._db.execute(f"ALTER TABLE {kind} ADD COLUMN data_access_auth_mode TEXT")
         self._data = DiskData(self.blobs)
         self.encryption_sets = EncryptionSets(self._db, self.resource_id, self.subscription_id)
         self.grants = Grants(self._db, self.blobs, self.limits, self.clock)
@@ -134,7 +139,8 @@ class ArmBackend:
     def put_disk(self, resource_group: str, name: str, spec: DiskSpec) -> Disk:
         """Create, or (PUT on an existing disk) update size and tags as Azure's createOrUpdate does."""
         if self._row("disks", resource_group, name) is not None:
-            return self.update_disk(resource_group, name, DiskUpdate(spec.size_gb, spec.sku, spec.tags))
+            update = DiskUpdate(spec.size_gb, spec.sku, spec.tags, spec.data_access_auth_mode)
+            return self.update_disk(resource_group, name, update)
         if spec.sku not in SKUS:
             raise arm_errors.invalid_parameter(
                 target="sku.name", detail=f"The disk sku '{spec.sku}' is not supported."
@@ -163,17 +169,19 @@ class ArmBackend:
             )
         try:
             self._db.execute(
-                "INSERT INTO disks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO disks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     resource_group.lower(), name.lower(), resource_group, name, spec.location, spec.sku,
                     size, original, sector, unique_id, str(uuid.uuid4()), now, spec.create_option,
                     spec.source_uri, spec.storage_account_id, json.dumps(spec.tags or {}),
+                    spec.data_access_auth_mode,
                 ),
             )  # fmt: skip
             self.save_profile(unique_id, profile)
         except BaseException:
             self.blobs.delete_container(where.account, where.container)
             raise
+        self._protect("disks", unique_id, spec.data_access_auth_mode)
         return self.get_disk(resource_group, name)
 
     def get_disk(self, resource_group: str, name: str) -> Disk:
@@ -194,6 +202,7 @@ class ArmBackend:
             self._db.execute(
                 "UPDATE disks SET tags=? WHERE unique_id=?", (json.dumps(update.tags), disk.unique_id)
             )
+        self._set_data_access("disks", disk.unique_id, update.data_access_auth_mode)
         return self.get_disk(resource_group, name)
 
     def grant_disk(self, resource_group: str, name: str, access: str, duration_seconds: int) -> str:
@@ -255,14 +264,15 @@ class ArmBackend:
         self.save_profile(unique_id, profile)
         sku = spec.sku or "Standard_LRS"  # incremental snapshots always live on standard HDD
         self._db.execute(
-            "INSERT INTO snapshots VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO snapshots VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 resource_group.lower(), name.lower(), resource_group, name, spec.location, sku,
                 int(spec.incremental), disk.family_id if spec.incremental else None, disk.id,
                 disk.unique_id, disk.sku, disk.sector_size, disk.size_bytes, unique_id, now,
-                blob_snapshot, json.dumps(spec.tags or {}),
+                blob_snapshot, json.dumps(spec.tags or {}), spec.data_access_auth_mode,
             ),
         )  # fmt: skip
+        self._protect("snapshots", unique_id, spec.data_access_auth_mode)
         if spec.incremental:
             self.creations.record(disk.unique_id, now)
         return self.get_snapshot(resource_group, name)
@@ -371,12 +381,13 @@ class ArmBackend:
             raise arm_errors.disk_attached_delete(resource=resource.id, vm=resource.managed_by)
         if self.grants.active(resource.unique_id):
             raise arm_errors.active_sas_conflict(resource=resource.id, operation="delete")
+        where = DataLocation.of(resource.unique_id)
         if isinstance(resource, Snapshot):
             self.release(resource.unique_id, resource.source_unique_id, row["blob_snapshot"])
         else:
-            where = DataLocation.of(resource.unique_id)
             self.blobs.delete_container(where.account, where.container)
             self._db.execute("DELETE FROM profiles WHERE unique_id=?", (resource.unique_id,))
+        self.blobs.set_protection(where.account, where.container, None)
         self.grants.forget(resource.unique_id)
         self._db.execute("DELETE FROM failed_snapshots WHERE unique_id=?", (resource.unique_id,))
         self._db.execute(f"DELETE FROM {kind} WHERE unique_id=?", (resource.unique_id,))
@@ -501,6 +512,7 @@ class ArmBackend:
             self._db.execute(
                 "UPDATE snapshots SET tags=? WHERE unique_id=?", (json.dumps(spec.tags), snap.unique_id)
             )
+        self._set_data_access("snapshots", snap.unique_id, spec.data_access_auth_mode)
         return self.get_snapshot(snap.resource_group, snap.name)
 
     def _check_snapshot_limits(self, disk: Disk, now: float) -> None:
@@ -527,3 +539,20 @@ class ArmBackend:
             pending = [r for r in rows if self.completion(disk.sku, True, r["time_created"]) < 100]
             if len(pending) >= limits.pending_per_disk:
                 raise arm_errors.snapshot_pending_limit(resource=disk.id, limit=limits.pending_per_disk)
+
+    # --- internals: dataAccessAuthMode ------------------------------------------------------
+
+    def _set_data_access(self, kind: str, unique_id: str, mode: str | None) -> None:
+        """An update's dataAccessAuthMode (None: not given, unchanged); it applies to SAS already out."""
+        if mode is not None:
+            self._db.execute(
+                f"UPDATE {kind} SET data_access_auth_mode=? WHERE unique_id=?", (mode, unique_id)
+            )
+            self._protect(kind, unique_id, mode)
+
+    def _protect(self, kind: str, unique_id: str, mode: str | None) -> None:
+        """Tell the blob plane whether reads of the resource's data need an Entra ID token (protection.py)."""
+        where = DataLocation.of(unique_id)
+        self.blobs.set_protection(
+            where.account, where.container, kind if mode == "AzureActiveDirectory" else None
+        )

@@ -24,6 +24,7 @@ SKU_TIERS = {
     "UltraSSD_LRS": "Ultra",
 }
 DATA_BLOB = "abcd"  # the blob name Azure uses behind every managed-disk SAS
+DATA_ACCESS_AUTH_MODES = ("AzureActiveDirectory", "None")  # properties.dataAccessAuthMode (diskRPCommon.json)
 DEFAULT_SAS_MAX_SECONDS = 24 * 3600  # cap on durationInSeconds (`--sas-max-seconds`)
 
 
@@ -89,6 +90,7 @@ class DiskSpec:
     storage_account_id: str | None = None
     tags: dict[str, str] | None = None
     profile: DiskProfile = DiskProfile()
+    data_access_auth_mode: str | None = None  # None: not given (ARM then omits the property)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class SnapshotSpec:
     sku: str | None = None  # none: Standard_LRS, where Azure keeps incremental snapshots
     tags: dict[str, str] | None = None
     profile: DiskProfile = DiskProfile()  # what is not given is the disk's
+    data_access_auth_mode: str | None = None  # the snapshot's own, never its disk's (not documented)
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class DiskUpdate:
     size_gb: int | None = None  # larger grows the disk, smaller is refused
     sku: str | None = None  # must be the disk's: changing it is refused
     tags: dict[str, str] | None = None  # replace the disk's tags
+    data_access_auth_mode: str | None = None  # replace the disk's; the blob plane follows at once
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,7 @@ class Resource:
     tags: dict[str, str]
     disk_state: str  # Attached to a VM, else ActiveSAS while a grant is out, else Unattached
     profile: DiskProfile
+    data_access_auth_mode: str | None  # AzureActiveDirectory: reads through a SAS need an Entra token
 
     @property
     def size_gb(self) -> int:

@@ -1,8 +1,12 @@
-"""Blob-plane authorization: bearer token, Shared Key and SAS (service, account, stored policy).
+"""Blob-plane authorization: bearer token, Shared Key and SAS (service, account, stored policy), and
+the Entra ID token an Entra-ID-protected managed disk or snapshot needs besides its SAS.
 
 The canonicalization mirrors what azure-storage-blob signs (`_shared/authentication.py` and
 `_shared_access_signature.py` for the SDK's current `sv`), so the real SDK authenticates unchanged.
-Signatures and tokens never appear in messages.
+Bearer tokens are the emulator's root token or an Entra ID token of the emulated tenant
+(entra/directory.py) for Storage's audience; a protected managed-disk resource needs, on every read
+through its SAS, a token for `https://disk.azure.com/` whose identity holds the resource type's
+download action. Signatures and tokens never appear in messages.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from urllib.parse import unquote
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.rows import is_managed_account
 from replicator.emulator.blob.signing import account_string_to_sign, service_string_to_sign, sign
+from replicator.emulator.entra.directory import Directory
+from replicator.emulator.entra.tokens import DISK_AUDIENCE, STORAGE_AUDIENCES, TokenRejected
 from replicator.emulator.errors import blob as blob_errors
 
 SIGNED_HEADERS = (
@@ -78,19 +84,26 @@ def raw_query_dict(raw_query: str) -> dict[str, str]:
     return out
 
 
-def authorize(backend: BlobBackend, access_token: str, req: SignedRequest, target: Target) -> str:
+def authorize(
+    backend: BlobBackend, entra: Directory, access_token: str, req: SignedRequest, target: Target
+) -> str:
     """Check the request's credential for `target`; returns "sas", "key" or "bearer"."""
     query = {k: unquote(v) for k, v in raw_query_dict(req.raw_query).items()}
     if "sig" in query:
-        check_sas(backend, query, target)
+        authorize_sas_read(backend, entra, access_token, query, target, req.headers.get("Authorization"))
         return "sas"
     header = req.headers.get("Authorization")
     if not header:
         raise blob_errors.no_authentication_information()
     scheme, _, value = header.partition(" ")
     if scheme == "Bearer":
-        if not hmac.compare_digest(value.strip().encode(), access_token.encode()):
-            raise blob_errors.invalid_authentication_info("The bearer token is not valid.")
+        try:
+            check_storage_bearer(entra, access_token, value)
+        except TokenRejected as exc:
+            refusal = blob_errors.invalid_authentication_info()
+            raise blob_errors.with_challenge(
+                refusal, entra.challenge(STORAGE_AUDIENCES[0]), exc.detail
+            ) from None
         _refuse_managed(target)
         return "bearer"
     if scheme == "SharedKey":
@@ -98,6 +111,76 @@ def authorize(backend: BlobBackend, access_token: str, req: SignedRequest, targe
         _refuse_managed(target)
         return "key"
     raise blob_errors.invalid_authentication_info("The Authorization header scheme is not supported.")
+
+
+def check_storage_bearer(entra: Directory, access_token: str, token: str) -> None:
+    """The emulator's root token, or an Entra ID token for Storage (`https://storage.azure.com`, with or
+    without the slash). Roles are not checked: non-managed accounts model no Storage data roles."""
+    if not hmac.compare_digest(token.strip().encode(), access_token.encode()):
+        entra.verify(token.strip(), STORAGE_AUDIENCES)
+
+
+def storage_bearer_accepted(entra: Directory, access_token: str, header: str | None) -> bool:
+    """Is `header` (`x-ms-copy-source-authorization`) `Bearer <token>` with a token Storage accepts?"""
+    scheme, _, token = (header or "").partition(" ")
+    if scheme != "Bearer":
+        return False
+    try:
+        check_storage_bearer(entra, access_token, token)
+    except TokenRejected:
+        return False
+    return True
+
+
+def authorize_sas_read(
+    backend: BlobBackend,
+    entra: Directory,
+    access_token: str,
+    query: Mapping[str, str],
+    target: Target,
+    bearer: str | None,
+    *,
+    previous: bool = False,
+) -> None:
+    """A SAS (decoded query) for `target`; then, when `target` is a read of an Entra-ID-protected
+    managed disk or snapshot, `bearer` (an `Authorization` or `x-ms-copy-source-authorization` value)
+    must carry a disk token whose identity may download that resource type.
+
+    `previous`: the target is the base of a diff (`x-ms-previous-snapshot-url`). Azure documents no
+    answer for a protected base; the emulator authorizes it with the request's own token, or refuses
+    the diff (403 AuthorizationFailure) while `entra.refuse_protected_previous` is set.
+    """
+    check_sas(backend, query, target)
+    if not is_managed_account(target.account) or "r" not in target.permission or target.container is None:
+        return
+    resource_type = backend.protection(target.account, target.container)
+    if resource_type is None:
+        return  # an unprotected resource ignores an Authorization header (emulator assumption)
+    if previous and entra.refuse_protected_previous:
+        raise blob_errors.authorization_failure(
+            "A diff against an Entra-ID-protected previous snapshot is refused (emulator control)."
+        )
+    challenge = entra.challenge(DISK_AUDIENCE)
+    scheme, _, token = (bearer or "").partition(" ")
+    if not bearer:
+        raise blob_errors.with_challenge(
+            blob_errors.no_authentication_information(), challenge, "This resource needs a bearer token."
+        )
+    if scheme != "Bearer":
+        raise blob_errors.with_challenge(
+            blob_errors.invalid_authentication_info(), challenge, "Only the Bearer scheme is accepted."
+        )
+    if hmac.compare_digest(token.strip().encode(), access_token.encode()):
+        detail = "The emulator's root token has no audience; the disk plane needs a token for https://disk.azure.com/."
+        raise blob_errors.with_challenge(blob_errors.invalid_authentication_info(), challenge, detail)
+    try:
+        claims = entra.verify(token.strip(), (DISK_AUDIENCE,))
+    except TokenRejected as exc:
+        raise blob_errors.with_challenge(
+            blob_errors.invalid_authentication_info(), challenge, exc.detail
+        ) from None
+    if not entra.allows(claims, f"Microsoft.Compute/{resource_type}/download/action"):
+        raise blob_errors.authorization_permission_mismatch()
 
 
 def _refuse_managed(target: Target) -> None:

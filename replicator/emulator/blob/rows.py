@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS blobs (
 CREATE TABLE IF NOT EXISTS policies (
     account TEXT NOT NULL, container TEXT NOT NULL, id TEXT NOT NULL, permissions TEXT NOT NULL,
     start REAL, expiry REAL, PRIMARY KEY (account, container, id));
+CREATE TABLE IF NOT EXISTS entra_protected (
+    account TEXT NOT NULL, container TEXT NOT NULL, resource_type TEXT NOT NULL,
+    PRIMARY KEY (account, container));
 """
 
 LIVE = ""  # the `snapshot` column value of a base blob

@@ -129,7 +129,13 @@ def base_headers(request_headers: Mapping[str, str]) -> dict[str, str]:
 def error_body(error: blob_errors.BlobError) -> str:
     return (
         f"{XML_HEAD}<Error><Code>{escape(error.code)}</Code>"
-        f"<Message>{escape(error.message)}</Message></Error>"
+        f"<Message>{escape(error.message)}</Message>"
+        + (
+            f"<AuthenticationErrorDetail>{escape(error.detail)}</AuthenticationErrorDetail>"
+            if error.detail
+            else ""
+        )
+        + "</Error>"
     )
 
 

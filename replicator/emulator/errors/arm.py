@@ -43,6 +43,8 @@ def _arm(status: int, code: str, template: str, target: str | None = None) -> Er
 # --- authentication and routing
 authentication_missing = _arm(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
 invalid_authentication_token = _arm(401, "InvalidAuthenticationToken", "The access token is invalid. Send 'Authorization: Bearer <token>' with the emulator's token.")
+invalid_authentication_token_audience = _arm(401, "InvalidAuthenticationTokenAudience", "The access token has been obtained for wrong audience or resource '{audience}'. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'.")
+expired_authentication_token = _arm(401, "ExpiredAuthenticationToken", "The access token expiry UTC time '{expired}' is earlier than current UTC time '{now}'.")
 subscription_not_found = _arm(404, "SubscriptionNotFound", "The subscription '{subscription}' could not be found.")
 missing_api_version = _arm(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
 no_such_route = _arm(404, "InvalidResourceType", "The emulator does not serve {method} {path}: only Microsoft.Compute disks and snapshots are emulated.")

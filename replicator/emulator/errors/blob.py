@@ -13,10 +13,24 @@ from replicator.emulator.errors.coded import CodedError, ErrorCode
 
 
 class BlobError(CodedError):
-    """A coded blob-plane failure: HTTP status, Azure error code, one-sentence message."""
+    """A coded blob-plane failure: HTTP status, Azure error code, one-sentence message; a refused
+    bearer token adds Azure's challenge header and `AuthenticationErrorDetail` (with_challenge)."""
+
+    def __init__(self, status: int, code: str, message: str, target: str | None = None) -> None:
+        super().__init__(status, code, message, target)
+        self.headers: dict[str, str] = {}
+        self.detail: str | None = None
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+def with_challenge(error: BlobError, challenge: str, detail: str | None = None) -> BlobError:
+    """`error` answered as Storage answers a missing or refused bearer token: `WWW-Authenticate` names
+    the tenant and the resource whose token would do, the body says why (never the token itself)."""
+    error.headers["WWW-Authenticate"] = challenge
+    error.detail = detail
+    return error
 
 
 def _blob(status: int, code: str, message: str) -> ErrorCode[BlobError]:

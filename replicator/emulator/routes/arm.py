@@ -18,6 +18,7 @@ from aiohttp import web
 
 from replicator.emulator.arm.backend import ArmBackend
 from replicator.emulator.arm.model import (
+    DATA_ACCESS_AUTH_MODES,
     SKU_TIERS,
     ArmLimits,
     Disk,
@@ -89,6 +90,20 @@ def add_routes(
     app.router.add_route("*", "/subscriptions{tail:.*}", routes.guard(routes.unknown))
 
 
+def _data_access_auth_mode(props: dict[str, Any]) -> str | None:
+    """properties.dataAccessAuthMode: one of the enum's values (ARM enums are case-insensitive), or None."""
+    value = props.get("dataAccessAuthMode")
+    if value is None:
+        return None
+    for mode in DATA_ACCESS_AUTH_MODES:
+        if isinstance(value, str) and value.lower() == mode.lower():
+            return mode
+    raise arm_errors.invalid_parameter(
+        target="dataAccessAuthMode",
+        detail=f"dataAccessAuthMode must be one of {', '.join(DATA_ACCESS_AUTH_MODES)}, not {value!r}.",
+    )
+
+
 def _creation(body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """What a disk and a snapshot PUT body both carry: location, properties, properties.creationData."""
     props = json_object(body, "properties")
@@ -107,6 +122,7 @@ def parse_disk_spec(body: dict[str, Any]) -> DiskSpec:
         storage_account_id=creation.get("storageAccountId"),
         tags=tags(body),
         profile=parse_profile(body),
+        data_access_auth_mode=_data_access_auth_mode(props),
     )
 
 
@@ -116,6 +132,7 @@ def parse_disk_update(body: dict[str, Any]) -> DiskUpdate:
         size_gb=optional_int(props.get("diskSizeGB"), "diskSizeGB"),
         sku=json_object(body, "sku").get("name"),
         tags=tags(body),
+        data_access_auth_mode=_data_access_auth_mode(props),
     )
 
 
@@ -129,6 +146,7 @@ def parse_snapshot_spec(body: dict[str, Any]) -> SnapshotSpec:
         sku=json_object(body, "sku").get("name"),
         tags=tags(body),
         profile=parse_profile(body),
+        data_access_auth_mode=_data_access_auth_mode(props),
     )
 
 
@@ -138,6 +156,8 @@ def resource_json(resource: Disk | Snapshot) -> dict[str, Any]:
         kind, creation, own = "disks", _disk_creation(resource), {}
     else:
         kind, creation, own = "snapshots", *_snapshot_properties(resource)
+    if resource.data_access_auth_mode is not None:  # omitted when never set, as ARM omits unset properties
+        own["dataAccessAuthMode"] = resource.data_access_auth_mode
     answer: dict[str, Any] = {
         "id": resource.id,
         "name": resource.name,

@@ -18,12 +18,14 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from aiohttp import web
 
 from replicator.emulator.arm.backend import ArmBackend
+from replicator.emulator.entra.tokens import ARM_AUDIENCES, Expired, TokenRejected, WrongAudience
 from replicator.emulator.errors import arm as arm_errors
 from replicator.emulator.errors.blob import BlobError
 from replicator.emulator.middleware import arm_faults
@@ -153,14 +155,30 @@ class ArmWire:
         return guarded
 
     def _authenticate(self, request: web.Request) -> None:
+        """The emulator's root token, or an Entra ID token for ARM: Azure's four audiences or the
+        emulator's own base URL (what a client with `base_url=` asks for), with or without the slash.
+        Roles are not checked on ARM (the emulator models data roles only)."""
         header = request.headers.get("Authorization")
         if not header:
             raise arm_errors.authentication_missing()
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), self.ctx.access_token.encode()
-        ):
+        if scheme.lower() != "bearer":
             raise arm_errors.invalid_authentication_token()
+        if hmac.compare_digest(token.strip().encode(), self.ctx.access_token.encode()):
+            return
+        audiences = (*ARM_AUDIENCES, self.ctx.base_url, f"{self.ctx.base_url}/")
+        try:
+            self.ctx.entra.verify(token.strip(), audiences)
+        except WrongAudience as e:
+            raise arm_errors.invalid_authentication_token_audience(audience=e.audience) from None
+        except Expired as e:
+            expired, now = (
+                datetime.fromtimestamp(t, UTC).strftime("%m/%d/%Y %H:%M:%S")
+                for t in (e.expired_at, self.ctx.clock())
+            )
+            raise arm_errors.expired_authentication_token(expired=expired, now=now) from None
+        except TokenRejected:
+            raise arm_errors.invalid_authentication_token() from None
 
     def accepted(
         self,

@@ -170,7 +170,7 @@ class BlobPlane:
             permission = "wd"  # Azure: Delete also breaks a lease (version 2017-07-29 and later)
         target = auth.Target(account, container, blob, query.get("snapshot") or None, permission)
         signed = auth.SignedRequest(request.method, raw_path, raw_query, request.headers)
-        principal = auth.authorize(self.backend, self.ctx.access_token, signed, target)
+        principal = auth.authorize(self.backend, self.ctx.entra, self.ctx.access_token, signed, target)
         return await getattr(self, name)(Call(request, account, container, blob, query, principal))
 
     # -- containers -----------------------------------------------------------------------------
@@ -383,15 +383,21 @@ class BlobPlane:
             raise blob_errors.invalid_header_value("The URL does not name a blob.")
         query = {k: unquote(v) for k, v in auth.raw_query_dict(parts.query).items()}
         ref = SnapshotRef(account, container, blob, query.get("snapshot") or None)
+        # A protected source is read with the disk token of x-ms-copy-source-authorization (copy) or of
+        # the request's own Authorization (a diff's previous snapshot); the destination keeps its own.
+        bearer = call.headers.get("x-ms-copy-source-authorization" if copy else "Authorization")
         if "sig" in query:
-            auth.check_sas(self.backend, query, auth.Target(account, container, blob, ref.snapshot, "r"))
+            target = auth.Target(account, container, blob, ref.snapshot, "r")
+            auth.authorize_sas_read(
+                self.backend, self.ctx.entra, self.ctx.access_token, query, target, bearer, previous=not copy
+            )
             return ref
         if is_managed_account(account):
             raise blob_errors.authorization_failure(
                 "Managed-disk storage accepts only the SAS from grant access."
             )
         if copy:
-            if call.headers.get("x-ms-copy-source-authorization") != f"Bearer {self.ctx.access_token}":
+            if not auth.storage_bearer_accepted(self.ctx.entra, self.ctx.access_token, bearer):
                 raise blob_errors.authentication_failed(
                     "The copy source needs a SAS or x-ms-copy-source-authorization."
                 )
@@ -567,7 +573,7 @@ def _write_headers(etag: str, last_modified: float) -> dict[str, str]:
 
 
 def _error_reply(exc: blob_errors.BlobError) -> Reply:
-    headers = {"x-ms-error-code": exc.code}
+    headers = {"x-ms-error-code": exc.code, **exc.headers}
     if exc.status == 304:
         return Reply(304, headers)
     headers["Content-Type"] = "application/xml"

@@ -1,4 +1,5 @@
-"""What every part of one emulator process shares: its options, its secrets, the blob backend, its URL.
+"""What every part of one emulator process shares: its options, its secrets, the blob backend, the
+emulated Entra ID tenant, the ARM clock, its URL.
 
 app.py builds it and the route modules (arm.py, blob.py beside it) read it; it lives apart from
 app.py so that the route modules need not import the module that imports them.
@@ -6,10 +7,13 @@ app.py so that the route modules need not import the module that imports them.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from replicator.emulator.blob.backend import BlobBackend
+from replicator.emulator.entra.directory import Directory
+from replicator.emulator.middleware.clock import ShiftedClock
 from replicator.emulator.middleware.faults import FaultOptions
 from replicator.emulator.middleware.linkmodel import LinkOptions
 
@@ -30,20 +34,46 @@ class EmulatorOptions:
     sas_max_seconds: int = 24 * 3600  # longest SAS a grant hands out (routes/arm.py passes it to ArmLimits)
 
 
-@dataclass
-class EmulatorContext:
-    """What every handler needs: options, secrets, the blob backend and the public base URL."""
+@dataclass(frozen=True)
+class Secrets:
+    """What `DIR/secrets.json` keeps (server.py creates and completes it): the root bearer token, the
+    account key, the managed-identity endpoint's header secret and the Entra token signing key."""
 
-    options: EmulatorOptions
     access_token: str
     account_key: str
+    identity_header: str
+    signing_key: str  # base64 of 32 random bytes
+
+    def __repr__(self) -> str:
+        return "Secrets(...)"  # never printed by accident
+
+
+@dataclass
+class EmulatorContext:
+    """What every handler needs: options, secrets, the blob backend, the tenant, the ARM clock and
+    the public base URL."""
+
+    options: EmulatorOptions
+    secrets: Secrets
     blobs: BlobBackend
+    entra: Directory
+    clock: ShiftedClock  # dates what ARM creates and the tokens Entra issues; tests set it back
     base_url: str = field(default="")
 
+    @property
+    def access_token(self) -> str:
+        return self.secrets.access_token
+
+    @property
+    def account_key(self) -> str:
+        return self.secrets.account_key
+
     @classmethod
-    def open(cls, options: EmulatorOptions, *, access_token: str, account_key: str) -> EmulatorContext:
-        backend = BlobBackend(options.data_dir, account_key=account_key)
-        return cls(options=options, access_token=access_token, account_key=account_key, blobs=backend)
+    def open(cls, options: EmulatorOptions, secrets: Secrets) -> EmulatorContext:
+        backend = BlobBackend(options.data_dir, account_key=secrets.account_key)
+        clock = ShiftedClock()
+        entra = Directory(options.data_dir, base64.b64decode(secrets.signing_key), clock)
+        return cls(options=options, secrets=secrets, blobs=backend, entra=entra, clock=clock)
 
     def set_base_url(self, base_url: str) -> None:
         """Known only after the port is bound; the backend needs it to build grant_sas URLs."""
