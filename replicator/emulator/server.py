@@ -47,7 +47,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parse(argv: list[str]) -> EmulatorOptions:
-    parser = _Parser(prog="replicate emulator", description="Local emulator of the Azure surface used.")
+    parser = _Parser(
+        prog="replicate emulator",
+        description="Local emulator of the Azure surface used. It prints (and --env-file writes) the "
+        "environment a client needs: endpoints, REPLICATOR_ACCESS_TOKEN, the account key, the CA "
+        "bundle, and IDENTITY_ENDPOINT/IDENTITY_HEADER, a managed-identity endpoint through which "
+        "DefaultAzureCredential gets Entra ID tokens (Entra-ID-protected disks need one: "
+        "docs/emulator.md).",
+    )
     parser.add_argument("--data-dir", required=True, type=Path, help="state directory (survives restarts)")
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; endpoints say 127.0.0.1)"

@@ -121,7 +121,9 @@ async def replicate(
             points = await target.restore_points(required=False) if inspection.exists else []
             check_source(config, inspection.state, identity, snaps, _held(points))
             todo = candidates(config, inspection.state, snaps, _held(points))
-            await _check_disk_access(source, todo, probe=not config.plan)
+            await _check_disk_access(
+                source, [*todo, *_last_of(inspection.state, snaps)], probe=not config.plan
+            )
             runner = JobRunner(config, source, target, reader, progress, budget)
             if config.plan:
                 jobs = await choose_jobs(source, config, inspection.state, identity, snaps, _held(points))
@@ -173,6 +175,13 @@ async def replicate(
     return run
 
 
+def _last_of(state: State | None, snaps: list[SnapshotInfo]) -> list[SnapshotInfo]:
+    """The snapshot the target last committed, when it still exists: the base of the next diff, read
+    by it (as the diff's previous snapshot) even when every snapshot to copy is unprotected."""
+    last = state.last if state is not None else None
+    return [s for s in snaps if last is not None and s.id.casefold() == last.id.casefold()]
+
+
 async def _check_disk_access(source: ArmSource, todo: list[SnapshotInfo], *, probe: bool) -> None:
     """The first Entra-ID-protected snapshot the run reads (source.disk_auth), checked before the target
     is touched: a credential that cannot get a disk token (REPLICATOR_ACCESS_TOKEN) is refused before
@@ -185,7 +194,7 @@ async def _check_disk_access(source: ArmSource, todo: list[SnapshotInfo], *, pro
     protected = next((s for s in todo if s.protected), None)
     if protected is None:
         return
-    source.disk_auth.check_credential(protected)
+    source.disk_auth.check_credential(protected.name)
     if probe:
         async with read_grant(source, protected) as grant:
             await snapshot_blob_size(grant)

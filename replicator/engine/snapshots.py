@@ -58,6 +58,7 @@ from replicator.source.arm import (
     snapshot_info,
     target_tag,
 )
+from replicator.source.disk_auth import ENTRA_MODE
 from replicator.target.state import State
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,8 @@ async def snapshot_now(
     name = snapshot_name(rid.name, now)
     with source.arm_errors(f"read disk {rid}"):
         disk = await compute.disks.get(rid.resource_group, rid.name)
+    if (disk.data_access_auth_mode or "").casefold() == ENTRA_MODE.casefold():
+        source.disk_auth.check_credential(rid.name, "disk")  # before a snapshot nobody could read
     body = Snapshot(
         location=disk.location,
         incremental=True,

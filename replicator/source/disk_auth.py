@@ -231,22 +231,23 @@ class DiskAuth:
         when the service showed it protected; "" when ARM said nothing."""
         return ENTRA_MODE if self.needs_bearer(snapshot) else (snapshot.data_access_auth_mode or "")
 
-    def check_credential(self, snapshot: Protectable) -> None:
-        """UserError, before anything is granted, when the run's credential cannot get a disk token."""
+    def check_credential(self, name: str, kind: str = "snapshot") -> None:
+        """UserError, before anything is granted or taken, when the run's credential cannot get a disk
+        token for the protected `kind` (snapshot, or the disk --snapshot-now is about to snapshot)."""
         if self._static:
             raise UserError(
-                f"the snapshot {snapshot.name} is protected by Entra ID (dataAccessAuthMode {ENTRA_MODE}) "
+                f"the {kind} {name} is protected by Entra ID (dataAccessAuthMode {ENTRA_MODE}) "
                 f"and its data plane accepts only a token issued for {DISK_RESOURCE}, which "
                 f"{ACCESS_TOKEN_ENV} (one static token for every scope) is not; unset {ACCESS_TOKEN_ENV} "
                 "so that DefaultAzureCredential asks for that audience (a managed identity or `az login` "
-                f"holding the role {DATA_ROLE} on the snapshot)."
+                f"holding the role {DATA_ROLE} on the {kind})."
             )
 
     async def authorization(self, *snapshots: Protectable) -> str | None:
         """`Bearer <disk token>` for a request naming these snapshots, or None when none needs it."""
         if not self.needs_bearer(*snapshots):
             return None
-        self.check_credential(snapshots[0])
+        self.check_credential(snapshots[0].name)
         return f"Bearer {await self._token.get()}"
 
     def detected(self, snapshots: Iterable[Protectable], status: int) -> None:

@@ -52,7 +52,7 @@ from replicator.core.ranges import (
 )
 from replicator.observe.jsonlog import event
 from replicator.plumbing import credentials, recovery, retry
-from replicator.source.disk_auth import refused_identity, refused_sas
+from replicator.source.disk_auth import DATA_ROLE, refused_identity, refused_sas
 from replicator.source.grants import Grant
 
 log = logging.getLogger(__name__)
@@ -154,9 +154,14 @@ class _SasCaller:
                     "resize across 4 TiB",
                 ) from None
             if refused_identity(err):
-                if len(self._grants) > 1 and err.status_code == 403:
+                # Azure documents no answer for a diff whose previous snapshot is protected: a refusal
+                # of the pair (401 or 403) is a full copy, never a failure; the current snapshot's
+                # own reads were checked before (engine.pipeline's probe) and are again by the copy.
+                if len(self._grants) > 1:
                     raise DiffNotPossible(
-                        f"{what} was refused to the disk token ({_code(err)}); a full copy is needed.",
+                        f"{what} was refused to the disk token ({_code(err)}); a full copy is needed "
+                        f"(if the identity lacks the role {DATA_ROLE} on the previous snapshot, assign it "
+                        "so that the next runs copy only the changes).",
                         f"{_code(err)} to the Entra ID token",
                     ) from None
                 current = self._grants[0]

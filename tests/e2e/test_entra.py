@@ -45,12 +45,13 @@ def entra(world: World, emulator_env: dict[str, str], monkeypatch: pytest.Monkey
 
 
 @pytest.fixture
-def refusing_diffs(world: World) -> Iterator[None]:
+def refusing_diffs(world: World, request: pytest.FixtureRequest) -> Iterator[int]:
     """The emulator refuses a diff whose previous snapshot is protected (the answer Azure does not
-    document either way), for the test's duration."""
-    control(world.env, "entra", {"refuse_protected_previous": True})
+    document either way) with the status the test is parametrized with, for the test's duration."""
+    status = getattr(request, "param", 403)
+    control(world.env, "entra", {"refuse_protected_previous": status})
     try:
-        yield
+        yield status
     finally:
         control(world.env, "entra", {"refuse_protected_previous": False})
 
@@ -149,8 +150,9 @@ def test_a_mixed_family_diffs_both_ways(world: World, entra: dict[str, str]) -> 
     assert [p["data_access_auth_mode"] for p in listed] == [None, ENTRA, None]
 
 
+@pytest.mark.parametrize("refusing_diffs", [403, 401], indirect=True)
 def test_a_refused_diff_is_a_full_copy_with_the_reason(
-    world: World, entra: dict[str, str], refusing_diffs: None
+    world: World, entra: dict[str, str], refusing_diffs: int
 ) -> None:
     disk, s1 = _protected_disk(world)
     url = world.target_url()
@@ -162,7 +164,8 @@ def test_a_refused_diff_is_a_full_copy_with_the_reason(
     planned = replicate(entra, *args, "--plan")
     ((mode, reason),) = _results(planned)
     assert mode == "full"
-    assert reason == "the service refused the diff from s1 (AuthorizationFailure to the Entra ID token)"
+    code = {403: "AuthorizationFailure", 401: "InvalidAuthenticationInfo"}[refusing_diffs]
+    assert reason == f"the service refused the diff from s1 ({code} to the Entra ID token)"
     done = replicate(entra, *args)
     assert _results(done) == [(mode, reason)]
     world.assert_restore_point_equals(url, done.doc["snapshots"][0]["restore_point"], s2)
@@ -192,6 +195,26 @@ def test_an_identity_without_the_role_exits_2_naming_it_and_writes_nothing(
     world.assert_restore_point_equals(url, done.doc["snapshots"][0]["restore_point"], s1)
 
 
+def test_an_identity_without_the_role_on_the_protected_base_exits_2_before_the_diff(
+    world: World, entra: dict[str, str]
+) -> None:
+    """Protected base s1 (replicated by the system identity), unprotected s2: the next run reads s1 only
+    as the diff's previous snapshot, and is still checked before anything is written."""
+    disk, s1 = _protected_disk(world)
+    url = world.target_url()
+    args = ("--source", disk.id, "--target", url, "--json")
+    assert [m for m, _ in _results(replicate(entra, *args))] == ["full"]
+    world.write(disk, (MiB, pattern(3, MiB)))
+    s2 = world.snapshot(disk, "s2", auth_mode=None)
+    points = len(world.restore_points(url))
+
+    identity = {**entra, "AZURE_CLIENT_ID": str(uuid.uuid4())}
+    refused = replicate(identity, *args)
+    assert refused.code == 2 and ROLE in refused.err and "s1" in refused.err, refused.err
+    assert len(world.restore_points(url)) == points
+    world.assert_sas_free(s1, s2)
+
+
 def test_replicator_access_token_cannot_read_a_protected_source(
     world: World, entra: dict[str, str], emulator_env: dict[str, str]
 ) -> None:
@@ -206,6 +229,11 @@ def test_replicator_access_token_cannot_read_a_protected_source(
     assert token not in done.out + done.err
     assert not world.container(url).exists()
     world.assert_sas_free(s1)
+    # --snapshot-now is refused before it takes a snapshot nobody could read with that token.
+    before = {s.name for s in world.compute.snapshots.list_by_resource_group(world.rg)}
+    now = replicate(with_token, "--source", disk.id, "--target", url, "--snapshot-now", "--json")
+    assert now.code == 2 and "the disk d is protected by Entra ID" in now.err
+    assert {s.name for s in world.compute.snapshots.list_by_resource_group(world.rg)} == before
 
 
 async def test_a_snapshot_arm_does_not_report_protected_is_found_by_the_challenge(

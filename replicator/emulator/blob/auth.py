@@ -148,7 +148,8 @@ def authorize_sas_read(
 
     `previous`: the target is the base of a diff (`x-ms-previous-snapshot-url`). Azure documents no
     answer for a protected base; the emulator authorizes it with the request's own token, or refuses
-    the diff (403 AuthorizationFailure) while `entra.refuse_protected_previous` is set.
+    the diff while `entra.refuse_protected_previous` is set (403 AuthorizationFailure, or 401
+    InvalidAuthenticationInfo with the challenge when it is 401).
     """
     check_sas(backend, query, target)
     if not is_managed_account(target.account) or "r" not in target.permission or target.container is None:
@@ -156,11 +157,12 @@ def authorize_sas_read(
     resource_type = backend.protection(target.account, target.container)
     if resource_type is None:
         return  # an unprotected resource ignores an Authorization header (emulator assumption)
-    if previous and entra.refuse_protected_previous:
-        raise blob_errors.authorization_failure(
-            "A diff against an Entra-ID-protected previous snapshot is refused (emulator control)."
-        )
     challenge = entra.challenge(DISK_AUDIENCE)
+    if previous and entra.refuse_protected_previous:
+        refused = "A diff against an Entra-ID-protected previous snapshot is refused (emulator control)."
+        if entra.refuse_protected_previous == 401:
+            raise blob_errors.with_challenge(blob_errors.invalid_authentication_info(), challenge, refused)
+        raise blob_errors.authorization_failure(refused)
     scheme, _, token = (bearer or "").partition(" ")
     if not bearer:
         raise blob_errors.with_challenge(

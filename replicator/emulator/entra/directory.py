@@ -27,7 +27,8 @@ class Directory:
         self.authority = TokenAuthority(signing_key, TENANT_ID)
         self.identities = Identities(data_dir / "identities.json")
         self.clock = clock
-        self.refuse_protected_previous = False  # PUT /_emulator/entra: refuse diffs against a protected base
+        # PUT /_emulator/entra: refuse diffs against a protected base (True or 403: 403, 401: 401)
+        self.refuse_protected_previous: bool | int = False
 
     @property
     def tenant_id(self) -> str:

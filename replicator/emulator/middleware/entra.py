@@ -85,13 +85,10 @@ async def _control(request: web.Request, directory: Directory) -> web.Response:
     body: Any = json.loads(await request.read() or b"null") if request.method == "PUT" else None
     if path == SWITCHES_PATH:
         if body is not None:
-            if (
-                not isinstance(body, dict)
-                or set(body) != {"refuse_protected_previous"}
-                or not isinstance(body["refuse_protected_previous"], bool)
-            ):
-                raise ValueError('expected {"refuse_protected_previous": true or false}')
-            directory.refuse_protected_previous = body["refuse_protected_previous"]
+            value = body.get("refuse_protected_previous") if isinstance(body, dict) else None
+            if set(body or {}) != {"refuse_protected_previous"} or value not in (True, False, 401, 403):
+                raise ValueError('expected {"refuse_protected_previous": true (403), 401, 403 or false}')
+            directory.refuse_protected_previous = value
         return web.json_response({"refuse_protected_previous": directory.refuse_protected_previous})
     if path == IDENTITIES_PATH:
         identities = [identity.as_json() for identity in directory.identities.all()]
