@@ -214,7 +214,7 @@ async def test_the_plan_is_counted_ahead_as_the_copy_would_report_it(monkeypatch
 
 async def test_a_count_that_fails_leaves_the_total_as_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     async def refused(current, base, *, start, end, window, page_size):
-        raise job_mod.DiffNotPossible("resize across 4 TiB")
+        raise job_mod.DiffNotPossible("refused", "resize across 4 TiB")
         yield  # an async generator
 
     monkeypatch.setattr(job_mod, "list_changes", refused)
