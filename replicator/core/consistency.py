@@ -9,8 +9,11 @@ instead of promising what Azure does not.
 Azure's rules, from "Overview of Virtual Machine restore points" (consistency modes, limitations)
 and "Support matrix for VM restore points":
 
-- Ultra Disks, Premium SSD v2 disks and write-accelerated disks are not supported for crash
-  consistency ("Exclude these disks and create a VM restore point when using crash consistency").
+- Ultra Disks, Premium SSD v2 disks, write-accelerated disks and shared disks are not supported for
+  crash consistency ("Exclude these disks and create a VM restore point when using crash
+  consistency"). `--snapshot-now` does exactly that (`left_out`) and takes an incremental snapshot
+  of each such disk right after the restore point, so the group still holds every disk: best-effort,
+  since that snapshot is a later instant.
 - Crash consistency cannot be guaranteed for disks with read/write host caching (writes during the
   snapshot may not be acknowledged by Azure Storage).
 - Crash-consistent restore points of Intel v6+ (Dsv6, Edsv6, Esv6, ...) and AMD v7+ (Dasv7,
@@ -59,6 +62,8 @@ class DiskFacts:
     sku: str | None  # the disk's SKU name (Premium_LRS, PremiumV2_LRS, ...); None when unknown
     caching: str | None  # the VM's host caching of the disk: None, ReadOnly, ReadWrite
     write_accelerator: bool = False
+    shared: bool = False  # maxShares > 1
+    separate: bool = False  # left out of the restore point: copied from its own incremental snapshot
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,18 @@ class Consistency:
 
     level: str
     reasons: tuple[str, ...] = ()
+
+
+def left_out(disk: DiskFacts) -> str | None:
+    """Why Azure leaves `disk` out of a crash-consistent restore point ("Exclude these disks"), as
+    "is <what>", or None when it takes part."""
+    if disk.sku in NO_CRASH_CONSISTENCY_SKUS:
+        return f"is {NO_CRASH_CONSISTENCY_SKUS[disk.sku]}"
+    if disk.write_accelerator:
+        return "has the write accelerator on"
+    if disk.shared:
+        return "is a shared disk"
+    return None
 
 
 def azure_boost_size(vm_size: str | None) -> bool:
@@ -83,35 +100,38 @@ def azure_boost_size(vm_size: str | None) -> bool:
 
 def judge(consistency_mode: str | None, vm_size: str | None, disks: Sequence[DiskFacts]) -> Consistency:
     """The consistency of a restore point taken in `consistency_mode` (Azure's value) of a VM of size
-    `vm_size` capturing `disks` (those it holds, OS disk first)."""
+    `vm_size` capturing `disks` (those it holds, and those copied from their own snapshot beside it:
+    `separate`; OS disk first). A `separate` disk makes even an application-consistent one best-effort."""
     mode = (consistency_mode or "").replace("_", "").casefold()
-    if mode in _MODES:
-        return Consistency(_MODES[mode])
+    application = mode in _MODES  # the crash-consistency rules do not apply to it
     reasons: list[str] = []
-    if mode != "crashconsistent":
+    if not application and mode != "crashconsistent":
         reasons.append(
             f"the restore point's consistency mode is {consistency_mode or 'not stated'}, not CrashConsistent"
         )
     for disk in disks:
-        if disk.sku in NO_CRASH_CONSISTENCY_SKUS:
+        if disk.separate:
             reasons.append(
-                f"{disk.name} is {NO_CRASH_CONSISTENCY_SKUS[disk.sku]}, which Azure does not support in "
-                "crash-consistent restore points"
+                f"{disk.name} {left_out(disk) or 'is not in the restore point'}, which Azure leaves out of "
+                "crash-consistent restore points: it is copied from an incremental snapshot taken right after"
             )
-        if disk.write_accelerator:
+        elif application:
+            continue
+        elif why := left_out(disk):
             reasons.append(
-                f"{disk.name} has the write accelerator on, which Azure does not support in crash-consistent "
-                "restore points"
+                f"{disk.name} {why}, which Azure does not support in crash-consistent restore points"
             )
-        if (disk.caching or "").casefold() == "readwrite":
+        if not application and (disk.caching or "").casefold() == "readwrite":
             reasons.append(
                 f"{disk.name} has read/write host caching, under which Azure cannot guarantee crash "
                 "consistency"
             )
-    data_disks = sum(1 for d in disks if d.role == "data")
-    if data_disks > 1 and azure_boost_size(vm_size):
+    data_disks = sum(1 for d in disks if d.role == "data" and not d.separate)
+    if not application and data_disks > 1 and azure_boost_size(vm_size):
         reasons.append(
             f"the VM size {vm_size} is an Intel v6+ or AMD v7+ size (Azure Boost) and the restore point "
             f"holds {data_disks} data disks, which Azure says might not be consistent across disks"
         )
-    return Consistency(BEST_EFFORT, tuple(reasons)) if reasons else Consistency(CRASH_CONSISTENT)
+    if reasons:
+        return Consistency(BEST_EFFORT, tuple(reasons))
+    return Consistency(_MODES[mode] if application else CRASH_CONSISTENT)

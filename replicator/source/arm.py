@@ -148,6 +148,7 @@ class DiskInfo:
     unique_id: str
     size_bytes: int
     sku: str | None
+    max_shares: int | None = None  # above 1: a shared disk
 
 
 def snapshot_info(s: Snapshot) -> SnapshotInfo:
@@ -208,6 +209,7 @@ def _disk_info(d: Disk) -> DiskInfo:
         unique_id=d.unique_id or "",
         size_bytes=d.disk_size_bytes or (d.disk_size_gb or 0) * 1024**3,
         sku=d.sku.name if d.sku else None,
+        max_shares=d.max_shares,
     )
 
 
@@ -307,7 +309,7 @@ class ArmSource:
         """
         rid = arm_ids.parse(resource_id)
         if rid.kind == "disk":
-            disk = await self._get_disk(rid)
+            disk = await self.get_disk(rid)
             return disk, await self._snapshots_of(rid, disk, search)
         snapshot = await self._get_snapshot(rid)
         if not snapshot.incremental:
@@ -323,7 +325,7 @@ class ArmSource:
         """The disk's full (non-incremental) snapshots, oldest first: what a run that finds no
         incremental snapshot reports having found instead (they cannot be diffed)."""
         rid = arm_ids.parse(disk_id)
-        return await self._snapshots_of(rid, await self._get_disk(rid), search, incremental=False)
+        return await self._snapshots_of(rid, await self.get_disk(rid), search, incremental=False)
 
     async def get_snapshot(self, snapshot_id: str) -> SnapshotInfo | None:
         """The snapshot (or disk restore point) as ARM sees it now; None when it has been deleted."""
@@ -354,10 +356,10 @@ class ArmSource:
         if size_gb:
             size = size_gb * 1024**3
         else:  # ARM's answer carries no size: the disk's size now (the copy reads the exported blob's)
-            size = (await self._get_disk(arm_ids.parse(drp.source_resource_id or ""))).size_bytes
+            size = (await self.get_disk(arm_ids.parse(drp.source_resource_id or ""))).size_bytes
         return disk_restore_point_info(drp, size, point.time_created or datetime.min.replace(tzinfo=UTC))
 
-    async def _get_disk(self, rid: arm_ids.ResourceId) -> DiskInfo:
+    async def get_disk(self, rid: arm_ids.ResourceId) -> DiskInfo:
         with self.arm_errors(f"read disk {rid}"):
             return _disk_info(await self.compute(rid.subscription_id).disks.get(rid.resource_group, rid.name))
 

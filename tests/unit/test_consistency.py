@@ -12,6 +12,7 @@ from replicator.core.consistency import (
     DiskFacts,
     azure_boost_size,
     judge,
+    left_out,
 )
 
 OS = DiskFacts("os", "os", "Premium_LRS", "ReadOnly")
@@ -49,7 +50,7 @@ def test_every_reason_is_given_in_disk_order() -> None:
         DiskFacts("v2", "data", "PremiumV2_LRS", "None", write_accelerator=True),
     ]
     result = judge("CrashConsistent", None, disks)
-    assert [r.split(" ")[0] for r in result.reasons] == ["os", "v2", "v2"]
+    assert [r.split(" ")[0] for r in result.reasons] == ["os", "v2"]
 
 
 @pytest.mark.parametrize(
@@ -96,3 +97,30 @@ def test_an_unknown_mode_is_best_effort_and_says_so(mode: str | None) -> None:
     result = judge(mode, None, [OS])
     assert result.level == BEST_EFFORT
     assert "not CrashConsistent" in result.reasons[0]
+
+
+def test_a_disk_left_out_and_snapshotted_beside_the_restore_point_makes_it_best_effort() -> None:
+    v2 = DiskFacts("v2", "data", "PremiumV2_LRS", "None", separate=True)
+    result = judge("CrashConsistent", "Standard_D4s_v5", [OS, DATA1, v2])
+    assert result.level == BEST_EFFORT
+    assert result.reasons == (
+        "v2 is a Premium SSD v2 disk, which Azure leaves out of crash-consistent restore points: it is "
+        "copied from an incremental snapshot taken right after",
+    )
+
+
+@pytest.mark.parametrize(
+    ("disk", "why"),
+    [
+        (DiskFacts("d", "data", "UltraSSD_LRS", None), "is an Ultra Disk"),
+        (DiskFacts("d", "data", "PremiumV2_LRS", None), "is a Premium SSD v2 disk"),
+        (DiskFacts("d", "data", "Premium_LRS", None, write_accelerator=True), "has the write accelerator on"),
+        (DiskFacts("d", "data", "Premium_LRS", None, shared=True), "is a shared disk"),
+        (DiskFacts("d", "data", "Premium_LRS", "ReadWrite"), None),
+        (OS, None),
+    ],
+)
+def test_left_out_names_the_disks_azure_excludes_from_crash_consistency(
+    disk: DiskFacts, why: str | None
+) -> None:
+    assert left_out(disk) == why
