@@ -100,6 +100,7 @@ COMMANDS: dict[str, tuple[Need, ...]] = {
         Need("delete", "delete a duplicate restore point a resent request took", required=False),
     ),
     "replicate --plan": (_READ_STATE,),
+    "replicate --plan (VM)": (_READ_STATE, Need("list", "find the groups and each disk's restore points")),
     "list": (_READ_STATE, _LIST),
     "prune": (_READ_STATE, _LIST, _LEASE, Need("delete", "delete restore points")),
     "prune --dry-run": (_READ_STATE, _LIST),

@@ -151,6 +151,17 @@ async def replicate(
     return run
 
 
+async def check_points(
+    each: TargetRun, identity: DiskIdentity | None, snaps: list[SnapshotInfo]
+) -> list[RestorePoint]:
+    """The checks of `snaps` against what the target holds, before anything is granted or written
+    (UserError); returns the target's restore points."""
+    inspection = each.inspection
+    points = await each.target.restore_points(required=False) if inspection.exists else []
+    check_source(each.config, inspection.state, identity, snaps, _held(points))
+    return points
+
+
 async def replicate_points(
     each: TargetRun,
     identity: DiskIdentity | None,
@@ -172,8 +183,7 @@ async def replicate_points(
         each.progress,
         each.budget,
     )
-    points = await target.restore_points(required=False) if inspection.exists else []
-    check_source(config, inspection.state, identity, snaps, _held(points))
+    points = await check_points(each, identity, snaps)
     runner = JobRunner(config, each.source, target, each.reader, progress, budget)
     if config.plan:
         jobs = await choose_jobs(each.source, config, inspection.state, identity, snaps, _held(points))

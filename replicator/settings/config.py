@@ -49,6 +49,7 @@ class Config:
     target: str
     latest_only: bool = False
     concurrency: int = 64
+    disk_concurrency: int = 4
     mode: Literal["server", "stream"] = "server"
     plan: bool = False
     verify: bool = False
@@ -160,6 +161,7 @@ def validate(config: Config, origins: Mapping[str, str] | None = None) -> None:
     it: `origins`), the allowed range and the value; then the target URL's form, before any request."""
     _check_range = _range_checker(origins or {})
     _check_range("--concurrency", config.concurrency, 1, 64)
+    _check_range("--disk-concurrency", config.disk_concurrency, 1, 64)
     _check_range("--max-in-flight", config.max_in_flight_bytes, 4 * MiB, 1024 * MiB, size=True)
     _check_range("--merge-gap", config.merge_gap_bytes, 0, 1 * MiB, size=True)
     if config.merge_gap_bytes % 512:

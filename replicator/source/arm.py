@@ -202,13 +202,18 @@ def captured_size_gb(point: RestorePoint, disk_restore_point_id: str) -> int | N
     return None
 
 
+def plain(value: Any) -> str | None:
+    """An SDK field that is an enum or text, as its plain text (an enum's str() is its class name)."""
+    return None if value is None else str(getattr(value, "value", value))
+
+
 def _disk_info(d: Disk) -> DiskInfo:
     return DiskInfo(
         id=d.id or "",
         name=d.name or "",
         unique_id=d.unique_id or "",
         size_bytes=d.disk_size_bytes or (d.disk_size_gb or 0) * 1024**3,
-        sku=d.sku.name if d.sku else None,
+        sku=plain(d.sku.name) if d.sku else None,
         max_shares=d.max_shares,
     )
 

@@ -29,7 +29,7 @@ from azure.mgmt.compute.models import RestorePoint, RestorePointCollection
 
 from replicator.core import arm_ids
 from replicator.core.errors import UserError
-from replicator.source.arm import OWNER_TAG, OWNER_VALUE, TARGET_TAG, ArmSource, DiskInfo
+from replicator.source.arm import OWNER_TAG, OWNER_VALUE, TARGET_TAG, ArmSource, DiskInfo, plain
 
 Search = Literal["resource-group", "subscription"]
 
@@ -101,11 +101,6 @@ class Collection:
     points: tuple[VmRestorePoint, ...]  # oldest first; those ARM lists, in any state
 
 
-def _text(value: Any) -> str | None:
-    """An enum-or-text field of the SDK as its plain value."""
-    return None if value is None else str(getattr(value, "value", value))
-
-
 def _vm_disk(disk: Any, role: str, vm_name: str) -> VmDisk:
     managed = disk.managed_disk
     if managed is None or not managed.id:
@@ -120,7 +115,7 @@ def _vm_disk(disk: Any, role: str, vm_name: str) -> VmDisk:
         role=role,
         lun=disk.lun if role == "data" else None,
         disk_id=managed.id,
-        caching=_text(disk.caching),
+        caching=plain(disk.caching),
         write_accelerator=bool(disk.write_accelerator_enabled),
     )
 
@@ -145,7 +140,7 @@ async def read_vm(source: ArmSource, vm_id: str) -> VmInfo:
         name=name,
         vm_id=vm.vm_id or "",
         location=vm.location or "",
-        size=_text(vm.hardware_profile.vm_size) if vm.hardware_profile else None,
+        size=plain(vm.hardware_profile.vm_size) if vm.hardware_profile else None,
         disks=_disks(vm.storage_profile, name),
     )
 
@@ -177,9 +172,9 @@ def restore_point_info(point: RestorePoint, vm_name: str) -> VmRestorePoint:
         id=point.id or "",
         name=point.name or "",
         time_created=point.time_created or datetime.min.replace(tzinfo=UTC),
-        consistency_mode=_text(point.consistency_mode),
+        consistency_mode=plain(point.consistency_mode),
         provisioning_state=point.provisioning_state,
-        vm_size=_text(metadata.hardware_profile.vm_size) if metadata and metadata.hardware_profile else None,
+        vm_size=plain(metadata.hardware_profile.vm_size) if metadata and metadata.hardware_profile else None,
         disks=tuple(captured),
     )
 

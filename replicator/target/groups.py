@@ -51,6 +51,15 @@ class Stored:
     url: str
     etag: str
 
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as `list --json` shows it: its document, where it is, and whether complete."""
+        return {
+            **self.manifest.to_json(),
+            "manifest": self.url,
+            "complete": self.manifest.complete,
+            "missing": self.manifest.missing,
+        }
+
 
 class GroupStore:
     """The manifests of one prefix; `command` (a key of permissions.COMMANDS) words a 403."""

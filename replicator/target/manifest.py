@@ -29,13 +29,17 @@ Format (version 1; `decode` refuses other versions, `encode` writes this one):
       "consistency_reasons": ["<why best-effort>", ...],
       "disks": [                                   (OS disk first, then data disks by LUN)
         {"name": "<disk name>", "role": "os" | "data", "lun": null | <int>, "disk_id": "<ARM ID>",
-         "blob_url": "<base blob URL, no SAS>", "disk_restore_point_id": "<ARM ID>",
+         "blob_url": "<base blob URL, no SAS>",
+         "disk_restore_point_id": "<ARM ID>" | null, "snapshot_id": null | "<ARM ID>",
          "committed": true | false, "restore_point": "<blob snapshot time>" | null}
       ],
       "not_captured": [{"name": "<disk name>", "disk_id": "<ARM ID>"}]   (VM disks the restore point lacks)
     }
 
-`consistency` is replicator.core.consistency's judgment of the restore point.
+`consistency` is replicator.core.consistency's judgment of the restore point. Each disk's data
+comes from its disk restore point, or (exactly one of the two) from an incremental snapshot of the
+disk taken right after the restore point, for a disk Azure leaves out of crash-consistent restore
+points (`snapshot_id`; the group is then best-effort and says why).
 """
 
 from __future__ import annotations
@@ -79,12 +83,18 @@ class DiskEntry:
     lun: int | None
     disk_id: str
     blob_url: str
-    disk_restore_point_id: str
+    disk_restore_point_id: str | None
+    snapshot_id: str | None = None  # instead of a disk restore point (see the module docstring)
     restore_point: str | None = None
 
     @property
     def committed(self) -> bool:
         return self.restore_point is not None
+
+    @property
+    def source_point_id(self) -> str:
+        """Where the disk's data comes from: its disk restore point, or its snapshot."""
+        return self.disk_restore_point_id or self.snapshot_id or ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +104,7 @@ class DiskEntry:
             "disk_id": self.disk_id,
             "blob_url": self.blob_url,
             "disk_restore_point_id": self.disk_restore_point_id,
+            "snapshot_id": self.snapshot_id,
             "committed": self.committed,
             "restore_point": self.restore_point,
         }
@@ -106,11 +117,14 @@ class DiskEntry:
             _lun(doc.get("lun")),
             _text(doc, "disk_id"),
             _text(doc, "blob_url"),
-            _text(doc, "disk_restore_point_id"),
+            _optional_text(doc, "disk_restore_point_id"),
+            _optional_text(doc, "snapshot_id"),
             _optional_text(doc, "restore_point"),
         )
         if entry.role not in ("os", "data") or doc.get("committed") is not entry.committed:
             raise ValueError(f"disk {entry.name!r}: role {entry.role!r}, committed {doc.get('committed')!r}")
+        if (entry.disk_restore_point_id is None) == (entry.snapshot_id is None):
+            raise ValueError(f"disk {entry.name!r}: not exactly one of disk_restore_point_id and snapshot_id")
         return entry
 
 

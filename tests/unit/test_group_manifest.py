@@ -29,6 +29,10 @@ entries = st.builds(
     blob_url=texts,
     disk_restore_point_id=texts,
     restore_point=st.none() | texts,
+).flatmap(
+    lambda entry: st.sampled_from(
+        [entry, m.DiskEntry(**{**entry.__dict__, "disk_restore_point_id": None, "snapshot_id": "snap"})]
+    )
 )
 manifests = st.builds(
     m.GroupManifest,
@@ -55,7 +59,13 @@ def test_every_manifest_round_trips(manifest: m.GroupManifest) -> None:
 def _manifest(*committed: str | None) -> m.GroupManifest:
     disks = tuple(
         m.DiskEntry(
-            f"d{i}", "os" if i == 0 else "data", None if i == 0 else i, f"id{i}", f"u{i}", f"drp{i}", point
+            f"d{i}",
+            "os" if i == 0 else "data",
+            None if i == 0 else i,
+            f"id{i}",
+            f"u{i}",
+            f"drp{i}",
+            restore_point=point,
         )
         for i, point in enumerate(committed)
     )
@@ -89,6 +99,8 @@ def test_the_document_says_committed_and_the_version() -> None:
         (lambda d: d["disks"][0].update(lun=-1), "cannot be read"),
         (lambda d: d["disks"][0].update(role="swap"), "cannot be read"),
         (lambda d: d.pop("vm"), "cannot be read"),
+        (lambda d: d["disks"][0].update(snapshot_id="s"), "cannot be read"),
+        (lambda d: d["disks"][0].update(disk_restore_point_id=None), "cannot be read"),
     ],
 )
 def test_what_this_version_cannot_read_is_bad_input_naming_the_blob(change, says: str) -> None:
