@@ -1,4 +1,4 @@
-"""Microsoft.Compute disks, snapshots, SAS grants and their limits, persisted (no HTTP here).
+"""Microsoft.Compute disks and snapshots, their SAS grants and limits, persisted (no HTTP here).
 
 State lives in `DIR/arm.sqlite` so it survives a restart; disk and snapshot *data* live in the
 blob plane (`BlobBackend`), one md-* account and container per resource, blob `abcd`, as Azure lays
@@ -13,19 +13,22 @@ them out behind a managed-disk SAS:
 It answers in the typed model of model.py; every refusal is an `ArmError` from errors/arm.py.
 Limits are an `ArmLimits` so tests can shrink them. What a disk's blob holds (VHD footer, sizes,
 grow, import) is disk_data.py's.
-Not faithful (see docs/emulator.md): operations finish at once, there are no VMs (disks are
-never attached), resource groups exist implicitly.
+A disk's failover-grade properties (its `DiskProfile`: rules in disk_profile.py) are a JSON row of
+`profiles`; the VM a disk is attached to is a row of `attachments` (vms.py attaches). Disk restore
+points (restore_points.py) are frozen versions like incremental snapshots: `capture`, `release` and
+grants.py's `grant_frozen` are the snapshot machinery both use.
+Not faithful (see docs/emulator.md): operations finish at once, resource groups exist implicitly.
 
-Disks, snapshots and grants stay in one module: they refer to each other (a snapshot's family,
-limits and blob are its disk's; a grant blocks deleting either) in one database, so their rules
-read best side by side; what they share is written once ("disks and snapshots alike").
+Disks and snapshots stay in one module: they refer to each other (a snapshot's family, limits and
+blob are its disk's) in one database, so their rules read best side by side; what they share is
+written once ("disks and snapshots alike"). Grants (grants.py), the profile rules (disk_profile.py)
+and disk encryption sets (encryption_sets.py) live beside it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import sqlite3
 import time
 import uuid
@@ -35,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from replicator.emulator.arm import disk_profile, ids
 from replicator.emulator.arm.disk_data import (
     DiskData,
     checked_size,
@@ -42,12 +46,16 @@ from replicator.emulator.arm.disk_data import (
     tail,
     utc,
 )
+from replicator.emulator.arm.encryption_sets import EncryptionSets
+from replicator.emulator.arm.grants import Grants
+from replicator.emulator.arm.listing import rows_page
 from replicator.emulator.arm.model import (
     SKUS,
     V2_SKUS,
     ArmLimits,
     DataLocation,
     Disk,
+    DiskProfile,
     DiskSpec,
     DiskUpdate,
     Page,
@@ -59,12 +67,6 @@ from replicator.emulator.blob.model import SnapshotRef
 from replicator.emulator.errors import arm as arm_errors
 
 OPERATION_RETENTION_SECONDS = 3600  # finished LRO records older than this are pruned
-
-_RESOURCE_ID = re.compile(
-    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/"
-    r"(?P<type>disks|snapshots)/(?P<name>[^/]+)$",
-    re.IGNORECASE,
-)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS disks(
@@ -80,8 +82,8 @@ CREATE TABLE IF NOT EXISTS snapshots(
     sector_size INTEGER NOT NULL, size_bytes INTEGER NOT NULL, unique_id TEXT NOT NULL UNIQUE,
     time_created REAL NOT NULL, blob_snapshot TEXT NOT NULL, tags TEXT NOT NULL,
     PRIMARY KEY (rg_key, name_key));
-CREATE TABLE IF NOT EXISTS grants(
-    policy_id TEXT PRIMARY KEY, unique_id TEXT NOT NULL, access TEXT NOT NULL, expiry REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS profiles(unique_id TEXT PRIMARY KEY, profile TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS attachments(disk_unique_id TEXT PRIMARY KEY, vm_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshot_log(disk_unique_id TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS operations(id TEXT PRIMARY KEY, output TEXT, created REAL NOT NULL);
 """
@@ -106,6 +108,13 @@ class ArmBackend:
         self._db.row_factory = sqlite3.Row
         self._db.executescript(_SCHEMA)
         self._data = DiskData(self.blobs)
+        self.encryption_sets = EncryptionSets(self._db, self.resource_id, self.subscription_id)
+        self.grants = Grants(self._db, self.blobs, self.limits, self.clock)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The one connection to arm.sqlite, shared with vms.py and restore_points.py."""
+        return self._db
 
     def close(self) -> None:
         self._db.close()
@@ -129,6 +138,7 @@ class ArmBackend:
                 target="sku.name", detail=f"The disk sku '{spec.sku}' is not supported."
             )
         sector = sector_size(spec)
+        profile = self.checked_profile(spec.profile, "disks", name, spec.location, spec.create_option)
         unique_id = str(uuid.uuid4())
         where = DataLocation.of(unique_id)
         now = self.clock()
@@ -158,6 +168,7 @@ class ArmBackend:
                     spec.source_uri, spec.storage_account_id, json.dumps(spec.tags or {}),
                 ),
             )  # fmt: skip
+            self.save_profile(unique_id, profile)
         except BaseException:
             self.blobs.delete_container(where.account, where.container)
             raise
@@ -191,11 +202,15 @@ class ArmBackend:
                 target="grantAccessData.access",
                 detail=f"Access level '{access}' is not valid for a disk (Read, Write).",
             )
-        return self._grant(disk.unique_id, access, permissions, duration_seconds)
+        if disk.managed_by and access == "Read":  # Write stands in for the VM's own writes
+            raise arm_errors.disk_attached_read(name=disk.name, vm=disk.managed_by)
+        return self.grants.grant(disk.unique_id, access, permissions, duration_seconds)
 
     def _grow(self, row: sqlite3.Row, disk: Disk, new_size: int) -> None:
-        """A disk grows only without an active SAS; its blob grows with it (disk_data)."""
-        if disk.disk_state != "Unattached":
+        """A disk grows only detached and without an active SAS; its blob grows with it (disk_data)."""
+        if disk.managed_by:
+            raise arm_errors.disk_attached_resize()
+        if self.grants.active(disk.unique_id):
             raise arm_errors.active_sas_conflict(resource=disk.id, operation="resize")
         self._data.grow(
             DataLocation.of(disk.unique_id),
@@ -232,16 +247,10 @@ class ArmBackend:
             self._check_snapshot_limits(disk, now)
         elif disk.sku in V2_SKUS:
             raise arm_errors.full_snapshot_of_v2_disk(resource=disk.id, sku=disk.sku)
-        source = DataLocation.of(disk.unique_id)
-        blob_snapshot = self.blobs.snapshot_blob(source.account, source.container, source.blob)
-        ref = SnapshotRef(source.account, source.container, source.blob, blob_snapshot)
-        unique_id = str(uuid.uuid4())
-        where = DataLocation.of(unique_id)
-        if spec.incremental:
-            self.blobs.read_only_alias(where.account, where.container, where.blob, ref)
-        else:
-            blob_size = disk.size_bytes + tail(disk.sector_size)
-            self.blobs.create_page_blob(where.account, where.container, where.blob, blob_size, source=ref)
+        profile = disk_profile.of_snapshot(disk.profile, spec.profile)
+        profile = self.checked_profile(profile, "snapshots", name, spec.location, None)
+        unique_id, blob_snapshot = self.capture(disk, incremental=spec.incremental)
+        self.save_profile(unique_id, profile)
         sku = spec.sku or "Standard_LRS"  # incremental snapshots always live on standard HDD
         self._db.execute(
             "INSERT INTO snapshots VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -268,19 +277,73 @@ class ArmBackend:
                 target="grantAccessData.access",
                 detail=f"Access level '{access}' is not valid for a snapshot (Read).",
             )
-        if snap.completion_percent < 100:
-            raise arm_errors.snapshot_not_complete(resource=snap.id, percent=snap.completion_percent)
-        if snap.family_id is not None and not self._has_active_grant(snap.unique_id):
-            granted = self._db.execute(
-                "SELECT COUNT(DISTINCT s.unique_id) AS granted FROM snapshots s"
-                " JOIN grants g ON g.unique_id = s.unique_id WHERE s.family_id = ? AND g.expiry > ?",
-                (snap.family_id, self.clock()),
-            ).fetchone()["granted"]
-            if granted >= self.limits.sas_per_family:
-                raise arm_errors.sas_family_limit(
-                    resource=snap.id, family=snap.family_id, limit=self.limits.sas_per_family
-                )
-        return self._grant(snap.unique_id, access, "r", duration_seconds)
+        return self.grants.grant_frozen(
+            snap.id, snap.unique_id, snap.family_id, snap.completion_percent, duration_seconds
+        )
+
+    # --- frozen versions: incremental snapshots and disk restore points alike ---------------
+
+    def capture(self, disk: Disk, *, incremental: bool = True) -> tuple[str, str]:
+        """Freeze the disk's blob now: a new unique ID whose container holds the frozen version (an
+        incremental one is the disk blob's snapshot itself, so diffs share its lineage; a full one a
+        copy-on-write copy), and the disk blob's snapshot ID."""
+        source = DataLocation.of(disk.unique_id)
+        blob_snapshot = self.blobs.snapshot_blob(source.account, source.container, source.blob)
+        ref = SnapshotRef(source.account, source.container, source.blob, blob_snapshot)
+        unique_id = str(uuid.uuid4())
+        where = DataLocation.of(unique_id)
+        if incremental:
+            self.blobs.read_only_alias(where.account, where.container, where.blob, ref)
+        else:
+            blob_size = disk.size_bytes + tail(disk.sector_size)
+            self.blobs.create_page_blob(where.account, where.container, where.blob, blob_size, source=ref)
+        return unique_id, blob_snapshot
+
+    def release(self, unique_id: str, source_unique_id: str, blob_snapshot: str) -> None:
+        """Delete a frozen version's data, and its blob snapshot of the disk while the disk exists."""
+        where = DataLocation.of(unique_id)
+        self.blobs.delete_container(where.account, where.container)
+        if self._db.execute("SELECT 1 FROM disks WHERE unique_id=?", (source_unique_id,)).fetchone():
+            source = DataLocation.of(source_unique_id)
+            self.blobs.delete_blob(source.account, source.container, source.blob, blob_snapshot)
+        self._db.execute("DELETE FROM profiles WHERE unique_id=?", (unique_id,))
+
+    def completion(self, source_sku: str, incremental: bool, created: float) -> float:
+        """PremiumV2/Ultra incremental snapshots copy in the background: 0 -> 100 linearly."""
+        if not (incremental and source_sku in V2_SKUS) or self.limits.completion_seconds <= 0:
+            return 100.0
+        elapsed = self.clock() - created
+        return round(min(100.0, max(0.0, 100.0 * elapsed / self.limits.completion_seconds)), 1)
+
+    # --- what vms.py and restore_points.py need of disks ------------------------------------
+
+    def checked_profile(
+        self, given: DiskProfile, kind: str, name: str, location: str, create_option: str | None
+    ) -> DiskProfile:
+        return disk_profile.checked(
+            given,
+            resource=f"Microsoft.Compute/{kind}/{name}",
+            location=location,
+            create_option=create_option,
+            encryption_set=self.encryption_sets.by_id,
+        )
+
+    def disk_by_id(self, resource_id: str, target: str) -> Disk:
+        """The disk a request body names by ID (`target`: the field, for the refusal)."""
+        parsed = ids.parse(resource_id)
+        if parsed is None or not parsed.is_a("disks", self.subscription_id):
+            raise arm_errors.invalid_parameter(
+                target=target,
+                detail=f"'{resource_id}' is not a Microsoft.Compute/disks resource ID of subscription "
+                f"{self.subscription_id}.",
+            )
+        return self.get_disk(parsed.resource_group, parsed.name)
+
+    def attach(self, disk: Disk, vm_id: str | None) -> None:
+        """Record the VM that owns the disk (its managedBy), or None to detach it."""
+        self._db.execute("DELETE FROM attachments WHERE disk_unique_id=?", (disk.unique_id,))
+        if vm_id is not None:
+            self._db.execute("INSERT INTO attachments VALUES (?,?)", (disk.unique_id, vm_id))
 
     # --- disks and snapshots alike ----------------------------------------------------------
 
@@ -289,23 +352,9 @@ class ArmBackend:
         return self._model(kind, self._existing(kind, resource_group, name))
 
     def list(self, kind: str, resource_group: str | None, skip_token: str | None) -> Page:
-        """Keyset paging on (resource group, name), so concurrent creates never shift a page."""
-        clauses, args = [], []
-        if resource_group is not None:
-            clauses.append("rg_key = ?")
-            args.append(resource_group.lower())
-        if skip_token:
-            rg_key, _, name_key = skip_token.partition("/")
-            clauses.append("(rg_key, name_key) > (?, ?)")
-            args += [rg_key, name_key]
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db.execute(
-            f"SELECT * FROM {kind} {where} ORDER BY rg_key, name_key LIMIT ?",
-            (*args, self.limits.page_size + 1),
-        ).fetchall()
-        more = len(rows) > self.limits.page_size
-        rows = rows[: self.limits.page_size]
-        next_key = f"{rows[-1]['rg_key']}/{rows[-1]['name_key']}" if more else None
+        """One page of a resource group's or the subscription's disks or snapshots (listing.py)."""
+        scope = {} if resource_group is None else {"rg_key": resource_group.lower()}
+        rows, next_key = rows_page(self._db, kind, scope, skip_token, self.limits.page_size)
         return Page([self._model(kind, r) for r in rows], next_key)
 
     def delete(self, kind: str, resource_group: str, name: str) -> bool:
@@ -315,31 +364,23 @@ class ArmBackend:
         if row is None:
             return False
         resource = self._model(kind, row)
-        if resource.disk_state != "Unattached":
+        if isinstance(resource, Disk) and resource.managed_by:
+            raise arm_errors.disk_attached_delete(resource=resource.id, vm=resource.managed_by)
+        if self.grants.active(resource.unique_id):
             raise arm_errors.active_sas_conflict(resource=resource.id, operation="delete")
-        where = DataLocation.of(resource.unique_id)
-        self.blobs.delete_container(where.account, where.container)
-        if (
-            isinstance(resource, Snapshot)
-            and self._db.execute(
-                "SELECT 1 FROM disks WHERE unique_id=?", (resource.source_unique_id,)
-            ).fetchone()
-        ):
-            source = DataLocation.of(resource.source_unique_id)
-            self.blobs.delete_blob(source.account, source.container, source.blob, row["blob_snapshot"])
-        self._db.execute("DELETE FROM grants WHERE unique_id=?", (resource.unique_id,))
+        if isinstance(resource, Snapshot):
+            self.release(resource.unique_id, resource.source_unique_id, row["blob_snapshot"])
+        else:
+            where = DataLocation.of(resource.unique_id)
+            self.blobs.delete_container(where.account, where.container)
+            self._db.execute("DELETE FROM profiles WHERE unique_id=?", (resource.unique_id,))
+        self.grants.forget(resource.unique_id)
         self._db.execute(f"DELETE FROM {kind} WHERE unique_id=?", (resource.unique_id,))
         return True
 
     def revoke(self, kind: str, resource_group: str, name: str) -> None:
         """End every SAS of the resource (endGetAccess)."""
-        unique_id = self._existing(kind, resource_group, name)["unique_id"]
-        where = DataLocation.of(unique_id)
-        for (policy_id,) in self._db.execute(
-            "SELECT policy_id FROM grants WHERE unique_id=?", (unique_id,)
-        ).fetchall():
-            self.blobs.revoke_sas(where.account, where.container, policy_id)
-        self._db.execute("DELETE FROM grants WHERE unique_id=?", (unique_id,))
+        self.grants.revoke(self._existing(kind, resource_group, name)["unique_id"])
 
     # --- long-running operation records -----------------------------------------------------
 
@@ -376,19 +417,32 @@ class ArmBackend:
     def _model(self, kind: str, row: sqlite3.Row) -> Disk | Snapshot:
         return self._disk(row) if kind == "disks" else self._snapshot(row)
 
-    def _common(self, kind: str, row: sqlite3.Row) -> dict[str, Any]:
+    def _common(self, kind: str, row: sqlite3.Row, managed_by: str | None = None) -> dict[str, Any]:
         """The `Resource` fields, read alike from a disks or a snapshots row."""
+        granted = self.grants.active(row["unique_id"])
         return {
             "id": self.resource_id(kind, row["resource_group"], row["name"]),
             "time_created": utc(row["time_created"]),
             "tags": json.loads(row["tags"]),
-            "disk_state": "ActiveSAS" if self._has_active_grant(row["unique_id"]) else "Unattached",
+            "disk_state": "Attached" if managed_by else "ActiveSAS" if granted else "Unattached",
+            "profile": self.profile(row["unique_id"]),
             **{key: row[key] for key in _COLUMNS_AS_IS},
         }
 
+    def profile(self, unique_id: str) -> DiskProfile:
+        row = self._db.execute("SELECT profile FROM profiles WHERE unique_id=?", (unique_id,)).fetchone()
+        return disk_profile.loads(row["profile"])
+
+    def save_profile(self, unique_id: str, profile: DiskProfile) -> None:
+        self._db.execute("INSERT INTO profiles VALUES (?,?)", (unique_id, disk_profile.dumps(profile)))
+
     def _disk(self, row: sqlite3.Row) -> Disk:
         extra = {key: row[key] for key in ("create_option", "source_uri", "storage_account_id")}
-        return Disk(**self._common("disks", row), **extra)
+        owner = self._db.execute(
+            "SELECT vm_id FROM attachments WHERE disk_unique_id=?", (row["unique_id"],)
+        ).fetchone()
+        managed_by = owner["vm_id"] if owner else None
+        return Disk(**self._common("disks", row, managed_by), **extra, managed_by=managed_by)
 
     def _snapshot(self, row: sqlite3.Row) -> Snapshot:
         return Snapshot(
@@ -396,34 +450,27 @@ class ArmBackend:
             incremental=bool(row["incremental"]),
             source_resource_id=row["source_resource_id"],
             source_unique_id=row["source_unique_id"],
-            completion_percent=self._completion(row),
+            completion_percent=self.completion(
+                row["source_sku"], bool(row["incremental"]), row["time_created"]
+            ),
         )
 
     # --- internals: snapshots ---------------------------------------------------------------
 
-    def _completion(self, row: sqlite3.Row) -> float:
-        """PremiumV2/Ultra incremental snapshots copy in the background: 0 -> 100 linearly."""
-        if not (row["incremental"] and row["source_sku"] in V2_SKUS):
-            return 100.0
-        if self.limits.completion_seconds <= 0:
-            return 100.0
-        elapsed = self.clock() - row["time_created"]
-        return round(min(100.0, max(0.0, 100.0 * elapsed / self.limits.completion_seconds)), 1)
-
     def _source_disk(self, source_resource_id: str) -> Disk:
-        match = _RESOURCE_ID.match(source_resource_id or "")
-        if match is None or match["type"].lower() != "disks":
+        parsed = ids.parse(source_resource_id)
+        if parsed is None or parsed.kind.lower() != "disks":
             raise arm_errors.invalid_parameter(
                 target="creationData.sourceResourceId",
                 detail=f"sourceResourceId '{source_resource_id}' is not a "
                 "Microsoft.Compute/disks resource ID.",
             )
-        if match["sub"].lower() != self.subscription_id.lower():
+        if parsed.subscription.lower() != self.subscription_id.lower():
             raise arm_errors.invalid_parameter(
                 target="creationData.sourceResourceId",
                 detail="An incremental snapshot must be created in the subscription of its disk.",
             )
-        return self.get_disk(match["rg"], match["name"])
+        return self.get_disk(parsed.resource_group, parsed.name)
 
     def _update_snapshot(self, row: sqlite3.Row, spec: SnapshotSpec) -> Snapshot:
         snap = self._snapshot(row)
@@ -470,35 +517,6 @@ class ArmBackend:
             rows = self._db.execute(
                 "SELECT * FROM snapshots WHERE source_unique_id=? AND incremental=1", (disk.unique_id,)
             ).fetchall()
-            if sum(self._completion(r) < 100 for r in rows) >= limits.pending_per_disk:
+            pending = [r for r in rows if self.completion(disk.sku, True, r["time_created"]) < 100]
+            if len(pending) >= limits.pending_per_disk:
                 raise arm_errors.snapshot_pending_limit(resource=disk.id, limit=limits.pending_per_disk)
-
-    # --- internals: grants and listing ------------------------------------------------------
-
-    def _has_active_grant(self, unique_id: str) -> bool:
-        return (
-            self._db.execute(
-                "SELECT 1 FROM grants WHERE unique_id=? AND expiry > ?", (unique_id, self.clock())
-            ).fetchone()
-            is not None
-        )
-
-    def _grant(self, unique_id: str, access: str, permissions: str, duration_seconds: int) -> str:
-        if duration_seconds < 1:
-            raise arm_errors.invalid_parameter(
-                target="grantAccessData.durationInSeconds",
-                detail="durationInSeconds must be a positive number of seconds.",
-            )
-        where = DataLocation.of(unique_id)
-        now = self.clock()
-        for (policy_id,) in self._db.execute(
-            "SELECT policy_id FROM grants WHERE unique_id=? AND expiry <= ?", (unique_id, now)
-        ).fetchall():
-            self.blobs.revoke_sas(where.account, where.container, policy_id)
-        self._db.execute("DELETE FROM grants WHERE unique_id=? AND expiry <= ?", (unique_id, now))
-        expiry = now + min(duration_seconds, self.limits.sas_max_seconds)
-        policy_id, url = self.blobs.grant_sas(
-            where.account, where.container, where.blob, permissions, utc(expiry)
-        )
-        self._db.execute("INSERT INTO grants VALUES (?,?,?,?)", (policy_id, unique_id, access, expiry))
-        return url

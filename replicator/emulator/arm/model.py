@@ -39,6 +39,10 @@ class ArmLimits:
     completion_seconds: float = 30.0  # PremiumV2/Ultra snapshot completionPercent 0 -> 100
     sas_max_seconds: int = DEFAULT_SAS_MAX_SECONDS
     page_size: int = 10  # list page size: small on purpose, so clients must follow nextLink
+    restore_points_per_window: int = 3  # restore point creates per VM ...
+    restore_point_window_seconds: int = 3600  # ... per hour (429 beyond)
+    restore_points_per_vm: int = 500  # restore points of one VM, across its collections
+    collections_per_region: int = 10000  # restore point collections per subscription and region
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,26 @@ class DataLocation:
 
 
 @dataclass(frozen=True)
+class DiskProfile:
+    """What a replacement disk needs to boot in place of its source, beyond sku, size, sector size
+    and tags (issue 14's failover-grade properties): kept on disks, snapshots and disk restore
+    points, and taken from the PUT body by an Import. None is "not given" in a parsed body; the
+    backend (disk_profile.py) fills the defaults Azure answers with before it stores one."""
+
+    os_type: str | None = None
+    hyper_v_generation: str | None = None
+    architecture: str | None = None  # supportedCapabilities.architecture
+    accelerated_network: bool | None = None  # supportedCapabilities.acceleratedNetwork
+    disk_controller_types: str | None = None  # supportedCapabilities.diskControllerTypes
+    security_type: str | None = None  # securityProfile.securityType
+    zones: tuple[str, ...] = ()  # disks only: Azure's snapshot has no zones
+    network_access_policy: str | None = None
+    public_network_access: str | None = None
+    encryption_type: str | None = None
+    disk_encryption_set_id: str | None = None
+
+
+@dataclass(frozen=True)
 class DiskSpec:
     """A parsed disk PUT body (validated by the backend, which knows the rules)."""
 
@@ -64,6 +88,7 @@ class DiskSpec:
     source_uri: str | None = None
     storage_account_id: str | None = None
     tags: dict[str, str] | None = None
+    profile: DiskProfile = DiskProfile()
 
 
 @dataclass(frozen=True)
@@ -76,6 +101,7 @@ class SnapshotSpec:
     incremental: bool = False
     sku: str | None = None  # none: Standard_LRS, where Azure keeps incremental snapshots
     tags: dict[str, str] | None = None
+    profile: DiskProfile = DiskProfile()  # what is not given is the disk's
 
 
 @dataclass(frozen=True)
@@ -102,7 +128,8 @@ class Resource:
     family_id: str | None  # the incremental snapshot family: every disk has one, a full snapshot none
     time_created: datetime
     tags: dict[str, str]
-    disk_state: str  # ActiveSAS while a grant is out, else Unattached (there are no VMs)
+    disk_state: str  # Attached to a VM, else ActiveSAS while a grant is out, else Unattached
+    profile: DiskProfile
 
     @property
     def size_gb(self) -> int:
@@ -114,6 +141,7 @@ class Disk(Resource):
     create_option: str
     source_uri: str | None
     storage_account_id: str | None
+    managed_by: str | None  # the VM it is attached to
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,25 @@ never carry a SAS or a token.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from replicator.emulator.errors.coded import CodedError, ErrorCode
 
 
 class ArmError(CodedError):
-    """An ARM refusal: HTTP status, ARM error code, one-sentence message, optional target field."""
+    """An ARM refusal: HTTP status, ARM error code, one-sentence message, optional target field, and
+    for a throttled request the inner `details` and the headers (`Retry-After`) Compute sends."""
+
+    details: tuple[dict[str, str], ...] = ()
+    headers: dict[str, str] = {}
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.target:
             error["target"] = self.target
+        if self.details:
+            error["details"] = list(self.details)
         return {"error": error}
 
 
@@ -62,7 +69,48 @@ snapshot_rate_limit = _arm(409, "OperationNotAllowed", "Cannot create an increme
 snapshot_total_limit = _arm(409, "OperationNotAllowed", "Cannot create an incremental snapshot of {resource}: the disk already has {limit} incremental snapshots, the maximum of {limit} per disk. Delete old snapshots first.")
 snapshot_pending_limit = _arm(409, "OperationNotAllowed", "Cannot create an incremental snapshot of {resource}: {limit} snapshots of it are still in background copy (completionPercent below 100), the maximum of {limit} pending snapshots.")
 _import_source_invalid = _arm(400, "InvalidParameter", "Cannot import from {source}: {reason}", "creationData.sourceUri")
+
+# --- failover-grade disk properties (arm/disk_profile.py; the first two are Azure's texts, seen in answers)
+security_type_create_option = _arm(400, "BadRequest", "Security Type '{security_type}' is not supported for CreateOption '{create_option}'. Supported create options are {supported}.")
+multiple_zones = _arm(400, "ResourceTypeNotSupportMultiZones", "The resource type '{type}' does not support multiple availability zones. The provided zones are '{zones}'. Please provide a single availability zone.")
+invalid_zone = _arm(400, "InvalidAvailabilityZone", "The zone(s) '{zones}' for resource '{resource}' is not supported. The supported zones for location '{location}' are '{supported}'")
+trusted_launch_needs_v2 = _arm(400, "BadRequest", "Security Type '{security_type}' requires hyperVGeneration V2 (Trusted launch and confidential VMs are generation 2 only).", "hyperVGeneration")
+encryption_set_elsewhere = _arm(400, "InvalidParameter", "Disk encryption set {des} is in location '{des_location}', not '{location}': a disk encryption set encrypts only disks and snapshots of its own region.", "encryption.diskEncryptionSetId")
+
+# --- VMs (arm/vms.py); texts from Azure's "Understand common error messages when you manage virtual machines"
+disk_owned_by_vm = _arm(409, "ConflictingUserInput", "Disk '{disk}' cannot be attached as the disk is already owned by VM '{vm}'.")
+lun_in_use = _arm(400, "InvalidParameter", "A disk at LUN {lun} already exists.", "dataDisks")
+disk_zone_mismatch = _arm(400, "BadRequest", "Disk {disk} cannot be attached to the VM because it is not in the same zone as the VM. VM zone: '{vm_zone}'. Disk zone: '{disk_zone}'.")
+disk_not_in_vm_zone = _arm(400, "BadRequest", "Disk {disk} cannot be attached to the VM because it is not in zone '{zone}'.")
+disk_attached_resize = _arm(409, "Conflict", "Disk resizing is allowed only when creating a VM or when the VM is deallocated.")
+disk_attached_read = _arm(409, "Conflict", "Access not permitted because disk {name} is currently attached to running VM {vm}.")
+disk_attached_delete = _arm(409, "OperationNotAllowed", "Disk {resource} is attached to VM {vm}: detach it or delete the VM first.")
+vm_security_type_mismatch = _arm(400, "BadRequest", "Security type of VM is not compatible with the security type of attached OS Disk.")
+os_disk_change = _arm(409, "OperationNotAllowed", "Changing the OS disk of VM {vm} is not supported by the emulator (Azure swaps an OS disk only on a deallocated VM).", "storageProfile.osDisk.managedDisk.id")
+
+# --- restore points (arm/restore_points.py); texts from "Troubleshoot restore point failures" unless marked
+vm_agent_not_reporting = _arm(409, "VMAgentStatusCommunicationError", "VM '{vm}' has not reported status for VM agent or extensions. Please verify the VM has a running VM agent, and can establish outbound connections to Azure storage.")
+crash_consistency_unsupported = _arm(409, "VMRestorePointClientError", "Creation of a crash consistent Restore Point of a Virtual Machine with {sku} disk '{disk}' is not supported. You may exclude this disk from the restore point via excludeDisks property.")  # by analogy with the shared-disk text
+restore_points_per_vm = _arm(409, "VMRestorePointClientError", "Restore Point creation failed as the maximum allowed snapshot limit of one or more disk blobs has been reached. Please delete some existing restore points of this VM and then retry.")
+restore_point_exists = _arm(409, "OperationNotAllowed", "Updating properties of an existing restore point is not allowed: {resource}.")
+collections_per_region = _arm(409, "OperationNotAllowed", "Cannot create restore point collection {resource}: the subscription already has {limit} restore point collections in location '{location}', the maximum per subscription and region.")  # text assumed
+disk_restore_point_in_use = _arm(409, "DiskRestorePointUsedByCustomer", "There is an active shared access signature outstanding for disk restore point {resource}. Call EndGetAccess before deleting the restore point.")
+_throttled = _arm(429, "OperationNotAllowed", "The server rejected the request because too many requests have been received for this subscription.")
 # fmt: on
+
+
+def throttled(policy: str, retry_after: int, allowed: int, measured: int, start: str, end: str) -> ArmError:
+    """Compute's throttling answer ("Troubleshooting API throttling errors"): 429, the broad code with
+    the policy in a `TooManyRequests` detail, and `Retry-After` in whole seconds."""
+    error = _throttled()
+    counts = {"operationGroup": policy, "startTime": start, "endTime": end,
+              "allowedRequestCount": allowed, "measuredRequestCount": measured}  # fmt: skip
+    error.details = ({"code": "TooManyRequests", "target": policy, "message": json.dumps(counts)},)
+    error.headers = {
+        "Retry-After": str(max(1, retry_after)),
+        "x-ms-ratelimit-remaining-resource": f"Microsoft.Compute/{policy};0",
+    }
+    return error
 
 
 def import_source_invalid(source_uri: str, reason: str) -> ArmError:

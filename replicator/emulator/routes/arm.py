@@ -4,21 +4,16 @@ Routes → wire (this module: parse JSON bodies, serialize resources, LRO header
 (typed model raising ArmError). Every request needs `Authorization: Bearer <token>`, the emulator's
 subscription and an api-version.
 
-Long-running operations (PUT, PATCH, DELETE, beginGetAccess, endGetAccess) answer as Azure does:
-202 with `Azure-AsyncOperation` (status monitor) and `Location` (`?monitor=true`, the final result)
-and `Retry-After: 1`. The work is done before the 202 is sent, so the first status poll already
-says Succeeded; Retry-After is 1 rather than 0 because azure-core treats 0 as "no header" and would
-fall back to its 30-second default interval.
+Long-running operations, the guard and list pages are arm_wire.py's; the VM, disk encryption set
+and restore point routes (arm_vms.py, arm_restore_points.py) are mounted here too, before the
+catch-all that refuses any other path under /subscriptions/.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
@@ -33,18 +28,24 @@ from replicator.emulator.arm.model import (
     SnapshotSpec,
 )
 from replicator.emulator.errors import arm as arm_errors
-from replicator.emulator.errors.blob import BlobError
+from replicator.emulator.routes import arm_restore_points, arm_vms
+from replicator.emulator.routes.arm_disk_profile import parse_profile, profile_json
+from replicator.emulator.routes.arm_wire import (
+    PROVIDER,
+    RESOURCE_GROUP,
+    ArmWire,
+    json_body,
+    json_object,
+    location,
+    optional_int,
+    tags,
+)
 from replicator.emulator.routes.context import EmulatorContext
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_PROVIDER = "/providers/Microsoft.Compute"
-_RESOURCE = "/subscriptions/{sub}/resourceGroups/{rg}" + _PROVIDER + "/{kind:disks|snapshots}/{name}"
-_RG_LIST = "/subscriptions/{sub}/resourceGroups/{rg}" + _PROVIDER + "/{kind:disks|snapshots}"
-_SUB_LIST = "/subscriptions/{sub}" + _PROVIDER + "/{kind:disks|snapshots}"
-_OPERATION = "/subscriptions/{sub}" + _PROVIDER + "/locations/{location}/operations/{op}"
-_COMMON = {"encryption": {"type": "EncryptionAtRestWithPlatformKey"}, "networkAccessPolicy": "AllowAll",
-           "publicNetworkAccess": "Enabled"}  # fmt: skip
+_RESOURCE = RESOURCE_GROUP + "/{kind:disks|snapshots}/{name}"
+_RG_LIST = RESOURCE_GROUP + "/{kind:disks|snapshots}"
+_SUB_LIST = "/subscriptions/{sub}" + PROVIDER + "/{kind:disks|snapshots}"
+_OPERATION = "/subscriptions/{sub}" + PROVIDER + "/locations/{location}/operations/{op}"
 
 
 def add_routes(app: web.Application, ctx: EmulatorContext, clock: Callable[[], float] = time.time) -> None:
@@ -74,100 +75,53 @@ def add_routes(app: web.Application, ctx: EmulatorContext, clock: Callable[[], f
     app.router.add_route("GET", _RG_LIST, routes.guard(routes.list))
     app.router.add_route("GET", _SUB_LIST, routes.guard(routes.list))
     app.router.add_route("GET", _OPERATION, routes.guard(routes.operation))
+    vms = arm_vms.add_routes(app, ctx, backend)
+    arm_restore_points.add_routes(app, ctx, backend, vms)
     # Anything else under /subscriptions/ is ARM's to refuse, not the blob plane's to misread.
     app.router.add_route("*", "/subscriptions/{sub}/{tail:.*}", routes.guard(routes.unknown))
     app.router.add_route("*", "/subscriptions{tail:.*}", routes.guard(routes.unknown))
 
 
-def _error_response(e: arm_errors.ArmError) -> web.Response:
-    headers = {"x-ms-failure-cause": "gateway"} if e.status == 401 else {}
-    if e.status == 401:
-        headers["WWW-Authenticate"] = (
-            'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token"'
-        )
-    return web.json_response(e.body(), status=e.status, headers=headers)
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.read() or b"{}")
-    except ValueError as e:
-        raise arm_errors.invalid_request_content(detail=f"the body is not JSON ({e.msg}).") from e
-    if not isinstance(body, dict):
-        raise arm_errors.invalid_request_content(detail="the body must be a JSON object.")
-    return body
-
-
-def _optional_int(value: Any, target: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise arm_errors.invalid_parameter(
-            target=target, detail=f"'{target}' must be an integer, not {value!r}."
-        )
-    return value
-
-
-def _tags(body: dict[str, Any]) -> dict[str, str] | None:
-    tags = body.get("tags")
-    if tags is not None and not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())):
-        raise arm_errors.invalid_parameter(target="tags", detail="'tags' must be an object of strings.")
-    return tags
-
-
-def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
-    value = body.get(key) or {}
-    if not isinstance(value, dict):
-        raise arm_errors.invalid_parameter(target=key, detail=f"'{key}' must be an object.")
-    return value
-
-
 def _creation(body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """What a disk and a snapshot PUT body both carry: location, properties, properties.creationData."""
-    props = _object(body, "properties")
-    creation = _object(props, "creationData")
-    location = body.get("location")
-    if not isinstance(location, str) or not location:
-        raise arm_errors.invalid_parameter(
-            target="location", detail="Required parameter 'location' is missing (null)."
-        )
-    return location, props, creation
+    props = json_object(body, "properties")
+    return location(body), props, json_object(props, "creationData")
 
 
 def parse_disk_spec(body: dict[str, Any]) -> DiskSpec:
-    location, props, creation = _creation(body)
+    where, props, creation = _creation(body)
     return DiskSpec(
-        location=location,
-        sku=_object(body, "sku").get("name") or "Standard_LRS",
-        size_gb=_optional_int(props.get("diskSizeGB"), "diskSizeGB"),
+        location=where,
+        sku=json_object(body, "sku").get("name") or "Standard_LRS",
+        size_gb=optional_int(props.get("diskSizeGB"), "diskSizeGB"),
         create_option=creation.get("createOption") or "",
-        logical_sector_size=_optional_int(
-            creation.get("logicalSectorSize"), "creationData.logicalSectorSize"
-        ),
+        logical_sector_size=optional_int(creation.get("logicalSectorSize"), "creationData.logicalSectorSize"),
         source_uri=creation.get("sourceUri"),
         storage_account_id=creation.get("storageAccountId"),
-        tags=_tags(body),
+        tags=tags(body),
+        profile=parse_profile(body),
     )
 
 
 def parse_disk_update(body: dict[str, Any]) -> DiskUpdate:
-    props = _object(body, "properties")
+    props = json_object(body, "properties")
     return DiskUpdate(
-        size_gb=_optional_int(props.get("diskSizeGB"), "diskSizeGB"),
-        sku=_object(body, "sku").get("name"),
-        tags=_tags(body),
+        size_gb=optional_int(props.get("diskSizeGB"), "diskSizeGB"),
+        sku=json_object(body, "sku").get("name"),
+        tags=tags(body),
     )
 
 
 def parse_snapshot_spec(body: dict[str, Any]) -> SnapshotSpec:
-    location, props, creation = _creation(body)
+    where, props, creation = _creation(body)
     return SnapshotSpec(
-        location=location,
+        location=where,
         source_resource_id=creation.get("sourceResourceId") or "",
         create_option=creation.get("createOption") or "",
         incremental=bool(props.get("incremental", False)),
-        sku=_object(body, "sku").get("name"),
-        tags=_tags(body),
+        sku=json_object(body, "sku").get("name"),
+        tags=tags(body),
+        profile=parse_profile(body),
     )
 
 
@@ -177,7 +131,7 @@ def resource_json(resource: Disk | Snapshot) -> dict[str, Any]:
         kind, creation, own = "disks", _disk_creation(resource), {}
     else:
         kind, creation, own = "snapshots", *_snapshot_properties(resource)
-    return {
+    answer: dict[str, Any] = {
         "id": resource.id,
         "name": resource.name,
         "type": f"Microsoft.Compute/{kind}",
@@ -193,9 +147,12 @@ def resource_json(resource: Disk | Snapshot) -> dict[str, Any]:
             "provisioningState": "Succeeded",
             "diskState": resource.disk_state,
             **own,
-            **_COMMON,
         },
     }
+    profile_json(resource.profile, answer)
+    if isinstance(resource, Disk) and resource.managed_by:
+        answer["managedBy"] = resource.managed_by
+    return answer
 
 
 def _disk_creation(disk: Disk) -> dict[str, Any]:
@@ -220,39 +177,8 @@ def _snapshot_properties(snap: Snapshot) -> tuple[dict[str, Any], dict[str, Any]
     return creation, own
 
 
-class _Routes:
-    """Request handlers; `guard` adds auth, subscription and api-version checks and error mapping."""
-
-    def __init__(self, ctx: EmulatorContext, backend: ArmBackend) -> None:
-        self.ctx = ctx
-        self.backend = backend
-
-    def guard(self, handler: Handler) -> Handler:
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            try:
-                self._authenticate(request)
-                sub = request.match_info.get("sub")
-                if sub is not None and sub.lower() != self.ctx.options.subscription_id.lower():
-                    raise arm_errors.subscription_not_found(subscription=sub)
-                if not request.query.get("api-version"):
-                    raise arm_errors.missing_api_version()
-                return await handler(request)
-            except arm_errors.ArmError as e:
-                return _error_response(e)
-            except BlobError as e:  # the blob plane refused what ARM asked: an emulator bug
-                return _error_response(arm_errors.blob_plane_refused(code=e.code))
-
-        return guarded
-
-    def _authenticate(self, request: web.Request) -> None:
-        header = request.headers.get("Authorization")
-        if not header:
-            raise arm_errors.authentication_missing()
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), self.ctx.access_token.encode()
-        ):
-            raise arm_errors.invalid_authentication_token()
+class _Routes(ArmWire):
+    """Disk and snapshot handlers, and the operation status every long-running operation shares."""
 
     # --- resources ----------------------------------------------------------------------
 
@@ -262,22 +188,22 @@ class _Routes:
 
     async def put(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        body = await _json_body(request)
+        body = await json_body(request)
         resource: Disk | Snapshot
         if m["kind"] == "disks":
             resource = self.backend.put_disk(m["rg"], m["name"], parse_disk_spec(body))
         else:
             resource = self.backend.put_snapshot(m["rg"], m["name"], parse_snapshot_spec(body))
-        return self._accepted(request, resource.location, None, resource_json(resource))
+        return self.accepted(request, resource.location, None, resource_json(resource))
 
     async def patch(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        body = await _json_body(request)
+        body = await json_body(request)
         if m["kind"] != "disks":
             snap = self.backend.get_snapshot(m["rg"], m["name"])
             raise arm_errors.property_change_not_allowed(target="properties", resource=snap.id)
         disk = self.backend.update_disk(m["rg"], m["name"], parse_disk_update(body))
-        return self._accepted(request, disk.location, None, resource_json(disk))
+        return self.accepted(request, disk.location, None, resource_json(disk))
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
@@ -288,13 +214,13 @@ class _Routes:
                 return web.Response(status=204)  # Azure: deleting what is not there is a no-op
             raise
         self.backend.delete(m["kind"], m["rg"], m["name"])
-        return self._accepted(request, resource.location, None)
+        return self.accepted(request, resource.location, None)
 
     async def grant(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        body = await _json_body(request)
+        body = await json_body(request)
         access = body.get("access")
-        seconds = _optional_int(body.get("durationInSeconds"), "grantAccessData.durationInSeconds")
+        seconds = optional_int(body.get("durationInSeconds"), "grantAccessData.durationInSeconds")
         if not isinstance(access, str) or seconds is None:
             raise arm_errors.invalid_parameter(
                 target="grantAccessData",
@@ -305,23 +231,18 @@ class _Routes:
             url = self.backend.grant_disk(m["rg"], m["name"], access, seconds)
         else:
             url = self.backend.grant_snapshot(m["rg"], m["name"], access, seconds)
-        return self._accepted(request, resource.location, {"accessSAS": url})
+        return self.accepted(request, resource.location, {"accessSAS": url})
 
     async def revoke(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
         resource = self.backend.get(m["kind"], m["rg"], m["name"])
         self.backend.revoke(m["kind"], m["rg"], m["name"])
-        return self._accepted(request, resource.location, None)
+        return self.accepted(request, resource.location, None)
 
     async def list(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
         page = self.backend.list(m["kind"], m.get("rg"), request.query.get("$skiptoken"))
-        body: dict[str, Any] = {"value": [resource_json(item) for item in page.items]}
-        if page.next_key is not None:
-            api = quote(request.query["api-version"], safe="")
-            skip = quote(page.next_key, safe="")
-            body["nextLink"] = f"{self._origin(request)}{request.path}?api-version={api}&$skiptoken={skip}"
-        return web.json_response(body)
+        return self.page(request, [resource_json(item) for item in page.items], page.next_key)
 
     # --- long-running operations --------------------------------------------------------
 
@@ -339,32 +260,3 @@ class _Routes:
         if output is not None:
             status["properties"] = {"output": output}
         return web.json_response(status)
-
-    def _accepted(
-        self,
-        request: web.Request,
-        location: str,
-        output: dict[str, Any] | None,
-        body: dict[str, Any] | None = None,
-    ) -> web.StreamResponse:
-        op_id = self.backend.record_operation(output)
-        region = location.replace(" ", "").lower()
-        sub = self.ctx.options.subscription_id
-        base = f"{self._origin(request)}/subscriptions/{sub}{_PROVIDER}/locations/{region}/operations/{op_id}"
-        api = quote(request.query["api-version"], safe="")
-        headers = {
-            "Azure-AsyncOperation": f"{base}?api-version={api}",
-            "Location": f"{base}?monitor=true&api-version={api}",
-            "Retry-After": "1",
-        }
-        if body is None:
-            return web.Response(status=202, headers=headers)
-        return web.json_response(body, status=202, headers=headers)
-
-    @staticmethod
-    def _origin(request: web.Request) -> str:
-        """Links point back where the client came from (127.0.0.1 or localhost alike)."""
-        return f"{request.scheme}://{request.host}"
-
-    async def unknown(self, request: web.Request) -> web.StreamResponse:
-        raise arm_errors.no_such_route(method=request.method, path=request.path)
