@@ -1,6 +1,6 @@
 """Parsing of the ARM resource IDs the replicator uses: the sources it accepts (a managed disk, a
-snapshot, a virtual machine) and the VM restore points it reads (a restore point and a disk restore
-point, nested under their restore point collection).
+snapshot, a virtual machine) and the VM restore points it reads (a restore point collection, and
+nested under it a restore point and a disk restore point).
 
 Pure (no I/O). ARM treats the fixed segments (`subscriptions`, `resourceGroups`, `providers`,
 `Microsoft.Compute`, the resource types) and the resource group and resource names
@@ -20,7 +20,9 @@ from typing import Literal
 
 from replicator.core.errors import UserError
 
-ResourceKind = Literal["disk", "snapshot", "vm", "restore_point", "disk_restore_point"]
+ResourceKind = Literal[
+    "disk", "snapshot", "vm", "restore_point_collection", "restore_point", "disk_restore_point"
+]
 SourceKind = Literal["disk", "snapshot", "vm"]
 
 # The resource types of each kind, outermost first: a nested kind names its parents' types.
@@ -28,6 +30,7 @@ _PATHS: dict[ResourceKind, tuple[str, ...]] = {
     "disk": ("disks",),
     "snapshot": ("snapshots",),
     "vm": ("virtualMachines",),
+    "restore_point_collection": ("restorePointCollections",),
     "restore_point": ("restorePointCollections", "restorePoints"),
     "disk_restore_point": ("restorePointCollections", "restorePoints", "diskRestorePoints"),
 }
@@ -50,6 +53,7 @@ _KIND_NAMES: dict[ResourceKind, str] = {
     "disk": "disk",
     "snapshot": "snapshot",
     "vm": "virtual machine",
+    "restore_point_collection": "restore point collection",
     "restore_point": "restore point",
     "disk_restore_point": "disk restore point",
 }

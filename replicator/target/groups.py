@@ -105,17 +105,20 @@ class GroupStore:
         folder = self.prefix.blob_name(manifest.FOLDER) + "/"
         names = []
         with self._authorized("list"):
-            async for item in self._container.list_blobs(name_starts_with=folder, include=["metadata"]):
-                if not item.name.endswith(".json") or "/" in item.name[len(folder) :]:
-                    continue
-                if not _ours(item.metadata):
-                    log.warning(
-                        "%s/%s is not a group manifest of the replicator; ignored",
-                        self.prefix.display,
-                        item.name,
-                    )
-                    continue
-                names.append(item.name[len(folder) : -len(".json")])
+            try:
+                async for item in self._container.list_blobs(name_starts_with=folder, include=["metadata"]):
+                    if not item.name.endswith(".json") or "/" in item.name[len(folder) :]:
+                        continue
+                    if not _ours(item.metadata):
+                        log.warning(
+                            "%s/%s is not a group manifest of the replicator; ignored",
+                            self.prefix.account_url,
+                            item.name,
+                        )
+                        continue
+                    names.append(item.name[len(folder) : -len(".json")])
+            except ResourceNotFoundError:  # no container yet: nothing was replicated here
+                return []
         found = [stored for name in sorted(names, reverse=True) if (stored := await self.read(name))]
         return sorted(found, key=lambda s: (s.manifest.restore_point_time, s.manifest.group_id), reverse=True)
 
@@ -139,8 +142,12 @@ class GroupStore:
         return Stored(manifest.decode(data, url), url, properties.etag)
 
     async def create(self, group: GroupManifest) -> Stored:
-        """Write a new group's manifest, unless one exists (then that one, as read)."""
+        """Write a new group's manifest, unless one exists (then that one, as read). The container is
+        created when missing, as the first disk run would (best-effort: a SAS may not create one, and
+        the write then says what is missing)."""
         blob = self._container.get_blob_client(self.prefix.blob_name(manifest.manifest_name(group.group_id)))
+        with contextlib.suppress(HttpResponseError):  # exists, or not ours to create: the write decides
+            await self._container.create_container()
         with self._authorized("create"):
             try:
                 result = await blob.upload_blob(
