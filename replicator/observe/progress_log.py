@@ -142,8 +142,9 @@ class LogProgress(Tally):
         event(name, level, message=message, **{**self.context, **fields})
 
     def _child(self, name: str) -> LogProgress:
-        """A disk of a VM run logs its own lines, each with `disk` (never a bar: the disks run at once)."""
-        return LogProgress(clock=self.clock, **self.context, disk=name)
+        """A disk of a VM run logs its own lines, each with `disk` its name (in place of a fleet job's
+        source: the VM); never a bar, since the disks run at once."""
+        return LogProgress(clock=self.clock, **{**self.context, "disk": name})
 
     def on_message(self, text: str) -> None:
         self.step = text
