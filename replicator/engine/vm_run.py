@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -88,7 +87,9 @@ def group_error(group: GroupRun, failures: list[BaseException]) -> ReplicatorErr
     failed = [f for f in errors if status_of(f) == "failed"] or errors
     if len(errors) < len(failures) or not failed:
         return ReplicationError(message)
-    chosen = copy.copy(failed[0])  # keeps what the class carries (retry_after_seconds, position)
+    first = failed[0]
+    chosen = type(first).__new__(type(first), message)
+    chosen.__dict__.update(first.__dict__)  # what the class carries: retry_after_seconds, position
     chosen.args = (message,)
     return chosen
 

@@ -316,6 +316,11 @@ class ArmSource:
         if rid.kind == "disk":
             disk = await self.get_disk(rid)
             return disk, await self._snapshots_of(rid, disk, search)
+        if rid.kind != "snapshot":  # a VM is read by replicator.source.vm, its groups by `list`
+            raise UserError(
+                f"{resource_id} is not a disk or a snapshot: a virtual machine's replicas are its groups, "
+                "which `replicate list --target <its prefix>` shows."
+            )
         snapshot = await self._get_snapshot(rid)
         if not snapshot.incremental:
             raise UserError(

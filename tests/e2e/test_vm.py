@@ -290,3 +290,26 @@ def test_bad_input_exits_2_before_anything_is_written(world: World) -> None:
         foreign = cli(world, "--source", vm, "--target", clean, "--json")
         assert foreign.code == 2 and "was not written by the replicator" in foreign.doc["error"], foreign.err
         assert [b.name for b in container.list_blobs()] == [name]  # nothing else was written
+
+
+def test_source_keep_deletes_only_the_tools_old_restore_points_and_a_fourth_create_is_limited(
+    world: World,
+) -> None:
+    vm, disks = vm_world(world)
+    url = prefix_url(world)
+    operator = world.restore_point(vm)  # an operator's: never the tool's to delete
+    taken = []
+    for n in range(2):  # with the operator's, Azure's 3 crash-consistent creates per VM per hour
+        world.write(disks["data1"], (n * 8 * MiB, pattern(10 + n, MiB)))
+        done = cli(world, "--source", vm, "--target", url, "--snapshot-now", "--source-keep", "1", "--json")
+        assert done.code == 0, done.err
+        taken.append(done.doc["restore_point_taken"])
+    assert done.doc["restore_points_deleted"] == [taken[0]]
+    collections = world.compute.restore_point_collections
+    expanded = [collections.get(world.rg, c.name, expand="restorePoints") for c in collections.list(world.rg)]
+    points = [p.id for c in expanded for p in c.restore_points]
+    assert sorted(p.casefold() for p in points) == sorted(p.casefold() for p in (operator, taken[1]))
+    limited = cli(world, "--source", vm, "--target", url, "--snapshot-now", "--json")
+    assert limited.code == 3 and limited.doc["status"] == "limited", limited.err
+    assert "Azure refused the restore point" in limited.doc["error"] and limited.doc["retry_after_seconds"]
+    assert limited.doc["restore_point_taken"] is None and limited.doc["groups"] == []
