@@ -35,14 +35,6 @@ class Clock:
 
 
 @pytest.fixture
-def blobs(tmp_path: Path) -> Iterator[BlobBackend]:
-    backend = BlobBackend(tmp_path / "blobs", account_key="a2V5")
-    backend.base_url = "https://127.0.0.1:1"
-    yield backend
-    backend.close()
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 

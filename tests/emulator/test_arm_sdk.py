@@ -37,12 +37,13 @@ def compute(
     )
 
 
-def async_compute(env: dict[str, str]) -> AsyncComputeManagementClient:
+def async_compute(env: dict[str, str], **kwargs: Any) -> AsyncComputeManagementClient:
     return AsyncComputeManagementClient(
         credential=AsyncStaticTokenCredential(env["REPLICATOR_ACCESS_TOKEN"]),
         subscription_id=env["AZURE_SUBSCRIPTION_ID"],
         base_url=env["REPLICATOR_ARM_ENDPOINT"],
         connection_verify=env["SSL_CERT_FILE"],
+        **kwargs,
     )
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,6 @@ from replicator.emulator.arm.vms import DiskAttachment, Vms, VmSpec
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.errors.arm import ArmError
 from tests.emulator.test_arm_backend import RG, SUB, Clock, disk_spec, expect
-
-
-@pytest.fixture
-def blobs(tmp_path: Path) -> Iterator[BlobBackend]:
-    backend = BlobBackend(tmp_path / "blobs", account_key="a2V5")
-    backend.base_url = "https://127.0.0.1:1"
-    yield backend
-    backend.close()
 
 
 def world(

@@ -28,7 +28,6 @@ and disk encryption sets (encryption_sets.py) live beside it.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 import uuid
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from replicator.emulator.arm import disk_profile, ids
+from replicator.emulator.arm.creation_log import CreationLog
 from replicator.emulator.arm.disk_data import (
     DiskData,
     checked_size,
@@ -48,7 +48,7 @@ from replicator.emulator.arm.disk_data import (
 )
 from replicator.emulator.arm.encryption_sets import EncryptionSets
 from replicator.emulator.arm.grants import Grants
-from replicator.emulator.arm.listing import rows_page
+from replicator.emulator.arm.listing import named, one_row, rows_page
 from replicator.emulator.arm.model import (
     SKUS,
     V2_SKUS,
@@ -84,7 +84,6 @@ CREATE TABLE IF NOT EXISTS snapshots(
     PRIMARY KEY (rg_key, name_key));
 CREATE TABLE IF NOT EXISTS profiles(unique_id TEXT PRIMARY KEY, profile TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS attachments(disk_unique_id TEXT PRIMARY KEY, vm_id TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS snapshot_log(disk_unique_id TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS operations(id TEXT PRIMARY KEY, output TEXT, created REAL NOT NULL);
 """
 
@@ -110,6 +109,7 @@ class ArmBackend:
         self._data = DiskData(self.blobs)
         self.encryption_sets = EncryptionSets(self._db, self.resource_id, self.subscription_id)
         self.grants = Grants(self._db, self.blobs, self.limits, self.clock)
+        self.creations = CreationLog(self._db)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -262,7 +262,7 @@ class ArmBackend:
             ),
         )  # fmt: skip
         if spec.incremental:
-            self._db.execute("INSERT INTO snapshot_log VALUES (?,?)", (disk.unique_id, now))
+            self.creations.record(disk.unique_id, now)
         return self.get_snapshot(resource_group, name)
 
     def get_snapshot(self, resource_group: str, name: str) -> Snapshot:
@@ -270,15 +270,8 @@ class ArmBackend:
 
     def grant_snapshot(self, resource_group: str, name: str, access: str, duration_seconds: int) -> str:
         snap = self.get_snapshot(resource_group, name)
-        if access == "Write":
-            raise arm_errors.write_access_on_snapshot(resource=snap.id)
-        if access != "Read":
-            raise arm_errors.invalid_parameter(
-                target="grantAccessData.access",
-                detail=f"Access level '{access}' is not valid for a snapshot (Read).",
-            )
         return self.grants.grant_frozen(
-            snap.id, snap.unique_id, snap.family_id, snap.completion_percent, duration_seconds
+            snap.id, snap.unique_id, snap.family_id, snap.completion_percent, access, duration_seconds
         )
 
     # --- frozen versions: incremental snapshots and disk restore points alike ---------------
@@ -404,9 +397,7 @@ class ArmBackend:
     # --- internals: rows --------------------------------------------------------------------
 
     def _row(self, kind: str, resource_group: str, name: str) -> sqlite3.Row | None:
-        return self._db.execute(
-            f"SELECT * FROM {kind} WHERE rg_key=? AND name_key=?", (resource_group.lower(), name.lower())
-        ).fetchone()
+        return one_row(self._db, kind, named(resource_group, name))
 
     def _existing(self, kind: str, resource_group: str, name: str) -> sqlite3.Row:
         row = self._row(kind, resource_group, name)
@@ -494,25 +485,15 @@ class ArmBackend:
         ).fetchone()["total"]
         if total >= limits.snapshots_per_disk:
             raise arm_errors.snapshot_total_limit(resource=disk.id, limit=limits.snapshots_per_disk)
-        window_start = now - limits.snapshot_window_seconds
-        recent = [
-            r["created"]
-            for r in self._db.execute(
-                "SELECT created FROM snapshot_log WHERE disk_unique_id=? AND created > ? ORDER BY created",
-                (disk.unique_id, window_start),
-            )
-        ]
-        if len(recent) >= limits.snapshots_per_window:
-            retry_after = math.ceil(recent[-limits.snapshots_per_window] - window_start)
+        window = limits.snapshot_window_seconds
+        full = self.creations.full(disk.unique_id, now, limits.snapshots_per_window, window)
+        if full is not None:
             raise arm_errors.snapshot_rate_limit(
                 resource=disk.id,
                 limit=limits.snapshots_per_window,
                 minutes=limits.snapshot_window_seconds // 60,
-                retry_after=retry_after,
+                retry_after=full.retry_after,
             )
-        self._db.execute(
-            "DELETE FROM snapshot_log WHERE disk_unique_id=? AND created <= ?", (disk.unique_id, window_start)
-        )
         if disk.sku in V2_SKUS:
             rows = self._db.execute(
                 "SELECT * FROM snapshots WHERE source_unique_id=? AND incremental=1", (disk.unique_id,)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replicator.emulator.arm import ids
+from replicator.emulator.arm.listing import named, one_row
 from replicator.emulator.errors import arm as arm_errors
 
 SET_TYPES = ("EncryptionAtRestWithCustomerKey", "EncryptionAtRestWithPlatformAndCustomerKeys",
@@ -75,10 +76,7 @@ class EncryptionSets:
         return self.get(resource_group, name)
 
     def get(self, resource_group: str, name: str) -> EncryptionSet:
-        row = self._db.execute(
-            "SELECT * FROM encryption_sets WHERE rg_key=? AND name_key=?",
-            (resource_group.lower(), name.lower()),
-        ).fetchone()
+        row = one_row(self._db, "encryption_sets", named(resource_group, name))
         if row is None:
             raise arm_errors.resource_not_found(type="diskEncryptionSets", name=name, group=resource_group)
         return EncryptionSet(

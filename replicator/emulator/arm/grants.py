@@ -73,10 +73,23 @@ class Grants:
         return url
 
     def grant_frozen(
-        self, resource_id: str, unique_id: str, family_id: str | None, percent: float, duration_seconds: int
+        self,
+        resource_id: str,
+        unique_id: str,
+        family_id: str | None,
+        percent: float,
+        access: str,
+        duration_seconds: int,
     ) -> str:
-        """Read access to a frozen version once its background copy is done (`percent` 100), within
-        its family's SAS budget (a re-grant of a granted one does not count twice)."""
+        """Read access (the only one: a frozen version is read-only) once its background copy is done
+        (`percent` 100), within its family's SAS budget (a re-grant does not count twice)."""
+        if access == "Write":
+            raise arm_errors.write_access_on_snapshot(resource=resource_id)
+        if access != "Read":
+            raise arm_errors.invalid_parameter(
+                target="grantAccessData.access",
+                detail=f"Access level '{access}' is not valid for a snapshot (Read).",
+            )
         if percent < 100:
             raise arm_errors.snapshot_not_complete(resource=resource_id, percent=percent)
         if family_id is not None and not self.active(unique_id):

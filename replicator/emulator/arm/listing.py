@@ -1,4 +1,4 @@
-"""Keyset paging of the ARM tables: one page of rows and the key of the next.
+"""Rows of the ARM tables: one by its key, or a page of them and the key of the next.
 
 Why keyset and not offsets: a `$skiptoken` that is a position in (resource group, name) order never
 shifts when resources are created or deleted during a listing, so a client that follows every
@@ -10,6 +10,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
+
+
+def named(resource_group: str, name: str) -> dict[str, str]:
+    """The key of a top-level resource's row: its resource group's and its name, lowercased."""
+    return {"rg_key": resource_group.lower(), "name_key": name.lower()}
+
+
+def one_row(db: sqlite3.Connection, table: str, keys: Mapping[str, str]) -> sqlite3.Row | None:
+    """The row of `table` whose key columns equal `keys` (give names lowercased: ARM's are
+    case-insensitive, so every table keys them so)."""
+    where = " AND ".join(f"{column} = ?" for column in keys)
+    return db.execute(f"SELECT * FROM {table} WHERE {where}", tuple(keys.values())).fetchone()
 
 
 def rows_page(

@@ -29,7 +29,6 @@ point's sourceMetadata carries each disk's caching and the VM size, from which a
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from datetime import datetime
 from replicator.emulator.arm import disk_profile
 from replicator.emulator.arm.backend import ArmBackend
 from replicator.emulator.arm.disk_data import utc
-from replicator.emulator.arm.listing import rows_page
+from replicator.emulator.arm.listing import named, one_row, rows_page
 from replicator.emulator.arm.model import V2_SKUS, DiskProfile, Page
 from replicator.emulator.arm.vms import Vm, VmDisk, Vms
 from replicator.emulator.errors import arm as arm_errors
@@ -64,7 +63,6 @@ CREATE TABLE IF NOT EXISTS disk_restore_points(
     blob_snapshot TEXT NOT NULL,
     size_bytes INTEGER NOT NULL, sector_size INTEGER NOT NULL, time_created REAL NOT NULL,
     PRIMARY KEY (rg_key, rpc_key, rp_key, name_key));
-CREATE TABLE IF NOT EXISTS restore_point_log(vm_id TEXT NOT NULL, mode TEXT NOT NULL, created REAL NOT NULL);
 """
 
 
@@ -280,7 +278,7 @@ class RestorePoints:
             (resource_group.lower(), collection.lower(), name.lower(), name, vm.vm_id, consistency,
              json.dumps(list(exclude)), json.dumps(metadata), now),
         )  # fmt: skip
-        self._db.execute("INSERT INTO restore_point_log VALUES (?,?,?)", (vm.vm_id, consistency, now))
+        self.arm.creations.record(f"{vm.vm_id}/{consistency}", now)
         return self.get_point(resource_group, collection, name)
 
     def get_point(self, resource_group: str, collection: str, name: str) -> RestorePoint:
@@ -308,10 +306,8 @@ class RestorePoints:
     # --- disk restore points ----------------------------------------------------------------
 
     def get_disk_point(self, resource_group: str, collection: str, point: str, name: str) -> DiskRestorePoint:
-        row = self._db.execute(
-            "SELECT * FROM disk_restore_points WHERE rg_key=? AND rpc_key=? AND rp_key=? AND name_key=?",
-            (resource_group.lower(), collection.lower(), point.lower(), name.lower()),
-        ).fetchone()
+        keys = {"rg_key": resource_group, "rpc_key": collection, "rp_key": point, "name_key": name}
+        row = one_row(self._db, "disk_restore_points", {k: v.lower() for k, v in keys.items()})
         if row is None:
             self.get_point(resource_group, collection, point)
             raise arm_errors.resource_not_found(
@@ -335,15 +331,8 @@ class RestorePoints:
         self, resource_group: str, collection: str, point: str, name: str, access: str, duration_seconds: int
     ) -> str:
         drp = self.get_disk_point(resource_group, collection, point, name)
-        if access == "Write":
-            raise arm_errors.write_access_on_snapshot(resource=drp.id)
-        if access != "Read":
-            raise arm_errors.invalid_parameter(
-                target="grantAccessData.access",
-                detail=f"Access level '{access}' is not valid for a disk restore point (Read).",
-            )
         return self.arm.grants.grant_frozen(
-            drp.id, drp.unique_id, drp.family_id, drp.completion_percent, duration_seconds
+            drp.id, drp.unique_id, drp.family_id, drp.completion_percent, access, duration_seconds
         )
 
     def revoke_disk_point(self, resource_group: str, collection: str, point: str, name: str) -> None:
@@ -380,24 +369,15 @@ class RestorePoints:
         ).fetchone()["n"]
         if total >= limits.restore_points_per_vm:
             raise arm_errors.restore_points_per_vm()
-        start = now - limits.restore_point_window_seconds
-        self._db.execute("DELETE FROM restore_point_log WHERE created <= ?", (start,))
-        recent = [
-            row["created"]
-            for row in self._db.execute(
-                "SELECT created FROM restore_point_log WHERE vm_id=? AND mode=? ORDER BY created",
-                (vm.vm_id, mode),
-            )
-        ]
-        if len(recent) >= limits.restore_points_per_window:
-            oldest = recent[-limits.restore_points_per_window]
-            hours = limits.restore_point_window_seconds // 3600
+        window = limits.restore_point_window_seconds
+        full = self.arm.creations.full(f"{vm.vm_id}/{mode}", now, limits.restore_points_per_window, window)
+        if full is not None:
             raise arm_errors.throttled(
-                policy=f"Create{mode}RestorePoint{hours}Hour" if hours else f"Create{mode}RestorePoint",
-                retry_after=math.ceil(oldest + limits.restore_point_window_seconds - now),
+                policy=f"Create{mode}RestorePoint{window // 60}Min",
+                retry_after=full.retry_after,
                 allowed=limits.restore_points_per_window,
-                measured=len(recent) + 1,
-                start=utc(start).isoformat(),
+                measured=full.count + 1,
+                start=utc(now - window).isoformat(),
                 end=utc(now).isoformat(),
             )
 
@@ -407,15 +387,11 @@ class RestorePoints:
                 raise arm_errors.disk_restore_point_in_use(resource=self._disk_point(row).id)
 
     def _collection_row(self, resource_group: str, name: str) -> sqlite3.Row | None:
-        return self._db.execute(
-            "SELECT * FROM collections WHERE rg_key=? AND name_key=?", (resource_group.lower(), name.lower())
-        ).fetchone()
+        return one_row(self._db, "collections", named(resource_group, name))
 
     def _point_row(self, resource_group: str, collection: str, name: str) -> sqlite3.Row | None:
-        return self._db.execute(
-            "SELECT * FROM restore_points WHERE rg_key=? AND rpc_key=? AND name_key=?",
-            (resource_group.lower(), collection.lower(), name.lower()),
-        ).fetchone()
+        keys = {"rg_key": resource_group.lower(), "rpc_key": collection.lower(), "name_key": name.lower()}
+        return one_row(self._db, "restore_points", keys)
 
     def _disk_point_rows(self, resource_group: str, collection: str, point: str) -> list[sqlite3.Row]:
         return self._db.execute(

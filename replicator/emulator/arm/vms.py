@@ -27,7 +27,7 @@ from datetime import datetime
 from replicator.emulator.arm import disk_profile, ids
 from replicator.emulator.arm.backend import ArmBackend
 from replicator.emulator.arm.disk_data import utc
-from replicator.emulator.arm.listing import rows_page
+from replicator.emulator.arm.listing import named, one_row, rows_page
 from replicator.emulator.arm.model import Disk, Page
 from replicator.emulator.errors import arm as arm_errors
 
@@ -170,9 +170,7 @@ class Vms:
     # --- internals ------------------------------------------------------------------------
 
     def _row(self, resource_group: str, name: str) -> sqlite3.Row | None:
-        return self._db.execute(
-            "SELECT * FROM vms WHERE rg_key=? AND name_key=?", (resource_group.lower(), name.lower())
-        ).fetchone()
+        return one_row(self._db, "vms", named(resource_group, name))
 
     def _updated(self, vm: Vm, spec: VmSpec) -> VmSpec:
         """What a PUT on an existing VM may change: data disks, caching, tags."""

@@ -12,14 +12,14 @@ snapshot rate window, `completionPercent`. Tests set an offset around a creation
 
 from __future__ import annotations
 
-import hmac
-import json
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from aiohttp import web
+
+from replicator.emulator.middleware import control_route
 
 CONTROL_PATH = "/_emulator/clock"
 
@@ -53,16 +53,6 @@ def install(app: web.Application, clock: ShiftedClock, token: str) -> None:
     async def control(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.rel_url.raw_path != CONTROL_PATH:
             return await handler(request)
-        expected = f"Bearer {token}".encode()
-        if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected):
-            return web.json_response({"error": "a valid bearer token is required"}, status=401)
-        if request.method == "PUT":
-            try:
-                clock.updated(json.loads(await request.read() or b"null"))
-            except ValueError as exc:
-                return web.json_response({"error": str(exc)}, status=400)
-        elif request.method != "GET":
-            return web.json_response({"error": "GET or PUT"}, status=405)
-        return web.json_response({"offset_seconds": clock.offset_seconds})
+        return await control_route.answer(request, token, clock.updated, lambda: asdict(clock))
 
     app.middlewares.append(control)

@@ -17,8 +17,6 @@ switch tests can flip.
 
 from __future__ import annotations
 
-import hmac
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from urllib.parse import unquote, urlsplit
@@ -27,6 +25,7 @@ from aiohttp import web
 
 from replicator.emulator.blob import wire as blob_wire
 from replicator.emulator.errors import blob as blob_errors
+from replicator.emulator.middleware import control_route
 
 CONTROL_PATH = "/_emulator/restore-points"
 
@@ -78,7 +77,7 @@ def install(
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.rel_url.raw_path == CONTROL_PATH:
-            return await _control(request)
+            return await control_route.answer(request, token, controls.updated, lambda: asdict(controls))
         response = await handler(request)
         if response.status != 200 or request.method != "GET" or not is_refused_diff(request):
             return response
@@ -89,18 +88,5 @@ def install(
         headers = {**blob_wire.base_headers(request.headers), "x-ms-error-code": error.code}
         return web.Response(status=error.status, headers=headers, text=blob_wire.error_body(error),
                             content_type="application/xml")  # fmt: skip
-
-    async def _control(request: web.Request) -> web.StreamResponse:
-        expected = f"Bearer {token}".encode()
-        if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected):
-            return web.json_response({"error": "a valid bearer token is required"}, status=401)
-        if request.method == "PUT":
-            try:
-                controls.updated(json.loads(await request.read() or b"null"))
-            except ValueError as exc:
-                return web.json_response({"error": str(exc)}, status=400)
-        elif request.method != "GET":
-            return web.json_response({"error": "GET or PUT"}, status=405)
-        return web.json_response(asdict(controls))
 
     app.middlewares.append(middleware)

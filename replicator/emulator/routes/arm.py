@@ -34,6 +34,7 @@ from replicator.emulator.routes.arm_wire import (
     PROVIDER,
     RESOURCE_GROUP,
     ArmWire,
+    grant_request,
     json_body,
     json_object,
     location,
@@ -207,25 +208,15 @@ class _Routes(ArmWire):
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        try:
-            resource = self.backend.get(m["kind"], m["rg"], m["name"])
-        except arm_errors.ArmError as e:
-            if e.status == 404:
-                return web.Response(status=204)  # Azure: deleting what is not there is a no-op
-            raise
-        self.backend.delete(m["kind"], m["rg"], m["name"])
-        return self.accepted(request, resource.location, None)
+        return self.deletion(
+            request,
+            lambda: self.backend.get(m["kind"], m["rg"], m["name"]),
+            lambda: self.backend.delete(m["kind"], m["rg"], m["name"]),
+        )
 
     async def grant(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        body = await json_body(request)
-        access = body.get("access")
-        seconds = optional_int(body.get("durationInSeconds"), "grantAccessData.durationInSeconds")
-        if not isinstance(access, str) or seconds is None:
-            raise arm_errors.invalid_parameter(
-                target="grantAccessData",
-                detail="Required parameters 'access' and 'durationInSeconds' must be given.",
-            )
+        access, seconds = await grant_request(request)
         resource = self.backend.get(m["kind"], m["rg"], m["name"])
         if m["kind"] == "disks":
             url = self.backend.grant_disk(m["rg"], m["name"], access, seconds)

@@ -31,10 +31,10 @@ from replicator.emulator.routes.arm_wire import (
     PROVIDER,
     RESOURCE_GROUP,
     ArmWire,
+    grant_request,
     json_body,
     json_object,
     location,
-    optional_int,
     tags,
 )
 from replicator.emulator.routes.context import EmulatorContext
@@ -179,12 +179,11 @@ class _RestorePointRoutes(ArmWire):
 
     async def delete_collection(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        try:
-            rpc = self.points.get_collection(m["rg"], m["rpc"])
-        except arm_errors.ArmError:
-            return web.Response(status=204)
-        self.points.delete_collection(m["rg"], m["rpc"])
-        return self.accepted(request, rpc.location, None)
+        return self.deletion(
+            request,
+            lambda: self.points.get_collection(m["rg"], m["rpc"]),
+            lambda: self.points.delete_collection(m["rg"], m["rpc"]),
+        )
 
     async def list_collections(self, request: web.Request) -> web.StreamResponse:
         page = self.points.list_collections(request.match_info.get("rg"), request.query.get("$skiptoken"))
@@ -214,10 +213,11 @@ class _RestorePointRoutes(ArmWire):
 
     async def delete_point(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        rpc = self.points.get_collection(m["rg"], m["rpc"])
-        if not self.points.delete_point(m["rg"], m["rpc"], m["rp"]):
-            return web.Response(status=204)
-        return self.accepted(request, rpc.location, None)
+        return self.deletion(
+            request,
+            lambda: self.points.get_point(m["rg"], m["rpc"], m["rp"]),
+            lambda: self.points.delete_point(m["rg"], m["rpc"], m["rp"]),
+        )
 
     # --- disk restore points ----------------------------------------------------------------
 
@@ -234,14 +234,7 @@ class _RestorePointRoutes(ArmWire):
 
     async def grant(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        body = await json_body(request)
-        access = body.get("access")
-        seconds = optional_int(body.get("durationInSeconds"), "grantAccessData.durationInSeconds")
-        if not isinstance(access, str) or seconds is None:
-            raise arm_errors.invalid_parameter(
-                target="grantAccessData",
-                detail="Required parameters 'access' and 'durationInSeconds' must be given.",
-            )
+        access, seconds = await grant_request(request)
         drp = self.points.get_disk_point(m["rg"], m["rpc"], m["rp"], m["drp"])
         url = self.points.grant_disk_point(m["rg"], m["rpc"], m["rp"], m["drp"], access, seconds)
         return self.accepted(request, drp.location, {"accessSAS": url})

@@ -163,11 +163,9 @@ class _VmRoutes(ArmWire):
 
     async def delete_vm(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        vm = self.vms.get_or_none(m["rg"], m["name"])
-        if vm is None:
-            return web.Response(status=204)
-        self.vms.delete(m["rg"], m["name"])
-        return self.accepted(request, vm.location, None)
+        return self.deletion(
+            request, lambda: self.vms.get(m["rg"], m["name"]), lambda: self.vms.delete(m["rg"], m["name"])
+        )
 
     async def list_vms(self, request: web.Request) -> web.StreamResponse:
         page = self.vms.list(request.match_info.get("rg"), request.query.get("$skiptoken"))
@@ -185,9 +183,7 @@ class _VmRoutes(ArmWire):
 
     async def delete_des(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        try:
-            des = self.backend.encryption_sets.get(m["rg"], m["name"])
-        except arm_errors.ArmError:
-            return web.Response(status=204)
-        self.backend.encryption_sets.delete(m["rg"], m["name"])
-        return self.accepted(request, des.location, None)
+        sets = self.backend.encryption_sets
+        return self.deletion(
+            request, lambda: sets.get(m["rg"], m["name"]), lambda: sets.delete(m["rg"], m["name"])
+        )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from aiohttp import web
@@ -28,6 +28,14 @@ from replicator.emulator.errors.blob import BlobError
 from replicator.emulator.routes.context import EmulatorContext
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Located(Protocol):
+    """Any resource: its long-running operations are answered under its region."""
+
+    @property
+    def location(self) -> str: ...
+
 
 PROVIDER = "/providers/Microsoft.Compute"
 RESOURCE_GROUP = "/subscriptions/{sub}/resourceGroups/{rg}" + PROVIDER
@@ -84,6 +92,19 @@ def json_object(body: dict[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise arm_errors.invalid_parameter(target=key, detail=f"'{key}' must be an object.")
     return value
+
+
+async def grant_request(request: web.Request) -> tuple[str, int]:
+    """The access level and duration of a beginGetAccess body (GrantAccessData), both required."""
+    body = await json_body(request)
+    access = body.get("access")
+    seconds = optional_int(body.get("durationInSeconds"), "grantAccessData.durationInSeconds")
+    if not isinstance(access, str) or seconds is None:
+        raise arm_errors.invalid_parameter(
+            target="grantAccessData",
+            detail="Required parameters 'access' and 'durationInSeconds' must be given.",
+        )
+    return access, seconds
 
 
 def location(body: dict[str, Any]) -> str:
@@ -151,6 +172,20 @@ class ArmWire:
         if body is None:
             return web.Response(status=status, headers=headers)
         return web.json_response(body, status=status, headers=headers)
+
+    def deletion(
+        self, request: web.Request, lookup: Callable[[], Located], delete: Callable[[], object]
+    ) -> web.StreamResponse:
+        """DELETE as ARM answers it: 204 when there is nothing to delete (a no-op), else the work done
+        and a long-running operation's 202."""
+        try:
+            resource = lookup()
+        except arm_errors.ArmError as e:
+            if e.status == 404:
+                return web.Response(status=204)
+            raise
+        delete()
+        return self.accepted(request, resource.location, None)
 
     def page(self, request: web.Request, items: list[dict[str, Any]], next_key: str | None) -> web.Response:
         """One page of a list, with a `nextLink` while more remain (`$skiptoken` is the next key)."""
