@@ -276,19 +276,7 @@ class DiskRun:
         return self.restore_point is not None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "role": self.role,
-            "lun": self.lun,
-            "disk_id": self.disk_id,
-            "target": self.target,
-            "source_point_id": self.source_point_id,
-            "status": self.status,
-            "error": self.error,
-            "committed": self.committed,
-            "restore_point": self.restore_point,
-            "snapshots": [s.to_json() for s in self.snapshots],
-        }
+        return {**asdict(self), "committed": self.committed}
 
 
 @dataclass

@@ -48,6 +48,7 @@ from azure.mgmt.compute.models import (
 from replicator.core import arm_ids, messages
 from replicator.core.errors import LimitError, ReplicationError, UserError
 from replicator.core.output import plural
+from replicator.engine.snapshots import window_full
 from replicator.source.arm import OWNER_TAG, OWNER_VALUE, TARGET_TAG, ArmSource, target_tag
 from replicator.source.vm import Collection, VmInfo, VmRestorePoint, restore_point_info
 
@@ -86,15 +87,11 @@ def check_limits(points: list[VmRestorePoint], now: datetime) -> None:
             f"the VM already has {len(points)} restore points (Azure allows {POINTS_PER_VM}); delete old "
             "ones (--source-keep) before --snapshot-now."
         )
-    recent = sorted(
-        p.time_created
-        for p in points
-        if p.time_created > now - POINT_WINDOW and (p.consistency_mode or "").casefold() == "crashconsistent"
-    )
-    if len(recent) >= POINTS_PER_WINDOW:
-        free_at = recent[-POINTS_PER_WINDOW] + POINT_WINDOW
+    crash = [p.time_created for p in points if (p.consistency_mode or "").casefold() == "crashconsistent"]
+    if full := window_full(crash, now, POINTS_PER_WINDOW, POINT_WINDOW):
+        count, free_at = full
         raise LimitError(
-            f"{len(recent)} crash-consistent restore points of the VM were created in the last hour (Azure "
+            f"{count} crash-consistent restore points of the VM were created in the last hour (Azure "
             f"allows {POINTS_PER_WINDOW}); run again after {free_at:%H:%M:%S} UTC.",
             retry_after_seconds=round((free_at - now).total_seconds(), 3),
         )
