@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from azure.core.exceptions import HttpResponseError
+
 from replicator.core.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -153,9 +155,21 @@ async def discover(scope: str, tag: str, env: Mapping[str, str]) -> list[JobSpec
             if wanted := _tagged(disk.tags, tag):
                 jobs.append(JobSpec(disk.id, target_for(disk.name, wanted)))
         vms = compute.virtual_machines.list(group) if group else compute.virtual_machines.list_all()
-        async for vm in vms:
-            if wanted := _tagged(vm.tags, tag):
-                jobs.append(JobSpec(vm.id, vm_target_for(vm.name, wanted)))
+        try:
+            async for vm in vms:
+                if wanted := _tagged(vm.tags, tag):
+                    jobs.append(JobSpec(vm.id, vm_target_for(vm.name, wanted)))
+        except HttpResponseError as err:
+            if err.status_code != 403:
+                raise
+            # An identity made for disks only (disks/read): its disk jobs go on, and it is told why
+            # no VM is found.
+            log.warning(
+                "%s: the identity may not list virtual machines (%s); tagged VMs are not discovered: "
+                "give it Microsoft.Compute/virtualMachines/read there",
+                scope,
+                describe(err),
+            )
     return jobs
 
 
