@@ -169,7 +169,7 @@ class JobRunner:
             try:
                 await self._count(PlanInput(job, current, base, size, blank_target=not target_exists), result)
             except DiffNotPossible as refusal:
-                job = _refused(job, result, refusal.reason)
+                job = _refused(job, result, refusal)
                 await self._count(PlanInput(job, current, None, size, blank_target=not target_exists), result)
         result.seconds = round(time.monotonic() - started, 3)
         self.progress.on_snapshot_done(result)
@@ -211,7 +211,7 @@ class JobRunner:
                         PlanInput(job, current, base, size, blank_target=blank), state, copier, result
                     )
                 except DiffNotPossible as refusal:
-                    job = _refused(job, result, refusal.reason)
+                    job = _refused(job, result, refusal)
                     base = None
                     await self._write(
                         PlanInput(job, current, None, size, blank_target=False), state, copier, result
@@ -431,10 +431,11 @@ def _result(job: Job) -> SnapshotResult:
     )
 
 
-def _refused(job: Job, result: SnapshotResult, why: str) -> Job:
-    """The service refused the diff (listing.DiffNotPossible: a resize across 4 TiB, or the diff of a
-    protected snapshot refused to the disk token): fall back to a full copy from offset 0."""
-    reason = f"the service refused the diff from {job.base.name if job.base else 'the base'} ({why})"
+def _refused(job: Job, result: SnapshotResult, refusal: DiffNotPossible) -> Job:
+    """The service refused the diff (a resize across 4 TiB, the diff of a protected snapshot refused
+    to the disk token, any refusal between disk restore points):
+    fall back to a full copy from offset 0, saying why."""
+    reason = f"the service refused the diff from {job.base.name if job.base else 'the base'} ({refusal.why})"
     log.info("%s; copying in full", reason)
     result.mode, result.reason, result.base_snapshot_id, result.resumed_from = "full", reason, None, 0
     return Job(job.snapshot, None, reason)
