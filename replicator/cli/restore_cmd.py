@@ -1,4 +1,5 @@
-"""`replicate restore --target URL --point ID|latest|NAME --resource-group RG --disk-name D --location L`."""
+"""`replicate restore --target URL --point ID|latest|NAME --resource-group RG --disk-name D --location L`
+and the overrides of the source's recorded disk properties, which `drill` takes too (`add_overrides`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import re
 from collections.abc import Callable
 
 from replicator.cli import shell
+from replicator.core import arm_ids
+from replicator.core.disk_profile import Overrides, parse_security_type, parse_tags, parse_zone
+from replicator.core.errors import UserError
 from replicator.settings.knobs import TARGET_KNOBS
-from replicator.target.restore_points import AUTH_MODES, DISK_SKUS, RestoreRequest, restore
+from replicator.target.restore_disk import AUTH_MODES, FALLBACK_SKU, RestoreRequest, restore
+from replicator.target.restore_points import DISK_SKUS
 
 
 def _named(pattern: str, rule: str) -> Callable[[str], str]:
@@ -32,6 +37,79 @@ _resource_group = _named(
     r"[\w().-]{0,89}[\w()-]",
     "a resource group name is 1-90 letters, digits, '_', '(', ')', '.' or '-' and does not end with '.'",
 )
+
+
+def _checked(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type from a parser that raises ValueError with its one sentence (exit 2)."""
+
+    def check(value: str) -> object:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return check
+
+
+def _encryption_set(value: str) -> str:
+    try:
+        rid = arm_ids.parse(value)
+    except UserError:
+        rid = None
+    if rid is None or rid.kind != "disk_encryption_set":
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a disk encryption set ID: /subscriptions/<subscription>/resourceGroups/"
+            "<group>/providers/Microsoft.Compute/diskEncryptionSets/<name>, a set in the restore's region"
+        )
+    return value.strip()
+
+
+def add_overrides(p: argparse.ArgumentParser) -> None:
+    """The flags that replace what the restore point records of its source disk (restore and drill)."""
+    p.add_argument(
+        "--sku",
+        choices=DISK_SKUS,
+        metavar="SKU",
+        help=f"disk type: {', '.join(DISK_SKUS)} (default: the source disk's, as the restore point "
+        f"records it; {FALLBACK_SKU} when it records none); 4096-byte sectors need PremiumV2_LRS or "
+        "UltraSSD_LRS",
+    )
+    p.add_argument(
+        "--zone",
+        type=_checked(parse_zone),
+        help="availability zone 1, 2 or 3, or none for a regional disk (default: the source disk's zone)",
+    )
+    p.add_argument(
+        "--security-type",
+        type=_checked(parse_security_type),
+        help="Standard or TrustedLaunch (default: the source's; a confidential VM disk is refused)",
+    )
+    p.add_argument(
+        "--tags",
+        type=_checked(parse_tags),
+        default={},
+        metavar="KEY=VALUE,...",
+        help="tags merged over the source disk's recorded tags (a key given here replaces the source's)",
+    )
+    p.add_argument(
+        "--disk-encryption-set",
+        type=_encryption_set,
+        metavar="ID",
+        help="a disk encryption set in the new disk's region: customer-managed keys (default: platform "
+        "keys; the source's set does not cross regions)",
+    )
+
+
+def overrides(args: argparse.Namespace) -> Overrides:
+    return Overrides(
+        sku=args.sku,
+        zone=args.zone,
+        security_type=args.security_type,
+        tags=args.tags,
+        disk_encryption_set_id=args.disk_encryption_set,
+    )
+
+
 _location = _named(
     r"[A-Za-z0-9]+",
     "a location is a region name of letters and digits, such as westeurope (az account list-locations)",
@@ -59,14 +137,7 @@ async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
         type=_location,
         help="region of the new disk, e.g. westeurope (the target account's region)",
     )
-    p.add_argument(
-        "--sku",
-        default="Premium_LRS",
-        choices=DISK_SKUS,
-        metavar="SKU",
-        help=f"disk type: {', '.join(DISK_SKUS)} (default Premium_LRS); 4096-byte sectors need "
-        "PremiumV2_LRS or UltraSSD_LRS",
-    )
+    add_overrides(p)
     p.add_argument(
         "--data-access-auth-mode",
         choices=AUTH_MODES,
@@ -85,16 +156,32 @@ async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
         resource_group=args.resource_group,
         disk_name=args.disk_name,
         location=args.location,
-        sku=args.sku,
+        overrides=overrides(args),
         storage_account_id=args.storage_account_id,
         data_access_auth_mode=args.data_access_auth_mode,
     )
     result = await restore(config, request, shell.say)
 
     def show() -> None:
+        kept = ", ".join(
+            f"{name} {value}"
+            for name, value in (
+                ("OS type", result.profile.os_type),
+                ("generation", result.profile.hyper_v_generation),
+                ("zone", result.profile.zone),
+                ("security type", result.profile.security_type),
+            )
+            if value
+        )
+        if result.point.profile.tags_dropped:
+            shell.say(
+                f"the source disk's {result.point.profile.tags_dropped} tags were not recorded (too large "
+                "for the restore point's metadata); give the ones the disk needs with --tags",
+                "restore_tags_not_recorded",
+            )
         shell.say(
             f"restored {result.point.id} ({result.point.snapshot_name}) to {result.sku} disk "
-            f"{result.disk_id} ({result.size_bytes} bytes, dataAccessAuthMode "
+            f"{result.disk_id} ({result.size_bytes} bytes, {kept + ', ' if kept else ''}dataAccessAuthMode "
             f"{result.data_access_auth_mode or 'None'})",
             "restored",
             restore_point=result.point.id,

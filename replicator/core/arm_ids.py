@@ -21,7 +21,13 @@ from typing import Literal
 from replicator.core.errors import UserError
 
 ResourceKind = Literal[
-    "disk", "snapshot", "vm", "restore_point_collection", "restore_point", "disk_restore_point"
+    "disk",
+    "snapshot",
+    "vm",
+    "restore_point_collection",
+    "restore_point",
+    "disk_restore_point",
+    "disk_encryption_set",
 ]
 SourceKind = Literal["disk", "snapshot", "vm"]
 
@@ -33,6 +39,7 @@ _PATHS: dict[ResourceKind, tuple[str, ...]] = {
     "restore_point_collection": ("restorePointCollections",),
     "restore_point": ("restorePointCollections", "restorePoints"),
     "disk_restore_point": ("restorePointCollections", "restorePoints", "diskRestorePoints"),
+    "disk_encryption_set": ("diskEncryptionSets",),  # restore --disk-encryption-set
 }
 _BY_PATH: dict[tuple[str, ...], ResourceKind] = {
     tuple(t.lower() for t in path): kind for kind, path in _PATHS.items()
@@ -56,6 +63,7 @@ _KIND_NAMES: dict[ResourceKind, str] = {
     "restore_point_collection": "restore point collection",
     "restore_point": "restore point",
     "disk_restore_point": "disk restore point",
+    "disk_encryption_set": "disk encryption set",
 }
 
 

@@ -58,6 +58,7 @@ from replicator.observe.jsonlog import event
 from replicator.plumbing.credentials import client_kwargs
 from replicator.settings.config import Config
 from replicator.source.arm import WAIT_TIMEOUT_SECONDS, ArmSource, SnapshotInfo
+from replicator.source.disk_profiles import recorded
 from replicator.source.grants import Grant, read_grant, read_grants
 from replicator.source.listing import DiffNotPossible, list_changes, snapshot_blob_size
 from replicator.source.reader import SasBlobReader
@@ -470,4 +471,5 @@ def _restore_point_meta(
         reason=reason,
         base_snapshot_id=job.base.id if job.base else "",
         data_access_auth_mode=auth_mode,
+        profile=recorded(identity.profile if identity else None, snap.profile),
     )

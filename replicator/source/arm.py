@@ -34,7 +34,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -50,10 +50,12 @@ from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.compute.models import Disk, DiskRestorePoint, RestorePoint, Snapshot
 
 from replicator.core import arm_ids, messages
+from replicator.core.disk_profile import DiskProfile
 from replicator.core.errors import LimitError, ReplicationError, UserError
 from replicator.plumbing import credentials
 from replicator.source.arm_retry import ARM_RETRIES, LoggedArmRetry
 from replicator.source.disk_auth import ENTRA_MODE, DiskAuth
+from replicator.source.disk_profiles import profile_of
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,7 @@ class SnapshotInfo:
     owned: bool = False  # carries the OWNER_TAG: this tool took it (--snapshot-now)
     owner_target: str | None = None  # its TARGET_TAG: the target it was taken for
     data_access_auth_mode: str | None = None  # ARM's dataAccessAuthMode; None when ARM omits it
+    profile: DiskProfile = field(default_factory=DiskProfile)  # failover-grade properties (disk_profiles)
 
     @property
     def protected(self) -> bool:
@@ -174,6 +177,7 @@ class DiskInfo:
     size_bytes: int
     sku: str | None
     max_shares: int | None = None  # above 1: a shared disk
+    profile: DiskProfile = field(default_factory=DiskProfile)  # failover-grade properties (disk_profiles)
 
 
 def snapshot_info(s: Snapshot) -> SnapshotInfo:
@@ -196,6 +200,7 @@ def snapshot_info(s: Snapshot) -> SnapshotInfo:
         owned=any(k.casefold() == OWNER_TAG and v == OWNER_VALUE for k, v in (s.tags or {}).items()),
         owner_target=next((v for k, v in (s.tags or {}).items() if k.casefold() == TARGET_TAG), None),
         data_access_auth_mode=s.data_access_auth_mode,
+        profile=profile_of(s),
     )
 
 
@@ -214,6 +219,7 @@ def disk_restore_point_info(point: DiskRestorePoint, size_bytes: int, time_creat
         completion_percent=point.completion_percent,
         source_resource_id=point.source_resource_id,
         source_unique_id=point.source_unique_id,
+        profile=profile_of(point),
     )
 
 
@@ -241,6 +247,7 @@ def _disk_info(d: Disk) -> DiskInfo:
         size_bytes=d.disk_size_bytes or (d.disk_size_gb or 0) * 1024**3,
         sku=plain(d.sku.name) if d.sku else None,
         max_shares=d.max_shares,
+        profile=profile_of(d),
     )
 
 

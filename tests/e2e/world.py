@@ -109,11 +109,17 @@ class World:
         sku: str = "Standard_LRS",
         tags: dict[str, str] | None = None,
         auth_mode: str | None = None,
+        properties: dict[str, Any] | None = None,
+        zones: list[str] | None = None,
         **extra: Any,
     ) -> Disk:
-        """An empty disk (`auth_mode`: its dataAccessAuthMode); `extra` adds to its `creationData`
-        (e.g. `logicalSectorSize=4096`)."""
-        return Disk(name, self.disks.create_disk(name, gib * GiB, sku, tags, auth_mode=auth_mode, **extra))
+        """An empty disk (`auth_mode`: its dataAccessAuthMode; `properties` and `zones` as
+        DiskBuilder.create_disk takes them); `extra` adds to its `creationData` (e.g.
+        `logicalSectorSize=4096`)."""
+        made = self.disks.create_disk(
+            name, gib * GiB, sku, tags, auth_mode=auth_mode, properties=properties, zones=zones, **extra
+        )
+        return Disk(name, made)
 
     def resize_disk(self, disk: Disk, gib: int) -> None:
         self.disks.resize_disk(disk.name, gib * GiB)
