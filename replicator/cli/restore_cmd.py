@@ -33,7 +33,7 @@ _disk_name = _named(
     "a disk name is 1-80 letters, digits, '_', '.' or '-', starts with a letter or digit "
     "and does not end with '.' or '-'",
 )
-_resource_group = _named(
+resource_group_type = _named(
     r"[\w().-]{0,89}[\w()-]",
     "a resource group name is 1-90 letters, digits, '_', '(', ')', '.' or '-' and does not end with '.'",
 )
@@ -110,7 +110,7 @@ def overrides(args: argparse.Namespace) -> Overrides:
     )
 
 
-_location = _named(
+location_type = _named(
     r"[A-Za-z0-9]+",
     "a location is a region name of letters and digits, such as westeurope (az account list-locations)",
 )
@@ -128,13 +128,13 @@ async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
         "rollback), or a source snapshot name",
     )
     p.add_argument(
-        "--resource-group", required=True, type=_resource_group, help="resource group of the new disk"
+        "--resource-group", required=True, type=resource_group_type, help="resource group of the new disk"
     )
     p.add_argument("--disk-name", required=True, type=_disk_name, help="name of the new disk")
     p.add_argument(
         "--location",
         required=True,
-        type=_location,
+        type=location_type,
         help="region of the new disk, e.g. westeurope (the target account's region)",
     )
     add_overrides(p)

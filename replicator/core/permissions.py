@@ -106,6 +106,12 @@ COMMANDS: dict[str, tuple[Need, ...]] = {
     "prune --dry-run": (_READ_STATE, _LIST),
     "restore": (Need("read", "read the target's state and the restore point's VHD footer"), _LIST),
     "status": (_READ_STATE, _LIST),
+    "drill": (
+        Need("read", "read the target's state and the restore point's bytes"),
+        _LIST,
+        _LEASE,
+        Need("write", "record the drill's result in the target's metadata"),
+    ),
 }
 """Every command that touches the target and what it does there (`status` is read-only, as `list`;
 `replicate (VM)` is `replicate` of a virtual machine, whose --target is a prefix holding a blob per

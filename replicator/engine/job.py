@@ -231,12 +231,13 @@ class JobRunner:
             self.progress.on_protected(
                 Protected(restore_point, job.snapshot.id, job.snapshot.name, job.snapshot.time_created)
             )
-            state = State(
-                identity.id if identity else None,
-                identity.unique_id if identity else None,
-                snapshot_ref(job.snapshot),
-                restore_point,
-                None,
+            state = replace(  # what else the state holds (the last drill) is kept
+                state,
+                disk_id=identity.id if identity else None,
+                disk_unique_id=identity.unique_id if identity else None,
+                last=snapshot_ref(job.snapshot),
+                last_restore_point=restore_point,
+                in_progress=None,
             )
             await self.target.write_state(state)
         result.seconds = round(time.monotonic() - started, 3)

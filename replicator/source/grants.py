@@ -220,7 +220,7 @@ async def _granted(source: ArmSource, snapshot: SnapshotInfo) -> AsyncIterator[G
         yield grant
     finally:
         if grant.may_be_active:
-            await _shielded(_revoke(source, snapshot))
+            await shielded(_revoke(source, snapshot))
 
 
 def _access(source: ArmSource, snapshot: SnapshotInfo) -> tuple[Any, tuple[str, ...]]:
@@ -307,7 +307,7 @@ async def _revoke(source: ArmSource, snapshot: SnapshotInfo) -> None:
         )
 
 
-async def _shielded(cleanup: Awaitable[None]) -> None:
+async def shielded(cleanup: Awaitable[None]) -> None:
     """Run `cleanup` to the end even if the caller is cancelled meanwhile, then re-raise the cancel."""
     task = asyncio.ensure_future(cleanup)
     try:

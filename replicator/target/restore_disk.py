@@ -177,9 +177,10 @@ def disk_body(
     )
 
 
-def _subscription(request: RestoreRequest, listing: Listing) -> str:
-    if request.subscription_id:
-        return request.subscription_id
+def subscription_of(subscription_id: str | None, listing: Listing) -> str:
+    """The given subscription, else the one of the source disk the target records (UserError without)."""
+    if subscription_id:
+        return subscription_id
     disk_id = listing.source_disk_id or ""
     parts = disk_id.split("/")
     if len(parts) > 2 and parts[1].lower() == "subscriptions":
@@ -216,7 +217,7 @@ async def restore(
         profile = planned_profile(point, request.overrides)
         await check_footer(target, point)
         url = target.url
-    subscription = _subscription(request, listing)
+    subscription = subscription_of(request.subscription_id, listing)
     account_id = request.storage_account_id or storage_account_id(url, subscription, request.resource_group)
     body = disk_body(point, profile, request, source_uri(url, point.id), account_id)
     disk_id = (

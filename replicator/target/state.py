@@ -18,6 +18,9 @@ Target state schema (metadata of the base blob; values are ASCII strings):
     inprogress_checkpoint             every op of the plan below this offset is written
     inprogress_total_bytes            the size being written: the checkpoint is an offset of this many
                                       bytes (`replicate status` shows checkpoint of total)
+    last_drill_time, last_drill_restore_point, last_drill_snapshot_name, last_drill_result,
+    last_drill_ready_seconds, last_drill_verified_seconds
+                                      the last restore drill (core.drill_record; absent before the first)
 
 A restore point is a blob snapshot whose metadata holds (RestorePointMeta, the one codec that writes
 and reads it): source_disk_id, source_disk_unique_id, snapshot_id, snapshot_unique_id, snapshot_time,
@@ -45,6 +48,7 @@ from dataclasses import dataclass, field, fields, replace
 from urllib.parse import quote
 
 from replicator.core.disk_profile import DiskProfile
+from replicator.core.drill_record import DrillRecord
 from replicator.core.errors import UserError
 
 SCHEMA = "1"
@@ -86,6 +90,7 @@ class State:
     last: SnapshotRef | None = None
     last_restore_point: str | None = None
     in_progress: InProgress | None = None
+    last_drill: DrillRecord | None = None  # written by `drill`, kept by every other writer
 
     def to_metadata(self) -> dict[str, str]:
         meta = {"replicator_schema": SCHEMA}
@@ -106,6 +111,17 @@ class State:
             }
             if p.total_bytes is not None:
                 meta["inprogress_total_bytes"] = str(p.total_bytes)
+        if self.last_drill:
+            d = self.last_drill
+            meta |= {
+                "last_drill_time": d.time,
+                "last_drill_restore_point": d.restore_point,
+                "last_drill_snapshot_name": d.snapshot_name,
+                "last_drill_result": d.result,
+            }
+            for key, seconds in (("ready", d.ready_seconds), ("verified", d.verified_seconds)):
+                if seconds is not None:
+                    meta[f"last_drill_{key}_seconds"] = f"{seconds:.3f}"
         return {k: _ascii(v) for k, v in meta.items()}
 
     @classmethod
@@ -134,7 +150,29 @@ class State:
             _meta_ref("last_snapshot", meta),
             meta.get("last_restore_point") or None,
             progress,
+            _meta_drill(meta),
         )
+
+
+def _meta_drill(meta: Mapping[str, str]) -> DrillRecord | None:
+    result = meta.get("last_drill_result")
+    if result not in ("passed", "mismatch", "failed"):
+        return None
+
+    def seconds(key: str) -> float | None:
+        try:
+            return float(meta[f"last_drill_{key}_seconds"])
+        except (KeyError, ValueError):
+            return None
+
+    return DrillRecord(
+        meta.get("last_drill_time", ""),
+        meta.get("last_drill_restore_point", ""),
+        meta.get("last_drill_snapshot_name", ""),
+        result,
+        seconds("ready"),
+        seconds("verified"),
+    )
 
 
 def _ascii(value: str) -> str:
