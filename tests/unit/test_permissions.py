@@ -40,8 +40,18 @@ MINIMAL = {
     "prune --dry-run": "rl",
     "restore": "rl",
     "status": "rl",
+    "drill": "rwl",  # w: the lease and the drill's record in the base blob's metadata
 }
-LISTS = {"replicate (VM)", "replicate --plan (VM)", "list", "prune", "prune --dry-run", "restore", "status"}
+LISTS = {
+    "replicate (VM)",
+    "replicate --plan (VM)",
+    "list",
+    "prune",
+    "prune --dry-run",
+    "restore",
+    "status",
+    "drill",
+}
 LETTERS = "racwdl"
 SUBSETS = ["".join(c) for n in range(len(LETTERS) + 1) for c in itertools.combinations(LETTERS, n)]
 
