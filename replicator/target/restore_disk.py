@@ -203,14 +203,20 @@ async def _check_encryption_set(source: ArmSource, des_id: str, location: str) -
         )
 
 
-async def restore(
-    config: Config, request: RestoreRequest, on_message: Callable[[str], None] = lambda _: None
-) -> RestoreResult:
-    """Create the managed disk `request` asks for from a restore point; returns it once it exists.
+@dataclass(frozen=True)
+class PreparedRestore:
+    """A restore checked in full (nothing created yet): what `create` sends, and what it reports."""
 
-    Refuses (UserError, nothing created) an unknown point, a disk name already taken and every check
-    of the module docstring.
-    """
+    request: RestoreRequest
+    point: PointInfo
+    profile: DiskProfile
+    subscription: str
+    disk_id: str
+    body: Disk
+
+
+async def prepare(config: Config, request: RestoreRequest) -> PreparedRestore:
+    """Every check of the module docstring, before anything is created (UserError: exit 2)."""
     async with PageBlobTarget(config, command="restore") as target:
         listing = await list_points(target)
         point = select(listing.points, request.point)
@@ -228,18 +234,28 @@ async def restore(
     async with source:
         if request.overrides.disk_encryption_set_id:
             await _check_encryption_set(source, request.overrides.disk_encryption_set_id, request.location)
-        disks = source.compute(subscription).disks
+        with source.arm_errors(f"read disk {disk_id}"), contextlib.suppress(ResourceNotFoundError):
+            await source.compute(subscription).disks.get(request.resource_group, request.disk_name)
+            raise UserError(f"the disk {disk_id} already exists; choose another --disk-name.")
+    return PreparedRestore(request, point, profile, subscription, disk_id, body)
+
+
+async def create(
+    config: Config, prepared: PreparedRestore, on_message: Callable[[str], None] = lambda _: None
+) -> RestoreResult:
+    """Create the disk `prepare` checked; returns it once it exists (hydrated, for v2/Ultra)."""
+    request, point, profile, disk_id = prepared.request, prepared.point, prepared.profile, prepared.disk_id
+    source = await ArmSource.open(config)
+    async with source:
+        disks = source.compute(prepared.subscription).disks
         with source.arm_errors(f"create disk {disk_id}"):
-            with contextlib.suppress(ResourceNotFoundError):
-                await disks.get(request.resource_group, request.disk_name)
-                raise UserError(f"the disk {disk_id} already exists; choose another --disk-name.")
             on_message(
                 f"creating {disk_id} ({profile.sku}) from restore point {point.id} ({point.snapshot_name})"
             )
             try:
                 async with asyncio.timeout(RESTORE_TIMEOUT_SECONDS):
                     poller = await disks.begin_create_or_update(
-                        request.resource_group, request.disk_name, body
+                        request.resource_group, request.disk_name, prepared.body
                     )
                     disk = await poller.result()
                     while disk.completion_percent is not None and disk.completion_percent < 100:
@@ -260,3 +276,14 @@ async def restore(
         disk.data_access_auth_mode,
         request.overrides.disk_encryption_set_id,
     )
+
+
+async def restore(
+    config: Config, request: RestoreRequest, on_message: Callable[[str], None] = lambda _: None
+) -> RestoreResult:
+    """Create the managed disk `request` asks for from a restore point; returns it once it exists.
+
+    Refuses (UserError, nothing created) an unknown point, a disk name already taken and every check
+    of the module docstring.
+    """
+    return await create(config, await prepare(config, request), on_message)
