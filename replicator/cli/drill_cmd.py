@@ -1,15 +1,16 @@
 """`replicate drill --target URL --resource-group SCRATCH --location L [--restore-point latest|ID|NAME]`:
 restore a restore point into a scratch resource group, read the disk back, compare, delete it, and
 report the measured RTO (replicator.engine.drill). Exit 0 only when the disk equals its restore point.
+With `--target PREFIX --group ID|latest`: every disk of a VM's group at once.
 """
 
 from __future__ import annotations
 
 from replicator.cli import shell
 from replicator.cli.restore_cmd import add_overrides, location_type, overrides, resource_group_type
-from replicator.core.errors import EXIT_MISMATCH, EXIT_OK
+from replicator.core.errors import EXIT_MISMATCH, EXIT_OK, ReplicationError
 from replicator.core.output import human_duration
-from replicator.engine.drill import DrillRequest, drill
+from replicator.engine.drill import DrillRequest, DrillResult, GroupDrill, drill, drill_group
 from replicator.settings.knobs import TARGET_KNOBS
 
 
@@ -21,11 +22,17 @@ async def _drill(invocation: shell.Invocation) -> shell.CommandResult:
         "time to restore (RTO). Exit 0 only when the disk equals the restore point; 6 when it differs.",
         knobs=(*TARGET_KNOBS, "subscription_id"),
     )
-    p.add_argument(
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
         "--restore-point",
         default="latest",
         help="restore point ID, 'latest' (default: the one `status` reports as protected), or a source "
         "snapshot name",
+    )
+    which.add_argument(
+        "--group",
+        help="a VM's group ID, or 'latest' (the newest complete group): every disk of it at once, "
+        "--target being the VM's prefix",
     )
     p.add_argument(
         "--resource-group",
@@ -54,6 +61,8 @@ async def _drill(invocation: shell.Invocation) -> shell.CommandResult:
         overrides=overrides(args),
         storage_account_id=args.storage_account_id,
     )
+    if args.group is not None:
+        return _group_result(config.json, await drill_group(config, args.group, request, shell.say))
     result = await drill(config, request, shell.say)
     point = result.point
     assert point is not None and result.comparison is not None  # a drill that ran to the end
@@ -90,6 +99,42 @@ async def _drill(invocation: shell.Invocation) -> shell.CommandResult:
         result.to_json(),
         show,
         EXIT_OK if comparison.equal else EXIT_MISMATCH,
+        error,
+    )
+
+
+def _group_result(json: bool, done: GroupDrill) -> shell.CommandResult:
+    """passed (0) when every disk equals its restore point, mismatch (6) when one differs; a disk whose
+    drill could not run fails the command (its error; the others ran and cleaned up)."""
+    failed = [(e, r) for e, r in done.disks if not isinstance(r, DrillResult)]
+    if failed and done.outcome != "mismatch":
+        raise ReplicationError(
+            f"the drill of group {done.group.group_id} did not run for "
+            + "; ".join(f"disk {entry.name}: {error}" for entry, error in failed)
+        )
+    timing = (
+        f"every disk ready in {human_duration(done.slowest('ready_seconds') or 0)}, "
+        f"verified in {human_duration(done.slowest('verified_seconds') or 0)}"
+    )
+    bad = [e.name for e, r in done.disks if not (isinstance(r, DrillResult) and r.outcome == "passed")]
+    if done.outcome == "passed":
+        error = None
+        line = (
+            f"drill of group {done.group.group_id} passed: {len(done.disks)} disks equal to their restore "
+            f"points; {timing}"
+        )
+    else:
+        error = line = (
+            f"drill of group {done.group.group_id} failed: {', '.join(bad)} did not read back equal to "
+            f"their restore points; {timing}."
+        )
+    shell.say(line, "drill_done", **done.to_json())
+    return shell.CommandResult(
+        json,
+        done.outcome,
+        done.to_json(),
+        lambda: print(line),
+        EXIT_OK if error is None else EXIT_MISMATCH,
         error,
     )
 

@@ -18,6 +18,10 @@
 4. records the outcome on the target (the base blob's metadata, under its lease: target.state's
    `last_drill_*`), so `status` shows the last drill with nothing else to read.
 
+`drill --group ID|latest` (`drill_group`) drills every disk of a VM's group at once (the group
+chosen as `restore --group` chooses it: target.restore_group), each disk as above from one shared
+start, so the group's RTO is its slowest disk's; each disk's result is recorded on its own target.
+
 The RTO is measured from the start (before the restore point is even listed) to the disk being
 ready (created and hydrated) and to the disk verified. Outcomes: `passed` (exit 0), `mismatch` (the
 disk differs from the restore point: EXIT_MISMATCH), or the error of a drill that could not run
@@ -48,12 +52,16 @@ from replicator.core.messages import describe
 from replicator.core.output import iso_z
 from replicator.engine.verify import Comparison, compare_blobs
 from replicator.plumbing.credentials import client_kwargs
+from replicator.plumbing.urlcheck import parse_target_prefix
 from replicator.settings.config import Config
 from replicator.source.arm import OWNER_TAG, OWNER_VALUE, ArmSource
 from replicator.source.disk_auth import ENTRA_MODE
 from replicator.source.grants import shielded
+from replicator.target.groups import GroupStore
+from replicator.target.manifest import DiskEntry, GroupManifest
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.restore_disk import RestoreRequest, RestoreResult, restore, subscription_of
+from replicator.target.restore_group import choose, vm_order
 from replicator.target.restore_points import PointInfo, list_points, select
 
 log = logging.getLogger(__name__)
@@ -202,11 +210,15 @@ class _Scratch:
 
 
 async def drill(
-    config: Config, request: DrillRequest, on_message: Callable[[str], None] = lambda _: None
+    config: Config,
+    request: DrillRequest,
+    on_message: Callable[[str], None] = lambda _: None,
+    start: tuple[datetime, float] | None = None,
 ) -> DrillResult:
     """Run one drill (see the module docstring); a drill that could not run raises its error after
-    the scratch disk is gone and the failure is recorded."""
-    started, clock = datetime.now(UTC), time.monotonic()
+    the scratch disk is gone and the failure is recorded. `start`: the wall and monotonic time the
+    RTO counts from (a group's drills share one)."""
+    started, clock = start or (datetime.now(UTC), time.monotonic())
     drill_id = uuid.uuid4().hex[:8]
     async with PageBlobTarget(config, command="drill") as target:
         result = DrillResult(target.url.display, started)
@@ -276,3 +288,76 @@ async def _record(target: PageBlobTarget, result: DrillResult) -> None:
         result.recorded = True
     except (LockedError, ReplicationError) as err:
         log.warning("the drill's result was not recorded on the target: %s", err)
+
+
+@dataclass
+class GroupDrill:
+    """A VM group's drill: each disk's result in VM order (or the error of a disk's drill that could
+    not run); the group's RTO is its slowest disk's."""
+
+    group: GroupManifest
+    disks: list[tuple[DiskEntry, DrillResult | ReplicatorError]]
+
+    @property
+    def results(self) -> list[DrillResult]:
+        return [r for _, r in self.disks if isinstance(r, DrillResult)]
+
+    @property
+    def outcome(self) -> DrillOutcome:
+        outcomes = [r.outcome if isinstance(r, DrillResult) else "failed" for _, r in self.disks]
+        return "mismatch" if "mismatch" in outcomes else "failed" if "failed" in outcomes else "passed"
+
+    def slowest(self, attribute: str) -> float | None:
+        values = [getattr(r, attribute) for r in self.results]
+        return None if None in values or len(values) < len(self.disks) else max(values)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "group": {
+                "group_id": self.group.group_id,
+                "vm": {"id": self.group.vm_id, "name": self.group.vm_name},
+            },
+            "result": self.outcome,
+            "rto_ready_seconds": self.slowest("ready_seconds"),
+            "rto_verified_seconds": self.slowest("verified_seconds"),
+            "disks": [
+                {"name": entry.name, "role": entry.role, "lun": entry.lun}
+                | (
+                    result.to_json()
+                    if isinstance(result, DrillResult)
+                    else {"result": "failed", "error": str(result)}
+                )
+                for entry, result in self.disks
+            ],
+        }
+
+
+async def drill_group(
+    config: Config, wanted: str, request: DrillRequest, on_message: Callable[[str], None] = lambda _: None
+) -> GroupDrill:
+    """Drill every disk of the group `wanted` at once (module docstring); a disk whose drill could
+    not run is reported with its error, the others still run and clean up."""
+    start = datetime.now(UTC), time.monotonic()
+    prefix = parse_target_prefix(config.target, allow_http=config.allow_http)
+    async with GroupStore(config, prefix, command="drill") as store:
+        group = await choose(store, wanted)
+    entries = vm_order(group.disks)
+    on_message(f"drilling group {group.group_id} of {group.vm_name}: {len(entries)} disks at once")
+
+    async def one(entry: DiskEntry) -> DrillResult:
+        disk_config = replace(config, target=entry.blob_url + (f"?{prefix.sas}" if prefix.sas else ""))
+        return await drill(disk_config, replace(request, point=entry.restore_point or ""), on_message, start)
+
+    done = await asyncio.gather(*(one(e) for e in entries), return_exceptions=True)
+    disks: list[tuple[DiskEntry, DrillResult | ReplicatorError]] = []
+    for entry, result in zip(entries, done, strict=True):
+        if isinstance(result, BaseException) and not isinstance(result, ReplicatorError):
+            raise result  # a cancellation, or a bug: every disk's drill has cleaned up by now
+        disks.append((entry, result))
+    return GroupDrill(group, disks)
+
+
+def _disk_json(result: DrillResult | ReplicatorError) -> dict[str, Any]:
+    if isinstance(result, DrillResult):
+        return result.to_json()
+    return {"result": "failed", "error": str(result)}

@@ -79,3 +79,27 @@ def test_group_refusals_create_nothing(world: World) -> None:
         )
         assert refused.code == 2 and words in refused.err, (args, refused.err)
     assert _disks(world, dr) == ["vm1-data2-dr"]  # the OS and first data disk were never created
+
+
+def test_a_group_drill_passes_and_cleans_up(world: World) -> None:
+    vm, _ = vm_world(world)
+    url = prefix_url(world)
+    assert cli(world, "--source", vm, "--target", url, "--snapshot-now").code == 0
+    scratch = f"{world.rg}-drills"
+    done = cli(
+        world, "drill", "--target", url, "--group", "latest", "--resource-group", scratch,
+        "--location", world.location, "--json",
+    )  # fmt: skip
+    assert done.code == 0, done.err
+    doc = done.doc
+    assert (doc["status"], doc["result"]) == ("passed", "passed")
+    assert [(d["name"], d["result"], d["scratch_disk_deleted"]) for d in doc["disks"]] == [
+        ("vm1-os", "passed", True),
+        ("vm1-data1", "passed", True),
+        ("vm1-data2", "passed", True),
+    ]
+    assert doc["rto_verified_seconds"] == max(d["rto_verified_seconds"] for d in doc["disks"])
+    assert _disks(world, scratch) == []
+    for disk in doc["disks"]:  # each disk's drill is recorded on its own target
+        status = cli(world, "status", "--target", disk["target"], "--max-age", "1d", "--json")
+        assert status.doc["targets"][0]["last_drill"]["result"] == "passed"
