@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.e2e.world import MiB, World, pattern
+from tests.emulator.test_disk_profile import encryption_set_body
 
 BOOT = {
     "osType": "Windows",
@@ -57,19 +58,7 @@ def _restore(world: World, replicate, url: str, name: str, *extra: str):
 
 
 def _encryption_set(world: World, name: str, location: str) -> str:
-    body = {
-        "location": location,
-        "identity": {"type": "SystemAssigned"},
-        "properties": {
-            "activeKey": {
-                "sourceVault": {
-                    "id": f"/subscriptions/{world.subscription}/resourceGroups/{world.rg}"
-                    "/providers/Microsoft.KeyVault/vaults/kv"
-                },
-                "keyUrl": "https://kv.vault.azure.net/keys/k/0123456789abcdef",
-            }
-        },
-    }
+    body = encryption_set_body(location, world.rg)
     return world.compute.disk_encryption_sets.begin_create_or_update(world.rg, name, body).result().id
 
 

@@ -18,10 +18,7 @@ from replicator.settings.config import read as read_config
 from replicator.source.arm import ArmSource
 from tests.e2e.world import MiB, World, pattern
 from tests.helpers.functions_app import load_functions
-
-
-def _events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict]:
-    return [r.fields for r in caplog.records if getattr(r, "fields", {}).get("event") == name]
+from tests.logs import logged_events
 
 
 async def test_drill_timer_drills_every_target_and_fails_unless_all_pass(
@@ -44,9 +41,9 @@ async def test_drill_timer_drills_every_target_and_fails_unless_all_pass(
     monkeypatch.setenv("REPLICATOR_JOBS", json.dumps([{"source": disk.id, "target": replica}]))
     with caplog.at_level(logging.INFO, logger="replicator.events"):
         await timer(HostTimerRequest(past_due=False))
-    (done,) = _events(caplog, "drill_done")
+    (done,) = logged_events(caplog.records, "drill_done")
     assert (done["target"], done["result"], done["recorded"]) == (replica, "passed", True)
-    assert _events(caplog, "drills_done")[0]["results"] == {"passed": 1}
+    assert logged_events(caplog.records, "drills_done")[0]["results"] == {"passed": 1}
     assert list(world.compute.disks.list_by_resource_group(scratch)) == []
     config = read_config({}, {**emulator_env, "REPLICATOR_TARGET": replica}, names=("target",), required=())
     async with await ArmSource.open(config) as source:
@@ -59,7 +56,7 @@ async def test_drill_timer_drills_every_target_and_fails_unless_all_pass(
     with caplog.at_level(logging.INFO, logger="replicator.events"), pytest.raises(ReplicationError) as failed:
         await timer(HostTimerRequest(past_due=False))
     assert str(failed.value).startswith(f"1 of 2 restore drills did not pass: {never}")
-    assert [(e["target"], e["result"]) for e in _events(caplog, "drill_done")] == [
+    assert [(e["target"], e["result"]) for e in logged_events(caplog.records, "drill_done")] == [
         (replica, "passed"),
         (never, "failed"),
     ]
