@@ -317,7 +317,11 @@ class _VmRun:
         disk.snapshots = result.snapshots
         async with self.slots:
             try:
-                await replicate_points(each, _identity(entry, point), [point], result)
+                # The disk's SKU, zone and tags, which its disk restore point does not carry, go into
+                # its restore point's record (source.disk_profiles) as a disk run's do.
+                info = None if self.config.plan else await self._disk_info(entry.disk_id)
+                identity = replace(_identity(entry, point), profile=info.profile if info else None)
+                await replicate_points(each, identity, [point], result)
                 disk.status = result.status
                 if self.config.plan:
                     return
@@ -394,15 +398,15 @@ class _VmRun:
 
     async def _disk_infos(self, disks: tuple[VmDisk, ...]) -> dict[str, DiskInfo | None]:
         """Each disk as ARM sees it now, by name; None for one deleted since a restore point held it."""
-        found: dict[str, DiskInfo | None] = {}
-        for disk in disks:
-            try:
-                found[disk.name] = await self.source.get_disk(arm_ids.parse(disk.disk_id))
-            except ReplicatorError as err:
-                if not isinstance(err.__cause__, ResourceNotFoundError):
-                    raise
-                found[disk.name] = None
-        return found
+        return {disk.name: await self._disk_info(disk.disk_id) for disk in disks}
+
+    async def _disk_info(self, disk_id: str) -> DiskInfo | None:
+        try:
+            return await self.source.get_disk(arm_ids.parse(disk_id))
+        except ReplicatorError as err:
+            if not isinstance(err.__cause__, ResourceNotFoundError):
+                raise
+            return None
 
 
 def _named(

@@ -43,6 +43,7 @@ def test_a_group_comes_back_in_vm_order(world: World) -> None:
     for entry in doc["disks"]:
         created = world.compute.disks.get(dr, entry["disk_id"].rsplit("/", 1)[1])
         assert created.tags == {"failover": "drill"}
+        assert created.sku.name == "Standard_LRS"  # the source disk's, recorded by the VM run
         assert entry["restore_point"]["id"] in created.creation_data.source_uri.replace("%3A", ":")
     with world.disks.sas("disks", "vm1-data1-dr", "Read", dr) as sas, BlobClient.from_blob_url(sas) as blob:
         assert blob.download_blob(8 * MiB, MiB).readall() == pattern(2, MiB)  # what vm_world wrote there
