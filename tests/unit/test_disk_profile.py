@@ -1,7 +1,9 @@
-"""The failover-grade disk record: its metadata codec and Azure's 8 KiB bound, override parsing, and
-the import rules `restore` applies before it creates anything."""
+"""The failover-grade disk record: its metadata codec and Azure's 8 KiB bound, override parsing, the
+import rules `restore` applies before it creates anything, and a drill's disk name."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -14,6 +16,7 @@ from replicator.core.disk_profile import (
     parse_zone,
 )
 from replicator.core.errors import UserError
+from replicator.engine.drill import scratch_name
 from replicator.target.restore_disk import FALLBACK_SKU, planned_profile
 from replicator.target.restore_points import PointInfo
 from replicator.target.state import (
@@ -192,3 +195,12 @@ def test_override_parsing() -> None:
     ]:
         with pytest.raises(ValueError, match=words):
             bad()
+
+
+@pytest.mark.parametrize(
+    "blob", ["replica.vhd", "vms/app/vm1-os.vhd", "a" * 300 + ".vhd", "weird name (1)!.vhd", "-.vhd"]
+)
+def test_a_drill_disk_name_is_valid_and_says_whose_it_is(blob: str) -> None:
+    name = scratch_name(blob, "0123abcd")
+    assert re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?", name), name
+    assert name.startswith("drill-") and name.endswith("-0123abcd")
