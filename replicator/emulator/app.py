@@ -20,7 +20,7 @@ def build_app(ctx: EmulatorContext) -> web.Application:
     blob_routes.add_routes(app, ctx)
     clock.install(app, arm_clock, ctx.access_token)  # before the link model (it 404s other /_emulator/ paths)
     arm_faults.install(app, arm_fault_plan, ctx.access_token)  # likewise
-    entra.install(app, ctx.entra, ctx.secrets.identity_header, ctx.access_token)  # likewise
     linkmodel.install(app, ctx.options.link, ctx.access_token)
     faults.install(app, ctx.options.faults, ctx.access_token)
+    entra.install(app, ctx.entra, ctx.secrets.identity_header, ctx.access_token)  # outermost: never faulted
     return app

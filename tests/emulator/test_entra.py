@@ -693,3 +693,12 @@ def test_modes_roles_and_signing_key_survive_a_restart_and_old_data_dirs_gain_se
     assert raw(emu.env, "HEAD", sas, before).status_code == 200  # same key, same roles after the restart
     client.disks.begin_revoke_access("rg", "d").result()
     client.close()
+
+
+def test_the_tenant_endpoints_are_never_faulted(fresh_emulator: Any) -> None:
+    """Fault injection answers as a storage account fails; the identity endpoint is not one."""
+    env = fresh_emulator("--fault-rate", "1", "--fault-kinds", "busy").env
+    for _ in range(3):
+        assert claims(token(env))["aud"] == DISK
+    assert control(env, "entra") == {"refuse_protected_previous": False}
+    assert raw(env, "GET", env["REPLICATOR_BLOB_ENDPOINT"] + "/acct/c?restype=container").status_code == 503

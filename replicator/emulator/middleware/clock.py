@@ -6,8 +6,9 @@ replica needs a snapshot a day old without waiting a day, and a test of a mixed 
 and one new snapshot in the same run. `PUT /_emulator/clock` with `{"offset_seconds": -93600}`
 (the emulator's bearer token) moves the ARM clock 26 hours back; everything the ARM half dates
 moves with it while the offset is set: `timeCreated` of disks and snapshots, grant expiry, the
-snapshot rate window, `completionPercent`. Tests set an offset around a creation and set 0 again
-(`GET /_emulator/clock` reads it). The blob plane keeps wall time (blob snapshot IDs, Last-Modified).
+snapshot rate window, `completionPercent`, Entra ID tokens (entra/directory.py). Tests set an offset
+around a creation and set 0 again (`GET /_emulator/clock` reads it). The blob plane keeps wall time
+(blob snapshot IDs, Last-Modified).
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ Controls (header `Authorization: Bearer <REPLICATOR_ACCESS_TOKEN>`, else 401):
 - `GET`/`PUT /_emulator/entra` with `{"refuse_protected_previous": true|false}`: make a diff whose
   previous snapshot is Entra-ID-protected answer 403 (the other plausible Azure answer; blob/auth.py).
 
-A middleware, like the clock's, installed before the link model's (which 404s other `/_emulator/` paths).
+A middleware, like the clock's, and the outermost one: the link model 404s other `/_emulator/` paths,
+and fault injection answers with a storage account's errors, which the tenant's endpoint is not.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ async def _control(request: web.Request, directory: Directory) -> web.Response:
 
 
 def install(app: web.Application, directory: Directory, identity_header: str, token: str) -> None:
-    """Answer the token endpoint and the controls in a middleware of `app` (before the link model's)."""
+    """Answer the token endpoint and the controls in the outermost middleware of `app` (install it last)."""
 
     @web.middleware
     async def entra(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -123,4 +124,4 @@ def install(app: web.Application, directory: Directory, identity_header: str, to
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=400)
 
-    app.middlewares.append(entra)
+    app.middlewares.insert(0, entra)
