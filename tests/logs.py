@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -24,6 +26,11 @@ def records(err: str) -> list[dict[str, Any]]:
 def messages(err: str) -> list[str]:
     """The human text of every record (an event's message, a log record's message)."""
     return [str(r.get("message", "")) for r in records(err)]
+
+
+def logged_events(log_records: Iterable[logging.LogRecord], name: str) -> list[dict[str, Any]]:
+    """The fields of the `name` events among captured log records (pytest's caplog.records)."""
+    return [r.fields for r in log_records if getattr(r, "fields", {}).get("event") == name]  # type: ignore[attr-defined]
 
 
 def events(err: str, name: str) -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """Command-line entry point: dispatches `replicate <subcommand>` and the main call. No logic lives here.
 
 `replicate --source S --target T [options]` is replicator.cli.replicate_cmd; `replicate list`,
-`restore`, `prune`, `status`, `worker` and `enqueue` are the `*_cmd` modules beside it, every one
-run through the one shell (replicator.cli.shell: parser, configuration, signals, error -> status ->
+`restore`, `prune`, `status`, `drill`, `worker` and `enqueue` are the `*_cmd` modules beside it, every
+one run through the one shell (replicator.cli.shell: parser, configuration, signals, error -> status ->
 exit code -> `--json` envelope -> one stderr sentence). `emulator`, `demo` and `bench` are dispatched
 to as they are. Modules are imported only when used, so `replicate emulator` starts without the
 Azure SDK.
@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "restore": "replicator.cli.restore_cmd",
     "prune": "replicator.cli.prune_cmd",
     "status": "replicator.cli.status_cmd",
+    "drill": "replicator.cli.drill_cmd",
 }
 
 
@@ -39,6 +40,7 @@ subcommands (`replicate NAME --help` for each):
   worker    replicate the jobs of a queue           emulator  the local Azure emulator
   demo      the demo (scripts/demo.sh)              bench     the benchmark (scripts/bench.sh)
   status    how old each replica is (--max-age; exit 0 fresh, 4 unprotected, 5 stale, 1 unknown)
+  drill     restore into a scratch resource group, compare, delete, report the RTO (exit 6: differs)
 
 credentials: DefaultAzureCredential (`az login`, a managed identity), a bearer token in
   REPLICATOR_ACCESS_TOKEN (environment only), or a SAS in --target.
@@ -47,7 +49,8 @@ TLS: a private CA (the emulator's) goes in SSL_CERT_FILE (or REQUESTS_CA_BUNDLE)
 exit codes: 0 done: protected up to the newest snapshot (also nothing new); 1 failed, a rerun
   resumes; 2 bad input, nothing written; 3 run again later (`--json` status locked, limited or
   incomplete); 4 unprotected: no snapshot the run could replicate (never 0); 5 `status` found a
-  stale target; 130 / 143 stopped by SIGINT / SIGTERM after revoking grants and releasing the lease.
+  stale target; 6 `drill` read back a disk that differs from its restore point; 130 / 143 stopped
+  by SIGINT / SIGTERM after revoking grants and releasing the lease.
 """
 
 

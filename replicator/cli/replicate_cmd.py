@@ -1,9 +1,11 @@
 """`replicate --source S --target T [options]`: the main call, run through the one shell.
 
-Loads the Config (every knob), runs replicator.engine.pipeline.replicate with the progress lines and,
+Loads the Config (every knob), runs replicator.engine.run.replicate with the progress lines and,
 on a terminal, the bar (replicator.cli.terminal_progress), and returns the run as the command's
 result. A failure's envelope carries every snapshot the run started, with its bytes done and
-remaining (progress.Tally), so success and failure print one envelope of one shape.
+remaining (progress.Tally), so success and failure print one envelope of one shape. A VM's run has
+no bar (its disks run at once: each logs its own lines and progress records) and its envelope is
+the VM run document, filled in as the run goes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from replicator.cli import shell
 from replicator.cli.argv import flag_value, target_display
 from replicator.cli.parser import CommandParser
 from replicator.cli.terminal_progress import TerminalProgress
-from replicator.core.progress import Fanout, RunResult
+from replicator.core.progress import Fanout, RunResult, VmRunResult
 from replicator.observe import jsonlog, metrics
 from replicator.observe.progress_log import reported
 from replicator.settings.config import Config
@@ -65,9 +67,10 @@ async def _replicate(invocation: shell.Invocation, epilog: str) -> shell.Command
     config = shell.configure(parser, parser.parse_args(argv), required=REQUIRED)
     for reading in config.size_readings:
         jsonlog.say("size_read", reading.text, knob=reading.flag, given=reading.given, bytes=reading.value)
-    from replicator.engine.pipeline import replicate  # here: `--help` and a bad config skip the engine
+    from replicator.engine.run import is_vm, replicate  # here: `--help` and a bad config skip the engine
 
-    bar = jsonlog.on_terminal() and not config.json
+    vm = is_vm(config)
+    bar = jsonlog.on_terminal() and not config.json and not vm
     progress = TerminalProgress(sys.stderr, bar=bar)
     meter = metrics.RunMeter("replicate", config.source, config.target)
 
@@ -76,15 +79,16 @@ async def _replicate(invocation: shell.Invocation, epilog: str) -> shell.Command
         run.snapshots, run.protected = progress.snapshots(), progress.protected
         return run.to_json()
 
-    invocation.error_payload = failed_run
+    document = VmRunResult(config.source, target_display([], config.target) or "") if vm else None
+    invocation.error_payload = document.to_json if document else failed_run
     invocation.interrupted_hint = " A rerun resumes from the last checkpoint."
     invocation.at_end.append(meter.finish)
     try:
-        work = replicate(config, Fanout(progress, meter))
+        work = replicate(config, Fanout(progress, meter), vm_document=document)
         result = await reported(work, progress, None if bar else config.progress_seconds)
     finally:
         progress.close()
-    if not result.snapshots:
+    if result.status == "nothing new":
         jsonlog.say("nothing_new", f"nothing new to replicate from {config.source}", source=config.source)
     return shell.CommandResult(config.json, result.status, result.to_json())
 

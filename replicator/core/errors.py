@@ -12,6 +12,9 @@ decides the exit code, so the CLI never has to guess from a message.
   must not see that as success. Never 0.
 - EXIT_STALE (5): `replicate status` found a target older than `--max-age`, or a run that stopped
   part-way and was not resumed; not an error class (status reports, it does not raise).
+- EXIT_MISMATCH (6): `replicate drill` read back a restored disk that differs from its restore
+  point (status `mismatch`): the replica does not give back its source. Not an error class (the
+  drill reports what it found, it does not raise).
 - Interrupted (exit 128 + signal: 130 for SIGINT, 143 for SIGTERM): a signal stopped the run after
   every cleanup ran (grants revoked, checkpoint saved, lease released); a rerun resumes.
 
@@ -31,6 +34,7 @@ EXIT_USAGE = 2
 EXIT_RETRY_LATER = 3
 EXIT_UNPROTECTED = 4
 EXIT_STALE = 5
+EXIT_MISMATCH = 6
 
 
 class ReplicatorError(Exception):

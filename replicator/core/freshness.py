@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
+from replicator.core.drill_record import DrillRecord
 from replicator.core.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -153,6 +154,7 @@ class Facts:
     source_snapshots: Count | None = None  # the disk's incremental snapshots against 500
     active_grants: Count | None = None  # snapshots of the disk's family with an active SAS, against 5
     error: str | None = None  # why the target or the source could not be read: the verdict is unknown
+    last_drill: DrillRecord | None = None  # the last restore drill the target records
 
 
 class Judgement(NamedTuple):
@@ -249,6 +251,7 @@ class Checked:
             "lease": None if f.lease_held is None else ("held" if f.lease_held else "free"),
             "source_snapshots": None if f.source_snapshots is None else f.source_snapshots._asdict(),
             "active_grants": None if f.active_grants is None else f.active_grants._asdict(),
+            "last_drill": None if f.last_drill is None else f.last_drill.to_json(),
         }
 
 
@@ -278,6 +281,9 @@ def render(checked: list[Checked], max_age_seconds: float) -> list[str]:
             )
         )
     lines = table(rows)
+    for c in checked:
+        if c.facts.last_drill is not None:
+            lines.append(f"{c.facts.target}: last drill {c.facts.last_drill.describe()}")
     for c in checked:
         if c.judgement.verdict != "fresh":
             lines.append(f"{c.facts.target}: {c.judgement.verdict}: {c.judgement.reason}")

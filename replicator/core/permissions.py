@@ -90,14 +90,32 @@ COMMANDS: dict[str, tuple[Need, ...]] = {
         Need("list", "check the restore points for a duplicate", required=False),
         Need("delete", "delete a duplicate restore point a resent request took", required=False),
     ),
+    "replicate (VM)": (
+        Need("read", "read the targets' state and the group manifests (and the bytes with --verify)"),
+        Need("create", "create the base blobs and the group manifests"),
+        Need("write", "write the replicas and record each disk's commit in the group manifest"),
+        _LEASE,
+        Need("snapshot", "take restore points"),
+        Need("list", "find the groups and each disk's restore points"),
+        Need("delete", "delete a duplicate restore point a resent request took", required=False),
+    ),
     "replicate --plan": (_READ_STATE,),
+    "replicate --plan (VM)": (_READ_STATE, Need("list", "find the groups and each disk's restore points")),
     "list": (_READ_STATE, _LIST),
     "prune": (_READ_STATE, _LIST, _LEASE, Need("delete", "delete restore points")),
     "prune --dry-run": (_READ_STATE, _LIST),
     "restore": (Need("read", "read the target's state and the restore point's VHD footer"), _LIST),
     "status": (_READ_STATE, _LIST),
+    "drill": (
+        Need("read", "read the target's state and the restore point's bytes"),
+        _LIST,
+        _LEASE,
+        Need("write", "record the drill's result in the target's metadata"),
+    ),
 }
-"""Every command that touches the target and what it does there (`status` is read-only, as `list`).
+"""Every command that touches the target and what it does there (`status` is read-only, as `list`;
+`replicate (VM)` is `replicate` of a virtual machine, whose --target is a prefix holding a blob per
+disk and the group manifests).
 A need that is not `required` is used when granted (replicate lists restore points to find a
 duplicate a resent request took); without it the command goes on and says so in a warning."""
 

@@ -9,7 +9,8 @@ increments and `on_listing_done` says the total is final; `on_total` gives the w
 from a count of the plan made ahead of the copy (engine.job.JobRunner.count_total).
 
 A run has one listener; `Fanout` makes several one (the CLI's terminal and the run's metrics,
-replicator.observe.metrics.RunMeter).
+replicator.observe.metrics.RunMeter). A VM run replicates its disks at once, each with the listener
+`for_disk` gives, so that each disk's snapshot, bytes and totals stay its own.
 """
 
 from __future__ import annotations
@@ -103,6 +104,11 @@ class RunResult:
 class Progress:
     """Listener of a run. Every hook is optional; the defaults ignore the event."""
 
+    def for_disk(self, name: str) -> Progress:
+        """The listener of the disk `name` of a VM run, whose disks run at once; by default one that
+        ignores every event. The run's own listener keeps the steps of the whole VM (`on_message`)."""
+        return Progress()
+
     def on_message(self, text: str) -> None:
         """A human-readable step (resolving, granting, waiting for completion, committing)."""
 
@@ -145,6 +151,9 @@ class Fanout(Progress):
     def __init__(self, *listeners: Progress) -> None:
         self.listeners = listeners
 
+    def for_disk(self, name: str) -> Progress:
+        return Fanout(*(listener.for_disk(name) for listener in self.listeners))
+
 
 def _fan_out(name: str) -> Any:
     def hook(self: Fanout, *args: Any) -> None:
@@ -179,6 +188,19 @@ class Tally(Progress):
         self.listing_complete = False
         self.counted: int | None = None  # the plan's bytes to copy in all, once counted (on_total)
         self.protected: Protected | None = None
+        self.disks: dict[str, Tally] = {}  # a VM run's disks, each its own tally (for_disk)
+
+    def for_disk(self, name: str) -> Tally:
+        child = self.disks[name] = self._child(name)
+        return child
+
+    def _child(self, name: str) -> Tally:
+        """A new listener of one disk (a subclass words it: replicator.observe.progress_log)."""
+        return Tally()
+
+    def committed(self) -> list[SnapshotResult]:
+        """Every snapshot committed by the run, its disks' included."""
+        return [*self.done, *(s for child in self.disks.values() for s in child.committed())]
 
     def on_protected(self, point: Protected) -> None:
         self.protected = point
@@ -232,3 +254,103 @@ class Tally(Progress):
         self.current.remaining_bytes = self.remaining
         self.current.listing_complete = self.total_known
         return [*self.done, self.current]
+
+
+@dataclass
+class DiskRun:
+    """One disk of a VM group in a run: the per-disk section of the VM run's `--json` document."""
+
+    name: str
+    role: str  # "os" | "data"
+    lun: int | None
+    disk_id: str
+    target: str  # the disk's base blob, without SAS
+    source_point_id: str  # its disk restore point (or, outside a crash-consistent restore point, snapshot)
+    status: str = "pending"  # "replicated", "nothing new", "planned", or an error status (errors.status_of)
+    error: str | None = None
+    restore_point: str | None = None  # the blob snapshot of the target holding the group's instant
+    snapshots: list[SnapshotResult] = field(default_factory=list)
+
+    @property
+    def committed(self) -> bool:
+        return self.restore_point is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "committed": self.committed}
+
+
+@dataclass
+class GroupRun:
+    """One group (one VM restore point) a run worked on; see replicator.target.manifest."""
+
+    group_id: str
+    manifest: str  # the manifest blob's URL, without SAS
+    restore_point_id: str
+    restore_point_time: datetime
+    consistency_mode: str
+    consistency: str
+    consistency_reasons: tuple[str, ...]
+    resumed: bool  # an earlier run started it
+    disks: list[DiskRun] = field(default_factory=list)
+    not_captured: tuple[str, ...] = ()  # disks of the VM that the restore point does not hold
+
+    @property
+    def complete(self) -> bool:
+        return all(d.committed for d in self.disks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "group_id": self.group_id,
+            "manifest": self.manifest,
+            "restore_point": {
+                "id": self.restore_point_id,
+                "time": iso_z(self.restore_point_time),
+                "consistency_mode": self.consistency_mode,
+            },
+            "consistency": self.consistency,
+            "consistency_reasons": list(self.consistency_reasons),
+            "resumed": self.resumed,
+            "complete": self.complete,
+            "missing": [d.name for d in self.disks if not d.committed],
+            "not_captured": list(self.not_captured),
+            "disks": [d.to_json() for d in self.disks],
+        }
+
+
+@dataclass
+class VmRunResult:
+    """The outcome of one `replicate` run of a virtual machine: the payload of its JSON envelope."""
+
+    source: str
+    target: str  # the prefix, without SAS
+    vm_name: str = ""
+    vm_id: str = ""  # the VM's vmId
+    status: str = "nothing new"  # "replicated" | "nothing new" | "planned"
+    groups: list[GroupRun] = field(default_factory=list)
+    restore_point_taken: str | None = None  # --snapshot-now: the VM restore point this run created
+    snapshots_taken: list[str] = field(default_factory=list)  # disks outside it (Ultra, Premium SSD v2...)
+    restore_points_deleted: list[str] = field(default_factory=list)  # --source-keep
+    source_snapshots_deleted: list[str] = field(default_factory=list)  # --source-keep, of those disks
+    protected: Protected | None = None  # the newest complete group: (group ID, restore point ID, name, time)
+
+    def to_json(self, now: datetime | None = None) -> dict[str, Any]:
+        now = now or datetime.now(UTC)
+        point = self.protected
+        return {
+            "source": self.source,
+            "target": self.target,
+            "vm": {"name": self.vm_name, "vm_id": self.vm_id},
+            "groups": [g.to_json() for g in self.groups],
+            "restore_point_taken": self.restore_point_taken,
+            "snapshots_taken": self.snapshots_taken,
+            "restore_points_deleted": self.restore_points_deleted,
+            "source_snapshots_deleted": self.source_snapshots_deleted,
+            "newest_complete_group": None
+            if point is None
+            else {
+                "group_id": point.restore_point,
+                "restore_point_id": point.snapshot_id,
+                "restore_point_time": iso_z(point.snapshot_time),
+            },
+            "lag_seconds": None if point is None else point.lag_seconds(now),
+        }

@@ -193,11 +193,14 @@ class DiskBuilder:
         tags: dict[str, str] | None = None,
         *,
         auth_mode: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        zones: list[str] | None = None,
         **creation_data: Any,
     ) -> str:
         """An empty disk of `size` bytes (whole GiB), with `tags` and `auth_mode` (its
-        `dataAccessAuthMode`, e.g. AzureActiveDirectory) when given; `creation_data` adds to its
-        `creationData` (e.g. `logicalSectorSize=4096`). Returns its resource ID."""
+        `dataAccessAuthMode`, e.g. AzureActiveDirectory) when given; `properties` adds to its
+        properties (e.g. `osType`, `hyperVGeneration`), `zones` pins it to a zone, and `creation_data`
+        adds to its `creationData` (e.g. `logicalSectorSize=4096`). Returns its resource ID."""
         body: dict[str, Any] = {
             "location": self.location,
             "sku": {"name": sku},
@@ -205,8 +208,11 @@ class DiskBuilder:
                 "diskSizeGB": size // GiB,
                 "creationData": {"createOption": "Empty", **creation_data},
                 **({"dataAccessAuthMode": auth_mode} if auth_mode else {}),
+                **(properties or {}),
             },
         }
+        if zones is not None:
+            body["zones"] = zones
         if tags is not None:
             body["tags"] = tags
         return self.compute.disks.begin_create_or_update(self.group, name, body).result().id

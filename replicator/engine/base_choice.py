@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Protocol
 
 from replicator.core import arm_ids, ranges
+from replicator.core.disk_profile import DiskProfile
 from replicator.core.errors import UnprotectedError, UserError
 from replicator.core.output import human_size, iso_z, plural
 from replicator.settings.config import Config
@@ -65,6 +66,7 @@ class DiskIdentity:
 
     id: str
     unique_id: str | None
+    profile: DiskProfile | None = None  # the disk's properties when the run read it (None: gone, or not read)
 
 
 def snapshot_ref(snap: SnapshotInfo) -> SnapshotRef:
@@ -83,7 +85,7 @@ def crosses_4tib(base: SnapshotInfo, current: SnapshotInfo) -> bool:
 def disk_identity(disk: DiskInfo | None, snaps: list[SnapshotInfo]) -> DiskIdentity | None:
     """The disk, or (a snapshot whose disk is gone) the disk its first snapshot was taken from."""
     if disk is not None:
-        return DiskIdentity(disk.id, disk.unique_id)
+        return DiskIdentity(disk.id, disk.unique_id, disk.profile)
     snap = snaps[0]
     return DiskIdentity(snap.source_resource_id, snap.source_unique_id) if snap.source_resource_id else None
 

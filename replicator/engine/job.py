@@ -58,6 +58,7 @@ from replicator.observe.jsonlog import event
 from replicator.plumbing.credentials import client_kwargs
 from replicator.settings.config import Config
 from replicator.source.arm import WAIT_TIMEOUT_SECONDS, ArmSource, SnapshotInfo
+from replicator.source.disk_profiles import recorded
 from replicator.source.grants import Grant, read_grant, read_grants
 from replicator.source.listing import DiffNotPossible, list_changes, snapshot_blob_size
 from replicator.source.reader import SasBlobReader
@@ -169,7 +170,7 @@ class JobRunner:
             try:
                 await self._count(PlanInput(job, current, base, size, blank_target=not target_exists), result)
             except DiffNotPossible as refusal:
-                job = _refused(job, result, refusal.reason)
+                job = _refused(job, result, refusal)
                 await self._count(PlanInput(job, current, None, size, blank_target=not target_exists), result)
         result.seconds = round(time.monotonic() - started, 3)
         self.progress.on_snapshot_done(result)
@@ -211,7 +212,7 @@ class JobRunner:
                         PlanInput(job, current, base, size, blank_target=blank), state, copier, result
                     )
                 except DiffNotPossible as refusal:
-                    job = _refused(job, result, refusal.reason)
+                    job = _refused(job, result, refusal)
                     base = None
                     await self._write(
                         PlanInput(job, current, None, size, blank_target=False), state, copier, result
@@ -230,12 +231,13 @@ class JobRunner:
             self.progress.on_protected(
                 Protected(restore_point, job.snapshot.id, job.snapshot.name, job.snapshot.time_created)
             )
-            state = State(
-                identity.id if identity else None,
-                identity.unique_id if identity else None,
-                snapshot_ref(job.snapshot),
-                restore_point,
-                None,
+            state = replace(  # what else the state holds (the last drill) is kept
+                state,
+                disk_id=identity.id if identity else None,
+                disk_unique_id=identity.unique_id if identity else None,
+                last=snapshot_ref(job.snapshot),
+                last_restore_point=restore_point,
+                in_progress=None,
             )
             await self.target.write_state(state)
         result.seconds = round(time.monotonic() - started, 3)
@@ -431,10 +433,11 @@ def _result(job: Job) -> SnapshotResult:
     )
 
 
-def _refused(job: Job, result: SnapshotResult, why: str) -> Job:
-    """The service refused the diff (listing.DiffNotPossible: a resize across 4 TiB, or the diff of a
-    protected snapshot refused to the disk token): fall back to a full copy from offset 0."""
-    reason = f"the service refused the diff from {job.base.name if job.base else 'the base'} ({why})"
+def _refused(job: Job, result: SnapshotResult, refusal: DiffNotPossible) -> Job:
+    """The service refused the diff (a resize across 4 TiB, the diff of a protected snapshot refused
+    to the disk token, any refusal between disk restore points):
+    fall back to a full copy from offset 0, saying why."""
+    reason = f"the service refused the diff from {job.base.name if job.base else 'the base'} ({refusal.why})"
     log.info("%s; copying in full", reason)
     result.mode, result.reason, result.base_snapshot_id, result.resumed_from = "full", reason, None, 0
     return Job(job.snapshot, None, reason)
@@ -469,4 +472,5 @@ def _restore_point_meta(
         reason=reason,
         base_snapshot_id=job.base.id if job.base else "",
         data_access_auth_mode=auth_mode,
+        profile=recorded(identity.profile if identity else None, snap.profile),
     )

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from replicator.core.progress import Progress, Protected, RunResult
 from replicator.engine import snapshots
 from replicator.engine.base_choice import (
+    DiskIdentity,
     Job,
     candidates,
     check_source,
@@ -46,7 +48,7 @@ from replicator.source.arm import ArmSource, SnapshotInfo
 from replicator.source.grants import read_grant
 from replicator.source.listing import snapshot_blob_size
 from replicator.source.reader import SasBlobReader
-from replicator.target.page_blob import PageBlobTarget
+from replicator.target.page_blob import Inspection, PageBlobTarget
 from replicator.target.state import RestorePoint, State
 
 log = logging.getLogger(__name__)
@@ -86,10 +88,27 @@ def _adopt_lost_commit(points: list[RestorePoint], state: State) -> State:
     return replace(state, last=progress.snapshot, last_restore_point=latest.id, in_progress=None)
 
 
+@dataclass(frozen=True)
+class TargetRun:
+    """What replicating into one target needs: the run's knobs (its `source` names the disk, for the
+    checks and their sentences), the target and what inspecting it found, the source's ARM client and
+    reader, the listener and the time budget. A disk run has one; a VM run one per disk
+    (replicator.engine.vm_run)."""
+
+    config: Config
+    target: PageBlobTarget
+    inspection: Inspection
+    source: ArmSource
+    reader: SasBlobReader
+    progress: Progress
+    budget: Budget
+
+
 async def replicate(
     config: Config, progress: Progress | None = None, budget: Budget | None = None
 ) -> RunResult:
-    """Replicate `config.source` into `config.target` (or, with `config.plan`, only say what it would do).
+    """Replicate `config.source` (a disk or snapshot) into `config.target` (or, with `config.plan`,
+    only say what it would do).
 
     `budget` (default: from `config.time_budget_seconds`) ends the run with IncompleteError, checkpoint
     saved, before it runs out.
@@ -117,49 +136,8 @@ async def replicate(
                     run.status = "planned"
                     return run
                 raise unprotected(config, len(await source.full_snapshots(config.source, search=search)))
-            identity = disk_identity(disk, snaps)
-            points = await target.restore_points(required=False) if inspection.exists else []
-            check_source(config, inspection.state, identity, snaps, _held(points))
-            todo = candidates(config, inspection.state, snaps, _held(points))
-            await _check_disk_access(
-                source, [*todo, *_last_of(inspection.state, snaps)], probe=not config.plan
-            )
-            runner = JobRunner(config, source, target, reader, progress, budget)
-            if config.plan:
-                jobs = await choose_jobs(source, config, inspection.state, identity, snaps, _held(points))
-                _log_choices(jobs)
-                for i, job in enumerate(jobs, 1):
-                    run.snapshots.append(await runner.plan_only(job, i, len(jobs), inspection.exists))
-                run.status = "planned" if jobs else "nothing new"
-                run.protected = _protected(inspection.state)
-                return run
-            await target.create(exported_size(snaps[-1]))
-            async with (
-                # Every wait below (lease, SAS slot, grant, background copy, commit, verify) ends
-                # within the time budget, not only the copy pool (time_budget.py).
-                budget.bounded(f"while replicating {config.source} (waiting on the service)"),
-                target.leased(budget.cap(config.lease_wait_seconds)),
-            ):
-                inspection = await target.inspect()
-                runner.target_size = inspection.size
-                blank = await target.is_blank()  # under the lease: what create() saw may be stale
-                # Checked again under the lease: another run may have written the target meanwhile.
-                points = await target.restore_points(required=False)
-                held = _held(points)
-                state = _adopt_lost_commit(points, inspection.state)
-                check_source(config, state, identity, snaps, held)
-                if state != inspection.state:
-                    await target.write_state(state)
-                _report_protected(progress, state)
-                jobs = await choose_jobs(source, config, state, identity, snaps, held)
-                _log_choices(jobs)
-                for i, job in enumerate(jobs, 1):
-                    if budget.expired():
-                        raise budget.incomplete(f"before {job.snapshot.name}")
-                    result, state = await runner.run(
-                        job, state, identity, i, len(jobs), blank=blank and i == 1
-                    )
-                    run.snapshots.append(result)
+
+            async def keep_source(state: State) -> None:
                 if config.source_keep:
                     run.source_snapshots_deleted = await snapshots.keep_source(
                         source,
@@ -170,9 +148,85 @@ async def replicate(
                         target=target.url.display,
                         search=search,
                     )
-                run.status = "replicated" if jobs else "nothing new"
-                run.protected = _protected(state)
+
+            each = TargetRun(config, target, inspection, source, reader, progress, budget)
+            await replicate_points(each, disk_identity(disk, snaps), snaps, run, after=keep_source)
     return run
+
+
+async def check_points(
+    each: TargetRun, identity: DiskIdentity | None, snaps: list[SnapshotInfo]
+) -> list[RestorePoint]:
+    """The checks of `snaps` against what the target holds, before anything is granted or written
+    (UserError); returns the target's restore points."""
+    inspection = each.inspection
+    points = await each.target.restore_points(required=False) if inspection.exists else []
+    check_source(each.config, inspection.state, identity, snaps, _held(points))
+    return points
+
+
+async def replicate_points(
+    each: TargetRun,
+    identity: DiskIdentity | None,
+    snaps: list[SnapshotInfo],
+    run: RunResult,
+    *,
+    after: Callable[[State], Awaitable[None]] | None = None,
+) -> None:
+    """Replicate the source points `snaps` (snapshots or disk restore points of the disk `identity`,
+    oldest first) into the target, as many as it does not hold yet; `run` gets each job's result and
+    the status. `after` runs under the lease once the jobs are done, with the state they left.
+
+    Checked before anything is granted or written (check_source), then again under the lease.
+    """
+    config, target, inspection, progress, budget = (
+        each.config,
+        each.target,
+        each.inspection,
+        each.progress,
+        each.budget,
+    )
+    points = await check_points(each, identity, snaps)
+    todo = candidates(config, inspection.state, snaps, _held(points))
+    await _check_disk_access(each.source, [*todo, *_last_of(inspection.state, snaps)], probe=not config.plan)
+    runner = JobRunner(config, each.source, target, each.reader, progress, budget)
+    if config.plan:
+        jobs = await choose_jobs(each.source, config, inspection.state, identity, snaps, _held(points))
+        _log_choices(jobs)
+        for i, job in enumerate(jobs, 1):
+            run.snapshots.append(await runner.plan_only(job, i, len(jobs), inspection.exists))
+        run.status = "planned" if jobs else "nothing new"
+        run.protected = _protected(inspection.state)
+        return
+    await target.create(exported_size(snaps[-1]))
+    async with (
+        # Every wait below (lease, SAS slot, grant, background copy, commit, verify) ends
+        # within the time budget, not only the copy pool (time_budget.py).
+        budget.bounded(f"while replicating {config.source} (waiting on the service)"),
+        target.leased(budget.cap(config.lease_wait_seconds)),
+    ):
+        inspection = await target.inspect()
+        runner.target_size = inspection.size
+        blank = await target.is_blank()  # under the lease: what create() saw may be stale
+        # Checked again under the lease: another run may have written the target meanwhile.
+        points = await target.restore_points(required=False)
+        held = _held(points)
+        state = _adopt_lost_commit(points, inspection.state)
+        check_source(config, state, identity, snaps, held)
+        if state != inspection.state:
+            await target.write_state(state)
+        _report_protected(progress, state)
+        jobs = await choose_jobs(each.source, config, state, identity, snaps, held)
+        _log_choices(jobs)
+        for i, job in enumerate(jobs, 1):
+            if budget.expired():
+                raise budget.incomplete(f"before {job.snapshot.name}")
+            result, state = await runner.run(job, state, identity, i, len(jobs), blank=blank and i == 1)
+            run.snapshots.append(result)
+        if after is not None:
+            await after(state)
+        run.status = "replicated" if jobs else "nothing new"
+        run.protected = _protected(state)
 
 
 def _last_of(state: State | None, snaps: list[SnapshotInfo]) -> list[SnapshotInfo]:

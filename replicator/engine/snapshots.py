@@ -72,6 +72,17 @@ LIMIT_FAILURE = "SnapshotsLimitReached"
 """ARM's code when it reports a snapshot create Failed for a per-disk limit (the module docstring)."""
 
 
+def window_full(
+    created: list[datetime], now: datetime, allowed: int, window: timedelta
+) -> tuple[int, datetime] | None:
+    """Azure's creation-rate rule (at most `allowed` within any `window`): when one more now would
+    break it, how many were created within the window and when the next one is allowed; else None."""
+    recent = sorted(t for t in created if t > now - window)
+    if len(recent) < allowed:
+        return None
+    return len(recent), recent[-allowed] + window
+
+
 def check_limits(created: list[datetime], now: datetime) -> None:
     """LimitError when one more incremental snapshot would break a limit (`created`: the disk's)."""
     if len(created) >= SNAPSHOTS_PER_DISK:
@@ -79,11 +90,10 @@ def check_limits(created: list[datetime], now: datetime) -> None:
             f"the disk already has {len(created)} incremental snapshots (Azure allows {SNAPSHOTS_PER_DISK}); "
             "delete old ones (--source-keep) before --snapshot-now."
         )
-    recent = sorted(t for t in created if t > now - SNAPSHOT_WINDOW)
-    if len(recent) >= SNAPSHOTS_PER_WINDOW:
-        free_at = recent[-SNAPSHOTS_PER_WINDOW] + SNAPSHOT_WINDOW
+    if full := window_full(created, now, SNAPSHOTS_PER_WINDOW, SNAPSHOT_WINDOW):
+        count, free_at = full
         raise LimitError(
-            f"{len(recent)} incremental snapshots of the disk were taken in the last 5 minutes (Azure allows "
+            f"{count} incremental snapshots of the disk were taken in the last 5 minutes (Azure allows "
             f"{SNAPSHOTS_PER_WINDOW}); run again after {free_at:%H:%M:%S} UTC.",
             retry_after_seconds=round((free_at - now).total_seconds(), 3),
         )

@@ -127,18 +127,21 @@ async def compare_blobs(
     *,
     window: int = VERIFY_WINDOW,
     concurrency: int = VERIFY_CONCURRENCY,
+    tail: int = 0,
 ) -> Comparison:
     """Compare two page blobs (or snapshots) completely; see the module docstring for why this is exact.
 
-    `concurrency` chunk pairs are read at once (memory: 2 x 4 MiB each at most).
+    `concurrency` chunk pairs are read at once (memory: 2 x 4 MiB each at most). The sizes must be
+    equal; the last `tail` bytes are not compared (a restored disk's VHD footer is its own: its
+    uniqueId and creation time, engine.drill).
     """
     expected_size = (await expected.get_blob_properties()).size
     actual_size = (await actual.get_blob_properties()).size
     if expected_size != actual_size:
         return Comparison(expected_size, actual_size, 0, None)
     compared = 0
-    for start in range(0, expected_size, window):
-        end = min(start + window, expected_size)
+    for start in range(0, expected_size - tail, window):
+        end = min(start + window, expected_size - tail)
         regions = union(await valid_ranges(expected, start, end), await valid_ranges(actual, start, end))
         n, mismatch = await compare_regions(expected, actual, regions, concurrency=concurrency)
         compared += n

@@ -16,6 +16,12 @@ real `azure.functions` objects and no Functions host.
   verdict, reason, lag and the rest of its `status --json` entry; warning level unless fresh) and a
   `status_done` event. The invocation fails (a failed execution to alert on) unless every target is
   fresh.
+- `on_drill_timer`: a restore drill (replicator.engine.drill, the `replicate drill` call) of every
+  job's target on its own schedule (`REPLICATOR_DRILL_SCHEDULE`, e.g. weekly), in
+  `REPLICATOR_DRILL_RESOURCE_GROUP` and `REPLICATOR_DRILL_LOCATION`, one after another (each reads
+  its whole disk back): one `drill_done` event per target (its `drill --json` document; warning
+  level unless it passed) and a `drills_done` event. A VM's job (a prefix, not one blob) is skipped
+  and said so. The invocation fails unless every drill passed.
 - `on_queue_message`: one job per message. The host keeps the message invisible while it runs and
   deletes it when the function returns; raising makes the host retry it (maxDequeueCount, then its
   own poison queue). Before that, replicator.fleet.queue.decide settles it as the workers do: continue,
@@ -28,10 +34,13 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from replicator.core.errors import ReplicationError, UserError
+from replicator.core import arm_ids
+from replicator.core.errors import ReplicationError, ReplicatorError, UserError
 from replicator.core.freshness import Checked, summary, worst
+from replicator.engine.drill import DrillRequest, drill
 from replicator.engine.time_budget import Budget
 from replicator.fleet.fairness import least_recently_served
 from replicator.fleet.jobs import Outcome, load_jobs, run_job
@@ -46,12 +55,15 @@ from replicator.fleet.queue import (
     max_dequeue,
     parse_job,
 )
-from replicator.fleet.status import STATUS_KNOBS, check, max_age
+from replicator.fleet.status import STATUS_KNOBS, check, max_age, targets
 from replicator.fleet.worker import budget_from
 from replicator.observe.jsonlog import event, protect_records
 from replicator.settings.config import read
+from replicator.settings.knobs import TARGET_KNOBS
 
 FANOUT_ENV = "REPLICATOR_FANOUT"
+DRILL_GROUP_ENV = "REPLICATOR_DRILL_RESOURCE_GROUP"
+DRILL_LOCATION_ENV = "REPLICATOR_DRILL_LOCATION"
 
 # The Functions host never calls jsonlog.setup(): its handlers forward records to Application
 # Insights as they are, so redact the records themselves (a debug traceback may hold a SAS).
@@ -107,6 +119,45 @@ async def on_status_timer(timer: Any, env: Mapping[str, str] | None = None) -> l
     if problem is not None:
         raise ReplicationError(problem)
     return checked
+
+
+async def on_drill_timer(timer: Any, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The drill tick: drill every job's target in turn; returns each target's result, and raises
+    unless every drill passed."""
+    env = os.environ if env is None else env
+    group, location = env.get(DRILL_GROUP_ENV, "").strip(), env.get(DRILL_LOCATION_ENV, "").strip()
+    if not group or not location:
+        raise UserError(
+            f"{DRILL_GROUP_ENV} (a scratch resource group) and {DRILL_LOCATION_ENV} (the targets' region) "
+            "are required for restore drills."
+        )
+    config = read({}, env, names=(*TARGET_KNOBS, "subscription_id"), required=())
+    request = DrillRequest("latest", config.subscription_id, group, location)
+    results: dict[str, str] = {}
+    for job in await targets(config.target, env):
+        if job.source and arm_ids.parse(job.source).kind == "vm":
+            event(
+                "drill_skipped", target=job.target, reason="a VM's target is a prefix: drill its disks' blobs"
+            )
+            continue
+        try:
+            done = await drill(replace(config, target=job.target), request)
+        except ReplicatorError as err:
+            results[job.target] = "failed"
+            event("drill_done", logging.WARNING, target=job.target, result="failed", error=str(err))
+            continue
+        results[job.target] = done.outcome
+        level = logging.INFO if done.outcome == "passed" else logging.WARNING
+        event("drill_done", level, **done.to_json())
+    event("drills_done", targets=len(results), results=dict(Counter(results.values())))
+    bad = [target for target, result in results.items() if result != "passed"]
+    if bad:
+        raise ReplicationError(
+            f"{len(bad)} of {len(results)} restore drills did not pass: {', '.join(bad[:3])}"
+            + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            + " (see their drill_done events)."
+        )
+    return results
 
 
 async def on_queue_message(message: Any, env: Mapping[str, str] | None = None) -> Outcome | None:

@@ -6,11 +6,16 @@ Functions app settings, or a worker's environment), exactly as for the command l
 
 Where the jobs come from (`load_jobs`), both may be set and are concatenated:
 
-- `REPLICATOR_JOBS`: an explicit list, a JSON array of `{"source": ..., "target": ...}` objects.
+- `REPLICATOR_JOBS`: an explicit list, a JSON array of `{"source": ..., "target": ...}` objects; a
+  source may be a disk, a snapshot or a virtual machine (whose target is a prefix:
+  replicator.engine.vm_run).
 - `REPLICATOR_DISCOVER`: a subscription (`/subscriptions/<id>`) or resource group
-  (`/subscriptions/<id>/resourceGroups/<rg>`) whose managed disks are listed; every disk carrying the
-  tag `REPLICATOR_TARGET_TAG` (default `replicator-target`) is a job whose target is the tag's value.
-  A value ending in `/` names a container: the blob is `<disk name>.vhd` in it.
+  (`/subscriptions/<id>/resourceGroups/<rg>`) whose managed disks and virtual machines are listed;
+  every one carrying the tag `REPLICATOR_TARGET_TAG` (default `replicator-target`) is a job whose
+  target is the tag's value. For a disk, a value ending in `/` names a container: the blob is
+  `<disk name>.vhd` in it; for a VM, the value is its prefix, and one ending in `/` gets the VM's
+  name as a folder (`<value><vm name>`), so one tag value serves many VMs. A disk of a tagged VM is
+  replicated with the VM; tagging the disk too replicates it twice, into two targets.
 
 `run_job` runs one job and turns every way it can end into an `Outcome` (never raises for a
 ReplicatorError): a fleet needs to know whether to delete a message, retry it, defer it or poison it.
@@ -29,6 +34,8 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from azure.core.exceptions import HttpResponseError
+
 from replicator.core.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -38,7 +45,7 @@ from replicator.core.errors import (
 )
 from replicator.core.messages import describe
 from replicator.core.progress import Fanout, SnapshotResult
-from replicator.engine.pipeline import replicate
+from replicator.engine.run import replicate
 from replicator.engine.time_budget import Budget, BudgetSpent
 from replicator.observe import metrics
 from replicator.observe.jsonlog import event
@@ -56,7 +63,7 @@ DEFAULT_TARGET_TAG = "replicator-target"
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One source (disk or snapshot ID) and its target page blob URL."""
+    """One source (disk, snapshot or VM ID) and its target (a page blob URL; a VM's: a prefix)."""
 
     source: str
     target: str
@@ -115,8 +122,15 @@ def target_for(disk_name: str, tag_value: str) -> str:
     return f"{value}{disk_name}.vhd" if value.endswith("/") else value
 
 
+def vm_target_for(vm_name: str, tag_value: str) -> str:
+    """The target prefix named by a VM's tag: the value, or (ending in /) a folder of the VM's name."""
+    value = tag_value.strip()
+    return f"{value}{vm_name}" if value.endswith("/") else value
+
+
 async def discover(scope: str, tag: str, env: Mapping[str, str]) -> list[JobSpec]:
-    """The disks of `scope` (subscription or resource group) tagged `tag`, each a job to its tag's target."""
+    """The disks and VMs of `scope` (subscription or resource group) tagged `tag`, each a job to its
+    tag's target."""
     from azure.mgmt.compute.aio import ComputeManagementClient
 
     subscription, group = _scope(scope)
@@ -138,10 +152,30 @@ async def discover(scope: str, tag: str, env: Mapping[str, str]) -> list[JobSpec
     ):
         disks = compute.disks.list_by_resource_group(group) if group else compute.disks.list()
         async for disk in disks:
-            wanted = {k.lower(): v for k, v in (disk.tags or {}).items()}.get(tag.lower())
-            if wanted:
+            if wanted := _tagged(disk.tags, tag):
                 jobs.append(JobSpec(disk.id, target_for(disk.name, wanted)))
+        vms = compute.virtual_machines.list(group) if group else compute.virtual_machines.list_all()
+        try:
+            async for vm in vms:
+                if wanted := _tagged(vm.tags, tag):
+                    jobs.append(JobSpec(vm.id, vm_target_for(vm.name, wanted)))
+        except HttpResponseError as err:
+            if err.status_code != 403:
+                raise
+            # An identity made for disks only (disks/read): its disk jobs go on, and it is told why
+            # no VM is found.
+            log.warning(
+                "%s: the identity may not list virtual machines (%s); tagged VMs are not discovered: "
+                "give it Microsoft.Compute/virtualMachines/read there",
+                scope,
+                describe(err),
+            )
     return jobs
+
+
+def _tagged(tags: Mapping[str, str] | None, tag: str) -> str | None:
+    """The value of the tag `tag` (ARM tag names ignore case)."""
+    return {k.lower(): v for k, v in (tags or {}).items()}.get(tag.lower())
 
 
 async def load_jobs(env: Mapping[str, str] | None = None) -> list[JobSpec]:
@@ -207,15 +241,15 @@ async def run_job(
         log.debug("unexpected failure", exc_info=True)
         outcome = Outcome(job, run_id, "failed", EXIT_FAILED, error=describe(err))
     outcome.seconds = round(time.monotonic() - started, 3)
-    outcome.snapshots = progress.done
-    outcome.copied_bytes = sum(s.copied_bytes for s in progress.done)
+    outcome.snapshots = progress.committed()
+    outcome.copied_bytes = sum(s.copied_bytes for s in outcome.snapshots)
     event(
         "job_done",
         logging.WARNING if outcome.status == "failed" else logging.INFO,
         run_id=run_id,
         disk=job.source,
         target=job.target,
-        snapshots=[s.snapshot_id for s in progress.done],
+        snapshots=[s.snapshot_id for s in outcome.snapshots],
         bytes=outcome.copied_bytes,
         seconds=outcome.seconds,
         outcome=outcome.status,

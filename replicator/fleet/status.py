@@ -103,6 +103,7 @@ async def _read_target(target: PageBlobTarget, facts: Facts) -> tuple[Facts, set
         newest=newest_point(points),
         lease_held=inspection.leased,
         run=run,
+        last_drill=state.last_drill,
     )
     return facts, {p.snapshot_unique_id.casefold() for p in points if p.snapshot_unique_id}
 

@@ -252,6 +252,16 @@ def flush(timeout_seconds: float = FLUSH_SECONDS) -> bool:
     return not flushing.is_alive()
 
 
+class _DiskBytes(Progress):
+    """The bytes one disk of a VM run writes, counted into the run's meter."""
+
+    def __init__(self, meter: RunMeter) -> None:
+        self.meter = meter
+
+    def on_written(self, nbytes: int) -> None:
+        self.meter.copied_bytes += nbytes
+
+
 class RunMeter(Progress):
     """Listens to one run (beside the shell's own listener: progress.Fanout) and records its metrics
     when it ends: `finish(status)` is the one call a shell makes, on every way out."""
@@ -267,6 +277,11 @@ class RunMeter(Progress):
 
     def on_protected(self, point: Protected) -> None:
         self.protected_through = point.snapshot_time
+
+    def for_disk(self, name: str) -> Progress:
+        """A disk of a VM run adds its bytes; the lag is the VM's (its newest complete group, which
+        the run reports itself), never one disk's newer restore point."""
+        return _DiskBytes(self)
 
     def metrics(self, status: str) -> RunMetrics:
         return RunMetrics(

@@ -141,6 +141,11 @@ class LogProgress(Tally):
     def _event(self, name: str, message: str, level: int = logging.INFO, **fields: Any) -> None:
         event(name, level, message=message, **{**self.context, **fields})
 
+    def _child(self, name: str) -> LogProgress:
+        """A disk of a VM run logs its own lines, each with `disk` its name (in place of a fleet job's
+        source: the VM); never a bar, since the disks run at once."""
+        return LogProgress(clock=self.clock, **{**self.context, "disk": name})
+
     def on_message(self, text: str) -> None:
         self.step = text
         self._event("step", text)
@@ -188,9 +193,15 @@ class LogProgress(Tally):
         )
 
     def report(self) -> None:
-        """Log one `progress` record: the snapshot under way, bytes done of total, rate, ETA."""
+        """Log one `progress` record: the snapshot under way, bytes done of total, rate, ETA (a VM run:
+        one record per disk under way)."""
         now = self.clock()
         current = self.current
+        busy = [child for child in self.disks.values() if isinstance(child, LogProgress) and child.current]
+        if current is None and busy:
+            for child in busy:
+                child.report()
+            return
         if current is None:
             step = self.step or "starting"
             self._event("progress", f"working: {step}", step=step, snapshots_done=len(self.done))

@@ -119,8 +119,8 @@ def _path_style(host: str) -> bool:
     return True
 
 
-def parse_target_url(url: str, *, allow_http: bool) -> TargetUrl:
-    """Split a page blob URL into its parts; UserError for anything that is not a blob URL."""
+def _split_target(url: str, *, allow_http: bool) -> tuple[str, list[str], str | None]:
+    """The account URL, the path's segments after the account (container first) and the SAS query."""
     check_target_parts(url)
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -132,15 +132,78 @@ def parse_target_url(url: str, *, allow_http: bool) -> TargetUrl:
     segments = [unquote(s) for s in parts.path.split("/")[1:]]
     base = f"{parts.scheme}://{parts.netloc}"
     if _path_style(parts.hostname):
-        if len(segments) < 3 or not segments[0]:
+        if len(segments) < 2 or not segments[0] or not segments[1]:
             raise UserError(
-                "--target must name an account, a container and a blob: https://host:port/<account>/<container>/<blob>."
+                "--target must name an account and a container: https://host:port/<account>/<container>/..."
             )
         base += f"/{segments[0]}"
         segments = segments[1:]
+    return base, segments, parts.query or None
+
+
+def parse_target_url(url: str, *, allow_http: bool) -> TargetUrl:
+    """Split a page blob URL into its parts; UserError for anything that is not a blob URL."""
+    base, segments, sas = _split_target(url, allow_http=allow_http)
+    if len(segments) < 2 and _path_style(urlsplit(url).hostname or ""):
+        raise UserError(
+            "--target must name an account, a container and a blob: https://host:port/<account>/<container>/<blob>."
+        )
     if len(segments) < 2 or not segments[0] or not all(segments[1:]):
         raise UserError(
             "--target must name a container and a blob: https://<account>.blob.core.windows.net/<container>/<blob>."
         )
     check_names(segments[0], "/".join(segments[1:]))
-    return TargetUrl(base, segments[0], "/".join(segments[1:]), parts.query or None)
+    return TargetUrl(base, segments[0], "/".join(segments[1:]), sas)
+
+
+@dataclass(frozen=True)
+class TargetPrefix:
+    """Where a virtual machine's disks go: a container, or a folder (`prefix`) in it; each disk's base
+    blob is `<prefix>/<disk name>.vhd` (`blob`), the group manifests are under it too."""
+
+    account_url: str
+    container: str
+    prefix: str  # "" for the container itself; never ends in "/"
+    sas: str | None
+
+    def blob_name(self, name: str) -> str:
+        """The blob `name` under the prefix."""
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def blob(self, name: str) -> TargetUrl:
+        """The blob `name` under the prefix, with the prefix's credential (its SAS)."""
+        blob = self.blob_name(name)
+        check_names(self.container, blob)
+        return TargetUrl(self.account_url, self.container, blob, self.sas)
+
+    @property
+    def display(self) -> str:
+        """The URL without its query string: safe to print."""
+        return f"{self.account_url}/{self.container}" + (f"/{quote(self.prefix)}" if self.prefix else "")
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, urls=("account_url",), queries=("sas",))
+
+
+def parse_target_prefix(url: str, *, allow_http: bool) -> TargetPrefix:
+    """Split the `--target` of a virtual machine (a container URL, or a folder in it) into its parts.
+
+    UserError for anything else, including a URL ending in `.vhd`: that names one disk's blob, and a VM
+    has several (each goes to `<prefix>/<disk name>.vhd`).
+    """
+    base, segments, sas = _split_target(url, allow_http=allow_http)
+    if not segments or not segments[0]:
+        raise UserError(
+            "--target of a virtual machine must name a container: "
+            "https://<account>.blob.core.windows.net/<container>[/<prefix>]."
+        )
+    prefix = "/".join(s for s in segments[1:] if s)
+    if prefix.lower().endswith(".vhd"):
+        raise UserError(
+            f"--target {clip(redact_url(url))!r} names one blob ({prefix}), but the source is a virtual "
+            "machine with a blob per disk: give a container or a folder in it "
+            "(https://<account>.blob.core.windows.net/<container>/<prefix>); each disk goes to "
+            "<prefix>/<disk name>.vhd."
+        )
+    check_names(segments[0], prefix or "x")
+    return TargetPrefix(base, segments[0], prefix, sas)

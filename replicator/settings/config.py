@@ -21,7 +21,7 @@ from replicator.core.errors import UserError
 from replicator.core.messages import clip
 from replicator.core.redact import redacted_repr
 from replicator.plumbing.credentials import check_arm_endpoint
-from replicator.plumbing.urlcheck import parse_target_url
+from replicator.plumbing.urlcheck import parse_target_prefix, parse_target_url
 from replicator.settings.knobs import (
     KNOBS,
     GiB,
@@ -49,6 +49,7 @@ class Config:
     target: str
     latest_only: bool = False
     concurrency: int = 64
+    disk_concurrency: int = 4
     mode: Literal["server", "stream"] = "server"
     plan: bool = False
     verify: bool = False
@@ -160,6 +161,7 @@ def validate(config: Config, origins: Mapping[str, str] | None = None) -> None:
     it: `origins`), the allowed range and the value; then the target URL's form, before any request."""
     _check_range = _range_checker(origins or {})
     _check_range("--concurrency", config.concurrency, 1, 64)
+    _check_range("--disk-concurrency", config.disk_concurrency, 1, 64)
     _check_range("--max-in-flight", config.max_in_flight_bytes, 4 * MiB, 1024 * MiB, size=True)
     _check_range("--merge-gap", config.merge_gap_bytes, 0, 1 * MiB, size=True)
     if config.merge_gap_bytes % 512:
@@ -175,18 +177,36 @@ def validate(config: Config, origins: Mapping[str, str] | None = None) -> None:
     _check_range("--lease-wait", config.lease_wait_seconds, 0, 3600)
     _check_range("--lease-duration", config.lease_seconds, 15, 60)
     _check_range("--source-keep", config.source_keep, 1, 500)
-    if (config.snapshot_now or config.source_keep) and arm_ids.parse(config.source).kind != "disk":
-        raise UserError("--snapshot-now and --source-keep need a managed disk --source, not a snapshot.")
+    kind = arm_ids.parse_source(config.source).kind if config.source else None
+    if (config.snapshot_now or config.source_keep) and kind == "snapshot":
+        raise UserError(
+            "--snapshot-now and --source-keep need a managed disk or virtual machine --source, "
+            "not a snapshot."
+        )
     _check_range("--time-budget", config.time_budget_seconds, 1, 7 * 86400)
     _check_range("--list-window", config.list_window_bytes, 4 * MiB, 8 * 1024 * GiB, size=True)
     if config.list_window_bytes % (4 * MiB):
         raise UserError(f"--list-window must be a multiple of 4MiB; got {config.list_window_bytes}.")
     check_arm_endpoint(config.arm_endpoint, allow_http=config.allow_http)
-    if config.source:  # a command that takes no --source (`list`, `status`) has ""
-        arm_ids.parse(config.source)
     check_subscription(config.subscription_id)
     if config.target:  # `status` without --target reads the jobs' targets
-        parse_target_url(config.target, allow_http=config.allow_http)
+        _check_target(config.target, kind, allow_http=config.allow_http)
+
+
+def _check_target(target: str, kind: str | None, *, allow_http: bool) -> None:
+    """A disk's or snapshot's target is a page blob URL, a VM's a prefix (a container, or a folder in
+    it); a command without a source (`list`) takes either, and an error names the blob URL's form."""
+    forms = [parse_target_prefix] if kind == "vm" else [parse_target_url]
+    if kind is None:
+        forms.append(parse_target_prefix)
+    errors = []
+    for form in forms:
+        try:
+            form(target, allow_http=allow_http)
+            return
+        except UserError as err:
+            errors.append(err)
+    raise errors[0]
 
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")

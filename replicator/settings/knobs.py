@@ -141,7 +141,8 @@ KNOBS: tuple[Knob, ...] = (
         "source",
         "--source",
         "REPLICATOR_SOURCE",
-        "ARM ID of a managed disk or of one incremental snapshot.",
+        "ARM ID of a managed disk, of one incremental snapshot, or of a virtual machine (its disks, from "
+        "one VM restore point).",
         "required",
         "-",
         str,
@@ -150,7 +151,8 @@ KNOBS: tuple[Knob, ...] = (
         "target",
         "--target",
         "REPLICATOR_TARGET",
-        "URL of the target page blob (a SAS in it is honoured).",
+        "URL of the target page blob (a SAS in it is honoured); for a VM, a container or a folder in it "
+        "(each disk goes to <prefix>/<disk name>.vhd).",
         "required",
         "-",
         str,
@@ -173,6 +175,20 @@ KNOBS: tuple[Knob, ...] = (
         "server 16 reached 235/s and 48 the full 500/s; stream 48 took 1.42x the per-blob bound and "
         "64 1.10x; docs/benchmarks.md); large chunks are bounded by --max-in-flight instead",
         "none beyond --max-in-flight",
+        parse_int,
+    ),
+    Knob(
+        "disk_concurrency",
+        "--disk-concurrency",
+        "REPLICATOR_DISK_CONCURRENCY",
+        "A VM's disks replicated at once (1-64), each with its own --concurrency writes.",
+        "4: the process's 192 connections (replicator.plumbing.http_pool) serve three disks at "
+        "--concurrency 64 without queuing and a fourth keeps them busy while one disk lists, grants or "
+        "commits; each disk writes to its own page blob (~500 requests/s and 60 MiB/s each), so four "
+        "are a tenth of a standard account's 20,000 requests/s; more only queue for connections",
+        "per disk at once: its listing (up to 8 answers, about 10,000 ranges x 50 bytes each), its "
+        "queue (2 x --concurrency ops) and its count-ahead listing; stream mode's chunk buffers stay "
+        "one --max-in-flight for the whole process, whatever the number of disks",
         parse_int,
     ),
     Knob(
@@ -399,22 +415,27 @@ KNOBS: tuple[Knob, ...] = (
         "snapshot_now",
         "--snapshot-now",
         "REPLICATOR_SNAPSHOT_NOW",
-        "First take an incremental snapshot of the source disk and wait for it (engine.snapshots).",
+        "First take an incremental snapshot of the source disk (of a VM: a crash-consistent restore "
+        "point) and wait for it (engine.snapshots, engine.vm_restore_points).",
         "off: replicate the snapshots that exist; with it, an incremental snapshot of the disk is taken "
         "and waited for first (engine.snapshots); Azure allows 7 per disk per 5 minutes and 500 per "
-        "disk, a refusal exits 3",
+        "disk, a refusal exits 3; of a VM, a crash-consistent restore point (3 per VM per hour, 500 per "
+        "VM) in the tool's own collection",
         "none",
     ),
     Knob(
         "source_keep",
         "--source-keep",
         "REPLICATOR_SOURCE_KEEP",
-        "After a run, delete the disk's oldest incremental snapshots beyond the newest N (1-500).",
+        "After a run, delete the disk's oldest incremental snapshots (a VM's restore points) beyond the "
+        "newest N (1-500).",
         "off: never delete source snapshots; with N (1-500), after a successful run the disk's "
         "incremental snapshots beyond the newest N that the tool took for this target (tags "
         "`replicator-owner: replicator` and `replicator-target`, put on by `--snapshot-now`) are "
         "deleted, never one it did not take for this target, never the last restore point's snapshot, "
-        "one being replicated or one with an active SAS (replicator.engine.snapshots)",
+        "one being replicated or one with an active SAS (replicator.engine.snapshots); of a VM, its "
+        "restore points in the tool's collection for this target, never one a group still needs "
+        "(replicator.engine.vm_restore_points)",
         "none",
         parse_int,
     ),
@@ -422,8 +443,8 @@ KNOBS: tuple[Knob, ...] = (
         "snapshot_search",
         "--snapshot-search",
         "REPLICATOR_SNAPSHOT_SEARCH",
-        "Where to look for the disk's incremental snapshots: its own resource group, or every resource "
-        "group of the subscription (needs snapshots/read there).",
+        "Where to look for the disk's incremental snapshots (a VM's restore point collections): its own "
+        "resource group, or every resource group of the subscription (needs read access there).",
         "resource-group: where Azure's docs keep a disk's snapshots, and read access to that group is "
         "enough; `subscription` lists every snapshot of the subscription (every nextLink) and keeps the "
         "disk's, for snapshots kept in another group (needs snapshots/read on the subscription)",

@@ -1,9 +1,12 @@
 """Managed disks and their incremental snapshots through ARM: resolve an ID, wait for the background copy.
 
 ARM (azure-mgmt-compute aio) resolves a disk or snapshot ID to the disk's incremental snapshots and
-waits for a snapshot's background copy. Read SAS grants on snapshots are replicator.source.grants;
-their data plane (page-range listing, diff, size) is replicator.source.listing; ranged reads through
-a SAS are replicator.source.reader.
+waits for a snapshot's background copy. A disk restore point (one disk of a VM restore point, an
+incremental snapshot underneath: "Overview of Virtual Machine restore points") is read here too, as
+the same SnapshotInfo, so that everything downstream (base choice, grants, listing, the job) treats
+both alike; a VM and its restore points are replicator.source.vm. Read SAS grants are
+replicator.source.grants; their data plane (page-range listing, diff, size) is
+replicator.source.listing; ranged reads through a SAS are replicator.source.reader.
 
 Which layer retries what (one owner per failure class):
 
@@ -31,7 +34,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -44,13 +47,15 @@ from azure.core.exceptions import (
 )
 from azure.core.polling.base_polling import OperationFailed
 from azure.mgmt.compute.aio import ComputeManagementClient
-from azure.mgmt.compute.models import Disk, Snapshot
+from azure.mgmt.compute.models import Disk, DiskRestorePoint, RestorePoint, Snapshot
 
 from replicator.core import arm_ids, messages
+from replicator.core.disk_profile import DiskProfile
 from replicator.core.errors import LimitError, ReplicationError, UserError
 from replicator.plumbing import credentials
 from replicator.source.arm_retry import ARM_RETRIES, LoggedArmRetry
 from replicator.source.disk_auth import ENTRA_MODE, DiskAuth
+from replicator.source.disk_profiles import profile_of
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +120,14 @@ class ArmOperationFailed(ReplicationError):
 
 @dataclass(frozen=True)
 class SnapshotInfo:
-    """What the replicator needs of a snapshot resource; `id` keeps ARM's spelling."""
+    """What the replicator needs of a snapshot resource, or of a disk restore point (`kind`); `id`
+    keeps ARM's spelling.
+
+    A disk restore point has no uniqueId: its `unique_id` is its ARM ID, case-folded (its name ends
+    in a GUID Azure picks, `<disk name>_<guid>`, so a restore point made again under the same name has
+    other disk restore points). Its size is the disk's at the restore point (sourceMetadata's
+    diskSizeGB), or the disk's now when ARM does not say.
+    """
 
     id: str
     name: str
@@ -133,6 +145,7 @@ class SnapshotInfo:
     owned: bool = False  # carries the OWNER_TAG: this tool took it (--snapshot-now)
     owner_target: str | None = None  # its TARGET_TAG: the target it was taken for
     data_access_auth_mode: str | None = None  # ARM's dataAccessAuthMode; None when ARM omits it
+    profile: DiskProfile = field(default_factory=DiskProfile)  # failover-grade properties (disk_profiles)
 
     @property
     def protected(self) -> bool:
@@ -148,6 +161,11 @@ class SnapshotInfo:
     def resource(self) -> arm_ids.ResourceId:
         return arm_ids.parse(self.id)
 
+    @property
+    def noun(self) -> str:
+        """ "snapshot" or "disk restore point": what sentences call it (from the ID's form, unparsed)."""
+        return "disk restore point" if "/diskrestorepoints/" in self.id.casefold() else "snapshot"
+
 
 @dataclass(frozen=True)
 class DiskInfo:
@@ -158,6 +176,8 @@ class DiskInfo:
     unique_id: str
     size_bytes: int
     sku: str | None
+    max_shares: int | None = None  # above 1: a shared disk
+    profile: DiskProfile = field(default_factory=DiskProfile)  # failover-grade properties (disk_profiles)
 
 
 def snapshot_info(s: Snapshot) -> SnapshotInfo:
@@ -180,7 +200,43 @@ def snapshot_info(s: Snapshot) -> SnapshotInfo:
         owned=any(k.casefold() == OWNER_TAG and v == OWNER_VALUE for k, v in (s.tags or {}).items()),
         owner_target=next((v for k, v in (s.tags or {}).items() if k.casefold() == TARGET_TAG), None),
         data_access_auth_mode=s.data_access_auth_mode,
+        profile=profile_of(s),
     )
+
+
+def disk_restore_point_info(point: DiskRestorePoint, size_bytes: int, time_created: datetime) -> SnapshotInfo:
+    """A disk restore point as a SnapshotInfo (see its docstring); `time_created`: its own, else its VM
+    restore point's."""
+    return SnapshotInfo(
+        id=point.id or "",
+        name=point.name or "",
+        unique_id=(point.id or "").casefold(),
+        family_id=point.family_id,
+        time_created=point.time_created or time_created,
+        size_bytes=size_bytes,
+        logical_sector_size=point.logical_sector_size or 512,
+        incremental=True,
+        completion_percent=point.completion_percent,
+        source_resource_id=point.source_resource_id,
+        source_unique_id=point.source_unique_id,
+        profile=profile_of(point),
+    )
+
+
+def captured_size_gb(point: RestorePoint, disk_restore_point_id: str) -> int | None:
+    """The size (GiB) sourceMetadata records for the disk whose restore point is `disk_restore_point_id`."""
+    profile = point.source_metadata.storage_profile if point.source_metadata else None
+    disks = [profile.os_disk, *(profile.data_disks or [])] if profile else []
+    for disk in disks:
+        attributes = disk.disk_restore_point if disk else None
+        if attributes and arm_ids.same_resource(attributes.id, disk_restore_point_id):
+            return disk.disk_size_gb
+    return None
+
+
+def plain(value: Any) -> str | None:
+    """An SDK field that is an enum or text, as its plain text (an enum's str() is its class name)."""
+    return None if value is None else str(getattr(value, "value", value))
 
 
 def _disk_info(d: Disk) -> DiskInfo:
@@ -189,7 +245,9 @@ def _disk_info(d: Disk) -> DiskInfo:
         name=d.name or "",
         unique_id=d.unique_id or "",
         size_bytes=d.disk_size_bytes or (d.disk_size_gb or 0) * 1024**3,
-        sku=d.sku.name if d.sku else None,
+        sku=plain(d.sku.name) if d.sku else None,
+        max_shares=d.max_shares,
+        profile=profile_of(d),
     )
 
 
@@ -300,8 +358,13 @@ class ArmSource:
         """
         rid = arm_ids.parse(resource_id)
         if rid.kind == "disk":
-            disk = await self._get_disk(rid)
+            disk = await self.get_disk(rid)
             return disk, await self._snapshots_of(rid, disk, search)
+        if rid.kind != "snapshot":  # a VM is read by replicator.source.vm, its groups by `list`
+            raise UserError(
+                f"{resource_id} is not a disk or a snapshot: a virtual machine's replicas are its groups, "
+                "which `replicate list --target <its prefix>` shows."
+            )
         snapshot = await self._get_snapshot(rid)
         if not snapshot.incremental:
             raise UserError(
@@ -316,12 +379,14 @@ class ArmSource:
         """The disk's full (non-incremental) snapshots, oldest first: what a run that finds no
         incremental snapshot reports having found instead (they cannot be diffed)."""
         rid = arm_ids.parse(disk_id)
-        return await self._snapshots_of(rid, await self._get_disk(rid), search, incremental=False)
+        return await self._snapshots_of(rid, await self.get_disk(rid), search, incremental=False)
 
     async def get_snapshot(self, snapshot_id: str) -> SnapshotInfo | None:
-        """The snapshot as ARM sees it now; None when it has been deleted."""
+        """The snapshot (or disk restore point) as ARM sees it now; None when it has been deleted."""
         rid = arm_ids.parse(snapshot_id)
         try:
+            if rid.kind == "disk_restore_point":
+                return await self.get_disk_restore_point(rid)
             return await self._get_snapshot(rid)
         except UserError as err:
             if isinstance(err.__cause__, ResourceNotFoundError):
@@ -334,7 +399,21 @@ class ArmSource:
                 await self.compute(rid.subscription_id).snapshots.get(rid.resource_group, rid.name)
             )
 
-    async def _get_disk(self, rid: arm_ids.ResourceId) -> DiskInfo:
+    async def get_disk_restore_point(self, rid: arm_ids.ResourceId) -> SnapshotInfo:
+        """A disk restore point, sized from its VM restore point's metadata (else from its disk now)."""
+        compute = self.compute(rid.subscription_id)
+        collection, point_name = rid.parents
+        with self.arm_errors(f"read disk restore point {rid}"):
+            drp = await compute.disk_restore_point.get(rid.resource_group, collection, point_name, rid.name)
+            point = await compute.restore_points.get(rid.resource_group, collection, point_name)
+        size_gb = captured_size_gb(point, str(rid))
+        if size_gb:
+            size = size_gb * 1024**3
+        else:  # ARM's answer carries no size: the disk's size now (the copy reads the exported blob's)
+            size = (await self.get_disk(arm_ids.parse(drp.source_resource_id or ""))).size_bytes
+        return disk_restore_point_info(drp, size, point.time_created or datetime.min.replace(tzinfo=UTC))
+
+    async def get_disk(self, rid: arm_ids.ResourceId) -> DiskInfo:
         with self.arm_errors(f"read disk {rid}"):
             return _disk_info(await self.compute(rid.subscription_id).disks.get(rid.resource_group, rid.name))
 
@@ -416,7 +495,7 @@ class ArmSource:
         while True:
             if current.copy_error:
                 raise ReplicationError(
-                    f"The background copy of snapshot {current.id} failed: {current.copy_error}."
+                    f"The background copy of {current.noun} {current.id} failed: {current.copy_error}."
                 )
             if on_progress is not None:
                 on_progress(current)
@@ -425,13 +504,14 @@ class ArmSource:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise LimitError(
-                    f"Snapshot {current.id} is still being copied in the background "
+                    f"{current.noun.capitalize()} {current.id} is still being copied in the background "
                     f"({current.completion_percent:.0f}% after {timeout_seconds:.0f} s); run again later."
                 )
             await asyncio.sleep(min(poll_seconds, remaining))
             refreshed = await self.get_snapshot(current.id)
             if refreshed is None:
                 raise ReplicationError(
-                    f"Snapshot {current.id} was deleted while waiting for its background copy."
+                    f"{current.noun.capitalize()} {current.id} was deleted while waiting for its background "
+                    "copy."
                 )
             current = refreshed

@@ -1,5 +1,13 @@
 """Read SAS grants on snapshots: within the family's SAS slots, renewed before expiry, revoked on every exit.
 
+A disk restore point (source.arm.SnapshotInfo of a VM restore point's disk) is granted the same way:
+the same GrantAccessData and the same long-running grant and revoke, on
+`.../diskRestorePoints/<drp>/beginGetAccess` and `endGetAccess` ("Disk Restore Point - Grant
+Access", "- Revoke Access"); `_access` is the one place that tells the two resource types apart. A
+disk restore point is an incremental snapshot underneath and carries its family's `familyId`, so
+its SAS counts against the same family budget (an assumption: Azure documents the limit for
+snapshots only).
+
 Azure allows SAS URIs on at most five snapshots of one incremental snapshot family at a time.
 `read_grants` takes the family's slots in this process (family_sas_slots) before asking ARM, a diff's
 two at once (one at a time, five diffs holding one each would wait on each other), so a fleet of
@@ -21,6 +29,7 @@ import logging
 import re
 import weakref
 from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 from azure.core.exceptions import (
     AzureError,
@@ -211,13 +220,21 @@ async def _granted(source: ArmSource, snapshot: SnapshotInfo) -> AsyncIterator[G
         yield grant
     finally:
         if grant.may_be_active:
-            await _shielded(_revoke(source, snapshot))
+            await shielded(_revoke(source, snapshot))
+
+
+def _access(source: ArmSource, snapshot: SnapshotInfo) -> tuple[Any, tuple[str, ...]]:
+    """The ARM operations that grant and revoke access to `snapshot` (a snapshot or a disk restore
+    point) and the names that address it (resource group, then its parents and its own name)."""
+    rid = snapshot.resource
+    compute = source.compute(rid.subscription_id)
+    operations = compute.disk_restore_point if rid.kind == "disk_restore_point" else compute.snapshots
+    return operations, (rid.resource_group, *rid.parents, rid.name)
 
 
 async def _grant_read(source: ArmSource, snapshot: SnapshotInfo) -> str:
     """One Read SAS from ARM, retrying while the family's five SAS slots are held elsewhere."""
-    rid = snapshot.resource
-    operations = source.compute(rid.subscription_id).snapshots
+    operations, names = _access(source, snapshot)
     request = GrantAccessData(access="Read", duration_in_seconds=source.config.sas_duration_seconds)
     budget = float(source.config.sas_wait_seconds)
 
@@ -232,10 +249,12 @@ async def _grant_read(source: ArmSource, snapshot: SnapshotInfo) -> str:
 
     async def grant_once() -> str:
         async with asyncio.timeout(GRANT_TIMEOUT_SECONDS):
-            poller = await operations.begin_grant_access(rid.resource_group, rid.name, request)
+            poller = await operations.begin_grant_access(*names, request)
             access = await poller.result()
         if not access.access_sas:
-            raise ReplicationError(f"ARM granted access to snapshot {snapshot.id} but returned no SAS URL.")
+            raise ReplicationError(
+                f"ARM granted access to {snapshot.noun} {snapshot.id} but returned no SAS URL."
+            )
         return access.access_sas
 
     retrying = retry.retrying(
@@ -246,38 +265,36 @@ async def _grant_read(source: ArmSource, snapshot: SnapshotInfo) -> str:
         on_retry=report,
     )
     try:
-        with source.arm_errors(f"grant read access to snapshot {snapshot.id}"):
+        with source.arm_errors(f"grant read access to {snapshot.noun} {snapshot.id}"):
             return await retrying(grant_once)
     except UserError as err:
         if isinstance(err.__cause__, ResourceNotFoundError):  # resolved earlier in this run
             raise SnapshotGone(
-                f"Snapshot {snapshot.id} was deleted during the run (its read access could not be "
-                "granted); nothing was committed for it."
+                f"{snapshot.noun.capitalize()} {snapshot.id} was deleted during the run (its read access "
+                "could not be granted); nothing was committed for it."
             ) from None
         raise
     except ReplicationError as err:
         if is_family_sas_limit(err.__cause__):
             raise LimitError(
-                f"Cannot grant access to snapshot {snapshot.id}: its snapshot family already has "
+                f"Cannot grant access to {snapshot.noun} {snapshot.id}: its snapshot family already has "
                 f"SAS URIs on {FAMILY_SAS_LIMIT} snapshots (Azure allows five per family at a time) "
                 f"and none was released within {budget:.0f} s; run again later."
             ) from err
         raise
     except TimeoutError:
         raise ReplicationError(
-            f"ARM did not finish granting access to snapshot {snapshot.id} "
+            f"ARM did not finish granting access to {snapshot.noun} {snapshot.id} "
             f"within {GRANT_TIMEOUT_SECONDS:.0f} s."
         ) from None
 
 
 async def _revoke(source: ArmSource, snapshot: SnapshotInfo) -> None:
     """End access to `snapshot` (bounded); failures are logged, since the SAS expires on its own."""
-    rid = snapshot.resource
+    operations, names = _access(source, snapshot)
     try:
         async with asyncio.timeout(REVOKE_TIMEOUT_SECONDS):
-            poller = await source.compute(rid.subscription_id).snapshots.begin_revoke_access(
-                rid.resource_group, rid.name
-            )
+            poller = await operations.begin_revoke_access(*names)
             await poller.result()
     except ResourceNotFoundError:
         pass  # deleted meanwhile: nothing left to revoke
@@ -290,7 +307,7 @@ async def _revoke(source: ArmSource, snapshot: SnapshotInfo) -> None:
         )
 
 
-async def _shielded(cleanup: Awaitable[None]) -> None:
+async def shielded(cleanup: Awaitable[None]) -> None:
     """Run `cleanup` to the end even if the caller is cancelled meanwhile, then re-raise the cancel."""
     task = asyncio.ensure_future(cleanup)
     try:

@@ -41,6 +41,7 @@ from azure.storage.blob.aio import BlobClient
 
 from replicator.core import messages
 from replicator.core.errors import ReplicationError
+from replicator.core.messages import clip
 from replicator.core.output import plural
 from replicator.core.ranges import (
     LIST_PREFETCH,
@@ -69,12 +70,17 @@ _RESIZE_TEXT = re.compile(r"resiz|4\s*(tb|tib)\b", re.IGNORECASE)
 
 
 class DiffNotPossible(ReplicationError):
-    """Azure refused to diff these two snapshots (a resize across the 4 TiB boundary, or the diff of a
-    protected snapshot refused to the disk token): copy in full. `reason` says why, in a few words."""
+    """Azure refused the diff of these two snapshots: copy in full. `why` says why, in a few words.
 
-    def __init__(self, message: str, reason: str) -> None:
+    Three refusals: a resize across the 4 TiB boundary (documented for snapshots), the diff of a
+    protected snapshot refused to the disk token, and any refusal of a diff between two disk restore
+    points, which Azure does not document at all (they are incremental snapshots underneath, so the
+    diff is tried; replicator.source.grants).
+    """
+
+    def __init__(self, message: str, why: str) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.why = why
 
 
 # --- data plane ------------------------------------------------------------------------------------
@@ -83,6 +89,11 @@ class DiffNotPossible(ReplicationError):
 def _code(err: HttpResponseError) -> str:
     """The service's error code, else the status: what a sentence names the refusal by."""
     return messages.error_code(err) or str(err.status_code or "")
+
+
+def is_diff_refusal(err: HttpResponseError) -> bool:
+    """The service refused a diff request as such (not our SAS: a 403 re-grants; not its health: 5xx)."""
+    return err.status_code in (400, 404, 409)
 
 
 def is_resize_refusal(err: HttpResponseError) -> bool:
@@ -100,6 +111,8 @@ class _SasCaller:
 
     def __init__(self, current: Grant, base: Grant | None = None) -> None:
         self._grants = [g for g in (current, base) if g is not None]
+        # A diff between two disk restore points: any refusal of it is DiffNotPossible (see there).
+        self._restore_points = base is not None and base.snapshot.noun == "disk restore point"
         self._client: BlobClient | None = None
         self._client_url: str | None = None
 
@@ -152,6 +165,14 @@ class _SasCaller:
                     f"{what} was refused because the disk was resized across the 4 TiB boundary between "
                     f"the two snapshots ({_code(err)}); a full copy is needed.",
                     "resize across 4 TiB",
+                ) from None
+            if self._restore_points and is_diff_refusal(err):
+                answer = f"{err.status_code} {messages.service_answer(err)}"
+                raise DiffNotPossible(
+                    f"{what} was refused ({answer}); Azure does not document diffs between disk restore "
+                    "points, so a full copy is needed.",
+                    f"it answered {clip(answer, 160)}; Azure does not document diffs between disk "
+                    "restore points",
                 ) from None
             if refused_identity(err):
                 # Azure documents no answer for a diff whose previous snapshot is protected: a refusal

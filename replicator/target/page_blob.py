@@ -362,6 +362,11 @@ class PageBlobTarget:
         with self._authorized("delete"):
             await client.delete_blob(**self._lease_kw())
 
+    def point_client(self, point_id: str) -> BlobClient:
+        """A client of restore point `point_id` (its blob snapshot), for reads outside this adapter
+        (a drill compares through it); it shares this target's pipeline, so there is nothing to close."""
+        return self._container.get_blob_client(self.url.blob, snapshot=point_id)
+
     async def read(self, r: Range, snapshot: str | None = None) -> bytes:
         """The bytes of `r` of the base blob, or of restore point `snapshot`."""
         with self._authorized("read"):

@@ -1,15 +1,10 @@
-"""Restore points of a target: list them, choose one, check it, make a managed disk of it, prune them.
+"""Restore points of a target: list them, choose one, check it, prune them.
 
 Why a module of its own: a replica is worth only the disk it gives back, and giving it back needs
 nothing of the replication pipeline: its metadata (target.state.RestorePointMeta, read here) names every
-restore point's source snapshot, size, sector size and mode, so listing needs only the target.
-
-A restore is ARM's disk create with `createOption: Import` from the restore point's blob snapshot
-URL (`sourceUri`) in the target storage account (`storageAccountId`), with the `dataAccessAuthMode`
-the restore point records of its source (an Entra-ID-protected source gives a protected disk: a
-hardened tenant's policy would refuse an unprotected one; `RestoreRequest.data_access_auth_mode`
-overrides it). Before anything is created
-the restore point is checked: a 4096-byte-sector restore point can only become a Premium SSD v2 or
+restore point's source snapshot, size, sector size, mode and source disk properties, so listing needs
+only the target. Making a managed disk of one is target.restore_disk; before it creates anything the
+restore point is checked here: a 4096-byte-sector restore point can only become a Premium SSD v2 or
 Ultra disk (Azure's rule for such snapshots), and a 512-byte-sector one must end with an intact
 fixed-VHD footer (replicator.core.vhd), because Azure imports only VHDs.
 
@@ -20,26 +15,18 @@ one holding the target's last completed snapshot (the base of the next diff).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
-
-from azure.core.exceptions import ResourceNotFoundError
-from azure.mgmt.compute.models import CreationData, Disk, DiskSku
 
 from replicator.core import vhd
-from replicator.core.errors import ReplicationError, UserError
+from replicator.core.disk_profile import DiskProfile
+from replicator.core.errors import UserError
 from replicator.core.output import utc_time
 from replicator.core.ranges import Range
-from replicator.plumbing.urlcheck import TargetUrl
 from replicator.settings.config import Config
-from replicator.source.arm import ArmSource
-from replicator.source.disk_auth import ENTRA_MODE
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.state import InProgress, RestorePoint, State
 
@@ -48,12 +35,6 @@ log = logging.getLogger(__name__)
 V2_SKUS = frozenset({"PremiumV2_LRS", "UltraSSD_LRS"})
 """The only disk types a 4096-byte-sector snapshot (stored as VHDX) can become."""
 DISK_SKUS = ("Standard_LRS", "StandardSSD_LRS", "StandardSSD_ZRS", "Premium_LRS", "Premium_ZRS", *V2_SKUS)
-AUTH_MODES = (ENTRA_MODE, "None")
-"""The `dataAccessAuthMode` values a restored disk may be given (`--data-access-auth-mode`)."""
-RESTORE_TIMEOUT_SECONDS = 3600.0
-"""Bound on the disk create (an import of a large VHD can take many minutes in Azure)."""
-COMPLETION_POLL_SECONDS = 5.0
-"""How often a Premium SSD v2 / Ultra disk's completionPercent is re-read while it hydrates."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +52,7 @@ class PointInfo:
     reason: str
     base_of_next_diff: bool
     data_access_auth_mode: str = ""  # the source snapshot's, as the restore point records it
+    profile: DiskProfile = field(default_factory=DiskProfile)  # the source disk's, as recorded
 
     @classmethod
     def of(cls, point: RestorePoint, state: State) -> PointInfo:
@@ -87,6 +69,7 @@ class PointInfo:
             reason=meta.reason,
             base_of_next_diff=_is_base(point.id, meta.snapshot_unique_id, state),
             data_access_auth_mode=meta.data_access_auth_mode,
+            profile=meta.profile,
         )
 
     @property
@@ -118,7 +101,16 @@ class PointInfo:
             "reason": self.reason,
             "base_of_next_diff": self.base_of_next_diff,
             "data_access_auth_mode": self.data_access_auth_mode or None,
+            "source_disk": profile_json(self.profile),
         }
+
+
+def profile_json(profile: DiskProfile) -> dict[str, Any]:
+    """A DiskProfile for JSON output: what was not recorded is null."""
+    return {name: (value if value not in ("", 0) else None) for name, value in asdict(profile).items()} | {
+        "tags": profile.tags,
+        "tags_dropped": profile.tags_dropped,
+    }
 
 
 def _is_base(point_id: str, unique_id: str, state: State) -> bool:
@@ -231,133 +223,6 @@ async def check_footer(target: PageBlobTarget, point: PointInfo) -> None:
         raise UserError(
             f"restore point {point.id} is damaged: {exc}; restore an earlier one (see `replicate list`)."
         ) from None
-
-
-def account_name(url: TargetUrl) -> str:
-    """The storage account of a target: the path's first segment on emulators, else the host's first label."""
-    parts = urlsplit(url.account_url)
-    return parts.path.strip("/") or (parts.hostname or "").split(".")[0]
-
-
-def storage_account_id(url: TargetUrl, subscription_id: str, resource_group: str) -> str:
-    """The ARM ID of the target's storage account, assuming it lives in `resource_group`."""
-    return (
-        f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
-        f"/providers/Microsoft.Storage/storageAccounts/{account_name(url)}"
-    )
-
-
-def source_uri(url: TargetUrl, point_id: str) -> str:
-    """The restore point's blob snapshot URL, without any SAS (ARM reads it with its own access)."""
-    return f"{url.display}?snapshot={quote(point_id, safe='')}"
-
-
-@dataclass(frozen=True)
-class RestoreRequest:
-    """Where and as what to restore; `storage_account_id` None: derived in `resource_group`."""
-
-    point: str
-    subscription_id: str | None
-    resource_group: str
-    disk_name: str
-    location: str
-    sku: str = "Premium_LRS"
-    storage_account_id: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    data_access_auth_mode: str | None = None  # None: the source snapshot's, as the restore point records it
-
-
-@dataclass(frozen=True)
-class RestoreResult:
-    disk_id: str
-    point: PointInfo
-    sku: str
-    size_bytes: int
-    data_access_auth_mode: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "disk_id": self.disk_id,
-            "sku": self.sku,
-            "data_access_auth_mode": self.data_access_auth_mode,
-            "disk_size_bytes": self.size_bytes,
-            "restore_point": self.point.to_json(),
-        }
-
-
-def _subscription(request: RestoreRequest, listing: Listing) -> str:
-    if request.subscription_id:
-        return request.subscription_id
-    disk_id = listing.source_disk_id or ""
-    parts = disk_id.split("/")
-    if len(parts) > 2 and parts[1].lower() == "subscriptions":
-        return parts[2]
-    raise UserError(
-        "--subscription-id is required (the target does not name its source disk's subscription)."
-    )
-
-
-async def restore(
-    config: Config, request: RestoreRequest, on_message: Callable[[str], None] = lambda _: None
-) -> RestoreResult:
-    """Create the managed disk `request` asks for from a restore point; returns its ID once it exists.
-
-    Refuses (UserError, nothing created) an unknown point, a disk name already taken, a 4096-sector
-    point to a non-v2 SKU and a damaged VHD footer.
-    """
-    async with PageBlobTarget(config, command="restore") as target:
-        listing = await list_points(target)
-        point = select(listing.points, request.point)
-        check_sku(point, request.sku)
-        await check_footer(target, point)
-        url = target.url
-    subscription = _subscription(request, listing)
-    auth_mode = request.data_access_auth_mode or point.data_access_auth_mode or None
-    account_id = request.storage_account_id or storage_account_id(url, subscription, request.resource_group)
-    body = Disk(
-        location=request.location,
-        sku=DiskSku(name=request.sku),
-        tags=request.tags or None,
-        creation_data=CreationData(
-            create_option="Import",
-            source_uri=source_uri(url, point.id),
-            storage_account_id=account_id,
-            # v2/Ultra disks default to 4096-byte sectors: say what the restore point holds.
-            logical_sector_size=point.logical_sector_size if request.sku in V2_SKUS else None,
-        ),
-        data_access_auth_mode=auth_mode,
-    )
-    disk_id = (
-        f"/subscriptions/{subscription}/resourceGroups/{request.resource_group}"
-        f"/providers/Microsoft.Compute/disks/{request.disk_name}"
-    )
-    source = await ArmSource.open(config)
-    async with source:
-        disks = source.compute(subscription).disks
-        with source.arm_errors(f"create disk {disk_id}"):
-            with contextlib.suppress(ResourceNotFoundError):
-                await disks.get(request.resource_group, request.disk_name)
-                raise UserError(f"the disk {disk_id} already exists; choose another --disk-name.")
-            on_message(
-                f"creating {disk_id} ({request.sku}) from restore point {point.id} ({point.snapshot_name})"
-            )
-            try:
-                async with asyncio.timeout(RESTORE_TIMEOUT_SECONDS):
-                    poller = await disks.begin_create_or_update(
-                        request.resource_group, request.disk_name, body
-                    )
-                    disk = await poller.result()
-                    while disk.completion_percent is not None and disk.completion_percent < 100:
-                        on_message(f"{request.disk_name}: {disk.completion_percent:.0f} % hydrated")
-                        await asyncio.sleep(COMPLETION_POLL_SECONDS)
-                        disk = await disks.get(request.resource_group, request.disk_name)
-            except TimeoutError:
-                raise ReplicationError(
-                    f"the disk {disk_id} was not ready within {RESTORE_TIMEOUT_SECONDS:.0f} s; "
-                    "check it with `az disk show` before retrying."
-                ) from None
-    size = disk.disk_size_bytes or (disk.disk_size_gb or 0) * 1024**3
-    return RestoreResult(disk.id or disk_id, point, request.sku, size, disk.data_access_auth_mode)
 
 
 # ---------------------------------------------------------------- prune

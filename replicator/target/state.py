@@ -18,23 +18,44 @@ Target state schema (metadata of the base blob; values are ASCII strings):
     inprogress_checkpoint             every op of the plan below this offset is written
     inprogress_total_bytes            the size being written: the checkpoint is an offset of this many
                                       bytes (`replicate status` shows checkpoint of total)
+    last_drill_time, last_drill_restore_point, last_drill_snapshot_name, last_drill_result,
+    last_drill_ready_seconds, last_drill_verified_seconds
+                                      the last restore drill (core.drill_record; absent before the first)
 
 A restore point is a blob snapshot whose metadata holds (RestorePointMeta, the one codec that writes
 and reads it): source_disk_id, source_disk_unique_id, snapshot_id, snapshot_unique_id, snapshot_time,
 snapshot_name, size_bytes, logical_sector_size, mode ("full" | "diff"), reason, base_snapshot_id,
 data_access_auth_mode (the source snapshot's, which `restore` gives the new disk; absent in restore
-points of older versions); and commit_id, the tag `commit` finds it by after a lost answer.
+points of older versions); the source disk's failover-grade properties (core.disk_profile.DiskProfile,
+keys `disk_*`: disk_sku, disk_os_type, disk_hyper_v_generation, disk_architecture,
+disk_accelerated_network ("true" | "false"), disk_controller_types, disk_security_type, disk_zone,
+disk_tags (JSON object), disk_tags_dropped, disk_network_access_policy, disk_public_network_access;
+absent in restore points of older versions and when the source did not say); and commit_id, the tag
+`commit` finds it by after a lost answer.
+
+Azure allows 8 KiB of metadata per blob (names and values: "Setting and retrieving properties and
+metadata for Blob service resources"), and a disk's tags alone may be larger (50 tags of 512 + 256
+characters). So `RestorePointMeta.to_metadata` keeps the record within METADATA_LIMIT_BYTES: when the
+whole does not fit, the tags are left out (disk_tags_dropped says how many, and restore says so),
+then the free-text reason is clipped; everything else is bounded by Azure's own name limits.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from urllib.parse import quote
 
+from replicator.core.disk_profile import DiskProfile
+from replicator.core.drill_record import DrillRecord
 from replicator.core.errors import UserError
 
 SCHEMA = "1"
+METADATA_LIMIT_BYTES = 8 * 1024
+"""Azure's limit on one blob's metadata, names and values together."""
+COMMIT_TAG_BYTES = len("commit_id") + 36
+"""What page_blob.commit adds to a restore point's metadata: the commit_id tag, a UUID."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,7 @@ class State:
     last: SnapshotRef | None = None
     last_restore_point: str | None = None
     in_progress: InProgress | None = None
+    last_drill: DrillRecord | None = None  # written by `drill`, kept by every other writer
 
     def to_metadata(self) -> dict[str, str]:
         meta = {"replicator_schema": SCHEMA}
@@ -89,6 +111,17 @@ class State:
             }
             if p.total_bytes is not None:
                 meta["inprogress_total_bytes"] = str(p.total_bytes)
+        if self.last_drill:
+            d = self.last_drill
+            meta |= {
+                "last_drill_time": d.time,
+                "last_drill_restore_point": d.restore_point,
+                "last_drill_snapshot_name": d.snapshot_name,
+                "last_drill_result": d.result,
+            }
+            for key, seconds in (("ready", d.ready_seconds), ("verified", d.verified_seconds)):
+                if seconds is not None:
+                    meta[f"last_drill_{key}_seconds"] = f"{seconds:.3f}"
         return {k: _ascii(v) for k, v in meta.items()}
 
     @classmethod
@@ -117,7 +150,29 @@ class State:
             _meta_ref("last_snapshot", meta),
             meta.get("last_restore_point") or None,
             progress,
+            _meta_drill(meta),
         )
+
+
+def _meta_drill(meta: Mapping[str, str]) -> DrillRecord | None:
+    result = meta.get("last_drill_result")
+    if result not in ("passed", "mismatch", "failed"):
+        return None
+
+    def seconds(key: str) -> float | None:
+        try:
+            return float(meta[f"last_drill_{key}_seconds"])
+        except (KeyError, ValueError):
+            return None
+
+    return DrillRecord(
+        meta.get("last_drill_time", ""),
+        meta.get("last_drill_restore_point", ""),
+        meta.get("last_drill_snapshot_name", ""),
+        result,
+        seconds("ready"),
+        seconds("verified"),
+    )
 
 
 def _ascii(value: str) -> str:
@@ -158,22 +213,85 @@ class RestorePointMeta:
     reason: str = ""
     base_snapshot_id: str = ""  # "" for a full copy
     data_access_auth_mode: str = ""  # the source snapshot's (AzureActiveDirectory, None); "" not known
+    profile: DiskProfile = field(default_factory=DiskProfile)  # the source disk's, for a replacement
 
     def to_metadata(self) -> dict[str, str]:
-        return {f.name: _ascii(str(getattr(self, f.name))) for f in fields(self)}
+        """The metadata, within METADATA_LIMIT_BYTES with the commit tag (see the module docstring)."""
+        meta = self._encoded()
+        if _size(meta) > METADATA_LIMIT_BYTES - COMMIT_TAG_BYTES and self.profile.tags:
+            dropped = replace(self.profile, tags={}, tags_dropped=len(self.profile.tags))
+            meta = replace(self, profile=dropped)._encoded()
+        excess = _size(meta) - (METADATA_LIMIT_BYTES - COMMIT_TAG_BYTES)
+        if excess > 0:
+            meta["reason"] = meta["reason"][: max(0, len(meta["reason"]) - excess - 3)] + "..."
+        return meta
+
+    def _encoded(self) -> dict[str, str]:
+        plain = {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name != "profile"}
+        return {k: _ascii(v) for k, v in (plain | _profile_meta(self.profile)).items()}
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, str]) -> RestorePointMeta:
         """Decode listed metadata (keys in any case; other keys, such as commit_id, are ignored)."""
         meta = {k.lower(): v for k, v in meta.items()}
-        text = {f.name: meta.get(f.name, "") for f in fields(cls)}
+        text = {f.name: meta.get(f.name, "") for f in fields(cls) if f.name != "profile"}
         return cls(
             **text
             | {
                 "size_bytes": int(text["size_bytes"] or 0),
                 "logical_sector_size": int(text["logical_sector_size"] or 512),
-            }
+            },
+            profile=_meta_profile(meta),
         )
+
+
+_PROFILE_KEYS = {
+    "sku": "disk_sku",
+    "os_type": "disk_os_type",
+    "hyper_v_generation": "disk_hyper_v_generation",
+    "architecture": "disk_architecture",
+    "disk_controller_types": "disk_controller_types",
+    "security_type": "disk_security_type",
+    "zone": "disk_zone",
+    "network_access_policy": "disk_network_access_policy",
+    "public_network_access": "disk_public_network_access",
+}
+"""The DiskProfile fields stored as they are, and their metadata keys."""
+
+
+def _profile_meta(profile: DiskProfile) -> dict[str, str]:
+    """Only what was recorded: an empty profile adds no key (a restore point of a disk without any)."""
+    meta = {key: getattr(profile, name) for name, key in _PROFILE_KEYS.items() if getattr(profile, name)}
+    if profile.accelerated_network is not None:
+        meta["disk_accelerated_network"] = "true" if profile.accelerated_network else "false"
+    if profile.tags:
+        meta["disk_tags"] = json.dumps(profile.tags, separators=(",", ":"), sort_keys=True)
+    if profile.tags_dropped:
+        meta["disk_tags_dropped"] = str(profile.tags_dropped)
+    return meta
+
+
+def _meta_profile(meta: Mapping[str, str]) -> DiskProfile:
+    """Decode lower-cased metadata; a value that does not parse reads as not recorded (a restore
+    point's record must never stop a restore of its bytes)."""
+    try:
+        tags = json.loads(meta.get("disk_tags") or "{}")
+    except ValueError:
+        tags = {}
+    if not isinstance(tags, dict):
+        tags = {}
+    flag = meta.get("disk_accelerated_network", "")
+    dropped = meta.get("disk_tags_dropped", "")
+    return DiskProfile(
+        **{name: meta.get(key, "") for name, key in _PROFILE_KEYS.items()},
+        accelerated_network={"true": True, "false": False}.get(flag),
+        tags={str(k): str(v) for k, v in tags.items()},
+        tags_dropped=int(dropped) if dropped.isdigit() else 0,
+    )
+
+
+def _size(meta: Mapping[str, str]) -> int:
+    return sum(len(k) + len(v) for k, v in meta.items())
 
 
 @dataclass(frozen=True)

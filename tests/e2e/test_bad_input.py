@@ -34,7 +34,7 @@ def snap(world: World) -> tuple:
 def test_malformed_resource_id(world: World, replicate) -> None:
     url = world.target_url()
     run = replicate("--source", "/subscriptions/nope/disks/x", "--target", url)
-    _refused(world, run, url, says="not a managed disk or snapshot resource ID")
+    _refused(world, run, url, says="not a managed disk, snapshot or virtual machine resource ID")
     _nothing_written(world, url)
 
 

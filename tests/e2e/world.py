@@ -109,11 +109,17 @@ class World:
         sku: str = "Standard_LRS",
         tags: dict[str, str] | None = None,
         auth_mode: str | None = None,
+        properties: dict[str, Any] | None = None,
+        zones: list[str] | None = None,
         **extra: Any,
     ) -> Disk:
-        """An empty disk (`auth_mode`: its dataAccessAuthMode); `extra` adds to its `creationData`
-        (e.g. `logicalSectorSize=4096`)."""
-        return Disk(name, self.disks.create_disk(name, gib * GiB, sku, tags, auth_mode=auth_mode, **extra))
+        """An empty disk (`auth_mode`: its dataAccessAuthMode; `properties` and `zones` as
+        DiskBuilder.create_disk takes them); `extra` adds to its `creationData` (e.g.
+        `logicalSectorSize=4096`)."""
+        made = self.disks.create_disk(
+            name, gib * GiB, sku, tags, auth_mode=auth_mode, properties=properties, zones=zones, **extra
+        )
+        return Disk(name, made)
 
     def resize_disk(self, disk: Disk, gib: int) -> None:
         self.disks.resize_disk(disk.name, gib * GiB)
@@ -156,6 +162,47 @@ class World:
                 for offset, data in writes
             ],
         )
+
+    def create_vm(
+        self, name: str, os_disk: Disk, data_disks: dict[int, Disk], caching: dict[str, str] | None = None
+    ) -> str:
+        """A VM attaching `os_disk` and `data_disks` ({LUN: disk}); host caching by disk name (else
+        Azure's defaults: ReadWrite for the OS disk). Returns its ID."""
+        data = {lun: disk.name for lun, disk in data_disks.items()}
+        return self.disks.create_vm(name, os_disk.name, data, caching=caching)
+
+    def restore_point(self, vm_id: str, collection: str = "ops", mode: str = "CrashConsistent") -> str:
+        """A VM restore point as an operator makes one (`az restore-point create`), in an untagged
+        collection of this resource group; returns its ID."""
+        self.compute.restore_point_collections.create_or_update(
+            self.rg, collection, {"location": self.location, "properties": {"source": {"id": vm_id}}}
+        )
+        name = f"rp-{uuid.uuid4().hex[:8]}"
+        body = {"properties": {"consistencyMode": mode}}
+        return self.compute.restore_points.begin_create(self.rg, collection, name, body).result().id
+
+    @contextlib.contextmanager
+    def read_disk_restore_point(self, drp_id: str) -> Iterator[BlobClient]:
+        """A Read SAS on a disk restore point (`beginGetAccess`), ended on exit (`endGetAccess`)."""
+        parts = drp_id.split("/")
+        group, collection, point, name = parts[4], parts[8], parts[10], parts[12]
+        operations = self.compute.disk_restore_point
+        grant = {"access": "Read", "durationInSeconds": 3600}
+        url = operations.begin_grant_access(group, collection, point, name, grant).result().access_sas
+        try:
+            with BlobClient.from_blob_url(url) as client:
+                yield client
+        finally:
+            operations.begin_revoke_access(group, collection, point, name).result()
+
+    def assert_restore_point_holds(self, url: str, restore_point: str, source_id: str) -> None:
+        """Like `assert_restore_point_equals`, from a disk restore point (or a snapshot) read through
+        its own Read SAS."""
+        if "/diskRestorePoints/" not in source_id:
+            self.assert_restore_point_equals(url, restore_point, source_id)
+            return
+        with self.read_disk_restore_point(source_id) as source, self.target(url, restore_point) as replica:
+            _assert_same(source, replica, f"restore point {restore_point}", source_id, full=False)
 
     def snapshot(
         self,

@@ -24,21 +24,26 @@ async def client(emulator_env: dict[str, str]) -> AsyncIterator[ComputeManagemen
         yield c
 
 
-async def encryption_set(
-    client: ComputeManagementClient, rg: str, name: str, location: str = LOCATION
-) -> Any:
-    body = {
+def encryption_set_body(location: str, group: str) -> dict[str, Any]:
+    """A disk encryption set's PUT body: a system identity and a key of a vault in `group`."""
+    return {
         "location": location,
         "identity": {"type": "SystemAssigned"},
         "properties": {
             "activeKey": {
                 "sourceVault": {
-                    "id": f"/subscriptions/s/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/kv"
+                    "id": f"/subscriptions/s/resourceGroups/{group}/providers/Microsoft.KeyVault/vaults/kv"
                 },
                 "keyUrl": "https://kv.vault.azure.net/keys/k/0123456789abcdef",
             }
         },
     }
+
+
+async def encryption_set(
+    client: ComputeManagementClient, rg: str, name: str, location: str = LOCATION
+) -> Any:
+    body = encryption_set_body(location, rg)
     return await (await client.disk_encryption_sets.begin_create_or_update(rg, name, body)).result()
 
 

@@ -14,10 +14,7 @@ from replicator.core.errors import ReplicationError, UserError
 from replicator.fleet.jobs import JobSpec, run_job
 from tests.e2e.world import MiB, World, pattern
 from tests.helpers.functions_app import load_functions
-
-
-def _events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict]:
-    return [r.fields for r in caplog.records if getattr(r, "fields", {}).get("event") == name]
+from tests.logs import logged_events
 
 
 async def test_status_timer_logs_each_target_and_fails_unless_all_are_fresh(
@@ -36,10 +33,10 @@ async def test_status_timer_logs_each_target_and_fails_unless_all_are_fresh(
     monkeypatch.setenv("REPLICATOR_JOBS", json.dumps([{"source": disk.id, "target": fresh}]))
     with caplog.at_level(logging.INFO, logger="replicator.events"):
         await timer(HostTimerRequest(past_due=False))
-    (only,) = _events(caplog, "target_status")
+    (only,) = logged_events(caplog.records, "target_status")
     assert (only["target"], only["verdict"], only["max_age_seconds"]) == (fresh, "fresh", 3600)
     assert only["newest_restore_point"]["snapshot_id"] == snap and only["lag_seconds"] < 600
-    assert _events(caplog, "status_done") == [
+    assert logged_events(caplog.records, "status_done") == [
         {"event": "status_done", "targets": 1, "status": "fresh", "verdicts": {"fresh": 1}}
     ]
 
@@ -54,7 +51,7 @@ async def test_status_timer_logs_each_target_and_fails_unless_all_are_fresh(
         ("fresh", logging.INFO),
         ("unprotected", logging.WARNING),
     ]
-    assert _events(caplog, "status_done")[0]["status"] == "unprotected"
+    assert logged_events(caplog.records, "status_done")[0]["status"] == "unprotected"
 
     monkeypatch.delenv("REPLICATOR_MAX_AGE")
     with pytest.raises(UserError, match="--max-age is required"):

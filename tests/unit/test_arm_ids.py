@@ -37,12 +37,16 @@ def test_parses_a_snapshot_id_case_insensitively_and_keeps_the_spelling() -> Non
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("", "not a managed disk or snapshot resource ID"),
-        ("disk1", "not a managed disk or snapshot resource ID"),
-        (DISK.lstrip("/"), "not a managed disk or snapshot resource ID"),
-        (DISK + "/extra", "not a managed disk or snapshot resource ID"),
+        ("", "not a managed disk, snapshot or virtual machine resource ID"),
+        ("disk1", "not a managed disk, snapshot or virtual machine resource ID"),
+        (DISK.lstrip("/"), "not a managed disk, snapshot or virtual machine resource ID"),
+        (DISK + "/extra", "not a managed disk, snapshot or virtual machine resource ID"),
         (DISK.replace("Microsoft.Compute", "Microsoft.Storage"), "not a Microsoft.Compute resource ID"),
-        (DISK.replace("/disks/", "/virtualMachines/"), "names a Microsoft.Compute/virtualMachines resource"),
+        (
+            DISK.replace("/disks/", "/availabilitySets/"),
+            "names a Microsoft.Compute/availabilitySets resource",
+        ),
+        (DISK + "/extra/x", "names a Microsoft.Compute/disks/extra resource"),
         (DISK.replace(SUB, "my-subscription"), "is not a GUID"),
         (DISK.replace("rg-1", "rg."), "not a valid Azure resource group name"),
         (DISK.replace("data.disk_1", "bad name"), "is not valid"),
@@ -56,6 +60,30 @@ def test_rejects_other_text_with_one_sentence_naming_the_expected_form(text: str
     assert fragment in message
     assert message.endswith(".")
     assert "\n" not in message
+
+
+VM = f"/subscriptions/{SUB}/resourceGroups/rg-1/providers/Microsoft.Compute/virtualMachines/vm-1"
+RPC = f"/subscriptions/{SUB}/resourceGroups/rg-1/providers/Microsoft.Compute/restorePointCollections/rpc"
+DRP = f"{RPC}/restorePoints/rp-1/diskRestorePoints/os_22b4bdfe-6c54-4f72-84d8-85d8860f0c57"
+
+
+def test_parses_a_vm_and_the_nested_restore_point_ids() -> None:
+    vm = arm_ids.parse_source(VM)
+    assert (vm.kind, vm.name, vm.parents) == ("vm", "vm-1", ())
+    drp = arm_ids.parse(DRP.upper().replace("SUBSCRIPTIONS", "subscriptions"))
+    assert (drp.kind, drp.parents) == ("disk_restore_point", ("RPC", "RP-1"))
+    assert arm_ids.same_resource(str(drp), DRP)
+    point = arm_ids.parse(f"{RPC}/restorePoints/rp-1")
+    assert (point.kind, point.name, point.parents) == ("restore_point", "rp-1", ("rpc",))
+    assert str(point) == f"{RPC}/restorePoints/rp-1"
+
+
+@pytest.mark.parametrize("text", [DRP, f"{RPC}/restorePoints/rp-1"])
+def test_a_restore_point_is_no_source(text: str) -> None:
+    with pytest.raises(
+        UserError, match="--source must be a managed disk, an incremental snapshot or a virtual"
+    ):
+        arm_ids.parse_source(text)
 
 
 def test_same_resource_ignores_case_and_a_trailing_slash() -> None:
@@ -75,7 +103,7 @@ def test_random_text_raises_nothing_but_user_error(text: str) -> None:
 
 
 @given(
-    st.sampled_from(["disks", "snapshots", "DISKS", "Snapshots"]),
+    st.sampled_from(["disks", "snapshots", "DISKS", "Snapshots", "virtualMachines", "VIRTUALMACHINES"]),
     st.from_regex(r"[A-Za-z0-9_\-.()]{0,89}[A-Za-z0-9_\-()]", fullmatch=True),
     st.from_regex(r"[A-Za-z0-9_\-.]{1,80}", fullmatch=True),
 )
@@ -85,6 +113,6 @@ def test_every_valid_id_round_trips(rtype: str, group: str, name: str) -> None:
     assert (rid.resource_group, rid.name, rid.kind) == (
         group,
         name,
-        "disk" if rtype.lower() == "disks" else "snapshot",
+        {"disks": "disk", "snapshots": "snapshot", "virtualmachines": "vm"}[rtype.lower()],
     )
     assert arm_ids.same_resource(str(rid), text)

@@ -76,7 +76,7 @@ def test_missing_source_names_flag_and_variable() -> None:
 
 
 def test_malformed_source_id_is_refused() -> None:
-    with pytest.raises(UserError, match="not a managed disk or snapshot resource ID"):
+    with pytest.raises(UserError, match="not a managed disk, snapshot or virtual machine resource ID"):
         load(["--source", "/subscriptions/x/disks/d", "--target", TARGET], env={})
 
 

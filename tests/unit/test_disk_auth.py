@@ -214,7 +214,7 @@ async def test_a_refused_diff_is_a_full_copy_not_a_failure(plane) -> None:
     current, previous = Grant(protected("s2"), base, auth), Grant(protected("s1"), base, auth)
     with pytest.raises(DiffNotPossible) as caught:
         _ = [c async for c in list_changes(current, previous, start=0, end=1024, window=1024, page_size=None)]  # type: ignore[arg-type]
-    assert caught.value.reason == "AuthorizationPermissionMismatch to the Entra ID token"
+    assert caught.value.why == "AuthorizationPermissionMismatch to the Entra ID token"
     assert current.invalidations == previous.invalidations == 0
 
 

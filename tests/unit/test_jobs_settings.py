@@ -10,9 +10,11 @@ from replicator.core.errors import UserError
 from replicator.fleet.jobs import (
     JobSpec,
     _scope,
+    discover,
     jobs_from_setting,
     load_jobs,
     target_for,
+    vm_target_for,
 )
 
 DISK = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/disks/d"
@@ -73,6 +75,57 @@ def test_a_bad_discovery_scope_is_bad_input(scope: str) -> None:
 def test_a_tag_names_a_blob_or_a_container() -> None:
     assert target_for("d1", "https://a/c/x.vhd") == "https://a/c/x.vhd"
     assert target_for("d1", " https://a/c/ ") == "https://a/c/d1.vhd"
+
+
+def test_a_vms_tag_names_its_prefix_or_a_folder_of_its_name() -> None:
+    assert vm_target_for("vm1", "https://a/c/vms/db") == "https://a/c/vms/db"
+    assert vm_target_for("vm1", " https://a/c/vms/ ") == "https://a/c/vms/vm1"
+
+
+class _Pager:
+    """An ARM list that yields `items`, or fails with `error` when iterated."""
+
+    def __init__(self, items: list[object], error: Exception | None = None) -> None:
+        self.items, self.error = items, error
+
+    def __aiter__(self):  # type: ignore[no-untyped-def]
+        return self._each()
+
+    async def _each(self):  # type: ignore[no-untyped-def]
+        if self.error is not None:
+            raise self.error
+        for item in self.items:
+            yield item
+
+
+async def test_an_identity_that_may_not_list_vms_still_discovers_its_disks(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from types import SimpleNamespace
+
+    import azure.mgmt.compute.aio
+    from azure.core.exceptions import HttpResponseError
+
+    denied = HttpResponseError(message="AuthorizationFailed")
+    denied.status_code = 403
+    disk = SimpleNamespace(id=DISK, name="d", tags={"Replicator-Target": "https://a/c/"})
+
+    class Compute:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self.disks = SimpleNamespace(list_by_resource_group=lambda group: _Pager([disk]))
+            self.virtual_machines = SimpleNamespace(list=lambda group: _Pager([], denied))
+
+        async def __aenter__(self) -> Compute:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(azure.mgmt.compute.aio, "ComputeManagementClient", Compute)
+    env = {"REPLICATOR_ACCESS_TOKEN": "t"}
+    jobs = await discover("/subscriptions/s/resourceGroups/g", "replicator-target", env)
+    assert jobs == [JobSpec(DISK, "https://a/c/d.vhd")]
+    assert "tagged VMs are not discovered" in caplog.text
 
 
 async def test_load_jobs_needs_a_setting_and_reads_the_explicit_list() -> None:

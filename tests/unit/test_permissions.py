@@ -32,14 +32,26 @@ SIG = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
 
 MINIMAL = {
     "replicate": "rw",  # w creates, writes, leases and snapshots; c alone would create and snapshot only
+    "replicate (VM)": "rwl",  # l: the group manifests and each disk's restore points under the prefix
     "replicate --plan": "r",
+    "replicate --plan (VM)": "rl",
     "list": "rl",
     "prune": "rwdl",  # w: the lease (acquire needs w; d only breaks one)
     "prune --dry-run": "rl",
     "restore": "rl",
     "status": "rl",
+    "drill": "rwl",  # w: the lease and the drill's record in the base blob's metadata
 }
-LISTS = {"list", "prune", "prune --dry-run", "restore", "status"}
+LISTS = {
+    "replicate (VM)",
+    "replicate --plan (VM)",
+    "list",
+    "prune",
+    "prune --dry-run",
+    "restore",
+    "status",
+    "drill",
+}
 LETTERS = "racwdl"
 SUBSETS = ["".join(c) for n in range(len(LETTERS) + 1) for c in itertools.combinations(LETTERS, n)]
 

@@ -12,14 +12,8 @@ from replicator.core import vhd
 from replicator.core.errors import UserError
 from replicator.emulator.arm import vhd as emulator_vhd
 from replicator.plumbing.urlcheck import parse_target_url
-from replicator.target.restore_points import (
-    PointInfo,
-    check_sku,
-    plan_prune,
-    select,
-    source_uri,
-    storage_account_id,
-)
+from replicator.target.restore_disk import source_uri, storage_account_id
+from replicator.target.restore_points import PointInfo, check_sku, plan_prune, select
 from replicator.target.state import RestorePoint, SnapshotRef, State
 
 MiB = 1024**2

@@ -91,10 +91,10 @@ def test_a_subcommand_failure_is_the_line_and_envelope_replicate_prints(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def failing(target: object) -> None:
+    async def failing(config: object) -> None:
         raise error
 
-    monkeypatch.setattr(list_cmd, "list_points", failing)
+    monkeypatch.setattr(list_cmd, "read", failing)
     assert cli_main.main(["list", "--target", f"{TARGET}?sv=1&sig=SECRET", "--json"]) == code
     out, err = capsys.readouterr()
     document = envelope.parse(out)

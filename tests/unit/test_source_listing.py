@@ -4,7 +4,7 @@ the resize refusal, and a service that misbehaves."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,8 +32,17 @@ class FakeGrant:
     snapshot: Any = None
     disk_auth: DiskAuth = field(default_factory=lambda: DiskAuth(AsyncStaticTokenCredential("token")))
 
+    noun: str = "snapshot"
+
     def __post_init__(self) -> None:
         self.snapshot = snapshot(self.name)
+        if self.noun != "snapshot":  # a disk restore point: SnapshotInfo.noun reads its ID's form
+            restore_point = (
+                f"/virtualMachines/vm/restorePointCollections/c/restorePoints/p/diskRestorePoints/{self.name}"
+            )
+            self.snapshot = replace(
+                self.snapshot, id=self.snapshot.id.replace(f"/snapshots/{self.name}", restore_point)
+            )
 
     async def url(self) -> str:
         return f"https://127.0.0.1/md/c/{self.name}?sv=1&sig=SECRET{self.serial}"
@@ -193,6 +202,26 @@ async def test_other_errors_are_replication_errors_without_the_sas(blob: FakePag
     assert "PreviousSnapshotNotFound" in str(caught.value)
     assert "SECRET" not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+@pytest.mark.parametrize("status", [400, 404, 409])
+async def test_any_refusal_of_a_diff_between_disk_restore_points_raises_diff_not_possible(
+    blob: FakePageBlob, status: int
+) -> None:
+    # Azure does not document these diffs: a refusal means a full copy, with the service's answer.
+    blob.fail_first = response_error(status, "OperationNotAllowed", "https://x/md?sig=SECRET0 cannot diff")
+    with pytest.raises(DiffNotPossible) as caught:
+        await collect(
+            FakeGrant("new", noun="disk restore point"),
+            FakeGrant("old", noun="disk restore point"),
+            start=0,
+            end=4 * KiB,
+            window=4 * KiB,
+            page_size=None,
+        )
+    assert f"it answered {status} OperationNotAllowed" in caught.value.why
+    assert "does not document diffs between disk restore points" in caught.value.why
+    assert "SECRET" not in str(caught.value) + caught.value.why
 
 
 async def test_a_repeated_marker_fails_instead_of_looping(blob: FakePageBlob) -> None:

@@ -277,6 +277,14 @@ class ArmBackend:
             self.creations.record(disk.unique_id, now)
         return self.get_snapshot(resource_group, name)
 
+    def corrupt_byte(self, disk: Disk, offset: int) -> None:
+        """Invert one byte of the disk's data (a corrupt_import fault rule: middleware/arm_faults.py)."""
+        where = DataLocation.of(disk.unique_id)
+        page = offset - offset % 512
+        data = bytearray(self.blobs.read(where.account, where.container, where.blob, None, page, 512))
+        data[offset - page] ^= 0xFF
+        self.blobs.write_pages(where.account, where.container, where.blob, page, bytes(data))
+
     def fail_snapshot(self, resource_group: str, name: str) -> Snapshot:
         """The snapshot's create ended Failed (a fault rule): it stays, in provisioningState Failed."""
         unique_id = self._existing("snapshots", resource_group, name)["unique_id"]

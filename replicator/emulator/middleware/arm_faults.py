@@ -30,6 +30,10 @@ What each answer is, and where Azure documents it (docs/emulator.md, "ARM faults
   resource provider contract). The operation has no effect (a grant hands out no SAS, a revoke
   revokes nothing, a delete deletes nothing) except a snapshot create, which leaves the snapshot in
   provisioningState Failed, as ARM's contract has a failed PUT leave its resource.
+- Corrupted import (`{"on": "disk-create", "corrupt_import": OFFSET}`): a disk create with
+  `createOption: Import` succeeds, and the new disk's byte at OFFSET is not the source's (inverted).
+  Azure documents no such failure; restore drills exist to catch what nobody documents, and this is
+  the honest way to make a drill's read-back differ (tests/e2e/test_drill.py).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from replicator.emulator.errors import arm as arm_errors
 from replicator.emulator.middleware import control
 
 CONTROL_PATH = "/_emulator/arm-faults"
-OPERATIONS = ("grant", "revoke", "snapshot-create", "snapshot-delete", "poll")
+OPERATIONS = ("grant", "revoke", "snapshot-create", "snapshot-delete", "poll", "disk-create")
 THROTTLE_STATUS = 429
 
 POLICIES = {
@@ -55,6 +59,7 @@ POLICIES = {
     "snapshot-create": "CreateUpdateDisks",
     "snapshot-delete": "DeleteDisks",
     "poll": "GetOperation",
+    "disk-create": "CreateUpdateDisks",
 }
 """The throttling policy (operation group) named in a 429. CreateUpdateDisks, DeleteDisks and
 GetOperation are what Azure's answers name for these requests; DiskAccess is the emulator's own."""
@@ -62,6 +67,7 @@ ALLOWED_PER_WINDOW = 1000
 """The request count a throttled policy says it allows in its 3-minute window (the emulator's number)."""
 
 _FAILURE_KEY = "arm_faults.failure"
+_CORRUPT_KEY = "arm_faults.corrupt_import"
 
 
 @dataclass(frozen=True)
@@ -82,15 +88,20 @@ class Rule:
     on: str
     times: int = 1
     retry_after: int = 1
-    failure: OperationFailure | None = None  # None: a 429
+    failure: OperationFailure | None = None  # None: a 429 (unless corrupt_import)
     fired: int = 0
+    corrupt_import: int | None = None  # the byte offset an imported disk gets wrong
+
+    @property
+    def throttles(self) -> bool:
+        return self.failure is None and self.corrupt_import is None
 
     @classmethod
     def parse(cls, body: object) -> Rule:
         """A rule from its JSON; ValueError with one sentence for anything else."""
         if not isinstance(body, dict):
             raise ValueError(f"a rule is a JSON object, not {body!r}")
-        unknown = set(body) - {"on", "times", "status", "retry_after", "fail_operation"}
+        unknown = set(body) - {"on", "times", "status", "retry_after", "fail_operation", "corrupt_import"}
         if unknown:
             raise ValueError(f"unknown rule keys {sorted(unknown)}")
         on, times = body.get("on"), body.get("times", 1)
@@ -98,6 +109,13 @@ class Rule:
             raise ValueError(f"'on' is one of {', '.join(OPERATIONS)}, not {on!r}")
         if not _count(times) or times < 1:
             raise ValueError(f"'times' is a whole number of at least 1, not {times!r}")
+        if on == "disk-create" or "corrupt_import" in body:
+            offset = body.get("corrupt_import")
+            if on != "disk-create" or set(body) - {"on", "times", "corrupt_import"} or not _count(offset):
+                raise ValueError(
+                    "'corrupt_import' (a byte offset) goes on a disk-create rule, which has nothing else"
+                )
+            return cls(on, times, corrupt_import=offset)
         if ("status" in body) == ("fail_operation" in body):
             raise ValueError("a rule has exactly one of 'status' (429) and 'fail_operation'")
         if "status" in body:
@@ -118,7 +136,9 @@ class Rule:
 
     def to_json(self) -> dict[str, Any]:
         rule: dict[str, Any] = {"on": self.on, "times": self.times, "fired": self.fired}
-        if self.failure is None:
+        if self.corrupt_import is not None:
+            rule["corrupt_import"] = self.corrupt_import
+        elif self.failure is None:
             rule |= {"status": THROTTLE_STATUS, "retry_after": self.retry_after}
         else:
             rule["fail_operation"] = self.failure.error()
@@ -177,8 +197,15 @@ def throttled(rule: Rule) -> web.Response:
 
 
 def mark_failed(request: web.Request, rule: Rule | None) -> None:
-    """Tell the handler of `request` that its operation ends Failed (`failure_of`)."""
+    """Tell the handler of `request` that its operation ends Failed (`failure_of`), or imports a
+    disk with one byte wrong (`corruption_of`)."""
     request[_FAILURE_KEY] = rule.failure if rule is not None else None
+    request[_CORRUPT_KEY] = rule.corrupt_import if rule is not None else None
+
+
+def corruption_of(request: web.Request) -> int | None:
+    """The byte offset a disk imported by `request` gets wrong, or None."""
+    return request.get(_CORRUPT_KEY)
 
 
 def failure_of(request: web.Request) -> OperationFailure | None:

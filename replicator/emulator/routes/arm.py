@@ -223,7 +223,10 @@ class _Routes(ArmWire):
         resource: Disk | Snapshot
         failure = arm_faults.failure_of(request)
         if m["kind"] == "disks":
-            resource = self.backend.put_disk(m["rg"], m["name"], parse_disk_spec(body))
+            spec = parse_disk_spec(body)
+            resource = self.backend.put_disk(m["rg"], m["name"], spec)
+            if (offset := arm_faults.corruption_of(request)) is not None and spec.create_option == "Import":
+                self.backend.corrupt_byte(resource, offset)
         else:
             resource = self.backend.put_snapshot(m["rg"], m["name"], parse_snapshot_spec(body))
             if failure is not None:  # ARM leaves what a failed PUT created, in provisioningState Failed

@@ -143,7 +143,7 @@ class ArmWire:
                 if operation is not None:
                     kind = request.match_info.get("kind", "")
                     rule = self.faults.fire(operation.format(kind=kind.removesuffix("s")))
-                    if rule is not None and rule.failure is None:
+                    if rule is not None and rule.throttles:
                         return arm_faults.throttled(rule)
                     arm_faults.mark_failed(request, rule)
                 return await handler(request)
