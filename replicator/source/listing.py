@@ -28,6 +28,7 @@ import collections
 import heapq
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -41,15 +42,16 @@ from azure.storage.blob.aio import BlobClient
 
 from replicator.core import messages
 from replicator.core.errors import ReplicationError
+from replicator.core.listwindows import SERVICE_PAGE, Answer, WindowPlanner
 from replicator.core.messages import clip
 from replicator.core.output import plural
 from replicator.core.ranges import (
     LIST_PREFETCH,
+    PAGE,
     Change,
     Range,
     from_azure,
     to_http_range,
-    windows,
 )
 from replicator.observe.jsonlog import event
 from replicator.plumbing import credentials, recovery, retry
@@ -66,6 +68,9 @@ DATA_PLANE_AUTH_RETRIES = 2
 RESIZE_REFUSAL_CODE = "SnapshotDiffAcrossResizeNotSupported"
 """The emulator's code for a diff across a 4 TiB resize (Azure documents the restriction, not its code)."""
 
+TIMED_OUT_CODE = "OperationTimedOut"
+"""Azure's 500 when it could not build an answer in time: a Get Page Ranges window too fragmented."""
+
 _RESIZE_TEXT = re.compile(r"resiz|4\s*(tb|tib)\b", re.IGNORECASE)
 
 
@@ -81,6 +86,10 @@ class DiffNotPossible(ReplicationError):
     def __init__(self, message: str, why: str) -> None:
         super().__init__(message)
         self.why = why
+
+
+class ListingTimedOut(ReplicationError):
+    """A request still answered 500 OperationTimedOut after the SDK's retries; a listing window splits."""
 
 
 # --- data plane ------------------------------------------------------------------------------------
@@ -182,9 +191,10 @@ class _SasCaller:
                     ) from None
                 current = self._grants[0]
                 raise current.disk_auth.refusal(err, current.snapshot) from None
-            raise ReplicationError(
-                f"{what} failed: HTTP {err.status_code} {messages.service_answer(err)}."
-            ) from None
+            failed = f"{what} failed: HTTP {err.status_code} {messages.service_answer(err)}."
+            if err.status_code == 500 and _code(err) == TIMED_OUT_CODE:
+                raise ListingTimedOut(failed) from None
+            raise ReplicationError(failed) from None
         except (ServiceRequestError, ServiceResponseError) as err:
             raise ReplicationError(f"{what} failed after retries: {messages.describe(err)}.") from None
         raise AssertionError("unreachable: tenacity returns or reraises")
@@ -207,12 +217,14 @@ async def list_changes(
     """The changes of `current` over `[start, end)`, in offset order: its diff against `base`, or its
     valid ranges (all `clear=False`) when `base` is None.
 
-    Lists window by window (`window` bytes, 512-aligned; edges on multiples of `window`) and follows
-    every NextMarker of each window with at most `page_size` ranges per answer (None: the service's
-    maximum). Up to LIST_PREFETCH windows are listed at once and yielded in offset order; each holds
-    at most one answer waiting, so memory is LIST_PREFETCH answers. Raises DiffNotPossible when Azure
-    refuses the diff because of a resize across 4 TiB, ReplicationError if the service answers out of
-    order.
+    Lists window by window, windows sized by `listwindows.WindowPlanner` from the answers (at most
+    `window` bytes, 512-aligned; the first is as large as allowed), and follows the NextMarkers of
+    each window with at most `page_size` ranges per answer (None: the service's maximum). Up to
+    LIST_PREFETCH windows are listed at once and yielded in offset order; each holds at most one
+    answer waiting, so memory is LIST_PREFETCH answers. A window that times out (500
+    OperationTimedOut after the SDK's retries) is listed again in halves. Raises DiffNotPossible when
+    Azure refuses the diff because of a resize across 4 TiB, ReplicationError if the service answers
+    out of order or a window of SMALLEST_WINDOW still times out.
     """
     # One caller (client and connection pool) per prefetch slot: a slot lists one window at a time,
     # so a re-grant in one window never closes a client that another window is using.
@@ -220,16 +232,22 @@ async def list_changes(
     name = current.snapshot.name
     against = f" against {base.snapshot.name}" if base else ""
     listing: collections.deque[tuple[str, asyncio.Queue[Any], asyncio.Task[None]]] = collections.deque()
-    todo = enumerate(windows(end, window, start))
+    planner = WindowPlanner(start, end, largest=window, page=page_size or SERVICE_PAGE)
+    listed = 0
 
     def prefetch() -> None:
-        while len(listing) < LIST_PREFETCH and (item := next(todo, None)) is not None:
-            i, win = item
-            what = f"Get Page Ranges of snapshot {name} over {win}{against}"
+        nonlocal listed
+        while len(listing) < LIST_PREFETCH and (win := planner.next()) is not None:
+            request = _WindowRequest(
+                callers[listed % LIST_PREFETCH],
+                f"Get Page Ranges of snapshot {name} over {{}}{against}",
+                planner,
+                page_size,
+                diff=base is not None,
+            )
             answers: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
-            slot = callers[i % LIST_PREFETCH]
-            task = asyncio.create_task(_list_window(slot, what, win, page_size, base, answers))
-            listing.append((what, answers, task))
+            listing.append((request.what(win), answers, asyncio.create_task(request.run(win, answers))))
+            listed += 1
 
     previous_end = start
     try:
@@ -263,43 +281,83 @@ class _Answer:
     window: Range
 
 
-async def _list_window(
-    caller: _SasCaller,
-    what: str,
-    win: Range,
-    page_size: int | None,
-    base: Grant | None,
-    answers: asyncio.Queue[Any],
-) -> None:
-    """Every answer of one window, NextMarker after NextMarker, into `answers`; then None (or the error)."""
-    marker: str | None = None
-    pages = ranges_listed = 0
-    try:
-        while True:
-            page = await caller.call(what, _ranges_request(win, marker, page_size, diff=base is not None))
-            pages += 1
-            ranges_listed += len(page.page_range or ()) + len(page.clear_range or ())
-            await answers.put(_Answer(page, win))
-            if not page.next_marker:
-                event(
-                    "list_window",
-                    logging.DEBUG,
-                    message=f"{what}: {plural(ranges_listed, 'range')} in {plural(pages, 'answer')}",
-                    window_start=win.start,
-                    window_end=win.end,
-                    answers=pages,
-                    ranges=ranges_listed,
-                )
-                break
-            if page.next_marker == marker:
-                raise ReplicationError(
-                    f"{what} returned the same NextMarker twice; the listing would not end."
-                )
-            marker = page.next_marker
-    except Exception as exc:  # handed to the consumer, which raises it in offset order
-        await answers.put(exc)
-        return
-    await answers.put(None)
+def _listed_to(page: Any, win: Range) -> int:
+    """Where an answer with a NextMarker stopped: the end of its last range (clipped), else `win.start`."""
+    last = [r.end + 1 for r in (*(page.page_range or ()), *(page.clear_range or ()))]
+    return min(max(last, default=win.start), win.end)
+
+
+@dataclass(frozen=True)
+class _WindowRequest:
+    """How one prefetch slot lists one window: the slot's caller, the planner, the request's shape."""
+
+    caller: _SasCaller
+    what_template: str
+    planner: WindowPlanner
+    page_size: int | None
+    diff: bool
+
+    def what(self, win: Range) -> str:
+        return self.what_template.format(win)
+
+    async def run(self, win: Range, answers: asyncio.Queue[Any]) -> None:
+        """Every answer of `win`, NextMarker after NextMarker, into `answers`; then None (or the error).
+
+        Stops early when the planner takes the rest of the window back (WindowPlanner.observe); lists
+        the rest in halves after a 500 OperationTimedOut (WindowPlanner.split), one piece at a time so
+        the answers stay in offset order.
+        """
+        pieces = [win]  # the window, or what is left of it in pieces after a timeout, in offset order
+        pages = ranges_listed = 0
+        try:
+            while pieces:
+                piece = pieces.pop(0)
+                marker: str | None = None
+                at = piece.start
+                while True:
+                    began = time.monotonic()
+                    try:
+                        page = await self.caller.call(
+                            self.what(piece), _ranges_request(piece, marker, self.page_size, diff=self.diff)
+                        )
+                    except ListingTimedOut:
+                        halves = self.planner.split(Range(at, piece.end))
+                        if halves is None:
+                            raise
+                        log.info("%s timed out; listing it in halves.", self.what(Range(at, piece.end)))
+                        pieces[:0] = halves
+                        break
+                    count = len(page.page_range or ()) + len(page.clear_range or ())
+                    pages += 1
+                    ranges_listed += count
+                    await answers.put(_Answer(page, piece))
+                    more = bool(page.next_marker)
+                    listed_to = _listed_to(page, piece) if more else piece.end
+                    seconds = time.monotonic() - began
+                    gave_back = self.planner.observe(
+                        piece, Answer(Range(at, max(listed_to, at + PAGE)), count, more, seconds)
+                    )
+                    if not more or gave_back:
+                        break
+                    if page.next_marker == marker:
+                        what = self.what(piece)
+                        raise ReplicationError(
+                            f"{what} returned the same NextMarker twice; it would not end."
+                        )
+                    marker, at = page.next_marker, listed_to
+            event(
+                "list_window",
+                logging.DEBUG,
+                message=f"{self.what(win)}: {plural(ranges_listed, 'range')} in {plural(pages, 'answer')}",
+                window_start=win.start,
+                window_end=win.end,
+                answers=pages,
+                ranges=ranges_listed,
+            )
+        except Exception as exc:  # handed to the consumer, which raises it in offset order
+            await answers.put(exc)
+            return
+        await answers.put(None)
 
 
 def _ranges_request(
