@@ -24,7 +24,7 @@ from azure.storage.blob.aio import BlobClient
 from replicator.core.errors import LimitError, ReplicationError, UserError
 from replicator.core.ranges import Change
 from replicator.emulator.process import EmulatorProcess
-from replicator.plumbing import credentials
+from replicator.plumbing import credentials, recovery
 from replicator.source import grants as grants_module
 from replicator.source import listing as listing_module
 from replicator.source.arm import ArmSource
@@ -354,6 +354,37 @@ async def test_listing_follows_every_marker_of_a_small_page_service(
     valid = {i * 16 for i in range(40) if i != 5} | {i * 16 + 8 for i in range(0, 40, 3)} | {GiB // PAGE}
     assert pages(full) == dict.fromkeys(valid, False)  # page 80 (i = 5) was cleared in s2
     assert pages(diff) == {i * 16 + 8: False for i in range(0, 40, 3)} | {80: True}
+
+
+async def test_a_window_that_times_out_is_listed_again_in_halves(
+    fresh_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Get Page Ranges times out over more than 100 ranges (the emulator's model of a fragmented blob)
+    proc: EmulatorProcess = fresh_emulator("--list-timeout-ranges", "100")
+    monkeypatch.setattr(recovery, "LISTING_RETRIES", 0)  # the SDK's retries would only repeat the timeout
+    timeouts = [0]
+    real_call = listing_module._SasCaller.call
+
+    async def counting_call(self: Any, what: str, request: Any) -> Any:
+        try:
+            return await real_call(self, what, request)
+        except listing_module.ListingTimedOut:
+            timeouts[0] += 1
+            raise
+
+    monkeypatch.setattr(listing_module._SasCaller, "call", counting_call)
+    for key, value in proc.env.items():
+        monkeypatch.setenv(key, value)
+    async with opened() as (source, setup):
+        disk_id = await setup.disk("frag")
+        spread = [(i * (GiB // 400) // PAGE * PAGE, bytes([i % 251 + 1]) * 512) for i in range(400)]
+        await setup.write("frag", spread)  # 400 ranges, about 25 in each 64 MiB
+        await setup.snapshot(disk_id, "s1")
+        _, (s1,) = await source.resolve(disk_id)
+        async with read_grant(source, s1) as current:
+            full = await listed(current, None, end=GiB + PAGE, window=GiB + PAGE)
+    assert timeouts[0] >= 3  # the whole disk, then both halves of it, at least
+    assert pages(full) == dict.fromkeys([offset // PAGE for offset, _ in spread] + [GiB // PAGE], False)
 
 
 async def test_a_diff_across_a_4_tib_resize_raises_diff_not_possible(arm: tuple[ArmSource, Setup]) -> None:
