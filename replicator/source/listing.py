@@ -4,14 +4,18 @@ Why the listing calls the generated operation itself: the SDK's
 `BlobClient.get_page_range_diff_for_managed_disk` makes one request and returns only the range
 lists, dropping `NextMarker`. The service answers at most 10,000 ranges per call (fewer with
 `maxresults`), so calling it once silently loses every range after the first page. `list_changes`
-calls `page_blob.get_page_ranges_diff` / `get_page_ranges` with `marker` and follows every
-`NextMarker` of every offset window, holding one page of results at a time.
+calls `page_blob.get_page_ranges_diff` / `get_page_ranges` with `marker` and follows the
+`NextMarker`s of every offset window, holding one page of results at a time. The windows adapt
+(core.listwindows, docs/architecture.md "How listing adapts"): the whole disk first, then sized from
+the answers.
 
 Who retries what: the storage pipeline of the listing clients (`recovery.storage_retry`) retries
 connection errors, 408 and 5xx (ServerBusy, OperationTimedOut) with exponential backoff: 5 retries,
 about half a minute in all. This module retries what only it can fix: a 403 AuthenticationFailed
 (the SAS expired or another run revoked it: re-grant and repeat the request, twice at most;
-`_SasCaller`). Anything else surfaces as a ReplicatorError.
+`_SasCaller`), and a 500 OperationTimedOut that outlived the SDK's retries (a window too fragmented
+to answer in the service's time: `ListingTimedOut`, the window is listed again in halves). Anything
+else surfaces as a ReplicatorError.
 
 Entra-ID-protected snapshots (source.disk_auth builds every client here, so each request carries the
 disk token when its snapshots need it). A refusal of a request that carried the token is the
