@@ -124,9 +124,13 @@ class WindowPlanner:
             self.cursor = answer.span.end
         return give_back
 
+    def can_split(self, rest: Range) -> bool:
+        """Whether `split` would split `rest`: it is larger than `smallest`."""
+        return rest.end - rest.start > self.smallest
+
     def split(self, rest: Range) -> tuple[Range, Range] | None:
         """The two halves to list instead of `rest`, which timed out; None when it is `smallest` or less."""
-        if rest.end - rest.start <= self.smallest:
+        if not self.can_split(rest):
             return None
         middle = rest.start + (rest.end - rest.start) // 2 // PAGE * PAGE
         self.size = self._clamp(min(self.size, middle - rest.start))

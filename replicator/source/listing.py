@@ -104,6 +104,10 @@ def _code(err: HttpResponseError) -> str:
     return messages.error_code(err) or str(err.status_code or "")
 
 
+def _timed_out(err: HttpResponseError) -> bool:
+    return err.status_code == 500 and _code(err) == TIMED_OUT_CODE
+
+
 def is_diff_refusal(err: HttpResponseError) -> bool:
     """The service refused a diff request as such (not our SAS: a 403 re-grants; not its health: 5xx)."""
     return err.status_code in (400, 404, 409)
@@ -196,7 +200,7 @@ class _SasCaller:
                 current = self._grants[0]
                 raise current.disk_auth.refusal(err, current.snapshot) from None
             failed = f"{what} failed: HTTP {err.status_code} {messages.service_answer(err)}."
-            if err.status_code == 500 and _code(err) == TIMED_OUT_CODE:
+            if _timed_out(err):
                 raise ListingTimedOut(failed) from None
             raise ReplicationError(failed) from None
         except (ServiceRequestError, ServiceResponseError) as err:
@@ -320,27 +324,29 @@ class _WindowRequest:
                 at = piece.start
                 while True:
                     began = time.monotonic()
+                    rest = Range(at, piece.end)
+                    request = _ranges_request(
+                        piece, marker, self.page_size, diff=self.diff, split=self.planner.can_split(rest)
+                    )
                     try:
-                        page = await self.caller.call(
-                            self.what(piece), _ranges_request(piece, marker, self.page_size, diff=self.diff)
-                        )
+                        page = await self.caller.call(self.what(piece), request)
                     except ListingTimedOut:
-                        halves = self.planner.split(Range(at, piece.end))
+                        halves = self.planner.split(rest)
                         if halves is None:
                             raise
-                        log.info("%s timed out; listing it in halves.", self.what(Range(at, piece.end)))
+                        log.info("%s timed out; listing it in halves.", self.what(rest))
                         pieces[:0] = halves
                         break
+                    seconds = time.monotonic() - began  # before the put, which waits for the consumer
                     count = len(page.page_range or ()) + len(page.clear_range or ())
                     pages += 1
                     ranges_listed += count
-                    await answers.put(_Answer(page, piece))
                     more = bool(page.next_marker)
                     listed_to = _listed_to(page, piece) if more else piece.end
-                    seconds = time.monotonic() - began
                     gave_back = self.planner.observe(
                         piece, Answer(Range(at, max(listed_to, at + PAGE)), count, more, seconds)
                     )
+                    await answers.put(_Answer(page, piece))
                     if not more or gave_back:
                         break
                     if page.next_marker == marker:
@@ -365,15 +371,35 @@ class _WindowRequest:
 
 
 def _ranges_request(
-    win: Range, marker: str | None, page_size: int | None, *, diff: bool
+    win: Range, marker: str | None, page_size: int | None, *, diff: bool, split: bool
 ) -> Callable[[BlobClient, list[str]], Awaitable[Any]]:
+    """One Get Page Ranges (diff) request of `win` from `marker`.
+
+    With `split` (the window can still be split), the first attempt goes without the SDK's retries
+    and a 500 OperationTimedOut surfaces at once: repeating a window too fragmented to answer in time
+    only waits the timeout again (AzCopy lists page ranges with retries off for this reason:
+    `withNoRetryForBlob` in `ste/sender-pageBlobFromURL.go`). Any other transient failure of that
+    attempt (5xx, 408, a connection error) is sent again with the SDK's retries, as without `split`.
+    """
+
     async def request(client: BlobClient, urls: list[str]) -> Any:
         operations = client._client.page_blob
-        if diff:
-            return await operations.get_page_ranges_diff(
-                prev_snapshot_url=urls[1], range=to_http_range(win), marker=marker, maxresults=page_size
-            )
-        return await operations.get_page_ranges(range=to_http_range(win), marker=marker, maxresults=page_size)
+        asked: dict[str, Any] = {"range": to_http_range(win), "marker": marker, "maxresults": page_size}
+
+        async def send(**options: Any) -> Any:
+            if diff:
+                return await operations.get_page_ranges_diff(prev_snapshot_url=urls[1], **asked, **options)
+            return await operations.get_page_ranges(**asked, **options)
+
+        if split:
+            try:
+                return await send(retry_total=0)
+            except HttpResponseError as err:
+                if _timed_out(err) or not (err.status_code == 408 or (err.status_code or 0) >= 500):
+                    raise
+            except (ServiceRequestError, ServiceResponseError):
+                pass
+        return await send()
 
     return request
 
