@@ -13,9 +13,10 @@ Who retries what: the storage pipeline of the listing clients (`recovery.storage
 connection errors, 408 and 5xx (ServerBusy, OperationTimedOut) with exponential backoff: 5 retries,
 about half a minute in all. This module retries what only it can fix: a 403 AuthenticationFailed
 (the SAS expired or another run revoked it: re-grant and repeat the request, twice at most;
-`_SasCaller`), and a 500 OperationTimedOut that outlived the SDK's retries (a window too fragmented
-to answer in the service's time: `ListingTimedOut`, the window is listed again in halves). Anything
-else surfaces as a ReplicatorError.
+`_SasCaller`), and a 500 OperationTimedOut of a window (too fragmented to answer in the service's
+time: `ListingTimedOut`), which is listed again in halves; while a window can still be split its
+first attempt goes without the SDK's retries, so a timeout splits at once instead of waiting out
+five more (`_ranges_request`). Anything else surfaces as a ReplicatorError.
 
 Entra-ID-protected snapshots (source.disk_auth builds every client here, so each request carries the
 disk token when its snapshots need it). A refusal of a request that carried the token is the
@@ -93,7 +94,8 @@ class DiffNotPossible(ReplicationError):
 
 
 class ListingTimedOut(ReplicationError):
-    """A request still answered 500 OperationTimedOut after the SDK's retries; a listing window splits."""
+    """A request answered 500 OperationTimedOut (after the SDK's retries, if it had any); a listing
+    window splits."""
 
 
 # --- data plane ------------------------------------------------------------------------------------
@@ -230,7 +232,7 @@ async def list_changes(
     each window with at most `page_size` ranges per answer (None: the service's maximum). Up to
     LIST_PREFETCH windows are listed at once and yielded in offset order; each holds at most one
     answer waiting, so memory is LIST_PREFETCH answers. A window that times out (500
-    OperationTimedOut after the SDK's retries) is listed again in halves. Raises DiffNotPossible when
+    OperationTimedOut) is listed again in halves. Raises DiffNotPossible when
     Azure refuses the diff because of a resize across 4 TiB, ReplicationError if the service answers
     out of order or a window of SMALLEST_WINDOW still times out.
     """
@@ -248,7 +250,8 @@ async def list_changes(
         while len(listing) < LIST_PREFETCH and (win := planner.next()) is not None:
             request = _WindowRequest(
                 callers[listed % LIST_PREFETCH],
-                f"Get Page Ranges of snapshot {name} over {{}}{against}",
+                name,
+                against,
                 planner,
                 page_size,
                 diff=base is not None,
@@ -300,13 +303,14 @@ class _WindowRequest:
     """How one prefetch slot lists one window: the slot's caller, the planner, the request's shape."""
 
     caller: _SasCaller
-    what_template: str
+    name: str
+    against: str
     planner: WindowPlanner
     page_size: int | None
     diff: bool
 
     def what(self, win: Range) -> str:
-        return self.what_template.format(win)
+        return f"Get Page Ranges of snapshot {self.name} over {win}{self.against}"
 
     async def run(self, win: Range, answers: asyncio.Queue[Any]) -> None:
         """Every answer of `win`, NextMarker after NextMarker, into `answers`; then None (or the error).
