@@ -16,10 +16,11 @@ an answer of ranges (GROWTH times larger or smaller at most per answer), halved 
 slower than SLOW_SECONDS. A window whose answer came back with a NextMarker while no later window
 was handed out yet gives the rest of itself back (`observe` returns True): the rest is listed as
 windows of the new size, concurrently, instead of marker after marker. A window that timed out is
-split in halves (`split`) down to `smallest`.
+given back the same way in windows of at most half its rest, or, when later windows were handed
+out already, split in halves its caller lists in order (`timed_out`), down to `smallest`.
 
 Invariants (tests/unit/test_listwindows.py, hypothesis): the windows handed out, with the rests
-given back and the halves of splits, cover `[start, end)` exactly once in offset order; every
+given back and the halves of timeouts, cover `[start, end)` exactly once in offset order; every
 window is 512-byte aligned, non-empty and at most `largest` bytes; a window shrinks after a
 slow, dense or timed-out answer and grows after small quick ones.
 """
@@ -125,15 +126,24 @@ class WindowPlanner:
         return give_back
 
     def can_split(self, rest: Range) -> bool:
-        """Whether `split` would split `rest`: it is larger than `smallest`."""
+        """Whether a timeout of `rest` would split it (`timed_out`): it is larger than `smallest`."""
         return rest.end - rest.start > self.smallest
 
-    def split(self, rest: Range) -> tuple[Range, Range] | None:
-        """The two halves to list instead of `rest`, which timed out; None when it is `smallest` or less."""
+    def timed_out(self, window: Range, rest: Range) -> tuple[Range, ...] | None:
+        """What to list instead of `rest`, the part of `window` not answered yet, which timed out.
+
+        Nothing, when no later window was handed out yet: the rest is given back and handed out
+        again in windows of at most half its size (listed concurrently). Else its two halves, which
+        the caller lists in order before the windows after it. None when `rest` is `smallest` or
+        less: the listing fails.
+        """
         if not self.can_split(rest):
             return None
         middle = rest.start + (rest.end - rest.start) // 2 // PAGE * PAGE
         self.size = self._clamp(min(self.size, middle - rest.start))
+        if self.cursor == window.end:
+            self.cursor = rest.start
+            return ()
         return Range(rest.start, middle), Range(middle, rest.end)
 
     def _clamp(self, size: int) -> int:

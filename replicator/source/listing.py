@@ -315,9 +315,10 @@ class _WindowRequest:
     async def run(self, win: Range, answers: asyncio.Queue[Any]) -> None:
         """Every answer of `win`, NextMarker after NextMarker, into `answers`; then None (or the error).
 
-        Stops early when the planner takes the rest of the window back (WindowPlanner.observe); lists
-        the rest in halves after a 500 OperationTimedOut (WindowPlanner.split), one piece at a time so
-        the answers stay in offset order.
+        Stops early when the planner takes the rest of the window back (WindowPlanner.observe, and
+        after a 500 OperationTimedOut while no later window was handed out); otherwise lists the rest
+        of a timed-out window in halves (WindowPlanner.timed_out), one piece at a time so the answers
+        stay in offset order.
         """
         pieces = [win]  # the window, or what is left of it in pieces after a timeout, in offset order
         pages = ranges_listed = 0
@@ -335,11 +336,11 @@ class _WindowRequest:
                     try:
                         page = await self.caller.call(self.what(piece), request)
                     except ListingTimedOut:
-                        halves = self.planner.split(rest)
-                        if halves is None:
+                        instead = self.planner.timed_out(piece, rest)
+                        if instead is None:
                             raise
-                        log.info("%s timed out; listing it in halves.", self.what(rest))
-                        pieces[:0] = halves
+                        log.info("%s timed out; listing it in smaller windows.", self.what(rest))
+                        pieces[:0] = instead
                         break
                     seconds = time.monotonic() - began  # before the put, which waits for the consumer
                     count = len(page.page_range or ()) + len(page.clear_range or ())

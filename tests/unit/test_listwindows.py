@@ -68,9 +68,9 @@ def simulate(planner: WindowPlanner, service: Service, ahead: int = 8) -> Listin
                 out.requests += 1
                 answered = service.answer(piece, at)
                 if answered is None:
-                    halves = planner.split(Range(at, piece.end))
-                    assert halves is not None, f"{piece} timed out at the smallest window"
-                    pieces[:0] = halves
+                    instead = planner.timed_out(piece, Range(at, piece.end))
+                    assert instead is not None, f"{piece} timed out at the smallest window"
+                    pieces[:0] = instead
                     if at > piece.start:
                         out.covered.append(Range(piece.start, at))
                     break
@@ -186,15 +186,23 @@ def test_an_answer_shrinks_the_next_window_when_dense_or_slow_and_grows_it_when_
         assert planner.size >= min(64 * TiB, max(64 * MiB, GROWTH * span.length // PAGE * PAGE))
 
 
-def test_a_timed_out_window_splits_in_aligned_halves_down_to_the_smallest() -> None:
-    planner = WindowPlanner(0, GiB, smallest=64 * MiB)
-    assert planner.split(Range(0, GiB)) == (Range(0, GiB // 2), Range(GiB // 2, GiB))
+def test_a_timed_out_window_is_given_back_or_split_in_aligned_halves_down_to_the_smallest() -> None:
+    planner = WindowPlanner(0, 4 * GiB, largest=GiB, smallest=64 * MiB)
+    first, second = planner.next(), planner.next()
+    assert first == Range(0, GiB) and second == Range(GiB, 2 * GiB)
+    # later windows were handed out: the caller lists the halves itself, in order
+    assert planner.timed_out(first, first) == (Range(0, GiB // 2), Range(GiB // 2, GiB))
     assert planner.size == GiB // 2
-    assert planner.split(Range(PAGE, 3 * PAGE + 128 * MiB)) == (
-        Range(PAGE, PAGE + 64 * MiB + PAGE),
-        Range(PAGE + 64 * MiB + PAGE, 3 * PAGE + 128 * MiB),
+    # the last window handed out: its rest is given back, and handed out in half-size windows
+    assert planner.timed_out(second, Range(GiB + MiB, 2 * GiB)) == ()
+    assert planner.next() == Range(GiB + MiB, GiB + MiB + 1023 * MiB // 2)  # half of the 1023 MiB rest
+    odd = Range(PAGE, 3 * PAGE + 128 * MiB)
+    assert planner.timed_out(first, odd) == (
+        Range(PAGE, 2 * PAGE + 64 * MiB),
+        Range(2 * PAGE + 64 * MiB, odd.end),
     )
-    assert planner.split(Range(0, 64 * MiB)) is None
+    assert planner.timed_out(first, Range(0, 64 * MiB)) is None
+    assert planner.size == 64 * MiB + PAGE  # the half of the odd rest; a refused split changes nothing
 
 
 def test_a_window_with_later_windows_handed_out_keeps_its_marker() -> None:
