@@ -339,7 +339,7 @@ KNOBS: tuple[Knob, ...] = (
         "Grid a resumed run restarts its listing on (the multiple below its checkpoint), e.g. 4GiB.",
         "256GiB: a resume re-lists at most one cell before its checkpoint; the listing windows themselves "
         "adapt (core.listwindows: the whole disk first, then sized from the answers) and "
-        f"{LIST_PREFETCH} are listed at once (ranges.LIST_PREFETCH), yielded in offset order",
+        f"{LIST_PREFETCH} windows are listed at once (ranges.LIST_PREFETCH), yielded in offset order",
         f"up to {LIST_PREFETCH} answers held (about 10,000 ranges x 50 bytes each)",
         parse_size,
     ),
