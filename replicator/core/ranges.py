@@ -110,29 +110,10 @@ def _ordered(changes: Iterable[Change]) -> Iterator[Change]:
 
 
 LIST_PREFETCH = 8
-"""Listing windows in flight at once (listing.list_changes): an idle 8 TiB disk in 256 GiB windows lists
-in 4 round trips instead of 32, and memory stays at 8 answers (each at most 10,000 ranges). Stated
-by the --list-window knob (settings.knobs.KNOBS), which the docs' knob table is generated from."""
-
-
-def windows(size: int, window: int, start: int = 0) -> Iterator[Range]:
-    """Split `[start, size)` into listing windows of at most `window` bytes.
-
-    Why: Get Page Ranges over a whole large disk times out, so the source is listed window by
-    window. Window edges fall on multiples of `window` (the first window may be shorter when
-    `start` is a resume checkpoint), so a resumed run lists the same windows as the first run.
-    """
-    if window <= 0:
-        raise ValueError(f"window must be positive, got {window}")
-    if not 0 <= start <= size:
-        raise ValueError(f"window start {start} is outside [0, {size}]")
-    for name, value in (("size", size), ("window", window), ("start", start)):
-        _check_aligned(name, value, PAGE)
-    pos = start
-    while pos < size:
-        end = min((pos // window + 1) * window, size)
-        yield Range(pos, end)
-        pos = end
+"""Listing windows in flight at once (listing.list_changes): a fragmented disk, once its windows have
+shrunk to hold about one answer each (core.listwindows), lists 8 windows per round trip, and memory
+stays at 8 answers (each at most 10,000 ranges). Stated by the --list-window knob
+(settings.knobs.KNOBS), which the docs' knob table is generated from."""
 
 
 def coalesce(changes: Iterable[Change], max_gap: int = 0) -> Iterator[Change]:
@@ -254,8 +235,9 @@ def fill_gaps(changes: Iterable[Change], start: int, end: int) -> Iterator[Chang
 def window_start(offset: int, window: int) -> int:
     """The start of the listing window (edges on multiples of `window`) that holds `offset`.
 
-    Why: a resumed run lists and plans from the window holding its checkpoint, so it lists the same
-    windows as the run it resumes (see `windows`) and its watermark starts where its plan does.
+    Why: a resumed run lists and plans from the grid line (`--list-window`) below its checkpoint, so
+    it re-lists at most one grid cell before its checkpoint and its watermark starts where its plan
+    does (the listing windows after it adapt: core.listwindows).
     """
     if window <= 0 or offset < 0:
         raise ValueError(f"need offset >= 0 and window > 0, got {offset} and {window}")

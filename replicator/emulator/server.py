@@ -65,6 +65,11 @@ def _parse(argv: list[str]) -> EmulatorOptions:
         "--max-page-ranges", default=10000, type=int, help="ranges per Get Page Ranges answer"
     )
     parser.add_argument(
+        "--list-timeout-ranges",
+        type=int,
+        help="Get Page Ranges answers 500 OperationTimedOut when the rest of its window holds more ranges",
+    )
+    parser.add_argument(
         "--completion-seconds", default=30.0, type=float, help="time for a v2/Ultra snapshot to complete"
     )
     linkmodel.add_arguments(parser)
@@ -79,6 +84,8 @@ def _parse(argv: list[str]) -> EmulatorOptions:
         raise _UsageError(f"replicate emulator: --port must be between 0 and 65535, not {ns.port}.")
     if ns.max_page_ranges < 1:
         raise _UsageError("replicate emulator: --max-page-ranges must be at least 1.")
+    if ns.list_timeout_ranges is not None and ns.list_timeout_ranges < 1:
+        raise _UsageError("replicate emulator: --list-timeout-ranges must be at least 1.")
     if not ns.completion_seconds >= 0:
         raise _UsageError("replicate emulator: --completion-seconds must be zero or more.")
     if ns.data_dir.exists() and not ns.data_dir.is_dir():
@@ -88,6 +95,7 @@ def _parse(argv: list[str]) -> EmulatorOptions:
         host=ns.host,
         port=ns.port,
         max_page_ranges=ns.max_page_ranges,
+        list_timeout_ranges=ns.list_timeout_ranges,
         completion_seconds=ns.completion_seconds,
         env_file=ns.env_file,
         link=link,

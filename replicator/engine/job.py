@@ -39,6 +39,7 @@ from azure.core.exceptions import HttpResponseError
 
 from replicator.core import ranges
 from replicator.core.errors import ReplicationError, ReplicatorError
+from replicator.core.listwindows import LARGEST_WINDOW
 from replicator.core.messages import describe, error_code
 from replicator.core.progress import (
     Progress,
@@ -132,7 +133,7 @@ class JobRunner:
             plan.base,
             start=start,
             end=plan.size,
-            window=window,
+            window=LARGEST_WINDOW,  # windows adapt below it (core.listwindows); `window` is the resume grid
             page_size=self.config.page_size,
         )
         planner = ranges.StreamPlanner(

@@ -62,7 +62,7 @@ class Config:
     access_token: str | None = field(default=None, repr=False)
     sas_duration_seconds: int = 3600
     sas_wait_seconds: int = 900
-    list_window_bytes: int = 256 * GiB  # moderate windows, listed concurrently: see the knob
+    list_window_bytes: int = 256 * GiB  # the resume grid; listing windows adapt: see the knob
     page_size: int | None = None
     checkpoint_seconds: float = 5.0
     max_attempts: int = 8

@@ -336,10 +336,10 @@ KNOBS: tuple[Knob, ...] = (
         "list_window_bytes",
         "--list-window",
         "REPLICATOR_LIST_WINDOW",
-        "Offset window of one Get Page Ranges listing, e.g. 4GiB.",
-        "256GiB: whole-disk listings of large fragmented disks time out, so windows stay moderate; "
-        f"{LIST_PREFETCH} windows are listed at once (ranges.LIST_PREFETCH) and yielded in offset order, "
-        f"so an idle 8 TiB disk (32 windows) lists in {-(-32 // LIST_PREFETCH)} round trips",
+        "Grid a resumed run restarts its listing on (the multiple below its checkpoint), e.g. 4GiB.",
+        "256GiB: a resume re-lists at most one cell before its checkpoint; the listing windows themselves "
+        "adapt (core.listwindows: the whole disk first, then sized from the answers) and "
+        f"{LIST_PREFETCH} windows are listed at once (ranges.LIST_PREFETCH), yielded in offset order",
         f"up to {LIST_PREFETCH} answers held (about 10,000 ranges x 50 bytes each)",
         parse_size,
     ),

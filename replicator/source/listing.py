@@ -4,14 +4,19 @@ Why the listing calls the generated operation itself: the SDK's
 `BlobClient.get_page_range_diff_for_managed_disk` makes one request and returns only the range
 lists, dropping `NextMarker`. The service answers at most 10,000 ranges per call (fewer with
 `maxresults`), so calling it once silently loses every range after the first page. `list_changes`
-calls `page_blob.get_page_ranges_diff` / `get_page_ranges` with `marker` and follows every
-`NextMarker` of every offset window, holding one page of results at a time.
+calls `page_blob.get_page_ranges_diff` / `get_page_ranges` with `marker` and follows the
+`NextMarker`s of every offset window, holding one page of results at a time. The windows adapt
+(core.listwindows, docs/architecture.md "How listing adapts"): the whole disk first, then sized from
+the answers.
 
 Who retries what: the storage pipeline of the listing clients (`recovery.storage_retry`) retries
 connection errors, 408 and 5xx (ServerBusy, OperationTimedOut) with exponential backoff: 5 retries,
 about half a minute in all. This module retries what only it can fix: a 403 AuthenticationFailed
 (the SAS expired or another run revoked it: re-grant and repeat the request, twice at most;
-`_SasCaller`). Anything else surfaces as a ReplicatorError.
+`_SasCaller`), and a 500 OperationTimedOut of a window (too fragmented to answer in the service's
+time: `ListingTimedOut`), which is listed again in halves; while a window can still be split its
+first attempt goes without the SDK's retries, so a timeout splits at once instead of waiting out
+five more (`_ranges_request`). Anything else surfaces as a ReplicatorError.
 
 Entra-ID-protected snapshots (source.disk_auth builds every client here, so each request carries the
 disk token when its snapshots need it). A refusal of a request that carried the token is the
@@ -28,6 +33,7 @@ import collections
 import heapq
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -41,15 +47,16 @@ from azure.storage.blob.aio import BlobClient
 
 from replicator.core import messages
 from replicator.core.errors import ReplicationError
+from replicator.core.listwindows import SERVICE_PAGE, Answer, WindowPlanner
 from replicator.core.messages import clip
 from replicator.core.output import plural
 from replicator.core.ranges import (
     LIST_PREFETCH,
+    PAGE,
     Change,
     Range,
     from_azure,
     to_http_range,
-    windows,
 )
 from replicator.observe.jsonlog import event
 from replicator.plumbing import credentials, recovery, retry
@@ -65,6 +72,9 @@ DATA_PLANE_AUTH_RETRIES = 2
 
 RESIZE_REFUSAL_CODE = "SnapshotDiffAcrossResizeNotSupported"
 """The emulator's code for a diff across a 4 TiB resize (Azure documents the restriction, not its code)."""
+
+TIMED_OUT_CODE = "OperationTimedOut"
+"""Azure's 500 when it could not build an answer in time: a Get Page Ranges window too fragmented."""
 
 _RESIZE_TEXT = re.compile(r"resiz|4\s*(tb|tib)\b", re.IGNORECASE)
 
@@ -83,12 +93,21 @@ class DiffNotPossible(ReplicationError):
         self.why = why
 
 
+class ListingTimedOut(ReplicationError):
+    """A request answered 500 OperationTimedOut (after the SDK's retries, if it had any); a listing
+    window splits."""
+
+
 # --- data plane ------------------------------------------------------------------------------------
 
 
 def _code(err: HttpResponseError) -> str:
     """The service's error code, else the status: what a sentence names the refusal by."""
     return messages.error_code(err) or str(err.status_code or "")
+
+
+def _timed_out(err: HttpResponseError) -> bool:
+    return err.status_code == 500 and _code(err) == TIMED_OUT_CODE
 
 
 def is_diff_refusal(err: HttpResponseError) -> bool:
@@ -187,9 +206,10 @@ class _SasCaller:
                     ) from None
                 current = self._grants[0]
                 raise current.disk_auth.refusal(err, current.snapshot) from None
-            raise ReplicationError(
-                f"{what} failed: HTTP {err.status_code} {messages.service_answer(err)}."
-            ) from None
+            failed = f"{what} failed: HTTP {err.status_code} {messages.service_answer(err)}."
+            if _timed_out(err):
+                raise ListingTimedOut(failed) from None
+            raise ReplicationError(failed) from None
         except (ServiceRequestError, ServiceResponseError) as err:
             raise ReplicationError(f"{what} failed after retries: {messages.describe(err)}.") from None
         raise AssertionError("unreachable: tenacity returns or reraises")
@@ -212,12 +232,14 @@ async def list_changes(
     """The changes of `current` over `[start, end)`, in offset order: its diff against `base`, or its
     valid ranges (all `clear=False`) when `base` is None.
 
-    Lists window by window (`window` bytes, 512-aligned; edges on multiples of `window`) and follows
-    every NextMarker of each window with at most `page_size` ranges per answer (None: the service's
-    maximum). Up to LIST_PREFETCH windows are listed at once and yielded in offset order; each holds
-    at most one answer waiting, so memory is LIST_PREFETCH answers. Raises DiffNotPossible when Azure
-    refuses the diff because of a resize across 4 TiB, ReplicationError if the service answers out of
-    order.
+    Lists window by window, windows sized by `listwindows.WindowPlanner` from the answers (at most
+    `window` bytes, 512-aligned; the first is as large as allowed), and follows the NextMarkers of
+    each window with at most `page_size` ranges per answer (None: the service's maximum). Up to
+    LIST_PREFETCH windows are listed at once and yielded in offset order; each holds at most one
+    answer waiting, so memory is LIST_PREFETCH answers. A window that times out (500
+    OperationTimedOut) is listed again in halves. Raises DiffNotPossible when
+    Azure refuses the diff because of a resize across 4 TiB, ReplicationError if the service answers
+    out of order or a window of SMALLEST_WINDOW still times out.
     """
     # One caller (client and connection pool) per prefetch slot: a slot lists one window at a time,
     # so a re-grant in one window never closes a client that another window is using.
@@ -225,16 +247,23 @@ async def list_changes(
     name = current.snapshot.name
     against = f" against {base.snapshot.name}" if base else ""
     listing: collections.deque[tuple[str, asyncio.Queue[Any], asyncio.Task[None]]] = collections.deque()
-    todo = enumerate(windows(end, window, start))
+    planner = WindowPlanner(start, end, largest=window, page=page_size or SERVICE_PAGE)
+    listed = 0
 
     def prefetch() -> None:
-        while len(listing) < LIST_PREFETCH and (item := next(todo, None)) is not None:
-            i, win = item
-            what = f"Get Page Ranges of snapshot {name} over {win}{against}"
+        nonlocal listed
+        while len(listing) < LIST_PREFETCH and (win := planner.next()) is not None:
+            request = _WindowRequest(
+                callers[listed % LIST_PREFETCH],
+                name,
+                against,
+                planner,
+                page_size,
+                diff=base is not None,
+            )
             answers: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
-            slot = callers[i % LIST_PREFETCH]
-            task = asyncio.create_task(_list_window(slot, what, win, page_size, base, answers))
-            listing.append((what, answers, task))
+            listing.append((request.what(win), answers, asyncio.create_task(request.run(win, answers))))
+            listed += 1
 
     previous_end = start
     try:
@@ -268,55 +297,119 @@ class _Answer:
     window: Range
 
 
-async def _list_window(
-    caller: _SasCaller,
-    what: str,
-    win: Range,
-    page_size: int | None,
-    base: Grant | None,
-    answers: asyncio.Queue[Any],
-) -> None:
-    """Every answer of one window, NextMarker after NextMarker, into `answers`; then None (or the error)."""
-    marker: str | None = None
-    pages = ranges_listed = 0
-    try:
-        while True:
-            page = await caller.call(what, _ranges_request(win, marker, page_size, diff=base is not None))
-            pages += 1
-            ranges_listed += len(page.page_range or ()) + len(page.clear_range or ())
-            await answers.put(_Answer(page, win))
-            if not page.next_marker:
-                event(
-                    "list_window",
-                    logging.DEBUG,
-                    message=f"{what}: {plural(ranges_listed, 'range')} in {plural(pages, 'answer')}",
-                    window_start=win.start,
-                    window_end=win.end,
-                    answers=pages,
-                    ranges=ranges_listed,
-                )
-                break
-            if page.next_marker == marker:
-                raise ReplicationError(
-                    f"{what} returned the same NextMarker twice; the listing would not end."
-                )
-            marker = page.next_marker
-    except Exception as exc:  # handed to the consumer, which raises it in offset order
-        await answers.put(exc)
-        return
-    await answers.put(None)
+def _listed_to(page: Any, win: Range) -> int:
+    """Where an answer with a NextMarker stopped: the end of its last range (clipped), else `win.start`."""
+    last = [r.end + 1 for r in (*(page.page_range or ()), *(page.clear_range or ()))]
+    return min(max(last, default=win.start), win.end)
+
+
+@dataclass(frozen=True)
+class _WindowRequest:
+    """How one prefetch slot lists one window: the slot's caller, the planner, the request's shape."""
+
+    caller: _SasCaller
+    name: str
+    against: str
+    planner: WindowPlanner
+    page_size: int | None
+    diff: bool
+
+    def what(self, win: Range) -> str:
+        return f"Get Page Ranges of snapshot {self.name} over {win}{self.against}"
+
+    async def run(self, win: Range, answers: asyncio.Queue[Any]) -> None:
+        """Every answer of `win`, NextMarker after NextMarker, into `answers`; then None (or the error).
+
+        Stops early when the planner takes the rest of the window back (WindowPlanner.observe, and
+        after a 500 OperationTimedOut while no later window was handed out); otherwise lists the rest
+        of a timed-out window in halves (WindowPlanner.timed_out), one piece at a time so the answers
+        stay in offset order.
+        """
+        pieces = [win]  # the window, or what is left of it in pieces after a timeout, in offset order
+        pages = ranges_listed = 0
+        try:
+            while pieces:
+                piece = pieces.pop(0)
+                marker: str | None = None
+                at = piece.start
+                while True:
+                    began = time.monotonic()
+                    rest = Range(at, piece.end)
+                    request = _ranges_request(
+                        piece, marker, self.page_size, diff=self.diff, split=self.planner.can_split(rest)
+                    )
+                    try:
+                        page = await self.caller.call(self.what(piece), request)
+                    except ListingTimedOut:
+                        instead = self.planner.timed_out(piece, rest)
+                        if instead is None:
+                            raise
+                        log.info("%s timed out; listing it in smaller windows.", self.what(rest))
+                        pieces[:0] = instead
+                        break
+                    seconds = time.monotonic() - began  # before the put, which waits for the consumer
+                    count = len(page.page_range or ()) + len(page.clear_range or ())
+                    pages += 1
+                    ranges_listed += count
+                    more = bool(page.next_marker)
+                    listed_to = _listed_to(page, piece) if more else piece.end
+                    gave_back = self.planner.observe(
+                        piece, Answer(Range(at, max(listed_to, at + PAGE)), count, more, seconds)
+                    )
+                    await answers.put(_Answer(page, piece))
+                    if not more or gave_back:
+                        break
+                    if page.next_marker == marker:
+                        what = self.what(piece)
+                        raise ReplicationError(
+                            f"{what} returned the same NextMarker twice; it would not end."
+                        )
+                    marker, at = page.next_marker, listed_to
+            event(
+                "list_window",
+                logging.DEBUG,
+                message=f"{self.what(win)}: {plural(ranges_listed, 'range')} in {plural(pages, 'answer')}",
+                window_start=win.start,
+                window_end=win.end,
+                answers=pages,
+                ranges=ranges_listed,
+            )
+        except Exception as exc:  # handed to the consumer, which raises it in offset order
+            await answers.put(exc)
+            return
+        await answers.put(None)
 
 
 def _ranges_request(
-    win: Range, marker: str | None, page_size: int | None, *, diff: bool
+    win: Range, marker: str | None, page_size: int | None, *, diff: bool, split: bool
 ) -> Callable[[BlobClient, list[str]], Awaitable[Any]]:
+    """One Get Page Ranges (diff) request of `win` from `marker`.
+
+    With `split` (the window can still be split), the first attempt goes without the SDK's retries
+    and a 500 OperationTimedOut surfaces at once: repeating a window too fragmented to answer in time
+    only waits the timeout again (AzCopy lists page ranges with retries off for this reason:
+    `withNoRetryForBlob` in `ste/sender-pageBlobFromURL.go`). Any other transient failure of that
+    attempt (5xx, 408, a connection error) is sent again with the SDK's retries, as without `split`.
+    """
+
     async def request(client: BlobClient, urls: list[str]) -> Any:
         operations = client._client.page_blob
-        if diff:
-            return await operations.get_page_ranges_diff(
-                prev_snapshot_url=urls[1], range=to_http_range(win), marker=marker, maxresults=page_size
-            )
-        return await operations.get_page_ranges(range=to_http_range(win), marker=marker, maxresults=page_size)
+        asked: dict[str, Any] = {"range": to_http_range(win), "marker": marker, "maxresults": page_size}
+
+        async def send(**options: Any) -> Any:
+            if diff:
+                return await operations.get_page_ranges_diff(prev_snapshot_url=urls[1], **asked, **options)
+            return await operations.get_page_ranges(**asked, **options)
+
+        if split:
+            try:
+                return await send(retry_total=0)
+            except HttpResponseError as err:
+                if _timed_out(err) or not (err.status_code == 408 or (err.status_code or 0) >= 500):
+                    raise
+            except (ServiceRequestError, ServiceResponseError):
+                pass
+        return await send()
 
     return request
 

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -319,20 +320,29 @@ async def test_diff_listing_yields_exactly_the_pages_written_and_cleared(
     assert pages(full) == dict.fromkeys([*range(2, 8), 16, 128, 129, 131071, 131072, footer], False)
 
 
-async def test_listing_follows_every_marker_of_a_small_page_service(
-    fresh_emulator: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    proc: EmulatorProcess = fresh_emulator("--max-page-ranges", "3")
-    requests = [0]
+def counted_calls(monkeypatch: pytest.MonkeyPatch, proc: EmulatorProcess) -> Counter[str]:
+    """The listing's "requests" and "timeouts" (ListingTimedOut), counted, against `proc` (its env set)."""
+    counts: Counter[str] = Counter()
     real_call = listing_module._SasCaller.call
 
     async def counting_call(self: Any, what: str, request: Any) -> Any:
-        requests[0] += 1
-        return await real_call(self, what, request)
+        counts["requests"] += 1
+        try:
+            return await real_call(self, what, request)
+        except listing_module.ListingTimedOut:
+            counts["timeouts"] += 1
+            raise
 
     monkeypatch.setattr(listing_module._SasCaller, "call", counting_call)
     for key, value in proc.env.items():
         monkeypatch.setenv(key, value)
+    return counts
+
+
+async def test_listing_follows_every_marker_of_a_small_page_service(
+    fresh_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counts = counted_calls(monkeypatch, fresh_emulator("--max-page-ranges", "3"))
     async with opened() as (source, setup):
         disk_id = await setup.disk("frag")
         written = [(i * 8192, bytes([i]) * 512) for i in range(40)]  # 40 separate ranges
@@ -346,14 +356,31 @@ async def test_listing_follows_every_marker_of_a_small_page_service(
         async with read_grant(source, s2) as current, read_grant(source, s1) as base:
             # dozens of ranges in one window: answers of 3 ranges, each after a NextMarker
             full = await listed(current, None, end=GiB + PAGE, window=GiB)
-            full_requests, requests[0] = requests[0], 0
+            full_requests, counts["requests"] = counts["requests"], 0
             # eight windows, several answers in most of them
             diff = await listed(current, base, end=512 * 1024, window=64 * 1024)
     assert full_requests >= len(full) // 3 + 1  # (+1: the footer's window)
-    assert requests[0] >= len(diff) // 3
+    assert counts["requests"] >= len(diff) // 3
     valid = {i * 16 for i in range(40) if i != 5} | {i * 16 + 8 for i in range(0, 40, 3)} | {GiB // PAGE}
     assert pages(full) == dict.fromkeys(valid, False)  # page 80 (i = 5) was cleared in s2
     assert pages(diff) == {i * 16 + 8: False for i in range(0, 40, 3)} | {80: True}
+
+
+async def test_a_window_that_times_out_is_listed_again_in_halves(
+    fresh_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Get Page Ranges times out over more than 100 ranges (the emulator's model of a fragmented blob)
+    counts = counted_calls(monkeypatch, fresh_emulator("--list-timeout-ranges", "100"))
+    spread = [(i * (GiB // 400) // PAGE * PAGE, bytes([i % 251 + 1]) * 512) for i in range(400)]
+    async with opened() as (source, setup):  # 400 ranges, about 25 in each 64 MiB
+        disk_id = await setup.disk("frag")
+        await setup.write("frag", spread)
+        await setup.snapshot(disk_id, "s1")
+        _, (s1,) = await source.resolve(disk_id)
+        async with read_grant(source, s1) as current:
+            full = await listed(current, None, end=GiB + PAGE, window=GiB + PAGE)
+    assert counts["timeouts"] >= 3  # the whole disk, then both halves of it, at least
+    assert pages(full) == dict.fromkeys([offset // PAGE for offset, _ in spread] + [GiB // PAGE], False)
 
 
 async def test_a_diff_across_a_4_tib_resize_raises_diff_not_possible(arm: tuple[ArmSource, Setup]) -> None:

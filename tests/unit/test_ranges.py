@@ -29,7 +29,6 @@ from replicator.core.ranges import (
     plan,
     to_http_range,
     total_bytes,
-    windows,
 )
 
 MiB = 1024 * 1024
@@ -325,39 +324,6 @@ def test_fill_gaps_example():
     ]
     assert list(complement([], 0, 512)) == [Range(0, 512)]
     assert list(complement([Range(0, 512)], 0, 512)) == []
-
-
-# --- windows --------------------------------------------------------------------------------------
-
-
-@props
-@given(
-    size_pages=st.integers(0, 5000),
-    window_pages=st.integers(1, 700),
-    start_frac=st.floats(0, 1),
-)
-def test_windows_partition_from_start_to_size(size_pages, window_pages, start_frac):
-    size, window = size_pages * PAGE, window_pages * PAGE
-    start = int(size_pages * start_frac) * PAGE
-    ws = list(windows(size, window, start))
-    if start == size:
-        assert ws == []
-        return
-    assert ws[0].start == start and ws[-1].end == size
-    for a, b in itertools.pairwise(ws):
-        assert a.end == b.start and a.end % window == 0
-    assert all(w.length <= window for w in ws)
-
-
-def test_windows_example_and_validation():
-    assert list(windows(10 * MiB, 4 * MiB, start=3 * MiB)) == [
-        Range(3 * MiB, 4 * MiB),
-        Range(4 * MiB, 8 * MiB),
-        Range(8 * MiB, 10 * MiB),
-    ]
-    for args in [(1024, 0), (1024, 512, 2048), (1000, 512), (1024, 500), (1024, 512, 100)]:
-        with pytest.raises(ValueError):
-            list(windows(*args))
 
 
 # --- conversions and types ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from replicator.source.listing import DiffNotPossible, list_changes
 from tests.helpers.source_fakes import snapshot
 
 KiB = 1024
+MiB = 1024 * KiB
 
 
 @dataclass
@@ -70,11 +71,14 @@ class FakePageBlob:
     calls: list[dict[str, Any]] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
     repeat_marker: bool = False
+    timeout_over: int | None = None  # more items than this in the rest of a window: 500 OperationTimedOut
 
     def _answer(self, range: str, marker: str | None, maxresults: int | None) -> Any:
         low, high = map(int, re.fullmatch(r"bytes=(\d+)-(\d+)", range).groups())  # type: ignore[union-attr]
         hits = [item for item in self.items if item[0] <= high and item[1] >= low]
         first = int(marker) if marker else 0
+        if self.timeout_over is not None and len(hits) - first > self.timeout_over:
+            raise response_error(500, "OperationTimedOut", "The operation could not be completed in time.")
         size = min(self.page, maxresults or self.page)
         chunk = hits[first : first + size]
         more = first + size < len(hits)
@@ -86,17 +90,29 @@ class FakePageBlob:
         )
 
     async def get_page_ranges_diff(
-        self, *, prev_snapshot_url: str, range: str, marker: str | None, maxresults: int | None
+        self,
+        *,
+        prev_snapshot_url: str,
+        range: str,
+        marker: str | None,
+        maxresults: int | None,
+        **options: Any,
     ) -> Any:
-        self.calls.append({"diff": True, "range": range, "marker": marker, "maxresults": maxresults})
+        self.calls.append(
+            {"diff": True, "range": range, "marker": marker, "maxresults": maxresults, **options}
+        )
         self.urls.append(prev_snapshot_url)
         if self.fail_first is not None:
             err, self.fail_first = self.fail_first, None
             raise err
         return self._answer(range, marker, maxresults)
 
-    async def get_page_ranges(self, *, range: str, marker: str | None, maxresults: int | None) -> Any:
-        self.calls.append({"diff": False, "range": range, "marker": marker, "maxresults": maxresults})
+    async def get_page_ranges(
+        self, *, range: str, marker: str | None, maxresults: int | None, **options: Any
+    ) -> Any:
+        self.calls.append(
+            {"diff": False, "range": range, "marker": marker, "maxresults": maxresults, **options}
+        )
         return self._answer(range, marker, maxresults)
 
 
@@ -156,8 +172,42 @@ async def test_without_a_base_lists_valid_ranges_from_a_resume_offset(blob: Fake
     blob.items = [(0, 1023, False), (2 * KiB, 3 * KiB - 1, False), (5 * KiB, 6 * KiB - 1, False)]
     changes = await collect(FakeGrant("new"), None, start=2560, end=6 * KiB, window=4 * KiB, page_size=None)
     assert changes == [Change(Range(2560, 3 * KiB), False), Change(Range(5 * KiB, 6 * KiB), False)]
-    assert [c["range"] for c in blob.calls] == ["bytes=2560-4095", "bytes=4096-6143"]
+    assert [c["range"] for c in blob.calls] == ["bytes=2560-6143"]  # one window of at most 4 KiB
     assert not any(c["diff"] for c in blob.calls)
+
+
+async def test_a_timed_out_window_is_listed_again_in_smaller_windows_without_sdk_retries(
+    blob: FakePageBlob,
+) -> None:
+    blob.page, blob.timeout_over = 4, 6
+    blob.items = [(i * 16 * MiB, i * 16 * MiB + 511, False) for i in range(16)]  # 16 ranges over 256 MiB
+    changes = await collect(FakeGrant("new"), None, start=0, end=256 * MiB, window=256 * MiB, page_size=None)
+    assert changes == [Change(Range(s, e + 1), False) for s, e, _ in blob.items]
+    # every window of 8 or more ranges timed out at once (no SDK retries while it can split), every
+    # 64 MiB window (the smallest: never split, so the SDK retries it) answered its 4 ranges
+    assert sorted((c["range"], c.get("retry_total")) for c in blob.calls) == sorted(
+        [("bytes=0-268435455", 0), ("bytes=0-134217727", 0), ("bytes=134217728-268435455", 0)]
+        + [(f"bytes={i * 64 * MiB}-{(i + 1) * 64 * MiB - 1}", None) for i in range(4)]
+    )
+
+
+async def test_a_busy_answer_to_the_first_attempt_is_sent_again_with_the_sdk_retries(
+    blob: FakePageBlob,
+) -> None:
+    blob.items = [(0, 511, False)]
+    blob.fail_first = response_error(503, "ServerBusy", "The server is busy.")
+    changes = await collect(
+        FakeGrant("new"), FakeGrant("old"), start=0, end=128 * MiB, window=128 * MiB, page_size=None
+    )
+    assert changes == [Change(Range(0, 512), False)]
+    assert [c.get("retry_total") for c in blob.calls] == [0, None]  # ServerBusy is the SDK's to retry
+
+
+async def test_a_timeout_of_the_smallest_window_fails_the_listing(blob: FakePageBlob) -> None:
+    blob.page, blob.timeout_over = 4, 1
+    blob.items = [(i * MiB, i * MiB + 511, False) for i in range(4)]
+    with pytest.raises(listing.ListingTimedOut, match="OperationTimedOut"):
+        await collect(FakeGrant("new"), None, start=0, end=128 * MiB, window=128 * MiB, page_size=None)
 
 
 async def test_a_403_regrants_both_sas_and_repeats_the_page(blob: FakePageBlob) -> None:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from replicator.core.listwindows import WindowPlanner
 from replicator.core.ranges import (
     MAX_WRITE,
     PAGE,
@@ -27,7 +28,6 @@ from replicator.core.ranges import (
     fill_gaps,
     plan,
     window_start,
-    windows,
 )
 
 MiB = 1024 * 1024
@@ -101,7 +101,7 @@ def listing(changes: list[Change], size: int, window: int, start: int) -> list[C
     """What list_changes yields from `start`: every window's changes, clipped to the window."""
     return [
         Change(Range(max(c.range.start, w.start), min(c.range.end, w.end)), c.clear)
-        for w in windows(size, window, start)
+        for w in iter(WindowPlanner(start, size, largest=window, smallest=window).next, None)
         for c in changes
         if c.range.start < w.end and c.range.end > w.start
     ]

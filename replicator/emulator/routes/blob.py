@@ -554,6 +554,7 @@ class BlobPlane:
             previous=previous,
             marker=call.query.get("marker"),
             limit=limit,
+            timeout_over=self.ctx.options.list_timeout_ranges,
             **call.guards,
         )
         headers = {

@@ -26,6 +26,8 @@ class EmulatorOptions:
     host: str = "127.0.0.1"
     port: int = 0
     max_page_ranges: int = 10000  # ranges per Get Page Ranges answer; Azure's documented page size
+    # Get Page Ranges times out (500 OperationTimedOut) when the rest of its window holds more ranges
+    list_timeout_ranges: int | None = None
     completion_seconds: float = 30.0  # PremiumV2/Ultra snapshot completionPercent goes 0 -> 100 in this time
     subscription_id: str = "00000000-0000-0000-0000-000000000001"
     env_file: Path | None = None  # where to also write the env keys as KEY=VALUE lines
