@@ -50,8 +50,10 @@ class Pacer:
         self._full = False  # the requests in flight reached the limit in this window
 
     def begin_job(self) -> pacing.PacingRecord:
-        """A fresh record for the next job; the limit carries over (the blob is the same)."""
+        """A fresh record and window for the next job; the limit carries over (the blob is the same),
+        but the time between two jobs (commit, grants) is no measure of the blob's throughput."""
         self.record = pacing.PacingRecord.at(self.state.limit)
+        self._window_start, self._completed, self._full = self._clock(), 0, False
         return self.record
 
     @contextlib.asynccontextmanager

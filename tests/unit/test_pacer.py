@@ -151,3 +151,14 @@ async def test_a_cancelled_request_tells_nothing() -> None:
     async with holding(pacer, 3):
         pass
     assert pacer._completed == 0 and record.throttled == 0 and pacer._slots.free == pacing.INITIAL
+
+
+async def test_a_new_job_keeps_the_limit_but_starts_a_new_window_and_record() -> None:
+    clock = Clock()
+    pacer = Pacer(64, "b", clock)
+    await run_requests(pacer, 1, busy())
+    await run_requests(pacer, 3)
+    clock.now += 600.0  # the commit and the next grants: no measure of the blob
+    record = pacer.begin_job()
+    assert (record.min_limit, record.max_limit, record.final_limit, record.throttled) == (5, 5, 5, 0)
+    assert pacer._completed == 0 and pacer._window_start == 600.0
