@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from replicator.core.output import iso_z
+from replicator.core.pacing import PacingRecord
 
 
 @dataclass
@@ -46,6 +47,7 @@ class SnapshotResult:
     remaining_bytes: int | None = None  # bytes still to copy when the run ended: 0 when committed
     listing_complete: bool = False  # False: remaining_bytes counts only what was listed so far (the
     # plan was neither listed to its end nor counted ahead: Progress.on_total)
+    pacing: PacingRecord | None = None  # what the target blob's pacer did in this job (None: no writes ran)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

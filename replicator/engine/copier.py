@@ -8,8 +8,9 @@ SAS invalidates the grant and retries with a fresh URL. A protected source's rea
 the disk token (source.disk_auth), fetched for every attempt, so a retry never sends an expired one.
 The SDK's own retry is switched off for these calls (`retry_total=0`), so retries never stack.
 
-The pool (`run_pool`) feeds ops through a bounded queue to a fixed number of workers in an
-asyncio.TaskGroup: the first permanent error cancels the others.
+The pool (`run_pool`) feeds ops through a bounded queue to `--concurrency` workers in an
+asyncio.TaskGroup: the first permanent error cancels the others. How many of their requests are at the
+service at once is the target blob's pacer's call (engine.pacer): every attempt holds one of its slots.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from replicator.core.progress import (
 )
 from replicator.core.weighted import WeightedSemaphore
 from replicator.engine.inflight import process_in_flight_bytes
+from replicator.engine.pacer import Pacer
 from replicator.observe.jsonlog import event
 from replicator.plumbing import retry
 from replicator.settings.config import Config
@@ -86,14 +88,21 @@ class Copier:
     """Executes ops against the target with retries; counts requests and retries for the summary."""
 
     def __init__(
-        self, config: Config, target: PageBlobTarget, grant: Grant, reader: SasBlobReader, progress: Progress
+        self,
+        config: Config,
+        target: PageBlobTarget,
+        grant: Grant,
+        reader: SasBlobReader,
+        progress: Progress,
+        pacer: Pacer,
     ) -> None:
-        self.config, self.target, self.grant, self.reader, self.progress = (
+        self.config, self.target, self.grant, self.reader, self.progress, self.pacer = (
             config,
             target,
             grant,
             reader,
             progress,
+            pacer,
         )
         self.throttle = Throttle(config.max_bandwidth)
         self.in_flight = (
@@ -118,7 +127,7 @@ class Copier:
                 url = await self.grant.url()
                 self.requests += 1
                 try:
-                    async with asyncio.timeout(self.config.request_timeout_seconds):
+                    async with self.pacer.slot(), asyncio.timeout(self.config.request_timeout_seconds):
                         return await call(url)
                 except SourceAccessDenied:
                     self.grant.invalidate(url)

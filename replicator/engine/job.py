@@ -10,7 +10,8 @@ Data flow of one job:
 
     list_changes (windows x NextMarker pages, streamed) → ranges.StreamPlanner (the ops of ranges.plan
     over the whole listing: coalesced, ≤ 4 MiB chunks, offset order) → bounded asyncio.Queue
-    (2 x concurrency ops) → N workers in an asyncio.TaskGroup (a permanent error cancels the others)
+    (2 x concurrency ops) → N workers in an asyncio.TaskGroup (a permanent error cancels the others),
+    their requests at the service paced per target blob (engine.pacer)
     → Watermark.low() saved as the checkpoint every few seconds → blob snapshot (the restore point)
     → state advanced in the base blob's metadata.
 
@@ -54,6 +55,7 @@ from replicator.engine.base_choice import (
     snapshot_ref,
 )
 from replicator.engine.copier import Copier, run_pool
+from replicator.engine.pacer import Pacer
 from replicator.engine.time_budget import Budget
 from replicator.observe.jsonlog import event
 from replicator.plumbing.credentials import client_kwargs
@@ -104,6 +106,13 @@ class JobRunner:
             progress,
         )
         self.budget = budget or Budget(None)
+        self.pacer: Pacer | None = None  # the target blob's, made by the first job that writes
+
+    def _pacer(self) -> Pacer:
+        """The target blob's pacer, one per run: what it learnt of the blob carries over to the next job."""
+        if self.pacer is None:
+            self.pacer = Pacer(self.config.concurrency, self.target.url.display)
+        return self.pacer
 
     @contextlib.asynccontextmanager
     async def grants(self, job: Job) -> AsyncIterator[tuple[Grant, Grant | None]]:
@@ -198,7 +207,9 @@ class JobRunner:
         started = time.monotonic()
         job = replace(job, snapshot=await self._complete(job.snapshot))
         async with self.grants(job) as (current, base):
-            copier = Copier(self.config, self.target, current, self.reader, self.progress)
+            pacer = self._pacer()
+            result.pacing = pacer.begin_job()
+            copier = Copier(self.config, self.target, current, self.reader, self.progress, pacer)
             size = await snapshot_blob_size(current)
             if size != self.target_size:
                 self.progress.on_message(f"resizing the target from {self.target_size} to {size} bytes")

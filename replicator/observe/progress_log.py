@@ -91,6 +91,12 @@ def snapshot_summary(result: SnapshotResult) -> str:
         plural(result.retries, "retry", "retries"),
         f"{result.seconds:.1f} s",
     ]
+    pacing = result.pacing
+    if pacing is not None and pacing.throttled:  # the blob pushed back: say where the pacer settled
+        cost.append(
+            f"{plural(pacing.throttled, 'request')} throttled, requests in flight "
+            f"{pacing.min_limit}-{pacing.max_limit} (last {pacing.final_limit})"
+        )
     if result.verified:
         cost.append("verified")
     return f"{result.snapshot_name}: {where}; {result.mode} ({result.reason}); {', '.join(cost)}"

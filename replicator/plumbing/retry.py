@@ -45,6 +45,8 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from replicator.core.messages import error_code
+
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 """Throttling (429, 503 ServerBusy), transient server errors (500 OperationTimedOut), gateway errors."""
 MAX_RETRY_AFTER_SECONDS = 120.0
@@ -65,6 +67,18 @@ def is_transient(exc: BaseException) -> bool:
     ):
         return True
     return isinstance(exc, HttpResponseError) and exc.status_code in TRANSIENT_STATUS
+
+
+def is_throttled(exc: BaseException) -> bool:
+    """The service said it is overloaded: 503 (ServerBusy, and the account's ingress and egress limits),
+    429, or 500 OperationTimedOut, which Azure names beside 503 as the answer of a partition past its
+    limits ("Scalability and performance targets for Blob storage"). What the pacer backs off on
+    (engine.pacer); a 500 of another code is a fault, not a load signal."""
+    if not isinstance(exc, HttpResponseError):
+        return False
+    if exc.status_code in (429, 503):
+        return True
+    return exc.status_code == 500 and error_code(exc) == "OperationTimedOut"
 
 
 def retry_after(exc: BaseException | None) -> float:

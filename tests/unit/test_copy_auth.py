@@ -17,6 +17,7 @@ from replicator.core import ranges
 from replicator.core.errors import UserError
 from replicator.core.progress import Progress
 from replicator.engine import copier as copier_mod
+from replicator.engine.pacer import Pacer
 from replicator.plumbing.credentials import AsyncStaticTokenCredential
 from replicator.source.disk_auth import DiskAuth
 from tests.helpers.source_fakes import DISK, snapshot
@@ -76,7 +77,7 @@ def copier(target: FakeTarget, grant: FakeGrant, reader: FakeReader) -> copier_m
     config = load(
         ["--source", DISK, "--target", "https://a.blob.core.windows.net/ccc/b", "--mode", "stream"], env={}
     )
-    return copier_mod.Copier(config, target, grant, reader, Progress())  # type: ignore[arg-type]
+    return copier_mod.Copier(config, target, grant, reader, Progress(), Pacer(64, "b"))  # type: ignore[arg-type]
 
 
 async def test_stream_source_403_regrants_and_retries(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,6 +148,6 @@ class CopyTarget:
 async def test_put_page_from_url_carries_the_disk_token_of_a_protected_source_only(grant, expected) -> None:
     config = load(["--source", DISK, "--target", "https://a.blob.core.windows.net/ccc/b"], env={})
     target = CopyTarget()
-    copy = copier_mod.Copier(config, target, grant(), FakeReader(), Progress())  # type: ignore[arg-type]
+    copy = copier_mod.Copier(config, target, grant(), FakeReader(), Progress(), Pacer(64, "b"))  # type: ignore[arg-type]
     await copy.execute(OP)
     assert target.authorizations == [expected]

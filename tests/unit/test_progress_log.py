@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from replicator.core.pacing import PacingRecord
 from replicator.core.progress import SnapshotResult
 from replicator.observe import jsonlog
 from replicator.observe.progress_log import (
@@ -218,3 +219,10 @@ def test_a_summary_agrees_in_number_and_says_what_clears_are() -> None:
         "(+4.0 KiB merged gaps)" in text and "8.0 KiB cleared (trimmed on the source since the base)" in text
     )
     assert "planned, nothing written" in text
+
+
+def test_a_summary_names_the_pacing_only_when_the_blob_throttled() -> None:
+    calm = _result(restore_point="rp", pacing=PacingRecord(8, 64, 64, throttled=0))
+    assert "throttled" not in snapshot_summary(calm)
+    busy = _result(restore_point="rp", pacing=PacingRecord(5, 32, 20, throttled=3))
+    assert snapshot_summary(busy).endswith("3 requests throttled, requests in flight 5-32 (last 20)")

@@ -1,6 +1,7 @@
 """The weighted FIFO semaphore (replicator.core.weighted): never over capacity, served in request order (a
-large request is not starved by small ones), no lost wakeup, no deadlock once capacity frees, and a
-cancelled waiter hands its place and any units it was granted on."""
+large request is not starved by small ones), no lost wakeup, no deadlock once capacity frees, a
+cancelled waiter hands its place and any units it was granted on, and a resize (the pacer's) keeps
+all of that while holders keep what they hold."""
 
 from __future__ import annotations
 
@@ -62,6 +63,25 @@ async def test_a_cancelled_waiter_releases_nothing_and_blocks_nobody() -> None:
 def test_the_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         WeightedSemaphore(0)
+    with pytest.raises(ValueError, match="positive"):
+        WeightedSemaphore(1).resize(0)
+
+
+async def test_a_shrink_holds_new_requests_until_enough_holders_return() -> None:
+    semaphore = WeightedSemaphore(4)
+    for _ in range(4):
+        await semaphore.acquire(1)
+    semaphore.resize(2)
+    assert semaphore.free == -2
+    waiter = asyncio.create_task(semaphore.acquire(1))
+    for _ in range(2):
+        semaphore.release(1)
+        await asyncio.sleep(0)
+        assert not waiter.done()  # two held of a capacity of two: still full
+    semaphore.release(1)
+    assert await asyncio.wait_for(waiter, 1) == 1
+    semaphore.resize(3)  # a grow frees units at once
+    assert semaphore.free == 1
 
 
 @dataclass
@@ -70,9 +90,10 @@ class Request:
 
     id: int
     asked: int
-    needs: int  # what it takes: `asked` clamped to the capacity
+    needs: int  # what it takes: `asked` clamped to the capacity (of its time: a resize shrinks a waiter's)
     task: asyncio.Task[None]
     released: bool = False
+    taken: int | None = None  # what acquire returned
 
 
 class SemaphoreMachine(RuleBasedStateMachine):
@@ -103,7 +124,7 @@ class SemaphoreMachine(RuleBasedStateMachine):
         return [r for r in self.requests if not r.task.done()]
 
     async def take(self, request_id: int, n: int) -> None:
-        await self.semaphore.acquire(n)
+        self.requests[request_id].taken = await self.semaphore.acquire(n)
         self.granted.append(request_id)
 
     def settle(self) -> None:
@@ -117,7 +138,8 @@ class SemaphoreMachine(RuleBasedStateMachine):
 
     def release(self, holder: Request) -> None:
         holder.released = True
-        self.semaphore.release(holder.asked)  # what was asked: the semaphore clamps it as acquire did
+        assert holder.taken == holder.needs  # `asked` clamped to the capacity of its time
+        self.semaphore.release(holder.taken)
 
     # --- the rules
 
@@ -126,6 +148,13 @@ class SemaphoreMachine(RuleBasedStateMachine):
         request_id = len(self.requests)
         task = self.loop.create_task(self.take(request_id, n))
         self.requests.append(Request(request_id, n, min(n, self.semaphore.capacity), task))
+        self.settle()
+
+    @rule(capacity=st.integers(1, 8))
+    def resize(self, capacity: int) -> None:
+        self.semaphore.resize(capacity)
+        for waiter in self.waiting():
+            waiter.needs = min(waiter.needs, capacity)
         self.settle()
 
     @precondition(lambda self: self.holders())
@@ -159,6 +188,7 @@ class SemaphoreMachine(RuleBasedStateMachine):
     def never_over_capacity_and_nothing_lost(self) -> None:
         held = sum(r.needs for r in self.holders())
         assert held + self.semaphore.free == self.semaphore.capacity
+        assert held <= self.semaphore.capacity or self.semaphore.free < 0  # only a shrink over-holds
 
     @invariant()
     def served_in_request_order(self) -> None:

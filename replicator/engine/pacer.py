@@ -1,0 +1,105 @@
+"""The pacer of one target blob: the gate every write request passes, its limit moved by core.pacing.
+
+Who decides concurrency: `--concurrency` starts that many copy workers (engine.copier.run_pool) and
+is the pacer's ceiling; `--max-in-flight` bounds their bytes (engine.inflight); and this gate decides
+how many of their requests are at the service at once. Each attempt (a retry is a new request) holds
+one slot of a replicator.core.weighted.WeightedSemaphore whose capacity is the limit, and reports how
+it ended: throttled (503 ServerBusy, 500 OperationTimedOut, plumbing.retry.is_throttled) or not.
+
+Windows: the limit changes only between windows. A window ends at the first throttled request or once
+`max(limit, MIN_WINDOW)` requests (about one round trip's worth) have ended, all of them issued under
+the current limit: a request remembers the limit's epoch it started in, and one from an earlier epoch
+(sent before a cut) is counted in the record but not in the window, so one overload is one cut.
+The window's length comes from `clock` (time.monotonic; a test passes its own).
+
+What it tells: a `pacer` log event at debug level per change (old and new limit, why, the window's
+rate and throttled count), and per job a core.pacing.PacingRecord (lowest, highest and last limit,
+throttled requests) for the job's entry of the `--json` document.
+
+Memory: a few numbers, whatever the number of requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from replicator.core import pacing
+from replicator.core.weighted import WeightedSemaphore
+from replicator.observe.jsonlog import event
+from replicator.plumbing.retry import is_throttled
+
+MIN_WINDOW = 8
+"""The fewest requests a window measures: fewer make the rate of a small limit mostly noise."""
+
+
+class Pacer:
+    """The gate of one target blob (one per run: JobRunner), its limit between 1 and `ceiling`."""
+
+    def __init__(self, ceiling: int, blob: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.state = pacing.start(ceiling)
+        self.blob = blob  # for the log events: the target's name, never its URL (no SAS)
+        self.record = pacing.PacingRecord.at(self.state.limit)
+        self._slots = WeightedSemaphore(self.state.limit)
+        self._clock = clock
+        self._epoch = 0
+        self._window_start = clock()
+        self._completed = 0
+        self._full = False  # the requests in flight reached the limit in this window
+
+    def begin_job(self) -> pacing.PacingRecord:
+        """A fresh record and window for the next job; the limit carries over (the blob is the same),
+        but the time between two jobs (commit, grants) is no measure of the blob's throughput."""
+        self.record = pacing.PacingRecord.at(self.state.limit)
+        self._window_start, self._completed, self._full = self._clock(), 0, False
+        return self.record
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the limit's slots for one request; its ending is observed on every way out but
+        cancellation (a cancelled request says nothing about the service)."""
+        taken = await self._slots.acquire(1)
+        self._full = self._full or self._slots.free <= 0
+        epoch = self._epoch
+        try:
+            yield
+        except Exception as exc:
+            self._ended(epoch, throttled=is_throttled(exc))
+            raise
+        else:
+            self._ended(epoch, throttled=False)
+        finally:
+            self._slots.release(taken)
+
+    def _ended(self, epoch: int, *, throttled: bool) -> None:
+        self.record.throttled += throttled
+        if epoch != self._epoch:  # sent under an earlier limit: already answered for
+            return
+        self._completed += 1
+        if throttled or self._completed >= max(self.state.limit, MIN_WINDOW):
+            self._close_window(throttled)
+
+    def _close_window(self, throttled: bool) -> None:
+        now = self._clock()
+        seen = pacing.Observation(self._completed, int(throttled), now - self._window_start, self._full)
+        before, self.state = self.state, pacing.step(self.state, seen)
+        self._window_start, self._completed, self._full = now, 0, self._slots.free <= 0
+        if self.state.limit == before.limit:
+            return
+        self._epoch += 1
+        self._slots.resize(self.state.limit)
+        self.record.moved(self.state.limit)
+        why = "throttled" if throttled else "probing" if before.last_rate is None else "throughput grew"
+        event(
+            "pacer",
+            logging.DEBUG,
+            message=f"{self.blob}: requests in flight {before.limit} -> {self.state.limit} ({why})",
+            blob=self.blob,
+            previous=before.limit,
+            limit=self.state.limit,
+            reason=why,
+            rate=round(seen.rate, 1),
+            ceiling=self.state.ceiling,
+        )
