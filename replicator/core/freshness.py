@@ -15,6 +15,12 @@ Verdicts, in the order of `judge` (the first that applies):
   more than the maximum age ago: nothing has resumed it for that long.
 - `fresh`: none of the above: the lag is within the maximum age.
 
+A VM's target prefix (`Facts.groups`) is judged by its group manifests instead: the newest complete
+group's VM restore point is what is protected (its creation time the lag), newer incomplete groups
+are named; no complete group is `unprotected`. A disk blob of a VM (`Facts.vm_disk`: its restore
+points hold disk restore points, not snapshots of the disk) is judged by its own restore points,
+never by the disk's snapshots (a VM run takes none), and its reason points at the prefix.
+
 A fleet's verdict is its worst target's, in the order fresh < unknown < stale < unprotected: a
 confirmed breach outranks a target that could not be checked (whose row still says so), so the
 exit code names the confirmed problem. Exit codes: fresh 0, unknown 1, stale 5, unprotected 4.
@@ -140,6 +146,14 @@ class RunState:
 
 
 @dataclass(frozen=True)
+class GroupFacts:
+    """What a VM's target prefix holds: its group manifests, as status judges them."""
+
+    vm: str | None = None  # the VM's ARM ID the newest manifest records; None when there is none
+    incomplete: tuple[str, ...] = ()  # groups newer than the newest complete one: `<group id> (missing ...)`
+
+
+@dataclass(frozen=True)
 class Facts:
     """What was read of one target and its source; None where it was not (or could not be) read."""
 
@@ -155,6 +169,8 @@ class Facts:
     active_grants: Count | None = None  # snapshots of the disk's family with an active SAS, against 5
     error: str | None = None  # why the target or the source could not be read: the verdict is unknown
     last_drill: DrillRecord | None = None  # the last restore drill the target records
+    groups: GroupFacts | None = None  # the target is a VM's prefix; `newest` is its newest complete group
+    vm_disk: bool = False  # a VM's disk blob: its restore points hold disk restore points
 
 
 class Judgement(NamedTuple):
@@ -167,6 +183,8 @@ def judge(facts: Facts, now: datetime, max_age_seconds: float) -> Judgement:
     limit = human_duration(max_age_seconds)
     if facts.error is not None:
         return Judgement("unknown", facts.error)
+    if facts.groups is not None:
+        return judge_groups(facts, facts.groups, now, max_age_seconds)
     problems = []
     if facts.newest is None:
         what = "the target blob does not exist" if facts.lease_held is None else "no restore point"
@@ -183,7 +201,8 @@ def judge(facts: Facts, now: datetime, max_age_seconds: float) -> Judgement:
         return Judgement("unprotected", "; ".join(problems) + ".")
     lag = facts.newest.lag_seconds(now)
     if lag > max_age_seconds:
-        return Judgement("stale", f"the lag {human_duration(lag)} exceeds the maximum age {limit}.")
+        note = f"; {VM_DISK_NOTE}" if facts.vm_disk else ""
+        return Judgement("stale", f"the lag {human_duration(lag)} exceeds the maximum age {limit}{note}.")
     run = facts.run
     if run is not None and not run.running and run.last_written is not None:
         idle = (now - run.last_written).total_seconds()
@@ -196,7 +215,42 @@ def judge(facts: Facts, now: datetime, max_age_seconds: float) -> Judgement:
     note = ""
     if facts.newest_replicated is False and facts.newest_snapshot is not None:
         note = f"; the newest snapshot {facts.newest_snapshot.name} is not replicated yet"
+    if facts.vm_disk:
+        note += f"; {VM_DISK_NOTE}"
     return Judgement("fresh", f"the lag {human_duration(lag)} is within the maximum age {limit}{note}.")
+
+
+VM_DISK_NOTE = (
+    "this blob is one disk of a VM's group (its restore points hold disk restore points): "
+    "run status on the VM's target prefix to judge the whole VM"
+)
+
+
+def judge_groups(facts: Facts, groups: GroupFacts, now: datetime, max_age_seconds: float) -> Judgement:
+    """The verdict on a VM's target prefix: `facts.newest` is its newest complete group (None: none)."""
+    limit = human_duration(max_age_seconds)
+    incomplete = ""
+    if groups.incomplete:
+        named = ", ".join(groups.incomplete)
+        incomplete = f"; incomplete newer {plural(len(groups.incomplete), 'group')}: {named}"
+    newest = facts.newest
+    if newest is None:
+        vm = groups.vm or "<VM ID>"
+        what = f"no {'complete ' if groups.incomplete else ''}group of a VM under the prefix"
+        return Judgement(
+            "unprotected",
+            f"{what}{incomplete}: nothing can be restored (replicate the VM: "
+            f"replicate --source {vm} --target {facts.target} --snapshot-now).",
+        )
+    lag = newest.lag_seconds(now)
+    group = f"the newest complete group {newest.restore_point}"
+    if lag > max_age_seconds:
+        return Judgement(
+            "stale", f"{group}: the lag {human_duration(lag)} exceeds the maximum age {limit}{incomplete}."
+        )
+    return Judgement(
+        "fresh", f"{group}: the lag {human_duration(lag)} is within the maximum age {limit}{incomplete}."
+    )
 
 
 def worst(verdicts: list[Verdict]) -> Verdict:

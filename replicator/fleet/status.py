@@ -11,6 +11,12 @@ Per target, with the adapters every other command uses (no second reader):
   restore point holds it, how many against Azure's 500) and how many of its family have an active
   SAS (diskState ActiveSAS, against the five Azure allows per family).
 
+A target with no blob whose URL is a VM's prefix (a container URL, or a folder holding group
+manifests, or any folder of a job whose source is a VM) is read through target.groups.GroupStore
+instead (`group_facts`: the newest complete group, the incomplete ones newer than it). A blob whose
+restore points hold disk restore points is a VM's disk: its source disk's snapshots are not read
+(a VM run takes none, so their absence says nothing).
+
 Nothing is written, no lease is taken, no SAS is granted: a probe may run it as often as it likes,
 also while a replication runs. A target or source that cannot be read is a fact too (verdict
 `unknown` with the error's one sentence), so one unreadable target never hides the others.
@@ -33,6 +39,7 @@ from replicator.core.freshness import (
     Checked,
     Count,
     Facts,
+    GroupFacts,
     RunState,
     SourceSnapshot,
     judge,
@@ -47,11 +54,12 @@ from replicator.fleet.jobs import (
     JobSpec,
     load_jobs,
 )
-from replicator.plumbing.urlcheck import parse_target_url
+from replicator.plumbing.urlcheck import parse_target_prefix, parse_target_url
 from replicator.settings.config import Config
 from replicator.settings.knobs import TARGET_KNOBS
 from replicator.source.arm import ArmSource
 from replicator.source.grants import FAMILY_SAS_LIMIT
+from replicator.target.groups import GroupStore, Stored
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.restore_points import PointInfo, newest
 
@@ -98,6 +106,7 @@ async def _read_target(target: PageBlobTarget, facts: Facts) -> tuple[Facts, set
         )
     facts = replace(
         facts,
+        vm_disk=any(_is_disk_restore_point(p.snapshot_id) for p in points),
         source=state.disk_id or facts.source,
         restore_points=len(points),
         newest=newest_point(points),
@@ -106,6 +115,63 @@ async def _read_target(target: PageBlobTarget, facts: Facts) -> tuple[Facts, set
         last_drill=state.last_drill,
     )
     return facts, {p.snapshot_unique_id.casefold() for p in points if p.snapshot_unique_id}
+
+
+def _is_disk_restore_point(arm_id: str) -> bool:
+    """`arm_id` names a disk restore point (a VM run's source point), not a snapshot of the disk."""
+    try:
+        return arm_ids.parse(arm_id).kind == "disk_restore_point"
+    except (UserError, ValueError):
+        return False
+
+
+def group_facts(facts: Facts, groups: Sequence[Stored]) -> Facts:
+    """The facts of a VM's prefix from its manifests (newest first): the newest complete group is
+    what is protected; the incomplete groups newer than it are named."""
+    incomplete: list[str] = []
+    protected = None
+    for stored in groups:
+        group = stored.manifest
+        if not group.complete:
+            incomplete.append(f"{group.group_id} (missing {', '.join(group.missing)})")
+            continue
+        created = datetime.fromisoformat(group.restore_point_time)
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        protected = Protected(group.group_id, group.restore_point_id, group.restore_point_name, created)
+        break
+    vm = groups[0].manifest.vm_id if groups else None
+    return replace(
+        facts,
+        source=vm or facts.source,
+        restore_points=sum(s.manifest.complete for s in groups),
+        newest=protected,
+        groups=GroupFacts(vm, tuple(incomplete)),
+    )
+
+
+def _vm_source(source: str | None) -> bool:
+    """The job names a virtual machine (or nothing: `status --target` alone may be a VM's prefix)."""
+    if source is None:
+        return True
+    try:
+        return arm_ids.parse(source).kind == "vm"
+    except (UserError, ValueError):
+        return False
+
+
+async def _read_prefix(config: Config, facts: Facts, *, blob_url: bool) -> Facts | None:
+    """The facts of `config.target` as a VM's prefix, or None when it is not one: it ends in .vhd, or
+    it is a blob's URL (no blob there) with no group under it and the job's source is a disk."""
+    try:
+        prefix = parse_target_prefix(config.target, allow_http=config.allow_http)
+    except UserError:
+        return None
+    async with GroupStore(config, prefix, command="status") as store:
+        groups = await store.list()
+    if not groups and blob_url and not _vm_source(facts.source):
+        return None
+    return group_facts(replace(facts, target=prefix.display), groups)
 
 
 async def _read_source(source: ArmSource, facts: Facts, replicated: set[str], search: str) -> Facts:
@@ -134,11 +200,22 @@ async def _read_source(source: ArmSource, facts: Facts, replicated: set[str], se
 async def read(config: Config, source: ArmSource, job_source: str | None = None) -> Facts:
     """Everything `status` shows of `config.target`; never raises for a target it cannot read (the
     error's sentence goes into the facts, with whatever was read before it)."""
-    facts = Facts(parse_target_url(config.target, allow_http=config.allow_http).display, job_source)
     try:
-        async with PageBlobTarget(config, command="status") as target:
-            facts, replicated = await _read_target(target, facts)
-        if facts.source:
+        facts = Facts(parse_target_url(config.target, allow_http=config.allow_http).display, job_source)
+    except UserError:  # a container URL: only a VM's prefix
+        facts = Facts(parse_target_prefix(config.target, allow_http=config.allow_http).display, job_source)
+        blob_url = False
+    else:
+        blob_url = True
+    try:
+        if blob_url:
+            async with PageBlobTarget(config, command="status") as target:
+                facts, replicated = await _read_target(target, facts)
+        if facts.lease_held is None and (vm := await _read_prefix(config, facts, blob_url=blob_url)):
+            return vm  # no target blob: a VM's prefix, judged by its group manifests
+        if not blob_url:
+            return facts
+        if facts.source and not facts.vm_disk:
             facts = await _read_source(source, facts, replicated, config.snapshot_search)
     except ReplicatorError as err:
         return replace(facts, error=str(err))
@@ -196,7 +273,10 @@ async def survey(
     once, after the last read: a lag is never understated by the time the reads took.
     """
     for job in jobs:
-        parse_target_url(job.target, allow_http=config.allow_http)
+        try:
+            parse_target_url(job.target, allow_http=config.allow_http)
+        except UserError:  # a container URL is a VM's prefix
+            parse_target_prefix(job.target, allow_http=config.allow_http)
     gate = asyncio.Semaphore(STATUS_CONCURRENCY)
     async with await ArmSource.open(config) as source:
 

@@ -313,3 +313,32 @@ def test_source_keep_deletes_only_the_tools_old_restore_points_and_a_fourth_crea
     assert limited.code == 3 and limited.doc["status"] == "limited", limited.err
     assert "Azure refused the restore point" in limited.doc["error"] and limited.doc["retry_after_seconds"]
     assert limited.doc["restore_point_taken"] is None and limited.doc["groups"] == []
+
+
+def test_status_judges_a_vm_prefix_by_its_groups_and_a_disk_blob_by_its_restore_points(world: World) -> None:
+    vm, _ = vm_world(world)
+    url = prefix_url(world)
+    nothing = cli(world, "status", "--target", url, "--max-age", "26h", "--json")
+    assert nothing.code == 4, nothing.err
+    assert f"replicate --source <VM ID> --target {url} --snapshot-now" in nothing.doc["targets"][0]["reason"]
+    assert cli(world, "--source", vm, "--target", url, "--snapshot-now").code == 0
+    group = cli(world, "list", "--target", url, "--json").doc["groups"][0]
+
+    fresh = cli(world, "status", "--target", url, "--max-age", "26h", "--json")
+    assert fresh.code == 0, fresh.err
+    (checked,) = fresh.doc["targets"]
+    assert checked["verdict"] == "fresh" and checked["target"] == url and checked["source"] == vm
+    assert checked["newest_restore_point"]["id"] == group["group_id"]
+    assert checked["reason"].startswith(f"the newest complete group {group['group_id']}: the lag")
+    human = cli(world, "status", "--target", url, "--max-age", "26h")
+    assert human.code == 0 and group["restore_point"]["id"].rsplit("/", 1)[-1] in human.out
+
+    stale = cli(world, "status", "--target", url, "--max-age", "0.001", "--json")
+    assert stale.code == 5, stale.err
+    assert "exceeds the maximum age" in stale.doc["targets"][0]["reason"]
+
+    disk = cli(world, "status", "--target", f"{url}/vm1-data1.vhd", "--max-age", "26h", "--json")
+    assert disk.code == 0, disk.err
+    (one,) = disk.doc["targets"]
+    assert "no incremental snapshot" not in one["reason"] and "one disk of a VM's group" in one["reason"]
+    assert one["verdict"] == "fresh" and one["restore_points"] == 1

@@ -15,9 +15,11 @@ from replicator.cli import main as cli_main
 from replicator.core.errors import UserError
 from replicator.core.freshness import (
     EXIT_CODES,
+    VM_DISK_NOTE,
     Checked,
     Count,
     Facts,
+    GroupFacts,
     RunState,
     SourceSnapshot,
     human_duration,
@@ -358,3 +360,64 @@ def test_status_help_names_the_verdicts_the_exit_codes_and_the_variables(capsys)
     assert "(required)" not in text.split("--target TARGET", 1)[1].split("--json", 1)[0]
     assert cli_main.main(["--help"]) == 0
     assert "status how old each replica is" in " ".join(capsys.readouterr().out.split())
+
+
+# ---------------------------------------------------------------- a VM's prefix and its disks
+
+VM = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm1"
+PREFIX = "https://acct.blob.core.windows.net/c/vms"
+
+
+def vm_prefix(age: timedelta | None, *incomplete: str, vm: str | None = VM) -> Facts:
+    """A VM's prefix whose newest complete group was taken `age` ago (None: no complete group)."""
+    newest = None if age is None else Protected("20261203T110000Z-1a2b3c4d", f"{VM}/rp", "rp", NOW - age)
+    return Facts(PREFIX, vm, newest=newest, groups=GroupFacts(vm, incomplete))
+
+
+@pytest.mark.parametrize(
+    ("facts", "verdict", "says"),
+    [
+        (
+            vm_prefix(timedelta(hours=1)),
+            "fresh",
+            "the newest complete group 20261203T110000Z-1a2b3c4d: the lag 1h 0m is within",
+        ),
+        (
+            vm_prefix(timedelta(days=2)),
+            "stale",
+            "the newest complete group 20261203T110000Z-1a2b3c4d: the lag 2d 0h exceeds",
+        ),
+        (
+            vm_prefix(timedelta(hours=1), "20261203T120000Z-99 (missing vm1-data2)"),
+            "fresh",
+            "the newest complete group 20261203T110000Z-1a2b3c4d: the lag 1h 0m is within the maximum age "
+            "1d 0h; incomplete newer 1 group: 20261203T120000Z-99 (missing vm1-data2).",
+        ),
+        (
+            vm_prefix(None, "20261203T120000Z-99 (missing vm1-os)"),
+            "unprotected",
+            "no complete group of a VM under the prefix; incomplete newer 1 group: 20261203T120000Z-99 "
+            "(missing vm1-os): nothing can be restored (replicate the VM: "
+            f"replicate --source {VM} --target {PREFIX} --snapshot-now).",
+        ),
+        (
+            vm_prefix(None, vm=None),
+            "unprotected",
+            "no group of a VM under the prefix: nothing can be restored (replicate the VM: replicate "
+            f"--source <VM ID> --target {PREFIX} --snapshot-now).",
+        ),
+    ],
+)
+def test_a_vm_prefix_is_judged_by_its_newest_complete_group(facts: Facts, verdict: str, says: str) -> None:
+    judgement = judge(facts, NOW, DAY)
+    assert judgement.verdict == verdict and judgement.reason.startswith(says), judgement
+    assert EXIT_CODES[judgement.verdict] == {"fresh": 0, "stale": 5, "unprotected": 4}[verdict]
+
+
+def test_a_vm_disk_is_judged_by_its_restore_points_never_by_the_disk_snapshots() -> None:
+    facts = protected(timedelta(hours=1), vm_disk=True, source_snapshots=None, newest_snapshot=None)
+    fresh = judge(facts, NOW, DAY)
+    assert fresh.verdict == "fresh" and "no incremental snapshot" not in fresh.reason
+    assert fresh.reason.endswith(f"; {VM_DISK_NOTE}.")
+    stale = judge(replace(facts, newest=point(timedelta(days=2))), NOW, DAY)
+    assert stale.verdict == "stale" and stale.reason.endswith(f"; {VM_DISK_NOTE}.")
