@@ -26,7 +26,6 @@ and fault injection answers with a storage account's errors, which the tenant's 
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
@@ -34,6 +33,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from replicator.emulator.entra.directory import Directory
+from replicator.emulator.middleware import control
 
 TOKEN_PATH = "/_emulator/identity/token"
 IDENTITIES_PATH = "/_emulator/identities"
@@ -77,26 +77,32 @@ def _token(request: web.Request, directory: Directory, identity_header: str) -> 
     )
 
 
-async def _control(request: web.Request, directory: Directory) -> web.Response:
-    path = request.rel_url.raw_path
-    allowed = ("GET",) if path == IDENTITIES_PATH else ("GET", "PUT")
-    if request.method not in allowed:
-        return web.json_response({"error": f"{path} answers {' or '.join(allowed)}"}, status=405)
-    body: Any = json.loads(await request.read() or b"null") if request.method == "PUT" else None
+Control = tuple[Callable[[], Any], Callable[[Any], None] | None]
+
+
+def _control(path: str, directory: Directory) -> Control | None:
+    """What the control at `path` reads and changes (None: not a control path); control.answer answers."""
     if path == SWITCHES_PATH:
-        if body is not None:
+
+        def switch(body: Any) -> None:
             value = body.get("refuse_protected_previous") if isinstance(body, dict) else None
             if set(body or {}) != {"refuse_protected_previous"} or value not in (True, False, 401, 403):
                 raise ValueError('expected {"refuse_protected_previous": true (403), 401, 403 or false}')
             directory.refuse_protected_previous = value
-        return web.json_response({"refuse_protected_previous": directory.refuse_protected_previous})
+
+        return lambda: {"refuse_protected_previous": directory.refuse_protected_previous}, switch
     if path == IDENTITIES_PATH:
-        identities = [identity.as_json() for identity in directory.identities.all()]
-        return web.json_response({"tenant_id": directory.tenant_id, "identities": identities})
-    client_id = unquote(path.removeprefix(IDENTITIES_PATH + "/"))
-    if body is None:
-        return web.json_response(directory.identities.get(client_id).as_json())
-    return web.json_response(directory.identities.assign(client_id, body).as_json())
+        return lambda: {
+            "tenant_id": directory.tenant_id,
+            "identities": [identity.as_json() for identity in directory.identities.all()],
+        }, None
+    if path.startswith(IDENTITIES_PATH + "/") and path.count("/") == 3 and not path.endswith("/"):
+        client_id = unquote(path.removeprefix(IDENTITIES_PATH + "/"))
+        return (
+            lambda: directory.identities.get(client_id).as_json(),
+            lambda body: directory.identities.assign(client_id, body),
+        )
+    return None
 
 
 def install(app: web.Application, directory: Directory, identity_header: str, token: str) -> None:
@@ -107,18 +113,9 @@ def install(app: web.Application, directory: Directory, identity_header: str, to
         path = request.rel_url.raw_path
         if path == TOKEN_PATH:
             return _token(request, directory, identity_header)
-        controls = path in (IDENTITIES_PATH, SWITCHES_PATH) or (
-            path.startswith(IDENTITIES_PATH + "/") and path.count("/") == 3 and not path.endswith("/")
-        )
-        if not controls:
+        control_at = _control(path, directory)
+        if control_at is None:
             return await handler(request)
-        if not hmac.compare_digest(
-            request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()
-        ):
-            return web.json_response({"error": "a valid bearer token is required"}, status=401)
-        try:
-            return await _control(request, directory)
-        except ValueError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
+        return await control.answer(request, token, *control_at)
 
     app.middlewares.insert(0, entra)
