@@ -1,0 +1,76 @@
+"""Stripes: how a source larger than one page blob is laid out over several blobs, pure.
+
+Why: a page blob holds at most 8 TiB, a managed disk up to 32 TiB (64 TiB for Ultra and Premium SSD
+v2). A larger export is written into stripes: stripe 0 is the base blob itself, stripe k >= 1 a
+blob of its own beside it (`stripe_blob_name`), and every stripe but the last holds exactly
+`STRIPE_BYTES` of the export. The boundaries are fixed multiples of `STRIPE_BYTES` (a multiple of
+4 MiB, so the 4 MiB chunks of ranges.plan never straddle one when they are cut at multiples), so
+the layout depends on the export's size alone: a resumed run, `restore`, `verify` and the next diff
+all find every byte where the first run put it.
+
+Every offset here is an offset of the export (the disk as Azure exports it, footer included) or of
+one stripe blob; `split` is the one place that converts, so an off-by-one can only hide in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from replicator.core.ranges import PAGE, Op, Range
+
+STRIPE_BYTES = 8 * 1024**4
+"""Width of every stripe but the last: the largest page blob (8 TiB), a multiple of 4 MiB."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stripe:
+    """Stripe `index` holds the export's bytes `[start, start + length)` at offsets 0..length of its blob."""
+
+    index: int
+    start: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        """First export offset past this stripe."""
+        return self.start + self.length
+
+
+def _check_size(size: int) -> None:
+    if not isinstance(size, int) or size <= 0 or size % PAGE:
+        raise ValueError(f"an export's size must be a positive multiple of {PAGE} bytes, got {size!r}")
+
+
+def stripe_count(size: int) -> int:
+    """How many blobs an export of `size` bytes needs (1 when it fits in one page blob)."""
+    _check_size(size)
+    return -(-size // STRIPE_BYTES)
+
+
+def layout(size: int) -> list[Stripe]:
+    """Every stripe of an export of `size` bytes, in offset order (at most 8 for a 64 TiB disk)."""
+    width = STRIPE_BYTES
+    return [Stripe(i, i * width, min(width, size - i * width)) for i in range(stripe_count(size))]
+
+
+def stripe_blob_name(base_name: str, index: int) -> str:
+    """The blob that holds stripe `index` of the base blob `base_name`: the base itself for stripe 0."""
+    if index < 0:
+        raise ValueError(f"a stripe index is 0 or more, got {index}")
+    return base_name if index == 0 else f"{base_name}.stripe{index}"
+
+
+def split(op: Op) -> Iterator[tuple[int, Op]]:
+    """`op` as (stripe index, the same op in that stripe's blob offsets), cut at every stripe boundary.
+
+    A copy that straddles a boundary becomes two copies, a clear of many stripes one clear each;
+    the bytes are the same bytes, each at the offset of its stripe blob that holds it.
+    """
+    pos = op.range.start
+    while pos < op.range.end:
+        index = pos // STRIPE_BYTES
+        base = index * STRIPE_BYTES
+        end = min(op.range.end, base + STRIPE_BYTES)
+        yield index, Op(op.kind, Range(pos - base, end - base))
+        pos = end

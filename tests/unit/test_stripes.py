@@ -1,0 +1,82 @@
+"""The stripe layout (core.stripes): every byte of an export lands in exactly one stripe, at one offset."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from replicator.core.ranges import PAGE, Op, Range
+from replicator.core.stripes import STRIPE_BYTES, layout, split, stripe_blob_name, stripe_count
+
+TIB = 1024**4
+pages = st.integers(min_value=1, max_value=(64 * TIB) // PAGE + 1).map(lambda n: n * PAGE)
+
+
+def test_stripe_width_is_the_page_blob_limit_and_4_mib_aligned() -> None:
+    assert STRIPE_BYTES == 8 * TIB
+    assert STRIPE_BYTES % (4 * 1024 * 1024) == 0
+
+
+@pytest.mark.parametrize(
+    ("size", "lengths"),
+    [
+        (PAGE, [PAGE]),
+        (8 * TIB, [8 * TIB]),
+        (8 * TIB + PAGE, [8 * TIB, PAGE]),
+        (16 * TIB + PAGE, [8 * TIB, 8 * TIB, PAGE]),
+        (32 * TIB + PAGE, [8 * TIB] * 4 + [PAGE]),
+    ],
+)
+def test_layout_of_known_sizes(size: int, lengths: list[int]) -> None:
+    assert [s.length for s in layout(size)] == lengths
+    assert stripe_count(size) == len(lengths)
+
+
+@given(pages)
+def test_layout_covers_the_export_once(size: int) -> None:
+    stripes = layout(size)
+    assert stripes[0].start == 0 and stripes[-1].end == size
+    for before, after in itertools.pairwise(stripes):
+        assert before.end == after.start and before.length == STRIPE_BYTES
+    assert all(0 < s.length <= STRIPE_BYTES and s.length % PAGE == 0 for s in stripes)
+    assert [s.index for s in stripes] == list(range(len(stripes)))
+
+
+@pytest.mark.parametrize("size", [0, -PAGE, 100, PAGE + 1])
+def test_bad_sizes_are_refused(size: int) -> None:
+    with pytest.raises(ValueError, match="multiple of 512"):
+        layout(size)
+
+
+@given(
+    st.integers(min_value=0, max_value=(64 * TIB) // PAGE),
+    st.integers(min_value=1, max_value=(20 * TIB) // PAGE),
+    st.sampled_from(["copy", "clear"]),
+)
+def test_split_puts_every_byte_at_its_stripe_offset(start_page: int, length_pages: int, kind: str) -> None:
+    op = Op(kind, Range(start_page * PAGE, (start_page + length_pages) * PAGE))  # type: ignore[arg-type]
+    parts = list(split(op))
+    assert sum(p.range.length for _, p in parts) == op.range.length
+    pos = op.range.start
+    for index, part in parts:
+        assert part.kind == op.kind
+        assert 0 <= part.range.start < part.range.end <= STRIPE_BYTES
+        assert index * STRIPE_BYTES + part.range.start == pos  # the export offset it came from
+        pos = index * STRIPE_BYTES + part.range.end
+    assert pos == op.range.end
+    assert [i for i, _ in parts] == list(range(parts[0][0], parts[0][0] + len(parts)))
+
+
+def test_an_op_inside_one_stripe_is_unchanged_but_for_its_offset() -> None:
+    op = Op("copy", Range(8 * TIB + 4096, 8 * TIB + 8192))
+    assert list(split(op)) == [(1, Op("copy", Range(4096, 8192)))]
+
+
+def test_stripe_names() -> None:
+    assert stripe_blob_name("vm/disk.vhd", 0) == "vm/disk.vhd"
+    assert stripe_blob_name("vm/disk.vhd", 2) == "vm/disk.vhd.stripe2"
+    with pytest.raises(ValueError):
+        stripe_blob_name("d.vhd", -1)
