@@ -30,8 +30,10 @@ points of older versions); the source disk's failover-grade properties (core.dis
 keys `disk_*`: disk_sku, disk_os_type, disk_hyper_v_generation, disk_architecture,
 disk_accelerated_network ("true" | "false"), disk_controller_types, disk_security_type, disk_zone,
 disk_tags (JSON object), disk_tags_dropped, disk_network_access_policy, disk_public_network_access;
-absent in restore points of older versions and when the source did not say); and commit_id, the tag
-`commit` finds it by after a lost answer.
+absent in restore points of older versions and when the source did not say); stripe_snapshots, for a
+source larger than one page blob (core.stripes): the blob snapshot times of stripes 1, 2, ... taken
+for this restore point, comma-separated (the restore point's own blob snapshot is stripe 0; absent
+when one blob holds it); and commit_id, the tag `commit` finds it by after a lost answer.
 
 Azure allows 8 KiB of metadata per blob (names and values: "Setting and retrieving properties and
 metadata for Blob service resources"), and a disk's tags alone may be larger (50 tags of 512 + 256
@@ -214,6 +216,7 @@ class RestorePointMeta:
     base_snapshot_id: str = ""  # "" for a full copy
     data_access_auth_mode: str = ""  # the source snapshot's (AzureActiveDirectory, None); "" not known
     profile: DiskProfile = field(default_factory=DiskProfile)  # the source disk's, for a replacement
+    stripe_snapshots: tuple[str, ...] = ()  # blob snapshot times of stripes 1.. (core.stripes); () one blob
 
     def to_metadata(self) -> dict[str, str]:
         """The metadata, within METADATA_LIMIT_BYTES with the commit tag (see the module docstring)."""
@@ -227,14 +230,16 @@ class RestorePointMeta:
         return meta
 
     def _encoded(self) -> dict[str, str]:
-        plain = {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name != "profile"}
+        plain = {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name not in _STRUCTURED}
+        if self.stripe_snapshots:  # absent when one blob holds the restore point (every older version)
+            plain["stripe_snapshots"] = ",".join(self.stripe_snapshots)
         return {k: _ascii(v) for k, v in (plain | _profile_meta(self.profile)).items()}
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, str]) -> RestorePointMeta:
         """Decode listed metadata (keys in any case; other keys, such as commit_id, are ignored)."""
         meta = {k.lower(): v for k, v in meta.items()}
-        text = {f.name: meta.get(f.name, "") for f in fields(cls) if f.name != "profile"}
+        text = {f.name: meta.get(f.name, "") for f in fields(cls) if f.name not in _STRUCTURED}
         return cls(
             **text
             | {
@@ -242,7 +247,12 @@ class RestorePointMeta:
                 "logical_sector_size": int(text["logical_sector_size"] or 512),
             },
             profile=_meta_profile(meta),
+            stripe_snapshots=tuple(t for t in meta.get("stripe_snapshots", "").split(",") if t),
         )
+
+
+_STRUCTURED = {"profile", "stripe_snapshots"}
+"""RestorePointMeta fields not stored as one plain string each: the profile's keys, the stripes' list."""
 
 
 _PROFILE_KEYS = {

@@ -132,3 +132,14 @@ def test_non_ascii_text_travels_percent_encoded(name: str) -> None:
     wire = RestorePointMeta(snapshot_name=name).to_metadata()
     assert wire["snapshot_name"].isascii()
     assert wire["snapshot_name"] == name or not name.isascii()
+
+
+def test_stripe_snapshots_round_trip_and_are_absent_for_one_blob() -> None:
+    one = RestorePointMeta(snapshot_name="s1", size_bytes=512)
+    assert "stripe_snapshots" not in one.to_metadata()
+    assert RestorePointMeta.from_metadata(one.to_metadata()).stripe_snapshots == ()
+    times = ("2026-12-03T10:00:00.1000000Z", "2026-12-03T10:00:00.2000000Z")
+    striped = RestorePointMeta(snapshot_name="s1", size_bytes=16 * 1024**4 + 512, stripe_snapshots=times)
+    meta = striped.to_metadata()
+    assert meta["stripe_snapshots"] == ",".join(times)
+    assert RestorePointMeta.from_metadata(meta) == striped
