@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,3 +68,43 @@ def finish(proc: subprocess.Popen[str], timeout: float = 240) -> Run:
 def run(env: dict[str, str], *args: str, timeout: float = 240) -> Run:
     """`cli_process` then `finish`."""
     return finish(cli_process(env, *args), timeout)
+
+
+def on_terminal(env: dict[str, str], *args: str, timeout: float = 240) -> Run:
+    """The CLI as a person at a shell runs it: stderr on a terminal (a pseudo-terminal: human lines,
+    and for `replicate` a bar), stdout piped, stdin empty; checked for secrets and tracebacks. `err`
+    is what the terminal showed, its line ends made `\\n`."""
+    controller, terminal = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replicator.cli.main", *args],
+        env={**os.environ, **env, "COLUMNS": "200"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
+    os.close(terminal)
+    shown: list[bytes] = []
+
+    def drain() -> None:  # until the child closes its end (EIO on Linux)
+        while True:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            shown.append(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        reader.join(timeout)
+        os.close(controller)
+    err = b"".join(shown).decode(errors="replace").replace("\r\n", "\n")
+    assert_no_leaks(out + err)
+    assert "Traceback" not in err, err
+    return Run(proc.returncode, out, err)
