@@ -8,6 +8,7 @@ import pytest
 from replicator.cli import main as cli_main
 from replicator.cli.parser import first_paragraph, sentence
 from replicator.core.output import plural, utc_time
+from tests import envelope
 from tests.logs import messages
 
 
@@ -99,3 +100,32 @@ def test_usage_errors_are_one_line(capsys, argv: list[str], says: str) -> None:
     assert cli_main.main(argv) == 2
     err = capsys.readouterr().err
     assert (err.strip().splitlines() if argv[0] == "emulator" else messages(err)) == [says]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (
+            ["list", "--target", "https://a/c/x.vhd", "--target", "https://a/c/y.vhd"],
+            "replicate list: error: --target",
+        ),
+        (["--source", "d1", "--source", "d2", "--target", "t"], "replicate: error: --source"),
+        (["drill", "--target", "t", "--target", "u"], "replicate drill: error: --target"),
+    ],
+)
+def test_a_flag_naming_what_a_command_acts_on_is_taken_once(capsys, argv: list[str], says: str) -> None:
+    """argparse would keep the last `--target` silently; someone who gave two expects both. Only
+    `status` takes several (tests/e2e/test_status.py)."""
+    assert cli_main.main([*argv, "--json"]) == 2
+    captured = capsys.readouterr()
+    [line] = messages(captured.err)
+    assert line.startswith(says) and "given more than once" in line and "takes one" in line, line
+    assert envelope.parse(captured.out)["status"] == "bad input"
+
+
+def test_list_and_status_help_say_a_target_may_be_a_vm_prefix(capsys) -> None:
+    listed = " ".join(_help(capsys, "list").split())
+    assert "or a VM's prefix: a container, or a folder in it (its groups)" in listed
+    status = " ".join(_help(capsys, "status").split())
+    assert "or a VM's prefix (a container, or a folder in it" in status
+    assert "Give it several times for several targets" in status
