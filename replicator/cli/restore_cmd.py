@@ -146,7 +146,8 @@ async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
         "--name-suffix",
         default="",
         type=_named(r"[A-Za-z0-9_.-]{0,20}", "a suffix is up to 20 letters, digits, '_', '.' or '-'"),
-        help="with --group: each new disk is named after its source disk plus this suffix (e.g. -dr)",
+        help="with --group: each new disk is named after its source disk plus this suffix "
+        "(e.g. --name-suffix=-dr: a value that starts with '-' takes the = form)",
     )
     p.add_argument(
         "--location",

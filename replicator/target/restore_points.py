@@ -34,7 +34,15 @@ log = logging.getLogger(__name__)
 
 V2_SKUS = frozenset({"PremiumV2_LRS", "UltraSSD_LRS"})
 """The only disk types a 4096-byte-sector snapshot (stored as VHDX) can become."""
-DISK_SKUS = ("Standard_LRS", "StandardSSD_LRS", "StandardSSD_ZRS", "Premium_LRS", "Premium_ZRS", *V2_SKUS)
+DISK_SKUS = (
+    "Standard_LRS",
+    "StandardSSD_LRS",
+    "StandardSSD_ZRS",
+    "Premium_LRS",
+    "Premium_ZRS",
+    *sorted(V2_SKUS),
+)
+"""In this order in `--help` and errors, whatever the process's hash seed (V2_SKUS is a set)."""
 
 
 @dataclass(frozen=True)

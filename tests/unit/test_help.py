@@ -3,6 +3,10 @@ exist in that subcommand, counts in agreement, one time format, the house error 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from replicator.cli import main as cli_main
@@ -129,3 +133,29 @@ def test_list_and_status_help_say_a_target_may_be_a_vm_prefix(capsys) -> None:
     status = " ".join(_help(capsys, "status").split())
     assert "or a VM's prefix (a container, or a folder in it" in status
     assert "Give it several times for several targets" in status
+
+
+def test_restore_help_is_the_same_whatever_the_hash_seed() -> None:
+    """The disk types in one order (a set's order changes with PYTHONHASHSEED), and the suffix example
+    in the form argparse accepts (`--name-suffix -dr` reads -dr as a flag)."""
+    shown = {
+        subprocess.run(
+            [sys.executable, "-m", "replicator.cli.main", "restore", "--help"],
+            env={**os.environ, "PYTHONHASHSEED": str(seed), "COLUMNS": "100"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(4)
+    }
+    [text] = shown
+    text = " ".join(text.split())
+    assert "Premium_ZRS, PremiumV2_LRS, UltraSSD_LRS (default" in text
+    assert "(e.g. --name-suffix=-dr: a value that starts with '-' takes the = form)" in text
+
+
+def test_a_blob_url_given_for_a_group_says_a_vm_target_holds_a_blob_per_disk(capsys) -> None:
+    argv = ["restore", "--target", "https://a.blob.core.windows.net/ccc/vm1.vhd", "--group", "latest"]
+    assert cli_main.main([*argv, "--resource-group", "dr", "--location", "westeurope"]) == 2
+    [line] = messages(capsys.readouterr().err)
+    assert "names one blob (vm1.vhd), but a virtual machine's target holds a blob per disk" in line, line
