@@ -159,8 +159,10 @@ async def list_points(target: PageBlobTarget) -> Listing:
     """Every restore point of `target`; UserError when there is no target blob."""
     inspection = await target.inspect()
     if not inspection.exists:
-        raise UserError(
-            f"there is no target blob at {target.url.display}; nothing has been replicated there."
+        raise UserError(  # the hint: `restore` or `drill` given a VM's prefix without --group
+            f"there is no target blob at {target.url.display}; nothing has been replicated there (a VM's "
+            "prefix holds its disks' blobs: `replicate list` shows its groups, `restore` and `drill` take "
+            "one with --group)."
         )
     state = inspection.state
     points = [PointInfo.of(p, state) for p in await target.restore_points()]

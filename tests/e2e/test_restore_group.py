@@ -80,6 +80,7 @@ def test_group_refusals_create_nothing(world: World) -> None:
         (("--group", "latest", "--disk-name", "x"), "--disk-name names one disk"),
         (("--group", "latest", "--zone", "7"), "--zone must be"),
         (("--point", "latest"), "--disk-name is required with --point"),
+        (("--point", "latest", "--disk-name", "x"), "`restore` and `drill` take one with --group"),
     ]
     for args, words in cases:
         refused = cli(
