@@ -159,3 +159,12 @@ def test_a_blob_url_given_for_a_group_says_a_vm_target_holds_a_blob_per_disk(cap
     assert cli_main.main([*argv, "--resource-group", "dr", "--location", "westeurope"]) == 2
     [line] = messages(capsys.readouterr().err)
     assert "names one blob (vm1.vhd), but a virtual machine's target holds a blob per disk" in line, line
+
+
+def test_an_unknown_bench_scenario_is_a_usage_error(capsys) -> None:
+    """Not a KeyError traceback from deep in the scenario builders."""
+    assert cli_main.main(["bench", "--scenarios", "scattered", "nope"]) == 2
+    [line] = messages(capsys.readouterr().err)
+    assert line.startswith(
+        "replicate bench: error: --scenarios: invalid choice: 'nope' (choose from 'scattered'"
+    )
