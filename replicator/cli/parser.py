@@ -34,7 +34,7 @@ _REWRITES: tuple[tuple[str, str], ...] = (
     (r"argument (\S+): invalid float value: (.*)", r"\1: expected a number; got \2"),
     (
         r"argument (\S+): expected one argument",
-        r"\1 needs a value (one that starts with '-' takes the = form: \1=-5)",
+        r"\1 needs a value (one that starts with '-' takes the = form: \1=-VALUE)",
     ),
     (r"argument (\S+): (.*)", r"\1: \2"),
     (r"unrecognized arguments: (.*)", r"Unknown argument \1"),

@@ -76,7 +76,10 @@ def test_plural_and_one_time_format() -> None:
             "--resource-group, --disk-name and --location are required.",
         ),
         ("the following arguments are required: --a, --b", "--a and --b are required."),
-        ("argument --max-bandwidth: expected one argument", "--max-bandwidth needs a value"),
+        (
+            "argument --name-suffix: expected one argument",
+            "--name-suffix needs a value (one that starts with '-' takes the = form: --name-suffix=-VALUE).",
+        ),
     ],
 )
 def test_argparse_messages_in_the_house_style(message: str, expected: str) -> None:
