@@ -77,6 +77,11 @@ def test_plural_and_one_time_format() -> None:
         ),
         ("the following arguments are required: --a, --b", "--a and --b are required."),
         (
+            "argument --older-than: not allowed with argument --keep",
+            "--keep and --older-than exclude each other: give one.",
+        ),
+        ("one of the arguments --point --group is required", "--point or --group is required."),
+        (
             "argument --name-suffix: expected one argument",
             "--name-suffix needs a value (one that starts with '-' takes the = form: --name-suffix=-VALUE).",
         ),
