@@ -3,10 +3,13 @@ environment (`cli_process`), waited for and checked for leaked secrets and trace
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -71,13 +74,14 @@ def run(env: dict[str, str], *args: str, timeout: float = 240) -> Run:
 
 
 def on_terminal(env: dict[str, str], *args: str, timeout: float = 240) -> Run:
-    """The CLI as a person at a shell runs it: stderr on a terminal (a pseudo-terminal: human lines,
-    and for `replicate` a bar), stdout piped, stdin empty; checked for secrets and tracebacks. `err`
-    is what the terminal showed, its line ends made `\\n`."""
+    """The CLI as a person at a shell runs it: stderr on a terminal (a pseudo-terminal of 50 x 200:
+    human lines, and for `replicate` a bar), stdout piped, stdin empty; checked for secrets and
+    tracebacks. `err` is what the terminal showed (escape sequences included), line ends `\\n`."""
     controller, terminal = os.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
     proc = subprocess.Popen(
         [sys.executable, "-m", "replicator.cli.main", *args],
-        env={**os.environ, **env, "COLUMNS": "200"},
+        env={**os.environ, **env, "TERM": "xterm"},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=terminal,
@@ -87,7 +91,7 @@ def on_terminal(env: dict[str, str], *args: str, timeout: float = 240) -> Run:
     os.close(terminal)
     shown: list[bytes] = []
 
-    def drain() -> None:  # until the child closes its end (EIO on Linux)
+    def drain() -> None:  # a pty is read while the child writes, or the child blocks; until EIO
         while True:
             try:
                 data = os.read(controller, 65536)
