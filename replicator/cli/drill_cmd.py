@@ -2,15 +2,21 @@
 restore a restore point into a scratch resource group, read the disk back, compare, delete it, and
 report the measured RTO (replicator.engine.drill). Exit 0 only when the disk equals its restore point.
 With `--target PREFIX --group ID|latest`: every disk of a VM's group at once.
+
+The result is one sentence on stdout (or the `--json` envelope) and the `drill_done` event on the log
+stream (`_result`), never the same sentence twice on one terminal.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from replicator.cli import shell
 from replicator.cli.restore_cmd import add_overrides, location_type, overrides, resource_group_type
 from replicator.core.errors import EXIT_MISMATCH, EXIT_OK, ReplicationError
-from replicator.core.output import human_duration
+from replicator.core.output import measured_duration
 from replicator.engine.drill import DrillRequest, DrillResult, GroupDrill, drill, drill_group
+from replicator.observe import jsonlog
 from replicator.settings.knobs import TARGET_KNOBS
 
 
@@ -67,8 +73,8 @@ async def _drill(invocation: shell.Invocation) -> shell.CommandResult:
     point = result.point
     assert point is not None and result.comparison is not None  # a drill that ran to the end
     timing = (
-        f"disk ready in {human_duration(result.ready_seconds or 0)}, "
-        f"verified in {human_duration(result.verified_seconds or 0)}"
+        f"disk ready in {measured_duration(result.ready_seconds or 0)}, "
+        f"verified in {measured_duration(result.verified_seconds or 0)}"
     )
     comparison = result.comparison
     if comparison.equal:
@@ -88,19 +94,7 @@ async def _drill(invocation: shell.Invocation) -> shell.CommandResult:
             f"{comparison.first_mismatch}; the replica does not give back its source: replicate it "
             f"again in full (a new target) and drill again; {timing}."
         )
-
-    def show() -> None:
-        print(line)
-
-    shell.say(line, "drill_done", **result.to_json())
-    return shell.CommandResult(
-        config.json,
-        result.outcome,
-        result.to_json(),
-        show,
-        EXIT_OK if comparison.equal else EXIT_MISMATCH,
-        error,
-    )
+    return _result(config.json, result.outcome, result.to_json(), line, error)
 
 
 def _group_result(json: bool, done: GroupDrill) -> shell.CommandResult:
@@ -113,8 +107,8 @@ def _group_result(json: bool, done: GroupDrill) -> shell.CommandResult:
             + "; ".join(f"disk {entry.name}: {error}" for entry, error in failed)
         )
     timing = (
-        f"every disk ready in {human_duration(done.slowest('ready_seconds') or 0)}, "
-        f"verified in {human_duration(done.slowest('verified_seconds') or 0)}"
+        f"every disk ready in {measured_duration(done.slowest('ready_seconds') or 0)}, "
+        f"verified in {measured_duration(done.slowest('verified_seconds') or 0)}"
     )
     bad = [e.name for e, r in done.disks if not (isinstance(r, DrillResult) and r.outcome == "passed")]
     if done.outcome == "passed":
@@ -128,15 +122,20 @@ def _group_result(json: bool, done: GroupDrill) -> shell.CommandResult:
             f"drill of group {done.group.group_id} failed: {', '.join(bad)} did not read back equal to "
             f"their restore points; {timing}."
         )
-    shell.say(line, "drill_done", **done.to_json())
-    return shell.CommandResult(
-        json,
-        done.outcome,
-        done.to_json(),
-        lambda: print(line),
-        EXIT_OK if error is None else EXIT_MISMATCH,
-        error,
-    )
+    return _result(json, done.outcome, done.to_json(), line, error)
+
+
+def _result(
+    json: bool, outcome: str, payload: dict[str, Any], line: str, error: str | None
+) -> shell.CommandResult:
+    """The drill's ending: `line` on stdout (the envelope with `--json`), exit 0 or 6 (`error`: the
+    line of a mismatch), and the `drill_done` event carrying `payload` on the log stream, which the
+    logs of cron or a container keep. On a terminal without `--json` the event is left out: its
+    message is `line`, which stdout prints to the same screen."""
+    if json or not jsonlog.on_terminal():
+        shell.say(line, "drill_done", **payload)
+    exit_code = EXIT_OK if error is None else EXIT_MISMATCH
+    return shell.CommandResult(json, outcome, payload, lambda: print(line), exit_code, error)
 
 
 def main(argv: list[str]) -> int:

@@ -118,6 +118,11 @@ async def _list(invocation: shell.Invocation) -> shell.CommandResult:
         "first).",
         knobs=TARGET_KNOBS,
     )
+    p.reword(
+        "target",
+        "URL of a target page blob (its restore points), or a VM's prefix: a container, or a folder in "
+        "it (its groups); a SAS in it is honoured. (required)",
+    )
     args = p.parse_args(invocation.argv)
     config = shell.configure(p, args)
     found = await read(config)

@@ -34,9 +34,11 @@ _REWRITES: tuple[tuple[str, str], ...] = (
     (r"argument (\S+): invalid float value: (.*)", r"\1: expected a number; got \2"),
     (
         r"argument (\S+): expected one argument",
-        r"\1 needs a value (one that starts with '-' takes the = form: \1=-5)",
+        r"\1 needs a value (one that starts with '-' takes the = form: \1=-VALUE)",
     ),
+    (r"argument (\S+): not allowed with argument (\S+)", r"\2 and \1 exclude each other: give one"),
     (r"argument (\S+): (.*)", r"\1: \2"),
+    (r"one of the arguments (\S+) (\S+) is required", r"\1 or \2 is required"),
     (r"unrecognized arguments: (.*)", r"Unknown argument \1"),
     (r"the following arguments are required: ([^,]*)", r"\1 is required"),
     (r"the following arguments are required: (.*), ([^,]*)", r"\1 and \2 are required"),
@@ -60,6 +62,22 @@ def first_paragraph(doc: str | None) -> str:
     return " ".join((doc or "").split("\n\n")[0].split())
 
 
+class _Once(argparse.Action):
+    """Stores a flag that names what a command acts on (`--source`, `--target`) and refuses it given
+    twice: argparse would keep the last silently, and someone who gave two targets expects both."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, *_: Any
+    ) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            raise argparse.ArgumentError(self, f"given more than once; `{parser.prog}` takes one")
+        setattr(namespace, self.dest, value)
+
+
+ONCE = ("source", "target")
+"""The knobs a command takes once (`_Once`), unless it names them `repeated` (`status --target`)."""
+
+
 _METAVARS: dict[Callable[[str], Any], str] = {parse_size: "SIZE", parse_float: "SECONDS", parse_int: "N"}
 """What `--help` shows as a knob's value, by its parser (else: the knob's name)."""
 
@@ -68,17 +86,20 @@ class CommandParser(argparse.ArgumentParser):
     """argparse whose usage errors raise UserError (one sentence, exit 2) instead of printing usage and
     exiting, and which knows the knobs its command takes."""
 
-    def __init__(self, *args: Any, knobs: Collection[str] = (), **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, knobs: Collection[str] = (), repeated: Collection[str] = (), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.knobs: list[str] = []
-        self.add_knobs(knobs)
+        self.add_knobs(knobs, repeated)
 
     def error(self, message: str) -> NoReturn:
         raise UserError(sentence(message, hint=f"see `{self.prog} --help`"))
 
-    def add_knobs(self, names: Collection[str]) -> None:
+    def add_knobs(self, names: Collection[str], repeated: Collection[str] = ()) -> None:
         """Take the knobs `names` (in KNOBS order): a flag each (environment-only knobs have none),
-        defaulting to None so that `config` fills it from the environment."""
+        defaulting to None so that `config` fills it from the environment. A knob `repeated` may be
+        given several times (a list of its values); one of ONCE otherwise only once."""
         for knob in KNOBS:
             if knob.name not in names or knob.name in self.knobs:
                 continue
@@ -95,7 +116,14 @@ class CommandParser(argparse.ArgumentParser):
             else:
                 metavar = _METAVARS.get(knob.parse, knob.name.upper())
                 metavar = "{" + ",".join(knob.choices) + "}" if knob.choices else metavar
-                self.add_argument(knob.flag, dest=knob.name, metavar=metavar, help=help_text)
+                action = "append" if knob.name in repeated else _Once if knob.name in ONCE else "store"
+                self.add_argument(knob.flag, dest=knob.name, metavar=metavar, help=help_text, action=action)
+
+    def reword(self, name: str, text: str) -> None:
+        """Say what the knob `name` means to this command (`list` and `status` read a VM's prefix too),
+        keeping its environment variable in the help."""
+        action = next(a for a in self._actions if a.dest == name)
+        action.help = f"{text} [env {next(k.env for k in KNOBS if k.name == name)}]"
 
     def config(
         self,

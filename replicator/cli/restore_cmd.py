@@ -8,14 +8,17 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
+from typing import Any
 
 from replicator.cli import shell
+from replicator.cli.argv import target_display
 from replicator.core import arm_ids
 from replicator.core.disk_profile import Overrides, parse_security_type, parse_tags, parse_zone
 from replicator.core.errors import UserError
 from replicator.settings.knobs import TARGET_KNOBS
+from replicator.target.manifest import DiskEntry
 from replicator.target.restore_disk import AUTH_MODES, FALLBACK_SKU, RestoreRequest, RestoreResult, restore
-from replicator.target.restore_group import GroupRestore, restore_group
+from replicator.target.restore_group import GroupRestore, disk_json, restore_group
 from replicator.target.restore_points import DISK_SKUS
 
 
@@ -143,7 +146,8 @@ async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
         "--name-suffix",
         default="",
         type=_named(r"[A-Za-z0-9_.-]{0,20}", "a suffix is up to 20 letters, digits, '_', '.' or '-'"),
-        help="with --group: each new disk is named after its source disk plus this suffix (e.g. -dr)",
+        help="with --group: each new disk is named after its source disk plus this suffix "
+        "(e.g. --name-suffix=-dr: a value that starts with '-' takes the = form)",
     )
     p.add_argument(
         "--location",
@@ -181,41 +185,42 @@ async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
         data_access_auth_mode=args.data_access_auth_mode,
     )
     if args.group is not None:
-        return _group_result(
-            config.json, await restore_group(config, args.group, request, args.name_suffix, shell.say)
-        )
+        restored: list[dict[str, Any]] = []  # the disks created so far: a failure's envelope lists them
+        invocation.error_payload = lambda: {"target": target_display(invocation.argv), "disks": restored}
+
+        def created(entry: DiskEntry, result: RestoreResult) -> None:
+            _say_restored(result)
+            restored.append(disk_json(entry, result))
+
+        done = await restore_group(config, args.group, request, args.name_suffix, shell.say, created)
+        return _group_result(config.json, done)
     result = await restore(config, request, shell.say)
-
-    def show() -> None:
-        _say_restored(result)
-        print(result.disk_id)
-
-    return shell.CommandResult(config.json, "restored", result.to_json(), show)
+    _say_restored(result)
+    return shell.CommandResult(config.json, "restored", result.to_json(), lambda: print(result.disk_id))
 
 
 def _group_result(json: bool, done: GroupRestore) -> shell.CommandResult:
-    """The disks' IDs in VM order on stdout, then the `az vm create` line that attaches them."""
+    """The `az vm create` line that attaches the disks (stderr), and their IDs in VM order on stdout."""
+    attach = done.attach_command()
+    data = " ".join(attach["attach_data_disks"])
+    shell.say(
+        f"attach them: az vm create ... --attach-os-disk {attach['attach_os_disk']}"
+        + (f" --attach-data-disks {data}" if data else "")
+        + (f" --os-type {attach['os_type']}" if attach["os_type"] else ""),
+        "restored_group",
+        group=done.group.group_id,
+    )
 
     def show() -> None:
         for _, result in done.disks:
-            _say_restored(result)
-        for _, result in done.disks:
             print(result.disk_id)
-        attach = done.attach_command()
-        data = " ".join(attach["attach_data_disks"])
-        shell.say(
-            f"attach them: az vm create ... --attach-os-disk {attach['attach_os_disk']}"
-            + (f" --attach-data-disks {data}" if data else "")
-            + (f" --os-type {attach['os_type']}" if attach["os_type"] else ""),
-            "restored_group",
-            group=done.group.group_id,
-        )
 
     return shell.CommandResult(json, "restored", done.to_json(), show)
 
 
 def _say_restored(result: RestoreResult) -> None:
-    """The `restored` line of one disk: what it was given, and a warning for tags not recorded."""
+    """The `restored` line of one disk on the log stream (with `--json` too: the stream is stderr):
+    what it was given, and a warning for tags not recorded."""
     kept = ", ".join(
         f"{name} {value}"
         for name, value in (

@@ -1,4 +1,4 @@
-"""`replicate status [--target URL] --max-age DURATION [--json]`: how old is each DR copy?
+"""`replicate status [--target URL ...] --max-age DURATION [--json]`: how old is each DR copy?
 
 The library is replicator.fleet.status (which targets, reading them) and replicator.core.freshness (verdicts,
 table); this module parses, prints, and returns the worst verdict's exit code.
@@ -29,8 +29,8 @@ DESCRIPTION = (
     "Say how current each replica is: per target the newest restore point and its source snapshot, "
     "the lag (the RPO held now), the source's newest snapshot and whether it is replicated, a run in "
     "progress, the lease, the disk's snapshots against 500 and active SAS grants against 5, and a "
-    "verdict. Reads only: no lease, no grant, no write. Without --target: every job of "
-    f"{JOBS_ENV} and {DISCOVER_ENV}."
+    "verdict (a VM's prefix: by its newest complete group). Reads only: no lease, no grant, no write. "
+    f"The targets: every --target given, else every job of {JOBS_ENV} and {DISCOVER_ENV}."
 )
 
 EPILOG = f"""\
@@ -50,14 +50,14 @@ exit codes (the worst target decides; a confirmed problem outranks an unreadable
 
 
 async def _status(invocation: shell.Invocation) -> shell.CommandResult:
-    p = invocation.parser(textwrap.fill(DESCRIPTION, 79), knobs=STATUS_KNOBS)
+    p = invocation.parser(textwrap.fill(DESCRIPTION, 79), knobs=STATUS_KNOBS, repeated=("target",))
     p.epilog, p.formatter_class = EPILOG, argparse.RawDescriptionHelpFormatter
-    for action in p._actions:  # the common knob's help says "(required)"; here it is optional
-        if action.dest == "target":
-            action.help = (
-                f"URL of the target page blob (a SAS in it is honoured); without it, every job of {JOBS_ENV} "
-                f"and {DISCOVER_ENV}. [env REPLICATOR_TARGET]"
-            )
+    p.reword(  # the common knob's help says "(required)"; here it is optional, and repeated
+        "target",
+        "URL of a target page blob, or a VM's prefix (a container, or a folder in it, holding its group "
+        "manifests); a SAS in it is honoured. Give it several times for several targets; without it, "
+        f"every job of {JOBS_ENV} and {DISCOVER_ENV}.",
+    )
     p.add_argument(
         "--max-age",
         metavar="DURATION",
@@ -65,10 +65,12 @@ async def _status(invocation: shell.Invocation) -> shell.CommandResult:
         f"(required) [env {MAX_AGE_ENV}]",
     )
     args = p.parse_args(invocation.argv)
+    named = list(dict.fromkeys(args.target or ()))  # every --target, in order, each once
+    args.target = named[0] if len(named) == 1 else None  # several: checked by `check`, not by Config
     env = os.environ
     seconds = max_age(args.max_age, env)
     config = shell.configure(p, args, env, required=())
-    checked = await check(config, seconds, env)
+    checked = await check(config, seconds, env, named)
     verdict = worst([c.judgement.verdict for c in checked])
 
     def show() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from replicator.core.output import human_duration
+from replicator.core.output import measured_duration
 
 DrillOutcome = Literal["passed", "mismatch", "failed"]
 
@@ -41,9 +41,9 @@ class DrillRecord:
 
     def describe(self) -> str:
         """One line: `passed at <time> (restore point <id>, <name>): disk ready in 1 min 2 s,
-        verified in 3 min 0 s`."""
+        verified in 3 min 0 s` (`0.4 s` below a minute)."""
         timings = [
-            f"{what} in {human_duration(seconds)}"
+            f"{what} in {measured_duration(seconds)}"
             for what, seconds in (("disk ready", self.ready_seconds), ("verified", self.verified_seconds))
             if seconds is not None
         ]

@@ -50,6 +50,14 @@ def human_duration(seconds: float) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
+def measured_duration(seconds: float) -> str:
+    """'0.4 s', '42.3 s', then as human_duration ('5 min 3 s'): a time that was measured (an RTO), to
+    the tenth of a second below a minute, where whole seconds would print a fast restore as '0 s'."""
+    if seconds < 59.95:
+        return f"{max(0.0, seconds):.1f} s"
+    return human_duration(seconds)
+
+
 SCHEMA_VERSION = 1
 """Version of the JSON envelope; see the module docstring for when it changes."""
 

@@ -19,6 +19,8 @@ account SAS" (Blob service operations by signed resource type and permission) an
   operations need `sr=b`/`c`/`d` or resource type o. A snapshot or version SAS (`sr=bs`, `bv`)
   opens that one snapshot, never the base blob. An account SAS works only with the blob service in
   `ss`.
+- A service or user delegation SAS always carries `sr`, an account SAS `ss`, `srt` and `sp` (both
+  pages list them as required): a SAS with neither `sr` nor `ss`/`srt` was cut short.
 - A refused permission is 403 `AuthorizationPermissionMismatch` (a SAS or a role alike); a SAS of
   the wrong scope `AuthorizationResourceTypeMismatch`; an account SAS of another service
   `AuthorizationServiceMismatch`; anything else the SAS kind cannot do, or a firewall,
@@ -225,6 +227,12 @@ def check_sas(url: str, command: str) -> None:
     sas = parse_sas(url)
     if sas is None:
         return
+    if sas.resource is None and not sas.is_account:  # a token cut short when it was copied
+        raise UserError(
+            "the SAS of --target is incomplete: it has neither sr (what a service SAS opens) nor ss and "
+            f"srt (an account SAS's services and resource types), so `{command_name(command)}` cannot use "
+            "it; give the whole SAS token Azure made (az storage container generate-sas, or the portal)."
+        )
     required = [n for n in COMMANDS[command] if n.required]
     scopes = [(n, unreachable(sas, OPERATIONS[n.operation].level)) for n in required]
     if blocked := [(n, why) for n, why in scopes if why is not None]:

@@ -52,6 +52,16 @@ class SnapshotResult:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def how(self) -> str:
+        """The mode and its reason as one phrase: `diff from s1`, `full copy (the target has no
+        restore point)`. Why: a reason that already names the mode ("diff from s1", "full copy") would
+        otherwise read twice ("diff copy (diff from s1)")."""
+        copy = "full copy" if self.mode == "full" else f"{self.mode} copy"
+        if self.reason.startswith((copy, f"{self.mode} from")):
+            return self.reason
+        return f"{copy} ({self.reason})"
+
 
 @dataclass
 class Protected:
@@ -106,9 +116,10 @@ class RunResult:
 class Progress:
     """Listener of a run. Every hook is optional; the defaults ignore the event."""
 
-    def for_disk(self, name: str) -> Progress:
-        """The listener of the disk `name` of a VM run, whose disks run at once; by default one that
-        ignores every event. The run's own listener keeps the steps of the whole VM (`on_message`)."""
+    def for_disk(self, name: str, index: int, count: int) -> Progress:
+        """The listener of the disk `name`, `index` (1-based) of the `count` disks of a VM run, whose
+        disks run at once; by default one that ignores every event. The run's own listener keeps the
+        steps of the whole VM (`on_message`)."""
         return Progress()
 
     def on_message(self, text: str) -> None:
@@ -153,8 +164,8 @@ class Fanout(Progress):
     def __init__(self, *listeners: Progress) -> None:
         self.listeners = listeners
 
-    def for_disk(self, name: str) -> Progress:
-        return Fanout(*(listener.for_disk(name) for listener in self.listeners))
+    def for_disk(self, name: str, index: int, count: int) -> Progress:
+        return Fanout(*(listener.for_disk(name, index, count) for listener in self.listeners))
 
 
 def _fan_out(name: str) -> Any:
@@ -192,11 +203,11 @@ class Tally(Progress):
         self.protected: Protected | None = None
         self.disks: dict[str, Tally] = {}  # a VM run's disks, each its own tally (for_disk)
 
-    def for_disk(self, name: str) -> Tally:
-        child = self.disks[name] = self._child(name)
+    def for_disk(self, name: str, index: int, count: int) -> Tally:
+        child = self.disks[name] = self._child(name, index, count)
         return child
 
-    def _child(self, name: str) -> Tally:
+    def _child(self, name: str, index: int, count: int) -> Tally:
         """A new listener of one disk (a subclass words it: replicator.observe.progress_log)."""
         return Tally()
 

@@ -207,9 +207,10 @@ class _VmRun:
         """--snapshot-now: every disk's target checked first; then a crash-consistent restore point
         without the disks Azure leaves out of it, and an incremental snapshot of each of those."""
         disks = await self._disk_infos(vm.disks)
-        for disk in vm.disks:  # bad input before anything is created: another disk's blob there
+        # bad input before anything is created: another disk's blob there
+        for index, disk in enumerate(vm.disks, 1):
             identity = DiskIdentity(disk.disk_id, (info.unique_id if (info := disks[disk.name]) else None))
-            async with self._target(disk.name, disk.disk_id) as each:
+            async with self._target(disk.name, disk.disk_id, (index, len(vm.disks))) as each:
                 await check_points(each, identity, [])
         outside = [d for d in vm.disks if left_out(_facts(d, disks[d.name]))]
         point = await vm_restore_points.take_restore_point(
@@ -276,8 +277,12 @@ class _VmRun:
         entries = [e for e in group.manifest.disks if e.name in group.points]
         async with contextlib.AsyncExitStack() as stack:
             targets = {}
+            every = group.manifest.disks
+            place = {e.name: (index, len(every)) for index, e in enumerate(every, 1)}
             for entry in entries:  # every check before the manifest is written and before any grant
-                each = await stack.enter_async_context(self._target(entry.name, entry.disk_id))
+                each = await stack.enter_async_context(
+                    self._target(entry.name, entry.disk_id, place[entry.name])
+                )
                 await check_points(
                     each, _identity(entry, group.points[entry.name]), [group.points[entry.name]]
                 )
@@ -345,8 +350,8 @@ class _VmRun:
         newest N, keeping whatever a disk's next diff or an unfinished group needs."""
         keep = self.config.source_keep or 0
         states = {}
-        for disk in vm.disks:
-            async with self._target(disk.name, disk.disk_id) as each:
+        for index, disk in enumerate(vm.disks, 1):
+            async with self._target(disk.name, disk.disk_id, (index, len(vm.disks))) as each:
                 states[disk.name] = each.inspection.state
         needed = set()
         for state in states.values():
@@ -378,9 +383,10 @@ class _VmRun:
     # --- helpers ----------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _target(self, name: str, disk_id: str) -> AsyncIterator[TargetRun]:
+    async def _target(self, name: str, disk_id: str, position: tuple[int, int]) -> AsyncIterator[TargetRun]:
         """A disk's base blob as a disk run sees it: its own Config (`source` the disk, `target` its
-        blob with the prefix's SAS), inspected, with the disk's own listener."""
+        blob with the prefix's SAS), inspected, with the disk's own listener (`position`: the disk's
+        index, 1-based, and the count of the VM's disks, which its lines show)."""
         blob = self.prefix.blob(disk_blob(name))
         config = replace(
             self.config,
@@ -393,7 +399,7 @@ class _VmRun:
         command = "replicate --plan" if self.config.plan else "replicate"
         async with PageBlobTarget(config, command=command) as target:
             inspection = await target.inspect()
-            listener = self.progress.for_disk(name)
+            listener = self.progress.for_disk(name, *position)
             yield TargetRun(config, target, inspection, self.source, self.reader, listener, self.budget)
 
     async def _disk_infos(self, disks: tuple[VmDisk, ...]) -> dict[str, DiskInfo | None]:

@@ -245,11 +245,12 @@ def max_age(raw: str | None, env: Mapping[str, str]) -> float:
         raise UserError(f"{origin}: {exc}.") from None
 
 
-async def targets(config_target: str, env: Mapping[str, str]) -> list[JobSpec]:
-    """The jobs to check: `config_target` alone, else every job of REPLICATOR_JOBS / REPLICATOR_DISCOVER;
-    UserError when there is none (a probe that checks nothing must not pass)."""
-    if config_target:
-        return [JobSpec("", config_target)]
+async def targets(config_target: str, env: Mapping[str, str], named: Sequence[str] = ()) -> list[JobSpec]:
+    """The jobs to check: the targets `named` (several `--target`), else `config_target` alone, else
+    every job of REPLICATOR_JOBS / REPLICATOR_DISCOVER; UserError when there is none (a probe that
+    checks nothing must not pass)."""
+    if named or config_target:
+        return [JobSpec("", target) for target in (named or [config_target])]
     if not env.get(JOBS_ENV) and not env.get(DISCOVER_ENV):
         raise UserError(
             f"nothing to check: give --target (or REPLICATOR_TARGET), or set {JOBS_ENV} or {DISCOVER_ENV} "
@@ -289,6 +290,8 @@ async def survey(
     return [Checked(f, judge(f, now, max_age_seconds), now) for f in facts]
 
 
-async def check(config: Config, max_age_seconds: float, env: Mapping[str, str]) -> list[Checked]:
+async def check(
+    config: Config, max_age_seconds: float, env: Mapping[str, str], named: Sequence[str] = ()
+) -> list[Checked]:
     """What `replicate status` and the Functions status timer run: judge every target (`targets`)."""
-    return await survey(config, await targets(config.target, env), max_age_seconds)
+    return await survey(config, await targets(config.target, env, named), max_age_seconds)

@@ -278,7 +278,7 @@ class RunMeter(Progress):
     def on_protected(self, point: Protected) -> None:
         self.protected_through = point.snapshot_time
 
-    def for_disk(self, name: str) -> Progress:
+    def for_disk(self, name: str, index: int, count: int) -> Progress:
         """A disk of a VM run adds its bytes; the lag is the VM's (its newest complete group, which
         the run reports itself), never one disk's newer restore point."""
         return _DiskBytes(self)

@@ -68,8 +68,9 @@ class RateWindow:
         return (done - before) / (now - then) if now > then else None
 
 
-def snapshot_summary(result: SnapshotResult) -> str:
-    """The line that ends a snapshot: where it went, how, and what it cost.
+def snapshot_summary(result: SnapshotResult, name: str | None = None) -> str:
+    """The line that ends a snapshot: what (`name`, default the snapshot's), where it went, how, and
+    what it cost.
 
     Clears are worded by what they are, because a bare "63.8 GiB cleared" reads as data loss: a full
     copy into a target that held data zeroes it where the source holds none (on a blank target it
@@ -99,7 +100,7 @@ def snapshot_summary(result: SnapshotResult) -> str:
         )
     if result.verified:
         cost.append("verified")
-    return f"{result.snapshot_name}: {where}; {result.mode} ({result.reason}); {', '.join(cost)}"
+    return f"{name or result.snapshot_name}: {where}; {result.how}; {', '.join(cost)}"
 
 
 def progress_line(
@@ -135,9 +136,16 @@ class LogProgress(Tally):
     """Logs a run's steps, snapshots and (`report`) progress records; `context` goes on every event
     (a fleet job: run_id, disk, target). `clock` is injectable so a test can drive the rate."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, **context: Any) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        position: tuple[int, int] | None = None,
+        **context: Any,
+    ) -> None:
         super().__init__()
         self.context = context
+        self.position = position  # a VM run's disk: (index, count) of the VM's disks
         self.clock = clock
         self.rate = RateWindow()
         self.index = self.count = self.retries = 0  # snapshot `index` of `count`
@@ -147,10 +155,18 @@ class LogProgress(Tally):
     def _event(self, name: str, message: str, level: int = logging.INFO, **fields: Any) -> None:
         event(name, level, message=message, **{**self.context, **fields})
 
-    def _child(self, name: str) -> LogProgress:
+    def _child(self, name: str, index: int, count: int) -> LogProgress:
         """A disk of a VM run logs its own lines, each with `disk` its name (in place of a fleet job's
         source: the VM); never a bar, since the disks run at once."""
-        return LogProgress(clock=self.clock, **{**self.context, "disk": name})
+        return LogProgress(clock=self.clock, position=(index, count), **{**self.context, "disk": name})
+
+    def _name(self, result: SnapshotResult) -> str:
+        """What a line is about: a disk of a VM run by its name and place (`vm1-data1 (disk 2 of 3)`:
+        it copies one disk restore point per group, so a snapshot count would say `[1/1]` on every
+        disk), else the snapshot, `index` of the `count` this run replicates (`[2/5] s2`)."""
+        if self.position is not None:
+            return f"{self.context['disk']} (disk {self.position[0]} of {self.position[1]})"
+        return f"[{self.index}/{self.count}] {result.snapshot_name}"
 
     def on_message(self, text: str) -> None:
         self.step = text
@@ -163,7 +179,7 @@ class LogProgress(Tally):
         self.rate.restart(self.started)
         self._event(
             "snapshot_start",
-            f"[{index}/{total}] {result.snapshot_name}: {result.mode} copy ({result.reason})",
+            f"{self._name(result)}: {result.how}",
             snapshot=result.snapshot_id,
             snapshot_name=result.snapshot_name,
             index=index,
@@ -181,7 +197,7 @@ class LogProgress(Tally):
         super().on_snapshot_done(result)
         self._event(
             "snapshot_done",
-            snapshot_summary(result),
+            snapshot_summary(result, self.context["disk"] if self.position else None),
             snapshot=result.snapshot_id,
             snapshot_name=result.snapshot_name,
             mode=result.mode,
@@ -216,7 +232,7 @@ class LogProgress(Tally):
         eta = self.remaining / rate if self.total_known and rate else None
         if self.total_known and self.remaining == 0:
             eta = 0.0
-        name = f"{current.snapshot_name} [{self.index}/{self.count}]"
+        name = self._name(current)
         line = progress_line(
             name,
             self.written,

@@ -200,8 +200,8 @@ def parse_target_prefix(url: str, *, allow_http: bool) -> TargetPrefix:
     prefix = "/".join(s for s in segments[1:] if s)
     if prefix.lower().endswith(".vhd"):
         raise UserError(
-            f"--target {clip(redact_url(url))!r} names one blob ({prefix}), but the source is a virtual "
-            "machine with a blob per disk: give a container or a folder in it "
+            f"--target {clip(redact_url(url))!r} names one blob ({prefix}), but a virtual machine's "
+            "target holds a blob per disk: give a container or a folder in it "
             "(https://<account>.blob.core.windows.net/<container>/<prefix>); each disk goes to "
             "<prefix>/<disk name>.vhd."
         )

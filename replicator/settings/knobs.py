@@ -133,7 +133,7 @@ def parse_float(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"expected a number; got {clip(text)!r}") from None
+        raise ValueError(f"expected a number of seconds; got {clip(text)!r}") from None
 
 
 KNOBS: tuple[Knob, ...] = (

@@ -26,7 +26,7 @@ from replicator.plumbing.urlcheck import parse_target_prefix
 from replicator.settings.config import Config
 from replicator.target.groups import GroupStore
 from replicator.target.manifest import DiskEntry, GroupManifest
-from replicator.target.restore_disk import RestoreRequest, RestoreResult, create, prepare
+from replicator.target.restore_disk import PreparedRestore, RestoreRequest, RestoreResult, create, prepare
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,15 @@ class GroupRestore:
                 "consistency": g.consistency,
                 "consistency_reasons": list(g.consistency_reasons),
             },
-            "disks": [
-                {"name": entry.name, "role": entry.role, "lun": entry.lun, **result.to_json()}
-                for entry, result in self.disks
-            ],
+            "disks": [disk_json(entry, result) for entry, result in self.disks],
             "az_vm_create": self.attach_command(),
         }
+
+
+def disk_json(entry: DiskEntry, result: RestoreResult) -> dict[str, Any]:
+    """One disk restored, as `--json` shows it: the restore's document plus its source disk's name,
+    role and LUN."""
+    return {"name": entry.name, "role": entry.role, "lun": entry.lun, **result.to_json()}
 
 
 def vm_order(disks: tuple[DiskEntry, ...]) -> list[DiskEntry]:
@@ -98,9 +101,12 @@ async def restore_group(
     template: RestoreRequest,
     name_suffix: str,
     on_message: Callable[[str], None] = lambda _: None,
+    on_restored: Callable[[DiskEntry, RestoreResult], None] = lambda *_: None,
 ) -> GroupRestore:
     """Every disk of the group `wanted` as `template` says (resource group, location, overrides),
-    each named `<source disk name><name_suffix>`; checked in full before any is created."""
+    each named `<source disk name><name_suffix>`; checked in full before any is created.
+    `on_restored` hears of each disk as it is created: when another fails, the error says which
+    exist, and so can the caller (the `--json` envelope of a failure lists them)."""
     prefix = parse_target_prefix(config.target, allow_http=config.allow_http)
     async with GroupStore(config, prefix, command="restore") as store:
         group = await choose(store, wanted)
@@ -111,8 +117,14 @@ async def restore_group(
     ]
     prepared = [await prepare(c, r) for c, r in zip(configs, requests, strict=True)]
     on_message(f"restoring group {group.group_id} of {group.vm_name}: {len(entries)} disks in parallel")
+
+    async def one(entry: DiskEntry, config: Config, ready: PreparedRestore) -> RestoreResult:
+        result = await create(config, ready, on_message)
+        on_restored(entry, result)
+        return result
+
     done = await asyncio.gather(
-        *(create(c, p, on_message) for c, p in zip(configs, prepared, strict=True)), return_exceptions=True
+        *(one(e, c, p) for e, c, p in zip(entries, configs, prepared, strict=True)), return_exceptions=True
     )
     failed = [(e, r) for e, r in zip(entries, done, strict=True) if isinstance(r, BaseException)]
     if failed:

@@ -34,7 +34,15 @@ log = logging.getLogger(__name__)
 
 V2_SKUS = frozenset({"PremiumV2_LRS", "UltraSSD_LRS"})
 """The only disk types a 4096-byte-sector snapshot (stored as VHDX) can become."""
-DISK_SKUS = ("Standard_LRS", "StandardSSD_LRS", "StandardSSD_ZRS", "Premium_LRS", "Premium_ZRS", *V2_SKUS)
+DISK_SKUS = (
+    "Standard_LRS",
+    "StandardSSD_LRS",
+    "StandardSSD_ZRS",
+    "Premium_LRS",
+    "Premium_ZRS",
+    *sorted(V2_SKUS),
+)
+"""In this order in `--help` and errors, whatever the process's hash seed (V2_SKUS is a set)."""
 
 
 @dataclass(frozen=True)
@@ -151,8 +159,10 @@ async def list_points(target: PageBlobTarget) -> Listing:
     """Every restore point of `target`; UserError when there is no target blob."""
     inspection = await target.inspect()
     if not inspection.exists:
-        raise UserError(
-            f"there is no target blob at {target.url.display}; nothing has been replicated there."
+        raise UserError(  # the hint: `restore` or `drill` given a VM's prefix without --group
+            f"there is no target blob at {target.url.display}; nothing has been replicated there (a VM's "
+            "prefix holds its disks' blobs: `replicate list` shows its groups, `restore` and `drill` take "
+            "one with --group)."
         )
     state = inspection.state
     points = [PointInfo.of(p, state) for p in await target.restore_points()]

@@ -8,6 +8,7 @@ one deletes its scratch disk, and only that disk.
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 
 from tests.e2e.world import Disk, MiB, World, pattern
 from tests.helpers.arm_faults import requests, rules, throttle
-from tests.helpers.cli_runs import Run, cli_process, finish, run
+from tests.helpers.cli_runs import Run, cli_process, finish, on_terminal, run
 from tests.logs import events
 
 SCRATCH = "drills"
@@ -92,6 +93,23 @@ def test_a_drill_passes_records_itself_and_status_shows_it(faulty_world: World, 
     again = run(env, "--source", disk.id, "--target", url, "--json")
     assert again.code == 0, again.err
     assert _status(env, url).doc["targets"][0]["last_drill"]["result"] == "passed"
+
+
+def test_on_a_terminal_a_drill_says_its_result_once_with_the_rto_as_measured(
+    faulty_world: World, arm_faulty_env
+) -> None:
+    """The result line goes to stdout, not also to the terminal's log lines; an RTO under a second
+    reads as measured ("0.4 s"), never "0 s"."""
+    world, env = faulty_world, arm_faulty_env
+    _, url = _replicated(world, env)
+    where = ("--resource-group", SCRATCH, "--location", world.location)
+    done = on_terminal(env, "drill", "--target", url, *where)
+    assert done.code == 0, done.err
+    [line] = done.out.splitlines()
+    assert line.startswith("drill passed: restore point "), line
+    assert re.search(r"; disk ready in \d+\.\d s, verified in \d+\.\d s$", line), line
+    assert "drill passed" not in done.err and "deleted the drill's disk" in done.err, done.err
+    assert "{" not in done.err  # human lines on a terminal, not JSON
 
 
 def test_a_drill_reading_back_different_bytes_exits_6_and_deletes_its_disk(

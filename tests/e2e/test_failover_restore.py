@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.e2e.world import MiB, World, pattern
 from tests.emulator.test_disk_profile import encryption_set_body
+from tests.logs import events
 
 BOOT = {
     "osType": "Windows",
@@ -88,6 +89,8 @@ def test_an_os_disk_comes_back_as_it_was(world: World, replicate) -> None:
     assert (disk.network_access_policy, disk.public_network_access) == ("DenyAll", "Disabled")
     assert disk.tags == TAGS
     assert done.doc["disk"]["os_type"] == "Windows" and done.doc["sku"] == "Standard_LRS"
+    [said] = events(done.err, "restored")  # --json keeps the line a terminal shows, on the log stream
+    assert said["disk"] == done.doc["disk_id"] and "OS type Windows" in said["message"]
     world.assert_disk_equals("back", snap, full=True)
 
 

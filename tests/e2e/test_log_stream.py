@@ -5,22 +5,15 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
 import os
-import pty
 import re
-import struct
-import subprocess
-import sys
-import termios
-import threading
 from typing import Any
 
 from replicator.fleet.jobs import JobSpec, run_job
 from tests.e2e.world import MiB, World, pattern
-from tests.helpers.cli_runs import Run, cli_process, finish
+from tests.helpers.cli_runs import Run, cli_process, finish, on_terminal
 from tests.logs import events, records
 
 
@@ -72,7 +65,7 @@ def test_off_a_terminal_every_line_is_json_with_a_progress_record_every_period(
     assert (record["snapshot"], record["index"], record["total"]) == (s2, 1, 1)
     assert record["bytes_total"] == 12 * MiB and record["bytes_per_second"] > 0
     assert record["eta_seconds"] >= 0 and record["message"].endswith(" left")
-    assert record["message"].startswith(f"{s2.rsplit('/', 1)[1]} [1/1]: ") and " MiB/s" in record["message"]
+    assert record["message"].startswith(f"[1/1] {s2.rsplit('/', 1)[1]}: ") and " MiB/s" in record["message"]
     [entry] = run.doc["snapshots"]
     world.assert_restore_point_equals(url, entry["restore_point"], s2)
 
@@ -88,45 +81,9 @@ def test_on_a_terminal_the_lines_are_human_and_the_rate_binary(
     world.write(disk, (0, pattern(4, 8 * MiB)))
     s1 = world.snapshot(disk)
     url = world.target_url()
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "replicator.cli.main",
-            "--source",
-            disk.id,
-            "--target",
-            url,
-            "--max-bandwidth",
-            "4MiB",
-        ],
-        env={**os.environ, **emulator_env, "TERM": "xterm"},
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        text=True,
-    )
-    os.close(follower)
-    chunks: list[bytes] = []
-
-    def drain() -> None:  # a pty must be read while the child writes, or the child blocks
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=drain)
-    reader.start()
-    out, _ = proc.communicate(timeout=120)
-    reader.join(timeout=30)
-    os.close(leader)
-    assert proc.returncode == 0, out
-    text = ANSI.sub("", b"".join(chunks).decode(errors="replace"))
+    done = on_terminal(emulator_env, "--source", disk.id, "--target", url, "--max-bandwidth", "4MiB")
+    assert done.code == 0, done.err
+    text = ANSI.sub("", done.err)
     lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
     name = s1.rsplit("/", 1)[1]
     assert f"[1/1] {name}: full copy (the target has no restore point)" in lines, lines

@@ -5,10 +5,14 @@ byte its restore point and with its source's recorded properties; refusals creat
 
 from __future__ import annotations
 
+import pytest
 from azure.storage.blob import BlobClient
 
+from replicator.core.errors import ReplicationError
+from replicator.target import restore_group
 from tests.e2e.test_vm import cli, prefix_url, vm_world
 from tests.e2e.world import MiB, World, pattern
+from tests.logs import events
 
 
 def _disks(world: World, group: str) -> list[str]:
@@ -39,6 +43,9 @@ def test_a_group_comes_back_in_vm_order(world: World) -> None:
     ids = [d["disk_id"] for d in doc["disks"]]
     assert [i.rsplit("/", 1)[1] for i in ids] == ["vm1-os-dr", "vm1-data1-dr", "vm1-data2-dr"]
     assert doc["az_vm_create"] == {"attach_os_disk": ids[0], "attach_data_disks": ids[1:], "os_type": None}
+    # --json keeps the log stream's line of each disk restored (stderr), as a terminal shows it
+    assert sorted(e["disk"] for e in events(done.err, "restored")) == sorted(ids)
+    assert [e["group"] for e in events(done.err, "restored_group")] == [newest]
     assert _disks(world, dr) == ["vm1-data1-dr", "vm1-data2-dr", "vm1-os-dr"]
     for entry in doc["disks"]:
         created = world.compute.disks.get(dr, entry["disk_id"].rsplit("/", 1)[1])
@@ -73,6 +80,7 @@ def test_group_refusals_create_nothing(world: World) -> None:
         (("--group", "latest", "--disk-name", "x"), "--disk-name names one disk"),
         (("--group", "latest", "--zone", "7"), "--zone must be"),
         (("--point", "latest"), "--disk-name is required with --point"),
+        (("--point", "latest", "--disk-name", "x"), "`restore` and `drill` take one with --group"),
     ]
     for args, words in cases:
         refused = cli(
@@ -104,3 +112,38 @@ def test_a_group_drill_passes_and_cleans_up(world: World) -> None:
     for disk in doc["disks"]:  # each disk's drill is recorded on its own target
         status = cli(world, "status", "--target", disk["target"], "--max-age", "1d", "--json")
         assert status.doc["targets"][0]["last_drill"]["result"] == "passed"
+
+
+def test_a_group_restore_that_fails_part_way_lists_the_disks_it_created(
+    world: World, replicate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One disk's create fails (ARM refused it: here a stand-in for the create of vm1-data1), the
+    others are created: exit 1, and the `--json` envelope lists every disk that exists, as the
+    success document would, each also logged as `restored`."""
+    vm, _ = vm_world(world)
+    url = prefix_url(world)
+    assert replicate("--source", vm, "--target", url, "--snapshot-now").code == 0
+    real = restore_group.create
+
+    async def create(config, prepared, on_message):
+        if prepared.request.disk_name == "vm1-data1-dr":
+            raise ReplicationError("ARM refused the disk create (a stand-in)")
+        return await real(config, prepared, on_message)
+
+    monkeypatch.setattr(restore_group, "create", create)
+    dr = f"{world.rg}-dr"
+    failed = replicate(
+        "restore", "--target", url, "--group", "latest", "--resource-group", dr,
+        "--location", world.location, "--name-suffix=-dr", "--json",
+    )  # fmt: skip
+    assert failed.code == 1, failed.err
+    doc = failed.doc
+    assert "1 of 3 disks" in doc["error"] and "vm1-data1: ARM refused" in doc["error"]
+    assert [(d["name"], d["role"]) for d in sorted(doc["disks"], key=lambda d: d["name"])] == [
+        ("vm1-data2", "data"),
+        ("vm1-os", "os"),
+    ]
+    assert sorted(d["disk_id"].rsplit("/", 1)[1] for d in doc["disks"]) == _disks(world, dr)
+    assert sorted(e["disk"] for e in events(failed.err, "restored")) == sorted(
+        d["disk_id"] for d in doc["disks"]
+    )

@@ -17,6 +17,7 @@ import pytest
 
 from replicator.target.page_blob import PageBlobTarget
 from tests import envelope, logs
+from tests.e2e.test_vm import prefix_url, vm_world
 from tests.e2e.world import Disk, MiB, World, pattern
 from tests.helpers.cli_runs import Run, cli_process
 
@@ -120,6 +121,22 @@ def test_a_single_target_fresh_then_stale_by_its_exit_code(world: World, replica
     assert stale.code == 5, stale.err
     assert stale.out.splitlines()[1].split()[:2] == [old, "stale"]
     assert "the lag 1d 0h exceeds the maximum age 12h 0m." in stale.out
+
+
+def test_several_targets_a_blob_and_a_vm_prefix_are_each_judged(world: World, replicate) -> None:
+    """`--target` given several times (one of them twice): each target once, in the order given; a
+    VM's prefix by its newest complete group. The other commands take one (tests/unit/test_help.py)."""
+    _, _, blob = _replicated(world, replicate, "several")
+    vm, _ = vm_world(world)
+    prefix = prefix_url(world)
+    assert replicate("--source", vm, "--target", prefix, "--snapshot-now").code == 0
+    run = replicate(
+        "status", "--target", prefix, "--target", blob, "--target", prefix, "--max-age", "1h", "--json"
+    )
+    assert run.code == 0, run.err
+    assert [(t["target"], t["verdict"]) for t in run.doc["targets"]] == [(prefix, "fresh"), (blob, "fresh")]
+    table = replicate("status", "--target", blob, "--target", prefix, "--max-age", "1h")
+    assert [line.split()[:2] for line in table.out.splitlines()[1:3]] == [[blob, "fresh"], [prefix, "fresh"]]
 
 
 def test_an_unreadable_target_is_unknown_and_the_others_judged(world: World, replicate, monkeypatch) -> None:

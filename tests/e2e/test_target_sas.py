@@ -143,6 +143,22 @@ def test_replicate_with_a_sas_without_write_touches_nothing(world: World, replic
         assert [b.name for b in container.list_blobs()] == ["replica.vhd"]
 
 
+def test_a_sas_cut_short_is_named_incomplete_before_any_request(world: World, replicate) -> None:
+    """A SAS token that lost its sr (or ss/srt) when it was copied: one sentence saying so, up front,
+    for every command, rather than the service's 403 read as a scope problem."""
+    url, _, etag = _two_points(world, replicate)
+    whole = container_sas(world, url, "rwdl")
+    cut = "&".join(part for part in whole.split("&") if not part.startswith("sr="))
+    for args in (("list",), ("status", "--max-age", "1d"), ("prune", "--keep", "1", "--yes")):
+        run = replicate(*args, "--target", f"{url}?{cut}", "--json")
+        if args[0] == "status":  # a probe judges every target: an unreadable one is `unknown`, exit 1
+            [target] = run.doc["targets"]
+            assert run.code == 1 and "the SAS of --target is incomplete" in target["error"], run.out
+            continue
+        _assert_refused(run, cut, "the SAS of --target is incomplete", "neither sr", f"`replicate {args[0]}`")
+    assert world.target(url).get_blob_properties().etag == etag
+
+
 def test_prune_with_a_stored_policy_without_delete_is_named_from_the_403(world: World, replicate) -> None:
     """The URL shows no letters (si=, no sp), so Azure's 403 AuthorizationPermissionMismatch on the
     first Delete Blob names `d`: exit 2, nothing deleted, the lease released."""

@@ -20,6 +20,7 @@ from replicator.devtools.disk_builder import control
 from replicator.target import manifest
 from tests.e2e.world import Disk, MiB, World, pattern
 from tests.helpers.cli_runs import Run, run
+from tests.logs import events
 
 
 def cli(world: World, *args: str) -> Run:
@@ -101,6 +102,13 @@ def test_a_vm_replicated_twice_is_two_complete_groups_the_second_of_diffs(world:
         (result,) = disk["snapshots"]
         assert result["mode"] == "diff", disk
         assert result["reason"].startswith("diff from vm1-"), disk
+    # each disk's line says which disk of the VM it is, and its diff once ("diff from ...")
+    starts = sorted(e["message"] for e in events(second.err, "snapshot_start"))
+    assert [m.split(": diff from vm1-")[0] for m in starts] == [
+        "vm1-data1 (disk 2 of 3)",
+        "vm1-data2 (disk 3 of 3)",
+        "vm1-os (disk 1 of 3)",
+    ], starts
     assert_group_holds(world, group2)
     # the bytes the test wrote, where it wrote them (an oracle independent of the emulator's reads)
     d = by_name(group2)

@@ -3,10 +3,14 @@ environment (`cli_process`), waited for and checked for leaked secrets and trace
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,3 +71,44 @@ def finish(proc: subprocess.Popen[str], timeout: float = 240) -> Run:
 def run(env: dict[str, str], *args: str, timeout: float = 240) -> Run:
     """`cli_process` then `finish`."""
     return finish(cli_process(env, *args), timeout)
+
+
+def on_terminal(env: dict[str, str], *args: str, timeout: float = 240) -> Run:
+    """The CLI as a person at a shell runs it: stderr on a terminal (a pseudo-terminal of 50 x 200:
+    human lines, and for `replicate` a bar), stdout piped, stdin empty; checked for secrets and
+    tracebacks. `err` is what the terminal showed (escape sequences included), line ends `\\n`."""
+    controller, terminal = os.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replicator.cli.main", *args],
+        env={**os.environ, **env, "TERM": "xterm"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
+    os.close(terminal)
+    shown: list[bytes] = []
+
+    def drain() -> None:  # a pty is read while the child writes, or the child blocks; until EIO
+        while True:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            shown.append(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        reader.join(timeout)
+        os.close(controller)
+    err = b"".join(shown).decode(errors="replace").replace("\r\n", "\n")
+    assert_no_leaks(out + err)
+    assert "Traceback" not in err, err
+    return Run(proc.returncode, out, err)

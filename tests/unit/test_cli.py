@@ -73,7 +73,7 @@ def test_terminal_lines_are_human_and_redacted(terminal: io.StringIO) -> None:
     logging.getLogger("replicator.target.page_blob").warning("could not save the checkpoint: 503")
     assert terminal.getvalue().splitlines() == [
         "granted https://md-x.blob.core.windows.net/b/abcd?sv=2018-03-28&sr=b&sig=REDACTED",
-        "s1: restore point rp; diff (diff from s0); 3.0 MiB changed, 0 B copied, 1 request, 0 retries, 0.0 s",
+        "s1: restore point rp; diff from s0; 3.0 MiB changed, 0 B copied, 1 request, 0 retries, 0.0 s",
         "warning: could not save the checkpoint: 503",
     ]
     assert progress.done == [result]

@@ -22,6 +22,7 @@ from replicator.core.output import (
     human_duration,
     human_rate,
     human_size,
+    measured_duration,
     plural,
 )
 from replicator.core.progress import RunResult
@@ -188,6 +189,14 @@ def test_units_agree_and_are_binary() -> None:
     assert [plural(n, "retry", "retries") for n in (1, 3)] == ["1 retry", "3 retries"]
     assert human_rate(4 * 1024**2) == "4.0 MiB/s"  # as --max-bandwidth 4MiB caps it, not "4.2 MB/s"
     assert [human_duration(s) for s in (0.4, 42, 303, 7500)] == ["0 s", "42 s", "5 min 3 s", "2 h 5 min"]
+    # a measured time (an RTO) keeps its tenths below a minute: a fast restore is not "0 s"
+    assert [measured_duration(s) for s in (0.04, 0.4, 42.34, 59.96, 303)] == [
+        "0.0 s",
+        "0.4 s",
+        "42.3 s",
+        "1 min 0 s",
+        "5 min 3 s",
+    ]
 
 
 def test_a_run_says_first_how_it_read_a_decimal_size(monkeypatch: pytest.MonkeyPatch, capsys) -> None:

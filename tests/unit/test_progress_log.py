@@ -91,7 +91,7 @@ def test_a_record_carries_snapshot_bytes_total_rate_and_eta(stream: io.StringIO)
     assert listing["total_final"] is False and "eta_seconds" not in listing
     assert (listing["bytes_done"], listing["bytes_total"]) == (12 * MiB, 64 * MiB)
     assert listing["message"] == (
-        "snap-1 [1/2]: 12.0 MiB of 64.0 MiB listed so far copied, 409.6 KiB/s; still listing"
+        "[1/2] snap-1: 12.0 MiB of 64.0 MiB listed so far copied, 409.6 KiB/s; still listing"
     )
     assert {
         k: final[k] for k in ("bytes_done", "bytes_total", "total_final", "retries", "index", "total")
@@ -107,7 +107,7 @@ def test_a_record_carries_snapshot_bytes_total_rate_and_eta(stream: io.StringIO)
     assert final["eta_seconds"] == round(70 * MiB / (30 * MiB / 60))  # 140 s
     assert (
         final["message"]
-        == "snap-1 [1/2]: 30.0 MiB of 100.0 MiB copied (30 %), 512.0 KiB/s, about 2 min 20 s left"
+        == "[1/2] snap-1: 30.0 MiB of 100.0 MiB copied (30 %), 512.0 KiB/s, about 2 min 20 s left"
     )
     assert final["snapshot"].endswith("/snap-1") and final["seconds"] == 60.0
 
@@ -127,7 +127,7 @@ def test_a_plan_counted_ahead_gives_the_total_and_an_eta_while_the_copy_still_li
     assert (record["bytes_total"], record["total_final"], record["eta_seconds"]) == (1024 * MiB, True, 150)
     assert (
         record["message"]
-        == "snap-1 [1/1]: 64.0 MiB of 1.0 GiB copied (6 %), 6.4 MiB/s, about 2 min 30 s left"
+        == "[1/1] snap-1: 64.0 MiB of 1.0 GiB copied (6 %), 6.4 MiB/s, about 2 min 30 s left"
     )
 
 
@@ -207,7 +207,7 @@ async def test_a_failing_record_never_fails_the_run(caplog: pytest.LogCaptureFix
 def test_a_summary_agrees_in_number_and_says_what_clears_are() -> None:
     one = _result(restore_point="rp", changed_bytes=MiB, copied_bytes=MiB, requests=1, retries=1, seconds=2)
     assert snapshot_summary(one) == (
-        "snap-1: restore point rp; full (the target is empty); 1.0 MiB changed, 1.0 MiB copied, "
+        "snap-1: restore point rp; full copy (the target is empty); 1.0 MiB changed, 1.0 MiB copied, "
         "1 request, 1 retry, 2.0 s"
     )
     full = _result(restore_point="rp", cleared_bytes=64 * 1024 * MiB, requests=2, retries=0)
@@ -226,3 +226,41 @@ def test_a_summary_names_the_pacing_only_when_the_blob_throttled() -> None:
     assert "throttled" not in snapshot_summary(calm)
     busy = _result(restore_point="rp", pacing=PacingRecord(5, 32, 20, throttled=3))
     assert snapshot_summary(busy).endswith("3 requests throttled, requests in flight 5-32 (last 20)")
+
+
+def test_a_reason_that_names_the_mode_is_said_once(stream: io.StringIO) -> None:
+    """`diff from s1` is the whole phrase: never "diff copy (diff from s1)"; a reason that does not
+    name the mode follows it ("full copy (the target has no restore point)")."""
+    progress = LogProgress()
+    diff = SnapshotResult("/subscriptions/s/snapshots/s2", "s2", "diff", "diff from s1", restore_point="rp")
+    progress.on_snapshot_start(diff, 2, 2)
+    progress.on_snapshot_done(diff)
+    full = SnapshotResult("/subscriptions/s/snapshots/s1", "s1", "full", "full copy")
+    progress.on_snapshot_start(full, 1, 1)
+    [diff_start, full_start] = [r["message"] for r in lines(stream, "snapshot_start")]
+    assert (diff_start, full_start) == ("[2/2] s2: diff from s1", "[1/1] s1: full copy")
+    [done] = lines(stream, "snapshot_done")
+    assert done["message"].startswith("s2: restore point rp; diff from s1; ")
+    assert _result().how == "full copy (the target is empty)"
+
+
+def test_a_vm_disk_is_named_by_its_place_among_the_vm_disks(stream: io.StringIO) -> None:
+    """A disk of a VM run copies one restore point per group: its lines say which disk of how many
+    (`vm1-data1 (disk 2 of 3)`), never `[1/1]`, and carry `disk`."""
+    clock = Clock()
+    vm = LogProgress(clock=clock, source="vm1")
+    disk = vm.for_disk("vm1-data1", 2, 3)
+    point = _result("vm1-data1_0c8f", restore_point="rp")
+    disk.on_snapshot_start(point, 1, 1)
+    disk.on_planned(8 * MiB, 0)
+    clock.now += 10
+    disk.on_written(4 * MiB)
+    vm.report()  # the VM's record: one per disk under way
+    disk.on_snapshot_done(point)
+    names = ("snapshot_start", "progress", "snapshot_done")
+    [start], [record], [done] = (lines(stream, name) for name in names)
+    assert start["message"] == "vm1-data1 (disk 2 of 3): full copy (the target is empty)"
+    assert record["message"].startswith("vm1-data1 (disk 2 of 3): 4.0 MiB of 8.0 MiB listed so far copied")
+    assert done["message"].startswith("vm1-data1: restore point rp; full copy (the target is empty); ")
+    assert {r["disk"] for r in (start, record, done)} == {"vm1-data1"}
+    assert "[1/1]" not in stream.getvalue()

@@ -55,7 +55,8 @@ def leased_target(monkeypatch: pytest.MonkeyPatch) -> PageBlobTarget:
     FakeLease.released = 0
     group = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"
     disk = f"{group}/providers/Microsoft.Compute/disks/d"
-    config = load(["--source", disk, "--target", "https://a.blob.core.windows.net/ccc/b?sv=1&sig=s"], env={})
+    url = "https://a.blob.core.windows.net/ccc/b?sv=1&sr=b&sig=s"
+    config = load(["--source", disk, "--target", url], env={})
     target = PageBlobTarget(config, command="replicate")
     target._lease_seconds = LEASE  # type: ignore[assignment]
     return target

@@ -133,7 +133,8 @@ def test_unreachable_queue_fails_fast_with_one_sentence() -> None:
         (["--target", GOOD, "--max-bandwidth=-5MiB"], "between 4 KiB and 100 GiB; got -5 MiB."),
         (["--target", GOOD, "--max-bandwidth", "1"], "between 4 KiB and 100 GiB; got 1 bytes."),
         (["--target", GOOD, "--time-budget", "1e8"], "between 1 and 604800; got 100000000."),
-        (["--target", GOOD, "--max-bandwidth", "-5MiB"], "--max-bandwidth=-5"),
+        (["--target", GOOD, "--time-budget", "5m"], "--time-budget: expected a number of seconds; got '5m'."),
+        (["--target", GOOD, "--max-bandwidth", "-5MiB"], "takes the = form: --max-bandwidth=-VALUE"),
         (["--target", GOOD, "--keep-going"], "Unknown argument --keep-going; see `replicate --help`."),
     ],
 )

@@ -27,6 +27,7 @@ from replicator.devtools.bench import report
 from replicator.devtools.bench.measure import Measured, run_children
 from replicator.devtools.bench.report import Row
 from replicator.devtools.bench.scenarios import (
+    BUILDERS,
     MiB,
     Scenario,
     build,
@@ -281,7 +282,9 @@ def main(argv: list[str]) -> int:
         "--scenarios",
         nargs="+",
         default=["scattered", "contiguous", "idle", "fleet"],
-        help="scenarios to run (default: scattered contiguous idle fleet)",
+        choices=BUILDERS,
+        metavar="SCENARIO",
+        help=f"scenarios to run, of {' '.join(BUILDERS)} (default: scattered contiguous idle fleet)",
     )
     parser.add_argument(
         "--contenders",
