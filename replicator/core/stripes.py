@@ -74,3 +74,25 @@ def split(op: Op) -> Iterator[tuple[int, Op]]:
         end = min(op.range.end, base + STRIPE_BYTES)
         yield index, Op(op.kind, Range(pos - base, end - base))
         pos = end
+
+
+def cut(op: Op) -> Iterator[Op]:
+    """`op` cut at every stripe boundary, in export offsets: each piece lies in one stripe.
+
+    Why the engine cuts rather than the target: each piece is one request to one stripe blob, so it
+    passes that stripe's pacer and its own retry, and the checkpoint (an export offset) stays exact.
+    An op within one stripe (every op of a source of one blob) comes back unchanged.
+    """
+    for index, piece in split(op):
+        base = index * STRIPE_BYTES
+        yield Op(op.kind, Range(piece.range.start + base, piece.range.end + base))
+
+
+def locate(r: Range) -> tuple[int, Range]:
+    """The stripe holding the export range `r` and `r` in that stripe blob's offsets; ValueError
+    when `r` straddles a boundary (`cut` it first)."""
+    index = r.start // STRIPE_BYTES
+    base = index * STRIPE_BYTES
+    if r.end > base + STRIPE_BYTES:
+        raise ValueError(f"{r} straddles the stripe boundary at {base + STRIPE_BYTES}; cut it first")
+    return index, Range(r.start - base, r.end - base)

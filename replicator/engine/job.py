@@ -37,8 +37,9 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from azure.core.exceptions import HttpResponseError
+from azure.storage.blob.aio import BlobClient
 
-from replicator.core import ranges
+from replicator.core import ranges, stripes
 from replicator.core.errors import ReplicationError, ReplicatorError
 from replicator.core.listwindows import LARGEST_WINDOW
 from replicator.core.messages import describe, error_code
@@ -55,7 +56,7 @@ from replicator.engine.base_choice import (
     snapshot_ref,
 )
 from replicator.engine.copier import Copier, run_pool
-from replicator.engine.pacer import Pacer
+from replicator.engine.pacer import StripePacers
 from replicator.engine.time_budget import Budget
 from replicator.observe.jsonlog import event
 from replicator.plumbing.credentials import client_kwargs
@@ -106,12 +107,13 @@ class JobRunner:
             progress,
         )
         self.budget = budget or Budget(None)
-        self.pacer: Pacer | None = None  # the target blob's, made by the first job that writes
+        self.pacer: StripePacers | None = None  # the target blobs', made by the first job that writes
 
-    def _pacer(self) -> Pacer:
-        """The target blob's pacer, one per run: what it learnt of the blob carries over to the next job."""
+    def _pacer(self) -> StripePacers:
+        """The target blobs' pacers (one per stripe), one set per run: what they learnt of each blob
+        carries over to the next job."""
         if self.pacer is None:
-            self.pacer = Pacer(self.config.concurrency, self.target.url.display)
+            self.pacer = StripePacers(self.config.concurrency, self.target.url.display)
         return self.pacer
 
     @contextlib.asynccontextmanager
@@ -211,10 +213,12 @@ class JobRunner:
             result.pacing = pacer.begin_job()
             copier = Copier(self.config, self.target, current, self.reader, self.progress, pacer)
             size = await snapshot_blob_size(current)
-            if size != self.target_size:
-                self.progress.on_message(f"resizing the target from {self.target_size} to {size} bytes")
-                await self.target.resize(size)
+            if size != self.target_size:  # a striped target's base blob shows stripe 0's size only:
+                # resize (StripeSet.fit) then creates, sizes and leases the stripes, once per run
+                if await self.target.resize(size):
+                    self.progress.on_message(f"resized the target from {self.target_size} to {size} bytes")
                 self.target_size = size
+            blank = blank and not self.target.stripes.adopted  # a stripe that was there holds unknown bytes
             if identity is not None:  # recorded with the first in-progress state: the target is
                 # this disk's from its first write on, so no other disk can take over an unfinished copy
                 state = replace(state, disk_id=identity.id, disk_unique_id=identity.unique_id)
@@ -285,8 +289,9 @@ class JobRunner:
                     stopped = True
                     return
                 self.progress.on_planned(*_op_bytes(op))
-                watermark.issued(op.range)
-                yield op
+                for piece in stripes.cut(op):  # one request to one stripe blob each (one piece: one blob)
+                    watermark.issued(piece.range)
+                    yield piece
             counter.cancel()  # the listing itself is done: its total is final
             self.progress.on_listing_done()
 
@@ -385,8 +390,17 @@ class JobRunner:
         current = plan.current
         url = await current.url()
         async with current.disk_auth.client(url, current.snapshot, **client_kwargs()) as source:
+            actual: BlobClient | verify.Route = self.target.client
+            if self.target.stripes.count > 1:  # a source over 8 TiB: its stripe blobs, in export offsets
+                actual = self.target.route
             if plan.base is None:
-                comparison = await verify.compare_blobs(source, self.target.client)
+                comparison = (
+                    await verify.compare_blobs(source, self.target.client)
+                    if self.target.stripes.count == 1
+                    else await verify.compare_striped(
+                        source, self.target.stripe_clients(plan.size), self.target.route
+                    )
+                )
                 if comparison.expected_size != comparison.actual_size:
                     raise ReplicationError(
                         f"verification failed: the target holds {comparison.actual_size} bytes, "
@@ -398,7 +412,7 @@ class JobRunner:
                 ops = self.planned_ops(whole, _result(whole.job))
                 async for batch in _batches(ops, PLAN_BATCH):
                     regions = [op.range for op in batch]
-                    _, mismatch = await verify.compare_regions(source, self.target.client, regions)
+                    _, mismatch = await verify.compare_regions(source, actual, regions)
                     if mismatch is not None:
                         break
         if mismatch is not None:

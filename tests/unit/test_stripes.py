@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replicator.core.ranges import PAGE, Op, Range
-from replicator.core.stripes import STRIPE_BYTES, layout, split, stripe_blob_name, stripe_count
+from replicator.core.stripes import STRIPE_BYTES, cut, layout, locate, split, stripe_blob_name, stripe_count
 
 TIB = 1024**4
 pages = st.integers(min_value=1, max_value=(64 * TIB) // PAGE + 1).map(lambda n: n * PAGE)
@@ -80,3 +80,27 @@ def test_stripe_names() -> None:
     assert stripe_blob_name("vm/disk.vhd", 2) == "vm/disk.vhd.stripe2"
     with pytest.raises(ValueError):
         stripe_blob_name("d.vhd", -1)
+
+
+@given(
+    st.integers(min_value=0, max_value=(64 * TIB) // PAGE),
+    st.integers(min_value=1, max_value=(20 * TIB) // PAGE),
+    st.sampled_from(["copy", "clear"]),
+)
+def test_cut_pieces_each_lie_in_one_stripe_and_locate_there(
+    start_page: int, length_pages: int, kind: str
+) -> None:
+    op = Op(kind, Range(start_page * PAGE, (start_page + length_pages) * PAGE))  # type: ignore[arg-type]
+    pieces = list(cut(op))
+    assert pieces[0].range.start == op.range.start and pieces[-1].range.end == op.range.end
+    for before, after in itertools.pairwise(pieces):
+        assert before.range.end == after.range.start and before.range.end % STRIPE_BYTES == 0
+    assert [(locate(p.range)[0], Op(p.kind, locate(p.range)[1])) for p in pieces] == list(split(op))
+
+
+def test_an_op_of_one_stripe_is_not_cut_and_locate_refuses_a_straddle() -> None:
+    op = Op("copy", Range(8 * TIB - 4096, 8 * TIB))
+    assert list(cut(op)) == [op]
+    assert locate(op.range) == (0, op.range)
+    with pytest.raises(ValueError, match="straddles"):
+        locate(Range(8 * TIB - 4096, 8 * TIB + 4096))
