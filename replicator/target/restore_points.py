@@ -53,6 +53,12 @@ class PointInfo:
     base_of_next_diff: bool
     data_access_auth_mode: str = ""  # the source snapshot's, as the restore point records it
     profile: DiskProfile = field(default_factory=DiskProfile)  # the source disk's, as recorded
+    stripe_snapshots: tuple[str, ...] = ()  # blob snapshots of stripes 1.. (a source over 8 TiB)
+
+    @property
+    def stripes(self) -> int:
+        """How many blobs hold this restore point: 1, or the stripes of a source over 8 TiB."""
+        return 1 + len(self.stripe_snapshots)
 
     @classmethod
     def of(cls, point: RestorePoint, state: State) -> PointInfo:
@@ -70,6 +76,7 @@ class PointInfo:
             base_of_next_diff=_is_base(point.id, meta.snapshot_unique_id, state),
             data_access_auth_mode=meta.data_access_auth_mode,
             profile=meta.profile,
+            stripe_snapshots=meta.stripe_snapshots,
         )
 
     @property
@@ -102,6 +109,7 @@ class PointInfo:
             "base_of_next_diff": self.base_of_next_diff,
             "data_access_auth_mode": self.data_access_auth_mode or None,
             "source_disk": profile_json(self.profile),
+            "stripes": self.stripes,
         }
 
 
@@ -303,5 +311,6 @@ async def prune(
                 plan = replace(plan, delete=[p for p in plan.delete if p.id in only])
             for p in plan.delete:
                 on_message(f"deleting restore point {p.id} ({p.snapshot_name})")
-                await target.delete_restore_point(p.id)
+                await target.delete_restore_point(p.id, p.stripe_snapshots)
+            await target.clean_orphans()
         return plan

@@ -1,0 +1,165 @@
+"""End to end: a 16 TiB disk replicated into stripes (the base blob plus `<base>.stripe<k>` blobs).
+
+The oracle here shares no code with the replicator: it spells the stripe names and the 8 TiB
+boundary itself, reads the source snapshot and each stripe's blob snapshot with the plain SDK, and
+compares every byte of the union of their valid ranges (everything else reads as zeros on both).
+"""
+
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.storage.blob import BlobClient
+
+from replicator.target.stripe_set import StripeSet
+from tests.e2e.world import GiB, MiB, World, pattern
+
+TIB = 1024 * GiB
+EIGHT = 8 * TIB  # the page-blob limit and the stripe width, spelled here on purpose
+SIZE = 16 * TIB + 512  # a 16 TiB disk of 512-byte sectors exports with its footer: three stripes
+
+
+def _valid(client: BlobClient, shift: int = 0) -> list[tuple[int, int]]:
+    return [(r.start + shift, r.end + 1 + shift) for r in client.list_page_ranges() if not r.cleared]
+
+
+def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def assert_striped_point_equals(world: World, url: str, point: str, snapshot_id: str) -> None:
+    """Restore point `point` (the base blob's snapshot and the stripes' it names) holds the source."""
+    with world.target(url, point) as base:
+        times = base.get_blob_properties().metadata["stripe_snapshots"].split(",")
+    assert all(t < point for t in times), "the base blob's snapshot (the commit) is taken last"
+    parts = [world.target(url, point)] + [world.target(f"{url}.stripe{k}", t) for k, t in enumerate(times, 1)]
+    try:
+        with world.read_snapshot(snapshot_id) as source:
+            size = source.get_blob_properties().size
+            lengths = [p.get_blob_properties().size for p in parts]
+            assert sum(lengths) == size and all(n == EIGHT for n in lengths[:-1])
+            spans = _valid(source) + [s for k, p in enumerate(parts) for s in _valid(p, k * EIGHT)]
+            for span_start, span_end in _union(spans):
+                start = span_start
+                while start < span_end:  # a span crossing a boundary is read from both stripes
+                    k = start // EIGHT
+                    end = min(span_end, (k + 1) * EIGHT)
+                    want = source.download_blob(start, end - start).readall()
+                    got = parts[k].download_blob(start - k * EIGHT, end - start).readall()
+                    assert got == want, (
+                        f"restore point {point} differs from {snapshot_id} in [{start}, {end})"
+                    )
+                    start = end
+    finally:
+        for p in parts:
+            p.close()
+
+
+def _striped_disk(world: World):
+    disk = world.create_disk("big", 16 * 1024)
+    world.write(
+        disk,
+        (0, pattern(1, MiB)),
+        (EIGHT - 2 * MiB, pattern(2, 4 * MiB)),  # both sides of the first boundary
+        (12 * TIB + 4096, pattern(3, 3 * MiB)),
+        (16 * TIB - 8192, pattern(4, 8192)),  # the last pages before the footer
+    )
+    return disk
+
+
+def _stripe_names(world: World, url: str) -> list[str]:
+    blob = url.rsplit("/", 1)[1]
+    with world.container(url) as container:
+        return sorted(b.name for b in container.list_blobs(name_starts_with=blob))
+
+
+def test_full_diff_verify_list_prune_across_stripes(world: World, replicate) -> None:
+    disk = _striped_disk(world)
+    s1 = world.snapshot(disk)
+    url = world.target_url()
+    first = replicate("--source", disk.id, "--target", url, "--verify", "--json")
+    assert first.code == 0, first.err
+    entry = first.doc["snapshots"][0]
+    assert entry["mode"] == "full" and entry["verified"] is True
+    assert _stripe_names(world, url) == ["replica.vhd", "replica.vhd.stripe1", "replica.vhd.stripe2"]
+    assert_striped_point_equals(world, url, entry["restore_point"], s1)
+
+    world.write(
+        disk,
+        (EIGHT - 4096, pattern(5, 8192)),  # a diff on both sides of the boundary
+        (12 * TIB + 4096, MiB),  # a clear in stripe 1
+        (16 * TIB - 4096, pattern(6, 4096)),
+    )
+    s2 = world.snapshot(disk)
+    diff = replicate("--source", disk.id, "--target", url, "--verify", "--json")
+    assert diff.code == 0, diff.err
+    entry2 = diff.doc["snapshots"][0]
+    assert entry2["mode"] == "diff" and entry2["changed_bytes"] < 4 * MiB and entry2["cleared_bytes"] >= MiB
+    assert_striped_point_equals(world, url, entry2["restore_point"], s2)
+    assert_striped_point_equals(world, url, entry["restore_point"], s1)  # the older point is untouched
+
+    listed = replicate("list", "--target", url, "--json")
+    assert listed.code == 0, listed.err
+    assert [p["stripes"] for p in listed.doc["restore_points"]] == [3, 3]
+
+    status = replicate("status", "--target", url, "--max-age", "1d", "--json")
+    assert status.code == 0, status.err
+
+    pruned = replicate("prune", "--target", url, "--keep", "1", "--yes", "--json")
+    assert pruned.code == 0, pruned.err
+    with world.container(url) as container:
+        left = [(b.name, b.snapshot) for b in container.list_blobs(include=["snapshots"]) if b.snapshot]
+    assert sorted(n for n, _ in left) == ["replica.vhd", "replica.vhd.stripe1", "replica.vhd.stripe2"]
+    assert_striped_point_equals(world, url, entry2["restore_point"], s2)
+
+
+def test_failed_copy_and_a_commit_killed_between_stripes_resume_correctly(
+    world: World, replicate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = _striped_disk(world)
+    s1 = world.snapshot(disk)
+    url = world.target_url()
+    args = ("--source", disk.id, "--target", url, "--json", "--concurrency", "1")
+    real_snapshot = StripeSet.snapshot
+
+    async def killed_after_stripe_snapshots(self, leases):
+        await real_snapshot(self, leases)  # the stripes' snapshots are taken, the base's never is
+        raise HttpResponseError(message="injected: killed between the stripe snapshots and the commit")
+
+    monkeypatch.setattr(StripeSet, "snapshot", killed_after_stripe_snapshots)
+    failed = replicate(*args)
+    assert failed.code == 1 and "injected" in failed.err, failed.err
+    assert world.restore_points(url) == []
+    with world.container(url) as container:
+        orphans = [b for b in container.list_blobs(include=["snapshots"]) if b.snapshot]
+    assert sorted(b.name for b in orphans) == ["replica.vhd.stripe1", "replica.vhd.stripe2"]
+
+    monkeypatch.setattr(StripeSet, "snapshot", real_snapshot)
+    resumed = replicate(*args)
+    assert resumed.code == 0, resumed.err
+    point = resumed.doc["snapshots"][0]["restore_point"]
+    assert_striped_point_equals(world, url, point, s1)
+    with world.container(url) as container:
+        left = {(b.name, b.snapshot) for b in container.list_blobs(include=["snapshots"]) if b.snapshot}
+    assert not left & {(b.name, b.snapshot) for b in orphans}, "the orphaned stripe snapshots were deleted"
+    assert len(left) == 3
+
+
+def test_a_foreign_blob_by_a_stripes_name_is_refused(world: World, replicate) -> None:
+    disk = _striped_disk(world)
+    world.snapshot(disk)
+    url = world.target_url()
+    with world.container(url) as container:
+        container.create_container()
+        container.get_blob_client("replica.vhd.stripe1").create_page_blob(4096)
+    run = replicate("--source", disk.id, "--target", url)
+    assert run.code == 2, run.err
+    assert "replica.vhd.stripe1" in run.err and "not created by the replicator" in run.err
+    with world.target(f"{url}.stripe1") as foreign:
+        assert foreign.get_blob_properties().size == 4096  # untouched
