@@ -217,6 +217,23 @@ def check_sku(point: PointInfo, sku: str) -> None:
         )
 
 
+def check_one_blob(point: PointInfo) -> None:
+    """Refuse (UserError, exit 2) to import a restore point held by stripes (a source over 8 TiB).
+
+    Why: Import reads one blob, and a page blob holds at most 8 TiB; importing the base blob's
+    snapshot alone would make a silently truncated disk. A striped point becomes a disk through
+    createOption Upload (Put Page From URL from each stripe's snapshot), which this version lacks:
+    this one function is the place that restore replaces.
+    """
+    if point.stripes > 1:
+        raise UserError(
+            f"restore point {point.id} holds a disk of {point.size_bytes} bytes in {point.stripes} blobs "
+            "(stripes of at most 8 TiB), and this version restores only restore points of one blob "
+            "(Azure imports one page blob); the stripes are intact: restore it with a version that "
+            "restores striped points (createOption Upload)."
+        )
+
+
 async def check_footer(target: PageBlobTarget, point: PointInfo) -> None:
     """A 512-byte-sector restore point must end with an intact fixed-VHD footer; UserError otherwise."""
     if point.logical_sector_size != 512:

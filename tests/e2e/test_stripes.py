@@ -111,6 +111,16 @@ def test_full_diff_verify_list_prune_across_stripes(world: World, replicate) -> 
     status = replicate("status", "--target", url, "--max-age", "1d", "--json")
     assert status.code == 0, status.err
 
+    restored = replicate(
+        "restore", "--target", url, "--point", "latest", "--resource-group", world.rg,
+        "--disk-name", "never", "--location", world.location,
+    )  # fmt: skip
+    assert restored.code == 2, restored.err
+    assert (
+        "in 3 blobs" in restored.err
+        and "this version restores only restore points of one blob" in restored.err
+    )
+
     pruned = replicate("prune", "--target", url, "--keep", "1", "--yes", "--json")
     assert pruned.code == 0, pruned.err
     with world.container(url) as container:
