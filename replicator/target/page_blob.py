@@ -88,9 +88,8 @@ class PageBlobTarget:
         self._lease_seconds = config.lease_seconds
         self.stripes = StripeSet(self._container, self._blob, url.blob, url.display)
         self._base_size = 0  # the base blob's size, as inspect() read it and resize() left it
-        self._orphans: list[
-            StripeSnapshot
-        ] = []  # stripe snapshots the last listing found no restore point holds
+        self.stripe_snapshots: list[StripeSnapshot] = []  # every stripe snapshot the last listing found
+        self._orphans: list[StripeSnapshot] = []  # those of them no restore point holds
 
     async def __aenter__(self) -> Self:
         return self
@@ -325,7 +324,7 @@ class PageBlobTarget:
         Exactly one, even when an answer is lost (recovery.commit_once: tagged with a `commit_id`).
         A striped target snapshots stripes 1.. first and the base blob LAST: the base blob's snapshot
         is the commit, and its `stripe_snapshots` name theirs. A run killed in between leaves stripe
-        snapshots no restore point holds; this commit (or a prune) deletes them (`_clean_orphans`).
+        snapshots no restore point holds; this commit (or a prune) deletes them (`clean_orphans`).
         """
         commit_id = recovery.new_commit_id()
         with self._authorized("snapshot"):
@@ -422,6 +421,7 @@ class PageBlobTarget:
                 messages.describe(exc),
             )
             return []
+        self.stripe_snapshots = striped
         self._orphans = orphans([p.meta.stripe_snapshots for p in points], striped)
         return sorted(points, key=lambda p: p.id)
 

@@ -203,6 +203,13 @@ class StripeSet:
             await self.client(item.index, item.snapshot).delete_blob()
 
 
+def missing(held: tuple[str, ...], listed: list[StripeSnapshot]) -> list[int]:
+    """Pure: the stripes (k >= 1) whose snapshot a restore point names (`held`) and the listing lacks:
+    such a restore point cannot be restored (replicate status reports it)."""
+    present = {(s.index, s.snapshot) for s in listed}
+    return [k for k, t in enumerate(held, 1) if (k, t) not in present]
+
+
 def orphans(held: list[tuple[str, ...]], listed: list[StripeSnapshot]) -> list[StripeSnapshot]:
     """Pure: the listed stripe snapshots no restore point holds (`held`: each restore point's
     stripe_snapshots, stripe 1 first)."""

@@ -173,3 +173,20 @@ def test_a_foreign_blob_by_a_stripes_name_is_refused(world: World, replicate) ->
     assert "replica.vhd.stripe1" in run.err and "not created by the replicator" in run.err
     with world.target(f"{url}.stripe1") as foreign:
         assert foreign.get_blob_properties().size == 4096  # untouched
+
+
+def test_status_reports_a_missing_stripe_snapshot(world: World, replicate) -> None:
+    disk = _striped_disk(world)
+    world.snapshot(disk)
+    url = world.target_url()
+    run = replicate("--source", disk.id, "--target", url, "--json")
+    assert run.code == 0, run.err
+    assert replicate("status", "--target", url, "--max-age", "1d").code == 0
+    point = run.doc["snapshots"][0]["restore_point"]
+    with world.target(url, point) as base:
+        stripe2 = base.get_blob_properties().metadata["stripe_snapshots"].split(",")[1]
+    with world.target(f"{url}.stripe2", stripe2) as snapshot:
+        snapshot.delete_blob()  # what an operator must never do
+    status = replicate("status", "--target", url, "--max-age", "1d")
+    assert status.code == 4, status.err
+    assert f"the newest restore point {point} misses the snapshot of stripe(s) 2" in status.out + status.err

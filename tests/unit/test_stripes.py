@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from replicator.core.ranges import PAGE, Op, Range
 from replicator.core.stripes import STRIPE_BYTES, cut, layout, locate, split, stripe_blob_name, stripe_count
+from replicator.target.stripe_set import StripeSet, StripeSnapshot, missing, orphans
 
 TIB = 1024**4
 pages = st.integers(min_value=1, max_value=(64 * TIB) // PAGE + 1).map(lambda n: n * PAGE)
@@ -104,3 +105,42 @@ def test_an_op_of_one_stripe_is_not_cut_and_locate_refuses_a_straddle() -> None:
     assert locate(op.range) == (0, op.range)
     with pytest.raises(ValueError, match="straddles"):
         locate(Range(8 * TIB - 4096, 8 * TIB + 4096))
+
+
+def test_orphans_and_missing_stripe_snapshots() -> None:
+    listed = [
+        StripeSnapshot(1, "t1"),
+        StripeSnapshot(2, "t1"),
+        StripeSnapshot(1, "t0"),
+        StripeSnapshot(2, "t9"),
+    ]
+    held = [("t1", "t1"), ("t5", "t6")]
+    assert orphans(held, listed) == [StripeSnapshot(1, "t0"), StripeSnapshot(2, "t9")]
+    assert orphans([()], []) == []  # a target of one blob: nothing to clean, no request
+    assert missing(("t1", "t1"), listed) == []
+    assert missing(("t5", "t9"), listed) == [1]
+    assert missing((), listed) == []
+
+
+class _Container:
+    """Stands in for ContainerClient: a blob client is its name (and snapshot)."""
+
+    def get_blob_client(self, name: str, snapshot: str | None = None) -> str:
+        return name if snapshot is None else f"{name}@{snapshot}"
+
+
+def test_stripe_set_routes_each_range_to_its_blob_and_offset() -> None:
+    stripe_set = StripeSet(_Container(), "BASE", "vm/d.vhd", "shown")  # type: ignore[arg-type]
+    assert stripe_set.route(Range(4096, 8192)) == (0, "BASE", Range(4096, 8192))
+    assert stripe_set.route(Range(16 * TIB, 16 * TIB + PAGE)) == (2, "vm/d.vhd.stripe2", Range(0, PAGE))
+    assert stripe_set.client(1, "t1") == "vm/d.vhd.stripe1@t1"
+    assert [stripe_set.stripe_of(n) for n in ("vm/d.vhd.stripe1", "vm/d.vhd.stripe12", "vm/d.vhd")] == [
+        1,
+        12,
+        None,
+    ]
+    assert [stripe_set.stripe_of(n) for n in ("vm/d.vhd.stripe01", "vm/d.vhd.stripe", "vm/d.vhd2")] == [
+        None
+    ] * 3
+    with pytest.raises(ValueError, match="straddles"):
+        stripe_set.route(Range(8 * TIB - PAGE, 8 * TIB + PAGE))
