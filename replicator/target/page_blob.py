@@ -399,6 +399,7 @@ class PageBlobTarget:
         at worst a duplicate restore point.
         """
         points, striped = [], []
+        self.stripe_snapshots, self._orphans = [], []  # nothing is known until this listing succeeds
         try:
             async for item in self._container.list_blobs(
                 name_starts_with=self.url.blob, include=["snapshots", "metadata"]
