@@ -273,9 +273,8 @@ class PageBlobTarget:
                 await self._blob.resize_blob(base_length, **self._lease_kw())
                 self._base_size = base_length
             if self._lease is not None:
-                count = self.stripes.count
-                await self.stripes.fit(size, self._lease, self._lease_seconds, self._lease_wait)
-                changed = changed or self.stripes.count != count
+                fitted = await self.stripes.fit(size, self._lease, self._lease_seconds, self._lease_wait)
+                changed = changed or fitted
         return changed
 
     async def write_state(self, state: State) -> None:

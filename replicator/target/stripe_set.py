@@ -18,9 +18,10 @@ for acquire"; acquiring with the ID already held succeeds), so every stripe writ
 `LeaseSet` renews them together and releases the stripes before the base blob. Readers (list, prune,
 status) take only the base blob's lease: it is the set's.
 
-Shrinking: Azure disks never shrink (Update Disk refuses a smaller diskSizeGB: "resizing is only
-supported to increase the size"), so a stripe past the source's layout is never expected; when one
-is found it is left untouched (it holds nothing a restore point of this size reads).
+Shrinking: Azure disks never shrink (diskSizeGB: "Resizes are only allowed if the disk is not
+attached to a running VM, and can only increase the disk's size", the ManagedDisk.DiskSizeGB
+reference), so a stripe past the source's layout is never expected; one found is left untouched
+(no restore point of the smaller size reads it).
 """
 
 from __future__ import annotations
@@ -120,19 +121,21 @@ class StripeSet:
         suffix = name[len(prefix) :] if name.startswith(prefix) else ""
         return int(suffix) if suffix.isdigit() and self.name(int(suffix)) == name else None
 
-    async def fit(self, size: int, leases: LeaseSet, lease_seconds: int, wait_seconds: float) -> None:
+    async def fit(self, size: int, leases: LeaseSet, lease_seconds: int, wait_seconds: float) -> bool:
         """Make stripes 1.. of an export of `size` bytes exist at their lengths, ours, under `leases`.
 
         Called under the base blob's lease. Per stripe: one Get Blob Properties (or a Put Blob
         creating it with the marker), one Lease Blob the first time in a run, a resize when its
         length changed (a source grown within or past its last stripe). Stripe 0 is the base
-        blob's, sized by PageBlobTarget.
+        blob's, sized by PageBlobTarget. True when a stripe was created or resized.
         """
         self.count = stripes.stripe_count(size)
+        changed = False
         for stripe in stripes.layout(size)[1:]:
             client = self.client(stripe.index)
             current = await self._own_size(stripe.index, client, stripe.length)
             self.adopted = self.adopted or current is not None
+            changed = changed or current != stripe.length
             if stripe.index not in leases.stripes:
                 await self._acquire(stripe.index, client, leases, lease_seconds, wait_seconds)
             if current is not None and current != stripe.length:
@@ -140,6 +143,7 @@ class StripeSet:
                     "resizing stripe %s from %d to %d bytes", self.name(stripe.index), current, stripe.length
                 )
                 await client.resize_blob(stripe.length, lease=leases.stripes[stripe.index])
+        return changed
 
     async def _own_size(self, index: int, client: BlobClient, length: int) -> int | None:
         """The stripe blob's size, or None when this call created it (at `length`); UserError when

@@ -190,3 +190,25 @@ def test_status_reports_a_missing_stripe_snapshot(world: World, replicate) -> No
     status = replicate("status", "--target", url, "--max-age", "1d")
     assert status.code == 4, status.err
     assert f"the newest restore point {point} misses the snapshot of stripe(s) 2" in status.out + status.err
+
+
+def test_a_source_growing_past_8_tib_gets_its_stripe(world: World, replicate) -> None:
+    disk = world.create_disk("grows", 5 * 1024)
+    world.write(disk, (0, pattern(1, MiB)), (5 * TIB - MiB, pattern(2, MiB)))
+    world.snapshot(disk)
+    url = world.target_url()
+    assert replicate("--source", disk.id, "--target", url).code == 0
+    assert _stripe_names(world, url) == ["replica.vhd"]
+    world.resize_disk(disk, 9 * 1024)
+    world.write(disk, (EIGHT - 4096, pattern(3, 8192)), (9 * TIB - 4096, pattern(4, 4096)))
+    s2 = world.snapshot(disk)
+    grown = replicate("--source", disk.id, "--target", url, "--json")
+    assert grown.code == 0, grown.err
+    entry = grown.doc["snapshots"][0]
+    assert entry["mode"] == "diff" and "resized the target" in grown.err
+    assert _stripe_names(world, url) == ["replica.vhd", "replica.vhd.stripe1"]
+    assert_striped_point_equals(world, url, entry["restore_point"], s2)
+    world.write(disk, (MiB, pattern(5, 4096)))
+    world.snapshot(disk)
+    again = replicate("--source", disk.id, "--target", url, "--json")
+    assert again.code == 0 and "resized the target" not in again.err, again.err

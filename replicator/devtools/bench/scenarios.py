@@ -140,19 +140,20 @@ def striped_scattered(rng: random.Random, scale: float) -> Scenario:
 
 
 def per_stripe(spec: DiskSpec, width: int = 8 * TiB) -> list[DiskSpec]:
-    """The change of `spec` as one DiskSpec per stripe blob it touches (each extent cut at the stripe
+    """The change of `spec` as one DiskSpec per stripe blob (each extent cut at the stripe
     boundaries, in the stripe's offsets): each stripe is a page blob with its own limits, so the
     bound of a striped disk is its slowest stripe's. A disk of one blob comes back as itself."""
-    if spec.size + (512 if spec.sector == 512 else 0) <= width:
+    exported = spec.size + (512 if spec.sector == 512 else 0)
+    if exported <= width:
         return [spec]
-    parts: dict[int, list[Extent]] = {}
+    parts: list[list[Extent]] = [[] for _ in range(-(-exported // width))]
     for e in spec.change:
         pos = e.offset
         while pos < e.offset + e.length:
             k, end = pos // width, min(e.offset + e.length, (pos // width + 1) * width)
-            parts.setdefault(k, []).append(Extent(pos - k * width, end - pos, clear=e.clear))
+            parts[k].append(Extent(pos - k * width, end - pos, clear=e.clear))
             pos = end
-    return [DiskSpec(width, [], change, spec.sku, spec.sector) for _, change in sorted(parts.items())]
+    return [DiskSpec(width, [], change, spec.sku, spec.sector) for change in parts]
 
 
 BUILDERS = {
