@@ -273,7 +273,8 @@ class PageBlobTarget:
                 await self._blob.resize_blob(base_length, **self._lease_kw())
                 self._base_size = base_length
             if self._lease is not None:
-                fitted = await self.stripes.fit(size, self._lease, self._lease_seconds, self._lease_wait)
+                # a killed run's stripe leases expire with its base lease (renewed together): wait one lease
+                fitted = await self.stripes.fit(size, self._lease, self._lease_seconds, self._lease_seconds)
                 changed = changed or fitted
         return changed
 

@@ -9,7 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replicator.core.ranges import PAGE, Op, Range
-from replicator.core.stripes import STRIPE_BYTES, cut, layout, locate, split, stripe_blob_name, stripe_count
+from replicator.core.stripes import (
+    STRIPE_BYTES,
+    layout,
+    locate,
+    resume_point,
+    split,
+    stripe_blob_name,
+    stripe_count,
+)
 from replicator.target.stripe_set import StripeSet, StripeSnapshot, missing, orphans
 
 TIB = 1024**4
@@ -86,25 +94,29 @@ def test_stripe_names() -> None:
 @given(
     st.integers(min_value=0, max_value=(64 * TIB) // PAGE),
     st.integers(min_value=1, max_value=(20 * TIB) // PAGE),
-    st.sampled_from(["copy", "clear"]),
 )
-def test_cut_pieces_each_lie_in_one_stripe_and_locate_there(
-    start_page: int, length_pages: int, kind: str
-) -> None:
-    op = Op(kind, Range(start_page * PAGE, (start_page + length_pages) * PAGE))  # type: ignore[arg-type]
-    pieces = list(cut(op))
-    assert pieces[0].range.start == op.range.start and pieces[-1].range.end == op.range.end
-    for before, after in itertools.pairwise(pieces):
-        assert before.range.end == after.range.start and before.range.end % STRIPE_BYTES == 0
-    assert [(locate(p.range)[0], Op(p.kind, locate(p.range)[1])) for p in pieces] == list(split(op))
+def test_locate_agrees_with_split_and_refuses_a_straddle(start_page: int, length_pages: int) -> None:
+    r = Range(start_page * PAGE, (start_page + length_pages) * PAGE)
+    parts = list(split(Op("copy", r)))
+    if len(parts) == 1:
+        assert locate(r) == (parts[0][0], parts[0][1].range)
+    else:
+        with pytest.raises(ValueError, match="straddles"):
+            locate(r)
 
 
-def test_an_op_of_one_stripe_is_not_cut_and_locate_refuses_a_straddle() -> None:
-    op = Op("copy", Range(8 * TIB - 4096, 8 * TIB))
-    assert list(cut(op)) == [op]
-    assert locate(op.range) == (0, op.range)
-    with pytest.raises(ValueError, match="straddles"):
-        locate(Range(8 * TIB - 4096, 8 * TIB + 4096))
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=10**6), st.booleans()), max_size=8))
+def test_resume_point_is_the_first_incomplete_streams_low(streams: list[tuple[int, bool]]) -> None:
+    point = resume_point(streams, 10**7)
+    incomplete = [low for low, complete in streams if not complete]
+    assert point == (incomplete[0] if incomplete else 10**7)
+
+
+def test_resume_point_never_counts_a_later_stripe_past_an_unwritten_earlier_one() -> None:
+    # stripe 0 still writing at 1 TiB, stripe 1 done: resume at 1 TiB (stripe 1 is written again)
+    assert resume_point([(1 * TIB, False), (16 * TIB, True)], 16 * TIB + PAGE) == 1 * TIB
+    assert resume_point([(8 * TIB, True), (9 * TIB, False)], 16 * TIB + PAGE) == 9 * TIB
+    assert resume_point([(8 * TIB, True), (16 * TIB + PAGE, True)], 16 * TIB + PAGE) == 16 * TIB + PAGE
 
 
 def test_orphans_and_missing_stripe_snapshots() -> None:
