@@ -411,16 +411,15 @@ class JobRunner:
         current = plan.current
         url = await current.url()
         async with current.disk_auth.client(url, current.snapshot, **client_kwargs()) as source:
-            actual: BlobClient | verify.Route = self.target.client
-            if self.target.stripes.count > 1:  # a source over 8 TiB: its stripe blobs, in export offsets
-                actual = self.target.route
+            striped = self.target.stripes.count > 1  # a source over 8 TiB: its stripe blobs
+            actual: BlobClient | verify.Route = self.target.route if striped else self.target.client
             if plan.base is None:
                 comparison = (
-                    await verify.compare_blobs(source, self.target.client)
-                    if self.target.stripes.count == 1
-                    else await verify.compare_striped(
+                    await verify.compare_striped(
                         source, self.target.stripe_clients(plan.size), self.target.route
                     )
+                    if striped
+                    else await verify.compare_blobs(source, self.target.client)
                 )
                 if comparison.expected_size != comparison.actual_size:
                     raise ReplicationError(

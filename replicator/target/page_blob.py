@@ -47,9 +47,6 @@ from replicator.target.stripe_set import LeaseSet, StripeSet, StripeSnapshot, or
 
 log = logging.getLogger(__name__)
 
-MAX_BLOB_BYTES = stripes.STRIPE_BYTES
-"""Largest page blob (8 TiB): a larger source is replicated into stripes (target.stripe_set)."""
-
 
 @dataclass(frozen=True)
 class Inspection:

@@ -13,6 +13,7 @@ from azure.storage.blob import BlobClient
 
 from replicator.target.stripe_set import StripeSet
 from tests.e2e.world import GiB, MiB, World, pattern
+from tests.helpers.cli_runs import run
 
 TIB = 1024 * GiB
 EIGHT = 8 * TIB  # the page-blob limit and the stripe width, spelled here on purpose
@@ -212,3 +213,22 @@ def test_a_source_growing_past_8_tib_gets_its_stripe(world: World, replicate) ->
     world.snapshot(disk)
     again = replicate("--source", disk.id, "--target", url, "--json")
     assert again.code == 0 and "resized the target" not in again.err, again.err
+
+
+def test_a_vm_disk_over_8_tib_is_striped_through_the_same_path(world: World) -> None:
+    os_disk, big = world.create_disk("svm-os", 1), world.create_disk("svm-big", 9 * 1024)
+    world.write(os_disk, (0, pattern(1, MiB)))
+    world.write(big, (EIGHT - 4096, pattern(2, 8192)), (9 * TIB - 4096, pattern(3, 4096)))
+    vm = world.create_vm("svm", os_disk, {0: big}, {})
+    url = world.target_url(blob="vms/striped")
+    done = run(world.env, "--source", vm, "--target", url, "--snapshot-now", "--json")
+    assert done.code == 0, done.err
+    (group,) = done.doc["groups"]
+    entry = next(d for d in group["disks"] if d["name"] == "svm-big")
+    with world.target(entry["target"], entry["restore_point"]) as base:
+        times = base.get_blob_properties().metadata["stripe_snapshots"].split(",")
+        assert base.download_blob(EIGHT - 4096, 4096).readall() == pattern(2, 8192)[:4096]
+    assert len(times) == 1
+    with world.target(f"{entry['target']}.stripe1", times[0]) as stripe1:
+        assert stripe1.download_blob(0, 4096).readall() == pattern(2, 8192)[4096:]
+        assert stripe1.download_blob(TIB - 4096, 4096).readall() == pattern(3, 4096)
