@@ -11,6 +11,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient
 
+from replicator.target.page_blob import PageBlobTarget
 from replicator.target.stripe_set import StripeSet
 from tests.e2e.world import GiB, MiB, World, pattern
 from tests.helpers.cli_runs import run
@@ -232,3 +233,34 @@ def test_a_vm_disk_over_8_tib_is_striped_through_the_same_path(world: World) -> 
     with world.target(f"{entry['target']}.stripe1", times[0]) as stripe1:
         assert stripe1.download_blob(0, 4096).readall() == pattern(2, 8192)[4096:]
         assert stripe1.download_blob(TIB - 4096, 4096).readall() == pattern(3, 4096)
+
+
+def test_a_copy_failing_in_one_stripe_resumes_to_an_equal_restore_point(
+    world: World, replicate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = _striped_disk(world)
+    s1 = world.snapshot(disk)
+    url = world.target_url()
+    real_copy = PageBlobTarget.copy_from_url
+
+    async def failing_in_stripe_1(self, op, source_url, source_auth=None):
+        if EIGHT <= op.range.start < 2 * EIGHT:
+            raise HttpResponseError(message="injected permanent failure in stripe 1")
+        return await real_copy(self, op, source_url, source_auth)
+
+    monkeypatch.setattr(PageBlobTarget, "copy_from_url", failing_in_stripe_1)
+    args = ("--source", disk.id, "--target", url, "--json", "--checkpoint-seconds", "0.1")
+    failed = replicate(*args)
+    assert failed.code == 1 and "injected" in failed.err, failed.err
+    with world.target(url) as base:
+        meta = base.get_blob_properties().metadata
+    checkpoint = int(meta["inprogress_checkpoint"])
+    assert checkpoint < 2 * EIGHT  # never past stripe 1's unwritten ops, whatever stripe 0 did
+    assert world.restore_points(url) == []
+
+    monkeypatch.setattr(PageBlobTarget, "copy_from_url", real_copy)
+    resumed = replicate(*args)
+    assert resumed.code == 0, resumed.err
+    entry = resumed.doc["snapshots"][0]
+    assert entry["resumed_from"] == checkpoint
+    assert_striped_point_equals(world, url, entry["restore_point"], s1)
