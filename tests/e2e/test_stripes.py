@@ -109,6 +109,8 @@ def test_full_diff_verify_list_prune_across_stripes(world: World, replicate) -> 
     listed = replicate("list", "--target", url, "--json")
     assert listed.code == 0, listed.err
     assert [p["stripes"] for p in listed.doc["restore_points"]] == [3, 3]
+    human = replicate("list", "--target", url)
+    assert human.code == 0 and "16.0 TiB (3 stripes)" in human.out, human.out
 
     status = replicate("status", "--target", url, "--max-age", "1d", "--json")
     assert status.code == 0, status.err
