@@ -133,7 +133,7 @@ def test_full_diff_verify_list_prune_across_stripes(world: World, replicate) -> 
     assert_striped_point_equals(world, url, entry2["restore_point"], s2)
 
 
-def test_failed_copy_and_a_commit_killed_between_stripes_resume_correctly(
+def test_a_commit_killed_between_stripe_snapshots_resumes_and_deletes_its_orphans(
     world: World, replicate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     disk = _striped_disk(world)
