@@ -33,7 +33,7 @@ def render(listing: Listing) -> list[str]:
                 p.id,
                 p.snapshot_name,
                 utc_time(p.snapshot_time),
-                human_size(p.size_bytes),
+                human_size(p.size_bytes) + (f" ({p.stripes} stripes)" if p.stripes > 1 else ""),
                 str(p.logical_sector_size),
                 p.mode,
                 "Entra ID" if p.data_access_auth_mode == ENTRA_MODE else "SAS",

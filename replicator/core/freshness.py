@@ -8,7 +8,8 @@ Verdicts, in the order of `judge` (the first that applies):
 
 - `unknown`: the target or the source could not be read; `reason` is the error's one sentence.
 - `unprotected`: the target holds no restore point (no target blob at all, or a first copy never
-  committed), or the source disk has no incremental snapshot (no run can add a restore point).
+  committed), or the source disk has no incremental snapshot (no run can add a restore point), or
+  the newest restore point of a striped target (a source over 8 TiB) misses a stripe's snapshot.
 - `stale`: the lag (now minus the creation time of the newest source snapshot any restore point
   holds: the RPO held) exceeds the maximum age; or a run stopped part-way (the target records a
   snapshot in progress), is not running now (the lease is free), and the target was last written
@@ -171,6 +172,7 @@ class Facts:
     last_drill: DrillRecord | None = None  # the last restore drill the target records
     groups: GroupFacts | None = None  # the target is a VM's prefix; `newest` is its newest complete group
     vm_disk: bool = False  # a VM's disk blob: its restore points hold disk restore points
+    missing_stripes: tuple[int, ...] = ()  # stripes whose snapshot the newest restore point names and lacks
 
 
 class Judgement(NamedTuple):
@@ -196,6 +198,12 @@ def judge(facts: Facts, now: datetime, max_age_seconds: float) -> Judgement:
             "the source disk has no incremental snapshot: no run can add a restore point "
             "(take one, or schedule runs with --snapshot-now; snapshots kept in another resource "
             "group are found with --snapshot-search subscription)"
+        )
+    if facts.missing_stripes and facts.newest is not None:
+        stripes = ", ".join(str(k) for k in facts.missing_stripes)
+        problems.append(
+            f"the newest restore point {facts.newest.restore_point} misses the snapshot of stripe(s) "
+            f"{stripes} (blobs <target>.stripe<k>): it cannot be restored"
         )
     if problems or facts.newest is None:
         return Judgement("unprotected", "; ".join(problems) + ".")

@@ -14,7 +14,7 @@ one stripe blob; `split` is the one place that converts, so an off-by-one can on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from replicator.core.ranges import PAGE, Op, Range
@@ -74,3 +74,24 @@ def split(op: Op) -> Iterator[tuple[int, Op]]:
         end = min(op.range.end, base + STRIPE_BYTES)
         yield index, Op(op.kind, Range(pos - base, end - base))
         pos = end
+
+
+def locate(r: Range) -> tuple[int, Range]:
+    """The stripe holding the export range `r` and `r` in that stripe blob's offsets; ValueError
+    when `r` straddles a boundary (`cut` it first)."""
+    index = r.start // STRIPE_BYTES
+    base = index * STRIPE_BYTES
+    if r.end > base + STRIPE_BYTES:
+        raise ValueError(f"{r} straddles the stripe boundary at {base + STRIPE_BYTES}; cut it first")
+    return index, Range(r.start - base, r.end - base)
+
+
+def resume_point(streams: Sequence[tuple[int, bool]], size: int) -> int:
+    """The checkpoint of a plan written as one stream per stripe at once: every byte below it is written.
+
+    `streams`, in stripe order: each stream's watermark low (every op it issued below that is
+    written) and whether it is complete (planned to its end, nothing in flight). The first incomplete
+    stream's low is the answer: a later stripe's progress cannot count while an earlier stripe has
+    ops not yet written (a resumed run writes them again; writes are idempotent). All complete: `size`.
+    """
+    return next((low for low, complete in streams if not complete), size)

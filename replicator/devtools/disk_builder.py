@@ -28,8 +28,9 @@ from typing import Any, Literal, TypeVar
 from azure.mgmt.compute import ComputeManagementClient
 from azure.storage.blob.aio import BlobClient
 
-from replicator.core.ranges import MAX_WRITE
-from replicator.engine.verify import VERIFY_CONCURRENCY, Comparison, compare_blobs
+from replicator.core import stripes
+from replicator.core.ranges import MAX_WRITE, Op
+from replicator.engine.verify import VERIFY_CONCURRENCY, Comparison, compare_blobs, compare_striped
 from replicator.plumbing.credentials import (
     arm_scope,
     async_credential,
@@ -139,7 +140,9 @@ async def compare_copy(
 ) -> Comparison:
     """Read a source snapshot back through its Read SAS and compare it byte-for-byte with its copy
     (replicator.engine.verify.compare_blobs): a target blob or one of its restore points, read with the
-    environment's credential, or a disk read through its own Read SAS (a URL carrying `sig=`)."""
+    environment's credential, or a disk read through its own Read SAS (a URL carrying `sig=`).
+    A restore point of a source over 8 TiB is compared over its stripes' snapshots (its metadata's
+    `stripe_snapshots`, each at `<copy_url>.stripe<k>`)."""
     credential = None if "sig=" in copy_url else async_credential()
     try:
         async with (
@@ -148,7 +151,29 @@ async def compare_copy(
                 copy_url, credential=credential, snapshot=restore_point, **transport_kwargs()
             ) as copy,
         ):
-            return await compare_blobs(source, copy, concurrency=concurrency)
+            times = ""
+            if restore_point is not None:
+                times = ((await copy.get_blob_properties()).metadata or {}).get("stripe_snapshots", "")
+            if not times:
+                return await compare_blobs(source, copy, concurrency=concurrency)
+            parts = [copy] + [
+                BlobClient.from_blob_url(
+                    f"{copy_url}.stripe{k}", credential=credential, snapshot=t, **transport_kwargs()
+                )
+                for k, t in enumerate(times.split(","), 1)
+            ]
+            try:
+                size = (await source.get_blob_properties()).size
+                held = [(s.start, s.length, parts[s.index]) for s in stripes.layout(size)]
+                return await compare_striped(
+                    source,
+                    held,
+                    lambda r: [(parts[k], op.range) for k, op in stripes.split(Op("copy", r))],
+                    concurrency=concurrency,
+                )
+            finally:
+                for part in parts[1:]:
+                    await part.close()
     finally:
         if credential is not None:
             await credential.close()

@@ -35,7 +35,6 @@ from replicator.core.errors import UnprotectedError, UserError
 from replicator.core.output import human_size, iso_z, plural
 from replicator.settings.config import Config
 from replicator.source.arm import DiskInfo, SnapshotInfo
-from replicator.target.page_blob import MAX_BLOB_BYTES
 from replicator.target.state import SnapshotRef, State
 
 FOUR_TIB = 4 * 1024**4
@@ -102,17 +101,6 @@ def check_source(
     Run once before the target is touched and again under its lease (another run may have written
     the target in between). `held`: the uniqueIds of the snapshots the target has restore points of.
     """
-    for snap in snaps:
-        exported = exported_size(snap)
-        if exported > MAX_BLOB_BYTES:
-            footer = exported > snap.size_bytes
-            raise UserError(
-                f"the snapshot {snap.name} exports as {exported} bytes ({snap.size_bytes} bytes of disk"
-                + (" plus the 512-byte VHD footer of a 512-byte-sector disk" if footer else "")
-                + f"); a page blob holds at most 8 TiB ({MAX_BLOB_BYTES} bytes), so it cannot be "
-                "replicated into one"
-                + ("; a 4096-byte-sector disk exports without a footer and would fit." if footer else ".")
-            )
     if state.disk_id and identity and not arm_ids.same_resource(state.disk_id, identity.id):
         given = (
             f"--source is the disk {identity.id}"

@@ -31,7 +31,7 @@ from replicator.core.progress import (
 )
 from replicator.core.weighted import WeightedSemaphore
 from replicator.engine.inflight import process_in_flight_bytes
-from replicator.engine.pacer import Pacer
+from replicator.engine.pacer import Pacer, StripePacers
 from replicator.observe.jsonlog import event
 from replicator.plumbing import retry
 from replicator.settings.config import Config
@@ -94,7 +94,7 @@ class Copier:
         grant: Grant,
         reader: SasBlobReader,
         progress: Progress,
-        pacer: Pacer,
+        pacer: Pacer | StripePacers,
     ) -> None:
         self.config, self.target, self.grant, self.reader, self.progress, self.pacer = (
             config,
@@ -113,8 +113,14 @@ class Copier:
         self.requests = 0
         self.retries = 0
 
-    async def retried(self, what: str, call: Callable[[str], Awaitable[T]]) -> T:
-        """Run `call(source_sas_url)` under the chunk retry policy; a denied SAS is re-granted first."""
+    def _pacer(self, r: ranges.Range) -> Pacer:
+        """The pacer of the target blob `r` is written to (a stripe's, for a source over 8 TiB)."""
+        return self.pacer.of(r) if isinstance(self.pacer, StripePacers) else self.pacer
+
+    async def retried(self, what: str, call: Callable[[str], Awaitable[T]], r: ranges.Range) -> T:
+        """Run `call(source_sas_url)` under the chunk retry policy, each attempt paced by the pacer of
+        the blob `r` lands in; a denied SAS is re-granted first."""
+        pacer = self._pacer(r)
         policy = retry.retrying(
             first=CHUNK_BACKOFF_SECONDS,
             cap=CHUNK_BACKOFF_MAX_SECONDS,
@@ -127,7 +133,7 @@ class Copier:
                 url = await self.grant.url()
                 self.requests += 1
                 try:
-                    async with self.pacer.slot(), asyncio.timeout(self.config.request_timeout_seconds):
+                    async with pacer.slot(), asyncio.timeout(self.config.request_timeout_seconds):
                         return await call(url)
                 except SourceAccessDenied:
                     self.grant.invalidate(url)
@@ -159,7 +165,7 @@ class Copier:
     async def execute(self, op: ranges.Op) -> None:
         what = f"{op.kind} {op.range}"
         if op.kind == "clear":
-            await self.retried(what, lambda _url: self.target.clear(op))
+            await self.retried(what, lambda _url: self.target.clear(op), op.range)
             return
         await self.throttle.take(op.range.length)
 
@@ -182,9 +188,9 @@ class Copier:
 
         async with self.in_flight.hold(op.range.length):
             if self.config.mode == "server":
-                await self.retried(what, server_copy)
+                await self.retried(what, server_copy, op.range)
             else:
-                await self.retried(what, stream_copy)
+                await self.retried(what, stream_copy, op.range)
         self.progress.on_written(op.range.length)
 
 

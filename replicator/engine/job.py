@@ -37,8 +37,9 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from azure.core.exceptions import HttpResponseError
+from azure.storage.blob.aio import BlobClient
 
-from replicator.core import ranges
+from replicator.core import ranges, stripes
 from replicator.core.errors import ReplicationError, ReplicatorError
 from replicator.core.listwindows import LARGEST_WINDOW
 from replicator.core.messages import describe, error_code
@@ -55,7 +56,7 @@ from replicator.engine.base_choice import (
     snapshot_ref,
 )
 from replicator.engine.copier import Copier, run_pool
-from replicator.engine.pacer import Pacer
+from replicator.engine.pacer import StripePacers
 from replicator.engine.time_budget import Budget
 from replicator.observe.jsonlog import event
 from replicator.plumbing.credentials import client_kwargs
@@ -106,12 +107,13 @@ class JobRunner:
             progress,
         )
         self.budget = budget or Budget(None)
-        self.pacer: Pacer | None = None  # the target blob's, made by the first job that writes
+        self.pacer: StripePacers | None = None  # the target blobs', made by the first job that writes
 
-    def _pacer(self) -> Pacer:
-        """The target blob's pacer, one per run: what it learnt of the blob carries over to the next job."""
+    def _pacer(self) -> StripePacers:
+        """The target blobs' pacers (one per stripe), one set per run: what they learnt of each blob
+        carries over to the next job."""
         if self.pacer is None:
-            self.pacer = Pacer(self.config.concurrency, self.target.url.display)
+            self.pacer = StripePacers(self.config.concurrency, self.target.url.display)
         return self.pacer
 
     @contextlib.asynccontextmanager
@@ -124,8 +126,11 @@ class JobRunner:
             async with read_grants(self.source, job.snapshot, job.base) as (current, base):
                 yield current, base
 
-    async def planned_ops(self, plan: PlanInput, result: SnapshotResult) -> AsyncIterator[ranges.Op]:
-        """The job's plan from the listing window holding its checkpoint on, streamed in offset order.
+    async def planned_ops(
+        self, plan: PlanInput, result: SnapshotResult, stripe: stripes.Stripe | None = None
+    ) -> AsyncIterator[ranges.Op]:
+        """The job's plan from the listing window holding its checkpoint on, streamed in offset order;
+        with `stripe`, only that stripe's part of it (listed and planned within the stripe's bounds).
 
         The listing's batches go through the pure `ranges.StreamPlanner`, so the ops are exactly
         those of `ranges.plan` over the whole listing; this adapter only feeds it and adds the bytes
@@ -136,17 +141,19 @@ class JobRunner:
         # copy's gaps are holes of the source, which the target may hold data in (see ranges.coalesce).
         merge_gap = self.config.merge_gap_bytes if plan.base is not None else 0
         window = self.config.list_window_bytes
-        start = ranges.window_start(plan.job.checkpoint, window)
+        start, end = ranges.window_start(plan.job.checkpoint, window), plan.size
+        if stripe is not None:
+            start, end = max(start, stripe.start), stripe.end
         listing = list_changes(
             plan.current,
             plan.base,
             start=start,
-            end=plan.size,
+            end=end,
             window=LARGEST_WINDOW,  # windows adapt below it (core.listwindows); `window` is the resume grid
             page_size=self.config.page_size,
         )
         planner = ranges.StreamPlanner(
-            start, plan.size, merge_gap=merge_gap, fill=plan.base is None and not plan.blank_target
+            start, end, merge_gap=merge_gap, fill=plan.base is None and not plan.blank_target
         )
         async for batch in _batches(listing, PLAN_BATCH):
             listed, ops = planner.feed(batch)
@@ -211,10 +218,12 @@ class JobRunner:
             result.pacing = pacer.begin_job()
             copier = Copier(self.config, self.target, current, self.reader, self.progress, pacer)
             size = await snapshot_blob_size(current)
-            if size != self.target_size:
-                self.progress.on_message(f"resizing the target from {self.target_size} to {size} bytes")
-                await self.target.resize(size)
+            if size != self.target_size:  # a striped target's base blob shows stripe 0's size only:
+                # resize (StripeSet.fit) then creates, sizes and leases the stripes, once per run
+                if await self.target.resize(size):
+                    self.progress.on_message(f"resized the target from {self.target_size} to {size} bytes")
                 self.target_size = size
+            blank = blank and not self.target.stripes.adopted  # a stripe that was there holds unknown bytes
             if identity is not None:  # recorded with the first in-progress state: the target is
                 # this disk's from its first write on, so no other disk can take over an unfinished copy
                 state = replace(state, disk_id=identity.id, disk_unique_id=identity.unique_id)
@@ -270,13 +279,28 @@ class JobRunner:
         )
         await self.target.write_state(replace(state, in_progress=in_progress))
         window = self.config.list_window_bytes
-        watermark = ranges.Watermark(ranges.window_start(job.checkpoint, window))
+        # One plan stream per stripe left to write (one for a source of one blob), interleaved, so
+        # every stripe blob the change touches is written at once, each at its own limits.
+        todo = [s for s in stripes.layout(plan.size) if s.end > job.checkpoint]
+        marks = [ranges.Watermark(max(s.start, ranges.window_start(job.checkpoint, window))) for s in todo]
+        listed = [False] * len(todo)  # the stream of todo[i] was planned to its end
         result.changed_bytes = result.merged_gap_bytes = result.cleared_bytes = result.copied_bytes = 0
         stopped = False  # the time budget ran out before the plan did
 
+        def low() -> int:
+            """The checkpoint: every byte below it is written (stripes.resume_point)."""
+            return max(
+                job.checkpoint,
+                stripes.resume_point(
+                    [(m.low(), done and not m.in_flight) for m, done in zip(marks, listed, strict=True)],
+                    plan.size,
+                ),
+            )
+
         async def issue() -> AsyncIterator[ranges.Op]:
             nonlocal stopped
-            async for op in self.planned_ops(plan, result):
+            streams = [self.planned_ops(plan, result, s if len(todo) > 1 else None) for s in todo]
+            async for i, op in _round_robin(streams, listed):
                 _count_op(result, op)
                 if op.range.end <= job.checkpoint:
                     self.progress.on_skipped(op.range.length)
@@ -285,7 +309,7 @@ class JobRunner:
                     stopped = True
                     return
                 self.progress.on_planned(*_op_bytes(op))
-                watermark.issued(op.range)
+                marks[i].issued(op.range)
                 yield op
             counter.cancel()  # the listing itself is done: its total is final
             self.progress.on_listing_done()
@@ -294,19 +318,19 @@ class JobRunner:
             await copier.execute(op)
             if op.kind == "copy":
                 result.copied_bytes += op.range.length
-            watermark.done(op.range)
+            marks[next(i for i, s in enumerate(todo) if s.start <= op.range.start < s.end)].done(op.range)
 
         async def checkpoints() -> None:
             saved = job.checkpoint
             while True:
                 await asyncio.sleep(self.config.checkpoint_seconds)
-                low = max(job.checkpoint, watermark.low())
-                if low > saved:
+                checkpoint = low()
+                if checkpoint > saved:
                     try:
                         await self.target.write_state(
-                            replace(state, in_progress=replace(in_progress, checkpoint=low))
+                            replace(state, in_progress=replace(in_progress, checkpoint=checkpoint))
                         )
-                        saved = low
+                        saved = checkpoint
                     except HttpResponseError as exc:
                         log.warning("could not save the checkpoint: %s", describe(exc))
 
@@ -336,9 +360,11 @@ class JobRunner:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if stopped:
-            low = max(job.checkpoint, watermark.low())
-            await self.target.write_state(replace(state, in_progress=replace(in_progress, checkpoint=low)))
-            raise self.budget.incomplete(f"at offset {low} of {job.snapshot.name}")
+            checkpoint = low()
+            await self.target.write_state(
+                replace(state, in_progress=replace(in_progress, checkpoint=checkpoint))
+            )
+            raise self.budget.incomplete(f"at offset {checkpoint} of {job.snapshot.name}")
 
     async def count_total(self, plan: PlanInput) -> None:
         """Count the plan's bytes to copy with a second listing, ahead of the copy, for progress.
@@ -385,8 +411,16 @@ class JobRunner:
         current = plan.current
         url = await current.url()
         async with current.disk_auth.client(url, current.snapshot, **client_kwargs()) as source:
+            striped = self.target.stripes.count > 1  # a source over 8 TiB: its stripe blobs
+            actual: BlobClient | verify.Route = self.target.route if striped else self.target.client
             if plan.base is None:
-                comparison = await verify.compare_blobs(source, self.target.client)
+                comparison = (
+                    await verify.compare_striped(
+                        source, self.target.stripe_clients(plan.size), self.target.route
+                    )
+                    if striped
+                    else await verify.compare_blobs(source, self.target.client)
+                )
                 if comparison.expected_size != comparison.actual_size:
                     raise ReplicationError(
                         f"verification failed: the target holds {comparison.actual_size} bytes, "
@@ -398,7 +432,7 @@ class JobRunner:
                 ops = self.planned_ops(whole, _result(whole.job))
                 async for batch in _batches(ops, PLAN_BATCH):
                     regions = [op.range for op in batch]
-                    _, mismatch = await verify.compare_regions(source, self.target.client, regions)
+                    _, mismatch = await verify.compare_regions(source, actual, regions)
                     if mismatch is not None:
                         break
         if mismatch is not None:
@@ -410,6 +444,21 @@ class JobRunner:
 
 PLAN_BATCH = 1000
 """Changes planned at a time; bounds the memory between the listing and the planner."""
+
+
+async def _round_robin(streams: list[AsyncIterator[T]], ended: list[bool]) -> AsyncIterator[tuple[int, T]]:
+    """One item of each stream in turn, with its stream's index; `ended[i]` turns True when stream i
+    is exhausted. One stream is passed through as it is."""
+    live = list(range(len(streams)))
+    while live:
+        for i in list(live):
+            try:
+                item = await anext(streams[i])
+            except StopAsyncIteration:
+                ended[i] = True
+                live.remove(i)
+                continue
+            yield i, item
 
 
 async def _batches(items: AsyncIterator[T], size: int) -> AsyncIterator[list[T]]:

@@ -16,7 +16,11 @@ What it tells: a `pacer` log event at debug level per change (old and new limit,
 rate and throttled count), and per job a core.pacing.PacingRecord (lowest, highest and last limit,
 throttled requests) for the job's entry of the `--json` document.
 
-Memory: a few numbers, whatever the number of requests.
+Stripes: a source over 8 TiB is written into several page blobs (core.stripes), each with its own
+per-blob limits, so each gets its own pacer (`StripePacers`); a request goes to one stripe only
+(the engine cuts ops at stripe boundaries: core.stripes.cut).
+
+Memory: a few numbers per target blob, whatever the number of requests.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from replicator.core import pacing
+from replicator.core import pacing, stripes
+from replicator.core.ranges import Range
 from replicator.core.weighted import WeightedSemaphore
 from replicator.observe.jsonlog import event
 from replicator.plumbing.retry import is_throttled
@@ -103,3 +108,26 @@ class Pacer:
             rate=round(seen.rate, 1),
             ceiling=self.state.ceiling,
         )
+
+
+class StripePacers:
+    """One Pacer per stripe blob of a target (made when a stripe gets its first request); a target of
+    one blob has exactly one, the base blob's, as before stripes existed."""
+
+    def __init__(self, ceiling: int, blob: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ceiling, self._blob, self._clock = ceiling, blob, clock
+        self._pacers = {0: Pacer(ceiling, blob, clock)}
+
+    def of(self, r: Range) -> Pacer:
+        """The pacer of the stripe blob holding the export range `r` (one stripe: core.stripes.locate)."""
+        index = stripes.locate(r)[0]
+        if index not in self._pacers:
+            name = f"{self._blob} stripe {index}"
+            self._pacers[index] = Pacer(self._ceiling, name, self._clock)
+        return self._pacers[index]
+
+    def begin_job(self) -> pacing.PacingRecord:
+        """Begin a job on every stripe's pacer; returns the base blob's record (stripe 0), which the
+        job's `--json` entry shows (each stripe's changes are `pacer` log events)."""
+        records = [pacer.begin_job() for pacer in self._pacers.values()]
+        return records[0]

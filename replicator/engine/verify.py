@@ -10,13 +10,17 @@ How, without reading whole disks: the sizes must be equal; then, window by windo
 valid page ranges of both sides is read from both and compared. A byte outside that union is a
 never-written or cleared page on both sides and reads as zero on both, so it cannot differ. Memory
 is one window's range lists plus `concurrency` chunks in flight, whatever the disk size.
+
+A target over 8 TiB is several blobs (core.stripes): the copy's side is then a `Route`, the blob
+pieces holding an export range (target.stripe_set), and `compare_striped` compares each stripe blob
+with its part of the source, window by window, the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from azure.storage.blob.aio import BlobClient
@@ -29,6 +33,9 @@ VERIFY_WINDOW = 256 * 1024**3
 window's range list stays small on a fragmented disk."""
 VERIFY_CONCURRENCY = 4
 """Chunk pairs read at once: 4 x 2 x 4 MiB = 32 MiB of buffers at most."""
+
+Route = Callable[[Range], list[tuple[BlobClient, Range]]]
+"""Where a striped copy holds an export range: (stripe blob, range in that blob), in offset order."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +95,15 @@ def _chunks(regions: Iterable[Range], chunk: int) -> Iterable[Range]:
             yield Range(pos, min(pos + chunk, region.end))
 
 
+async def _read(actual: BlobClient | Route, r: Range) -> bytes:
+    if isinstance(actual, BlobClient):
+        return await read_range(actual, r)
+    return b"".join([await read_range(client, local) for client, local in actual(r)])
+
+
 async def compare_regions(
     expected: BlobClient,
-    actual: BlobClient,
+    actual: BlobClient | Route,
     regions: Iterable[Range],
     *,
     chunk: int = MAX_WRITE,
@@ -104,7 +117,7 @@ async def compare_regions(
     async def one(r: Range) -> None:
         nonlocal compared
         async with semaphore:
-            a, b = await asyncio.gather(read_range(expected, r), read_range(actual, r))
+            a, b = await asyncio.gather(read_range(expected, r), _read(actual, r))
         if a != b:
             offset = next(
                 (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
@@ -147,4 +160,37 @@ async def compare_blobs(
         compared += n
         if mismatch is not None:
             return Comparison(expected_size, actual_size, compared, mismatch)
+    return Comparison(expected_size, actual_size, compared, None)
+
+
+async def compare_striped(
+    expected: BlobClient,
+    stripes: Sequence[tuple[int, int, BlobClient]],
+    route: Route,
+    *,
+    window: int = VERIFY_WINDOW,
+    concurrency: int = VERIFY_CONCURRENCY,
+) -> Comparison:
+    """Compare a blob with its copy over stripe blobs, completely (`compare_blobs`, stripe by stripe).
+
+    `stripes`: (export offset, length, blob) of every stripe in order. The copy's size is the sum of
+    its stripe blobs' sizes, and each must be its stripe's length.
+    """
+    expected_size = (await expected.get_blob_properties()).size
+    sizes = [(await blob.get_blob_properties()).size for _, _, blob in stripes]
+    if sizes != [length for _, length, _ in stripes]:
+        return Comparison(expected_size, sum(sizes), 0, None)
+    actual_size = sum(sizes)
+    if expected_size != actual_size:
+        return Comparison(expected_size, actual_size, 0, None)
+    compared = 0
+    for offset, length, blob in stripes:
+        for start in range(0, length, window):
+            end = min(start + window, length)
+            held = [Range(r.start + offset, r.end + offset) for r in await valid_ranges(blob, start, end)]
+            regions = union(await valid_ranges(expected, start + offset, end + offset), held)
+            n, mismatch = await compare_regions(expected, route, regions, concurrency=concurrency)
+            compared += n
+            if mismatch is not None:
+                return Comparison(expected_size, actual_size, compared, mismatch)
     return Comparison(expected_size, actual_size, compared, None)

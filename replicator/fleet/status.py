@@ -62,6 +62,7 @@ from replicator.source.grants import FAMILY_SAS_LIMIT
 from replicator.target.groups import GroupStore, Stored
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.restore_points import PointInfo, newest
+from replicator.target.stripe_set import missing
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,16 @@ async def _read_target(target: PageBlobTarget, facts: Facts) -> tuple[Facts, set
         lease_held=inspection.leased,
         run=run,
         last_drill=state.last_drill,
+        missing_stripes=_missing_stripes(points, target),
     )
     return facts, {p.snapshot_unique_id.casefold() for p in points if p.snapshot_unique_id}
+
+
+def _missing_stripes(points: Sequence[PointInfo], target: PageBlobTarget) -> tuple[int, ...]:
+    """The stripes whose snapshot the newest restore point names and the listing lacks (a source over
+    8 TiB whose stripe snapshot was deleted by hand): it cannot be restored."""
+    point = newest(points)
+    return tuple(missing(point.stripe_snapshots, target.stripe_snapshots)) if point else ()
 
 
 def _is_disk_restore_point(arm_id: str) -> bool:

@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
 from azure.core.exceptions import HttpResponseError
-from azure.storage.blob.aio import BlobLeaseClient
 
 from replicator.core import messages
 from replicator.core.errors import ReplicationError
@@ -69,8 +69,17 @@ async def keep_renewed(renew: Callable[[], Awaitable[object]], lease_seconds: fl
             await asyncio.sleep(min(wait, interval, max(0.0, expires - loop.time())))
 
 
+class Lease(Protocol):
+    """What `renewed` drives: a blob's lease (BlobLeaseClient) or a striped target's set of leases
+    of one ID (target.stripe_set.LeaseSet), renewed and released as one."""
+
+    async def renew(self) -> Any: ...
+
+    async def release(self) -> Any: ...
+
+
 @contextlib.asynccontextmanager
-async def renewed(lease: BlobLeaseClient, lease_seconds: float, shown: str) -> AsyncIterator[None]:
+async def renewed(lease: Lease, lease_seconds: float, shown: str) -> AsyncIterator[None]:
     """Keep the acquired `lease` renewed for the block (keep_renewed), then release it (bounded).
 
     A lost lease cancels the block and surfaces as ReplicationError: writing on without the lease could

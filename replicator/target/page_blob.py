@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Self
 
@@ -34,7 +34,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobType
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
 
-from replicator.core import messages, permissions
+from replicator.core import messages, permissions, stripes
 from replicator.core.errors import LockedError, ReplicationError, UserError
 from replicator.core.ranges import Op, Range
 from replicator.plumbing import recovery, urlcheck
@@ -43,11 +43,9 @@ from replicator.plumbing.credentials import async_credential, client_kwargs
 from replicator.settings.config import Config
 from replicator.target.lease import renewed
 from replicator.target.state import RestorePoint, RestorePointMeta, State
+from replicator.target.stripe_set import LeaseSet, StripeSet, StripeSnapshot, orphans
 
 log = logging.getLogger(__name__)
-
-MAX_BLOB_BYTES = 8 * 1024**4
-"""Largest page blob (8 TiB): a larger source cannot be replicated into one."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +80,13 @@ class PageBlobTarget:
         self._container = ContainerClient(
             url.account_url, url.container, credential=self._credential, **client_kwargs()
         )
-        self._lease: BlobLeaseClient | None = None
+        self._lease: LeaseSet | None = None
         self._lease_wait = config.lease_wait_seconds
         self._lease_seconds = config.lease_seconds
+        self.stripes = StripeSet(self._container, self._blob, url.blob, url.display)
+        self._base_size = 0  # the base blob's size, as inspect() read it and resize() left it
+        self.stripe_snapshots: list[StripeSnapshot] = []  # every stripe snapshot the last listing found
+        self._orphans: list[StripeSnapshot] = []  # those of them no restore point holds
 
     async def __aenter__(self) -> Self:
         return self
@@ -127,6 +129,7 @@ class PageBlobTarget:
             )
         leased = props.lease.state == "leased" if props.lease else False
         state = State.from_metadata(props.metadata or {})
+        self._base_size = props.size
         return Inspection(True, props.size, state, leased, props.last_modified)
 
     def _refused(self, operation: str, exc: HttpResponseError) -> UserError:
@@ -164,7 +167,9 @@ class PageBlobTarget:
                 raise
             container_denied = True
         try:
-            await self._blob.create_page_blob(size, match_condition=MatchConditions.IfMissing)
+            # a striped target's base blob is stripe 0 (core.stripes); its stripes are made under the lease
+            base_length = stripes.layout(size)[0].length
+            await self._blob.create_page_blob(base_length, match_condition=MatchConditions.IfMissing)
         except ResourceExistsError:
             return False
         except ResourceNotFoundError:
@@ -227,9 +232,9 @@ class PageBlobTarget:
                 f"another replication holds the lease on {self.url.display}; {waited}wait for it to finish "
                 f"(a killed run's lease expires within {self._lease_seconds} s)."
             )
-        self._lease = lease
+        self._lease = leases = LeaseSet(lease)
         try:
-            async with renewed(lease, self._lease_seconds, self.url.display):
+            async with renewed(leases, self._lease_seconds, self.url.display):
                 yield
         finally:
             self._lease = None
@@ -239,12 +244,36 @@ class PageBlobTarget:
         """The base blob's client, for reads outside this adapter (--verify compares through it)."""
         return self._blob
 
-    def _lease_kw(self) -> dict[str, Any]:
-        return {"lease": self._lease} if self._lease is not None else {}
+    def stripe_clients(self, size: int) -> list[tuple[int, int, BlobClient]]:
+        """(export offset, length, blob) of every stripe of an export of `size` bytes (--verify)."""
+        return [(s.start, s.length, self.stripes.client(s.index)) for s in stripes.layout(size)]
 
-    async def resize(self, size: int) -> None:
+    def route(self, r: Range) -> list[tuple[BlobClient, Range]]:
+        """The stripe blobs holding the export range `r`, each with its part of `r` in its offsets."""
+        return [(self.stripes.client(index), op.range) for index, op in stripes.split(Op("copy", r))]
+
+    def _lease_kw(self, index: int = 0) -> dict[str, Any]:
+        """The lease argument of a call on stripe `index` (0: the base blob), when this run holds it."""
+        if self._lease is None:
+            return {}
+        lease = self._lease.base if index == 0 else self._lease.stripes.get(index)
+        return {"lease": lease} if lease is not None else {}
+
+    async def resize(self, size: int) -> bool:
+        """Size the target for an export of `size` bytes: the base blob to stripe 0's length, and
+        (a source over 8 TiB) stripes 1.. created, sized and leased (StripeSet.fit), under the lease.
+        True when a blob's size changed (the only requests a one-blob target makes are that resize)."""
+        base_length = stripes.layout(size)[0].length
+        changed = base_length != self._base_size
         with self._authorized("write"):
-            await self._blob.resize_blob(size, **self._lease_kw())
+            if changed:
+                await self._blob.resize_blob(base_length, **self._lease_kw())
+                self._base_size = base_length
+            if self._lease is not None:
+                # a killed run's stripe leases expire with its base lease (renewed together): wait one lease
+                fitted = await self.stripes.fit(size, self._lease, self._lease_seconds, self._lease_seconds)
+                changed = changed or fitted
+        return changed
 
     async def write_state(self, state: State) -> None:
         """Replace the base blob's metadata with `state` (Set Blob Metadata replaces every key)."""
@@ -258,37 +287,45 @@ class PageBlobTarget:
         `x-ms-copy-source-authorization`: the disk token of an Entra-ID-protected source. This blob
         keeps its own credential."""
         r = op.range
-        await self._blob.upload_pages_from_url(
+        index, blob, local = self.stripes.route(r)  # read at the export offset, written at the stripe's
+        await blob.upload_pages_from_url(
             source_url,
-            r.start,
-            r.length,
+            local.start,
+            local.length,
             r.start,
             source_authorization=source_authorization,
             retry_total=0,
-            **self._lease_kw(),
+            **self._lease_kw(index),
         )
 
     async def put_pages(self, op: Op, data: bytes, md5: bytes) -> None:
         """Put Page with Content-MD5 (`md5`: the digest of `data`, as checked when it was read), so a
         body corrupted on the way is refused instead of written, without hashing it twice."""
-        await self._blob.upload_page(
+        index, blob, local = self.stripes.route(op.range)
+        await blob.upload_page(
             data,
-            op.range.start,
-            op.range.length,
+            local.start,
+            local.length,
             transactional_content_md5=md5,
             retry_total=0,
-            **self._lease_kw(),
+            **self._lease_kw(index),
         )
 
     async def clear(self, op: Op) -> None:
-        await self._blob.clear_page(op.range.start, op.range.length, retry_total=0, **self._lease_kw())
+        index, blob, local = self.stripes.route(op.range)
+        await blob.clear_page(local.start, local.length, retry_total=0, **self._lease_kw(index))
 
     async def commit(self, meta: RestorePointMeta) -> str:
         """Take the restore point: a blob snapshot carrying `meta`; returns its timestamp (the ID).
 
         Exactly one, even when an answer is lost (recovery.commit_once: tagged with a `commit_id`).
+        A striped target snapshots stripes 1.. first and the base blob LAST: the base blob's snapshot
+        is the commit, and its `stripe_snapshots` name theirs. A run killed in between leaves stripe
+        snapshots no restore point holds; this commit (or a prune) deletes them (`clean_orphans`).
         """
         commit_id = recovery.new_commit_id()
+        with self._authorized("snapshot"):
+            meta = replace(meta, stripe_snapshots=await self.stripes.snapshot(self._lease))
         tagged = meta.to_metadata() | {"commit_id": commit_id}
 
         async def create() -> str:
@@ -322,7 +359,33 @@ class PageBlobTarget:
                     first,
                     messages.describe(exc),
                 )
+        await self.clean_orphans()
         return first
+
+    async def clean_orphans(self) -> None:
+        """Delete the stripe snapshots the last listing (`restore_points`) found no restore point
+        holds: left by a run killed between its stripe snapshots and its commit, or by a prune killed
+        between a restore point and its stripes. Under the lease; no request when there are none."""
+        for item in self._orphans:
+            log.info(
+                "deleting snapshot %s of %s: no restore point holds it",
+                item.snapshot,
+                self.stripes.name(item.index),
+            )
+            try:
+                await self.stripes.delete_snapshot(item)
+            except HttpResponseError as exc:
+                if exc.status_code != 403:
+                    raise
+                log.warning(
+                    "the target credential cannot delete the orphaned stripe snapshot %s of %s (%s); "
+                    "prune with a credential that can",
+                    item.snapshot,
+                    self.stripes.name(item.index),
+                    messages.describe(exc),
+                )
+                break
+        self._orphans = []
 
     async def restore_points(self, *, required: bool = True) -> list[RestorePoint]:
         """Every blob snapshot of the base blob, oldest first (bounded by the number of restore points).
@@ -332,13 +395,16 @@ class PageBlobTarget:
         detection after a commit, adopting a commit a killed run lost) go on without it, which costs
         at worst a duplicate restore point.
         """
-        points = []
+        points, striped = [], []
+        self.stripe_snapshots, self._orphans = [], []  # nothing is known until this listing succeeds
         try:
             async for item in self._container.list_blobs(
                 name_starts_with=self.url.blob, include=["snapshots", "metadata"]
             ):
                 if item.name == self.url.blob and item.snapshot:
                     points.append(RestorePoint(item.snapshot, dict(item.metadata or {})))
+                elif item.snapshot and (index := self.stripes.stripe_of(item.name)) is not None:
+                    striped.append(StripeSnapshot(index, item.snapshot))
         except HttpResponseError as exc:
             if messages.is_missing_credential(exc):
                 raise UserError(messages.missing_credential(self.url.account_url)) from None
@@ -353,14 +419,20 @@ class PageBlobTarget:
                 messages.describe(exc),
             )
             return []
+        self.stripe_snapshots = striped
+        self._orphans = orphans([p.meta.stripe_snapshots for p in points], striped)
         return sorted(points, key=lambda p: p.id)
 
-    async def delete_restore_point(self, point_id: str) -> None:
-        """Delete one blob snapshot (prune), under the lease when this instance holds it."""
+    async def delete_restore_point(self, point_id: str, stripe_snapshots: tuple[str, ...] = ()) -> None:
+        """Delete one restore point (prune), under the lease when this instance holds it: its blob
+        snapshot first (the commit record), then its stripes' snapshots (a prune killed in between
+        leaves orphans the next commit or prune deletes, never a restore point missing a stripe)."""
         # A client from the container shares its pipeline and connections (nothing to close).
         client = self._container.get_blob_client(self.url.blob, snapshot=point_id)
         with self._authorized("delete"):
             await client.delete_blob(**self._lease_kw())
+            for index, snapshot in enumerate(stripe_snapshots, 1):
+                await self.stripes.delete_snapshot(StripeSnapshot(index, snapshot))
 
     def point_client(self, point_id: str) -> BlobClient:
         """A client of restore point `point_id` (its blob snapshot), for reads outside this adapter

@@ -49,6 +49,7 @@ from replicator.target.restore_points import (
     Listing,
     PointInfo,
     check_footer,
+    check_one_blob,
     check_sku,
     list_points,
     profile_json,
@@ -220,6 +221,7 @@ async def prepare(config: Config, request: RestoreRequest) -> PreparedRestore:
     async with PageBlobTarget(config, command="restore") as target:
         listing = await list_points(target)
         point = select(listing.points, request.point)
+        check_one_blob(point)
         profile = planned_profile(point, request.overrides)
         await check_footer(target, point)
         url = target.url

@@ -61,6 +61,12 @@ class PointInfo:
     base_of_next_diff: bool
     data_access_auth_mode: str = ""  # the source snapshot's, as the restore point records it
     profile: DiskProfile = field(default_factory=DiskProfile)  # the source disk's, as recorded
+    stripe_snapshots: tuple[str, ...] = ()  # blob snapshots of stripes 1.. (a source over 8 TiB)
+
+    @property
+    def stripes(self) -> int:
+        """How many blobs hold this restore point: 1, or the stripes of a source over 8 TiB."""
+        return 1 + len(self.stripe_snapshots)
 
     @classmethod
     def of(cls, point: RestorePoint, state: State) -> PointInfo:
@@ -78,6 +84,7 @@ class PointInfo:
             base_of_next_diff=_is_base(point.id, meta.snapshot_unique_id, state),
             data_access_auth_mode=meta.data_access_auth_mode,
             profile=meta.profile,
+            stripe_snapshots=meta.stripe_snapshots,
         )
 
     @property
@@ -110,6 +117,7 @@ class PointInfo:
             "base_of_next_diff": self.base_of_next_diff,
             "data_access_auth_mode": self.data_access_auth_mode or None,
             "source_disk": profile_json(self.profile),
+            "stripes": self.stripes,
         }
 
 
@@ -219,6 +227,23 @@ def check_sku(point: PointInfo, sku: str) -> None:
         )
 
 
+def check_one_blob(point: PointInfo) -> None:
+    """Refuse (UserError, exit 2) to import a restore point held by stripes (a source over 8 TiB).
+
+    Why: Import reads one blob, and a page blob holds at most 8 TiB; importing the base blob's
+    snapshot alone would make a silently truncated disk. A striped point becomes a disk through
+    createOption Upload (Put Page From URL from each stripe's snapshot), which this version lacks:
+    this one function is the place that restore replaces.
+    """
+    if point.stripes > 1:
+        raise UserError(
+            f"restore point {point.id} holds a disk of {point.size_bytes} bytes in {point.stripes} blobs "
+            "(stripes of at most 8 TiB), and this version restores only restore points of one blob "
+            "(Azure imports one page blob); the stripes are intact: restore it with a version that "
+            "restores striped points (createOption Upload)."
+        )
+
+
 async def check_footer(target: PageBlobTarget, point: PointInfo) -> None:
     """A 512-byte-sector restore point must end with an intact fixed-VHD footer; UserError otherwise."""
     if point.logical_sector_size != 512:
@@ -313,5 +338,6 @@ async def prune(
                 plan = replace(plan, delete=[p for p in plan.delete if p.id in only])
             for p in plan.delete:
                 on_message(f"deleting restore point {p.id} ({p.snapshot_name})")
-                await target.delete_restore_point(p.id)
+                await target.delete_restore_point(p.id, p.stripe_snapshots)
+            await target.clean_orphans()
         return plan

@@ -9,7 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replicator.core.ranges import PAGE, Op, Range
-from replicator.core.stripes import STRIPE_BYTES, layout, split, stripe_blob_name, stripe_count
+from replicator.core.stripes import (
+    STRIPE_BYTES,
+    layout,
+    locate,
+    resume_point,
+    split,
+    stripe_blob_name,
+    stripe_count,
+)
+from replicator.target.stripe_set import StripeSet, StripeSnapshot, missing, orphans
 
 TIB = 1024**4
 pages = st.integers(min_value=1, max_value=(64 * TIB) // PAGE + 1).map(lambda n: n * PAGE)
@@ -80,3 +89,70 @@ def test_stripe_names() -> None:
     assert stripe_blob_name("vm/disk.vhd", 2) == "vm/disk.vhd.stripe2"
     with pytest.raises(ValueError):
         stripe_blob_name("d.vhd", -1)
+
+
+@given(
+    st.integers(min_value=0, max_value=(64 * TIB) // PAGE),
+    st.integers(min_value=1, max_value=(20 * TIB) // PAGE),
+)
+def test_locate_agrees_with_split_and_refuses_a_straddle(start_page: int, length_pages: int) -> None:
+    r = Range(start_page * PAGE, (start_page + length_pages) * PAGE)
+    parts = list(split(Op("copy", r)))
+    if len(parts) == 1:
+        assert locate(r) == (parts[0][0], parts[0][1].range)
+    else:
+        with pytest.raises(ValueError, match="straddles"):
+            locate(r)
+
+
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=10**6), st.booleans()), max_size=8))
+def test_resume_point_is_the_first_incomplete_streams_low(streams: list[tuple[int, bool]]) -> None:
+    point = resume_point(streams, 10**7)
+    incomplete = [low for low, complete in streams if not complete]
+    assert point == (incomplete[0] if incomplete else 10**7)
+
+
+def test_resume_point_never_counts_a_later_stripe_past_an_unwritten_earlier_one() -> None:
+    # stripe 0 still writing at 1 TiB, stripe 1 done: resume at 1 TiB (stripe 1 is written again)
+    assert resume_point([(1 * TIB, False), (16 * TIB, True)], 16 * TIB + PAGE) == 1 * TIB
+    assert resume_point([(8 * TIB, True), (9 * TIB, False)], 16 * TIB + PAGE) == 9 * TIB
+    assert resume_point([(8 * TIB, True), (16 * TIB + PAGE, True)], 16 * TIB + PAGE) == 16 * TIB + PAGE
+
+
+def test_orphans_and_missing_stripe_snapshots() -> None:
+    listed = [
+        StripeSnapshot(1, "t1"),
+        StripeSnapshot(2, "t1"),
+        StripeSnapshot(1, "t0"),
+        StripeSnapshot(2, "t9"),
+    ]
+    held = [("t1", "t1"), ("t5", "t6")]
+    assert orphans(held, listed) == [StripeSnapshot(1, "t0"), StripeSnapshot(2, "t9")]
+    assert orphans([()], []) == []  # a target of one blob: nothing to clean, no request
+    assert missing(("t1", "t1"), listed) == []
+    assert missing(("t5", "t9"), listed) == [1]
+    assert missing((), listed) == []
+
+
+class _Container:
+    """Stands in for ContainerClient: a blob client is its name (and snapshot)."""
+
+    def get_blob_client(self, name: str, snapshot: str | None = None) -> str:
+        return name if snapshot is None else f"{name}@{snapshot}"
+
+
+def test_stripe_set_routes_each_range_to_its_blob_and_offset() -> None:
+    stripe_set = StripeSet(_Container(), "BASE", "vm/d.vhd", "shown")  # type: ignore[arg-type]
+    assert stripe_set.route(Range(4096, 8192)) == (0, "BASE", Range(4096, 8192))
+    assert stripe_set.route(Range(16 * TIB, 16 * TIB + PAGE)) == (2, "vm/d.vhd.stripe2", Range(0, PAGE))
+    assert stripe_set.client(1, "t1") == "vm/d.vhd.stripe1@t1"
+    assert [stripe_set.stripe_of(n) for n in ("vm/d.vhd.stripe1", "vm/d.vhd.stripe12", "vm/d.vhd")] == [
+        1,
+        12,
+        None,
+    ]
+    assert [stripe_set.stripe_of(n) for n in ("vm/d.vhd.stripe01", "vm/d.vhd.stripe", "vm/d.vhd2")] == [
+        None
+    ] * 3
+    with pytest.raises(ValueError, match="straddles"):
+        stripe_set.route(Range(8 * TIB - PAGE, 8 * TIB + PAGE))

@@ -114,7 +114,56 @@ def fleet(rng: random.Random, scale: float, disks: int = 8) -> Scenario:
     )
 
 
-BUILDERS = {"scattered": scattered, "contiguous": contiguous, "idle": idle, "fleet": fleet}
+# ---------------------------------------------------------------- stripes (issue 15: sources over 8 TiB)
+
+STRIPED_SIZE = 16 * TiB
+"""A 16 TiB disk of 512-byte sectors: it exports 16 TiB + 512, three stripes (core.stripes)."""
+
+
+def striped_idle(rng: random.Random, scale: float) -> Scenario:
+    base = [Extent(0, MiB), Extent(8 * TiB - MiB, 2 * MiB), Extent(STRIPED_SIZE - MiB, MiB)]
+    return Scenario(
+        "striped_idle",
+        "16 TiB disk (three stripes), nothing changed since the base",
+        [DiskSpec(STRIPED_SIZE, base, [], "Premium_LRS", 512)],
+    )
+
+
+def striped_scattered(rng: random.Random, scale: float) -> Scenario:
+    writes = max(50, int(4_000 * scale))
+    change = scattered_writes(rng, STRIPED_SIZE, writes, 4 * KiB, 64 * KiB)
+    return Scenario(
+        "striped_scattered",
+        f"16 TiB disk (three stripes), {writes} writes of 4-64 KiB over the whole disk since the base",
+        [DiskSpec(STRIPED_SIZE, [Extent(0, MiB)], change, "Premium_LRS", 512)],
+    )
+
+
+def per_stripe(spec: DiskSpec, width: int = 8 * TiB) -> list[DiskSpec]:
+    """The change of `spec` as one DiskSpec per stripe blob (each extent cut at the stripe
+    boundaries, in the stripe's offsets): each stripe is a page blob with its own limits, so the
+    bound of a striped disk is its slowest stripe's. A disk of one blob comes back as itself."""
+    exported = spec.size + (512 if spec.sector == 512 else 0)
+    if exported <= width:
+        return [spec]
+    parts: list[list[Extent]] = [[] for _ in range(-(-exported // width))]
+    for e in spec.change:
+        pos = e.offset
+        while pos < e.offset + e.length:
+            k, end = pos // width, min(e.offset + e.length, (pos // width + 1) * width)
+            parts[k].append(Extent(pos - k * width, end - pos, clear=e.clear))
+            pos = end
+    return [DiskSpec(width, [], change, spec.sku, spec.sector) for change in parts]
+
+
+BUILDERS = {
+    "scattered": scattered,
+    "contiguous": contiguous,
+    "idle": idle,
+    "fleet": fleet,
+    "striped_idle": striped_idle,
+    "striped_scattered": striped_scattered,
+}
 
 
 def build(names: list[str], seed: int, scale: float) -> list[Scenario]:
