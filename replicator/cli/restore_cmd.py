@@ -13,8 +13,9 @@ from replicator.cli import shell
 from replicator.core import arm_ids
 from replicator.core.disk_profile import Overrides, parse_security_type, parse_tags, parse_zone
 from replicator.core.errors import UserError
+from replicator.engine.striped_restore import restore
 from replicator.settings.knobs import TARGET_KNOBS
-from replicator.target.restore_disk import AUTH_MODES, FALLBACK_SKU, RestoreRequest, RestoreResult, restore
+from replicator.target.restore_disk import AUTH_MODES, FALLBACK_SKU, RestoreRequest, RestoreResult
 from replicator.target.restore_group import GroupRestore, restore_group
 from replicator.target.restore_points import DISK_SKUS
 
@@ -121,7 +122,8 @@ location_type = _named(
 
 async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
     p = invocation.parser(
-        "Create a managed disk from a restore point (ARM disk create, createOption Import).",
+        "Create a managed disk from a restore point (ARM disk create, createOption Import; a striped "
+        "restore point of a source over 8 TiB: createOption Upload, its stripes copied server-side).",
         knobs=(*TARGET_KNOBS, "subscription_id"),
     )
     which = p.add_mutually_exclusive_group(required=True)

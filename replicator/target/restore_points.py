@@ -25,7 +25,8 @@ from replicator.core import vhd
 from replicator.core.disk_profile import DiskProfile
 from replicator.core.errors import UserError
 from replicator.core.output import utc_time
-from replicator.core.ranges import Range
+from replicator.core.ranges import Op, Range
+from replicator.core.stripes import split
 from replicator.settings.config import Config
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.state import InProgress, RestorePoint, State
@@ -53,6 +54,7 @@ class PointInfo:
     base_of_next_diff: bool
     data_access_auth_mode: str = ""  # the source snapshot's, as the restore point records it
     profile: DiskProfile = field(default_factory=DiskProfile)  # the source disk's, as recorded
+    stripe_snapshots: tuple[str, ...] = ()  # blob snapshot times of stripes 1.. (core.stripes); () one blob
 
     @classmethod
     def of(cls, point: RestorePoint, state: State) -> PointInfo:
@@ -70,7 +72,12 @@ class PointInfo:
             base_of_next_diff=_is_base(point.id, meta.snapshot_unique_id, state),
             data_access_auth_mode=meta.data_access_auth_mode,
             profile=meta.profile,
+            stripe_snapshots=meta.stripe_snapshots,
         )
+
+    def stripe_snapshot(self, index: int) -> str:
+        """The blob snapshot of stripe `index` of this restore point (stripe 0's is its own ID)."""
+        return self.id if index == 0 else self.stripe_snapshots[index - 1]
 
     @property
     def snapshot_datetime(self) -> datetime | None:
@@ -216,7 +223,8 @@ async def check_footer(target: PageBlobTarget, point: PointInfo) -> None:
     size = point.size_bytes
     if size < 2 * vhd.FOOTER_SIZE:
         raise UserError(f"restore point {point.id} records a size of {size} bytes; it cannot hold a VHD.")
-    footer = await target.read(Range(size - vhd.FOOTER_SIZE, size), snapshot=point.id)
+    [(stripe, footer_op)] = split(Op("copy", Range(size - vhd.FOOTER_SIZE, size)))  # in the last stripe
+    footer = await target.read(footer_op.range, snapshot=point.stripe_snapshot(stripe), stripe=stripe)
     try:
         vhd.check_footer(footer, size)
     except vhd.FooterError as exc:
