@@ -114,7 +114,29 @@ def fleet(rng: random.Random, scale: float, disks: int = 8) -> Scenario:
     )
 
 
-BUILDERS = {"scattered": scattered, "contiguous": contiguous, "idle": idle, "fleet": fleet}
+def striped_restore(rng: random.Random, scale: float) -> Scenario:
+    """A 16 TiB disk's restore point in stripes (core.stripes: 8 TiB, 8 TiB and the 512-byte footer),
+    written scattered and on both sides of the stripe boundary: restored by upload
+    (devtools.bench.striped). `change` is the data the restore copies."""
+    size = 16 * TiB
+    writes = max(50, int(5_000 * scale))
+    boundary = [Extent(8 * TiB - MiB, MiB), Extent(8 * TiB, 2 * MiB)]
+    change = [*scattered_writes(rng, size, writes, 4 * KiB, 64 * KiB), *boundary]
+    return Scenario(
+        "striped-restore",
+        f"restore of a 16 TiB restore point in 3 stripes, {writes} writes of 4-64 KiB and 3 MiB across "
+        "the 8 TiB boundary",
+        [DiskSpec(size, [], change, "Standard_LRS")],
+    )
+
+
+BUILDERS = {
+    "scattered": scattered,
+    "contiguous": contiguous,
+    "idle": idle,
+    "fleet": fleet,
+    "striped-restore": striped_restore,
+}
 
 
 def build(names: list[str], seed: int, scale: float) -> list[Scenario]:
