@@ -74,3 +74,11 @@ def split(op: Op) -> Iterator[tuple[int, Op]]:
         end = min(op.range.end, base + STRIPE_BYTES)
         yield index, Op(op.kind, Range(pos - base, end - base))
         pos = end
+
+
+def to_export(stripe: Stripe, r: Range) -> Range:
+    """The export's offsets of `r`, given in stripe `stripe`'s blob offsets: the inverse of `split`
+    (a striped restore lists each stripe snapshot in its own offsets and writes the disk in the export's)."""
+    if r.end > stripe.length:
+        raise ValueError(f"{r} is not within stripe {stripe.index} of {stripe.length} bytes")
+    return Range(stripe.start + r.start, stripe.start + r.end)

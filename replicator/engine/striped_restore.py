@@ -37,6 +37,7 @@ from replicator.core import vhd
 from replicator.core.errors import ReplicationError
 from replicator.core.messages import describe
 from replicator.core.ranges import Change, Op, Range, plan
+from replicator.core.stripes import to_export
 from replicator.core.weighted import WeightedSemaphore
 from replicator.engine.copier import CHUNK_BACKOFF_MAX_SECONDS, CHUNK_BACKOFF_SECONDS, run_pool
 from replicator.engine.pacer import Pacer
@@ -137,7 +138,7 @@ async def _planned(stripes: StripedPoint) -> AsyncIterator[Op]:
                     f"listing stripe {stripe.index} of restore point {stripes.point.id} failed: "
                     f"{describe(exc)}"
                 ) from None
-            shifted = (Change(Range(stripe.start + r.start, stripe.start + r.end), False) for r in window)
+            shifted = (Change(to_export(stripe, r), False) for r in window)
             for op in plan(shifted):
                 yield op
 

@@ -13,8 +13,8 @@ A striped restore point (a source larger than one page blob: core.stripes) canno
 one blob: its disk is created with `createOption: Upload` (`uploadSizeBytes` = the export's size) and
 the same profile, and engine.striped_restore writes it. Upload takes what Import takes of the profile
 but a security type other than Standard (Azure lists FromImage, Import, ImportSecure and
-UploadPreparedSecure for Trusted Launch), and only a fixed VHD (512-byte sectors) of at most 32 TiB +
-512 bytes; each is refused before anything is created.
+UploadPreparedSecure for Trusted Launch), and only a fixed VHD (512-byte sectors) of at most
+32,767 GiB + 512 bytes; each is refused before anything is created.
 
 Everything that can be refused is refused before anything is created (UserError, exit 2): the
 restore point's checks (target.restore_points), a security type Import cannot carry, a Trusted
@@ -70,9 +70,9 @@ CUSTOMER_KEY = "EncryptionAtRestWithCustomerKey"
 AUTH_MODES = (ENTRA_MODE, "None")
 """The `dataAccessAuthMode` values a restored disk may be given (`--data-access-auth-mode`)."""
 MIN_UPLOAD_BYTES = 20 * 1024**2 + 512
-MAX_UPLOAD_BYTES = 32 * 1024**4 + 512
-"""uploadSizeBytes' documented bounds: 20 MiB and 32 TiB, each + a 512-byte VHD footer (REST "Disks -
-Create Or Update", CreationData; the same for every SKU)."""
+MAX_UPLOAD_BYTES = 32767 * 1024**3 + 512
+"""uploadSizeBytes' documented bounds: 20 MiB and "32 TiB" (35183298347520: 32,767 GiB, the largest disk),
+each + a 512-byte VHD footer (REST "Disks - Create Or Update", CreationData; the same for every SKU)."""
 RESTORE_TIMEOUT_SECONDS = 3600.0
 """Bound on the disk create (an import of a large VHD can take many minutes in Azure)."""
 COMPLETION_POLL_SECONDS = 5.0
@@ -176,7 +176,8 @@ def upload_creation(point: PointInfo, profile: DiskProfile) -> CreationData:
     if not MIN_UPLOAD_BYTES <= point.size_bytes <= MAX_UPLOAD_BYTES:
         raise UserError(
             f"restore point {point.id} holds {point.size_bytes} bytes, and a disk made by upload takes "
-            f"{MIN_UPLOAD_BYTES} to {MAX_UPLOAD_BYTES} bytes (uploadSizeBytes: 32 TiB + the VHD footer)."
+            f"{MIN_UPLOAD_BYTES} to {MAX_UPLOAD_BYTES} bytes (uploadSizeBytes, VHD footer included): "
+            "a larger Premium SSD v2 or Ultra disk cannot be made by upload."
         )
     if profile.security_type and profile.security_type != "Standard":
         raise UserError(

@@ -73,15 +73,15 @@ def test_upload_states_writes_and_end(emulator_env: dict[str, str]) -> None:
 def test_upload_refusals(emulator_env: dict[str, str]) -> None:
     client, rg = compute(emulator_env), unique("rg")
     create = client.disks.begin_create_or_update
-    for size in (20 * MIB, 32 * (1 << 40) + 1024, SIZE + 1024):
+    for size in (20 * MIB, 32 * (1 << 40) + 512, SIZE + 1024):
         e = refused(lambda size=size: create(rg, "bad", upload_body(size)).result())
         assert (e.status_code, error_code(e)) == (400, "InvalidParameter"), size
     e = refused(lambda: create(rg, "bad", upload_body(sourceUri="https://x/y/z")).result())
     assert (e.status_code, error_code(e)) == (400, "InvalidParameter")
     e = refused(lambda: create(rg, "bad", upload_body(None)).result())
     assert error_code(e) == "InvalidParameter"
-    biggest = create(rg, "big", upload_body(32 * (1 << 40) + 512)).result()  # the documented maximum
-    assert biggest.disk_size_gb == 32 * 1024
+    biggest = create(rg, "big", upload_body(35183298347520)).result()  # the documented maximum
+    assert biggest.disk_size_gb == 32767
     disk = create(rg, "up", upload_body()).result()
     e = refused(lambda: grant(client, rg, "disks", "up", "Read"))
     assert (e.status_code, error_code(e)) == (409, "OperationNotAllowed")

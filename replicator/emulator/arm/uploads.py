@@ -3,7 +3,7 @@
 Azure's flow ("Upload a VHD to Azure or copy a managed disk to another region - Azure CLI", and the
 REST "Disks - Create Or Update" / "Disks - Grant Access"): create the disk with `createOption:
 Upload` and `creationData.uploadSizeBytes` (the bytes to upload, VHD footer included; between
-20 MiB + 512 and 32 TiB + 512, diskRPCommon.json), and it is `ReadyToUpload`; a grant with `access:
+20 MiB + 512 and 32,767 GiB + 512, diskRPCommon.json), and it is `ReadyToUpload`; a grant with `access:
 Write` gives a write SAS on its blob and makes it `ActiveUpload`; Put Page / Put Page From URL
 write the VHD (Add-AzVhd: "size N * MiB + 512 bytes"); `endGetAccess` ends the upload and the disk
 is `Unattached`, readable and attachable as any disk, its data what was uploaded.
@@ -24,9 +24,9 @@ from replicator.emulator.errors import arm as arm_errors
 MIB = 1 << 20
 MIN_UPLOAD_BYTES = 20 * MIB + 512
 """uploadSizeBytes' documented lower bound: 20 MiB + a 512-byte VHD footer (20972032)."""
-MAX_UPLOAD_BYTES = 32 * (1 << 40) + 512
-"""uploadSizeBytes' documented upper bound: 32 TiB + a 512-byte VHD footer (35183298347520), for every
-SKU (the REST reference names no larger bound for Premium SSD v2 or Ultra)."""
+MAX_UPLOAD_BYTES = 32767 * (1 << 30) + 512
+"""uploadSizeBytes' documented upper bound, "32 TiB + 512 bytes" (35183298347520: 32,767 GiB, the largest
+disk, + a 512-byte VHD footer), for every SKU (the REST reference names none larger for v2 or Ultra)."""
 READY, ACTIVE = "ReadyToUpload", "ActiveUpload"
 
 SCHEMA = """
