@@ -35,10 +35,12 @@ class StripedPoint:
         self.target = target
         self.point = point
         self.stripes: list[tuple[Stripe, str]] = list(zip(stripes, snapshots, strict=True))
+        # One client per stripe, built once: building one per write cost a fifth of a restore's CPU.
+        self._clients = [target.stripe_point_client(s.index, snapshot) for s, snapshot in self.stripes]
 
     def client(self, index: int) -> BlobClient:
         """A client of stripe `index`'s blob snapshot (its valid ranges are listed through it)."""
-        return self.target.stripe_point_client(index, self.point.stripe_snapshot(index))
+        return self._clients[index]
 
     async def copy_source(self, op: Op) -> tuple[str, Range, str | None]:
         """Where a Put Page From URL reads the export's `op` (within one stripe): the stripe snapshot's
