@@ -119,7 +119,7 @@ def striped_restore(rng: random.Random, scale: float) -> Scenario:
     written scattered and on both sides of the stripe boundary: restored by upload
     (devtools.bench.striped). `change` is the data the restore copies."""
     size = 16 * TiB
-    writes = max(50, int(5_000 * scale))
+    writes = max(50, int(20_000 * scale))
     boundary = [Extent(8 * TiB - MiB, MiB), Extent(8 * TiB, 2 * MiB)]
     change = [*scattered_writes(rng, size, writes, 4 * KiB, 64 * KiB), *boundary]
     return Scenario(
