@@ -46,7 +46,7 @@ from replicator.observe.jsonlog import event
 from replicator.plumbing import retry
 from replicator.plumbing.blobio import read_range
 from replicator.settings.config import Config
-from replicator.source.arm import ArmSource
+from replicator.source.arm import ArmSource, plain
 from replicator.source.grants import shielded
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.restore_disk import PreparedRestore, RestoreRequest, RestoreResult, create, prepare
@@ -80,19 +80,21 @@ async def restore_striped(
             f"creating {prepared.disk_id} ({prepared.profile.sku}) by upload from restore point {point.id} "
             f"({point.snapshot_name}, {len(stripes.stripes)} stripes)"
         )
-        created = await disk.create(prepared.body)
-        ref = DiskRef(created.id or prepared.disk_id, request.disk_name, created.data_access_auth_mode)
-        try:
+        try:  # from the create's request on, the disk is this restore's: a failure deletes it
+            created = await disk.create(prepared.body)
+            ref = DiskRef(created.id or prepared.disk_id, request.disk_name, created.data_access_auth_mode)
             async with disk.granted("Write", ref) as writer:
                 if await has_data(writer):
                     raise ReplicationError(
-                        f"the new disk {prepared.disk_id} is not blank; it was not written."
+                        f"the new disk {prepared.disk_id} is not blank; nothing was copied."
                     )
                 copied = await _copy(config, stripes, writer)
             on_message(f"{request.disk_name}: {copied} bytes copied; upload ended, checking the disk")
-            state = await disk.state()
-            if state != "Unattached":
-                raise ReplicationError(f"the disk {prepared.disk_id} is {state} after its upload ended.")
+            done = await disk.get()
+            if plain(done.disk_state) != "Unattached":
+                raise ReplicationError(
+                    f"the disk {prepared.disk_id} is {plain(done.disk_state)} after its upload ended."
+                )
             async with disk.granted("Read", ref) as reader:
                 await _check_footer(point.size_bytes, reader)
         except BaseException:
@@ -102,8 +104,8 @@ async def restore_striped(
         ref.id,
         point,
         prepared.profile,
-        point.size_bytes - vhd.FOOTER_SIZE,
-        created.data_access_auth_mode,
+        done.disk_size_bytes or point.size_bytes - vhd.FOOTER_SIZE,
+        done.data_access_auth_mode,
         request.overrides.disk_encryption_set_id,
     )
 

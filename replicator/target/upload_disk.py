@@ -29,7 +29,7 @@ from replicator.core.errors import ReplicationError
 from replicator.core.messages import describe
 from replicator.core.ranges import Range
 from replicator.plumbing.credentials import client_kwargs
-from replicator.source.arm import ArmSource, plain
+from replicator.source.arm import ArmSource
 from replicator.source.disk_auth import ENTRA_MODE
 from replicator.source.grants import shielded
 
@@ -89,10 +89,10 @@ class UploadDisk:
             async with asyncio.timeout(ARM_TIMEOUT_SECONDS):
                 await (await self.disks.begin_revoke_access(self.resource_group, self.name)).result()
 
-    async def state(self) -> str:
-        """The disk's diskState as ARM reports it now."""
+    async def get(self) -> Disk:
+        """The disk as ARM reports it now."""
         with self.source.arm_errors(f"read disk {self.name}"):
-            return plain((await self.disks.get(self.resource_group, self.name)).disk_state) or ""
+            return await self.disks.get(self.resource_group, self.name)
 
     async def delete(self) -> None:
         """Delete the disk after a failed restore (its grant already revoked); one that cannot be deleted

@@ -10,6 +10,8 @@ must lie inside them (so every other byte reads as zero).
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,11 +20,13 @@ import pytest
 from azure.storage.blob import BlobClient
 
 from replicator.core.disk_profile import DiskProfile
+from replicator.devtools.disk_builder import control
 from replicator.emulator.arm import vhd
+from replicator.emulator.process import EmulatorProcess
 from replicator.target.state import RestorePointMeta
 from tests.e2e.world import MiB, World, pattern
 from tests.helpers.arm_faults import fail, rules
-from tests.helpers.cli_runs import Run
+from tests.helpers.cli_runs import Run, cli_process, finish
 from tests.helpers.target_sas import container_sas
 
 TiB = 1 << 40
@@ -196,3 +200,27 @@ def test_refusals_create_nothing(world: World, replicate: Callable[..., Run]) ->
         )
         assert done.code == 2, done.err
         assert "striped" in done.doc["error"]
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130)])
+def test_ctrl_c_revokes_and_deletes_the_disk(
+    fresh_emulator: Callable[..., EmulatorProcess], sig: signal.Signals, code: int
+) -> None:
+    env = fresh_emulator().env
+    world = World(env)
+    try:
+        made = striped_point(world)
+        control(env, "link", {"latency_ms": 500})  # one write at a time, half a second each: ample time
+        proc = cli_process(
+            env, "restore", "--target", made.url, "--point", "latest", "--resource-group", world.rg,
+            "--disk-name", "big", "--location", world.location, "--concurrency", "1", "--json",
+        )  # fmt: skip
+        while world.compute.disks.get(world.rg, "big").disk_state != "ActiveUpload":
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        proc.send_signal(sig)
+        stopped = finish(proc, timeout=120)
+        assert stopped.code == code, stopped.err
+        assert not list(world.compute.disks.list_by_resource_group(world.rg))  # revoked, then deleted
+    finally:
+        world.close()
