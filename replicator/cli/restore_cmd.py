@@ -19,6 +19,16 @@ from replicator.target.restore_disk import AUTH_MODES, FALLBACK_SKU, RestoreRequ
 from replicator.target.restore_group import GroupRestore, restore_group
 from replicator.target.restore_points import DISK_SKUS
 
+UPLOAD_KNOBS = (
+    "concurrency",
+    "max_in_flight_bytes",
+    "max_attempts",
+    "request_timeout_seconds",
+    "sas_duration_seconds",
+)
+"""The knobs of a striped restore point's upload (engine.striped_restore): its writes, as a replication's,
+and its Write grant's lifetime. A restore of one blob (Import) copies nothing itself and ignores them."""
+
 
 def _named(pattern: str, rule: str) -> Callable[[str], str]:
     """An argparse type that refuses a name Azure would refuse, with its rule: exit 2, nothing created."""
@@ -124,7 +134,7 @@ async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
     p = invocation.parser(
         "Create a managed disk from a restore point (ARM disk create, createOption Import; a striped "
         "restore point of a source over 8 TiB: createOption Upload, its stripes copied server-side).",
-        knobs=(*TARGET_KNOBS, "subscription_id"),
+        knobs=(*TARGET_KNOBS, "subscription_id", *UPLOAD_KNOBS),
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument(

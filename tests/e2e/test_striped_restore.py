@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
 from replicator.core.disk_profile import DiskProfile
@@ -204,9 +205,14 @@ def test_refusals_create_nothing(world: World, replicate: Callable[..., Run]) ->
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130)])
 def test_ctrl_c_revokes_and_deletes_the_disk(
-    fresh_emulator: Callable[..., EmulatorProcess], sig: signal.Signals, code: int
+    fresh_emulator: Callable[..., EmulatorProcess],
+    monkeypatch: pytest.MonkeyPatch,
+    sig: signal.Signals,
+    code: int,
 ) -> None:
-    env = fresh_emulator().env
+    env = fresh_emulator().env  # its own: the link model's latency must not reach other tests
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
     world = World(env)
     try:
         made = striped_point(world)
@@ -215,7 +221,7 @@ def test_ctrl_c_revokes_and_deletes_the_disk(
             env, "restore", "--target", made.url, "--point", "latest", "--resource-group", world.rg,
             "--disk-name", "big", "--location", world.location, "--concurrency", "1", "--json",
         )  # fmt: skip
-        while world.compute.disks.get(world.rg, "big").disk_state != "ActiveUpload":
+        while _state(world, "big") != "ActiveUpload":
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.1)
         proc.send_signal(sig)
@@ -224,3 +230,10 @@ def test_ctrl_c_revokes_and_deletes_the_disk(
         assert not list(world.compute.disks.list_by_resource_group(world.rg))  # revoked, then deleted
     finally:
         world.close()
+
+
+def _state(world: World, name: str) -> str | None:
+    try:
+        return world.compute.disks.get(world.rg, name).disk_state
+    except ResourceNotFoundError:
+        return None
