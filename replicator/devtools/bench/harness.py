@@ -179,24 +179,9 @@ class Bench:
                 note = (
                     f"extrapolated from {done} of {total} requests ({measured.wall_seconds:.0f} s measured)"
                 )
-        return Row(
-            scenario.name,
-            latency,
-            contender,
-            wall,
-            changed,
-            written,
-            stats["bytes_in"] + stats["bytes_out"],
-            stats["requests"],
-            stats["throttled"],
-            measured.peak_rss_bytes,
-            measured.cpu_seconds,
-            bound_seconds([d.spec for d in disks]),
-            emulator_cpu_seconds=stats["cpu_seconds"],
-            disks=len(disks),
-            note=note,
-            extra={"operations": stats["operations"]},
-        )
+        what = (scenario.name, latency, contender)
+        bound = bound_seconds([d.spec for d in disks])
+        return Row.of(what, wall, changed, written, measured, stats, bound, disks=len(disks), note=note)
 
     def _verify(
         self,

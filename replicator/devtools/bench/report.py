@@ -39,6 +39,36 @@ class Row:
     def throughput(self) -> float:
         return self.changed_bytes / self.wall_seconds if self.wall_seconds else 0.0
 
+    @classmethod
+    def of(
+        cls,
+        what: tuple[str, float, str],
+        wall: float,
+        changed: int,
+        written: int,
+        measured: Any,
+        stats: dict[str, Any],
+        bound: float,
+        **more: Any,
+    ) -> Row:
+        """A row from `what` (scenario, latency, contender), the children's measures (measure.Measured)
+        and the emulator's stats over the timed part."""
+        return cls(
+            *what,
+            wall,
+            changed,
+            written,
+            stats["bytes_in"] + stats["bytes_out"],
+            stats["requests"],
+            stats["throttled"],
+            measured.peak_rss_bytes,
+            measured.cpu_seconds,
+            bound,
+            emulator_cpu_seconds=stats["cpu_seconds"],
+            extra={"operations": stats["operations"]},
+            **more,
+        )
+
 
 def _mib(n: float) -> str:
     return f"{n / MiB:,.1f}"

@@ -102,22 +102,10 @@ def measure(
         equal = asyncio.run(compare(url, measured.outputs[0]["restore_point"]["id"], disk_url))
     world.compute.disks.begin_delete(GROUP, name).result()
     written = sum(b["bytes_written"] for blob, b in stats["blobs"].items() if blob.startswith("md-"))
-    return Row(
-        scenario.name,
-        latency,
-        "server",
-        measured.wall_seconds,
-        spec.changed_bytes,
-        written,
-        stats["bytes_in"] + stats["bytes_out"],
-        stats["requests"],
-        stats["throttled"],
-        measured.peak_rss_bytes,
-        measured.cpu_seconds,
-        bound,
-        emulator_cpu_seconds=stats["cpu_seconds"],
-        verified="equal" if equal else "DIFFERENT",
-        extra={"operations": stats["operations"]},
+    what = (scenario.name, latency, "server")
+    verified = "equal" if equal else "DIFFERENT"
+    return Row.of(
+        what, measured.wall_seconds, spec.changed_bytes, written, measured, stats, bound, verified=verified
     )
 
 
