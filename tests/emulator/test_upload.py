@@ -95,6 +95,7 @@ def test_upload_refusals(emulator_env: dict[str, str]) -> None:
     vm = vm_body(disk.id, {}, location="eastus")
     e = refused(lambda: client.virtual_machines.begin_create_or_update(rg, "vm", vm).result())
     assert (e.status_code, error_code(e)) == (409, "OperationNotAllowed")
+    assert not list(client.virtual_machines.list(rg))  # refused before the VM exists
     e = refused(lambda: client.disks.begin_delete(rg, "up").result())  # a Write SAS is out
     assert e.status_code == 409
     client.disks.begin_revoke_access(rg, "up").result()

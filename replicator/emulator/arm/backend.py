@@ -372,8 +372,6 @@ class ArmBackend:
 
     def attach(self, disk: Disk, vm_id: str | None) -> None:
         """Record the VM that owns the disk (its managedBy), or None to detach it."""
-        if vm_id is not None:
-            self.uploads.check_usable(disk.id, disk.unique_id, self.grants.active(disk.unique_id), "attach")
         self._db.execute("DELETE FROM attachments WHERE disk_unique_id=?", (disk.unique_id,))
         if vm_id is not None:
             self._db.execute("INSERT INTO attachments VALUES (?,?)", (disk.unique_id, vm_id))
