@@ -15,11 +15,22 @@ from replicator.cli.argv import target_display
 from replicator.core import arm_ids
 from replicator.core.disk_profile import Overrides, parse_security_type, parse_tags, parse_zone
 from replicator.core.errors import UserError
+from replicator.engine.striped_restore import restore
 from replicator.settings.knobs import TARGET_KNOBS
 from replicator.target.manifest import DiskEntry
-from replicator.target.restore_disk import AUTH_MODES, FALLBACK_SKU, RestoreRequest, RestoreResult, restore
+from replicator.target.restore_disk import AUTH_MODES, FALLBACK_SKU, RestoreRequest, RestoreResult
 from replicator.target.restore_group import GroupRestore, disk_json, restore_group
 from replicator.target.restore_points import DISK_SKUS
+
+UPLOAD_KNOBS = (
+    "concurrency",
+    "max_in_flight_bytes",
+    "max_attempts",
+    "request_timeout_seconds",
+    "sas_duration_seconds",
+)
+"""The knobs of a striped restore point's upload (engine.striped_restore): its writes, as a replication's,
+and its Write grant's lifetime. A restore of one blob (Import) copies nothing itself and ignores them."""
 
 
 def _named(pattern: str, rule: str) -> Callable[[str], str]:
@@ -124,8 +135,9 @@ location_type = _named(
 
 async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
     p = invocation.parser(
-        "Create a managed disk from a restore point (ARM disk create, createOption Import).",
-        knobs=(*TARGET_KNOBS, "subscription_id"),
+        "Create a managed disk from a restore point (ARM disk create, createOption Import; a striped "
+        "restore point of a source over 8 TiB: createOption Upload, its stripes copied server-side).",
+        knobs=(*TARGET_KNOBS, "subscription_id", *UPLOAD_KNOBS),
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument(

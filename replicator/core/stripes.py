@@ -95,3 +95,11 @@ def resume_point(streams: Sequence[tuple[int, bool]], size: int) -> int:
     ops not yet written (a resumed run writes them again; writes are idempotent). All complete: `size`.
     """
     return next((low for low, complete in streams if not complete), size)
+
+
+def to_export(stripe: Stripe, r: Range) -> Range:
+    """The export's offsets of `r`, given in stripe `stripe`'s blob offsets: the inverse of `split`
+    (a striped restore lists each stripe snapshot in its own offsets and writes the disk in the export's)."""
+    if r.end > stripe.length:
+        raise ValueError(f"{r} is not within stripe {stripe.index} of {stripe.length} bytes")
+    return Range(stripe.start + r.start, stripe.start + r.end)

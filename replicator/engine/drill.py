@@ -55,7 +55,6 @@ from replicator.plumbing.credentials import client_kwargs
 from replicator.plumbing.urlcheck import parse_target_prefix
 from replicator.settings.config import Config
 from replicator.source.arm import OWNER_TAG, OWNER_VALUE, ArmSource
-from replicator.source.disk_auth import ENTRA_MODE
 from replicator.source.grants import shielded
 from replicator.target.groups import GroupStore
 from replicator.target.manifest import DiskEntry, GroupManifest
@@ -63,6 +62,7 @@ from replicator.target.page_blob import PageBlobTarget
 from replicator.target.restore_disk import RestoreRequest, RestoreResult, restore, subscription_of
 from replicator.target.restore_group import choose, vm_order
 from replicator.target.restore_points import PointInfo, list_points, select
+from replicator.target.upload_disk import DiskRef
 
 log = logging.getLogger(__name__)
 
@@ -143,19 +143,6 @@ def scratch_name(blob: str, drill_id: str) -> str:
     """`drill-<blob>-<id>`: a valid disk name (1-80 of letters, digits, `_.-`) that says whose it is."""
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", blob.rsplit("/", 1)[-1].removesuffix(".vhd")).strip("-.")
     return f"drill-{stem[:60]}-{drill_id}".replace("--", "-")
-
-
-@dataclass(frozen=True)
-class _ScratchDisk:
-    """The drill's disk as source.disk_auth sees a resource it reads (a protected one needs the token)."""
-
-    id: str
-    name: str
-    data_access_auth_mode: str | None
-
-    @property
-    def protected(self) -> bool:
-        return (self.data_access_auth_mode or "").casefold() == ENTRA_MODE.casefold()
 
 
 class _Scratch:
@@ -269,7 +256,7 @@ async def _compare(
 ) -> Comparison:
     """The new disk read back through a Read grant, against the restore point (module docstring)."""
     url = await scratch.grant()
-    disk = _ScratchDisk(restored.disk_id, scratch.name, restored.data_access_auth_mode)
+    disk = DiskRef(restored.disk_id, scratch.name, restored.data_access_auth_mode)
     footer = 512 if restored.point.logical_sector_size == 512 else 0
     client: BlobClient = source.disk_auth.client(url, disk, **client_kwargs())
     async with client:

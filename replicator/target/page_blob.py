@@ -37,6 +37,7 @@ from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
 from replicator.core import messages, permissions, stripes
 from replicator.core.errors import LockedError, ReplicationError, UserError
 from replicator.core.ranges import Op, Range
+from replicator.core.stripes import stripe_blob_name
 from replicator.plumbing import recovery, urlcheck
 from replicator.plumbing.blobio import read_range
 from replicator.plumbing.credentials import async_credential, client_kwargs
@@ -46,6 +47,9 @@ from replicator.target.state import RestorePoint, RestorePointMeta, State
 from replicator.target.stripe_set import LeaseSet, StripeSet, StripeSnapshot, orphans
 
 log = logging.getLogger(__name__)
+
+STORAGE_SCOPE = "https://storage.azure.com/.default"
+"""The token scope of Azure Storage's data plane (a copy source read with this identity's token)."""
 
 
 @dataclass(frozen=True)
@@ -439,15 +443,32 @@ class PageBlobTarget:
         (a drill compares through it); it shares this target's pipeline, so there is nothing to close."""
         return self._container.get_blob_client(self.url.blob, snapshot=point_id)
 
-    async def read(self, r: Range, snapshot: str | None = None) -> bytes:
-        """The bytes of `r` of the base blob, or of restore point `snapshot`."""
+    def stripe_point_client(self, index: int, snapshot: str) -> BlobClient:
+        """A client of stripe `index`'s blob snapshot `snapshot` (core.stripes: stripe 0 is the base
+        blob), sharing this target's pipeline like `point_client`."""
+        return self._container.get_blob_client(stripe_blob_name(self.url.blob, index), snapshot=snapshot)
+
+    async def copy_source(self, client: BlobClient) -> tuple[str, str | None]:
+        """How another blob's Put Page From URL reads `client`'s blob (snapshot): its URL with the
+        target's SAS, or, for a target reached with a token, the bare URL and `Bearer <token>` of
+        this identity for `x-ms-copy-source-authorization` ("Put Page From URL", Storage's OAuth
+        source authorization). Both are secrets: never logged."""
+        if self.url.sas:  # a client built with the SAS carries it in its URL
+            return client.url, None
+        assert self._token is not None
+        token = await self._token.get_token(STORAGE_SCOPE)
+        return client.url, f"Bearer {token.token}"
+
+    async def read(self, r: Range, snapshot: str | None = None, stripe: int = 0) -> bytes:
+        """The bytes of `r` of the base blob, or of restore point `snapshot` (of stripe `stripe`'s blob:
+        core.stripes)."""
         with self._authorized("read"):
             if snapshot is None:
                 return await read_range(self._blob, r)
             async with BlobClient(
                 self.url.account_url,
                 self.url.container,
-                self.url.blob,
+                stripe_blob_name(self.url.blob, stripe),
                 snapshot=snapshot,
                 credential=self._credential,
                 **client_kwargs(),

@@ -9,6 +9,13 @@ override when one is given (`--sku`, `--zone`, `--security-type`, `--tags` merge
 `--disk-encryption-set`, `--data-access-auth-mode`). A restore point of an older version records
 none of it: the disk is then Premium_LRS (`FALLBACK_SKU`) with Azure's defaults, as before.
 
+A striped restore point (a source larger than one page blob: core.stripes) cannot be imported from
+one blob: its disk is created with `createOption: Upload` (`uploadSizeBytes` = the export's size) and
+the same profile, and engine.striped_restore writes it. Upload takes what Import takes of the profile
+but a security type other than Standard (Azure lists FromImage, Import, ImportSecure and
+UploadPreparedSecure for Trusted Launch), and only a fixed VHD (512-byte sectors) of at most
+32,767 GiB + 512 bytes; each is refused before anything is created.
+
 Everything that can be refused is refused before anything is created (UserError, exit 2): the
 restore point's checks (target.restore_points), a security type Import cannot carry, a Trusted
 Launch disk that is not generation 2, too many tags, a disk encryption set that does not exist or is
@@ -49,12 +56,12 @@ from replicator.target.restore_points import (
     Listing,
     PointInfo,
     check_footer,
-    check_one_blob,
     check_sku,
     list_points,
     profile_json,
     select,
 )
+from replicator.target.striped_point import StripedPoint
 
 FALLBACK_SKU = "Premium_LRS"
 """The SKU of a disk restored from a restore point that does not record its source's (older versions;
@@ -62,6 +69,10 @@ a source disk deleted before its snapshot was replicated)."""
 CUSTOMER_KEY = "EncryptionAtRestWithCustomerKey"
 AUTH_MODES = (ENTRA_MODE, "None")
 """The `dataAccessAuthMode` values a restored disk may be given (`--data-access-auth-mode`)."""
+MIN_UPLOAD_BYTES = 20 * 1024**2 + 512
+MAX_UPLOAD_BYTES = 32767 * 1024**3 + 512
+"""uploadSizeBytes' documented bounds: 20 MiB and "32 TiB" (35183298347520: 32,767 GiB, the largest disk),
+each + a 512-byte VHD footer (REST "Disks - Create Or Update", CreationData; the same for every SKU)."""
 RESTORE_TIMEOUT_SECONDS = 3600.0
 """Bound on the disk create (an import of a large VHD can take many minutes in Azure)."""
 COMPLETION_POLL_SECONDS = 5.0
@@ -143,10 +154,48 @@ def planned_profile(point: PointInfo, overrides: Overrides) -> DiskProfile:
     return profile
 
 
+def import_creation(point: PointInfo, profile: DiskProfile, source: str, account_id: str) -> CreationData:
+    """Import of `source` (the restore point's blob snapshot URL) in the storage account `account_id`."""
+    return CreationData(
+        create_option="Import",
+        source_uri=source,
+        storage_account_id=account_id,
+        # v2/Ultra disks default to 4096-byte sectors: say what the restore point holds.
+        logical_sector_size=point.logical_sector_size if profile.sku in V2_SKUS else None,
+    )
+
+
+def upload_creation(point: PointInfo, profile: DiskProfile) -> CreationData:
+    """Upload of the restore point's export (VHD footer included) through a Write grant; UserError for
+    what Upload cannot take (module docstring: a striped restore point)."""
+    if point.logical_sector_size != 512:
+        raise UserError(
+            f"restore point {point.id} has {point.logical_sector_size}-byte sectors and is striped: a disk "
+            "made by upload takes a fixed VHD (512-byte sectors, footer included), which it does not hold."
+        )
+    if not MIN_UPLOAD_BYTES <= point.size_bytes <= MAX_UPLOAD_BYTES:
+        raise UserError(
+            f"restore point {point.id} holds {point.size_bytes} bytes, and a disk made by upload takes "
+            f"{MIN_UPLOAD_BYTES} to {MAX_UPLOAD_BYTES} bytes (uploadSizeBytes, VHD footer included): "
+            "a larger Premium SSD v2 or Ultra disk cannot be made by upload."
+        )
+    if profile.security_type and profile.security_type != "Standard":
+        raise UserError(
+            f"restore point {point.id} is striped, so its disk is made by upload, which takes no security "
+            f"type {profile.security_type} (Azure: not a supported create option); restore it with "
+            "--security-type Standard."
+        )
+    return CreationData(
+        create_option="Upload",
+        upload_size_bytes=point.size_bytes,
+        logical_sector_size=512 if profile.sku in V2_SKUS else None,
+    )
+
+
 def disk_body(
-    point: PointInfo, profile: DiskProfile, request: RestoreRequest, source: str, account_id: str
+    point: PointInfo, profile: DiskProfile, request: RestoreRequest, creation: CreationData
 ) -> Disk:
-    """The create request: Import of `source` (the restore point's URL) with `profile`."""
+    """The create request: `creation` (Import or Upload) with `profile`."""
     capabilities = SupportedCapabilities(
         architecture=profile.architecture or None,
         accelerated_network=profile.accelerated_network,
@@ -167,13 +216,7 @@ def disk_body(
         network_access_policy=profile.network_access_policy or None,
         public_network_access=profile.public_network_access or None,
         encryption=Encryption(type=CUSTOMER_KEY, disk_encryption_set_id=des) if des else None,
-        creation_data=CreationData(
-            create_option="Import",
-            source_uri=source,
-            storage_account_id=account_id,
-            # v2/Ultra disks default to 4096-byte sectors: say what the restore point holds.
-            logical_sector_size=point.logical_sector_size if profile.sku in V2_SKUS else None,
-        ),
+        creation_data=creation,
         data_access_auth_mode=request.data_access_auth_mode or point.data_access_auth_mode or None,
     )
 
@@ -221,13 +264,19 @@ async def prepare(config: Config, request: RestoreRequest) -> PreparedRestore:
     async with PageBlobTarget(config, command="restore") as target:
         listing = await list_points(target)
         point = select(listing.points, request.point)
-        check_one_blob(point)
         profile = planned_profile(point, request.overrides)
+        if point.stripe_snapshots:
+            creation = upload_creation(point, profile)
+            StripedPoint(target, point)  # its stripes are whole
         await check_footer(target, point)
         url = target.url
     subscription = subscription_of(request.subscription_id, listing)
-    account_id = request.storage_account_id or storage_account_id(url, subscription, request.resource_group)
-    body = disk_body(point, profile, request, source_uri(url, point.id), account_id)
+    if not point.stripe_snapshots:
+        account_id = request.storage_account_id or storage_account_id(
+            url, subscription, request.resource_group
+        )
+        creation = import_creation(point, profile, source_uri(url, point.id), account_id)
+    body = disk_body(point, profile, request, creation)
     disk_id = (
         f"/subscriptions/{subscription}/resourceGroups/{request.resource_group}"
         f"/providers/Microsoft.Compute/disks/{request.disk_name}"
@@ -242,10 +291,21 @@ async def prepare(config: Config, request: RestoreRequest) -> PreparedRestore:
     return PreparedRestore(request, point, profile, subscription, disk_id, body)
 
 
+def import_only(prepared: PreparedRestore) -> None:
+    """UserError for a striped restore point, which only `replicate restore --point` makes a disk of
+    (engine.striped_restore, by upload): refused before anything is created where that is not wired."""
+    if prepared.point.stripe_snapshots:
+        raise UserError(
+            f"restore point {prepared.point.id} is striped (its source is larger than one page blob): "
+            "restore it on its own with `replicate restore --point`, which makes its disk by upload."
+        )
+
+
 async def create(
     config: Config, prepared: PreparedRestore, on_message: Callable[[str], None] = lambda _: None
 ) -> RestoreResult:
-    """Create the disk `prepare` checked; returns it once it exists (hydrated, for v2/Ultra)."""
+    """Create the disk `prepare` checked (by Import); returns it once it exists (hydrated, for v2/Ultra)."""
+    import_only(prepared)
     request, point, profile, disk_id = prepared.request, prepared.point, prepared.profile, prepared.disk_id
     source = await ArmSource.open(config)
     async with source:

@@ -26,7 +26,14 @@ from replicator.plumbing.urlcheck import parse_target_prefix
 from replicator.settings.config import Config
 from replicator.target.groups import GroupStore
 from replicator.target.manifest import DiskEntry, GroupManifest
-from replicator.target.restore_disk import PreparedRestore, RestoreRequest, RestoreResult, create, prepare
+from replicator.target.restore_disk import (
+    PreparedRestore,
+    RestoreRequest,
+    RestoreResult,
+    create,
+    import_only,
+    prepare,
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,8 @@ async def restore_group(
         replace(template, point=e.restore_point or "", disk_name=f"{e.name}{name_suffix}") for e in entries
     ]
     prepared = [await prepare(c, r) for c, r in zip(configs, requests, strict=True)]
+    for each in prepared:
+        import_only(each)
     on_message(f"restoring group {group.group_id} of {group.vm_name}: {len(entries)} disks in parallel")
 
     async def one(entry: DiskEntry, config: Config, ready: PreparedRestore) -> RestoreResult:

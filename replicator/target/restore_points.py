@@ -25,7 +25,8 @@ from replicator.core import vhd
 from replicator.core.disk_profile import DiskProfile
 from replicator.core.errors import UserError
 from replicator.core.output import utc_time
-from replicator.core.ranges import Range
+from replicator.core.ranges import Op, Range
+from replicator.core.stripes import split
 from replicator.settings.config import Config
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.state import InProgress, RestorePoint, State
@@ -86,6 +87,10 @@ class PointInfo:
             profile=meta.profile,
             stripe_snapshots=meta.stripe_snapshots,
         )
+
+    def stripe_snapshot(self, index: int) -> str:
+        """The blob snapshot of stripe `index` of this restore point (stripe 0's is its own ID)."""
+        return self.id if index == 0 else self.stripe_snapshots[index - 1]
 
     @property
     def snapshot_datetime(self) -> datetime | None:
@@ -227,23 +232,6 @@ def check_sku(point: PointInfo, sku: str) -> None:
         )
 
 
-def check_one_blob(point: PointInfo) -> None:
-    """Refuse (UserError, exit 2) to import a restore point held by stripes (a source over 8 TiB).
-
-    Why: Import reads one blob, and a page blob holds at most 8 TiB; importing the base blob's
-    snapshot alone would make a silently truncated disk. A striped point becomes a disk through
-    createOption Upload (Put Page From URL from each stripe's snapshot), which this version lacks:
-    this one function is the place that restore replaces.
-    """
-    if point.stripes > 1:
-        raise UserError(
-            f"restore point {point.id} holds a disk of {point.size_bytes} bytes in {point.stripes} blobs "
-            "(stripes of at most 8 TiB), and this version restores only restore points of one blob "
-            "(Azure imports one page blob); the stripes are intact: restore it with a version that "
-            "restores striped points (createOption Upload)."
-        )
-
-
 async def check_footer(target: PageBlobTarget, point: PointInfo) -> None:
     """A 512-byte-sector restore point must end with an intact fixed-VHD footer; UserError otherwise."""
     if point.logical_sector_size != 512:
@@ -251,7 +239,8 @@ async def check_footer(target: PageBlobTarget, point: PointInfo) -> None:
     size = point.size_bytes
     if size < 2 * vhd.FOOTER_SIZE:
         raise UserError(f"restore point {point.id} records a size of {size} bytes; it cannot hold a VHD.")
-    footer = await target.read(Range(size - vhd.FOOTER_SIZE, size), snapshot=point.id)
+    [(stripe, footer_op)] = split(Op("copy", Range(size - vhd.FOOTER_SIZE, size)))  # in the last stripe
+    footer = await target.read(footer_op.range, snapshot=point.stripe_snapshot(stripe), stripe=stripe)
     try:
         vhd.check_footer(footer, size)
     except vhd.FooterError as exc:

@@ -39,3 +39,15 @@ def test_bench_harness_runs_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> Non
     ]
     assert subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False).returncode == 0
     assert rerendered.read_text().replace("again.png", "benchmarks.png") == report
+
+
+def test_the_striped_restore_scenario_runs_and_verifies(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    cmd = [
+        sys.executable, "-m", "replicator.cli.main", "bench", "--scenarios", "striped-restore",
+        "--scale", "0.005", "--latencies", "5", "--out", str(out), "--data-dir", str(tmp_path / "emulator"),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [row] = [line for line in out.read_text().splitlines() if line.startswith("| striped-restore |")]
+    assert "| equal |" in row and "| server |" in row

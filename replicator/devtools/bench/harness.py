@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from replicator.cli.parser import CommandParser, first_paragraph
-from replicator.devtools.bench import report
+from replicator.devtools.bench import report, striped
 from replicator.devtools.bench.measure import Measured, run_children
 from replicator.devtools.bench.report import Row
 from replicator.devtools.bench.scenarios import (
     BUILDERS,
+    DiskSpec,
     MiB,
     Scenario,
     build,
@@ -51,14 +52,10 @@ BLOB_MIBPS, BLOB_IOPS = 60.0, 500.0
 ACCOUNT = "drsite"  # the target storage account (path-style: /<account>/<container>/<blob>)
 
 
-def bound_seconds(disks: list[BenchDisk]) -> float:
-    """max(changed / 60 MiB/s, minimal requests / 500 per s) for one blob; disks run in parallel, and
-    so do the stripes of a disk over 8 TiB (scenarios.per_stripe): the slowest blob is the bound."""
-    return max(
-        max(part.changed_bytes / (BLOB_MIBPS * MiB), minimal_requests(part) / BLOB_IOPS)
-        for d in disks
-        for part in per_stripe(d.spec)
-    )
+def bound_seconds(specs: list[DiskSpec]) -> float:
+    """max(changed / 60 MiB/s, minimal requests / 500 per s) for one blob; blobs run in parallel (a disk
+    over 8 TiB is one spec per stripe: scenarios.per_stripe), so the slowest blob is the bound."""
+    return max(max(s.changed_bytes / (BLOB_MIBPS * MiB), minimal_requests(s) / BLOB_IOPS) for s in specs)
 
 
 class Bench:
@@ -185,24 +182,9 @@ class Bench:
                 note = (
                     f"extrapolated from {done} of {total} requests ({measured.wall_seconds:.0f} s measured)"
                 )
-        return Row(
-            scenario.name,
-            latency,
-            contender,
-            wall,
-            changed,
-            written,
-            stats["bytes_in"] + stats["bytes_out"],
-            stats["requests"],
-            stats["throttled"],
-            measured.peak_rss_bytes,
-            measured.cpu_seconds,
-            bound_seconds(disks),
-            emulator_cpu_seconds=stats["cpu_seconds"],
-            disks=len(disks),
-            note=note,
-            extra={"operations": stats["operations"]},
-        )
+        what = (scenario.name, latency, contender)
+        bound = bound_seconds([part for d in disks for part in per_stripe(d.spec)])
+        return Row.of(what, wall, changed, written, measured, stats, bound, disks=len(disks), note=note)
 
     def _verify(
         self,
@@ -251,6 +233,9 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
         started = time.monotonic()
         for scenario in build(args.scenarios, args.seed, args.scale):
             t0 = time.monotonic()
+            if scenario.name == "striped-restore":
+                rows += _striped_restore(bench, scenario, rng, args.latencies)
+                continue
             disks = [
                 world.make_disk(f"{scenario.name}-{i}", spec, rng) for i, spec in enumerate(scenario.disks)
             ]
@@ -271,6 +256,24 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
         return 0 if all(r.verified in ("equal", "sampled") for r in rows) else 1
     finally:
         emulator_proc.stop()
+
+
+def _striped_restore(
+    bench: Bench, scenario: Scenario, rng: random.Random, latencies: list[float]
+) -> list[Row]:
+    """The striped-restore scenario (devtools.bench.striped): one restore point, one restore per latency."""
+    t0 = time.monotonic()
+    container, url = striped.target_url(bench.env, ACCOUNT)
+    asyncio.run(striped.make_point(container, scenario.disks[0], rng))
+    _say(f"{scenario.name}: set up in {time.monotonic() - t0:.0f} s ({scenario.description})")
+    rows = []
+    for latency in latencies:
+        bound = bound_seconds(scenario.disks)
+        rows.append(
+            striped.measure(bench.child_env, bench.emulator, bench.world, scenario, url, latency, bound)
+        )
+        _say(report.line(rows[-1]))
+    return rows
 
 
 _STARTED = time.monotonic()

@@ -39,6 +39,36 @@ class Row:
     def throughput(self) -> float:
         return self.changed_bytes / self.wall_seconds if self.wall_seconds else 0.0
 
+    @classmethod
+    def of(
+        cls,
+        what: tuple[str, float, str],
+        wall: float,
+        changed: int,
+        written: int,
+        measured: Any,
+        stats: dict[str, Any],
+        bound: float,
+        **more: Any,
+    ) -> Row:
+        """A row from `what` (scenario, latency, contender), the children's measures (measure.Measured)
+        and the emulator's stats over the timed part."""
+        return cls(
+            *what,
+            wall,
+            changed,
+            written,
+            stats["bytes_in"] + stats["bytes_out"],
+            stats["requests"],
+            stats["throttled"],
+            measured.peak_rss_bytes,
+            measured.cpu_seconds,
+            bound,
+            emulator_cpu_seconds=stats["cpu_seconds"],
+            extra={"operations": stats["operations"]},
+            **more,
+        )
+
 
 def _mib(n: float) -> str:
     return f"{n / MiB:,.1f}"
@@ -136,7 +166,7 @@ def targets(rows: list[Row]) -> list[list[str]]:
                     [f"idle {mode}: < 2 s", lat, f"{i.wall_seconds:.2f} s, {i.requests} requests",
                      _ok(i.wall_seconds < 2)]
                 )  # fmt: skip
-            out.extend(_striped_targets(row("striped_idle", mode), row("striped_scattered", mode), mode, lat))
+            out.extend(_striped_targets(row("striped-idle", mode), row("striped-scattered", mode), mode, lat))
         f, one = row("fleet", "server"), row("fleet", "server (1 disk)")
         if f and one and one.throughput:
             ratio = f.throughput / one.throughput

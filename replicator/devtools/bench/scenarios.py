@@ -123,7 +123,7 @@ STRIPED_SIZE = 16 * TiB
 def striped_idle(rng: random.Random, scale: float) -> Scenario:
     base = [Extent(0, MiB), Extent(8 * TiB - MiB, 2 * MiB), Extent(STRIPED_SIZE - MiB, MiB)]
     return Scenario(
-        "striped_idle",
+        "striped-idle",
         "16 TiB disk (three stripes), nothing changed since the base",
         [DiskSpec(STRIPED_SIZE, base, [], "Premium_LRS", 512)],
     )
@@ -133,7 +133,7 @@ def striped_scattered(rng: random.Random, scale: float) -> Scenario:
     writes = max(50, int(4_000 * scale))
     change = scattered_writes(rng, STRIPED_SIZE, writes, 4 * KiB, 64 * KiB)
     return Scenario(
-        "striped_scattered",
+        "striped-scattered",
         f"16 TiB disk (three stripes), {writes} writes of 4-64 KiB over the whole disk since the base",
         [DiskSpec(STRIPED_SIZE, [Extent(0, MiB)], change, "Premium_LRS", 512)],
     )
@@ -156,13 +156,30 @@ def per_stripe(spec: DiskSpec, width: int = 8 * TiB) -> list[DiskSpec]:
     return [DiskSpec(width, [], change, spec.sku, spec.sector) for change in parts]
 
 
+def striped_restore(rng: random.Random, scale: float) -> Scenario:
+    """A 16 TiB disk's restore point in stripes (core.stripes: 8 TiB, 8 TiB and the 512-byte footer),
+    written scattered and on both sides of the stripe boundary: restored by upload
+    (devtools.bench.striped). `change` is the data the restore copies."""
+    size = 16 * TiB
+    writes = max(50, int(20_000 * scale))
+    boundary = [Extent(8 * TiB - MiB, MiB), Extent(8 * TiB, 2 * MiB)]
+    change = [*scattered_writes(rng, size, writes, 4 * KiB, 64 * KiB), *boundary]
+    return Scenario(
+        "striped-restore",
+        f"restore of a 16 TiB restore point in 3 stripes, {writes} writes of 4-64 KiB and 3 MiB across "
+        "the 8 TiB boundary",
+        [DiskSpec(size, [], change, "Standard_LRS")],
+    )
+
+
 BUILDERS = {
     "scattered": scattered,
     "contiguous": contiguous,
     "idle": idle,
     "fleet": fleet,
-    "striped_idle": striped_idle,
-    "striped_scattered": striped_scattered,
+    "striped-idle": striped_idle,
+    "striped-scattered": striped_scattered,
+    "striped-restore": striped_restore,
 }
 
 

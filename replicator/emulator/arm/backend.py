@@ -62,6 +62,7 @@ from replicator.emulator.arm.model import (
     Snapshot,
     SnapshotSpec,
 )
+from replicator.emulator.arm.uploads import Uploads, disk_size
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.model import SnapshotRef
 from replicator.emulator.errors import arm as arm_errors
@@ -117,6 +118,7 @@ class ArmBackend:
         self.encryption_sets = EncryptionSets(self._db, self.resource_id, self.subscription_id)
         self.grants = Grants(self._db, self.blobs, self.limits, self.clock)
         self.creations = CreationLog(self._db)
+        self.uploads = Uploads(self._db)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -161,11 +163,14 @@ class ArmBackend:
             original = size
         elif spec.create_option == "Import":
             size, original = self._data.import_blob(where, spec, sector, now=now)
+        elif spec.create_option == "Upload":  # an empty blob of the upload's size, footer and all
+            size = original = disk_size(spec.upload_size_bytes, spec.source_uri, sector)
+            self.blobs.create_page_blob(where.account, where.container, where.blob, size + tail(sector))
         else:
             raise arm_errors.invalid_parameter(
                 target="creationData.createOption",
                 detail=f"createOption '{spec.create_option}' is not supported by the emulator "
-                "(Empty, Import).",
+                "(Empty, Import, Upload).",
             )
         try:
             self._db.execute(
@@ -178,6 +183,8 @@ class ArmBackend:
                 ),
             )  # fmt: skip
             self.save_profile(unique_id, profile)
+            if spec.create_option == "Upload":
+                self.uploads.begin(unique_id, size + tail(sector))
         except BaseException:
             self.blobs.delete_container(where.account, where.container)
             raise
@@ -215,12 +222,14 @@ class ArmBackend:
             )
         if disk.managed_by and access == "Read":  # Write stands in for the VM's own writes
             raise arm_errors.disk_attached_read(name=disk.name, vm=disk.managed_by)
+        self.uploads.check_grant(disk.id, disk.unique_id, access, self.grants.active(disk.unique_id))
         return self.grants.grant(disk.unique_id, access, permissions, duration_seconds)
 
     def _grow(self, row: sqlite3.Row, disk: Disk, new_size: int) -> None:
         """A disk grows only detached and without an active SAS; its blob grows with it (disk_data)."""
         if disk.managed_by:
             raise arm_errors.disk_attached_resize()
+        self.uploads.check_usable(disk.id, disk.unique_id, self.grants.active(disk.unique_id), "resize")
         if self.grants.active(disk.unique_id):
             raise arm_errors.active_sas_conflict(resource=disk.id, operation="resize")
         self._data.grow(
@@ -247,6 +256,7 @@ class ArmBackend:
                 "(Copy).",
             )
         disk = self._source_disk(spec.source_resource_id)
+        self.uploads.check_usable(disk.id, disk.unique_id, self.grants.active(disk.unique_id), "snapshot")
         if spec.location.replace(" ", "").lower() != disk.location.replace(" ", "").lower():
             raise arm_errors.invalid_parameter(
                 target="location",
@@ -397,13 +407,17 @@ class ArmBackend:
             self._db.execute("DELETE FROM profiles WHERE unique_id=?", (resource.unique_id,))
         self.blobs.set_protection(where.account, where.container, None)
         self.grants.forget(resource.unique_id)
+        self.uploads.forget(resource.unique_id)
         self._db.execute("DELETE FROM failed_snapshots WHERE unique_id=?", (resource.unique_id,))
         self._db.execute(f"DELETE FROM {kind} WHERE unique_id=?", (resource.unique_id,))
         return True
 
     def revoke(self, kind: str, resource_group: str, name: str) -> None:
-        """End every SAS of the resource (endGetAccess)."""
-        self.grants.revoke(self._existing(kind, resource_group, name)["unique_id"])
+        """End every SAS of the resource (endGetAccess); an ActiveUpload disk's upload ends with it."""
+        unique_id = self._existing(kind, resource_group, name)["unique_id"]
+        if kind == "disks":
+            self.uploads.end(unique_id, self.grants.active(unique_id))
+        self.grants.revoke(unique_id)
 
     # --- long-running operation records -----------------------------------------------------
 
@@ -451,11 +465,12 @@ class ArmBackend:
     def _common(self, kind: str, row: sqlite3.Row, managed_by: str | None = None) -> dict[str, Any]:
         """The `Resource` fields, read alike from a disks or a snapshots row."""
         granted = self.grants.active(row["unique_id"])
+        upload = self.uploads.state(row["unique_id"], granted) if kind == "disks" else None
         return {
             "id": self.resource_id(kind, row["resource_group"], row["name"]),
             "time_created": utc(row["time_created"]),
             "tags": json.loads(row["tags"]),
-            "disk_state": "Attached" if managed_by else "ActiveSAS" if granted else "Unattached",
+            "disk_state": "Attached" if managed_by else upload or ("ActiveSAS" if granted else "Unattached"),
             "profile": self.profile(row["unique_id"]),
             **{key: row[key] for key in _COLUMNS_AS_IS},
         }
@@ -473,7 +488,12 @@ class ArmBackend:
             "SELECT vm_id FROM attachments WHERE disk_unique_id=?", (row["unique_id"],)
         ).fetchone()
         managed_by = owner["vm_id"] if owner else None
-        return Disk(**self._common("disks", row, managed_by), **extra, managed_by=managed_by)
+        return Disk(
+            **self._common("disks", row, managed_by),
+            **extra,
+            managed_by=managed_by,
+            upload_size_bytes=self.uploads.size(row["unique_id"]),
+        )
 
     def _snapshot(self, row: sqlite3.Row) -> Snapshot:
         return Snapshot(

@@ -91,6 +91,7 @@ class DiskSpec:
     tags: dict[str, str] | None = None
     profile: DiskProfile = DiskProfile()
     data_access_auth_mode: str | None = None  # None: not given (ARM then omits the property)
+    upload_size_bytes: int | None = None  # createOption Upload: the VHD's bytes, footer included
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class Resource:
     family_id: str | None  # the incremental snapshot family: every disk has one, a full snapshot none
     time_created: datetime
     tags: dict[str, str]
-    disk_state: str  # Attached to a VM, else ActiveSAS while a grant is out, else Unattached
+    disk_state: str  # Attached, ReadyToUpload/ActiveUpload (arm/uploads.py), ActiveSAS, else Unattached
     profile: DiskProfile
     data_access_auth_mode: str | None  # AzureActiveDirectory: reads through a SAS need an Entra token
 
@@ -147,6 +148,7 @@ class Disk(Resource):
     source_uri: str | None
     storage_account_id: str | None
     managed_by: str | None  # the VM it is attached to
+    upload_size_bytes: int | None = None  # a disk created with createOption Upload
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from replicator.emulator.arm import disk_profile, ids
+from replicator.emulator.arm import disk_profile, ids, uploads
 from replicator.emulator.arm.backend import ArmBackend
 from replicator.emulator.arm.disk_data import utc
 from replicator.emulator.arm.listing import named, one_row, rows_page
@@ -251,6 +251,8 @@ class Vms:
             raise arm_errors.resource_not_found(type="disks", name=disk.name, group=disk.resource_group)
         if disk.managed_by and disk.managed_by.lower() != arm_id.lower():
             raise arm_errors.disk_owned_by_vm(disk=disk.id, vm=disk.managed_by)
+        if disk.disk_state in (uploads.READY, uploads.ACTIVE):  # its upload is not finished
+            raise arm_errors.upload_not_finished(resource=disk.id, state=disk.disk_state, operation="attach")
         vm_zone = spec.zones[0] if spec.zones else ""
         disk_zone = disk.profile.zones[0] if disk.profile.zones else ""
         if vm_zone and not disk_zone:

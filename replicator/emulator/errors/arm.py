@@ -65,6 +65,12 @@ write_access_on_snapshot = _arm(400, "InvalidParameter", "Access level 'Write' i
 snapshot_failed = _arm(409, "OperationNotAllowed", "Cannot grant access to {resource}: its creation failed (provisioningState Failed), so it holds no data. Delete it and take a new snapshot.")  # code assumed
 snapshot_not_complete = _arm(409, "OperationNotAllowed", "Snapshot {resource} is not ready: its background copy is {percent:.1f}% complete (completionPercent). Grant access after completionPercent reaches 100.")
 full_snapshot_of_v2_disk = _arm(400, "BadRequest", "Only incremental snapshots are supported for {sku} disks; set incremental to true for {resource}.")
+# Direct upload (arm/uploads.py): bounds from diskRPCommon.json; codes and wording of the state refusals assumed
+upload_size_out_of_bounds = _arm(400, "InvalidParameter", "uploadSizeBytes {size} is out of range: it must be between 20972032 (20 MiB + 512 bytes for the VHD footer) and 35183298347520 (32 TiB + 512 bytes for the VHD footer).", "creationData.uploadSizeBytes")
+upload_size_unaligned = _arm(400, "InvalidParameter", "uploadSizeBytes {size} is not a VHD of whole MiB: it must be N * 1 MiB + 512 bytes for the VHD footer.", "creationData.uploadSizeBytes")
+upload_with_source = _arm(400, "InvalidParameter", "createOption Upload takes no sourceUri: the data is written through the disk's Write SAS.", "creationData.sourceUri")
+upload_read_access = _arm(409, "OperationNotAllowed", "Cannot grant Read access to disk {resource} in diskState {state}: grant Write access, upload, then revoke access before reading it.", "grantAccessData.access")
+upload_not_finished = _arm(409, "OperationNotAllowed", "Cannot {operation} disk {resource} in diskState {state}: finish the upload with endGetAccess (revoke access) first.")
 
 # --- service limits (documented in docs/emulator.md)
 too_many_requests = _arm(429, "OperationNotAllowed", "The server rejected the request because too many requests have been received for this subscription.")  # Compute's throttling answer (middleware/arm_faults.py)

@@ -123,6 +123,7 @@ def parse_disk_spec(body: dict[str, Any]) -> DiskSpec:
         tags=tags(body),
         profile=parse_profile(body),
         data_access_auth_mode=_data_access_auth_mode(props),
+        upload_size_bytes=optional_int(creation.get("uploadSizeBytes"), "creationData.uploadSizeBytes"),
     )
 
 
@@ -187,6 +188,8 @@ def _disk_creation(disk: Disk) -> dict[str, Any]:
     if disk.source_uri:
         creation["sourceUri"] = disk.source_uri
         creation["storageAccountId"] = disk.storage_account_id
+    if disk.upload_size_bytes is not None:
+        creation["uploadSizeBytes"] = disk.upload_size_bytes
     return creation
 
 

@@ -1,0 +1,130 @@
+"""A managed disk made by direct upload: create it, grant Write, write its pages, end the upload, read it
+back, and delete it after a failure. The ARM and data-plane calls only; engine.striped_restore runs them.
+
+Azure's flow ("Upload a VHD to Azure or copy a managed disk to another region - Azure CLI"): a disk
+created with `createOption: Upload` and `uploadSizeBytes` is `ReadyToUpload`; a grant with `access:
+Write` gives a SAS on its blob and makes it `ActiveUpload`; Put Page From URL writes into that SAS
+(AzCopy's `azcopy copy <source> <disk SAS> --blob-type PageBlob` does the same); `endGetAccess` ends
+the upload and leaves an `Unattached` disk holding what was written. The body of the create is
+target.restore_disk's (`disk_body` with `upload_creation`).
+
+Who retries what: ARM calls go through the compute client's retry (source.arm_retry); the page writes
+pass `retry_total=0` because engine.striped_restore's loop (plumbing.retry) owns their retries, as
+engine.copier's owns a replication's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.mgmt.compute.models import Disk, GrantAccessData
+from azure.storage.blob.aio import BlobClient
+
+from replicator.core.errors import ReplicationError
+from replicator.core.messages import describe
+from replicator.core.ranges import Range
+from replicator.plumbing.credentials import client_kwargs
+from replicator.source.arm import ArmSource
+from replicator.source.disk_auth import ENTRA_MODE
+from replicator.source.grants import shielded
+
+log = logging.getLogger(__name__)
+
+ARM_TIMEOUT_SECONDS = 600.0
+"""Bound on each ARM operation of the upload (create, grant, revoke, delete)."""
+
+
+@dataclass(frozen=True)
+class DiskRef:
+    """A disk as source.disk_auth sees a resource it reads or writes (a protected one needs the token)."""
+
+    id: str
+    name: str
+    data_access_auth_mode: str | None
+
+    @property
+    def protected(self) -> bool:
+        return (self.data_access_auth_mode or "").casefold() == ENTRA_MODE.casefold()
+
+
+class UploadDisk:
+    """One disk of a restore made by upload, named `name` in `resource_group` of `subscription`."""
+
+    def __init__(self, source: ArmSource, subscription: str, resource_group: str, name: str) -> None:
+        self.source, self.resource_group, self.name = source, resource_group, name
+        self.disks = source.compute(subscription).disks
+
+    async def create(self, body: Disk) -> Disk:
+        """Create the disk (`ReadyToUpload`); returns ARM's answer."""
+        with self.source.arm_errors(f"create disk {self.name} for upload"):
+            async with asyncio.timeout(ARM_TIMEOUT_SECONDS):
+                return await (
+                    await self.disks.begin_create_or_update(self.resource_group, self.name, body)
+                ).result()
+
+    @contextlib.asynccontextmanager
+    async def granted(self, access: str, ref: DiskRef) -> AsyncIterator[BlobClient]:
+        """A client on a SAS of `access` (Write: the upload; Read: the finished disk), the grant revoked
+        on every way out (Ctrl-C included: shielded, bounded). Revoking a Write grant ends the upload."""
+        request = GrantAccessData(access=access, duration_in_seconds=self.source.config.sas_duration_seconds)
+        try:
+            with self.source.arm_errors(f"grant {access} access to disk {self.name}"):
+                async with asyncio.timeout(ARM_TIMEOUT_SECONDS):
+                    poller = await self.disks.begin_grant_access(self.resource_group, self.name, request)
+                    url = (await poller.result()).access_sas
+            if not url:
+                raise ReplicationError(f"ARM granted access to disk {self.name} but returned no SAS URL.")
+            async with self.source.disk_auth.client(url, ref, **client_kwargs()) as client:
+                yield client
+        finally:
+            await shielded(self._revoke())
+
+    async def _revoke(self) -> None:
+        with self.source.arm_errors(f"revoke access to disk {self.name}"):
+            async with asyncio.timeout(ARM_TIMEOUT_SECONDS):
+                await (await self.disks.begin_revoke_access(self.resource_group, self.name)).result()
+
+    async def get(self) -> Disk:
+        """The disk as ARM reports it now."""
+        with self.source.arm_errors(f"read disk {self.name}"):
+            return await self.disks.get(self.resource_group, self.name)
+
+    async def delete(self) -> None:
+        """Delete the disk after a failed restore (its grant already revoked); one that cannot be deleted
+        is logged for the operator to delete."""
+        try:
+            async with asyncio.timeout(ARM_TIMEOUT_SECONDS):
+                await (await self.disks.begin_delete(self.resource_group, self.name)).result()
+        except ResourceNotFoundError:
+            return
+        except (AzureError, TimeoutError) as err:
+            log.warning(
+                "could not delete the disk %s of the failed restore (%s); delete it by hand",
+                self.name,
+                describe(err),
+            )
+            return
+        log.info("deleted the disk %s of the failed restore", self.name)
+
+
+async def copy_pages(
+    disk: BlobClient, dest: Range, source_url: str, source: Range, authorization: str | None
+) -> None:
+    """Put Page From URL: the service copies `source` of `source_url` into `dest` of the disk (at most
+    4 MiB, both 512-aligned); `authorization` travels as `x-ms-copy-source-authorization`."""
+    await disk.upload_pages_from_url(
+        source_url, dest.start, dest.length, source.start, source_authorization=authorization, retry_total=0
+    )
+
+
+async def has_data(disk: BlobClient) -> bool:
+    """Whether the disk's blob has any valid page (a fresh Upload disk has none: it reads as zeros)."""
+    async for page in disk.list_page_ranges(results_per_page=1):
+        if not page.cleared:
+            return True
+    return False
