@@ -68,7 +68,8 @@ class Tier:
     @property
     def ceiling(self) -> int:
         """The most requests in flight the pacer may reach on a blob of this tier (see `ceiling_for`)."""
-        return min(MAX_CEILING, max(STANDARD_CEILING, math.ceil(self.requests_per_second * SECONDS_IN_FLIGHT)))
+        scaled = math.ceil(self.requests_per_second * SECONDS_IN_FLIGHT)
+        return min(MAX_CEILING, max(STANDARD_CEILING, scaled))
 
     def to_json(self) -> dict[str, object]:
         return {
