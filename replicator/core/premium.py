@@ -160,3 +160,51 @@ class SnapshotCount:
 
     def to_json(self) -> dict[str, int]:
         return {"held": self.held, "limit": self.limit, "room": self.room}
+
+
+def room_refusal(target: str, count: SnapshotCount, commits: int, foreign: int) -> str | None:
+    """The sentence refusing a run whose `commits` restore points a premium blob holding `count` snapshots
+    (`foreign` of them not the tool's) cannot take; None when they fit. Said before anything is copied,
+    because Azure would refuse the commit after the copy (409 SnapshotCountExceeded)."""
+    if commits <= count.room:
+        return None
+    keep = count.keep_for(commits, foreign)
+    others = f", {foreign} of them not taken by the replicator (never pruned)" if foreign else ""
+    if keep < 1:
+        return (
+            f"{target} is a premium page blob holding {count.held} of its {count.limit} snapshots{others}; "
+            "no restore point can be taken until some of the others are deleted."
+        )
+    return (
+        f"{target} is a premium page blob holding {count.held} of its {count.limit} snapshots{others}; "
+        f"the next restore point would be one too many (Azure refuses it: 409 SnapshotCountExceeded). "
+        f"Prune first: replicate prune --target URL --keep {keep}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TargetReport:
+    """What a run says of its target account in the run document: its kind, the tier and limits of a
+    premium blob of `size` bytes, the pacer's ceiling, the snapshot count, and any note."""
+
+    kind: TargetKind
+    size: int
+    ceiling: int
+    snapshots: SnapshotCount | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def tier(self) -> Tier | None:
+        return tier_for(self.size) if self.kind.premium else None
+
+    def to_json(self) -> dict[str, object]:
+        tier = self.tier
+        return {
+            "sku": self.kind.sku,
+            "kind": self.kind.kind,
+            "premium": self.kind.premium,
+            "tier": None if tier is None else tier.to_json(),
+            "pacer_ceiling": self.ceiling,
+            "snapshots": None if self.snapshots is None else self.snapshots.to_json(),
+            "notes": list(self.notes),
+        }

@@ -38,7 +38,7 @@ from typing import TypeVar
 
 from azure.core.exceptions import HttpResponseError
 
-from replicator.core import ranges
+from replicator.core import premium, ranges
 from replicator.core.errors import ReplicationError, ReplicatorError
 from replicator.core.listwindows import LARGEST_WINDOW
 from replicator.core.messages import describe, error_code
@@ -97,6 +97,7 @@ class JobRunner:
         reader: SasBlobReader,
         progress: Progress,
         budget: Budget | None = None,
+        ceiling: int = premium.STANDARD_CEILING,
     ) -> None:
         self.config, self.source, self.target, self.reader, self.progress = (
             config,
@@ -106,12 +107,13 @@ class JobRunner:
             progress,
         )
         self.budget = budget or Budget(None)
+        self.ceiling = ceiling  # copy workers and the pacer's ceiling: core.premium.ceiling_for
         self.pacer: Pacer | None = None  # the target blob's, made by the first job that writes
 
     def _pacer(self) -> Pacer:
         """The target blob's pacer, one per run: what it learnt of the blob carries over to the next job."""
         if self.pacer is None:
-            self.pacer = Pacer(self.config.concurrency, self.target.url.display)
+            self.pacer = Pacer(self.ceiling, self.target.url.display)
         return self.pacer
 
     @contextlib.asynccontextmanager
@@ -323,7 +325,8 @@ class JobRunner:
         hard_stop = self.budget.hard_stop()
         try:
             async with hard_stop:
-                await run_pool(issue(), self.config.concurrency, self.config.queue_depth, work)
+                # two planned ops per worker wait in the queue: every worker stays busy while the lister pages
+                await run_pool(issue(), self.ceiling, 2 * self.ceiling, work)
         except ReplicatorError:
             raise
         except Exception as exc:
