@@ -96,7 +96,7 @@ class PointInfo:
                 "name": self.snapshot_name,
                 "id": self.snapshot_id,
                 "unique_id": self.snapshot_unique_id,
-                "time_created": utc_time(self.snapshot_time),
+                "time_created": utc_time(self.snapshot_time) if self.snapshot_time else None,
             },
             "size_bytes": self.size_bytes,
             "logical_sector_size": self.logical_sector_size,
