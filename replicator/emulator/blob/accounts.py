@@ -64,17 +64,13 @@ class PremiumTier:
 
 # Premium SSD sizes (azure-docs includes/disk-storage-premium-ssd-sizes.md; P10-P50 also
 # includes/azure-storage-limits-vm-disks-premium.md); a page blob holds at most 8 TiB: P60.
-TIERS = (
-    PremiumTier("P4", 32 * GiB, 120, 25),
-    PremiumTier("P6", 64 * GiB, 240, 50),
-    PremiumTier("P10", 128 * GiB, 500, 100),
-    PremiumTier("P15", 256 * GiB, 1100, 125),
-    PremiumTier("P20", 512 * GiB, 2300, 150),
-    PremiumTier("P30", 1024 * GiB, 5000, 200),
-    PremiumTier("P40", 2048 * GiB, 7500, 250),
-    PremiumTier("P50", 4096 * GiB, 7500, 250),
-    PremiumTier("P60", 8192 * GiB, 16000, 500),
-)
+# name: (largest blob in GiB, requests/s, MB/s)
+_PUBLISHED = {
+    "P4": (32, 120, 25), "P6": (64, 240, 50), "P10": (128, 500, 100), "P15": (256, 1100, 125),
+    "P20": (512, 2300, 150), "P30": (1024, 5000, 200), "P40": (2048, 7500, 250),
+    "P50": (4096, 7500, 250), "P60": (8192, 16000, 500),
+}  # fmt: skip
+TIERS = tuple(PremiumTier(name, gib * GiB, iops, mbps) for name, (gib, iops, mbps) in _PUBLISHED.items())
 
 
 def tier_of(size: int) -> PremiumTier:
