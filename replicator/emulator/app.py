@@ -28,7 +28,7 @@ def build_app(ctx: EmulatorContext) -> web.Application:
     arm_faults.install(app, arm_fault_plan, ctx.access_token)  # likewise
     accounts = ctx.accounts  # premium page-blob accounts (blob/accounts.py): control, tier limits
     app.middlewares.append(control.route(ACCOUNTS_PATH, ctx.access_token, accounts.as_json, accounts.updated))
-    tier_limits = functools.partial(accounts.tier_limits, size_of=ctx.blobs.blob_size)
+    tier_limits = functools.partial(accounts.tier_limits, size_of=ctx.blobs.existing_size)
     linkmodel.install(app, ctx.options.link, ctx.access_token, tier_limits)
     faults.install(app, ctx.options.faults, ctx.access_token)
     entra.install(app, ctx.entra, ctx.secrets.identity_header, ctx.access_token)  # outermost: never faulted

@@ -134,3 +134,33 @@ def test_a_refused_commit_says_when_to_rerun_and_the_rerun_commits(world: World,
     assert rerun.code == 0, rerun.err
     (entry,) = rerun.doc["snapshots"]
     world.assert_restore_point_equals(url, entry["restore_point"], second_snapshot)
+
+
+def test_the_emulator_holds_each_blob_to_its_own_limits(fresh_emulator, monkeypatch, replicate) -> None:
+    """The link model at 4 requests/s per blob with 0.3 s of backlog: a standard target answers the
+    run's first burst with 503s (the pacer's e2e test), a P30 target in a premium account serves the
+    same burst at its 5,000/s without one. Counted in the target blob's own 503s, not timed (the copy
+    source, a standard snapshot, is held to 4/s in both runs and refuses for itself)."""
+    emulator = fresh_emulator()
+    for key, value in emulator.env.items():
+        monkeypatch.setenv(key, value)
+    world = World(emulator.env)
+    disk = world.create_disk("limits", GiB_DISK)
+    world.write(disk, *[(i * 64 * MiB, pattern(i, 4096)) for i in range(12)])
+    snapshot = world.snapshot(disk)
+    _premium(world)
+    premium_url = world.target_url()
+    standard_url = premium_url.replace(world.account, f"{world.account}std")
+    control(emulator.env, "link", {"blob_limits": True, "blob_iops": 4, "burst_seconds": 0.3})
+    throttled = {}
+    for url in (premium_url, standard_url):
+        control(emulator.env, "stats/reset", method="POST")
+        run = replicate("--source", disk.id, "--target", url, "--json", "--max-attempts", "30")
+        assert run.code == 0, run.err
+        world.assert_restore_point_equals(url, run.doc["snapshots"][0]["restore_point"], snapshot)
+        blob = url.split("/", 3)[3]  # account/container/blob, as the emulator's stats name it
+        throttled[url] = control(emulator.env, "stats")["blobs"][blob]["throttled"]
+    control(emulator.env, "link", {"blob_limits": False})
+    assert throttled[premium_url] == 0
+    assert throttled[standard_url] > 0
+    world.close()

@@ -64,7 +64,7 @@ class Snapshots(BlobRows):
             self._update(row_key(row), layer=self.store.new_layer(row["layer"]))
             return snap
 
-    def blob_size(self, account: str, container: str, blob: str) -> int | None:
+    def existing_size(self, account: str, container: str, blob: str) -> int | None:
         """The base blob's size, None when it does not exist (the link model's premium tiers)."""
         row = self._select(f"SELECT size FROM blobs WHERE {KEY}", (account, container, blob, LIVE)).fetchone()
         return None if row is None else int(row["size"])
