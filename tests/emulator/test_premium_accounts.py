@@ -175,3 +175,34 @@ def test_the_link_model_holds_a_premium_blob_to_its_tier() -> None:
     standard_refused, premium_refused = asyncio.run(run())
     assert standard_refused >= 40 - 11  # 10/s and one second of backlog: about 10 admitted
     assert premium_refused == 0  # P10: 500/s, the 40 fit in 80 ms
+
+
+@pytest.mark.parametrize(("sources_limited", "refused_at_least"), [(True, 29), (False, 0)])
+def test_copy_sources_are_charged_unless_switched_off(sources_limited: bool, refused_at_least: int) -> None:
+    """40 Put Page From URL from one standard source (10/s, 1 s of backlog) into a premium blob: the
+    source refuses about 30 of them for itself; with `limit_copy_sources` off only the target's tier
+    counts, and it admits all 40."""
+
+    async def run() -> int:
+        accounts = Accounts({"prem": 0.0})
+
+        def limits(key: str) -> tuple[float, float] | None:
+            return accounts.tier_limits(key, lambda *_: 100 * GiB)
+
+        app = web.Application()
+        options = LinkOptions(blob_limits=True, blob_iops=10, limit_copy_sources=sources_limited)
+        install(app, options, "t", limits)
+
+        async def ok(request: web.Request) -> web.Response:
+            return web.Response(status=201)
+
+        app.router.add_route("*", "/{tail:.*}", ok)
+        copy = {"x-ms-range": "bytes=0-511", "x-ms-copy-source": "https://h/std/c/snap?snapshot=1"}
+        async with TestClient(TestServer(app)) as client:
+            answers = await asyncio.gather(
+                *(client.put("/prem/c/b?comp=page", headers=copy) for _ in range(40))
+            )
+        return sum(a.status == 503 for a in answers)
+
+    refused = asyncio.run(run())
+    assert refused >= refused_at_least if sources_limited else refused == 0

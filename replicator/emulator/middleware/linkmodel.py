@@ -67,6 +67,10 @@ class LinkOptions:
     blob_mibps: float = 60.0  # Azure's scalability target: up to 60 MiB/s per page blob
     burst_seconds: float = 1.0  # backlog a blob absorbs before it answers 503 ServerBusy
     link_mibps: float | None = None  # cap of client-streamed bytes (request + response bodies)
+    # Put Page From URL also costs its copy source a request and the bytes (as Azure counts snapshot
+    # reads); off: only the target's limits, to measure a target faster than a standard blob (a premium
+    # tier) when Azure publishes no rate for the source (a managed disk's snapshot export)
+    limit_copy_sources: bool = True
 
     def __post_init__(self) -> None:
         if not self.latency_ms >= 0:
@@ -291,7 +295,7 @@ class LinkModel:
         await self._link_wait(request.content_length or 0)
         if options.blob_limits and call.blob is not None:
             charges = [Charge(call.blob, call.write_bytes or call.read_bytes, self._tier_limits(call.blob))]
-            if call.source is not None:
+            if call.source is not None and options.limit_copy_sources:
                 charges.append(Charge(call.source, call.source_bytes, self._tier_limits(call.source)))
             now = time.monotonic()
             finish, busy = admit(self.limiters, charges, options, now)
