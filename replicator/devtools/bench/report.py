@@ -242,7 +242,8 @@ def render(data: Path, out: Path) -> None:
         scale=doc["scale"],
         latencies=doc["latencies"],  # files saved before these were recorded: what their rows show
         scenarios=doc.get("scenarios") or list(dict.fromkeys(r.scenario for r in rows)),
-        contenders=doc.get("contenders") or list(dict.fromkeys(r.contender for r in rows)),
+        # a row's label names its contender first ("server (1 disk)" is server's reference row)
+        contenders=doc.get("contenders") or list(dict.fromkeys(r.contender.split(" (")[0] for r in rows)),
     )
     write(rows, out, doc["total_seconds"], args, doc["platform"])
 
