@@ -28,6 +28,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from replicator.core.stripes import STRIPE_BYTES
+
 GiB = 1024**3
 MB = 1000 * 1000
 
@@ -104,6 +106,12 @@ def tier_for(size: int) -> Tier:
     raise ValueError(f"a page blob holds at most {TIERS[-1].max_bytes} bytes, got {size}")
 
 
+def blob_tier(export_size: int) -> Tier:
+    """The tier of the (largest) blob an export of `export_size` bytes is written to: one blob up to
+    8 TiB, else stripes of at most 8 TiB each (core.stripes), the first of them full."""
+    return tier_for(min(export_size, STRIPE_BYTES))
+
+
 @dataclass(frozen=True, slots=True)
 class TargetKind:
     """What Get Account Information said of the target's account, or None where it could not be read."""
@@ -132,7 +140,7 @@ def ceiling_for(kind: TargetKind, size: int, concurrency: int | None) -> int:
         return concurrency
     if not kind.premium:
         return STANDARD_CEILING
-    return tier_for(size).ceiling
+    return blob_tier(size).ceiling
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +203,7 @@ class TargetReport:
 
     @property
     def tier(self) -> Tier | None:
-        return tier_for(self.size) if self.kind.premium else None
+        return blob_tier(self.size) if self.kind.premium else None
 
     def to_json(self) -> dict[str, object]:
         tier = self.tier

@@ -74,6 +74,7 @@ def test_the_ceiling() -> None:
     assert premium.ceiling_for(p, p30, None) == premium.MAX_CEILING  # 5,000/s x 128 ms is past the pool
     assert premium.ceiling_for(p, 100 * GiB, None) == 64  # P10: 500/s, a standard blob's rate
     assert premium.ceiling_for(p, p30, 16) == 16  # --concurrency given: the operator's word
+    assert premium.blob_tier(32 * 1024 * GiB).name == "P60"  # a striped export: 8 TiB stripes
 
 
 @given(st.integers(0, PAGE_BLOB_MAX))
