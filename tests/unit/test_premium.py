@@ -99,3 +99,20 @@ def test_snapshot_room_and_the_keep_that_makes_it(held: int, commits: int, forei
 
 def test_snapshot_count_json() -> None:
     assert SnapshotCount(91).to_json() == {"held": 91, "limit": 100, "room": 9}
+
+
+def test_the_run_follows_its_target_kind() -> None:
+    """engine.pipeline._for_kind: an unread kind is standard with the reason as the note; a premium
+    blob replicates the newest snapshot only (one snapshot per ten minutes), said in the notes."""
+    from replicator.cli.replicate_cmd import load
+    from replicator.engine.pipeline import _for_kind
+
+    group = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"
+    disk = f"{group}/providers/Microsoft.Compute/disks/d"
+    config = load(["--source", disk, "--target", "https://a.blob.core.windows.net/ccc/b.vhd"], env={})
+    unread, notes = _for_kind(config, premium.UNKNOWN, "Get Account Information failed (403)")
+    assert unread is config and notes == ("Get Account Information failed (403)",)
+    standard, notes = _for_kind(config, TargetKind("Standard_LRS", "StorageV2"), None)
+    assert standard is config and notes == ()
+    paced, (note,) = _for_kind(config, TargetKind("Premium_LRS", "StorageV2"), None)
+    assert paced.latest_only and "one snapshot every 10 minutes" in note
