@@ -51,6 +51,10 @@ def render(listing: Listing) -> list[str]:
     if progress is not None:
         run_state += f" ({progress.snapshot.name}, {progress.mode}, checkpoint at byte {progress.checkpoint})"
     lines.append(f"{plural(len(listing.points), 'restore point')} of {listing.target}; run: {run_state}")
+    if (count := listing.snapshots) is not None:
+        foreign = sum(p.foreign for p in listing.points)
+        others = f" ({foreign} not taken by the replicator: counted, never pruned)" if foreign else ""
+        lines.append(f"premium page blob: {count.held} of its {count.limit} snapshots{others}")
     return lines
 
 
@@ -95,7 +99,7 @@ async def read(config: Config) -> Listing | tuple[str, list[Stored]]:
     else:
         async with PageBlobTarget(config, command="list") as target:
             if (await target.inspect()).exists:
-                return await list_points(target)
+                return await list_points(target, with_limit=True)
             shown = target.url.display
     try:
         prefix = parse_target_prefix(config.target, allow_http=config.allow_http)

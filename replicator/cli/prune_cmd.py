@@ -57,6 +57,8 @@ async def _prune(invocation: shell.Invocation) -> shell.CommandResult:
         shell.say(f"{verb} {plural(len(plan.delete), 'restore point')}", "pruned", count=len(plan.delete))
         for point in plan.delete:
             print(f"{verb} {point.id} ({point.snapshot_name})")
+        if (after := plan.snapshots_after) is not None:
+            shell.say(f"premium page blob: {after.held} of its {after.limit} snapshots after this prune")
 
     return shell.CommandResult(config.json, "planned" if args.dry_run else "pruned", plan.to_json(), show)
 

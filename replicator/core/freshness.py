@@ -49,6 +49,7 @@ from replicator.core.output import (
     plural,
     table,
 )
+from replicator.core.premium import SnapshotCount
 from replicator.core.progress import Protected
 
 Verdict = Literal["fresh", "unknown", "stale", "unprotected"]
@@ -173,6 +174,7 @@ class Facts:
     groups: GroupFacts | None = None  # the target is a VM's prefix; `newest` is its newest complete group
     vm_disk: bool = False  # a VM's disk blob: its restore points hold disk restore points
     missing_stripes: tuple[int, ...] = ()  # stripes whose snapshot the newest restore point names and lacks
+    target_snapshots: SnapshotCount | None = None  # a premium target blob's snapshots against its 100
 
 
 class Judgement(NamedTuple):
@@ -314,7 +316,23 @@ class Checked:
             "source_snapshots": None if f.source_snapshots is None else f.source_snapshots._asdict(),
             "active_grants": None if f.active_grants is None else f.active_grants._asdict(),
             "last_drill": None if f.last_drill is None else f.last_drill.to_json(),
+            "target_snapshots": None
+            if f.target_snapshots is None
+            else {**f.target_snapshots.to_json(), "near_limit": f.target_snapshots.near},
+            "warning": snapshot_warning(f),
         }
+
+
+def snapshot_warning(facts: Facts) -> str | None:
+    """The warning of a premium target near its 100 snapshots (core.premium.SNAPSHOT_WARN_AT): the verdict
+    stays what the lag makes it, but a run will soon be refused until restore points are pruned."""
+    count = facts.target_snapshots
+    if count is None or not count.near:
+        return None
+    return (
+        f"the premium target blob holds {count.held} of its {count.limit} snapshots; runs are refused "
+        "once it is full: prune old restore points (replicate prune --target URL --keep N)"
+    )
 
 
 def _cell(value: object | None) -> str:
@@ -343,6 +361,7 @@ def render(checked: list[Checked], max_age_seconds: float) -> list[str]:
             )
         )
     lines = table(rows)
+    lines += [f"{c.facts.target}: {warning}" for c in checked if (warning := snapshot_warning(c.facts))]
     for c in checked:
         if c.facts.last_drill is not None:
             lines.append(f"{c.facts.target}: last drill {c.facts.last_drill.describe()}")

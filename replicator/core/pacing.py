@@ -46,7 +46,8 @@ STABLE_ZONE = 0.95
 """Below this share of the last peak the limit recovers fast (AzCopy's `stableZoneStart`)."""
 INITIAL = 8
 """The first limit (capped by the ceiling): one window of 8 is enough to measure a rate, and slow
-start reaches the default ceiling of 64 in three clean windows of growing throughput."""
+start reaches the default ceiling of 64 in three clean windows of growing throughput. A higher
+ceiling (a premium tier's, core.premium) starts at an eighth of it, so it too is three windows away."""
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,11 @@ class PacerState:
 
 
 def start(ceiling: int) -> PacerState:
-    """The state a blob starts in: INITIAL requests in flight, or the ceiling if that is lower."""
+    """The state a blob starts in: INITIAL requests in flight (an eighth of a ceiling above 64), or the
+    ceiling if that is lower."""
     if ceiling < 1:
         raise ValueError(f"a pacer's ceiling must be at least 1, got {ceiling}")
-    return PacerState(limit=min(INITIAL, ceiling), ceiling=ceiling)
+    return PacerState(limit=min(ceiling, max(INITIAL, -(-ceiling // 8))), ceiling=ceiling)
 
 
 def step(state: PacerState, seen: Observation) -> PacerState:

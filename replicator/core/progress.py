@@ -21,6 +21,7 @@ from typing import Any
 
 from replicator.core.output import iso_z
 from replicator.core.pacing import PacingRecord
+from replicator.core.premium import TargetReport
 
 
 @dataclass
@@ -97,6 +98,7 @@ class RunResult:
     snapshot_taken: str | None = None  # --snapshot-now: ARM ID of the snapshot this run took
     source_snapshots_deleted: list[str] = field(default_factory=list)  # --source-keep: ARM IDs deleted
     protected: Protected | None = None  # the target's newest restore point when the run ended
+    target_account: TargetReport | None = None  # the target's kind, tier and pacer ceiling (None: --plan)
 
     def to_json(self, now: datetime | None = None) -> dict[str, Any]:
         """The payload (the envelope adds `status`); `now` dates the lag (default: the current time)."""
@@ -110,6 +112,7 @@ class RunResult:
             "source_snapshots_deleted": self.source_snapshots_deleted,
             "newest_restore_point": None if point is None else point.to_json(),
             "lag_seconds": None if point is None else point.lag_seconds(now),
+            "target_account": None if self.target_account is None else self.target_account.to_json(),
         }
 
 

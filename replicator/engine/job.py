@@ -39,7 +39,7 @@ from typing import TypeVar
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import BlobClient
 
-from replicator.core import ranges, stripes
+from replicator.core import premium, ranges, stripes
 from replicator.core.errors import ReplicationError, ReplicatorError
 from replicator.core.listwindows import LARGEST_WINDOW
 from replicator.core.messages import describe, error_code
@@ -98,6 +98,7 @@ class JobRunner:
         reader: SasBlobReader,
         progress: Progress,
         budget: Budget | None = None,
+        ceiling: int = premium.STANDARD_CEILING,
     ) -> None:
         self.config, self.source, self.target, self.reader, self.progress = (
             config,
@@ -107,13 +108,14 @@ class JobRunner:
             progress,
         )
         self.budget = budget or Budget(None)
+        self.ceiling = ceiling  # copy workers and the pacers' ceiling: core.premium.ceiling_for
         self.pacer: StripePacers | None = None  # the target blobs', made by the first job that writes
 
     def _pacer(self) -> StripePacers:
         """The target blobs' pacers (one per stripe), one set per run: what they learnt of each blob
         carries over to the next job."""
         if self.pacer is None:
-            self.pacer = StripePacers(self.config.concurrency, self.target.url.display)
+            self.pacer = StripePacers(self.ceiling, self.target.url.display)
         return self.pacer
 
     @contextlib.asynccontextmanager
@@ -347,7 +349,8 @@ class JobRunner:
         hard_stop = self.budget.hard_stop()
         try:
             async with hard_stop:
-                await run_pool(issue(), self.config.concurrency, self.config.queue_depth, work)
+                # two planned ops per worker wait in the queue: every worker stays busy while the lister pages
+                await run_pool(issue(), self.ceiling, 2 * self.ceiling, work)
         except ReplicatorError:
             raise
         except Exception as exc:

@@ -28,6 +28,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from replicator.core import premium
+from replicator.core.errors import UserError
+from replicator.core.premium import SnapshotCount, TargetKind, TargetReport
 from replicator.core.progress import Progress, Protected, RunResult
 from replicator.engine import snapshots
 from replicator.engine.base_choice import (
@@ -179,17 +182,16 @@ async def replicate_points(
 
     Checked before anything is granted or written (check_source), then again under the lease.
     """
-    config, target, inspection, progress, budget = (
-        each.config,
-        each.target,
-        each.inspection,
-        each.progress,
-        each.budget,
-    )
+    target, inspection, progress, budget = each.target, each.inspection, each.progress, each.budget
+    kind, unread = await target.account_kind()  # once per target: a premium blob has its own rules
+    config, notes = _for_kind(each.config, kind, unread)
     points = await check_points(each, identity, snaps)
     todo = candidates(config, inspection.state, snaps, _held(points))
+    report = _report(config, kind, exported_size(snaps[-1]), points, notes)
+    run.target_account = report
+    _check_room(target, report, points, commits=min(1, len(todo)) if kind.premium else 0)
     await _check_disk_access(each.source, [*todo, *_last_of(inspection.state, snaps)], probe=not config.plan)
-    runner = JobRunner(config, each.source, target, each.reader, progress, budget)
+    runner = JobRunner(config, each.source, target, each.reader, progress, budget, ceiling=report.ceiling)
     if config.plan:
         jobs = await choose_jobs(each.source, config, inspection.state, identity, snaps, _held(points))
         _log_choices(jobs)
@@ -218,15 +220,57 @@ async def replicate_points(
         _report_protected(progress, state)
         jobs = await choose_jobs(each.source, config, state, identity, snaps, held)
         _log_choices(jobs)
+        _check_room(target, report, points, commits=len(jobs) if kind.premium else 0)
         for i, job in enumerate(jobs, 1):
             if budget.expired():
                 raise budget.incomplete(f"before {job.snapshot.name}")
             result, state = await runner.run(job, state, identity, i, len(jobs), blank=blank and i == 1)
             run.snapshots.append(result)
+        if report.snapshots is not None:  # what the blob holds now: the run document's count
+            run.target_account = replace(report, snapshots=SnapshotCount(len(points) + len(jobs)))
         if after is not None:
             await after(state)
         run.status = "replicated" if jobs else "nothing new"
         run.protected = _protected(state)
+
+
+def _for_kind(config: Config, kind: TargetKind, unread: str | None) -> tuple[Config, tuple[str, ...]]:
+    """The run's knobs for its target's kind, and the notes the run document gives about it.
+
+    A premium page blob takes one snapshot every ten minutes (core.premium), so a run commits one
+    restore point at most: the newest snapshot's, as --latest-only does; the older ones are skipped,
+    never refused one by one at their commit."""
+    if unread is not None:
+        return config, (unread,)
+    if not kind.premium or config.latest_only:
+        return config, ()
+    minutes = premium.SNAPSHOT_INTERVAL_SECONDS // 60
+    note = (
+        f"a premium page blob takes one snapshot every {minutes} minutes: this run replicates the newest "
+        "snapshot only (as --latest-only)"
+    )
+    return replace(config, latest_only=True), (note,)
+
+
+def _report(
+    config: Config, kind: TargetKind, size: int, points: list[RestorePoint], notes: tuple[str, ...]
+) -> TargetReport:
+    """The run document's `target_account`: kind, tier, pacer ceiling and (premium) the snapshot count."""
+    count = SnapshotCount(len(points)) if kind.premium else None
+    return TargetReport(kind, size, premium.ceiling_for(kind, size, config.concurrency), count, notes)
+
+
+def _check_room(
+    target: PageBlobTarget, report: TargetReport, points: list[RestorePoint], commits: int
+) -> None:
+    """Refuse (UserError, exit 2) a run whose `commits` a premium blob's 100 snapshots cannot hold, before
+    anything is copied; every snapshot counts, the tool's and any other (which prune never deletes)."""
+    if report.snapshots is None:
+        return
+    foreign = sum(not p.taken_by_replicator for p in points)
+    refusal = premium.room_refusal(target.url.display, SnapshotCount(len(points)), commits, foreign)
+    if refusal is not None:
+        raise UserError(refusal)
 
 
 def _last_of(state: State | None, snaps: list[SnapshotInfo]) -> list[SnapshotInfo]:

@@ -46,6 +46,7 @@ from replicator.core.freshness import (
     parse_duration,
 )
 from replicator.core.messages import describe
+from replicator.core.premium import SnapshotCount
 from replicator.core.progress import Protected
 from replicator.engine.snapshots import SNAPSHOTS_PER_DISK
 from replicator.fleet.jobs import (
@@ -93,6 +94,7 @@ async def _read_target(target: PageBlobTarget, facts: Facts) -> tuple[Facts, set
         return facts, set()
     state = inspection.state
     points = [PointInfo.of(p, state) for p in await target.restore_points()]
+    premium_blob = (await target.account_kind())[0].premium
     progress = state.in_progress
     run = None
     if progress is not None:
@@ -109,12 +111,13 @@ async def _read_target(target: PageBlobTarget, facts: Facts) -> tuple[Facts, set
         facts,
         vm_disk=any(_is_disk_restore_point(p.snapshot_id) for p in points),
         source=state.disk_id or facts.source,
-        restore_points=len(points),
+        restore_points=sum(not p.foreign for p in points),
         newest=newest_point(points),
         lease_held=inspection.leased,
         run=run,
         last_drill=state.last_drill,
         missing_stripes=_missing_stripes(points, target),
+        target_snapshots=SnapshotCount(len(points)) if premium_blob else None,
     )
     return facts, {p.snapshot_unique_id.casefold() for p in points if p.snapshot_unique_id}
 

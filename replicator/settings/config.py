@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from replicator.core import arm_ids
+from replicator.core import arm_ids, premium
 from replicator.core.errors import UserError
 from replicator.core.messages import clip
 from replicator.core.redact import redacted_repr
@@ -48,7 +48,7 @@ class Config:
     source: str
     target: str
     latest_only: bool = False
-    concurrency: int = 64
+    concurrency: int | None = None  # None: by the target (core.premium.ceiling_for): 64, or a premium tier's
     disk_concurrency: int = 4
     mode: Literal["server", "stream"] = "server"
     plan: bool = False
@@ -78,11 +78,6 @@ class Config:
     snapshot_search: Literal["resource-group", "subscription"] = "resource-group"
     progress_seconds: float = 30.0
     size_readings: tuple[SizeReading, ...] = field(default=(), repr=False, compare=False)  # see read()
-
-    @property
-    def queue_depth(self) -> int:
-        """Planned ops waiting for a worker: enough to keep every worker busy while the lister pages."""
-        return 2 * self.concurrency
 
     def __repr__(self) -> str:
         """The target's SAS masked: a Config reaches tracebacks and debug output whole."""
@@ -160,7 +155,7 @@ def validate(config: Config, origins: Mapping[str, str] | None = None) -> None:
     """Reject impossible values with one sentence naming the flag (or the environment variable that set
     it: `origins`), the allowed range and the value; then the target URL's form, before any request."""
     _check_range = _range_checker(origins or {})
-    _check_range("--concurrency", config.concurrency, 1, 64)
+    _check_range("--concurrency", config.concurrency, 1, premium.MAX_CEILING)
     _check_range("--disk-concurrency", config.disk_concurrency, 1, 64)
     _check_range("--max-in-flight", config.max_in_flight_bytes, 4 * MiB, 1024 * MiB, size=True)
     _check_range("--merge-gap", config.merge_gap_bytes, 0, 1 * MiB, size=True)

@@ -169,13 +169,15 @@ KNOBS: tuple[Knob, ...] = (
         "concurrency",
         "--concurrency",
         "REPLICATOR_CONCURRENCY",
-        "Copy workers, and the ceiling of chunk writes in flight at the target blob (1-64): below it "
-        "the pacer moves the limit (replicator.engine.pacer).",
+        "Copy workers, and the ceiling of chunk writes in flight at the target blob (1-192): below it "
+        "the pacer moves the limit (replicator.engine.pacer). Unset: 64 for a standard blob, a premium "
+        "page blob's tier ceiling (core.premium: its requests/s x 128 ms, 64 to 192).",
         "64: a page blob serves ~500 requests/s; at a 60 ms round trip server mode needs 30+ requests "
         "in flight and stream mode (two round trips per chunk) 60+ (measured, 20,000 small writes: "
         "server 16 reached 235/s and 48 the full 500/s; stream 48 took 1.42x the per-blob bound and "
-        "64 1.10x; docs/benchmarks.md), so the ceiling leaves the pacer room to reach them; large "
-        "chunks are bounded by --max-in-flight instead",
+        "64 1.10x; docs/benchmarks.md), so the ceiling leaves the pacer room to reach them; a premium "
+        "tier serves up to 16,000/s (P30 5,000), so its ceiling scales with it up to the process's 192 "
+        "connections; large chunks are bounded by --max-in-flight instead",
         "none beyond --max-in-flight",
         parse_int,
     ),

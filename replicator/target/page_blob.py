@@ -34,8 +34,8 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobType
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
 
-from replicator.core import messages, permissions, stripes
-from replicator.core.errors import LockedError, ReplicationError, UserError
+from replicator.core import messages, permissions, premium, stripes
+from replicator.core.errors import LimitError, LockedError, ReplicationError, UserError
 from replicator.core.ranges import Op, Range
 from replicator.core.stripes import stripe_blob_name
 from replicator.plumbing import recovery, urlcheck
@@ -135,6 +135,21 @@ class PageBlobTarget:
         state = State.from_metadata(props.metadata or {})
         self._base_size = props.size
         return Inspection(True, props.size, state, leased, props.last_modified)
+
+    async def account_kind(self) -> tuple[premium.TargetKind, str | None]:
+        """The target account's SKU and kind (Get Account Information), read once per run; with why it
+        could not be read (premium.UNKNOWN: the run treats the target as a standard blob).
+
+        Azure documents Shared Key and SAS (any permission, version 2018-03-28 on) for it
+        (learn.microsoft.com/rest/api/storageservices/get-account-information); a credential that
+        cannot read it costs only the premium tiers, never the run."""
+        try:
+            info = await self._blob.get_account_information(retry_total=1)
+        except (HttpResponseError, ServiceRequestError) as exc:
+            why = f"Get Account Information failed ({messages.describe(exc)}): treated as a standard blob"
+            log.info("%s: %s", self.url.display, why)
+            return premium.UNKNOWN, why
+        return premium.TargetKind(info.get("sku_name"), info.get("account_kind")), None
 
     def _refused(self, operation: str, exc: HttpResponseError) -> UserError:
         """A 403 on `operation` (a key of permissions.OPERATIONS) as the sentence naming what is missing."""
@@ -328,12 +343,12 @@ class PageBlobTarget:
         snapshots no restore point holds; this commit (or a prune) deletes them (`clean_orphans`).
         """
         commit_id = recovery.new_commit_id()
-        with self._authorized("snapshot"):
+        with self._authorized("snapshot"), self._snapshot_rules():  # a premium stripe has the same rules
             meta = replace(meta, stripe_snapshots=await self.stripes.snapshot(self._lease))
         tagged = meta.to_metadata() | {"commit_id": commit_id}
 
         async def create() -> str:
-            with self._authorized("snapshot"):
+            with self._authorized("snapshot"), self._snapshot_rules():
                 result = await self._blob.create_snapshot(metadata=tagged, retry_total=0, **self._lease_kw())
             return str(result["snapshot"])
 
@@ -390,6 +405,31 @@ class PageBlobTarget:
                 )
                 break
         self._orphans = []
+
+    @contextlib.contextmanager
+    def _snapshot_rules(self) -> Iterator[None]:
+        """A premium page blob's refusals of Snapshot Blob as what to do about them: its 100 snapshots
+        (prune; the run checks this before copying where it can list) or its one snapshot per ten
+        minutes (run again later: the copy is checkpointed, so the rerun only finishes it and commits)."""
+        try:
+            yield
+        except HttpResponseError as exc:
+            code = messages.error_code(exc)
+            if code == "SnapshotCountExceeded":
+                raise UserError(
+                    f"{self.url.display} holds the {premium.SNAPSHOT_LIMIT} snapshots a premium page blob "
+                    f"can hold (409 SnapshotCountExceeded); prune it (replicate prune --target URL --keep N) "
+                    "and run again: the copy is checkpointed, nothing is copied twice."
+                ) from None
+            if code == "SnapshotOperationRateExceeded":
+                minutes = premium.SNAPSHOT_INTERVAL_SECONDS // 60
+                raise LimitError(
+                    f"{self.url.display} is a premium page blob, which takes one snapshot every {minutes} "
+                    "minutes (409 SnapshotOperationRateExceeded); run again later: the copy is "
+                    "checkpointed and the rerun commits it.",
+                    retry_after_seconds=premium.SNAPSHOT_INTERVAL_SECONDS,
+                ) from None
+            raise
 
     async def restore_points(self, *, required: bool = True) -> list[RestorePoint]:
         """Every blob snapshot of the base blob, oldest first (bounded by the number of restore points).

@@ -25,6 +25,7 @@ from replicator.core import vhd
 from replicator.core.disk_profile import DiskProfile
 from replicator.core.errors import UserError
 from replicator.core.output import utc_time
+from replicator.core.premium import SnapshotCount
 from replicator.core.ranges import Op, Range
 from replicator.core.stripes import split
 from replicator.settings.config import Config
@@ -63,6 +64,7 @@ class PointInfo:
     data_access_auth_mode: str = ""  # the source snapshot's, as the restore point records it
     profile: DiskProfile = field(default_factory=DiskProfile)  # the source disk's, as recorded
     stripe_snapshots: tuple[str, ...] = ()  # blob snapshots of stripes 1.. (a source over 8 TiB)
+    foreign: bool = False  # a blob snapshot the replicator did not take: listed, counted, never pruned
 
     @property
     def stripes(self) -> int:
@@ -86,6 +88,7 @@ class PointInfo:
             data_access_auth_mode=meta.data_access_auth_mode,
             profile=meta.profile,
             stripe_snapshots=meta.stripe_snapshots,
+            foreign=not point.taken_by_replicator,
         )
 
     def stripe_snapshot(self, index: int) -> str:
@@ -113,7 +116,7 @@ class PointInfo:
                 "name": self.snapshot_name,
                 "id": self.snapshot_id,
                 "unique_id": self.snapshot_unique_id,
-                "time_created": utc_time(self.snapshot_time),
+                "time_created": utc_time(self.snapshot_time) if self.snapshot_time else None,
             },
             "size_bytes": self.size_bytes,
             "logical_sector_size": self.logical_sector_size,
@@ -123,6 +126,7 @@ class PointInfo:
             "data_access_auth_mode": self.data_access_auth_mode or None,
             "source_disk": profile_json(self.profile),
             "stripes": self.stripes,
+            "taken_by_replicator": not self.foreign,
         }
 
 
@@ -149,6 +153,7 @@ class Listing:
     points: list[PointInfo]
     locked: bool  # a run holds the base blob's lease right now
     in_progress: InProgress | None  # a run started a snapshot and has not committed it (running or killed)
+    snapshots: SnapshotCount | None = None  # a premium page blob's snapshots of its 100 (core.premium)
 
     def to_json(self) -> dict[str, Any]:
         progress = self.in_progress
@@ -165,11 +170,14 @@ class Listing:
                 "checkpoint": progress.checkpoint,
             },
             "restore_points": [p.to_json() for p in self.points],
+            "snapshot_limit": None if self.snapshots is None else self.snapshots.to_json(),
         }
 
 
-async def list_points(target: PageBlobTarget) -> Listing:
-    """Every restore point of `target`; UserError when there is no target blob."""
+async def list_points(target: PageBlobTarget, *, with_limit: bool = False) -> Listing:
+    """Every restore point of `target` (every blob snapshot: the foreign ones marked); UserError when there
+    is no target blob. `with_limit`: also read the account's kind (one request), so that a premium
+    blob's listing says how many of its 100 snapshots it holds (`list`, `prune`, `status`)."""
     inspection = await target.inspect()
     if not inspection.exists:
         raise UserError(  # the hint: `restore` or `drill` given a VM's prefix without --group
@@ -179,7 +187,10 @@ async def list_points(target: PageBlobTarget) -> Listing:
         )
     state = inspection.state
     points = [PointInfo.of(p, state) for p in await target.restore_points()]
-    return Listing(target.url.display, state.disk_id, points, inspection.leased, state.in_progress)
+    count = None
+    if with_limit and (await target.account_kind())[0].premium:
+        count = SnapshotCount(len(points))
+    return Listing(target.url.display, state.disk_id, points, inspection.leased, state.in_progress, count)
 
 
 def newest(points: Sequence[PointInfo]) -> PointInfo | None:
@@ -254,16 +265,26 @@ async def check_footer(target: PageBlobTarget, point: PointInfo) -> None:
 
 @dataclass(frozen=True)
 class PrunePlan:
-    """What prune deletes, and what it keeps although the policy would delete it (with why)."""
+    """What prune deletes, what it keeps although the policy would delete it (with why), and a premium
+    blob's snapshot count once the deletions are done (None: a standard blob, no such limit)."""
 
     delete: list[PointInfo]
     protected: list[tuple[PointInfo, str]]
+    snapshots_after: SnapshotCount | None = None
 
     def to_json(self) -> dict[str, Any]:
+        after = self.snapshots_after
         return {
             "deleted": [p.to_json() for p in self.delete],
             "kept_by_rule": [{"id": p.id, "why": why} for p, why in self.protected],
+            "snapshot_limit": None if after is None else after.to_json(),
         }
+
+    def counted(self, listing: Listing) -> PrunePlan:
+        """This plan with the premium blob's count after it (a standard blob's: unchanged)."""
+        if listing.snapshots is None:
+            return self
+        return replace(self, snapshots_after=SnapshotCount(listing.snapshots.held - len(self.delete)))
 
 
 def plan_prune(
@@ -271,23 +292,26 @@ def plan_prune(
 ) -> PrunePlan:
     """Pure: the restore points a policy deletes (oldest first); exactly one of keep / older_than_days.
 
-    Never the newest restore point, never the base of the next diff.
+    Never the newest restore point, never the base of the next diff, never a blob snapshot the
+    replicator did not take (`foreign`: someone else's; `--keep N` counts the replicator's own).
     """
     if (keep is None) == (older_than_days is None):
         raise UserError("give exactly one of --keep N or --older-than DAYS.")
     if keep is not None:
         if keep < 1:
             raise UserError(f"--keep must be at least 1; got {keep}.")
-        chosen = points[: max(0, len(points) - keep)]
+        ours = [p for p in points if not p.foreign]
+        chosen = ours[: max(0, len(ours) - keep)]
     else:
         assert older_than_days is not None
         if older_than_days < 0:
             raise UserError(f"--older-than must not be negative; got {older_than_days:g}.")
         cutoff = now - timedelta(days=older_than_days)
-        chosen = [p for p in points if p.created < cutoff]
+        chosen = [p for p in points if p.created < cutoff and not p.foreign]
+    newest = next((p.id for p in reversed(points) if not p.foreign), None)
     delete, protected = [], []
     for p in chosen:
-        if points and p.id == points[-1].id:
+        if p.id == newest:
             protected.append((p, "the newest restore point"))
         elif p.base_of_next_diff:
             protected.append((p, "the base of the next diff (the target's last completed snapshot)"))
@@ -316,12 +340,13 @@ async def prune(
     command = "prune --dry-run" if dry_run else "prune"
     async with PageBlobTarget(replace(config, lease_wait_seconds=0), command=command) as target:
         if dry_run:
-            return plan_prune(
-                (await list_points(target)).points, keep=keep, older_than_days=older_than_days, now=now
-            )
-        await list_points(target)  # a missing target is bad input, before taking any lease
+            listing = await list_points(target, with_limit=True)
+            plan = plan_prune(listing.points, keep=keep, older_than_days=older_than_days, now=now)
+            return plan.counted(listing)
+        first = await list_points(target, with_limit=True)  # a missing target is bad input, before the lease
         async with target.leased():
             listing = await list_points(target)  # read again under the lease: the state may have moved
+            listing = replace(listing, snapshots=first.snapshots and SnapshotCount(len(listing.points)))
             plan = plan_prune(listing.points, keep=keep, older_than_days=older_than_days, now=now)
             if only is not None:
                 plan = replace(plan, delete=[p for p in plan.delete if p.id in only])
@@ -329,4 +354,4 @@ async def prune(
                 on_message(f"deleting restore point {p.id} ({p.snapshot_name})")
                 await target.delete_restore_point(p.id, p.stripe_snapshots)
             await target.clean_orphans()
-        return plan
+        return plan.counted(listing)

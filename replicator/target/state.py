@@ -314,3 +314,10 @@ class RestorePoint:
     @property
     def meta(self) -> RestorePointMeta:
         return RestorePointMeta.from_metadata(self.metadata)
+
+    @property
+    def taken_by_replicator(self) -> bool:
+        """A restore point records its source snapshot; a blob snapshot taken otherwise (by hand, by
+        another tool) copies the base blob's metadata, which names none. Such snapshots still count
+        toward a premium blob's 100, and prune never deletes them."""
+        return bool(self.meta.snapshot_id)

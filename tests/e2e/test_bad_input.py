@@ -103,7 +103,7 @@ def test_http_without_allow_http(world: World, replicate, snap) -> None:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (("--concurrency", "0"), "--concurrency must be between 1 and 64; got 0."),
+        (("--concurrency", "0"), "--concurrency must be between 1 and 192; got 0."),
         (("--mode", "turbo"), "--mode must be one of server, stream"),
         (("--max-bandwidth", "fast"), "--max-bandwidth"),
     ],

@@ -12,7 +12,7 @@ def test_bench_harness_runs_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> Non
     out = tmp_path / "benchmarks.md"
     cmd = [
         sys.executable, "-m", "replicator.cli.main", "bench",
-        "--scenarios", "scattered", "idle", "--contenders", "baseline", "server",
+        "--scenarios", "scattered", "idle", "premium", "--contenders", "baseline", "server",
         "--scale", "0.005", "--latencies", "5", "--baseline-budget", "30",
         "--out", str(out), "--data-dir", str(tmp_path / "emulator"),
     ]  # fmt: skip
@@ -20,10 +20,19 @@ def test_bench_harness_runs_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr[-3000:]
     report = out.read_text()
     assert "## Targets" in report and "## Every run" in report
-    rows = [line for line in report.splitlines() if line.startswith(("| scattered |", "| idle |"))]
-    assert len(rows) == 4, report
+    rows = [
+        line for line in report.splitlines() if line.startswith(("| scattered |", "| idle |", "| premium |"))
+    ]
+    assert len(rows) == 7, report  # premium: baseline, server into the P30 blob, server (standard)
     assert all("| equal |" in row for row in rows), report  # the baseline finished: verified too
     assert "scattered server: ≥ 20x baseline" in report
+    assert "premium P30 server: ≥ 8x a standard blob" in report
+    assert "premium P30 server: CPU per request (tool + emulator)" in report
+    # the header names what was run, not the defaults
+    assert (
+        "`replicate bench --scenarios scattered idle premium --contenders baseline server --scale 0.005"
+        in report
+    )
     assert "sig=" not in report and "sig=" not in done.stderr
     # the measurements are saved beside the report, and --render rewrites the same report from them
     rerendered = tmp_path / "again.md"

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,3 +54,22 @@ def test_profile_without_py_spy_is_refused_before_anything_runs(
     assert cli_main.main(["bench", "--profile", str(tmp_path / "p"), "--data-dir", str(tmp_path / "e")]) == 2
     assert "--profile needs py-spy" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
+
+
+def test_the_report_header_names_what_was_run_and_a_saved_file_without_it_its_rows(tmp_path: Path) -> None:
+    from replicator.devtools.bench import report
+
+    args = argparse.Namespace(scenarios=["premium"], contenders=["server"], scale=1.0, latencies=[20.0])
+    assert report.command(args) == (
+        "replicate bench --scenarios premium --contenders server --scale 1 --latencies 20"
+    )
+    row = report.Row("premium", 20.0, "server", 4.0, 100, 100, 0, 2000, 0, 0, 1.5, 2.0, 0.6)
+    assert report.cpu_per_request(row) == "0.75 + 0.30"  # ms per request: the tool's + the emulator's
+    old = tmp_path / "old.json"  # saved before the header recorded scenarios and contenders
+    old.write_text(json.dumps({"total_seconds": 1, "scale": 1, "latencies": [20], "platform": "x",
+                               "rows": [dataclasses.asdict(row)]}))  # fmt: skip
+    report.render(old, tmp_path / "old.md")
+    assert (
+        "`replicate bench --scenarios premium --contenders server --scale 1 --latencies 20`"
+        in (tmp_path / "old.md").read_text()
+    )

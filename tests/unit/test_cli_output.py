@@ -161,8 +161,8 @@ def test_help_shows_defaults_env_and_subcommands(capsys) -> None:
         "prune",
         "emulator",
         "exit codes:",
-        "(default 64)",
-        "[env REPLICATOR_CONCURRENCY]",
+        "(default 4) [env REPLICATOR_DISK_CONCURRENCY]",
+        "[env REPLICATOR_CONCURRENCY]",  # no default shown: the target's kind decides it (core.premium)
     ):
         assert text in out, text
     assert "(required) [env REPLICATOR_SOURCE]" in out and "--merge-gap SIZE" in out

@@ -20,11 +20,16 @@ BASE = ["--source", DISK, "--target", TARGET]
 
 def test_defaults_and_subscription_from_source() -> None:
     config = load(BASE, env={})
-    assert (config.concurrency, config.mode, config.plan, config.max_bandwidth) == (64, "server", False, None)
+    # --concurrency unset: the target's kind decides it (core.premium.ceiling_for)
+    assert (config.concurrency, config.mode, config.plan, config.max_bandwidth) == (
+        None,
+        "server",
+        False,
+        None,
+    )
     assert (config.max_in_flight_bytes, config.merge_gap_bytes) == (32 * 1024**2, 64 * 1024)
     assert config.subscription_id == SUB
     assert config.arm_endpoint == "https://management.azure.com"
-    assert config.queue_depth == 128
 
 
 @pytest.mark.parametrize(
@@ -55,7 +60,7 @@ def test_source_and_target_from_environment() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--concurrency", "0"], "--concurrency must be between 1 and 64; got 0."),
+        (["--concurrency", "0"], "--concurrency must be between 1 and 192; got 0."),
         (["--concurrency", "x"], "--concurrency: expected a whole number; got 'x'."),
         (["--mode", "fast"], "--mode must be one of server, stream; got 'fast'."),
         (["--max-bandwidth", "lots"], "--max-bandwidth: expected a size like 50MiB or 1048576; got 'lots'."),

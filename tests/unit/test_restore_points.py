@@ -55,7 +55,8 @@ def test_checksum_agrees_with_the_emulator() -> None:
 
 def point(n: int, *, sector: int = 512, state: State | None = None) -> PointInfo:
     ident = (NOW - timedelta(days=10 - n)).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
-    meta = {"snapshot_name": f"s{n}", "snapshot_unique_id": f"u{n}", "size_bytes": str(MiB + 512)}
+    meta = {"snapshot_name": f"s{n}", "snapshot_id": f"id{n}", "snapshot_unique_id": f"u{n}"}
+    meta["size_bytes"] = str(MiB + 512)
     meta["logical_sector_size"] = str(sector)
     return PointInfo.of(RestorePoint(ident, meta), state or State())
 
@@ -96,6 +97,21 @@ def test_prune_keeps_the_newest_and_the_base_of_the_next_diff() -> None:
     assert {p.snapshot_name for p, _ in everything.protected} == {"s2", "s5"}
     # points are 9, 8, ... 5 days old
     assert [p.snapshot_name for p in plan_prune(points, older_than_days=7.5, now=NOW).delete] == ["s1"]
+
+
+def test_prune_never_deletes_a_snapshot_the_replicator_did_not_take() -> None:
+    """A blob snapshot taken by hand copies the base blob's metadata, which names no source snapshot: it
+    counts toward a premium blob's 100 but is someone else's. `--keep N` counts the replicator's own."""
+    taken_by_hand = PointInfo.of(
+        RestorePoint("2026-01-01T00:00:00.0000000Z", {"replicator_schema": "1"}), State()
+    )
+    assert taken_by_hand.foreign and not point(1).foreign
+    points = [taken_by_hand, *(point(n) for n in range(1, 5))]
+    plan = plan_prune(points, keep=2, now=NOW)
+    assert [p.snapshot_name for p in plan.delete] == ["s1", "s2"]
+    assert taken_by_hand not in plan.delete and taken_by_hand not in [p for p, _ in plan.protected]
+    assert taken_by_hand not in plan_prune(points, older_than_days=0, now=NOW).delete
+    assert plan_prune([taken_by_hand], keep=1, now=NOW).delete == []
 
 
 def test_prune_policy_is_validated() -> None:

@@ -22,7 +22,7 @@ def test_config_repr_and_str_mask_the_target_sas(target: str) -> None:
     config = load(["--source", DISK, "--target", target], env={"REPLICATOR_ACCESS_TOKEN": "tok-secret"})
     for text in (repr(config), str(config), f"{config}", repr([config])):
         assert SIGNATURE not in text and "tok-secret" not in text
-        assert "acct" in text and "b.vhd" in text and "concurrency=64" in text  # still useful
+        assert "acct" in text and "b.vhd" in text and "merge_gap_bytes=65536" in text  # still useful
     assert config.target == target  # only the repr is masked, never the value
 
 

@@ -4,6 +4,7 @@ warn. Fakes stand in for the SDK clients: each call raises Azure's 403."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
 from replicator.cli.replicate_cmd import load
+from replicator.core import premium
 from replicator.core.errors import EXIT_USAGE, UserError
 from replicator.core.ranges import Range
 from replicator.target import page_blob
@@ -163,3 +165,20 @@ async def test_a_duplicate_restore_point_the_sas_cannot_delete_stays(monkeypatch
 
 async def _answer(value: object) -> object:
     return value
+
+
+def test_an_account_kind_the_credential_cannot_read_is_standard_and_said(monkeypatch) -> None:
+    """Get Account Information refused (a SAS Azure will not answer it for): the run goes on as on a
+    standard blob, and the note the run document carries says why; a premium answer is read as such."""
+    t = target("replicate")
+    monkeypatch.setattr(t._blob, "get_account_information", raising(forbidden("AuthorizationFailure")))
+    kind, why = asyncio.run(t.account_kind())
+    assert kind == premium.UNKNOWN and not kind.premium
+    assert why is not None and "AuthorizationFailure" in why and "treated as a standard blob" in why
+    assert "sig=" not in why
+
+    async def answer(**_: object) -> dict[str, str]:
+        return {"sku_name": "Premium_LRS", "account_kind": "StorageV2"}
+
+    monkeypatch.setattr(t._blob, "get_account_information", answer)
+    assert asyncio.run(t.account_kind()) == (premium.TargetKind("Premium_LRS", "StorageV2"), None)

@@ -152,9 +152,9 @@ def test_values_from_the_environment_name_the_variable() -> None:
     with pytest.raises(UserError, match=r"^REPLICATOR_CONCURRENCY \(environment variable\): expected a"):
         load(base, env={"REPLICATOR_CONCURRENCY": "abc"})
     with pytest.raises(UserError, match=r"^REPLICATOR_CONCURRENCY \(environment variable\) must be between"):
-        load(base, env={"REPLICATOR_CONCURRENCY": "100"})
-    with pytest.raises(UserError, match=r"^--concurrency must be between 1 and 64; got 100\.$"):
-        load([*base, "--concurrency", "100"], env={"REPLICATOR_CONCURRENCY": "3"})
+        load(base, env={"REPLICATOR_CONCURRENCY": "200"})
+    with pytest.raises(UserError, match=r"^--concurrency must be between 1 and 192; got 200\.$"):
+        load([*base, "--concurrency", "200"], env={"REPLICATOR_CONCURRENCY": "3"})
 
 
 def test_sas_and_path_style_targets_still_parse() -> None:

@@ -6,7 +6,8 @@ Contenders (each a child process, measured by measure.run_children):
 - full: this tool onto a fresh target (a full copy: every valid range, concurrently);
 - server, stream: this tool, `--mode server` / `--mode stream`, default options, as a diff.
 The fleet scenario runs all its disks in one process (devtools.bench.concurrent) and adds a one-disk
-reference row for the aggregate ratio.
+reference row for the aggregate ratio; the premium scenario writes into a premium page-blob account
+(its P30 blob's limits) and adds the same diff into a standard blob (`server (standard)`) beside it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from replicator.cli.parser import CommandParser, first_paragraph
+from replicator.core import premium
 from replicator.devtools.bench import report, striped
 from replicator.devtools.bench.measure import Measured, run_children
 from replicator.devtools.bench.report import Row
@@ -41,7 +43,7 @@ from replicator.devtools.bench.world import (
     Emulator,
     World,
 )
-from replicator.devtools.disk_builder import compare_copy
+from replicator.devtools.disk_builder import compare_copy, control
 from replicator.emulator.process import EmulatorProcess
 
 CONTENDERS = ("baseline", "full", "server", "stream")
@@ -50,12 +52,22 @@ CONTENDERS = ("baseline", "full", "server", "stream")
 VERIFY_CONCURRENCY = 32
 BLOB_MIBPS, BLOB_IOPS = 60.0, 500.0
 ACCOUNT = "drsite"  # the target storage account (path-style: /<account>/<container>/<blob>)
+PREMIUM_ACCOUNT = "drsitepremium"  # the premium page-blob account of the premium scenario
 
 
-def bound_seconds(specs: list[DiskSpec]) -> float:
-    """max(changed / 60 MiB/s, minimal requests / 500 per s) for one blob; blobs run in parallel (a disk
+def bound_seconds(specs: list[DiskSpec], premium_target: bool = False) -> float:
+    """max(changed / MiB/s, minimal requests / requests/s) for one blob at its limits (a standard blob's
+    500 and 60 MiB/s, or a premium blob's tier's by its exported size); blobs run in parallel (a disk
     over 8 TiB is one spec per stripe: scenarios.per_stripe), so the slowest blob is the bound."""
-    return max(max(s.changed_bytes / (BLOB_MIBPS * MiB), minimal_requests(s) / BLOB_IOPS) for s in specs)
+
+    def seconds(s: DiskSpec) -> float:
+        iops, mibps = BLOB_IOPS, BLOB_MIBPS
+        if premium_target:
+            tier = premium.tier_for(s.size + 512)  # the export: the disk and its VHD footer
+            iops, mibps = tier.requests_per_second, tier.mib_per_second
+        return max(s.changed_bytes / (mibps * MiB), minimal_requests(s) / iops)
+
+    return max(seconds(s) for s in specs)
 
 
 class Bench:
@@ -73,9 +85,9 @@ class Bench:
         self.profile = profile
         self.work_dir = work_dir  # the fleet children's job files
 
-    def target(self, scenario: str, latency: float, label: str, i: int) -> str:
+    def target(self, scenario: str, latency: float, label: str, i: int, account: str = ACCOUNT) -> str:
         name = f"{scenario}-{latency:g}-{label}-{i}".replace(" ", "").replace("(", "").replace(")", "")
-        return f"{self.env['REPLICATOR_BLOB_ENDPOINT']}/{ACCOUNT}/bench/{name}.vhd"
+        return f"{self.env['REPLICATOR_BLOB_ENDPOINT']}/{account}/bench/{name}.vhd"
 
     def _tool(self, jobs: list[tuple[str, str]], args: list[str]) -> tuple[list[str], dict[str, str]]:
         if len(jobs) == 1:
@@ -100,9 +112,21 @@ class Bench:
         run_children([self._tool([(d.base_id, t) for d, t in zip(disks, targets, strict=True)], [])])
 
     def measure(
-        self, scenario: Scenario, disks: list[BenchDisk], latency: float, contender: str, label: str = ""
+        self,
+        scenario: Scenario,
+        disks: list[BenchDisk],
+        latency: float,
+        contender: str,
+        label: str = "",
+        *,
+        premium_target: bool | None = None,
     ) -> Row:
-        targets = [self.target(scenario.name, latency, label or contender, i) for i in range(len(disks))]
+        """One timed row; `premium_target` (default: the scenario's) picks the target account."""
+        on_premium = scenario.premium_target if premium_target is None else premium_target
+        account = PREMIUM_ACCOUNT if on_premium else ACCOUNT
+        targets = [
+            self.target(scenario.name, latency, label or contender, i, account) for i in range(len(disks))
+        ]
         if contender != "full":
             self.prepare(disks, targets)
         # The tool grants and revokes the snapshots itself, and a revoke ends every SAS of a snapshot:
@@ -112,10 +136,13 @@ class Bench:
             commands = self._commands(disks, targets, contender, urls)
             if self.profile is not None:
                 commands = self._profiled(commands, f"{targets[0].rsplit('/', 1)[1][:-4]}")
-            with self.emulator.link(latency_ms=latency, blob_limits=True):
+            # the premium scenario measures the target's tier: no rate of a snapshot export is published
+            # (docs/emulator.md), so its rows leave the copy source unlimited, the standard row too
+            sources = not scenario.premium_target
+            with self.emulator.link(latency_ms=latency, blob_limits=True, limit_copy_sources=sources):
                 measured = run_children(commands)
             stats = self.emulator.stats()
-        row = self._row(scenario, disks, latency, label or contender, measured, stats)
+        row = self._row(scenario, disks, latency, label or contender, measured, stats, account, on_premium)
         with self.world.read_sas(*[d.current_name for d in disks]) as sources:
             row.verified = self._verify(disks, targets, contender, measured, sources)
         return row
@@ -162,9 +189,11 @@ class Bench:
         contender: str,
         measured: Measured,
         stats: dict[str, Any],
+        account: str,
+        on_premium: bool,
     ) -> Row:
         written = sum(
-            b["bytes_written"] for name, b in stats["blobs"].items() if name.startswith(f"{ACCOUNT}/bench/")
+            b["bytes_written"] for name, b in stats["blobs"].items() if name.startswith(f"{account}/bench/")
         )
         # changed bytes are the scenario's truth (what the diff holds); written - changed = gap merges
         wall, note, changed = measured.wall_seconds, "", sum(d.spec.changed_bytes for d in disks)
@@ -183,8 +212,11 @@ class Bench:
                     f"extrapolated from {done} of {total} requests ({measured.wall_seconds:.0f} s measured)"
                 )
         what = (scenario.name, latency, contender)
-        bound = bound_seconds([part for d in disks for part in per_stripe(d.spec)])
-        return Row.of(what, wall, changed, written, measured, stats, bound, disks=len(disks), note=note)
+        bound = bound_seconds([part for d in disks for part in per_stripe(d.spec)], on_premium)
+        extra = _paced(contender, measured)
+        return Row.of(
+            what, wall, changed, written, measured, stats, bound, extra, disks=len(disks), note=note
+        )
 
     def _verify(
         self,
@@ -208,6 +240,18 @@ class Bench:
         return "equal" if ok else "DIFFERENT"
 
 
+def _paced(contender: str, measured: Measured) -> dict[str, Any]:
+    """What this tool's run document says of its target and pacer (a one-disk run of this tool: where
+    the pacer converged, the target's tier and the ceiling), for the report's notes."""
+    docs = measured.outputs
+    if contender == "baseline" or len(docs) != 1 or "snapshots" not in docs[0] or not docs[0]["snapshots"]:
+        return {}
+    doc = docs[0]
+    account = doc.get("target_account") or {}
+    return {"pacing": doc["snapshots"][-1].get("pacing"), "tier": (account.get("tier") or {}).get("tier"),
+            "ceiling": account.get("pacer_ceiling")}  # fmt: skip
+
+
 def py_spy() -> Path:
     """The profiler `--profile` runs, from this interpreter's environment (the `bench` extra)."""
     return Path(sys.executable).with_name("py-spy")
@@ -227,6 +271,11 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
     try:
         emulator, world = Emulator(env), World(env)
         emulator.set_link(**LINK_OFF)
+        # the premium scenario's account: each run commits one restore point, so the ten-minute
+        # snapshot interval is off (the benchmark measures the copy, docs/emulator.md)
+        control(
+            env, "accounts", {"account": PREMIUM_ACCOUNT, "premium": True, "snapshot_interval_seconds": 0}
+        )
         rng = random.Random(args.seed)
         bench = Bench(env, emulator, world, args.baseline_budget, args.profile, data_dir)
         rows: list[Row] = []
@@ -249,6 +298,12 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
                     one = bench.measure(scenario, disks[:1], latency, "server", "server (1 disk)")
                     rows.append(one)
                     _say(report.line(one))
+                if scenario.premium_target and "server" in args.contenders:
+                    standard = bench.measure(
+                        scenario, disks, latency, "server", "server (standard)", premium_target=False
+                    )
+                    rows.append(standard)
+                    _say(report.line(standard))
         elapsed = time.monotonic() - started
         report.save(rows, args.out, elapsed, args)
         report.write(rows, args.out, elapsed, args)
@@ -288,10 +343,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--scenarios",
         nargs="+",
-        default=["scattered", "contiguous", "idle", "fleet"],
+        default=list(BUILDERS),
         choices=BUILDERS,
         metavar="SCENARIO",
-        help=f"scenarios to run, of {' '.join(BUILDERS)} (default: scattered contiguous idle fleet)",
+        help=f"scenarios to run, of {' '.join(BUILDERS)} (default: all)",
     )
     parser.add_argument(
         "--contenders",

@@ -43,6 +43,7 @@ class Scenario:
     name: str
     description: str
     disks: list[DiskSpec] = field(default_factory=list)
+    premium_target: bool = False  # the target account is a premium page-blob one (its blobs' tiers)
 
 
 def scattered(rng: random.Random, scale: float) -> Scenario:
@@ -172,6 +173,22 @@ def striped_restore(rng: random.Random, scale: float) -> Scenario:
     )
 
 
+def premium(rng: random.Random, scale: float) -> Scenario:
+    """The scattered diff into a premium P30 target (issue 15): 1000 GiB exports 1000 GiB + 512 bytes,
+    a P30 blob (more than 512 GiB, at most 1 TiB: 5,000 requests/s, 200 MB/s); the harness adds the
+    same diff into a standard blob beside it."""
+    size = 1000 * GiB
+    writes = max(50, int(20_000 * scale))
+    base = [Extent(0, 1 * MiB), *scattered_writes(rng, size, max(10, int(1000 * scale)), 4 * KiB, 128 * KiB)]
+    change = scattered_writes(rng, size, writes, 4 * KiB, 64 * KiB)
+    return Scenario(
+        "premium",
+        f"1000 GiB disk into a premium P30 target, {writes} writes of 4-64 KiB since the base",
+        [DiskSpec(size, base, change)],
+        premium_target=True,
+    )
+
+
 BUILDERS = {
     "scattered": scattered,
     "contiguous": contiguous,
@@ -180,6 +197,7 @@ BUILDERS = {
     "striped-idle": striped_idle,
     "striped-scattered": striped_scattered,
     "striped-restore": striped_restore,
+    "premium": premium,
 }
 
 

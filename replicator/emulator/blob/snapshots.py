@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from replicator.emulator.blob.conditions import Conditions
 from replicator.emulator.blob.rows import (
+    KEY,
+    LIVE,
     BlobRows,
     is_managed_account,
     row_key,
@@ -26,17 +29,21 @@ class Snapshots(BlobRows):
         *,
         lease_id: str | None = None,
         conditions: Conditions | None = None,
+        allowed: Callable[[list[str]], None] | None = None,
     ) -> str:
         """Freeze the blob's top layer as the snapshot; the blob continues on a new empty layer.
 
         As in Azure, a snapshot needs no lease ID on a leased blob, but a given one must match.
-        Without `metadata` the snapshot keeps the blob's metadata.
+        Without `metadata` the snapshot keeps the blob's metadata. `allowed(existing)` sees the blob's
+        snapshot timestamps in the same transaction and raises to refuse (a premium account's rules).
         """
         with self._tx():
             row = self._row(account, container, blob, None)
             if lease_id is not None:
                 self._check_lease(row, lease_id, write=False)
             self._check_conditions(row, conditions, read=False)
+            if allowed is not None:
+                allowed(self.snapshot_ids(account, container, blob))
             snap = snapshot_id(self._ticks.tick())
             self.store.freeze(row["layer"])
             snap_meta = json.loads(row["metadata"]) if metadata is None else metadata
@@ -56,6 +63,20 @@ class Snapshots(BlobRows):
             )
             self._update(row_key(row), layer=self.store.new_layer(row["layer"]))
             return snap
+
+    def existing_size(self, account: str, container: str, blob: str) -> int | None:
+        """The base blob's size, None when it does not exist (the link model's premium tiers)."""
+        row = self._select(f"SELECT size FROM blobs WHERE {KEY}", (account, container, blob, LIVE)).fetchone()
+        return None if row is None else int(row["size"])
+
+    def snapshot_ids(self, account: str, container: str, blob: str) -> list[str]:
+        """The timestamps of the blob's snapshots, oldest first."""
+        rows = self._select(
+            "SELECT snapshot FROM blobs WHERE account = ? AND container = ? AND name = ? AND snapshot != ''"
+            " ORDER BY snapshot",
+            (account, container, blob),
+        )
+        return [r["snapshot"] for r in rows]
 
     def delete_blob(
         self,

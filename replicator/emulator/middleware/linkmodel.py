@@ -10,9 +10,11 @@ How (one aiohttp middleware, independent of any other):
 - **Latency**: every data-plane request (not ARM, not `/_emulator/`) sleeps `latency_ms` first:
   one round trip of the modelled link.
 - **Per-blob limits** (`blob_limits`): each blob has two virtual clocks, one for requests
-  (1 / `blob_iops` s each) and one for bytes (`blob_mibps`). A request reserves its cost on the
-  clocks of every blob it touches: the blob it names and, for Put Page From URL, the copy source
-  (its snapshot reads count against the source blob, as in Azure). It then waits until its
+  (1 / `blob_iops` s each) and one for bytes (`blob_mibps`); a blob of a premium page-blob account
+  runs at its size tier's requests/s and MB/s instead (`tier_limits`, blob/accounts.py). A request
+  reserves its cost on the clocks of every blob it touches: the blob it names and, for Put Page
+  From URL, the copy source (its snapshot reads count against the source blob, as in Azure). It
+  then waits until its
   reservation is served, so a client at or below the limits sees the limits as throughput. When
   the backlog of a blob would exceed `burst_seconds`, the request is refused with 503 ServerBusy
   and `Retry-After` (whole seconds, as Azure sends), without reserving anything.
@@ -50,6 +52,9 @@ ADMIN_PREFIX = "/_emulator/"
 ARM_PREFIX = "/subscriptions/"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+TierLimits = Callable[[str], tuple[float, float] | None]
+"""A blob's own (requests/s, MiB/s) by its key "account/container/blob": a premium blob's tier; None
+for a standard blob, held to `blob_iops` and `blob_mibps`."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,10 @@ class LinkOptions:
     blob_mibps: float = 60.0  # Azure's scalability target: up to 60 MiB/s per page blob
     burst_seconds: float = 1.0  # backlog a blob absorbs before it answers 503 ServerBusy
     link_mibps: float | None = None  # cap of client-streamed bytes (request + response bodies)
+    # Put Page From URL also costs its copy source a request and the bytes (as Azure counts snapshot
+    # reads); off: only the target's limits, to measure a target faster than a standard blob (a premium
+    # tier) when Azure publishes no rate for the source (a managed disk's snapshot export)
+    limit_copy_sources: bool = True
 
     def __post_init__(self) -> None:
         if not self.latency_ms >= 0:
@@ -110,10 +119,12 @@ class BlobLimiter:
 
 @dataclass(frozen=True)
 class Charge:
-    """What one request costs one blob: one request and `nbytes` of data."""
+    """What one request costs one blob: one request and `nbytes` of data, at the blob's own limits
+    (`rates`: requests/s and MiB/s of a premium blob's tier) or, None, the options' standard ones."""
 
     blob: str
     nbytes: int
+    rates: tuple[float, float] | None = None
 
 
 def admit(
@@ -124,23 +135,25 @@ def admit(
     Returns (finish time, None) when admitted, or (seconds to wait, the busy blob) when a blob's
     backlog would exceed `options.burst_seconds`; a refused request reserves nothing.
     """
-    per_request = 1.0 / options.blob_iops
-    per_byte = 1.0 / (options.blob_mibps * MiB)
     plans = []
     for charge in charges:
         lim = limiters.setdefault(charge.blob, BlobLimiter.new())
+        per_request, per_byte = _costs(charge, options)
         done = max(lim.requests.finish(now, per_request), lim.data.finish(now, charge.nbytes * per_byte))
         if done - now > options.burst_seconds:
             return done - now - options.burst_seconds, charge.blob
-        plans.append((lim, charge))
+        plans.append((lim, per_request, charge.nbytes * per_byte))
     finish = now
-    for lim, charge in plans:
-        finish = max(
-            finish,
-            lim.requests.reserve(now, per_request),
-            lim.data.reserve(now, charge.nbytes * per_byte),
-        )
+    for lim, request_cost, data_cost in plans:
+        finish = max(finish, lim.requests.reserve(now, request_cost), lim.data.reserve(now, data_cost))
     return finish, None
+
+
+def _costs(charge: Charge, options: LinkOptions) -> tuple[float, float]:
+    """Seconds one request and one byte cost the charged blob: its tier's rates (a premium blob) or the
+    options' (a standard one)."""
+    iops, mibps = charge.rates or (options.blob_iops, options.blob_mibps)
+    return 1.0 / iops, 1.0 / (mibps * MiB)
 
 
 @dataclass
@@ -246,9 +259,12 @@ def _busy(request: web.Request, retry_after: float) -> web.Response:
 class LinkModel:
     """The middleware's state: options (changeable at run time), limiters, link clock and stats."""
 
-    def __init__(self, options: LinkOptions, access_token: str) -> None:
+    def __init__(
+        self, options: LinkOptions, access_token: str, tier_limits: TierLimits | None = None
+    ) -> None:
         self.options = options
         self._token = access_token
+        self._tier_limits = tier_limits or (lambda blob: None)
         self.limiters: dict[str, BlobLimiter] = {}
         self.link = VirtualClock()
         self.stats = Stats()
@@ -278,9 +294,9 @@ class LinkModel:
             await asyncio.sleep(options.latency_ms / 1000)
         await self._link_wait(request.content_length or 0)
         if options.blob_limits and call.blob is not None:
-            charges = [Charge(call.blob, call.write_bytes or call.read_bytes)]
-            if call.source is not None:
-                charges.append(Charge(call.source, call.source_bytes))
+            charges = [Charge(call.blob, call.write_bytes or call.read_bytes, self._tier_limits(call.blob))]
+            if call.source is not None and options.limit_copy_sources:
+                charges.append(Charge(call.source, call.source_bytes, self._tier_limits(call.source)))
             now = time.monotonic()
             finish, busy = admit(self.limiters, charges, options, now)
             if busy is not None:
@@ -339,9 +355,12 @@ class LinkModel:
         return web.json_response({"error": "no such emulator endpoint"}, status=404)
 
 
-def install(app: web.Application, options: LinkOptions, access_token: str) -> LinkModel:
-    """Add the link model's middleware (and its `/_emulator/` endpoints) to `app`."""
-    model = LinkModel(options, access_token)
+def install(
+    app: web.Application, options: LinkOptions, access_token: str, tier_limits: TierLimits | None = None
+) -> LinkModel:
+    """Add the link model's middleware (and its `/_emulator/` endpoints) to `app`. `tier_limits(blob)`:
+    a premium blob's (requests/s, MiB/s), None for a standard one (blob/accounts.py)."""
+    model = LinkModel(options, access_token, tier_limits)
     app.middlewares.append(model.middleware)
     return model
 

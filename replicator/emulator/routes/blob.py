@@ -9,6 +9,7 @@ over 550 lines.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from multidict import CIMultiDictProxy
 
 from replicator.emulator.blob import auth, content_hashes, crc64, structured_body
 from replicator.emulator.blob import wire as blob_wire
+from replicator.emulator.blob.accounts import tier_of
 from replicator.emulator.blob.conditions import Conditions
 from replicator.emulator.blob.model import SnapshotRef
 from replicator.emulator.blob.page_blobs import MAX_PUT_PAGE
@@ -152,6 +154,8 @@ class BlobPlane:
         raw_path, _, raw_query = request.raw_path.partition("?")
         account, container, blob = _split_path(raw_path)
         query = {k: unquote(v) for k, v in auth.raw_query_dict(raw_query).items()}
+        if query.get("restype") == "account" and query.get("comp") == "properties":
+            return self._account_information(request, account, container, blob, raw_path, raw_query)
         if container is None:
             raise blob_errors.not_implemented("Account-level operations are not implemented by the emulator.")
         if request.method not in ("GET", "HEAD", "PUT", "DELETE"):
@@ -172,6 +176,33 @@ class BlobPlane:
         signed = auth.SignedRequest(request.method, raw_path, raw_query, request.headers)
         principal = auth.authorize(self.backend, self.ctx.entra, self.ctx.access_token, signed, target)
         return await getattr(self, name)(Call(request, account, container, blob, query, principal))
+
+    def _account_information(
+        self,
+        request: web.Request,
+        account: str,
+        container: str | None,
+        blob: str | None,
+        raw_path: str,
+        raw_query: str,
+    ) -> Reply:
+        """Get Account Information (GET/HEAD `?restype=account&comp=properties` on the account, a container
+        or a blob): the SKU and kind. Azure documents Shared Key and SAS (any permission, version
+        2018-03-28 on); the emulator also takes the storage bearer token (docs/emulator.md)."""
+        if request.method not in ("GET", "HEAD"):
+            raise blob_errors.unsupported_http_verb()
+        version = request.headers.get("x-ms-version", "")
+        if version and version < "2018-03-28":
+            raise blob_errors.invalid_header_value(
+                "Get Account Information needs x-ms-version 2018-03-28 or later."
+            )
+        target = auth.Target(account, container, blob, None, "racwdxltmeopi")
+        signed = auth.SignedRequest(request.method, raw_path, raw_query, request.headers)
+        auth.authorize(self.backend, self.ctx.entra, self.ctx.access_token, signed, target)
+        kind = self.ctx.accounts.kind(account)
+        return Reply(
+            200, {"x-ms-sku-name": kind.sku, "x-ms-account-kind": kind.kind, "x-ms-is-hns-enabled": "false"}
+        )
 
     # -- containers -----------------------------------------------------------------------------
     async def create_container(self, call: Call) -> Reply:
@@ -249,6 +280,8 @@ class BlobPlane:
     async def put_blob(self, call: Call) -> Reply:
         self._no_snapshot(call)
         blob_type = call.headers.get("x-ms-blob-type")
+        if blob_type != "PageBlob" and self.ctx.accounts.is_premium(call.account):
+            raise blob_errors.blob_type_not_supported()  # a premium page-blob account holds page blobs only
         content_type = call.headers.get("x-ms-blob-content-type", "application/octet-stream")
         meta = blob_wire.metadata(call.headers)
         if blob_type == "PageBlob":
@@ -413,6 +446,9 @@ class BlobPlane:
     async def get_blob(self, call: Call) -> Reply:
         props = self.backend.get_properties(*call.names, call.snapshot, **call.guards)
         headers = blob_wire.blob_headers(props)
+        if props.blob_type == "PageBlob" and self.ctx.accounts.is_premium(call.account):
+            headers["x-ms-access-tier"] = tier_of(props.size).name  # inferred from the size, as in Azure
+            headers["x-ms-access-tier-inferred"] = "true"
         window = blob_wire.request_range(call.headers)
         if call.request.method == "HEAD" or window is None:
             start, end, status = 0, props.size, 200
@@ -484,7 +520,13 @@ class BlobPlane:
     async def snapshot(self, call: Call) -> Reply:
         self._no_snapshot(call)
         meta = blob_wire.metadata(call.headers)
-        snap = self.backend.snapshot_blob(*call.names, meta or None, **call.guards)
+        accounts = self.ctx.accounts
+        snap = self.backend.snapshot_blob(
+            *call.names,
+            meta or None,
+            **call.guards,
+            allowed=lambda existing: accounts.check_snapshot(call.account, existing, time.time()),
+        )
         props = self.backend.get_properties(*call.names, snap)
         return Reply(
             201,

@@ -11,6 +11,7 @@ import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from replicator.emulator.blob.accounts import Accounts
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.entra.directory import Directory
 from replicator.emulator.middleware.clock import ShiftedClock
@@ -61,6 +62,7 @@ class EmulatorContext:
     entra: Directory
     clock: ShiftedClock  # dates what ARM creates and the tokens Entra issues; tests set it back
     base_url: str = field(default="")
+    accounts: Accounts = field(default_factory=Accounts)  # premium page-blob accounts (blob/accounts.py)
 
     @property
     def access_token(self) -> str:
