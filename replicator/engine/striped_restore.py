@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import BlobClient
 
-from replicator.core import vhd
+from replicator.core import premium, vhd
 from replicator.core.errors import ReplicationError
 from replicator.core.messages import describe
 from replicator.core.ranges import Change, Op, Range, plan
@@ -112,7 +112,9 @@ async def restore_striped(
 
 async def _copy(config: Config, stripes: StripedPoint, writer: BlobClient) -> int:
     """Copy every valid range of every stripe into the disk, server-side; returns the bytes copied."""
-    pacer = Pacer(config.concurrency, stripes.point.id)
+    # the disk is one blob of no premium tier: --concurrency, else the standard blob's ceiling
+    ceiling = premium.ceiling_for(premium.UNKNOWN, stripes.point.size_bytes, config.concurrency)
+    pacer = Pacer(ceiling, stripes.point.id)
     in_flight = WeightedSemaphore(config.max_in_flight_bytes)
     copied = 0
 
@@ -122,7 +124,7 @@ async def _copy(config: Config, stripes: StripedPoint, writer: BlobClient) -> in
             await _retried(config, pacer, op, lambda: _copy_one(stripes, writer, op))
         copied += op.range.length
 
-    await run_pool(_planned(stripes), config.concurrency, config.queue_depth, work)
+    await run_pool(_planned(stripes), ceiling, 2 * ceiling, work)
     return copied
 
 
