@@ -113,8 +113,9 @@ class Copier:
         self.requests = 0
         self.retries = 0
 
-    async def retried(self, what: str, call: Callable[[str], Awaitable[T]]) -> T:
-        """Run `call(source_sas_url)` under the chunk retry policy; a denied SAS is re-granted first."""
+    async def retried(self, what: str, call: Callable[[str], Awaitable[T]], nbytes: int = 0) -> T:
+        """Run `call(source_sas_url)`, which sends `nbytes` into the target account, under the chunk
+        retry policy; a denied SAS is re-granted first."""
         policy = retry.retrying(
             first=CHUNK_BACKOFF_SECONDS,
             cap=CHUNK_BACKOFF_MAX_SECONDS,
@@ -127,7 +128,7 @@ class Copier:
                 url = await self.grant.url()
                 self.requests += 1
                 try:
-                    async with self.pacer.slot(), asyncio.timeout(self.config.request_timeout_seconds):
+                    async with self.pacer.slot(nbytes), asyncio.timeout(self.config.request_timeout_seconds):
                         return await call(url)
                 except SourceAccessDenied:
                     self.grant.invalidate(url)
@@ -182,9 +183,9 @@ class Copier:
 
         async with self.in_flight.hold(op.range.length):
             if self.config.mode == "server":
-                await self.retried(what, server_copy)
+                await self.retried(what, server_copy, op.range.length)
             else:
-                await self.retried(what, stream_copy)
+                await self.retried(what, stream_copy, op.range.length)
         self.progress.on_written(op.range.length)
 
 

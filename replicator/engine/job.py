@@ -48,6 +48,7 @@ from replicator.core.progress import (
     SnapshotResult,
 )
 from replicator.engine import verify
+from replicator.engine.account_gate import account_gate
 from replicator.engine.base_choice import (
     DiskIdentity,
     Job,
@@ -111,7 +112,8 @@ class JobRunner:
     def _pacer(self) -> Pacer:
         """The target blob's pacer, one per run: what it learnt of the blob carries over to the next job."""
         if self.pacer is None:
-            self.pacer = Pacer(self.config.concurrency, self.target.url.display)
+            account = account_gate(self.config, self.target.url.account_url)
+            self.pacer = Pacer(self.config.concurrency, self.target.url.display, account=account)
         return self.pacer
 
     @contextlib.asynccontextmanager
@@ -209,6 +211,7 @@ class JobRunner:
         async with self.grants(job) as (current, base):
             pacer = self._pacer()
             result.pacing = pacer.begin_job()
+            result.account_budget = pacer.budget
             copier = Copier(self.config, self.target, current, self.reader, self.progress, pacer)
             size = await snapshot_blob_size(current)
             if size != self.target_size:

@@ -12,9 +12,15 @@ the current limit: a request remembers the limit's epoch it started in, and one 
 (sent before a cut) is counted in the record but not in the window, so one overload is one cut.
 The window's length comes from `clock` (time.monotonic; a test passes its own).
 
+The account: every request this gate admits then takes from its storage account's budget
+(engine.account_gate, shared by every run of the process), which may hold it a while. A 503 whose
+message names an account limit (plumbing.retry.account_limit) is the account's to answer: it cuts the
+account's budget, and the blob's window neither counts it nor cuts on it (the blob was not the limit).
+
 What it tells: a `pacer` log event at debug level per change (old and new limit, why, the window's
 rate and throttled count), and per job a core.pacing.PacingRecord (lowest, highest and last limit,
-throttled requests) for the job's entry of the `--json` document.
+throttled requests) and a core.account_budget.BudgetRecord (the account's limits, the requests that
+waited for it, its 503s) for the job's entry of the `--json` document.
 
 Memory: a few numbers, whatever the number of requests.
 """
@@ -27,19 +33,30 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from replicator.core import pacing
+from replicator.core.account_budget import BudgetRecord
 from replicator.core.weighted import WeightedSemaphore
+from replicator.engine.account_gate import AccountGate
 from replicator.observe.jsonlog import event
-from replicator.plumbing.retry import is_throttled
+from replicator.plumbing.retry import account_limit, is_throttled
 
 MIN_WINDOW = 8
 """The fewest requests a window measures: fewer make the rate of a small limit mostly noise."""
 
 
 class Pacer:
-    """The gate of one target blob (one per run: JobRunner), its limit between 1 and `ceiling`."""
+    """The gate of one target blob (one per run: JobRunner), its limit between 1 and `ceiling`; its
+    requests also pass `account`, the gate of the blob's storage account (None: no account budget)."""
 
-    def __init__(self, ceiling: int, blob: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ceiling: int,
+        blob: str,
+        clock: Callable[[], float] = time.monotonic,
+        account: AccountGate | None = None,
+    ) -> None:
         self.state = pacing.start(ceiling)
+        self.account = account
+        self.budget: BudgetRecord | None = account.record() if account else None
         self.blob = blob  # for the log events: the target's name, never its URL (no SAS)
         self.record = pacing.PacingRecord.at(self.state.limit)
         self._slots = WeightedSemaphore(self.state.limit)
@@ -53,20 +70,27 @@ class Pacer:
         """A fresh record and window for the next job; the limit carries over (the blob is the same),
         but the time between two jobs (commit, grants) is no measure of the blob's throughput."""
         self.record = pacing.PacingRecord.at(self.state.limit)
+        self.budget = self.account.record() if self.account else None
         self._window_start, self._completed, self._full = self._clock(), 0, False
         return self.record
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one of the limit's slots for one request; its ending is observed on every way out but
-        cancellation (a cancelled request says nothing about the service)."""
+    async def slot(self, nbytes: int = 0) -> AsyncIterator[None]:
+        """Hold one of the limit's slots for one request that sends `nbytes` into the account, once the
+        account's budget lets it go; its ending is observed on every way out but cancellation (a
+        cancelled request says nothing about the service)."""
         taken = await self._slots.acquire(1)
         self._full = self._full or self._slots.free <= 0
-        epoch = self._epoch
+        epoch, account, budget = self._epoch, self.account, self.budget
         try:
+            ticket = await account.admit(nbytes, budget) if account and budget else None
             yield
         except Exception as exc:
-            self._ended(epoch, throttled=is_throttled(exc))
+            limit = account_limit(exc)
+            if limit is not None and account and budget and ticket:
+                account.refused(ticket, limit, budget)
+            else:
+                self._ended(epoch, throttled=is_throttled(exc))
             raise
         else:
             self._ended(epoch, throttled=False)
