@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from replicator.core.account_budget import BudgetRecord
 from replicator.core.pacing import PacingRecord
 from replicator.core.progress import SnapshotResult
 from replicator.observe import jsonlog
@@ -226,3 +227,17 @@ def test_a_summary_names_the_pacing_only_when_the_blob_throttled() -> None:
     assert "throttled" not in snapshot_summary(calm)
     busy = _result(restore_point="rp", pacing=PacingRecord(5, 32, 20, throttled=3))
     assert snapshot_summary(busy).endswith("3 requests throttled, requests in flight 5-32 (last 20)")
+
+
+def test_a_summary_names_the_account_budget_only_when_it_bound() -> None:
+    calm = _result(restore_point="rp", account_budget=BudgetRecord.at("https://a", 20_000, 3e9))
+    assert "budget" not in snapshot_summary(calm)
+    held = BudgetRecord.at("https://a", 400, 3e9)
+    held.moved(260, 3e9)
+    held.waited(0.5)
+    held.waited(0.25)
+    held.refused("requests")
+    busy = _result(restore_point="rp", account_budget=held)
+    assert snapshot_summary(busy).endswith(
+        "the account's budget (260-260 requests/s) held 2 requests 0.8 s, 1 account-level 503"
+    )

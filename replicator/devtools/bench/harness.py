@@ -6,7 +6,9 @@ Contenders (each a child process, measured by measure.run_children):
 - full: this tool onto a fresh target (a full copy: every valid range, concurrently);
 - server, stream: this tool, `--mode server` / `--mode stream`, default options, as a diff.
 The fleet scenario runs all its disks in one process (devtools.bench.concurrent) and adds a one-disk
-reference row for the aggregate ratio.
+reference row for the aggregate ratio. fleet-account runs the same into one account whose limits
+(Scenario.account) the emulator enforces and the tool is told as its account budget; its bound is
+the account's (the fewest seconds its requests and ingress allow) where that is the larger.
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ def bound_seconds(disks: list[BenchDisk]) -> float:
     return max(
         max(d.spec.changed_bytes / (BLOB_MIBPS * MiB), minimal_requests(d.spec) / BLOB_IOPS) for d in disks
     )
+
+
+def account_bound_seconds(scenario: Scenario, disks: list[BenchDisk]) -> float:
+    """The fewest seconds the scenario's target account lets its disks' writes take (0: no limits)."""
+    if scenario.account is None:
+        return 0.0
+    requests = sum(minimal_requests(d.spec) for d in disks)
+    return scenario.account.bound_seconds(requests, sum(d.spec.changed_bytes for d in disks))
 
 
 class Bench:
@@ -107,10 +117,12 @@ class Bench:
         # the baseline's SAS and the verification's are granted around the tool's runs, never across.
         with self.world.read_sas(*[n for d in disks for n in (d.current_name, d.base_name)]) as urls:
             self.emulator.reset_stats()
-            commands = self._commands(disks, targets, contender, urls)
+            flags = scenario.account.flags if scenario.account else []
+            commands = self._commands(disks, targets, contender, urls, flags)
             if self.profile is not None:
                 commands = self._profiled(commands, f"{targets[0].rsplit('/', 1)[1][:-4]}")
-            with self.emulator.link(latency_ms=latency, blob_limits=True):
+            account = scenario.account.link if scenario.account else {}
+            with self.emulator.link(latency_ms=latency, blob_limits=True, **account):
                 measured = run_children(commands)
             stats = self.emulator.stats()
         row = self._row(scenario, disks, latency, label or contender, measured, stats)
@@ -119,7 +131,7 @@ class Bench:
         return row
 
     def _commands(
-        self, disks: list[BenchDisk], targets: list[str], contender: str, urls: list[str]
+        self, disks: list[BenchDisk], targets: list[str], contender: str, urls: list[str], flags: list[str]
     ) -> list[tuple[list[str], dict[str, str]]]:
         if contender == "baseline":
             return [
@@ -137,7 +149,9 @@ class Bench:
             ]
         mode = "stream" if contender == "stream" else "server"
         return [
-            self._tool([(d.current_id, t) for d, t in zip(disks, targets, strict=True)], ["--mode", mode])
+            self._tool(
+                [(d.current_id, t) for d, t in zip(disks, targets, strict=True)], ["--mode", mode, *flags]
+            )
         ]
 
     def _profiled(
@@ -192,11 +206,11 @@ class Bench:
             stats["throttled"],
             measured.peak_rss_bytes,
             measured.cpu_seconds,
-            bound_seconds(disks),
+            max(bound_seconds(disks), account_bound_seconds(scenario, disks)),
             emulator_cpu_seconds=stats["cpu_seconds"],
             disks=len(disks),
             note=note,
-            extra={"operations": stats["operations"]},
+            extra={"operations": stats["operations"], "account": stats.get("accounts", {}).get(ACCOUNT)},
         )
 
     def _verify(

@@ -126,6 +126,7 @@ def targets(rows: list[Row]) -> list[list[str]]:
         if f and one and one.throughput:
             ratio = f.throughput / one.throughput
             out.append(["fleet server: aggregate ≥ 6x one disk", lat, f"{ratio:.1f}x", _ok(ratio >= 6)])
+        out += _account_targets(row("fleet-account", "server"), lat)
     if rows:
         rss = max(r.peak_rss_bytes for r in rows if r.contender != "baseline")
         out.append(["peak RSS < 300 MiB (this tool)", "all", f"{_mib(rss)} MiB", _ok(rss < 300 * MiB)])
@@ -145,6 +146,21 @@ def targets(rows: list[Row]) -> list[list[str]]:
              f"max {_mib(host)} MiB (listing XML only)", _ok(host < 16 * MiB)]
         )  # fmt: skip
     return out
+
+
+def _account_targets(r: Row | None, lat: str) -> list[list[str]]:
+    """fleet-account (issue 15): the aggregate held at the account's budget (wall within 1.25x the
+    fewest seconds the account's limits allow, never faster than they allow) and 503s under 1 %."""
+    if r is None or not r.bound_seconds:
+        return []
+    ratio = r.wall_seconds / r.bound_seconds
+    share = r.throttled / r.requests if r.requests else 0.0
+    return [
+        ["fleet-account server: held at the account budget (1-1.25 x its bound)", lat, f"{ratio:.2f}",
+         _ok(1 <= ratio <= 1.25)],
+        ["fleet-account server: 503s < 1 % of requests", lat, f"{r.throttled} of {r.requests} ({share:.2%})",
+         _ok(share < 0.01)],
+    ]  # fmt: skip
 
 
 def _ok(met: bool) -> str:
