@@ -12,12 +12,16 @@ disks into one account can pass those even while each blob's pacer is content, a
 account's budget; this module decides how much each may take and when, with no clock and no I/O (the
 gate in replicator.engine.account_gate measures and waits).
 
-- **A token bucket that lends** (`Bucket`, one per limit): tokens accrue at `rate` per second up to
-  `burst`; a request takes its cost at once and, when that leaves the bucket in debt, waits until the
-  debt is repaid. Reservations are therefore served in the order they were made (first come, first
-  served: no run starved, whatever its request sizes), and over any window the tokens that go are at
-  most `rate` x its length plus `burst` (or one request, if larger). The burst is a tenth of a
-  second's worth (`BURST_SECONDS`), so the budget never sends a second's worth at once.
+- **Token buckets, one per limit, one queue** (`Bucket`, `admit`): tokens accrue at `rate` per second
+  up to `burst`. A request goes at the first moment, no earlier than the request before it, when every
+  bucket holds its cost (or a whole burst, for a request larger than the burst: a 4 MiB chunk under a
+  small ingress budget), and takes its cost from each then (a larger one leaves a debt the next
+  request waits out). So requests go in the order they were made (first come, first served: no run
+  starved, whatever its request sizes); over any window the tokens that go are at most `rate` x its
+  length plus `burst` (or one request, if larger), in every limit, because a request is charged when
+  it goes, never before; and the limits are used at once, not in turn (a run of 4 MiB chunks spends
+  ingress while small writes beside it spend requests). The burst is a tenth of a second's worth
+  (`BURST_SECONDS`), so the budget never sends a second's worth at once.
 - **Cut on the account's 503** (`cut`): AzCopy's factor (0.65, as the pacer) applied to the lower of
   the limit and the rate the account was actually sent in the last second, since the account said
   that much was too much (another process, or another workload, may share it); remembered as the
@@ -108,18 +112,39 @@ class Bucket:
             return self
         return replace(self, tokens=min(self.burst, self.tokens + self.rate * (now - self.at)), at=now)
 
-    def reserve(self, now: float, cost: float) -> tuple[Bucket, float]:
-        """Take `cost` tokens at `now`: the bucket after, and the seconds to wait before the request goes."""
-        bucket = self.refilled(now)
-        after = bucket.tokens - cost
-        wait = -after / bucket.rate if after < 0 else 0.0
-        return replace(bucket, tokens=after), wait
+    def ready(self, cost: float) -> float:
+        """When this bucket holds `cost` tokens (at most a whole burst), from `at` on without other takers."""
+        need = min(cost, self.burst)
+        return self.at + max(0.0, need - self.tokens) / self.rate
 
     def with_rate(self, rate: float, now: float) -> Bucket:
         """The same bucket at another rate from `now` on: the debt is kept, the burst follows the rate."""
         bucket = self.refilled(now)
         burst = rate * BURST_SECONDS
         return replace(bucket, rate=rate, burst=burst, tokens=min(bucket.tokens, burst))
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A request's turn: the buckets after it, when it goes, and which limits held it (made it wait)."""
+
+    buckets: tuple[Bucket, ...]
+    go: float
+    held: tuple[bool, ...]
+
+
+def admit(buckets: tuple[Bucket, ...], now: float, costs: tuple[float, ...]) -> Admission:
+    """The turn of a request made at `now` that costs `costs[i]` of `buckets[i]` (module docstring)."""
+    start = max(now, *(b.at for b in buckets))
+    ready = [b.refilled(start) for b in buckets]
+    times = [b.ready(cost) for b, cost in zip(ready, costs, strict=True)]
+    go = max(times)
+    after = []
+    for bucket, cost in zip(ready, costs, strict=True):
+        at_go = bucket.refilled(go)
+        after.append(replace(at_go, tokens=at_go.tokens - cost))
+    held = tuple(go > now and t == go and cost > 0 for t, cost in zip(times, costs, strict=True))
+    return Admission(tuple(after), go, held)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ flight; this gate decides when each of them may go, so that all the blobs of one
 run writes them, stay within the account's requests/s and ingress bytes/s. It is shared by every run
 of the event loop (a VM's disks, the Functions timer's jobs, the worker, devtools.bench.concurrent):
 `account_gate` keeps one per account endpoint and loop, the first run's knobs setting its ceilings.
-Waiting is first come, first served (core.account_budget.Bucket), so no run is starved.
+Waiting is first come, first served (core.account_budget.admit), so no run is starved.
 
 Feedback: a 503 with an account-level message (plumbing.retry.account_limit) cuts the limit it names
 (once per overload: a request admitted before the last cut does not cut again), and each second in
@@ -77,15 +77,14 @@ class AccountGate:
         """Take one request and `nbytes` of ingress from the budget; return once they are due."""
         now = self._clock()
         self._tick(now)
-        wait = 0.0
-        for name, cost in zip(LIMITS, (1, nbytes), strict=True):
-            if not cost:
-                continue
-            self._buckets[name], waited = self._buckets[name].reserve(now, cost)
+        costs = (1, nbytes)
+        turn = account_budget.admit(tuple(self._buckets[name] for name in LIMITS), now, costs)
+        self._buckets = dict(zip(LIMITS, turn.buckets, strict=True))
+        for name, cost, held in zip(LIMITS, costs, turn.held, strict=True):
             self._sent[name] += cost
-            if waited > 0:
+            if held:
                 self._bound.add(name)
-                wait = max(wait, waited)
+        wait = turn.go - now
         record.moved(self.limits["requests"].rate, self.limits["ingress"].rate)
         record.waited(wait)
         ticket = Ticket(tuple(self.limits[name].epoch for name in LIMITS))

@@ -380,16 +380,18 @@ class JobRunner:
         sides' valid ranges). A diff compares every range its plan copied or cleared; the rest is the
         base, which was verified when it was written. Memory: PLAN_BATCH ranges plus
         verify.compare_regions' chunks in flight (VERIFY_CONCURRENCY x 2 x 4 MiB), whatever the disk.
-        A mismatch fails the run with its offset: no restore point, the state is not advanced.
+        A mismatch fails the run with its offset: no restore point, the state is not advanced. The
+        target's reads are paced as its writes (the blob's pacer, the account's budget).
         """
         job = plan.job
+        slot = self._pacer().slot
         self.progress.on_message(f"verifying the target against {job.snapshot.name}")
         whole = replace(plan, job=replace(job, checkpoint=0), blank_target=False)
         current = plan.current
         url = await current.url()
         async with current.disk_auth.client(url, current.snapshot, **client_kwargs()) as source:
             if plan.base is None:
-                comparison = await verify.compare_blobs(source, self.target.client)
+                comparison = await verify.compare_blobs(source, self.target.client, slot=slot)
                 if comparison.expected_size != comparison.actual_size:
                     raise ReplicationError(
                         f"verification failed: the target holds {comparison.actual_size} bytes, "
@@ -401,7 +403,7 @@ class JobRunner:
                 ops = self.planned_ops(whole, _result(whole.job))
                 async for batch in _batches(ops, PLAN_BATCH):
                     regions = [op.range for op in batch]
-                    _, mismatch = await verify.compare_regions(source, self.target.client, regions)
+                    _, mismatch = await verify.compare_regions(source, self.target.client, regions, slot=slot)
                     if mismatch is not None:
                         break
         if mismatch is not None:

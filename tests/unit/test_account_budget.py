@@ -19,6 +19,7 @@ from replicator.core.account_budget import (
     MESSAGES,
     Bucket,
     BudgetRecord,
+    admit,
     ceilings,
     cut,
     grow,
@@ -36,12 +37,18 @@ arrivals = st.lists(
 )
 
 
+def reserve(bucket: Bucket, now: float, cost: float) -> tuple[Bucket, float]:
+    """One bucket's turn: the bucket after a request of `cost` made at `now`, and its wait."""
+    turn = admit((bucket,), now, (cost,))
+    return turn.buckets[0], turn.go - now
+
+
 def _go_times(rate: float, requests: list[tuple[float, int]]) -> list[tuple[float, int]]:
     """(when each request goes, its cost), reserving at arrival times `gap` apart."""
     bucket, now, gone = Bucket.full(rate, 0.0), 0.0, []
     for gap, cost in requests:
         now += gap
-        bucket, wait = bucket.reserve(now, cost)
+        bucket, wait = reserve(bucket, now, cost)
         gone.append((now + wait, cost))
     return gone
 
@@ -64,23 +71,64 @@ def test_requests_go_in_the_order_they_were_made(rate: float, requests: list[tup
     assert all(a <= b + EPS for a, b in itertools.pairwise(times))
 
 
+@given(
+    requests_rate=rates,
+    bytes_rate=st.floats(min_value=1000.0, max_value=1e6),
+    made=st.lists(
+        st.tuples(st.floats(min_value=0.0, max_value=0.05), st.integers(min_value=0, max_value=50_000)),
+        min_size=1,
+        max_size=80,
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_every_limit_holds_over_any_window_when_requests_take_from_both(
+    requests_rate: float, bytes_rate: float, made: list[tuple[float, int]]
+) -> None:
+    buckets, now, gone = (Bucket.full(requests_rate, 0.0), Bucket.full(bytes_rate, 0.0)), 0.0, []
+    for gap, nbytes in made:
+        now += gap
+        turn = admit(buckets, now, (1, nbytes))
+        buckets = turn.buckets
+        assert turn.go >= now
+        gone.append((turn.go, 1, nbytes))
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(gone))  # first come, first served
+    for limit, rate in ((1, requests_rate), (2, bytes_rate)):
+        allowance = max(rate * BURST_SECONDS, max(g[limit] for g in gone))
+        for i, j in itertools.combinations_with_replacement(range(len(gone)), 2):
+            taken = sum(g[limit] for g in gone[i : j + 1])
+            assert taken <= allowance + rate * (gone[j][0] - gone[i][0]) + EPS * max(1.0, taken)
+
+
+def test_both_limits_are_spent_at_once_not_in_turn() -> None:
+    # a 4 MiB chunk after every 15 writes of 16 KiB, at 400 requests/s and 100 MiB/s: 4 s of each
+    buckets = (Bucket.full(400.0, 0.0), Bucket.full(100.0 * 2**20, 0.0))
+    costs = [(1, 4 * 2**20) if i % 16 == 15 else (1, 16 * 2**10) for i in range(1600)]
+    go = 0.0
+    for cost in costs:
+        turn = admit(buckets, 0.0, cost)
+        buckets, go = turn.buckets, turn.go
+    by_requests, by_bytes = len(costs) / 400.0, sum(c[1] for c in costs) / (100.0 * 2**20)
+    assert go == pytest.approx(max(by_requests, by_bytes), abs=0.15)  # not their sum (8 s)
+    assert go < 0.6 * (by_requests + by_bytes)
+
+
 def test_an_idle_bucket_saves_a_tenth_of_a_second_and_lends_the_rest() -> None:
     bucket = Bucket.full(100.0, 0.0)  # 10 tokens saved
     waits = []
     for _ in range(12):
-        bucket, wait = bucket.reserve(0.0, 1)
+        bucket, wait = reserve(bucket, 0.0, 1)
         waits.append(wait)
     assert waits[:10] == [0.0] * 10 and waits[10:] == pytest.approx([0.01, 0.02])
-    bucket, wait = bucket.reserve(10.0, 1)  # long idle: refilled to the burst, not beyond
+    bucket, wait = reserve(bucket, 10.0, 1)  # long idle: refilled to the burst, not beyond
     assert wait == 0.0 and bucket.tokens == pytest.approx(9.0)
 
 
 def test_a_new_rate_keeps_the_debt() -> None:
     bucket = Bucket.full(100.0, 0.0)
-    bucket, _ = bucket.reserve(0.0, 30)  # 20 in debt
+    bucket, _ = reserve(bucket, 0.0, 30)  # 20 in debt
     slower = bucket.with_rate(10.0, 0.0)
     assert slower.tokens == pytest.approx(-20.0) and slower.burst == pytest.approx(1.0)
-    _, wait = slower.reserve(0.0, 1)
+    _, wait = reserve(slower, 0.0, 1)
     assert wait == pytest.approx(2.1)
 
 
@@ -95,7 +143,7 @@ def _share(rate: float, runs: list[tuple[int, int]], latency: float, seconds: fl
         now, i, n = heapq.heappop(ready)
         if now > seconds:
             break
-        bucket, wait = bucket.reserve(now, runs[i][1])
+        bucket, wait = reserve(bucket, now, runs[i][1])
         waits[i].append(wait)
         heapq.heappush(ready, (now + wait + latency, i, n))
     return waits
