@@ -1,8 +1,9 @@
 """End to end: several runs in one process (devtools.bench.concurrent, the fleet's library entry) write
 into one storage account whose account limit (the emulator's link model) is below the sum of its
-blobs' limits. Told the account's budget, they share it and the account refuses under 1 % of their
-requests; not told, the account's own 503s (Azure's "Operations per second is over the account
-limit.") cut the budget they share. Either way every restore point holds its snapshot's bytes.
+blobs' limits. Told the account's budget (requests/s, or ingress bytes/s for runs of 1 MiB writes),
+they share it and the account refuses under 1 % of their requests; not told, the account's own 503s
+(Azure's "Operations per second is over the account limit.") cut the budget they share. Either way
+every restore point holds its snapshot's bytes.
 
 The limits are counts, not timings: each blob serves 100 requests/s, the account 60 with a second of
 backlog; three runs of 40 scattered writes each (one Put Page From URL per write) could send 300/s.
@@ -31,12 +32,13 @@ LIMITS = {
 }
 
 
-def _jobs(world: World) -> list[tuple[str, str, str]]:
-    """(disk ID, target URL, snapshot ID) of each run: a disk of its own, a blob of its own, one account."""
+def _jobs(world: World, length: int = 4096) -> list[tuple[str, str, str]]:
+    """(disk ID, target URL, snapshot ID) of each run: a disk of its own, a blob of its own, one account;
+    WRITES writes of `length` bytes each, 32 MiB apart."""
     jobs = []
     for run in range(RUNS):
         disk = world.create_disk(f"data{run}", 2)
-        world.write(disk, *[(i * 32 * MiB, pattern(run * WRITES + i, 4096)) for i in range(WRITES)])
+        world.write(disk, *[(i * 32 * MiB, pattern(run * WRITES + i, length)) for i in range(WRITES)])
         jobs.append((disk.id, world.target_url(), world.snapshot(disk)))
     return jobs
 
@@ -79,6 +81,25 @@ async def test_runs_told_the_accounts_budget_share_it_with_under_one_percent_ref
     assert len(budgets) == RUNS and all(b["account"].endswith(world.account) for b in budgets)
     assert all(b["requests_per_second"] <= ACCOUNT_IOPS for b in budgets)
     assert sum(b["waits"] for b in budgets) > 0  # the budget, not the account, held them back
+    for (_, url, snapshot), run in zip(jobs, runs, strict=True):
+        (entry,) = run["snapshots"]
+        world.assert_restore_point_equals(url, entry["restore_point"], snapshot)
+
+
+async def test_runs_told_the_accounts_ingress_share_it_too(world: World) -> None:
+    env = world.emulator_env  # type: ignore[attr-defined]
+    jobs = _jobs(world, length=1 * MiB)  # 1 MiB writes: 40 MiB each, the ingress binds
+    control(env, "stats/reset", method="POST")
+    control(env, "link", {"account_limits": True, "account_ingress_mibps": 16, "burst_seconds": 1.0})
+    runs = await _replicate(jobs, "--account-ingress", "16MiB")
+    control(env, "link", {"account_limits": False})
+
+    account = control(env, "stats")["accounts"][world.account]
+    assert account["ingress_bytes"] >= RUNS * WRITES * MiB  # Put Page From URL's ranges count
+    assert account["throttled"] == {}
+    budgets = [entry["account_budget"] for run in runs for entry in run["snapshots"]]
+    assert all(b["ingress_bytes_per_second"] == 16 * MiB for b in budgets)
+    assert sum(b["waits"] for b in budgets) > 0
     for (_, url, snapshot), run in zip(jobs, runs, strict=True):
         (entry,) = run["snapshots"]
         world.assert_restore_point_equals(url, entry["restore_point"], snapshot)
