@@ -66,16 +66,18 @@ def account_bound_seconds(scenario: Scenario, disks: list[BenchDisk]) -> float:
     return scenario.account.bound_seconds(requests, sum(d.spec.changed_bytes for d in disks))
 
 
-def account_extra(scenario: Scenario, measured: Measured) -> dict[str, float]:
-    """A scenario with an account budget: the budget, the aggregate request rate its runs held over
-    their jobs (all their requests over the longest job: the runs start together, so this leaves out
-    the process's start, not any waiting), and how many of their requests waited for the budget (few:
+def account_extra(scenario: Scenario, measured: Measured, stats: dict[str, Any]) -> dict[str, float]:
+    """A scenario with an account budget: the budget, the aggregate request rate the account served
+    (every request the emulator counted against it, the runs' control requests too, since the
+    account's limit counts them, over the longest job: the runs start together, so this leaves out the
+    process's start, not any waiting), and how many of the runs' requests waited for the budget (few:
     the budget did not bind, something else, such as this machine's CPU, held the runs back)."""
     if scenario.account is None:
         return {}
     jobs = [s for doc in measured.outputs for run in doc.get("runs", [doc]) for s in run["snapshots"]]
     longest = max((s["seconds"] for s in jobs), default=0.0)
-    rate = sum(s["requests"] for s in jobs) / longest if longest else 0.0
+    served = stats["accounts"].get(ACCOUNT, {}).get("requests", 0)
+    rate = served / longest if longest else 0.0
     budgets = [s["account_budget"] for s in jobs if s.get("account_budget")]
     return {
         "account_requests_per_second": scenario.account.iops,
@@ -229,7 +231,7 @@ class Bench:
             emulator_cpu_seconds=stats["cpu_seconds"],
             disks=len(disks),
             note=note,
-            extra={"operations": stats["operations"], **account_extra(scenario, measured)},
+            extra={"operations": stats["operations"], **account_extra(scenario, measured, stats)},
         )
 
     def _verify(
