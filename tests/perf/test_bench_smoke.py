@@ -39,3 +39,20 @@ def test_bench_harness_runs_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> Non
     ]
     assert subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False).returncode == 0
     assert rerendered.read_text().replace("again.png", "benchmarks.png") == report
+
+
+def test_the_account_limited_fleet_runs_end_to_end_on_a_tiny_scale(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    cmd = [
+        sys.executable, "-m", "replicator.cli.main", "bench",
+        "--scenarios", "fleet-account", "--contenders", "server",
+        "--scale", "0.005", "--latencies", "5",
+        "--out", str(out), "--data-dir", str(tmp_path / "emulator"),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = out.read_text()
+    (row,) = [line for line in report.splitlines() if line.startswith("| fleet-account |")]
+    assert "| equal |" in row, report  # every restore point verified
+    assert "fleet-account server: aggregate held at the account budget" in report
+    assert "fleet-account server: 503s < 1 % of requests" in report
