@@ -42,9 +42,11 @@ TICK_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Ticket:
-    """A request's admission: the epoch of each limit it was admitted under."""
+    """A request's admission: the epoch of each limit it was admitted under, and whether it waited for
+    the budget (then the budget, not its blob, held its throughput: engine.pacer)."""
 
     epochs: tuple[int, ...]
+    waited: bool = False
 
 
 class AccountGate:
@@ -87,7 +89,7 @@ class AccountGate:
         wait = turn.go - now
         record.moved(self.limits["requests"].rate, self.limits["ingress"].rate)
         record.waited(wait)
-        ticket = Ticket(tuple(self.limits[name].epoch for name in LIMITS))
+        ticket = Ticket(tuple(self.limits[name].epoch for name in LIMITS), wait > 0)
         if wait > 0:
             await self._sleep(wait)
         return ticket

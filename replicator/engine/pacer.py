@@ -16,6 +16,10 @@ The account: every request this gate admits then takes from its storage account'
 (engine.account_gate, shared by every run of the process), which may hold it a while. A 503 whose
 message names an account limit (plumbing.retry.account_limit) is the account's to answer: it cuts the
 account's budget, and the blob's window neither counts it nor cuts on it (the blob was not the limit).
+A window in which the budget held a request says nothing about the blob either (its throughput was the
+account's share, not the blob's): like a window that never filled the limit, it leaves the limit where
+it is. Otherwise runs sharing a bound account would outbid each other (a run's share of the account's
+queue grows with its requests in flight) up to their ceilings, and only lengthen the queue.
 
 What it tells: a `pacer` log event at debug level per change (old and new limit, why, the window's
 rate and throttled count), and per job a core.pacing.PacingRecord (lowest, highest and last limit,
@@ -65,13 +69,14 @@ class Pacer:
         self._window_start = clock()
         self._completed = 0
         self._full = False  # the requests in flight reached the limit in this window
+        self._held = False  # the account's budget held a request of this window
 
     def begin_job(self) -> pacing.PacingRecord:
         """A fresh record and window for the next job; the limit carries over (the blob is the same),
         but the time between two jobs (commit, grants) is no measure of the blob's throughput."""
         self.record = pacing.PacingRecord.at(self.state.limit)
         self.budget = self.account.record() if self.account else None
-        self._window_start, self._completed, self._full = self._clock(), 0, False
+        self._window_start, self._completed, self._full, self._held = self._clock(), 0, False, False
         return self.record
 
     @contextlib.asynccontextmanager
@@ -84,6 +89,7 @@ class Pacer:
         epoch, account, budget = self._epoch, self.account, self.budget
         try:
             ticket = await account.admit(nbytes, budget) if account and budget else None
+            self._held = self._held or bool(ticket and ticket.waited)
             yield
         except Exception as exc:
             limit = account_limit(exc)
@@ -107,9 +113,10 @@ class Pacer:
 
     def _close_window(self, throttled: bool) -> None:
         now = self._clock()
-        seen = pacing.Observation(self._completed, int(throttled), now - self._window_start, self._full)
+        full = self._full and not self._held  # a window the budget held says nothing about the blob
+        seen = pacing.Observation(self._completed, int(throttled), now - self._window_start, full)
         before, self.state = self.state, pacing.step(self.state, seen)
-        self._window_start, self._completed, self._full = now, 0, self._slots.free <= 0
+        self._window_start, self._completed, self._full, self._held = now, 0, self._slots.free <= 0, False
         if self.state.limit == before.limit:
             return
         self._epoch += 1

@@ -17,6 +17,7 @@ from replicator.engine.account_gate import AccountGate, account_gate
 from replicator.engine.pacer import Pacer
 from replicator.plumbing.retry import account_limit
 from replicator.settings.config import Config
+from tests.unit.test_pacer import holding
 
 ACCOUNT = "https://acct.blob.core.windows.net"
 
@@ -202,3 +203,22 @@ async def test_a_new_job_gets_a_fresh_budget_record() -> None:
     await _request(pacer, busy(MESSAGES["requests"]))
     pacer.begin_job()
     assert pacer.budget is not first and pacer.budget is not None and pacer.budget.throttled == 0
+
+
+@pytest.mark.parametrize(("requests", "limits"), [(1e6, [16, 32, 64]), (1.0, [8, 8, 8])])
+async def test_windows_the_budget_held_do_not_grow_the_blobs_limit(
+    requests: float, limits: list[int]
+) -> None:
+    clock = Clock(advance=False)
+    pacer = Pacer(64, "c/b", clock=clock, account=gate(clock, requests=requests))
+    pacer.begin_job()
+    seen = []
+    for _ in range(3):  # full windows of throughput growing with the limit, as test_pacer's
+        async with holding(pacer, pacer.state.limit) as events:
+            clock.now += 1.0
+            for done in events:
+                done.set()
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        seen.append(pacer.state.limit)
+    assert seen == limits  # a generous budget: the blob's limit grows; a binding one: it holds
