@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from replicator.core.account_budget import BudgetRecord
 from replicator.core.output import iso_z
 from replicator.core.pacing import PacingRecord
 from replicator.core.premium import TargetReport
@@ -49,6 +50,7 @@ class SnapshotResult:
     listing_complete: bool = False  # False: remaining_bytes counts only what was listed so far (the
     # plan was neither listed to its end nor counted ahead: Progress.on_total)
     pacing: PacingRecord | None = None  # what the target blob's pacer did in this job (None: no writes ran)
+    account_budget: BudgetRecord | None = None  # what the target account's budget did to its requests
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -118,8 +118,9 @@ class Copier:
         return self.pacer.of(r) if isinstance(self.pacer, StripePacers) else self.pacer
 
     async def retried(self, what: str, call: Callable[[str], Awaitable[T]], r: ranges.Range) -> T:
-        """Run `call(source_sas_url)` under the chunk retry policy, each attempt paced by the pacer of
-        the blob `r` lands in; a denied SAS is re-granted first."""
+        """Run `call(source_sas_url)`, which writes `r` (its bytes sent into the target account), under
+        the chunk retry policy, each attempt paced by the pacer of the blob `r` lands in and by the
+        account's budget; a denied SAS is re-granted first."""
         pacer = self._pacer(r)
         policy = retry.retrying(
             first=CHUNK_BACKOFF_SECONDS,
@@ -133,7 +134,7 @@ class Copier:
                 url = await self.grant.url()
                 self.requests += 1
                 try:
-                    async with pacer.slot(), asyncio.timeout(self.config.request_timeout_seconds):
+                    async with pacer.slot(r.length), asyncio.timeout(self.config.request_timeout_seconds):
                         return await call(url)
                 except SourceAccessDenied:
                     self.grant.invalidate(url)

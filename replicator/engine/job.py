@@ -49,6 +49,7 @@ from replicator.core.progress import (
     SnapshotResult,
 )
 from replicator.engine import verify
+from replicator.engine.account_gate import account_gate
 from replicator.engine.base_choice import (
     DiskIdentity,
     Job,
@@ -115,7 +116,8 @@ class JobRunner:
         """The target blobs' pacers (one per stripe), one set per run: what they learnt of each blob
         carries over to the next job."""
         if self.pacer is None:
-            self.pacer = StripePacers(self.ceiling, self.target.url.display)
+            account = account_gate(self.config, self.target.url.account_url)
+            self.pacer = StripePacers(self.ceiling, self.target.url.display, account=account)
         return self.pacer
 
     @contextlib.asynccontextmanager
@@ -218,6 +220,7 @@ class JobRunner:
         async with self.grants(job) as (current, base):
             pacer = self._pacer()
             result.pacing = pacer.begin_job()
+            result.account_budget = pacer.budget
             copier = Copier(self.config, self.target, current, self.reader, self.progress, pacer)
             size = await snapshot_blob_size(current)
             if size != self.target_size:  # a striped target's base blob shows stripe 0's size only:
@@ -406,7 +409,9 @@ class JobRunner:
         sides' valid ranges). A diff compares every range its plan copied or cleared; the rest is the
         base, which was verified when it was written. Memory: PLAN_BATCH ranges plus
         verify.compare_regions' chunks in flight (VERIFY_CONCURRENCY x 2 x 4 MiB), whatever the disk.
-        A mismatch fails the run with its offset: no restore point, the state is not advanced.
+        A mismatch fails the run with its offset: no restore point, the state is not advanced. The
+        target's reads are paced as its writes (the blob's pacer, the account's budget), but for a
+        striped target's.
         """
         job = plan.job
         self.progress.on_message(f"verifying the target against {job.snapshot.name}")
@@ -416,13 +421,15 @@ class JobRunner:
         async with current.disk_auth.client(url, current.snapshot, **client_kwargs()) as source:
             striped = self.target.stripes.count > 1  # a source over 8 TiB: its stripe blobs
             actual: BlobClient | verify.Route = self.target.route if striped else self.target.client
+            # a striped copy's reads are not paced (one read may span two stripes, two pacers)
+            slot = contextlib.nullcontext if striped else self._pacer().base.slot
             if plan.base is None:
                 comparison = (
                     await verify.compare_striped(
                         source, self.target.stripe_clients(plan.size), self.target.route
                     )
                     if striped
-                    else await verify.compare_blobs(source, self.target.client)
+                    else await verify.compare_blobs(source, self.target.client, slot=slot)
                 )
                 if comparison.expected_size != comparison.actual_size:
                     raise ReplicationError(
@@ -435,7 +442,7 @@ class JobRunner:
                 ops = self.planned_ops(whole, _result(whole.job))
                 async for batch in _batches(ops, PLAN_BATCH):
                     regions = [op.range for op in batch]
-                    _, mismatch = await verify.compare_regions(source, actual, regions)
+                    _, mismatch = await verify.compare_regions(source, actual, regions, slot=slot)
                     if mismatch is not None:
                         break
         if mismatch is not None:

@@ -6,6 +6,11 @@ SDK and compares bytes; it shares no code with the planner: from replicator.core
 `Range` type, Azure's inclusive-end conversion and the 4 MiB request limit, and its windows and the
 union of both sides are its own.
 
+Paced: `--verify`'s reads of the target go through the target blob's pacer and its account's budget
+(`slot`: engine.pacer.Pacer.slot, one request and no ingress each), as its writes do, so a verifying
+run neither bursts past the blob's pacer nor takes more than its share of the account; the source's
+reads are another account's and are not paced.
+
 How, without reading whole disks: the sizes must be equal; then, window by window, the union of the
 valid page ranges of both sides is read from both and compared. A byte outside that union is a
 never-written or cleared page on both sides and reads as zero on both, so it cannot differ. Memory
@@ -19,8 +24,10 @@ with its part of the source, window by window, the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from azure.storage.blob.aio import BlobClient
@@ -36,6 +43,9 @@ VERIFY_CONCURRENCY = 4
 
 Route = Callable[[Range], list[tuple[BlobClient, Range]]]
 """Where a striped copy holds an export range: (stripe blob, range in that blob), in offset order."""
+
+Slot = Callable[[], AbstractAsyncContextManager[None]]
+"""What a read of the compared copy holds while it runs (the target's pacer slot; default: nothing)."""
 
 
 @dataclass(frozen=True)
@@ -108,16 +118,22 @@ async def compare_regions(
     *,
     chunk: int = MAX_WRITE,
     concurrency: int = VERIFY_CONCURRENCY,
+    slot: Slot = contextlib.nullcontext,
 ) -> tuple[int, int | None]:
-    """Compare `regions` (sorted) of both blobs; returns (bytes compared, lowest differing offset)."""
+    """Compare `regions` (sorted) of both blobs, each read of `actual` holding a `slot`; returns
+    (bytes compared, lowest differing offset)."""
     semaphore = asyncio.Semaphore(concurrency)
     mismatches: list[int] = []
     compared = 0
 
+    async def read_actual(r: Range) -> bytes:
+        async with slot():
+            return await _read(actual, r)
+
     async def one(r: Range) -> None:
         nonlocal compared
         async with semaphore:
-            a, b = await asyncio.gather(read_range(expected, r), _read(actual, r))
+            a, b = await asyncio.gather(read_range(expected, r), read_actual(r))
         if a != b:
             offset = next(
                 (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
@@ -141,6 +157,7 @@ async def compare_blobs(
     window: int = VERIFY_WINDOW,
     concurrency: int = VERIFY_CONCURRENCY,
     tail: int = 0,
+    slot: Slot = contextlib.nullcontext,
 ) -> Comparison:
     """Compare two page blobs (or snapshots) completely; see the module docstring for why this is exact.
 
@@ -156,7 +173,7 @@ async def compare_blobs(
     for start in range(0, expected_size - tail, window):
         end = min(start + window, expected_size - tail)
         regions = union(await valid_ranges(expected, start, end), await valid_ranges(actual, start, end))
-        n, mismatch = await compare_regions(expected, actual, regions, concurrency=concurrency)
+        n, mismatch = await compare_regions(expected, actual, regions, concurrency=concurrency, slot=slot)
         compared += n
         if mismatch is not None:
             return Comparison(expected_size, actual_size, compared, mismatch)

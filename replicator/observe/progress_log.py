@@ -98,6 +98,13 @@ def snapshot_summary(result: SnapshotResult, name: str | None = None) -> str:
             f"{plural(pacing.throttled, 'request')} throttled, requests in flight "
             f"{pacing.min_limit}-{pacing.max_limit} (last {pacing.final_limit})"
         )
+    budget = result.account_budget
+    if budget is not None and (budget.waits or budget.throttled):  # the account's budget bound
+        cost.append(
+            f"the account's budget ({budget.lowest_requests_per_second:,.0f}-"
+            f"{budget.requests_per_second:,.0f} requests/s) held {plural(budget.waits, 'request')} "
+            f"{budget.wait_seconds:.1f} s, {plural(budget.throttled, 'account-level 503')}"
+        )
     if result.verified:
         cost.append("verified")
     return f"{name or result.snapshot_name}: {where}; {result.how}; {', '.join(cost)}"

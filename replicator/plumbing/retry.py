@@ -45,7 +45,8 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from replicator.core.messages import error_code
+from replicator.core import account_budget
+from replicator.core.messages import error_code, service_message
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 """Throttling (429, 503 ServerBusy), transient server errors (500 OperationTimedOut), gateway errors."""
@@ -79,6 +80,15 @@ def is_throttled(exc: BaseException) -> bool:
     if exc.status_code in (429, 503):
         return True
     return exc.status_code == 500 and error_code(exc) == "OperationTimedOut"
+
+
+def account_limit(exc: BaseException) -> str | None:
+    """The storage account's limit a 503 ServerBusy names by its message (requests, ingress, egress:
+    core.account_budget.limit_of), None for any other answer (a blob's or partition's 503 included).
+    What the account budget cuts on (engine.account_gate) instead of the blob's pacer."""
+    if not isinstance(exc, HttpResponseError) or exc.status_code != 503:
+        return None
+    return account_budget.limit_of(service_message(exc))
 
 
 def retry_after(exc: BaseException | None) -> float:

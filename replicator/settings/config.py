@@ -57,6 +57,8 @@ class Config:
     log_level: str = "info"
     allow_http: bool = False
     max_bandwidth: int | None = None
+    account_requests: int | None = None  # None: the documented target (core.account_budget.DOCUMENTED)
+    account_ingress: int | None = None  # bytes/s; None: the documented target
     arm_endpoint: str = PUBLIC_ARM_ENDPOINT
     subscription_id: str | None = None
     access_token: str | None = field(default=None, repr=False)
@@ -162,6 +164,8 @@ def validate(config: Config, origins: Mapping[str, str] | None = None) -> None:
     if config.merge_gap_bytes % 512:
         raise UserError(f"--merge-gap must be a multiple of 512 bytes; got {config.merge_gap_bytes}.")
     _check_range("--max-bandwidth", config.max_bandwidth, 4 * KiB, 100 * GiB, size=True)
+    _check_range("--account-requests", config.account_requests, 1, 1_000_000)
+    _check_range("--account-ingress", config.account_ingress, 1 * MiB, 1024 * GiB, size=True)
     _check_range("--sas-duration", config.sas_duration_seconds, 60, 86400)
     _check_range("--sas-wait", config.sas_wait_seconds, 0, 86400)
     _check_range("--page-size", config.page_size, 1, 10000)

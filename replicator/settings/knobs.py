@@ -79,6 +79,15 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
+PER_SECOND = (
+    "--max-bandwidth",
+    "REPLICATOR_MAX_BANDWIDTH",
+    "--account-ingress",
+    "REPLICATOR_ACCOUNT_INGRESS",
+)
+"""The size knobs that are rates: their readings say `/s`."""
+
+
 @dataclass(frozen=True)
 class SizeReading:
     """How a size knob given with a suffix that is not an explicit binary one (KiB, MiB...) was read.
@@ -108,7 +117,7 @@ class SizeReading:
         match = _SIZE.fullmatch(self.given)
         assert match is not None
         number, unit = match.group(1), match.group(2)
-        per = "/s" if self.flag in ("--max-bandwidth", "REPLICATOR_MAX_BANDWIDTH") else ""
+        per = "/s" if self.flag in PER_SECOND else ""
         if unit.lower().endswith("b"):
             power = 3 * "kmgt".index(unit[0].lower()) + 3
             other, why = f"{number}{unit[0].upper()}iB", f"{unit} is decimal, 10^{power} bytes"
@@ -286,6 +295,31 @@ KNOBS: tuple[Knob, ...] = (
         "(decimal); a value in anything but an explicit binary unit is said at the start of the run "
         "(`size_read`: `50MB = 47.7 MiB/s`, knobs.SizeReading) rather than refused, so scripts written "
         "for those tools keep working and nobody takes 50MB for 50 MiB unnoticed",
+        "none",
+        parse_size,
+    ),
+    Knob(
+        "account_requests",
+        "--account-requests",
+        "REPLICATOR_ACCOUNT_REQUESTS",
+        "Requests per second the target storage account takes from this process, shared by every run "
+        "in it (1-1000000; replicator.engine.account_gate).",
+        "the account's documented target: 20,000 for a standard account, Azure's figure in every region "
+        "(40,000 in the regions 'Scalability and performance targets for standard storage accounts' "
+        "lists: set it there); lower it to leave room for other writers, or to each process's share when "
+        "several processes write to one account (they cannot share one budget); an account-level 503 "
+        "cuts it for a while (replicator.core.account_budget)",
+        "none (a few numbers per account)",
+        parse_int,
+    ),
+    Knob(
+        "account_ingress",
+        "--account-ingress",
+        "REPLICATOR_ACCOUNT_INGRESS",
+        "Bytes per second this process sends into the target storage account, shared by every run in it, "
+        "e.g. 1GiB (Put Page From URL's ranges count: Azure's ingress is all data sent to the account).",
+        "the account's documented target: 25 Gbps (3.125 GB/s) for a standard account in every region "
+        "(60 Gbps in the regions Azure lists: set 7.5GB there); lower it as --account-requests",
         "none",
         parse_size,
     ),

@@ -60,3 +60,20 @@ def test_the_striped_restore_scenario_runs_and_verifies(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     [row] = [line for line in out.read_text().splitlines() if line.startswith("| striped-restore |")]
     assert "| equal |" in row and "| server |" in row
+
+
+def test_the_account_limited_fleet_runs_end_to_end_on_a_tiny_scale(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    cmd = [
+        sys.executable, "-m", "replicator.cli.main", "bench",
+        "--scenarios", "fleet-account", "--contenders", "server",
+        "--scale", "0.005", "--latencies", "5",
+        "--out", str(out), "--data-dir", str(tmp_path / "emulator"),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = out.read_text()
+    (row,) = [line for line in report.splitlines() if line.startswith("| fleet-account |")]
+    assert "| equal |" in row, report  # every restore point verified
+    assert "fleet-account server: aggregate held at the account budget" in report
+    assert "fleet-account server: 503s < 1 % of requests" in report

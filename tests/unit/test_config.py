@@ -135,3 +135,36 @@ def test_progress_seconds_and_the_wire_level() -> None:
         load(BASE, env={"REPLICATOR_PROGRESS_SECONDS": "0"})
     with pytest.raises(UserError, match="--log-level must be one of wire, debug, info, warning, error"):
         load([*BASE, "--log-level", "verbose"], env={})
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--account-requests", "0"], {}, "--account-requests must be between 1 and 1000000; got 0."),
+        (["--account-requests", "many"], {}, "--account-requests: expected a whole number; got 'many'."),
+        (
+            ["--account-ingress", "64KiB"],
+            {},
+            "--account-ingress must be between 1 MiB and 1 TiB; got 64 KiB.",
+        ),
+        (
+            [],
+            {"REPLICATOR_ACCOUNT_INGRESS": "fast"},
+            "REPLICATOR_ACCOUNT_INGRESS (environment variable): expected a size like 50MiB or 1048576; "
+            "got 'fast'.",
+        ),
+    ],
+)
+def test_bad_account_budgets_exit_2(args: list[str], env: dict[str, str], message: str) -> None:
+    with pytest.raises(UserError) as caught:
+        load([*BASE, *args], env=env)
+    assert str(caught.value) == message
+    assert caught.value.exit_code == 2
+
+
+def test_the_account_budget_defaults_to_azures_targets_and_takes_rates() -> None:
+    assert (load(BASE, env={}).account_requests, load(BASE, env={}).account_ingress) == (None, None)
+    config = load([*BASE, "--account-requests", "40000"], env={"REPLICATOR_ACCOUNT_INGRESS": "7.5GB"})
+    assert (config.account_requests, config.account_ingress) == (40_000, 7_500_000_000)
+    (reading,) = config.size_readings
+    assert reading.text.startswith("REPLICATOR_ACCOUNT_INGRESS 7.5GB = ") and "/s (" in reading.text

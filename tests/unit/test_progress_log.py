@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from replicator.core.account_budget import BudgetRecord
 from replicator.core.pacing import PacingRecord
 from replicator.core.progress import SnapshotResult
 from replicator.observe import jsonlog
@@ -264,3 +265,17 @@ def test_a_vm_disk_is_named_by_its_place_among_the_vm_disks(stream: io.StringIO)
     assert done["message"].startswith("vm1-data1: restore point rp; full copy (the target is empty); ")
     assert {r["disk"] for r in (start, record, done)} == {"vm1-data1"}
     assert "[1/1]" not in stream.getvalue()
+
+
+def test_a_summary_names_the_account_budget_only_when_it_bound() -> None:
+    calm = _result(restore_point="rp", account_budget=BudgetRecord.at("https://a", 20_000, 3e9))
+    assert "budget" not in snapshot_summary(calm)
+    held = BudgetRecord.at("https://a", 400, 3e9)
+    held.moved(260, 3e9)
+    held.waited(0.5)
+    held.waited(0.25)
+    held.refused("requests")
+    busy = _result(restore_point="rp", account_budget=held)
+    assert snapshot_summary(busy).endswith(
+        "the account's budget (260-260 requests/s) held 2 requests 0.8 s, 1 account-level 503"
+    )

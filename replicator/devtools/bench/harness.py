@@ -7,7 +7,10 @@ Contenders (each a child process, measured by measure.run_children):
 - server, stream: this tool, `--mode server` / `--mode stream`, default options, as a diff.
 The fleet scenario runs all its disks in one process (devtools.bench.concurrent) and adds a one-disk
 reference row for the aggregate ratio; the premium scenario writes into a premium page-blob account
-(its P30 blob's limits) and adds the same diff into a standard blob (`server (standard)`) beside it.
+(its P30 blob's limits) and adds the same diff into a standard blob (`server (standard)`) beside it;
+fleet-account runs the fleet into one account whose limits (Scenario.account) the emulator enforces
+and the tool is told as its account budget; its bound is the account's (the fewest seconds its
+requests and ingress allow) where that is the larger.
 """
 
 from __future__ import annotations
@@ -68,6 +71,35 @@ def bound_seconds(specs: list[DiskSpec], premium_target: bool = False) -> float:
         return max(s.changed_bytes / (mibps * MiB), minimal_requests(s) / iops)
 
     return max(seconds(s) for s in specs)
+
+
+def account_bound_seconds(scenario: Scenario, disks: list[BenchDisk]) -> float:
+    """The fewest seconds the scenario's target account lets its disks' writes take (0: no limits)."""
+    if scenario.account is None:
+        return 0.0
+    requests = sum(minimal_requests(d.spec) for d in disks)
+    return scenario.account.bound_seconds(requests, sum(d.spec.changed_bytes for d in disks))
+
+
+def account_extra(scenario: Scenario, measured: Measured, stats: dict[str, Any]) -> dict[str, float]:
+    """A scenario with an account budget: the budget, the aggregate request rate the account served
+    (every request the emulator counted against it, the runs' control requests too, since the
+    account's limit counts them, over the longest job: the runs start together, so this leaves out the
+    process's start, not any waiting), and how many of the runs' requests waited for the budget (few:
+    the budget did not bind, something else, such as this machine's CPU, held the runs back)."""
+    if scenario.account is None:
+        return {}
+    jobs = [s for doc in measured.outputs for run in doc.get("runs", [doc]) for s in run["snapshots"]]
+    longest = max((s["seconds"] for s in jobs), default=0.0)
+    served = stats["accounts"].get(ACCOUNT, {}).get("requests", 0)
+    rate = served / longest if longest else 0.0
+    budgets = [s["account_budget"] for s in jobs if s.get("account_budget")]
+    return {
+        "account_requests_per_second": scenario.account.iops,
+        "aggregate_requests_per_second": rate,
+        "budget_waits": sum(b["waits"] for b in budgets),
+        "budget_wait_seconds": sum(b["wait_seconds"] for b in budgets),
+    }
 
 
 class Bench:
@@ -133,13 +165,17 @@ class Bench:
         # the baseline's SAS and the verification's are granted around the tool's runs, never across.
         with self.world.read_sas(*[n for d in disks for n in (d.current_name, d.base_name)]) as urls:
             self.emulator.reset_stats()
-            commands = self._commands(disks, targets, contender, urls)
+            flags = scenario.account.flags if scenario.account else []
+            commands = self._commands(disks, targets, contender, urls, flags)
             if self.profile is not None:
                 commands = self._profiled(commands, f"{targets[0].rsplit('/', 1)[1][:-4]}")
             # the premium scenario measures the target's tier: no rate of a snapshot export is published
             # (docs/emulator.md), so its rows leave the copy source unlimited, the standard row too
             sources = not scenario.premium_target
-            with self.emulator.link(latency_ms=latency, blob_limits=True, limit_copy_sources=sources):
+            limits = scenario.account.link if scenario.account else {}
+            with self.emulator.link(
+                latency_ms=latency, blob_limits=True, limit_copy_sources=sources, **limits
+            ):
                 measured = run_children(commands)
             stats = self.emulator.stats()
         row = self._row(scenario, disks, latency, label or contender, measured, stats, account, on_premium)
@@ -148,7 +184,7 @@ class Bench:
         return row
 
     def _commands(
-        self, disks: list[BenchDisk], targets: list[str], contender: str, urls: list[str]
+        self, disks: list[BenchDisk], targets: list[str], contender: str, urls: list[str], flags: list[str]
     ) -> list[tuple[list[str], dict[str, str]]]:
         if contender == "baseline":
             return [
@@ -166,7 +202,9 @@ class Bench:
             ]
         mode = "stream" if contender == "stream" else "server"
         return [
-            self._tool([(d.current_id, t) for d, t in zip(disks, targets, strict=True)], ["--mode", mode])
+            self._tool(
+                [(d.current_id, t) for d, t in zip(disks, targets, strict=True)], ["--mode", mode, *flags]
+            )
         ]
 
     def _profiled(
@@ -212,8 +250,9 @@ class Bench:
                     f"extrapolated from {done} of {total} requests ({measured.wall_seconds:.0f} s measured)"
                 )
         what = (scenario.name, latency, contender)
-        bound = bound_seconds([part for d in disks for part in per_stripe(d.spec)], on_premium)
-        extra = _paced(contender, measured)
+        per_blob = bound_seconds([part for d in disks for part in per_stripe(d.spec)], on_premium)
+        bound = max(per_blob, account_bound_seconds(scenario, disks))
+        extra = _paced(contender, measured) | account_extra(scenario, measured, stats)
         return Row.of(
             what, wall, changed, written, measured, stats, bound, extra, disks=len(disks), note=note
         )

@@ -183,6 +183,7 @@ def targets(rows: list[Row]) -> list[list[str]]:
             ratio = f.throughput / one.throughput
             out.append(["fleet server: aggregate ≥ 6x one disk", lat, f"{ratio:.1f}x", _ok(ratio >= 6)])
         out += _premium_targets(row("premium", "server"), row("premium", "server (standard)"), lat)
+        out += _account_targets(row("fleet-account", "server"), lat)
     if rows:
         rss = max(r.peak_rss_bytes for r in rows if r.contender != "baseline")
         out.append(["peak RSS < 300 MiB (this tool)", "all", f"{_mib(rss)} MiB", _ok(rss < 300 * MiB)])
@@ -223,6 +224,22 @@ def _premium_targets(p: Row | None, standard: Row | None, lat: str) -> list[list
              f"{p.extra.get('ceiling', '-')}", "info"]
         )  # fmt: skip
     return out
+
+
+def _account_targets(r: Row | None, lat: str) -> list[list[str]]:
+    """fleet-account (issue 15): the runs' aggregate request rate held at the account's budget (90 % of
+    it or more, never more than 2 % over: the burst) and 503s under 1 % of requests."""
+    if r is None or "account_requests_per_second" not in r.extra:
+        return []
+    budget, held = r.extra["account_requests_per_second"], r.extra["aggregate_requests_per_second"]
+    share = r.throttled / r.requests if r.requests else 0.0
+    return [
+        ["fleet-account server: aggregate held at the account budget (90-102 %)", lat,
+         f"{held:.0f} of {budget:.0f} requests/s ({held / budget:.0%}); {r.extra['budget_waits']} of "
+         f"{r.requests} requests waited for the budget", _ok(0.9 <= held / budget <= 1.02)],
+        ["fleet-account server: 503s < 1 % of requests", lat, f"{r.throttled} of {r.requests} ({share:.2%})",
+         _ok(share < 0.01)],
+    ]  # fmt: skip
 
 
 def _ok(met: bool) -> str:

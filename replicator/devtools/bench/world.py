@@ -17,7 +17,13 @@ from replicator.devtools.bench.scenarios import DiskSpec
 from replicator.devtools.disk_builder import VM_WRITES, DiskBuilder, control
 
 GROUP = "bench-rg"
-LINK_OFF = {"latency_ms": 0.0, "blob_limits": False, "link_mibps": None, "limit_copy_sources": True}
+LINK_OFF = {
+    "latency_ms": 0.0,
+    "blob_limits": False,
+    "link_mibps": None,
+    "limit_copy_sources": True,
+    "account_limits": False,
+}
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,11 @@ cannot_verify_copy_source = _blob(416, "CannotVerifyCopySource", "The source ran
 internal_error = _blob(500, "InternalError", "The server encountered an internal error. Please retry the request.")
 not_implemented = _blob(501, "NotImplemented", "The requested operation is not implemented by the replicator emulator.")
 server_busy = _blob(503, "ServerBusy", "The server is currently unable to receive requests. Please retry.")
+# ServerBusy's account-level messages, verbatim ("Common REST API error codes", learn.microsoft.com/rest/api/
+# storageservices/common-rest-api-error-codes): the link model's account limits answer with them
+account_requests_over = "Operations per second is over the account limit."
+account_ingress_over = "Ingress is over the account limit."
+account_egress_over = "Egress is over the account limit."
 operation_timed_out = _blob(500, "OperationTimedOut", "The operation could not be completed within the permitted time.")
 # 304: a failed read precondition (If-None-Match / If-Modified-Since); sent without a body
 not_modified = _blob(304, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met.")

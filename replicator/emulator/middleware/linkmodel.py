@@ -18,15 +18,29 @@ How (one aiohttp middleware, independent of any other):
   reservation is served, so a client at or below the limits sees the limits as throughput. When
   the backlog of a blob would exceed `burst_seconds`, the request is refused with 503 ServerBusy
   and `Retry-After` (whole seconds, as Azure sends), without reserving anything.
+- **Account limits** (`account_limits`): each storage account (the first segment of the path) has three
+  virtual clocks: requests (1 / `account_iops` s each), ingress (`account_ingress_mibps`: the bytes a
+  write puts into it, a Put Page From URL's range included, since Azure's ingress is "all data sent to a
+  storage account") and egress (`account_egress_mibps`: the bytes a ranged read takes out, and the range
+  a Put Page From URL copies out of its source's account). They are checked before the blob's and
+  reserved with them; a backlog beyond `burst_seconds` is refused with 503 ServerBusy and Azure's
+  account-level message for the clock that is over ("Operations per second is over the account
+  limit.", "Ingress is over the account limit.", "Egress is over the account limit.": "Common REST API
+  error codes", learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes), which is how
+  a client tells an account's limit from a blob's. Defaults: a standard account's targets ("Scalability
+  and performance targets for standard storage accounts", learn.microsoft.com/azure/storage/common/
+  scalability-targets-standard-account: 20,000 requests/s, 25 Gbps ingress and 50 Gbps egress outside
+  the regions listed there with 40,000, 60 and 200).
 - **Link bandwidth** (`link_mibps`): request and response bodies of the data plane share one
   virtual clock: the cap of the client's own link (client-streamed bytes; server-side copies do
   not cross it).
 - **Stats**: the emulator's CPU seconds, request counts by operation, bytes in and out of the data
-  plane, server-side copied bytes, and per blob requests, bytes read and written and refusals.
+  plane, server-side copied bytes, per blob requests, bytes read and written and refusals, and per
+  account requests, ingress and egress bytes and refusals by limit.
   `GET /_emulator/stats`, `POST /_emulator/stats/reset`, and `PUT /_emulator/link` (JSON body with
   any LinkOptions field) to change the model at run time; all three need the emulator's bearer token.
 
-Memory: a few numbers per blob touched since the last reset.
+Memory: a few numbers per blob and per account touched since the last reset.
 """
 
 from __future__ import annotations
@@ -71,6 +85,10 @@ class LinkOptions:
     # reads); off: only the target's limits, to measure a target faster than a standard blob (a premium
     # tier) when Azure publishes no rate for the source (a managed disk's snapshot export)
     limit_copy_sources: bool = True
+    account_limits: bool = False  # enforce account_iops, account_ingress_mibps, account_egress_mibps
+    account_iops: float = 20_000.0  # a standard account's requests/s (40,000 in the regions Azure lists)
+    account_ingress_mibps: float = 25e9 / 8 / MiB  # 25 Gbps (60 Gbps in the regions Azure lists)
+    account_egress_mibps: float = 50e9 / 8 / MiB  # 50 Gbps (200 Gbps in the regions Azure lists)
 
     def __post_init__(self) -> None:
         if not self.latency_ms >= 0:
@@ -80,6 +98,9 @@ class LinkOptions:
                 raise ValueError(f"{name} must be more than zero")
         if self.link_mibps is not None and not self.link_mibps > 0:
             raise ValueError("link_mibps must be more than zero")
+        for name in ("account_iops", "account_ingress_mibps", "account_egress_mibps"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than zero")
 
     def updated(self, changes: dict[str, Any]) -> LinkOptions:
         """A copy with `changes` (JSON values) applied; unknown names are refused."""
@@ -157,6 +178,92 @@ def _costs(charge: Charge, options: LinkOptions) -> tuple[float, float]:
 
 
 @dataclass
+class AccountLimiter:
+    """The request, ingress and egress clocks of one storage account."""
+
+    requests: VirtualClock = field(default_factory=VirtualClock)
+    ingress: VirtualClock = field(default_factory=VirtualClock)
+    egress: VirtualClock = field(default_factory=VirtualClock)
+
+
+@dataclass(frozen=True)
+class AccountCharge:
+    """What one request costs one account: requests, bytes put into it and bytes taken out of it."""
+
+    account: str
+    requests: int = 1
+    ingress: int = 0
+    egress: int = 0
+
+
+ACCOUNT_LIMITS = (
+    ("requests", blob_errors.account_requests_over),
+    ("ingress", blob_errors.account_ingress_over),
+    ("egress", blob_errors.account_egress_over),
+)
+"""Each account clock and the message Azure's 503 ServerBusy gives when that limit is over."""
+
+
+def account_charges(path: str, call: Classified, body_bytes: int) -> list[AccountCharge]:
+    """The accounts a request costs: the one its path names (one request, the bytes it writes in, the
+    ranged bytes it reads out) and, for Put Page From URL, its copy source's (one read of the range)."""
+    account = unquote(path.lstrip("/").split("/", 1)[0])
+    if not account:
+        return []
+    charges = [AccountCharge(account, 1, call.write_bytes or body_bytes, call.read_bytes)]
+    if call.source is not None:
+        charges.append(AccountCharge(call.source.split("/", 1)[0], 1, 0, call.source_bytes))
+    return charges
+
+
+def _account_costs(
+    limiters: dict[str, AccountLimiter], charge: AccountCharge, options: LinkOptions
+) -> list[tuple[str, VirtualClock, float]]:
+    lim = limiters.setdefault(charge.account, AccountLimiter())
+    return [
+        ("requests", lim.requests, charge.requests / options.account_iops),
+        ("ingress", lim.ingress, charge.ingress / (options.account_ingress_mibps * MiB)),
+        ("egress", lim.egress, charge.egress / (options.account_egress_mibps * MiB)),
+    ]
+
+
+def account_refusal(
+    limiters: dict[str, AccountLimiter], charges: list[AccountCharge], options: LinkOptions, now: float
+) -> tuple[float, str, str] | None:
+    """None when every account can take its charge within `burst_seconds` of backlog; else (seconds
+    to wait, the account, the limit over: requests, ingress or egress). Reserves nothing."""
+    for charge in charges:
+        for limit, clock, cost in _account_costs(limiters, charge, options):
+            backlog = clock.finish(now, cost) - now
+            if cost and backlog > options.burst_seconds:
+                return backlog - options.burst_seconds, charge.account, limit
+    return None
+
+
+def reserve_accounts(
+    limiters: dict[str, AccountLimiter], charges: list[AccountCharge], options: LinkOptions, now: float
+) -> float:
+    """Reserve every charge on its account's clocks; when the last of them is served."""
+    finish = now
+    for charge in charges:
+        for _, clock, cost in _account_costs(limiters, charge, options):
+            if cost:
+                finish = max(finish, clock.reserve(now, cost))
+    return finish
+
+
+@dataclass
+class AccountStats:
+    requests: int = 0
+    ingress_bytes: int = 0
+    egress_bytes: int = 0
+    throttled: Counter[str] = field(default_factory=Counter)  # refusals by limit: requests, ingress, egress
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "throttled": dict(self.throttled)}
+
+
+@dataclass
 class BlobStats:
     requests: int = 0
     bytes_read: int = 0
@@ -174,6 +281,7 @@ class Stats:
     bytes_copied_server_side: int = 0
     throttled: int = 0
     blobs: defaultdict[str, BlobStats] = field(default_factory=lambda: defaultdict(BlobStats))
+    accounts: defaultdict[str, AccountStats] = field(default_factory=lambda: defaultdict(AccountStats))
     # the emulator's own CPU time since the reset: a benchmark shows what serving it cost on the same host
     cpu_at_reset: float = field(default_factory=time.process_time)
 
@@ -187,6 +295,7 @@ class Stats:
             "bytes_copied_server_side": self.bytes_copied_server_side,
             "throttled": self.throttled,
             "blobs": {name: asdict(b) for name, b in self.blobs.items()},
+            "accounts": {name: a.as_json() for name, a in self.accounts.items()},
         }
 
 
@@ -243,8 +352,8 @@ def classify(method: str, path: str, query: dict[str, str], headers: Any) -> Cla
     return Classified(f"{method.lower()}_{what}", blob)
 
 
-def _busy(request: web.Request, retry_after: float) -> web.Response:
-    error = blob_errors.server_busy("The server is busy.")
+def _busy(request: web.Request, retry_after: float, message: str = "The server is busy.") -> web.Response:
+    error = blob_errors.server_busy(message)
     headers = blob_wire.base_headers(request.headers)
     headers.update(
         {
@@ -266,12 +375,14 @@ class LinkModel:
         self._token = access_token
         self._tier_limits = tier_limits or (lambda blob: None)
         self.limiters: dict[str, BlobLimiter] = {}
+        self.accounts: dict[str, AccountLimiter] = {}
         self.link = VirtualClock()
         self.stats = Stats()
 
     def reset(self) -> None:
         self.stats = Stats()
         self.limiters.clear()
+        self.accounts.clear()
         self.link = VirtualClock()
 
     async def _link_wait(self, nbytes: int) -> None:
@@ -293,22 +404,35 @@ class LinkModel:
         if options.latency_ms:
             await asyncio.sleep(options.latency_ms / 1000)
         await self._link_wait(request.content_length or 0)
+        now = time.monotonic()
+        accounts = account_charges(path, call, request.content_length or 0) if options.account_limits else []
+        refused = account_refusal(self.accounts, accounts, options, now)
+        if refused is not None:
+            return self._account_busy(request, *refused)
+        finish = now
         if options.blob_limits and call.blob is not None:
             charges = [Charge(call.blob, call.write_bytes or call.read_bytes, self._tier_limits(call.blob))]
             if call.source is not None and options.limit_copy_sources:
                 charges.append(Charge(call.source, call.source_bytes, self._tier_limits(call.source)))
-            now = time.monotonic()
             finish, busy = admit(self.limiters, charges, options, now)
             if busy is not None:
                 self.stats.throttled += 1
                 self.stats.blobs[busy].throttled += 1
                 return _busy(request, finish)
+        finish = max(finish, reserve_accounts(self.accounts, accounts, options, now))
+        if finish > now:
             await asyncio.sleep(finish - now)
         response = await handler(request)
         self._count(request, call, response)
         if request.method != "HEAD" and isinstance(response, web.Response):
             await self._link_wait(response.content_length or 0)
         return response
+
+    def _account_busy(self, request: web.Request, wait: float, account: str, limit: str) -> web.Response:
+        """503 ServerBusy with Azure's message for the account limit that is over."""
+        self.stats.throttled += 1
+        self.stats.accounts[account].throttled[limit] += 1
+        return _busy(request, wait, dict(ACCOUNT_LIMITS)[limit])
 
     def _count(self, request: web.Request, call: Classified, response: web.StreamResponse) -> None:
         stats = self.stats
@@ -333,6 +457,12 @@ class LinkModel:
             source = stats.blobs[call.source]
             source.requests += 1
             source.bytes_read += call.source_bytes
+        for charge in account_charges(request.rel_url.raw_path, call, request.content_length or 0):
+            account = stats.accounts[charge.account]
+            account.requests += charge.requests
+            if ok:
+                account.ingress_bytes += charge.ingress
+                account.egress_bytes += charge.egress
 
     async def _admin(self, request: web.Request, path: str) -> web.Response:
         expected = f"Bearer {self._token}".encode()
@@ -373,6 +503,20 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--blob-mibps", type=float, default=60.0, help="MiB/s per blob (limits on)")
     parser.add_argument("--burst-seconds", type=float, default=1.0, help="backlog per blob before 503")
     parser.add_argument("--link-mibps", type=float, default=None, help="cap of client-streamed MiB/s")
+    add_account_arguments(parser)
+
+
+def add_account_arguments(parser: Any) -> None:
+    """The account limits' options (docs/emulator.md); their defaults are LinkOptions'."""
+    defaults = LinkOptions()
+    parser.add_argument("--account-limits", action="store_true", help="enforce per-account limits")
+    parser.add_argument("--account-iops", type=float, default=defaults.account_iops, help="requests/s")
+    parser.add_argument(
+        "--account-ingress-mibps", type=float, default=defaults.account_ingress_mibps, help="MiB/s in"
+    )
+    parser.add_argument(
+        "--account-egress-mibps", type=float, default=defaults.account_egress_mibps, help="MiB/s out"
+    )
 
 
 def options_from(ns: Any) -> LinkOptions:
@@ -384,4 +528,8 @@ def options_from(ns: Any) -> LinkOptions:
         blob_mibps=ns.blob_mibps,
         burst_seconds=ns.burst_seconds,
         link_mibps=ns.link_mibps,
+        account_limits=ns.account_limits,
+        account_iops=ns.account_iops,
+        account_ingress_mibps=ns.account_ingress_mibps,
+        account_egress_mibps=ns.account_egress_mibps,
     )
