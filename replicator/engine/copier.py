@@ -117,10 +117,12 @@ class Copier:
         """The pacer of the target blob `r` is written to (a stripe's, for a source over 8 TiB)."""
         return self.pacer.of(r) if isinstance(self.pacer, StripePacers) else self.pacer
 
-    async def retried(self, what: str, call: Callable[[str], Awaitable[T]], r: ranges.Range) -> T:
-        """Run `call(source_sas_url)`, which writes `r` (its bytes sent into the target account), under
-        the chunk retry policy, each attempt paced by the pacer of the blob `r` lands in and by the
-        account's budget; a denied SAS is re-granted first."""
+    async def retried(
+        self, what: str, call: Callable[[str], Awaitable[T]], r: ranges.Range, nbytes: int = 0
+    ) -> T:
+        """Run `call(source_sas_url)`, which writes `r` and sends `nbytes` into the target account (a
+        copy: its length; a clear: nothing), under the chunk retry policy, each attempt paced by the
+        pacer of the blob `r` lands in and by the account's budget; a denied SAS is re-granted first."""
         pacer = self._pacer(r)
         policy = retry.retrying(
             first=CHUNK_BACKOFF_SECONDS,
@@ -134,7 +136,7 @@ class Copier:
                 url = await self.grant.url()
                 self.requests += 1
                 try:
-                    async with pacer.slot(r.length), asyncio.timeout(self.config.request_timeout_seconds):
+                    async with pacer.slot(nbytes), asyncio.timeout(self.config.request_timeout_seconds):
                         return await call(url)
                 except SourceAccessDenied:
                     self.grant.invalidate(url)
@@ -189,9 +191,9 @@ class Copier:
 
         async with self.in_flight.hold(op.range.length):
             if self.config.mode == "server":
-                await self.retried(what, server_copy, op.range)
+                await self.retried(what, server_copy, op.range, op.range.length)
             else:
-                await self.retried(what, stream_copy, op.range)
+                await self.retried(what, stream_copy, op.range, op.range.length)
         self.progress.on_written(op.range.length)
 
 
