@@ -106,7 +106,8 @@ def _chunks(regions: Iterable[Range], chunk: int) -> Iterable[Range]:
 
 
 async def _read(actual: BlobClient | Route, r: Range) -> bytes:
-    if isinstance(actual, BlobClient):
+    """`r` of the copy: one blob's, or a striped copy's through its route (a callable)."""
+    if not callable(actual):
         return await read_range(actual, r)
     return b"".join([await read_range(client, local) for client, local in actual(r)])
 
