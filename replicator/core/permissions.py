@@ -243,6 +243,23 @@ def check_sas(url: str, command: str) -> None:
         raise UserError(_sentence(command, missing, f"{_on_target(sas)} does not grant", "", sas))
 
 
+def check_stripe_reach(url: str, blob: str, stripe_count: int) -> None:
+    """UserError (exit 2) when the SAS in `url` opens only the base blob while the export needs
+    `stripe_count` blobs (core.stripes: a source over 8 TiB is written to `<blob>.stripe<k>` beside it).
+
+    A blob SAS is signed for one blob's path, so Azure answers its use on a stripe with 403
+    AuthenticationFailed, which reads as an expired or wrong key: named here, before anything is granted.
+    """
+    sas = parse_sas(url)
+    if sas is None or sas.resource != "b" or stripe_count <= 1:
+        return
+    raise UserError(
+        f"{_on_target(sas)} opens only {blob}, but this source is larger than one page blob (8 TiB) and "
+        f"is written in {stripe_count} blobs ({blob}, {blob}.stripe1, ...); give a container SAS (sr=c) "
+        "with the same letters, or a role (Storage Blob Data Contributor) instead."
+    )
+
+
 def _on_target(sas: Sas) -> str:
     return f"the SAS of --target ({sas.describe()})"
 

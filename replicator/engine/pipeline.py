@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from replicator.core import premium
+from replicator.core import permissions, premium, stripes
 from replicator.core.errors import UserError
 from replicator.core.premium import SnapshotCount, TargetKind, TargetReport
 from replicator.core.progress import Progress, Protected, RunResult
@@ -189,6 +189,7 @@ async def replicate_points(
     todo = candidates(config, inspection.state, snaps, _held(points))
     report = _report(config, kind, exported_size(snaps[-1]), points, notes)
     run.target_account = report
+    permissions.check_stripe_reach(config.target, target.url.blob, len(stripes.layout(report.size)))
     _check_room(target, report, points, commits=min(1, len(todo)) if kind.premium else 0)
     await _check_disk_access(each.source, [*todo, *_last_of(inspection.state, snaps)], probe=not config.plan)
     runner = JobRunner(config, each.source, target, each.reader, progress, budget, ceiling=report.ceiling)

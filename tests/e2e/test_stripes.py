@@ -15,6 +15,7 @@ from replicator.target.page_blob import PageBlobTarget
 from replicator.target.stripe_set import StripeSet
 from tests.e2e.world import GiB, MiB, World, pattern
 from tests.helpers.cli_runs import run
+from tests.helpers.target_sas import blob_sas
 
 TIB = 1024 * GiB
 EIGHT = 8 * TIB  # the page-blob limit and the stripe width, spelled here on purpose
@@ -185,6 +186,24 @@ def test_a_foreign_blob_by_a_stripes_name_is_refused(world: World, replicate) ->
     assert "replica.vhd.stripe1" in run.err and "not created by the replicator" in run.err
     with world.target(f"{url}.stripe1") as foreign:
         assert foreign.get_blob_properties().size == 4096  # untouched
+
+
+def test_a_blob_sas_that_cannot_reach_the_stripes_is_refused_before_anything(world: World, replicate) -> None:
+    """A blob SAS is signed for the base blob's path: Azure refuses it on a stripe with 403
+    AuthenticationFailed, which reads as a wrong key. Named up front instead, nothing created."""
+    disk = _striped_disk(world)
+    snap = world.snapshot(disk)
+    url = world.target_url()
+    with world.container(url) as container:
+        container.create_container()
+    sas = blob_sas(world, url)
+    refused = replicate("--source", disk.id, "--target", f"{url}?{sas}")
+    assert refused.code == 2, refused.err
+    last = refused.err.strip().splitlines()[-1]
+    assert "sr=b" in last and "3 blobs" in last and "container SAS (sr=c)" in last, last
+    assert sas.split("sig=")[1].split("&")[0] not in refused.err + refused.out
+    assert _stripe_names(world, url) == []  # not even the base blob
+    world.assert_sas_free(snap)
 
 
 def test_status_reports_a_missing_stripe_snapshot(world: World, replicate) -> None:

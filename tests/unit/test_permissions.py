@@ -232,3 +232,25 @@ def test_the_runbook_sas_table_is_the_permissions_table() -> None:
     runbook = (Path(__file__).parents[2] / "docs" / "runbook.md").read_text()
     rows = [line for line in runbook.splitlines() if re.match(r"\| `replicate[ `]", line)]
     assert rows == [runbook_row(c) for c in COMMANDS], "\n".join(runbook_row(c) for c in COMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("query", "count", "refused"),
+    [
+        ("sr=b&sp=racwd&sig=x", 3, True),  # a blob SAS cannot sign for <blob>.stripe1
+        ("sr=b&sp=racwd&sig=x", 1, False),  # one blob: the SAS's own
+        ("sr=c&sp=racwdl&sig=x", 3, False),
+        ("sr=d&sdd=1&sp=racwdl&sig=x", 3, False),  # the stripes sit in the base blob's directory
+        ("ss=b&srt=co&sp=racwdl&sig=x", 3, False),
+        ("", 3, False),  # no SAS: a role authorizes every blob
+    ],
+)
+def test_a_blob_sas_is_refused_only_where_stripes_exist(query: str, count: int, refused: bool) -> None:
+    url = f"https://a.blob.core.windows.net/c/disk.vhd?{query}"
+    if not refused:
+        permissions.check_stripe_reach(url, "disk.vhd", count)
+        return
+    with pytest.raises(UserError) as caught:
+        permissions.check_stripe_reach(url, "disk.vhd", count)
+    assert caught.value.exit_code == EXIT_USAGE
+    assert "disk.vhd.stripe1" in str(caught.value) and "sig" not in str(caught.value)
