@@ -121,6 +121,7 @@ class _VmRun:
         vm = await vm_source.read_vm(self.source, config.source)
         run.vm_name, run.vm_id = vm.name, vm.vm_id
         check_disk_names(vm)
+        await self.store.check_account()
         stored = await self.store.list()
         self._report_protected(stored)
         collections = await vm_source.collections(self.source, vm, config.snapshot_search)

@@ -33,7 +33,7 @@ from replicator.core.errors import ReplicationError, UserError
 from replicator.plumbing.credentials import async_credential, client_kwargs
 from replicator.plumbing.urlcheck import TargetPrefix
 from replicator.settings.config import Config
-from replicator.target import manifest
+from replicator.target import account, manifest
 from replicator.target.manifest import GroupManifest
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,22 @@ class GroupStore:
         await self._container.close()
         if self._token is not None:
             await self._token.close()
+
+    async def check_account(self) -> None:
+        """UserError (exit 2) when the prefix is in a premium page-blob account: the manifests are block
+        blobs, which such an account refuses (400 BlobTypeNotSupported; "A premium GPv2 account stores only
+        page blobs": learn.microsoft.com/rest/api/storageservices/using-blob-service-operations-with-azure-
+        premium-storage); found before anything is
+        granted or written, instead of after every disk is copied. A kind that cannot be read passes: a
+        refused manifest write then stops the run with Azure's answer."""
+        kind, _ = await account.read_kind(self._container, self.prefix.display)
+        if kind.premium:
+            raise UserError(
+                f"--target {self.prefix.display} is in a premium page-blob storage account ({kind.sku}), "
+                "which holds only page blobs, but a virtual machine's group manifests are block blobs; put "
+                "the VM's replicas in a standard (general-purpose v2) account, or replicate each disk on "
+                "its own (--source <disk ID> --target <page blob URL>) into the premium account."
+            )
 
     def url(self, group_id: str) -> str:
         """The manifest blob's URL, without any SAS."""

@@ -42,6 +42,7 @@ from replicator.plumbing import recovery, urlcheck
 from replicator.plumbing.blobio import read_range
 from replicator.plumbing.credentials import async_credential, client_kwargs
 from replicator.settings.config import Config
+from replicator.target import account
 from replicator.target.lease import renewed
 from replicator.target.state import RestorePoint, RestorePointMeta, State
 from replicator.target.stripe_set import LeaseSet, StripeSet, StripeSnapshot, orphans
@@ -137,19 +138,8 @@ class PageBlobTarget:
         return Inspection(True, props.size, state, leased, props.last_modified)
 
     async def account_kind(self) -> tuple[premium.TargetKind, str | None]:
-        """The target account's SKU and kind (Get Account Information), read once per run; with why it
-        could not be read (premium.UNKNOWN: the run treats the target as a standard blob).
-
-        Azure documents Shared Key and SAS (any permission, version 2018-03-28 on) for it
-        (learn.microsoft.com/rest/api/storageservices/get-account-information); a credential that
-        cannot read it costs only the premium tiers, never the run."""
-        try:
-            info = await self._blob.get_account_information(retry_total=1)
-        except (HttpResponseError, ServiceRequestError) as exc:
-            why = f"Get Account Information failed ({messages.describe(exc)}): treated as a standard blob"
-            log.info("%s: %s", self.url.display, why)
-            return premium.UNKNOWN, why
-        return premium.TargetKind(info.get("sku_name"), info.get("account_kind")), None
+        """The target account's SKU and kind, read once per run (target.account.read_kind)."""
+        return await account.read_kind(self._blob, self.url.display)
 
     def _refused(self, operation: str, exc: HttpResponseError) -> UserError:
         """A 403 on `operation` (a key of permissions.OPERATIONS) as the sentence naming what is missing."""

@@ -350,3 +350,17 @@ def test_status_judges_a_vm_prefix_by_its_groups_and_a_disk_blob_by_its_restore_
     (one,) = disk.doc["targets"]
     assert "no incremental snapshot" not in one["reason"] and "one disk of a VM's group" in one["reason"]
     assert one["verdict"] == "fresh" and one["restore_points"] == 1
+
+
+def test_a_prefix_in_a_premium_page_blob_account_is_refused_before_anything(world: World) -> None:
+    """A premium page-blob account holds no block blobs, and a group's manifest is one: refused up front
+    (exit 2, no restore point taken, nothing written), not after every disk is copied."""
+    vm, _ = vm_world(world)
+    url = prefix_url(world)
+    control(world.env, "accounts", {"account": world.account, "premium": True})
+    refused = cli(world, "--source", vm, "--target", url, "--snapshot-now", "--json")
+    assert refused.code == 2, refused.err
+    assert "premium page-blob storage account" in refused.doc["error"], refused.doc["error"]
+    assert refused.doc["restore_point_taken"] is None
+    with container_of(world, url) as container:
+        assert not container.exists() or list(container.list_blobs()) == []
