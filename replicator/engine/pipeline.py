@@ -163,6 +163,8 @@ async def check_points(
     """The checks of `snaps` against what the target holds, before anything is granted or written
     (UserError); returns the target's restore points."""
     inspection = each.inspection
+    if not inspection.exists:
+        await each.target.check_not_a_prefix()
     points = await each.target.restore_points(required=False) if inspection.exists else []
     check_source(each.config, inspection.state, identity, snaps, _held(points))
     return points

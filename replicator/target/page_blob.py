@@ -42,7 +42,7 @@ from replicator.plumbing import recovery, urlcheck
 from replicator.plumbing.blobio import read_range
 from replicator.plumbing.credentials import async_credential, client_kwargs
 from replicator.settings.config import Config
-from replicator.target import account
+from replicator.target import account, manifest
 from replicator.target.lease import renewed
 from replicator.target.state import RestorePoint, RestorePointMeta, State
 from replicator.target.stripe_set import LeaseSet, StripeSet, StripeSnapshot, orphans
@@ -420,6 +420,25 @@ class PageBlobTarget:
                     retry_after_seconds=premium.SNAPSHOT_INTERVAL_SECONDS,
                 ) from None
             raise
+
+    async def check_not_a_prefix(self) -> None:
+        """UserError (exit 2) when --target names a virtual machine's prefix, not a blob: no blob by its
+        name, but group manifests under `<name>/.groups/` (target.manifest). Both live in one flat
+        namespace, so without this a disk's run would quietly create a blob named like the VM's folder.
+        A credential that cannot list (a blob SAS) or a missing container finds nothing: that is no
+        prefix the tool wrote either."""
+        folder = f"{self.url.blob}/{manifest.FOLDER}/"
+        try:
+            async for _ in self._container.list_blobs(name_starts_with=folder, results_per_page=1):
+                raise UserError(
+                    f"--target {self.url.display} is a virtual machine's prefix (its group manifests are "
+                    f"under {folder}), not a page blob; give the disk a blob URL of its own "
+                    "(https://<account>.blob.core.windows.net/<container>/<name>.vhd), or pass the VM's "
+                    "ID as --source to replicate the VM into this prefix."
+                )
+        except HttpResponseError as exc:
+            if exc.status_code not in (403, 404):
+                raise
 
     async def restore_points(self, *, required: bool = True) -> list[RestorePoint]:
         """Every blob snapshot of the base blob, oldest first (bounded by the number of restore points).

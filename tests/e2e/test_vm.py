@@ -351,6 +351,14 @@ def test_status_judges_a_vm_prefix_by_its_groups_and_a_disk_blob_by_its_restore_
     assert "no incremental snapshot" not in one["reason"] and "one disk of a VM's group" in one["reason"]
     assert one["verdict"] == "fresh" and one["restore_points"] == 1
 
+    # a disk sent to the VM's prefix itself would become a blob named like the folder: refused
+    other = world.create_disk("loose", 1)
+    world.snapshot(other)
+    before = sorted(b.name for b in container_of(world, url).list_blobs())
+    loose = cli(world, "--source", other.id, "--target", url, "--json")
+    assert loose.code == 2 and "is a virtual machine's prefix" in loose.doc["error"], loose.err
+    assert sorted(b.name for b in container_of(world, url).list_blobs()) == before
+
 
 def test_a_prefix_in_a_premium_page_blob_account_is_refused_before_anything(world: World) -> None:
     """A premium page-blob account holds no block blobs, and a group's manifest is one: refused up front
