@@ -24,6 +24,7 @@ from replicator.settings.config import Config, read
 from replicator.settings.knob_table import default_text
 from replicator.settings.knobs import (
     KNOBS,
+    parse_duration,
     parse_float,
     parse_int,
     parse_size,
@@ -78,7 +79,12 @@ ONCE = ("source", "target")
 """The knobs a command takes once (`_Once`), unless it names them `repeated` (`status --target`)."""
 
 
-_METAVARS: dict[Callable[[str], Any], str] = {parse_size: "SIZE", parse_float: "SECONDS", parse_int: "N"}
+_METAVARS: dict[Callable[[str], Any], str] = {
+    parse_size: "SIZE",
+    parse_float: "SECONDS",
+    parse_int: "N",
+    parse_duration: "DURATION",
+}
 """What `--help` shows as a knob's value, by its parser (else: the knob's name)."""
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replicator.core.errors import UserError
+from replicator.core.freshness import parse_duration
 from replicator.core.messages import clip
 from replicator.core.output import human_size
 from replicator.core.ranges import LIST_PREFETCH
@@ -421,12 +422,13 @@ KNOBS: tuple[Knob, ...] = (
         "time_budget_seconds",
         "--time-budget",
         "REPLICATOR_TIME_BUDGET",
-        "Stop cleanly before this many seconds, checkpoint saved (exit 3); the next run continues.",
+        "Stop cleanly before this long (9m, 1h30m or seconds), checkpoint saved (exit 3); the next run "
+        "continues.",
         "no budget: a run goes on until done (set it below a Functions timeout or a cron interval); "
         "with one, the run stops feeding writes at budget - reserve (a quarter, at most 60 s), saves its "
         "checkpoint, revokes, releases and exits 3 (status `incomplete`); see docs/functions.md",
         "none",
-        parse_float,
+        parse_duration,
     ),
     Knob(
         "lease_wait_seconds",

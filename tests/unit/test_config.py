@@ -168,3 +168,13 @@ def test_the_account_budget_defaults_to_azures_targets_and_takes_rates() -> None
     assert (config.account_requests, config.account_ingress) == (40_000, 7_500_000_000)
     (reading,) = config.size_readings
     assert reading.text.startswith("REPLICATOR_ACCOUNT_INGRESS 7.5GB = ") and "/s (" in reading.text
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"), [("540", 540.0), ("9m", 540.0), ("1h30m", 5400.0), ("2.5", 2.5)]
+)
+def test_the_time_budget_takes_a_duration_or_seconds(given: str, seconds: float) -> None:
+    """A Functions timeout is written 00:10:00 and a cron slot 15m: the budget is said the same way,
+    and a bare number still means seconds (older scripts and app settings)."""
+    assert load([*BASE, "--time-budget", given], env={}).time_budget_seconds == seconds
+    assert load(BASE, env={"REPLICATOR_TIME_BUDGET": given}).time_budget_seconds == seconds

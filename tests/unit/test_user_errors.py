@@ -132,8 +132,11 @@ def test_unreachable_queue_fails_fast_with_one_sentence() -> None:
         (["--target", GOOD, "--subscription-id", "nope"], "--subscription-id must be a GUID"),
         (["--target", GOOD, "--max-bandwidth=-5MiB"], "between 4 KiB and 100 GiB; got -5 MiB."),
         (["--target", GOOD, "--max-bandwidth", "1"], "between 4 KiB and 100 GiB; got 1 bytes."),
-        (["--target", GOOD, "--time-budget", "1e8"], "between 1 and 604800; got 100000000."),
-        (["--target", GOOD, "--time-budget", "5m"], "--time-budget: expected a number of seconds; got '5m'."),
+        (["--target", GOOD, "--time-budget", "9000000"], "between 1 and 604800; got 9000000."),
+        (
+            ["--target", GOOD, "--time-budget", "5 minutes"],
+            "--time-budget: expected a duration like 26h, 90m, 2d, 1d12h or 3600 (seconds); got '5 minutes'.",
+        ),
         (["--target", GOOD, "--max-bandwidth", "-5MiB"], "takes the = form: --max-bandwidth=-VALUE"),
         (["--target", GOOD, "--keep-going"], "Unknown argument --keep-going; see `replicate --help`."),
     ],
