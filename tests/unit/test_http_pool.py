@@ -71,9 +71,7 @@ def test_proxy_of_a_host_is_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> N
     assert proxies.for_url("https://internal.example/c/b") == (None, None)
     monkeypatch.setenv("HTTPS_PROXY", "http://other.example:1")
     # cached per origin: the environment is not read again for a host already seen
-    assert proxies.for_url("https://acct.blob.core.windows.net/other")[0] == URL(
-        "http://proxy.example:3128"
-    )
+    assert proxies.for_url("https://acct.blob.core.windows.net/other")[0] == URL("http://proxy.example:3128")
 
 
 class _Writer:
