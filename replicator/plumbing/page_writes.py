@@ -29,6 +29,7 @@ the request; none is logged or put in an exception's message (the service's own 
 from __future__ import annotations
 
 import base64
+import functools
 import platform
 import ssl
 import time
@@ -148,7 +149,13 @@ def page_url(blob_url: str) -> str:
 
 def http_date(now: float) -> str:
     """`now` (seconds since the epoch) as the RFC 1123 date x-ms-date carries."""
-    return formatdate(now, usegmt=True)
+    return _http_date(int(now))
+
+
+@functools.lru_cache(maxsize=2)
+def _http_date(second: int) -> str:
+    """Formatted once per second (the header's precision), not once per request."""
+    return formatdate(second, usegmt=True)
 
 
 class PageWriter:
