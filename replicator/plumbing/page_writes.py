@@ -67,7 +67,9 @@ API_VERSION = X_MS_VERSION
 
 _DEFAULTS = ConnectionConfiguration()
 SOCKET_TIMEOUT = aiohttp.ClientTimeout(sock_connect=_DEFAULTS.timeout, sock_read=_DEFAULTS.read_timeout)
-"""azure-core's aiohttp transport's per-request timeouts (its ConnectionConfiguration defaults)."""
+"""azure-core's aiohttp transport's per-request timeouts (its ConnectionConfiguration defaults, 300 s
+each): what the SDK clients' writes had, since they run on http_pool.SharedSessionTransport, built
+without arguments (azure-storage-blob's own 20 s / 60 s apply only to a transport it builds itself)."""
 
 ERROR_MAP: dict[int, type[HttpResponseError]] = {
     401: ClientAuthenticationError,
