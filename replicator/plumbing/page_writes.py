@@ -16,7 +16,8 @@ What is kept of the SDK's path, on purpose:
 - The same exceptions: an answer other than 201 goes through the SDK's own mapping (azure-core's
   `map_error` with the generated operation's error map, then azure-storage-blob's
   `process_storage_error`) on azure-core's own response wrapper, so status_code, error_code, the
-  message and `exc.response.headers` (Retry-After) read as they did; a failure before any answer
+  message and `exc.response.headers` (Retry-After) read as they did (only the deserialized
+  `exc.model`, which nothing here reads, is not built); a failure before any answer
   becomes azure-core's ServiceRequestError / ServiceResponseError (and its timeout subclasses) exactly
   as its aiohttp transport maps it.
 - No retry here: the caller's loop (plumbing.retry) owns it, as it did with `retry_total=0`.
