@@ -23,6 +23,12 @@ What is kept of the SDK's path, on purpose:
 - No retry here: the caller's loop (plumbing.retry) owns it, as it did with `retry_total=0`.
 - A bearer token is never sent over plain HTTP (azure-core's bearer policy refuses it the same way).
 
+Azure's references for what is sent: "Put Page" (x-ms-range 512-aligned, at most 4 MiB to update, up
+to the blob's size to clear, Content-MD5 checked) and "Put Page From URL" (x-ms-copy-source,
+x-ms-source-range of the same length, x-ms-copy-source-authorization: Bearer only), both at
+learn.microsoft.com/rest/api/storageservices/; "Versioning for Azure Storage" (a request with an
+Entra ID token needs x-ms-version 2017-11-09 or later: the SDK's version is far later).
+
 Secrets: the URL's SAS, the bearer token and the copy source's URL and authorization travel only in
 the request; none is logged or put in an exception's message (the service's own message is, as before).
 """
