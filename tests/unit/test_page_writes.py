@@ -6,9 +6,11 @@ of it. A local server records what each side sends and answers both the same way
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -17,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from azure.core.credentials import AccessTokenInfo
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from azure.storage.blob.aio import BlobClient
 from hypothesis import given
@@ -25,8 +28,9 @@ from hypothesis import strategies as st
 from replicator.core import messages
 from replicator.core.ranges import Range, to_http_range
 from replicator.plumbing import retry
-from replicator.plumbing.credentials import ssl_context
+from replicator.plumbing.credentials import REFRESH_WINDOW_SECONDS, CachedToken, ssl_context
 from replicator.plumbing.page_writes import API_VERSION, PageWrite, PageWriter, headers, http_date, page_url
+from replicator.target.page_blob import STORAGE_SCOPE
 
 SAS = "sv=2024-08-04&sr=b&sp=rw&sig=SECRETSIG"
 SOURCE = "https://src.blob.core.windows.net/c/s.vhd?sv=2024-08-04&sig=SOURCESIG"
@@ -244,3 +248,26 @@ def test_the_date_is_rfc_1123_gmt(now: float) -> None:
 def test_the_page_url_keeps_the_sas_query() -> None:
     assert page_url("https://a/c/b?sv=1&sig=s") == "https://a/c/b?sv=1&sig=s&comp=page"
     assert page_url("https://a/c/b") == "https://a/c/b?comp=page"
+
+
+class _CountingCredential:
+    """A token credential that counts its fetches; each token lives `lifetime` seconds."""
+
+    def __init__(self, lifetime: float) -> None:
+        self.lifetime, self.fetched = lifetime, 0
+
+    async def get_token_info(self, *scopes: str, options: object = None) -> AccessTokenInfo:
+        self.fetched += 1
+        await asyncio.sleep(0)  # let the other waiters queue on the lock
+        return AccessTokenInfo(f"token-{self.fetched}", int(time.time() + self.lifetime))
+
+
+async def test_the_targets_token_is_fetched_once_for_every_write_until_it_nears_expiry() -> None:
+    credential = _CountingCredential(3600)
+    token = CachedToken(credential, STORAGE_SCOPE)  # type: ignore[arg-type]
+    assert set(await asyncio.gather(*(token.get() for _ in range(50)))) == {"token-1"}
+    assert credential.fetched == 1
+    credential.lifetime = REFRESH_WINDOW_SECONDS - 1  # the next token is one about to expire
+    token._token = None
+    assert await token.get() == "token-2" and await token.get() == "token-3"
+    assert "token" not in repr(token).replace("CachedToken", "")
