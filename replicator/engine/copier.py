@@ -6,7 +6,8 @@ jitter, at least the Retry-After the service asked for, on its transient failure
 503/504, timeouts, connection resets), up to `Config.max_attempts` attempts. A 403 on the source
 SAS invalidates the grant and retries with a fresh URL. A protected source's reads and copies carry
 the disk token (source.disk_auth), fetched for every attempt, so a retry never sends an expired one.
-The SDK's own retry is switched off for these calls (`retry_total=0`), so retries never stack.
+The writes retry nothing below this loop (plumbing.page_writes: no SDK pipeline) and the reads pass
+`retry_total=0` to the SDK, so retries never stack.
 
 The pool (`run_pool`) feeds ops through a bounded queue to `--concurrency` workers in an
 asyncio.TaskGroup: the first permanent error cancels the others. How many of their requests are at the

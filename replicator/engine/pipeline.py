@@ -10,7 +10,8 @@ engine.job's docstring.
 Who retries what:
 - Chunk writes and source reads (Put Page From URL, Put Page, clear, ranged GET): engine.copier, with
   plumbing.retry (tenacity), up to `Config.max_attempts` attempts; a 403 on the source SAS re-grants.
-  The SDK's own retry is switched off for these calls (`retry_total=0`), so retries never stack.
+  Nothing below retries them (the writes: plumbing.page_writes, no SDK pipeline; the reads pass
+  `retry_total=0`), so retries never stack.
 - Control calls on the target (properties, metadata, lease, resize, snapshot): the SDK's storage
   retry policy (recovery.storage_retry: 3 retries).
 - ARM calls: source.arm (the SDK's ARM retry policy); SAS grants within the family's slots, with

@@ -51,7 +51,7 @@ from replicator.source.grants import shielded
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.restore_disk import PreparedRestore, RestoreRequest, RestoreResult, create, prepare
 from replicator.target.striped_point import StripedPoint
-from replicator.target.upload_disk import DiskRef, UploadDisk, copy_pages, has_data
+from replicator.target.upload_disk import DiskRef, Grant, UploadDisk, has_data
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ async def restore_striped(
             created = await disk.create(prepared.body)
             ref = DiskRef(created.id or prepared.disk_id, request.disk_name, created.data_access_auth_mode)
             async with disk.granted("Write", ref) as writer:
-                if await has_data(writer):
+                if await has_data(writer.client):
                     raise ReplicationError(
                         f"the new disk {prepared.disk_id} is not blank; nothing was copied."
                     )
@@ -96,7 +96,7 @@ async def restore_striped(
                     f"the disk {prepared.disk_id} is {plain(done.disk_state)} after its upload ended."
                 )
             async with disk.granted("Read", ref) as reader:
-                await _check_footer(point.size_bytes, reader)
+                await _check_footer(point.size_bytes, reader.client)
         except BaseException:
             await shielded(disk.delete())  # the one disk this restore created; a failure is logged
             raise
@@ -110,7 +110,7 @@ async def restore_striped(
     )
 
 
-async def _copy(config: Config, stripes: StripedPoint, writer: BlobClient) -> int:
+async def _copy(config: Config, stripes: StripedPoint, writer: Grant) -> int:
     """Copy every valid range of every stripe into the disk, server-side; returns the bytes copied."""
     # the disk is one blob of no premium tier: --concurrency, else the standard blob's ceiling
     ceiling = premium.ceiling_for(premium.UNKNOWN, stripes.point.size_bytes, config.concurrency)
@@ -147,9 +147,9 @@ async def _planned(stripes: StripedPoint) -> AsyncIterator[Op]:
                 yield op
 
 
-async def _copy_one(stripes: StripedPoint, writer: BlobClient, op: Op) -> None:
+async def _copy_one(stripes: StripedPoint, writer: Grant, op: Op) -> None:
     url, source_range, authorization = await stripes.copy_source(op)
-    await copy_pages(writer, op.range, url, source_range, authorization)
+    await writer.copy_pages(op.range, url, source_range, authorization)
 
 
 async def _retried(config: Config, pacer: Pacer, op: Op, call: Callable[[], Awaitable[None]]) -> None:

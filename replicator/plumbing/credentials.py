@@ -18,6 +18,7 @@ lives in one place:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import ssl
@@ -40,6 +41,11 @@ CA_FILE_ENVS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 
 # A static token has no known expiry; report one hour ahead so azure-core never tries to refresh it early.
 _STATIC_TOKEN_LIFETIME_SECONDS = 3600
+
+REFRESH_WINDOW_SECONDS = 300
+"""Fetch a new token this long before the cached one expires, as azure-core's bearer policy
+(DEFAULT_REFRESH_WINDOW_SECONDS) and AzCopy's source policy (minimumTokenValidDuration) do: no request
+of a long run ever carries a token that expires on its way."""
 
 
 class HttpSettings(Protocol):
@@ -88,6 +94,43 @@ class AsyncStaticTokenCredential(AsyncTokenCredential):
 
     def __repr__(self) -> str:
         return "AsyncStaticTokenCredential(<token>)"
+
+
+class CachedToken:
+    """A credential's token for one scope, cached and refreshed before it expires (REFRESH_WINDOW_SECONDS,
+    or the identity platform's `refresh_on`), fetched once under a lock for every request that waits on
+    it: what azure-core's bearer policy does for an SDK client, for the requests sent without one (the
+    chunk writes of plumbing.page_writes, the disk token of source.disk_auth)."""
+
+    def __init__(self, credential: AsyncTokenCredential, scope: str) -> None:
+        self._credential = credential
+        self.scope = scope
+        self._token: AccessToken | AccessTokenInfo | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:  # never show the token
+        return f"{type(self).__name__}(cached={self._token is not None})"
+
+    def _stale(self) -> bool:
+        token, now = self._token, time.time()
+        if token is None or token.expires_on - now < REFRESH_WINDOW_SECONDS:
+            return True
+        refresh_on = getattr(token, "refresh_on", None)  # the identity platform's own advice, if any
+        return refresh_on is not None and refresh_on <= now
+
+    async def get(self) -> str:
+        """The token (fetched once for every request that waits on it)."""
+        if self._stale():
+            async with self._lock:
+                if self._stale():
+                    self._token = await self._fetch()
+        assert self._token is not None
+        return self._token.token
+
+    async def _fetch(self) -> AccessToken | AccessTokenInfo:
+        if hasattr(self._credential, "get_token_info"):
+            return await self._credential.get_token_info(self.scope)
+        return await self._credential.get_token(self.scope)
 
 
 def _token_from(settings: HttpSettings | None) -> str | None:

@@ -65,7 +65,7 @@ def _new_session(context: ssl.SSLContext) -> aiohttp.ClientSession:
         connector=aiohttp.TCPConnector(ssl=context, limit=CONNECTIONS),
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
-        trust_env=False,  # proxies come from SharedSessionTransport._proxy_for, once per host
+        trust_env=False,  # proxies come from Proxies.for_url, once per host
     )
 
 
@@ -104,13 +104,35 @@ class PiecewiseBytes(BytesPayload):
             await writer.write(view[start : start + BODY_PIECE])
 
 
+def body(data: bytes | bytearray) -> bytes | bytearray | PiecewiseBytes:
+    """A request body as the shared session sends it: in pieces when it is larger than one."""
+    return PiecewiseBytes(data) if len(data) > BODY_PIECE else data
+
+
+class Proxies:
+    """The environment's proxy (and its `.netrc` credentials) per origin, looked up once each."""
+
+    def __init__(self) -> None:
+        self._cache: dict[URL, tuple[URL | None, aiohttp.BasicAuth | None]] = {}
+
+    def for_url(self, url: str | URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+        """The proxy and its credentials for this URL's origin, (None, None) for none."""
+        origin = URL(url).origin()
+        if origin not in self._cache:
+            try:
+                self._cache[origin] = get_env_proxy_for_url(origin)
+            except LookupError:  # no proxy configured for this scheme, or NO_PROXY names the host
+                self._cache[origin] = (None, None)
+        return self._cache[origin]
+
+
 class SharedSessionTransport(AioHttpTransport):
     """azure-core's aiohttp transport on the process's shared session, with per-host proxy lookup."""
 
     def __init__(self, context: ssl.SSLContext) -> None:
         super().__init__()
         self._ssl_context = context
-        self._proxies: dict[URL, tuple[URL | None, aiohttp.BasicAuth | None]] = {}  # per origin
+        self._proxies = Proxies()
 
     async def open(self) -> None:
         if self.session is None and not self._has_been_opened:
@@ -122,23 +144,11 @@ class SharedSessionTransport(AioHttpTransport):
         if session is not None:
             await release(self._ssl_context, session)
 
-    def _proxy_for(self, url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
-        """The environment's proxy (and its `.netrc` credentials) for this URL's origin, cached."""
-        origin = URL(url).origin()
-        if origin not in self._proxies:
-            try:
-                self._proxies[origin] = get_env_proxy_for_url(origin)
-            except LookupError:  # no proxy configured for this scheme, or NO_PROXY names the host
-                self._proxies[origin] = (None, None)
-        return self._proxies[origin]
-
     def _get_request_data(self, request: HttpRequest) -> Any:
         data = super()._get_request_data(request)
-        if isinstance(data, bytes | bytearray) and len(data) > BODY_PIECE:
-            return PiecewiseBytes(data)
-        return data
+        return body(data) if isinstance(data, bytes | bytearray) else data
 
     async def send(self, request: HttpRequest, **config: Any) -> AsyncHttpResponse:
         if "proxy" not in config and "proxies" not in config:
-            config["proxy"], config["proxy_auth"] = self._proxy_for(request.url)
+            config["proxy"], config["proxy_auth"] = self._proxies.for_url(request.url)
         return await super().send(request, **config)

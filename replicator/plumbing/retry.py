@@ -5,7 +5,8 @@ Every loop that retries a call of ours is built from this module: chunk writes a
 (source), the restore-point commit (plumbing.recovery.commit_once), the lease renewer (target.lease)
 and the fleet's queue calls (fleet.queue, fleet.worker). The SDK's own storage retry policy
 (recovery.storage_retry) is a pipeline policy object, not a loop, and stays the SDK's: the two never
-retry the same call (calls retried here pass `retry_total=0`). docs/architecture.md, "Who retries
+retry the same call (calls retried here pass `retry_total=0`, or, the chunk writes, do not go through
+the SDK at all: plumbing.page_writes). docs/architecture.md, "Who retries
 what", names the owner of each failure class.
 
 Transient (`is_transient`) means: the request may or may not have taken effect, and the same request

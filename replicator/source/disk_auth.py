@@ -35,7 +35,6 @@ wire log redacts both headers; replicator.core.redact masks any `Bearer` value t
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -43,7 +42,6 @@ import json
 import logging
 import os
 import re
-import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -57,7 +55,7 @@ from azure.storage.blob.aio import BlobClient
 from replicator.core import messages
 from replicator.core.errors import UserError
 from replicator.observe.jsonlog import event
-from replicator.plumbing.credentials import ACCESS_TOKEN_ENV, AsyncStaticTokenCredential
+from replicator.plumbing.credentials import ACCESS_TOKEN_ENV, AsyncStaticTokenCredential, CachedToken
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +81,6 @@ DOWNLOAD_ACTION = "Microsoft.Compute/snapshots/download/action"
 
 SAS_REFUSAL_CODE = "AuthenticationFailed"
 """Storage's code for a SAS it cannot verify (expired, revoked): the one 403 a re-grant fixes."""
-
-REFRESH_WINDOW_SECONDS = 300
-"""Fetch a new token this long before the cached one expires, as azure-core's bearer policy
-(DEFAULT_REFRESH_WINDOW_SECONDS) and AzCopy's source policy (minimumTokenValidDuration) do: no request
-of a long run ever carries a token that expires on its way."""
 
 _CHALLENGE_RESOURCE = re.compile(r"""resource_id\s*=\s*["']?https://disk\.azure\.com/?["',\s]""", re.I)
 
@@ -152,38 +145,16 @@ def refused_identity(err: BaseException) -> bool:
     return isinstance(err, HttpResponseError) and err.status_code in (401, 403) and bearer_sent(err)
 
 
-class DiskToken:
-    """The run credential's token for DISK_SCOPE, cached and refreshed before it expires."""
+class DiskToken(CachedToken):
+    """The run credential's token for DISK_SCOPE (plumbing.credentials.CachedToken), whose failure is
+    the sentence naming the role a protected snapshot needs."""
 
     def __init__(self, credential: AsyncTokenCredential) -> None:
-        self._credential = credential
-        self._token: AccessToken | AccessTokenInfo | None = None
-        self._lock = asyncio.Lock()
-
-    def __repr__(self) -> str:  # never show the token
-        return f"DiskToken(cached={self._token is not None})"
-
-    def _stale(self) -> bool:
-        token, now = self._token, time.time()
-        if token is None or token.expires_on - now < REFRESH_WINDOW_SECONDS:
-            return True
-        refresh_on = getattr(token, "refresh_on", None)  # the identity platform's own advice, if any
-        return refresh_on is not None and refresh_on <= now
-
-    async def get(self) -> str:
-        """The token (fetched once for every request that waits on it)."""
-        if self._stale():
-            async with self._lock:
-                if self._stale():
-                    self._token = await self._fetch()
-        assert self._token is not None
-        return self._token.token
+        super().__init__(credential, DISK_SCOPE)
 
     async def _fetch(self) -> AccessToken | AccessTokenInfo:
         try:
-            if hasattr(self._credential, "get_token_info"):
-                return await self._credential.get_token_info(DISK_SCOPE)
-            return await self._credential.get_token(DISK_SCOPE)
+            return await super()._fetch()
         except ClientAuthenticationError as err:
             raise UserError(
                 f"No Azure credential could get a token for the disk plane ({DISK_RESOURCE}), which an "

@@ -8,10 +8,10 @@ lease renewed is target.lease.
 
 Who retries what, at this layer: control calls (properties, metadata, lease, resize, snapshot) go
 through the SDK's storage retry policy (`recovery.storage_retry`: 3 retries, short exponential
-backoff). Chunk writes (`copy_from_url`, `put_pages`, `clear`) pass `retry_total=0` so the SDK does
-not retry them: engine.copier's retry loop (plumbing.retry) owns those retries (it also honours
-Retry-After and re-grants an expired source SAS, which the SDK cannot do). Retries are therefore
-never stacked.
+backoff). Chunk writes (`copy_from_url`, `put_pages`, `clear`) do not go through the SDK at all
+(plumbing.page_writes: plain requests on the shared pool, the SDK's exceptions) and are not retried
+there: engine.copier's retry loop (plumbing.retry) owns those retries (it also honours Retry-After and
+re-grants an expired source SAS, which the SDK cannot do). Retries are therefore never stacked.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from replicator.core.ranges import Op, Range
 from replicator.core.stripes import stripe_blob_name
 from replicator.plumbing import recovery, urlcheck
 from replicator.plumbing.blobio import read_range
-from replicator.plumbing.credentials import async_credential, client_kwargs
+from replicator.plumbing.credentials import CachedToken, async_credential, client_kwargs, ssl_context
+from replicator.plumbing.page_writes import PageWrite, PageWriter
 from replicator.settings.config import Config
 from replicator.target import account, manifest
 from replicator.target.lease import renewed
@@ -79,6 +80,8 @@ class PageBlobTarget:
         self._sas = permissions.parse_sas(config.target)
         self._token = None if url.sas else async_credential(config)
         self._credential: Any = url.sas or self._token
+        self._bearer = None if self._token is None else CachedToken(self._token, STORAGE_SCOPE)
+        self._writer = PageWriter(self._authorization, ssl_context())
         self._blob = BlobClient(
             url.account_url, url.container, url.blob, credential=self._credential, **client_kwargs()
         )
@@ -99,6 +102,7 @@ class PageBlobTarget:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._blob.close()
         await self._container.close()
+        await self._writer.close()
         if self._token is not None:
             await self._token.close()
 
@@ -296,33 +300,29 @@ class PageBlobTarget:
         `x-ms-copy-source-authorization`: the disk token of an Entra-ID-protected source. This blob
         keeps its own credential."""
         r = op.range
-        index, blob, local = self.stripes.route(r)  # read at the export offset, written at the stripe's
-        await blob.upload_pages_from_url(
-            source_url,
-            local.start,
-            local.length,
-            r.start,
-            source_authorization=source_authorization,
-            retry_total=0,
-            **self._lease_kw(index),
-        )
+        index, url, local = self._route(r)  # read at the export offset, written at the stripe's
+        write = PageWrite(local, self._lease_id(index), source_url, r, source_authorization)
+        await self._writer.send(url, write)
 
     async def put_pages(self, op: Op, data: bytes, md5: bytes) -> None:
         """Put Page with Content-MD5 (`md5`: the digest of `data`, as checked when it was read), so a
         body corrupted on the way is refused instead of written, without hashing it twice."""
-        index, blob, local = self.stripes.route(op.range)
-        await blob.upload_page(
-            data,
-            local.start,
-            local.length,
-            transactional_content_md5=md5,
-            retry_total=0,
-            **self._lease_kw(index),
-        )
+        index, url, local = self._route(op.range)
+        await self._writer.send(url, PageWrite(local, self._lease_id(index), md5=md5), data)
 
     async def clear(self, op: Op) -> None:
-        index, blob, local = self.stripes.route(op.range)
-        await blob.clear_page(local.start, local.length, retry_total=0, **self._lease_kw(index))
+        index, url, local = self._route(op.range)
+        await self._writer.send(url, PageWrite(local, self._lease_id(index), clear=True))
+
+    def _route(self, r: Range) -> tuple[int, str, Range]:
+        """The stripe holding `r`, its blob's URL (SAS included), and `r` in its offsets."""
+        index, blob, local = self.stripes.route(r)
+        return index, blob.url, local
+
+    def _lease_id(self, index: int) -> str | None:
+        """The lease ID a write to stripe `index` (0: the base blob) carries, when this run holds it."""
+        lease = self._lease_kw(index).get("lease")
+        return lease.id if lease is not None else None
 
     async def commit(self, meta: RestorePointMeta) -> str:
         """Take the restore point: a blob snapshot carrying `meta`; returns its timestamp (the ID).
@@ -502,11 +502,12 @@ class PageBlobTarget:
         target's SAS, or, for a target reached with a token, the bare URL and `Bearer <token>` of
         this identity for `x-ms-copy-source-authorization` ("Put Page From URL", Storage's OAuth
         source authorization). Both are secrets: never logged."""
-        if self.url.sas:  # a client built with the SAS carries it in its URL
-            return client.url, None
-        assert self._token is not None
-        token = await self._token.get_token(STORAGE_SCOPE)
-        return client.url, f"Bearer {token.token}"
+        return client.url, await self._authorization()
+
+    async def _authorization(self) -> str | None:
+        """`Bearer <token>` of this target's identity (cached: CachedToken), None for a SAS target
+        (a client built with the SAS carries it in its URL)."""
+        return None if self._bearer is None else f"Bearer {await self._bearer.get()}"
 
     async def read(self, r: Range, snapshot: str | None = None, stripe: int = 0) -> bytes:
         """The bytes of `r` of the base blob, or of restore point `snapshot` (of stripe `stripe`'s blob:

@@ -9,8 +9,9 @@ the upload and leaves an `Unattached` disk holding what was written. The body of
 target.restore_disk's (`disk_body` with `upload_creation`).
 
 Who retries what: ARM calls go through the compute client's retry (source.arm_retry); the page writes
-pass `retry_total=0` because engine.striped_restore's loop (plumbing.retry) owns their retries, as
-engine.copier's owns a replication's.
+are plain requests (plumbing.page_writes, as the replication's are: no SDK pipeline, no retry of their
+own) because engine.striped_restore's loop (plumbing.retry) owns their retries, as engine.copier's owns
+a replication's.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from azure.storage.blob.aio import BlobClient
 from replicator.core.errors import ReplicationError
 from replicator.core.messages import describe
 from replicator.core.ranges import Range
-from replicator.plumbing.credentials import client_kwargs
+from replicator.plumbing.credentials import client_kwargs, ssl_context
+from replicator.plumbing.page_writes import PageWrite, PageWriter
 from replicator.source.arm import ArmSource
 from replicator.source.disk_auth import ENTRA_MODE
 from replicator.source.grants import shielded
@@ -52,6 +54,21 @@ class DiskRef:
         return (self.data_access_auth_mode or "").casefold() == ENTRA_MODE.casefold()
 
 
+@dataclass(frozen=True)
+class Grant:
+    """A SAS grant of the disk: a client on it (listing, reads) and the sender of its page writes."""
+
+    client: BlobClient
+    writer: PageWriter
+
+    async def copy_pages(
+        self, dest: Range, source_url: str, source: Range, authorization: str | None
+    ) -> None:
+        """Put Page From URL: the service copies `source` of `source_url` into `dest` of the disk (at
+        most 4 MiB, both 512-aligned); `authorization` travels as `x-ms-copy-source-authorization`."""
+        await self.writer.send(self.client.url, PageWrite(dest, None, source_url, source, authorization))
+
+
 class UploadDisk:
     """One disk of a restore made by upload, named `name` in `resource_group` of `subscription`."""
 
@@ -68,9 +85,10 @@ class UploadDisk:
                 ).result()
 
     @contextlib.asynccontextmanager
-    async def granted(self, access: str, ref: DiskRef) -> AsyncIterator[BlobClient]:
-        """A client on a SAS of `access` (Write: the upload; Read: the finished disk), the grant revoked
-        on every way out (Ctrl-C included: shielded, bounded). Revoking a Write grant ends the upload."""
+    async def granted(self, access: str, ref: DiskRef) -> AsyncIterator[Grant]:
+        """A client on a SAS of `access` (Write: the upload; Read: the finished disk) and its page writes,
+        the grant revoked on every way out (Ctrl-C included: shielded, bounded). Revoking a Write grant
+        ends the upload."""
         request = GrantAccessData(access=access, duration_in_seconds=self.source.config.sas_duration_seconds)
         try:
             with self.source.arm_errors(f"grant {access} access to disk {self.name}"):
@@ -80,7 +98,12 @@ class UploadDisk:
             if not url:
                 raise ReplicationError(f"ARM granted access to disk {self.name} but returned no SAS URL.")
             async with self.source.disk_auth.client(url, ref, **client_kwargs()) as client:
-                yield client
+                # the disk token when the disk is protected (or its challenge showed it), as the client's
+                writer = PageWriter(lambda: self.source.disk_auth.authorization(ref), ssl_context())
+                try:
+                    yield Grant(client, writer)
+                finally:
+                    await writer.close()
         finally:
             await shielded(self._revoke())
 
@@ -110,16 +133,6 @@ class UploadDisk:
             )
             return
         log.info("deleted the disk %s of the failed restore", self.name)
-
-
-async def copy_pages(
-    disk: BlobClient, dest: Range, source_url: str, source: Range, authorization: str | None
-) -> None:
-    """Put Page From URL: the service copies `source` of `source_url` into `dest` of the disk (at most
-    4 MiB, both 512-aligned); `authorization` travels as `x-ms-copy-source-authorization`."""
-    await disk.upload_pages_from_url(
-        source_url, dest.start, dest.length, source.start, source_authorization=authorization, retry_total=0
-    )
 
 
 async def has_data(disk: BlobClient) -> bool:

@@ -20,6 +20,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.mgmt.compute.models import Snapshot
 
 from replicator.core.errors import ReplicationError, UserError
+from replicator.plumbing import credentials
 from replicator.plumbing.credentials import AsyncStaticTokenCredential
 from replicator.source import disk_auth
 from replicator.source.arm import SnapshotInfo, snapshot_info
@@ -256,7 +257,7 @@ async def test_the_token_is_cached_and_refreshed_before_it_expires() -> None:
     token = DiskToken(credential)  # type: ignore[arg-type]
     assert await token.get() == await token.get() == GOOD
     assert len(credential.scopes) == 1
-    credential.lifetime = disk_auth.REFRESH_WINDOW_SECONDS - 1  # a token about to expire is replaced
+    credential.lifetime = credentials.REFRESH_WINDOW_SECONDS - 1  # a token about to expire is replaced
     token._token = None
     await token.get()
     await token.get()

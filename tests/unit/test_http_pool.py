@@ -65,15 +65,13 @@ def test_proxy_of_a_host_is_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> N
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "internal.example")
-    transport = http_pool.SharedSessionTransport(ssl_context())
-    proxy, auth = transport._proxy_for("https://acct.blob.core.windows.net/c/b.vhd?sv=x")
+    proxies = http_pool.Proxies()
+    proxy, auth = proxies.for_url("https://acct.blob.core.windows.net/c/b.vhd?sv=x")
     assert (proxy, auth) == (URL("http://proxy.example:3128"), None)
-    assert transport._proxy_for("https://internal.example/c/b") == (None, None)
+    assert proxies.for_url("https://internal.example/c/b") == (None, None)
     monkeypatch.setenv("HTTPS_PROXY", "http://other.example:1")
     # cached per origin: the environment is not read again for a host already seen
-    assert transport._proxy_for("https://acct.blob.core.windows.net/other")[0] == URL(
-        "http://proxy.example:3128"
-    )
+    assert proxies.for_url("https://acct.blob.core.windows.net/other")[0] == URL("http://proxy.example:3128")
 
 
 class _Writer:
