@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from replicator.emulator.blob.backend import BlobBackend
 from replicator.emulator.blob.model import SnapshotRef
 from replicator.emulator.blob.page_blobs import TIB
+from replicator.emulator.blob.store import OVERLAPPING, PageStore
 from replicator.emulator.errors import blob as blob_errors
 
 P = 512
@@ -315,3 +317,39 @@ def _copy(backend: BlobBackend, model: Model, source_page: int, page: int, count
     backend.copy_pages("acct", "c", "b", page * P, source, source_page * P, count * P)
     for i, chunk in enumerate(data):
         model.write(page + i, chunk)
+
+
+# -- the overlap query against its plain definition ----------------------------------------------------
+layer_op = st.tuples(st.sampled_from(["write", "clear"]), st.integers(0, 4 * N - 1), st.integers(1, 12))
+window = st.tuples(st.integers(0, 4 * N), st.integers(0, 4 * N))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(layer_op, max_size=40), st.lists(window, min_size=1, max_size=10))
+def test_overlapping_seek_returns_what_the_plain_overlap_query_returns(
+    ops: list[tuple[str, int, int]], windows: list[tuple[int, int]]
+) -> None:
+    """`OVERLAPPING` seeks from the extent at the window's start instead of walking every extent:
+    on any layer the writes and clears leave (no two extents overlap), its rows are the plain query's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(":memory:")
+        store = PageStore(db, Path(tmp) / "pages.dat")
+        try:
+            layer, other = store.new_layer(None), store.new_layer(None)
+            store.write(other, 0, b"o" * 4 * N * P)  # a neighbour layer the seek must not see
+            for kind, page, count in ops:
+                if kind == "write":
+                    store.write(layer, page * P, b"w" * count * P)
+                else:
+                    store.clear(layer, page * P, count * P)
+            for a, b in windows:
+                start, end = min(a, b) * P, max(a, b) * P
+                plain = db.execute(
+                    'SELECT start, "end", data_off FROM extents WHERE layer = ? AND "end" > ? AND start < ?'
+                    " ORDER BY start",
+                    (layer, start, end),
+                ).fetchall()
+                assert db.execute(OVERLAPPING, (layer, start, end)).fetchall() == plain
+        finally:
+            store.close()
+            db.close()

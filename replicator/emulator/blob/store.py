@@ -37,7 +37,18 @@ CREATE TABLE IF NOT EXISTS extents (
     layer INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, data_off INTEGER,
     PRIMARY KEY (layer, start)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS extents_by_end ON extents (layer, "end");
+"""
+
+# The extents of layer ?1 that overlap `[?2, ?3)`, in offset order. Extents of a layer never overlap,
+# so they are the one that starts at or before ?2 (if it reaches past it) and those starting inside:
+# a seek on the primary key from that one's start. The plain `"end" > ?2 AND start < ?3` walks every
+# extent before ?3 (or, by an index on `end`, after ?2): O(extents) per call, which made this sweep the
+# emulator's biggest cost per Put Page From URL from a source of 21,000 extents (docs/benchmarks.md).
+OVERLAPPING = """
+SELECT start, "end", data_off FROM extents
+WHERE layer = ?1 AND start < ?3 AND "end" > ?2
+  AND start >= coalesce((SELECT max(start) FROM extents WHERE layer = ?1 AND start <= ?2), ?2)
+ORDER BY start
 """
 
 
@@ -111,11 +122,7 @@ class PageStore:
     # -- writes ---------------------------------------------------------------------------------
     def _carve(self, layer: int, start: int, end: int) -> None:
         """Remove `[start, end)` from the layer's extents, keeping the parts of them outside it."""
-        rows = self._db.execute(
-            'SELECT start, "end", data_off FROM extents WHERE layer = ? AND "end" > ? AND start < ?'
-            ' ORDER BY "end"',
-            (layer, start, end),
-        ).fetchall()
+        rows = self._db.execute(OVERLAPPING, (layer, start, end)).fetchall()
         for s, e, off in rows:
             self._db.execute("DELETE FROM extents WHERE layer = ? AND start = ?", (layer, s))
             if s < start:
@@ -177,11 +184,7 @@ class PageStore:
         cursors = [self._db.cursor() for _ in layers]
         for cursor, layer in zip(cursors, layers, strict=True):
             cursor.row_factory = _extent
-            cursor.execute(
-                'SELECT start, "end", data_off FROM extents WHERE layer = ? AND "end" > ? AND start < ?'
-                " ORDER BY start",
-                (layer, start, end),
-            )
+            cursor.execute(OVERLAPPING, (layer, start, end))
         heads: list[Extent | None] = [c.fetchone() for c in cursors]
         pos = start
         while pos < end:
