@@ -25,7 +25,7 @@ it is. Otherwise runs sharing a bound account would outbid each other (a run's s
 queue grows with its requests in flight) up to their ceilings, and only lengthen the queue.
 
 What it tells: a `pacer` log event at debug level per change (old and new limit, why, the window's
-rate and throttled count), and per job a core.pacing.PacingRecord (lowest, highest and last limit,
+rate and its share of a core), and per job a core.pacing.PacingRecord (lowest, highest and last limit,
 throttled requests, windows held for CPU and the busiest window's share of a core) and a
 core.account_budget.BudgetRecord (the account's limits, the requests that waited for it, its 503s)
 for the job's entry of the `--json` document.
@@ -173,6 +173,7 @@ class Pacer:
             limit=self.state.limit,
             reason=why,
             rate=round(seen.rate, 1),
+            cpu_share=round(seen.busy_share, 2),
             ceiling=self.state.ceiling,
         )
 

@@ -145,13 +145,16 @@ async def full_windows(pacer: Pacer, clock: Clock, busy: Clock, seconds: float, 
     return limits
 
 
-async def test_windows_of_growing_throughput_grow_the_limit() -> None:
+async def test_windows_of_growing_throughput_grow_the_limit(caplog: pytest.LogCaptureFixture) -> None:
     clock, busy = Clock(), Clock()
     pacer = gate(clock, busy)
     record = pacer.begin_job()
-    assert await full_windows(pacer, clock, busy, 1.0, 0.5) == [16, 32, 64]  # the loop half idle
+    with caplog.at_level(logging.DEBUG, logger="replicator"):
+        assert await full_windows(pacer, clock, busy, 1.0, 0.5) == [16, 32, 64]  # the loop half idle
     assert (record.min_limit, record.max_limit, record.final_limit, record.throttled) == (8, 64, 64, 0)
     assert (record.cpu_held, record.cpu_share) == (0, 0.5)
+    changes = [r.fields for r in caplog.records if getattr(r, "fields", {}).get("event") == "pacer"]  # type: ignore[attr-defined]
+    assert [(c["limit"], c["cpu_share"]) for c in changes] == [(16, 0.5), (32, 0.5), (64, 0.5)]
 
 
 async def test_windows_in_which_the_process_was_cpu_bound_hold_the_limit_and_the_record_says_so() -> None:
