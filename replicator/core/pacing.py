@@ -25,6 +25,15 @@ from bytes per second into requests in flight:
   window probes as after a cut. So a limit held while the work trickled in is not held for ever.
 - How much it grows depends on the peak, as AzCopy's does: before any 503, double (slow start);
   below 95 % of the peak, half the way back to it (fast recovery); near or above it, one (probing).
+- A window in which this process's event loop was busy (`CPU_BOUND` of the window or more: running,
+  or waiting for a core the machine's other processes held) does not grow the limit, at or above
+  INITIAL: the client, not the blob, is what holds throughput then, and more requests in flight only
+  add CPU per request (more connections and timers per loop turn) and latency. AzCopy grows on
+  throughput alone; with one Python process that uses at most one core, a client-side ceiling is
+  what the throughput rule lacks on a shared machine, whose noisy windows can seem to grow. The CPU
+  never cuts (503s remain the only cut) and never holds below INITIAL (a limit cut that low recovers
+  as before). The busy time is the process's, so every pacer of the process (stripes, a fleet's
+  runs) holds in the same windows: right, since the one core is what they share.
 """
 
 from __future__ import annotations
@@ -48,23 +57,37 @@ INITIAL = 8
 """The first limit (capped by the ceiling): one window of 8 is enough to measure a rate, and slow
 start reaches the default ceiling of 64 in three clean windows of growing throughput. A higher
 ceiling (a premium tier's, core.premium) starts at an eighth of it, so it too is three windows away."""
+CPU_BOUND = 0.85
+"""The share of a window's wall time the process's event loop must have been busy (on a core or
+waiting for one) for the window to be CPU-bound: a saturated loop measures close to 1, and 0.85
+leaves room for what a window's edges and a garbage collection leave idle; a loop that is still
+15 % idle has little to give (a limit raised there buys at most that much more throughput, for more
+CPU per request: 3.0 -> 3.9 ms when the premium run climbed from 24 to 192), and one idle longer
+than that is waiting for the service, which the throughput rule decides."""
 
 
 @dataclass(frozen=True)
 class Observation:
     """One window, as the gate measured it: requests that ended in it, how many of those were
-    throttled (503 ServerBusy, 500 OperationTimedOut), its length in seconds, and whether the
-    requests in flight reached the limit in it (False: the limit was not what held throughput)."""
+    throttled (503 ServerBusy, 500 OperationTimedOut), its length in seconds, whether the requests
+    in flight reached the limit in it (False: the limit was not what held throughput), and the
+    seconds the process's event loop was busy in it (on a core or waiting for one)."""
 
     completed: int
     throttled: int
     seconds: float
     full: bool = True
+    busy_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
         """Completed requests per second (0 for an empty or instant window)."""
         return self.completed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def busy_share(self) -> float:
+        """The share of one core the process's event loop used or waited for (0 for an instant window)."""
+        return self.busy_seconds / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -94,11 +117,23 @@ def step(state: PacerState, seen: Observation) -> PacerState:
         return PacerState(limit=max(1, cut), ceiling=state.ceiling, peak=state.limit)
     if not seen.full:
         return replace(state, last_rate=None)
-    rate = seen.rate
-    measured = replace(state, last_rate=rate, last_limit=state.limit)
-    if state.last_rate is not None and rate < state.last_rate * _needed_gain(state):
-        return measured  # throughput did not grow with the limit: hold
+    measured = replace(state, last_rate=seen.rate, last_limit=state.limit)
+    if not _throughput_grew(state, seen) or held_for_cpu(state, seen):
+        return measured
     return replace(measured, limit=min(state.ceiling, state.limit + _increment(state)))
+
+
+def held_for_cpu(state: PacerState, seen: Observation) -> bool:
+    """Whether a window that would grow the limit by the throughput rule is held because the process
+    was CPU-bound in it (at or above INITIAL only: a limit cut lower recovers whatever the CPU)."""
+    cpu_bound = seen.busy_share >= CPU_BOUND and INITIAL <= state.limit < state.ceiling
+    return cpu_bound and not seen.throttled and seen.full and _throughput_grew(state, seen)
+
+
+def _throughput_grew(state: PacerState, seen: Observation) -> bool:
+    """Whether a clean full window's throughput grew enough to grow the limit (always, when there is
+    no last rate to compare with: the first window, or the first after a cut, probes)."""
+    return state.last_rate is None or seen.rate >= state.last_rate * _needed_gain(state)
 
 
 def _needed_gain(state: PacerState) -> float:
@@ -119,12 +154,16 @@ def _increment(state: PacerState) -> int:
 @dataclass
 class PacingRecord:
     """What the pacer did in one job, for its entry of the `--json` document: the lowest, highest and
-    last limit, and how many requests the service throttled (503 ServerBusy, 500 OperationTimedOut)."""
+    last limit, how many requests the service throttled (503 ServerBusy, 500 OperationTimedOut), and
+    how many windows would have grown the limit but were CPU-bound (`held_for_cpu`) with the busiest
+    window's share of one core (so a run that stopped short of its ceiling says why)."""
 
     min_limit: int
     max_limit: int
     final_limit: int
     throttled: int = 0
+    cpu_held: int = 0
+    cpu_share: float = 0.0
 
     @classmethod
     def at(cls, limit: int) -> PacingRecord:
@@ -134,3 +173,9 @@ class PacingRecord:
         """The limit changed to `limit`."""
         self.min_limit, self.max_limit = min(self.min_limit, limit), max(self.max_limit, limit)
         self.final_limit = limit
+
+    def closed(self, before: PacerState, seen: Observation) -> None:
+        """A window measured as `seen` closed on the state `before`: count it if the CPU held it, and
+        keep the busiest window's share."""
+        self.cpu_held += held_for_cpu(before, seen)
+        self.cpu_share = max(self.cpu_share, round(seen.busy_share, 2))

@@ -10,7 +10,10 @@ Windows: the limit changes only between windows. A window ends at the first thro
 `max(limit, MIN_WINDOW)` requests (about one round trip's worth) have ended, all of them issued under
 the current limit: a request remembers the limit's epoch it started in, and one from an earlier epoch
 (sent before a cut) is counted in the record but not in the window, so one overload is one cut.
-The window's length comes from `clock` (time.monotonic; a test passes its own).
+The window's length comes from `clock` (time.monotonic; a test passes its own), and the seconds the
+process's event loop was busy in it from `busy` (`busy_time`; a test passes its own): a window the
+loop was busy for core.pacing.CPU_BOUND of its length or more does not grow the limit, because the
+client, not the blob, held its throughput (core.pacing.held_for_cpu).
 
 The account: every request this gate admits then takes from its storage account's budget
 (engine.account_gate, shared by every run of the process), which may hold it a while. A 503 whose
@@ -22,9 +25,10 @@ it is. Otherwise runs sharing a bound account would outbid each other (a run's s
 queue grows with its requests in flight) up to their ceilings, and only lengthen the queue.
 
 What it tells: a `pacer` log event at debug level per change (old and new limit, why, the window's
-rate and throttled count), and per job a core.pacing.PacingRecord (lowest, highest and last limit,
-throttled requests) and a core.account_budget.BudgetRecord (the account's limits, the requests that
-waited for it, its 503s) for the job's entry of the `--json` document.
+rate and its share of a core), and per job a core.pacing.PacingRecord (lowest, highest and last limit,
+throttled requests, windows held for CPU and the busiest window's share of a core) and a
+core.account_budget.BudgetRecord (the account's limits, the requests that waited for it, its 503s)
+for the job's entry of the `--json` document.
 
 Stripes: a source over 8 TiB is written into several page blobs (core.stripes), each with its own
 per-blob limits, so each gets its own pacer (`StripePacers`); a request goes to one stripe only
@@ -39,6 +43,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from replicator.core import pacing, stripes
 from replicator.core.account_budget import BudgetRecord
@@ -50,6 +55,31 @@ from replicator.plumbing.retry import account_limit, is_throttled
 
 MIN_WINDOW = 8
 """The fewest requests a window measures: fewer make the rate of a small limit mostly noise."""
+SCHEDSTAT = Path("/proc/thread-self/schedstat")
+"""Linux's scheduler statistics of the calling thread: nanoseconds on a core, nanoseconds runnable
+but waiting for one (`run_delay`), time slices (the kernel's Documentation/scheduler/sched-stats.rst)."""
+
+
+def _thread_busy_seconds() -> float:
+    """The calling thread's seconds on a core (time.thread_time: exact, where the statistics' first
+    field lags a running thread's by up to a scheduler tick) plus its seconds waiting for one."""
+    return time.thread_time() + int(SCHEDSTAT.read_text().split()[1]) / 1e9
+
+
+def _busy_clock() -> Callable[[], float]:
+    """The seconds the calling thread (the event loop's: the gate runs on it) was busy, on a core or
+    waiting for one: where Linux tells (SCHEDSTAT), so that a loop starved by the machine's other
+    processes counts as busy (it had work ready; more in flight would only queue behind it), else
+    the process's CPU time (time.process_time), which sees only the time on a core."""
+    try:
+        _thread_busy_seconds()
+    except (OSError, ValueError, IndexError):
+        return time.process_time
+    return _thread_busy_seconds
+
+
+busy_time = _busy_clock()
+"""The gate's default busy clock (see _busy_clock), chosen once so every window measures alike."""
 
 
 class Pacer:
@@ -62,6 +92,7 @@ class Pacer:
         blob: str,
         clock: Callable[[], float] = time.monotonic,
         account: AccountGate | None = None,
+        busy: Callable[[], float] = busy_time,
     ) -> None:
         self.state = pacing.start(ceiling)
         self.account = account
@@ -69,9 +100,9 @@ class Pacer:
         self.blob = blob  # for the log events: the target's name, never its URL (no SAS)
         self.record = pacing.PacingRecord.at(self.state.limit)
         self._slots = WeightedSemaphore(self.state.limit)
-        self._clock = clock
+        self._clock, self._busy = clock, busy
         self._epoch = 0
-        self._window_start = clock()
+        self._window_start, self._busy_start = clock(), busy()
         self._completed = 0
         self._full = False  # the requests in flight reached the limit in this window
         self._held = False  # the account's budget held a request of this window
@@ -81,7 +112,8 @@ class Pacer:
         but the time between two jobs (commit, grants) is no measure of the blob's throughput."""
         self.record = pacing.PacingRecord.at(self.state.limit)
         self.budget = self.account.record() if self.account else None
-        self._window_start, self._completed, self._full, self._held = self._clock(), 0, False, False
+        self._window_start, self._busy_start = self._clock(), self._busy()
+        self._completed, self._full, self._held = 0, False, False
         return self.record
 
     @contextlib.asynccontextmanager
@@ -117,11 +149,15 @@ class Pacer:
             self._close_window(throttled)
 
     def _close_window(self, throttled: bool) -> None:
-        now = self._clock()
+        now, busy = self._clock(), self._busy()
         full = self._full and not self._held  # a window the budget held says nothing about the blob
-        seen = pacing.Observation(self._completed, int(throttled), now - self._window_start, full)
+        seen = pacing.Observation(
+            self._completed, int(throttled), now - self._window_start, full, busy - self._busy_start
+        )
         before, self.state = self.state, pacing.step(self.state, seen)
-        self._window_start, self._completed, self._full, self._held = now, 0, self._slots.free <= 0, False
+        self.record.closed(before, seen)
+        self._window_start, self._busy_start = now, busy
+        self._completed, self._full, self._held = 0, self._slots.free <= 0, False
         if self.state.limit == before.limit:
             return
         self._epoch += 1
@@ -137,6 +173,7 @@ class Pacer:
             limit=self.state.limit,
             reason=why,
             rate=round(seen.rate, 1),
+            cpu_share=round(seen.busy_share, 2),
             ceiling=self.state.ceiling,
         )
 
@@ -152,9 +189,11 @@ class StripePacers:
         blob: str,
         clock: Callable[[], float] = time.monotonic,
         account: AccountGate | None = None,
+        busy: Callable[[], float] = busy_time,
     ) -> None:
-        self._ceiling, self._blob, self._clock, self._account = ceiling, blob, clock, account
-        self._pacers = {0: Pacer(ceiling, blob, clock, account=account)}
+        self._ceiling, self._blob, self._clock, self._busy = ceiling, blob, clock, busy
+        self._account = account
+        self._pacers = {0: Pacer(ceiling, blob, clock, account=account, busy=busy)}
 
     @property
     def base(self) -> Pacer:
@@ -171,7 +210,7 @@ class StripePacers:
         index = stripes.locate(r)[0]
         if index not in self._pacers:
             name = f"{self._blob} stripe {index}"
-            pacer = Pacer(self._ceiling, name, self._clock, account=self._account)
+            pacer = Pacer(self._ceiling, name, self._clock, account=self._account, busy=self._busy)
             pacer.budget = self.budget
             self._pacers[index] = pacer
         return self._pacers[index]

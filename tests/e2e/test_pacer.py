@@ -7,6 +7,10 @@ The blob's limits hold the run in a known state, not a timing: 4 requests/s and 
 admit one request at a time (0.25 s each), so of the first limit's 8 requests sent together all but
 one are refused, and two in flight are refused within a round (the second arrives while the first is
 queued), so no window of 8 clean requests can happen above one: the limit never grows past 2.
+
+The run measures its CPU for real (engine.pacer.busy_time), and a busy machine cannot change the
+outcome: a CPU-bound window only withholds growth at or above INITIAL, which no window here earns
+(the first limit's window is throttled), and below INITIAL the CPU holds nothing.
 """
 
 from __future__ import annotations

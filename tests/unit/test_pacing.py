@@ -1,8 +1,11 @@
 """The pacer's controller (replicator.core.pacing): never over the ceiling nor under 1, cut at once by a
 throttled window, grows while throughput grows and nothing is throttled, holds at the knee, and, on
-a modelled blob, settles between its knee and the load it throttles at."""
+a modelled blob, settles between its knee and the load it throttles at; a window in which the process
+was CPU-bound never grows the limit (at or above INITIAL) and changes nothing else."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -20,6 +23,9 @@ observations = st.builds(
     # of infinity, which no monotonic clock measures and no window can then outgrow
     seconds=st.one_of(st.just(0.0), st.floats(1e-3, 5.0)),
     full=st.booleans(),
+    # the loop's busy seconds: idle, or anything up to two cores' worth of a long window
+    # (time.process_time, the fallback busy clock, counts every thread)
+    busy_seconds=st.one_of(st.just(0.0), st.floats(0.0, 10.0)),
 )
 
 
@@ -115,3 +121,61 @@ def test_on_a_modelled_blob_the_limit_settles_between_the_knee_and_the_overload(
         state = pacing.step(state, blob_window(state.limit, knee, overload))
         assert state.limit == settled
     assert min(knee, ceiling) <= settled <= min(overload, ceiling)
+
+
+def idle(seen: Observation) -> Observation:
+    """The same window with the process's event loop idle all along."""
+    return replace(seen, busy_seconds=0.0)
+
+
+def cpu_bound(seen: Observation, share: float) -> Observation:
+    """The same window, made CPU-bound (`share` of one core, at least the threshold) if it has a length."""
+    return replace(seen, busy_seconds=seen.seconds * max(share, pacing.CPU_BOUND))
+
+
+@given(states(), observations, st.floats(0.0, 2.0))
+def test_a_cpu_bound_window_never_grows_the_limit_and_changes_nothing_else(
+    state: PacerState, seen: Observation, share: float
+) -> None:
+    """The CPU rule only withholds growth: never a cut (503s remain the only one), never below INITIAL,
+    and the rest of the state moves as in the same window with the loop idle."""
+    seen = cpu_bound(seen, share)
+    after, without = pacing.step(state, seen), pacing.step(state, idle(seen))
+    if seen.seconds > 0 and state.limit >= pacing.INITIAL:
+        assert after.limit <= state.limit
+        assert after == replace(without, limit=min(without.limit, state.limit))
+    else:  # an instant window has no share; below INITIAL the limit recovers whatever the CPU
+        assert after == without
+    assert pacing.held_for_cpu(state, seen) == (after.limit == state.limit < without.limit)
+
+
+@given(states(), observations, st.floats(0.0, 1.0, exclude_max=True))
+def test_below_the_cpu_threshold_a_window_moves_the_limit_as_if_the_loop_were_idle(
+    state: PacerState, seen: Observation, fraction: float
+) -> None:
+    seen = replace(seen, busy_seconds=seen.seconds * pacing.CPU_BOUND * fraction)
+    assert pacing.step(state, seen) == pacing.step(state, idle(seen))
+    assert not pacing.held_for_cpu(state, seen)
+
+
+def test_a_cpu_bound_client_holds_where_noisy_windows_would_climb() -> None:
+    """The premium run: windows whose throughput seems to grow (the machine's other load easing) while
+    the process's loop is busy throughout climb to the ceiling by throughput alone, and hold by CPU."""
+    climbed, held = pacing.start(192), pacing.start(192)
+    for window in range(20):
+        seen = Observation(held.limit, 0, 1 / 1.6**window, busy_seconds=0.95 / 1.6**window)
+        climbed, held = pacing.step(climbed, idle(seen)), pacing.step(held, seen)
+    assert climbed.limit == 192
+    assert held.limit == pacing.start(192).limit == 24
+
+
+def test_the_record_counts_the_windows_the_cpu_held() -> None:
+    """Throughput that doubles each window: one with the loop half idle grows 8 -> 16, the next two are
+    CPU-bound and hold, and one that was not worth growing in anyway (as fast as the last) is not
+    counted."""
+    state, record = pacing.start(64), pacing.PacingRecord.at(8)
+    for seconds, busy in ((1.0, 0.5), (0.5, 0.45), (0.25, 0.25), (0.25, 0.25)):
+        seen = Observation(state.limit, 0, seconds, busy_seconds=busy)
+        record.closed(state, seen)
+        state = pacing.step(state, seen)
+    assert state.limit == 16 and (record.cpu_held, record.cpu_share) == (2, 1.0)

@@ -221,7 +221,8 @@ def _premium_targets(p: Row | None, standard: Row | None, lat: str) -> list[list
             ["premium P30 server: CPU per request (tool + emulator)", lat,
              f"{cpu_per_request(p)} ms; {p.requests / p.wall_seconds:,.0f} requests/s; pacer max "
              f"{pacing.get('max_limit', '-')}, final {pacing.get('final_limit', '-')} of "
-             f"{p.extra.get('ceiling', '-')}", "info"]
+             f"{p.extra.get('ceiling', '-')}, held for CPU in {pacing.get('cpu_held', '-')} windows "
+             f"(busiest {pacing.get('cpu_share', '-')} of a core)", "info"]
         )  # fmt: skip
     return out
 
