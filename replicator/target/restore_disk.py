@@ -338,14 +338,3 @@ async def create(
         disk.data_access_auth_mode,
         request.overrides.disk_encryption_set_id,
     )
-
-
-async def restore(
-    config: Config, request: RestoreRequest, on_message: Callable[[str], None] = lambda _: None
-) -> RestoreResult:
-    """Create the managed disk `request` asks for from a restore point; returns it once it exists.
-
-    Refuses (UserError, nothing created) an unknown point, a disk name already taken and every check
-    of the module docstring.
-    """
-    return await create(config, await prepare(config, request), on_message)
