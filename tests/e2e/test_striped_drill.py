@@ -8,7 +8,8 @@ stripes. The failing drill's difference is made by the emulator, not by the code
 the revoke ends its upload, after every page was copied, so the disk no longer holds what the stripe
 snapshots hold. Either way the drill's disk is deleted (the emulator, as Azure, refuses to delete a
 disk with an active SAS) and every grant is revoked; a bystander disk in the same resource group is
-untouched.
+untouched. A VM's group with a disk over 8 TiB is restored (`restore --group`) and drilled
+(`drill --group`) the same way, its other disks by Import.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from azure.storage.blob import BlobClient
 
 from tests.e2e.test_striped_restore import DATA, STRIPE, TiB, striped_point
-from tests.e2e.world import MiB, World
+from tests.e2e.world import MiB, World, pattern
 from tests.helpers.arm_faults import requests, rules
-from tests.helpers.cli_runs import Run
+from tests.helpers.cli_runs import Run, run
 from tests.logs import events
 
 WRITTEN_DATA = 4096 + MiB + 8192 + 6 * MiB + 512  # the extents of striped_point but its footer
@@ -105,3 +107,32 @@ def test_a_disk_that_differs_from_its_stripes_fails_the_drill_naming_where(
     rules(env)
     again = _drill(replicate, world, made.url)  # the restore point itself was never the problem
     assert again.code == 0, again.err
+
+
+def test_a_group_with_a_disk_over_8_tib_restores_and_drills(world: World) -> None:
+    os_disk, big = world.create_disk("gvm-os", 1), world.create_disk("gvm-big", 9 * 1024)
+    world.write(os_disk, (0, pattern(1, MiB)))
+    world.write(big, (STRIPE - 4096, pattern(2, 8192)), (9 * TiB - 4096, pattern(3, 4096)))
+    vm = world.create_vm("gvm", os_disk, {0: big}, {})
+    url = world.target_url(blob="vms/striped")
+    assert run(world.env, "--source", vm, "--target", url, "--snapshot-now").code == 0
+    where = ("--group", "latest", "--location", world.location, "--json")
+
+    dr = f"{world.rg}-dr"
+    done = run(world.env, "restore", "--target", url, "--resource-group", dr, "--name-suffix=-dr", *where)
+    assert done.code == 0, done.err
+    assert [d["name"] for d in done.doc["disks"]] == ["gvm-os", "gvm-big"]
+    assert world.compute.disks.get(dr, "gvm-big-dr").creation_data.create_option == "Upload"
+    assert world.compute.disks.get(dr, "gvm-os-dr").creation_data.create_option == "Import"
+    with world.disks.sas("disks", "gvm-big-dr", "Read", dr) as sas, BlobClient.from_blob_url(sas) as disk:
+        assert disk.download_blob(STRIPE - 4096, 8192).readall() == pattern(2, 8192)  # across stripes
+        assert disk.download_blob(9 * TiB - 4096, 4096).readall() == pattern(3, 4096)
+
+    scratch = f"{world.rg}-drills"
+    drilled = run(world.env, "drill", "--target", url, "--resource-group", scratch, *where)
+    assert drilled.code == 0, drilled.err
+    assert [(d["name"], d["result"], d["scratch_disk_deleted"]) for d in drilled.doc["disks"]] == [
+        ("gvm-os", "passed", True),
+        ("gvm-big", "passed", True),
+    ]
+    assert list(world.compute.disks.list_by_resource_group(scratch)) == []
