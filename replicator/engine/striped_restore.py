@@ -1,8 +1,8 @@
 """Restore of any restore point: one blob by Import (target.restore_disk), a striped one by upload.
 
-`restore(config, request)` is the one entry `replicate restore` and `drill` call (`make`, for a request
-already checked, is each disk's of `restore --group`): it checks everything
-first (target.restore_disk.prepare: nothing is created before every refusal), then creates the disk.
+`restore(config, request)` is the one entry `replicate restore` and `drill` call: it checks everything
+first (target.restore_disk.prepare: nothing is created before every refusal), then creates the disk
+(`make`, which `restore --group` calls for each disk it checked).
 A striped restore point (core.stripes: a source larger than one page blob) is made by direct upload,
 server-side (no byte passes through this process):
 

@@ -202,13 +202,14 @@ async def compare_striped(
     """
     whole_size = (await whole.get_blob_properties()).size
     sizes = [(await blob.get_blob_properties()).size for _, _, blob in stripes]
+    striped_size = sum(sizes)
 
-    def outcome(compared: int, mismatch: int | None, striped_size: int = sum(sizes)) -> Comparison:
+    def outcome(compared: int, mismatch: int | None) -> Comparison:
         if stripes_expected:
             return Comparison(striped_size, whole_size, compared, mismatch)
         return Comparison(whole_size, striped_size, compared, mismatch)
 
-    if sizes != [length for _, length, _ in stripes] or whole_size != sum(sizes):
+    if sizes != [length for _, length, _ in stripes] or whole_size != striped_size:
         return outcome(0, None)
     compared, limit = 0, whole_size - tail
     for offset, length, blob in stripes:
