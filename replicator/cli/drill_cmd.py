@@ -15,9 +15,12 @@ from replicator.cli import shell
 from replicator.cli.restore_cmd import add_overrides, location_type, overrides, resource_group_type
 from replicator.core.errors import EXIT_MISMATCH, EXIT_OK, ReplicationError
 from replicator.core.output import measured_duration
+from replicator.core.ranges import Range
+from replicator.core.stripes import locate
 from replicator.engine.drill import DrillRequest, DrillResult, GroupDrill, drill, drill_group
 from replicator.observe import jsonlog
 from replicator.settings.knobs import TARGET_KNOBS
+from replicator.target.restore_points import PointInfo
 
 
 async def _drill(invocation: shell.Invocation) -> shell.CommandResult:
@@ -90,11 +93,20 @@ async def _drill(invocation: shell.Invocation) -> shell.CommandResult:
         )
     else:
         error = line = (
-            f"drill failed: the disk restored from restore point {point.id} differs from it at byte "
-            f"{comparison.first_mismatch}; the replica does not give back its source: replicate it "
-            f"again in full (a new target) and drill again; {timing}."
+            f"drill failed: the disk restored from restore point {point.id} differs from it at "
+            f"{_where(point, comparison.first_mismatch)}; the replica does not give back its source: "
+            f"replicate it again in full (a new target) and drill again; {timing}."
         )
     return _result(config.json, result.outcome, result.to_json(), line, error)
+
+
+def _where(point: PointInfo, offset: int | None) -> str:
+    """The first differing byte, and for a striped restore point the stripe snapshot holding it
+    (core.stripes.locate), so an operator knows which blob snapshot to look at."""
+    if offset is None or not point.stripe_snapshots:
+        return f"byte {offset}"
+    index, local = locate(Range(offset, offset + 1))
+    return f"byte {offset} (stripe {index}, byte {local.start} of its snapshot)"
 
 
 def _group_result(json: bool, done: GroupDrill) -> shell.CommandResult:

@@ -15,7 +15,7 @@ from replicator.cli.argv import target_display
 from replicator.core import arm_ids
 from replicator.core.disk_profile import Overrides, parse_security_type, parse_tags, parse_zone
 from replicator.core.errors import UserError
-from replicator.engine.striped_restore import restore
+from replicator.engine.striped_restore import make, restore
 from replicator.settings.knobs import TARGET_KNOBS
 from replicator.target.manifest import DiskEntry
 from replicator.target.restore_disk import AUTH_MODES, FALLBACK_SKU, RestoreRequest, RestoreResult
@@ -204,7 +204,9 @@ async def _restore(invocation: shell.Invocation) -> shell.CommandResult:
             _say_restored(result)
             restored.append(disk_json(entry, result))
 
-        done = await restore_group(config, args.group, request, args.name_suffix, shell.say, created)
+        done = await restore_group(
+            config, args.group, request, args.name_suffix, shell.say, created, make=make
+        )
         return _group_result(config.json, done)
     result = await restore(config, request, shell.say)
     _say_restored(result)

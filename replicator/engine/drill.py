@@ -3,15 +3,19 @@
 `replicate drill --target T --resource-group SCRATCH --location L [--restore-point latest|ID|NAME]`:
 
 1. restores the restore point into the scratch resource group exactly as `restore` would (the
-   source's recorded properties and the same overrides: target.restore_disk), as a disk named
+   source's recorded properties and the same overrides: target.restore_disk; a striped restore point,
+   of a source over 8 TiB, by upload: engine.striped_restore), as a disk named
    `drill-<blob>-<8 hex digits>` tagged `replicator-owner: replicator` and `replicator-drill: <the
    8 hex digits>`, so it is obviously the drill's and no one else's;
 2. grants Read on the new disk and reads it back, comparing it with the restore point (the target's
    blob snapshot) byte for byte: engine.verify.compare_blobs, the one comparison `--verify` uses
    (sizes, then the union of both sides' valid page ranges, window by window; memory is one window's
    range lists and VERIFY_CONCURRENCY chunk pairs, whatever the disk's size, so no digest is needed
-   however large it is). The last 512 bytes of a 512-byte-sector disk are its VHD footer, which
-   Azure writes for the new disk (its own uniqueId and time): not compared;
+   however large it is). A striped restore point's bytes are its stripe snapshots
+   (target.striped_point): engine.verify.compare_striped compares the disk with each stripe's part,
+   a read spanning a stripe boundary read from both. The last 512 bytes of a 512-byte-sector disk
+   are its VHD footer, which Azure writes for an imported disk (its own uniqueId and time): not
+   compared (an uploaded disk's footer is checked by the restore itself: engine.striped_restore);
 3. revokes the grant and deletes the disk, on every path out (a failure, a mismatch, Ctrl-C or
    SIGTERM: shielded from cancellation and bounded in time), and only a disk carrying this drill's
    tag: a disk of that name without it is left alone and reported;
@@ -50,7 +54,8 @@ from replicator.core.drill_record import DrillOutcome, DrillRecord
 from replicator.core.errors import LockedError, ReplicationError, ReplicatorError
 from replicator.core.messages import describe
 from replicator.core.output import iso_z
-from replicator.engine.verify import Comparison, compare_blobs
+from replicator.engine.striped_restore import restore
+from replicator.engine.verify import Comparison, compare_blobs, compare_striped
 from replicator.plumbing.credentials import client_kwargs
 from replicator.plumbing.urlcheck import parse_target_prefix
 from replicator.settings.config import Config
@@ -59,9 +64,10 @@ from replicator.source.grants import shielded
 from replicator.target.groups import GroupStore
 from replicator.target.manifest import DiskEntry, GroupManifest
 from replicator.target.page_blob import PageBlobTarget
-from replicator.target.restore_disk import RestoreRequest, RestoreResult, restore, subscription_of
+from replicator.target.restore_disk import RestoreRequest, RestoreResult, subscription_of
 from replicator.target.restore_group import choose, vm_order
 from replicator.target.restore_points import PointInfo, list_points, select
+from replicator.target.striped_point import StripedPoint
 from replicator.target.upload_disk import DiskRef
 
 log = logging.getLogger(__name__)
@@ -254,13 +260,17 @@ async def drill(
 async def _compare(
     target: PageBlobTarget, scratch: _Scratch, restored: RestoreResult, source: ArmSource
 ) -> Comparison:
-    """The new disk read back through a Read grant, against the restore point (module docstring)."""
+    """The new disk read back through a Read grant, against the restore point (module docstring): its
+    blob snapshot, or a striped point's stripe snapshots."""
     url = await scratch.grant()
     disk = DiskRef(restored.disk_id, scratch.name, restored.data_access_auth_mode)
     footer = 512 if restored.point.logical_sector_size == 512 else 0
     client: BlobClient = source.disk_auth.client(url, disk, **client_kwargs())
     async with client:
-        return await compare_blobs(target.point_client(restored.point.id), client, tail=footer)
+        if not restored.point.stripe_snapshots:
+            return await compare_blobs(target.point_client(restored.point.id), client, tail=footer)
+        point = StripedPoint(target, restored.point)
+        return await compare_striped(client, point.parts(), point.route, tail=footer, stripes_expected=True)
 
 
 async def _record(target: PageBlobTarget, result: DrillResult) -> None:

@@ -1,7 +1,8 @@
 """Restore of any restore point: one blob by Import (target.restore_disk), a striped one by upload.
 
 `restore(config, request)` is the one entry `replicate restore` and `drill` call: it checks everything
-first (target.restore_disk.prepare: nothing is created before every refusal), then creates the disk.
+first (target.restore_disk.prepare: nothing is created before every refusal), then creates the disk
+(`make`, which `restore --group` calls for each disk it checked).
 A striped restore point (core.stripes: a source larger than one page blob) is made by direct upload,
 server-side (no byte passes through this process):
 
@@ -61,7 +62,14 @@ async def restore(
 ) -> RestoreResult:
     """Create the managed disk `request` asks for from a restore point, of one blob or striped; returns
     it once it exists. Refuses (UserError, nothing created) what target.restore_disk.prepare refuses."""
-    prepared = await prepare(config, request)
+    return await make(config, await prepare(config, request), on_message)
+
+
+async def make(
+    config: Config, prepared: PreparedRestore, on_message: Callable[[str], None] = lambda _: None
+) -> RestoreResult:
+    """Create the disk `prepared` checked: by Import (target.restore_disk.create), or by upload for a
+    striped restore point; `restore`'s, and each disk's of `restore --group` (target.restore_group)."""
     if not prepared.point.stripe_snapshots:
         return await create(config, prepared, on_message)
     return await restore_striped(config, prepared, on_message)

@@ -18,7 +18,8 @@ is one window's range lists plus `concurrency` chunks in flight, whatever the di
 
 A target over 8 TiB is several blobs (core.stripes): the copy's side is then a `Route`, the blob
 pieces holding an export range (target.stripe_set), and `compare_striped` compares each stripe blob
-with its part of the source, window by window, the same way.
+with its part of the source, window by window, the same way. A drill of a striped restore point
+compares the same way round: its stripe snapshots (target.striped_point) with the one disk made of them.
 """
 
 from __future__ import annotations
@@ -182,33 +183,42 @@ async def compare_blobs(
 
 
 async def compare_striped(
-    expected: BlobClient,
+    whole: BlobClient,
     stripes: Sequence[tuple[int, int, BlobClient]],
     route: Route,
     *,
     window: int = VERIFY_WINDOW,
     concurrency: int = VERIFY_CONCURRENCY,
+    tail: int = 0,
+    stripes_expected: bool = False,
 ) -> Comparison:
-    """Compare a blob with its copy over stripe blobs, completely (`compare_blobs`, stripe by stripe).
+    """Compare a blob with the same bytes over stripe blobs, completely (`compare_blobs`, stripe by stripe).
 
-    `stripes`: (export offset, length, blob) of every stripe in order. The copy's size is the sum of
-    its stripe blobs' sizes, and each must be its stripe's length.
+    `stripes`: (export offset, length, blob) of every stripe in order. The striped side's size is the
+    sum of its stripe blobs' sizes, and each must be its stripe's length. `--verify` compares the
+    source (`whole`, expected) with its striped copy; a drill compares a striped restore point
+    (`stripes_expected`: the sizes are reported that way round) with the disk made of it, whose last
+    `tail` bytes (its VHD footer, as `compare_blobs`' `tail`) are not compared.
     """
-    expected_size = (await expected.get_blob_properties()).size
+    whole_size = (await whole.get_blob_properties()).size
     sizes = [(await blob.get_blob_properties()).size for _, _, blob in stripes]
-    if sizes != [length for _, length, _ in stripes]:
-        return Comparison(expected_size, sum(sizes), 0, None)
-    actual_size = sum(sizes)
-    if expected_size != actual_size:
-        return Comparison(expected_size, actual_size, 0, None)
-    compared = 0
+    striped_size = sum(sizes)
+
+    def outcome(compared: int, mismatch: int | None) -> Comparison:
+        if stripes_expected:
+            return Comparison(striped_size, whole_size, compared, mismatch)
+        return Comparison(whole_size, striped_size, compared, mismatch)
+
+    if sizes != [length for _, length, _ in stripes] or whole_size != striped_size:
+        return outcome(0, None)
+    compared, limit = 0, whole_size - tail
     for offset, length, blob in stripes:
-        for start in range(0, length, window):
-            end = min(start + window, length)
+        for start in range(0, min(length, limit - offset), window):
+            end = min(start + window, length, limit - offset)
             held = [Range(r.start + offset, r.end + offset) for r in await valid_ranges(blob, start, end)]
-            regions = union(await valid_ranges(expected, start + offset, end + offset), held)
-            n, mismatch = await compare_regions(expected, route, regions, concurrency=concurrency)
+            regions = union(await valid_ranges(whole, start + offset, end + offset), held)
+            n, mismatch = await compare_regions(whole, route, regions, concurrency=concurrency)
             compared += n
             if mismatch is not None:
-                return Comparison(expected_size, actual_size, compared, mismatch)
-    return Comparison(expected_size, actual_size, compared, None)
+                return outcome(compared, mismatch)
+    return outcome(compared, None)

@@ -291,21 +291,11 @@ async def prepare(config: Config, request: RestoreRequest) -> PreparedRestore:
     return PreparedRestore(request, point, profile, subscription, disk_id, body)
 
 
-def import_only(prepared: PreparedRestore) -> None:
-    """UserError for a striped restore point, which only `replicate restore --point` makes a disk of
-    (engine.striped_restore, by upload): refused before anything is created where that is not wired."""
-    if prepared.point.stripe_snapshots:
-        raise UserError(
-            f"restore point {prepared.point.id} is striped (its source is larger than one page blob): "
-            "restore it on its own with `replicate restore --point`, which makes its disk by upload."
-        )
-
-
 async def create(
     config: Config, prepared: PreparedRestore, on_message: Callable[[str], None] = lambda _: None
 ) -> RestoreResult:
-    """Create the disk `prepare` checked (by Import); returns it once it exists (hydrated, for v2/Ultra)."""
-    import_only(prepared)
+    """Create the disk `prepare` checked, by Import (a striped restore point is made by upload:
+    engine.striped_restore.make chooses); returns it once it exists (hydrated, for v2/Ultra)."""
     request, point, profile, disk_id = prepared.request, prepared.point, prepared.profile, prepared.disk_id
     source = await ArmSource.open(config)
     async with source:
@@ -338,14 +328,3 @@ async def create(
         disk.data_access_auth_mode,
         request.overrides.disk_encryption_set_id,
     )
-
-
-async def restore(
-    config: Config, request: RestoreRequest, on_message: Callable[[str], None] = lambda _: None
-) -> RestoreResult:
-    """Create the managed disk `request` asks for from a restore point; returns it once it exists.
-
-    Refuses (UserError, nothing created) an unknown point, a disk name already taken and every check
-    of the module docstring.
-    """
-    return await create(config, await prepare(config, request), on_message)

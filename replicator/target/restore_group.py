@@ -2,8 +2,9 @@
 group, so the VM comes back from one instant (`replicate restore --target <prefix> --group ID|latest`).
 
 Why a module of its own: a group is many restores that stand or fall together. Every disk is checked
-first (target.restore_disk.prepare: its restore point, the import rules, the overrides, a name
-already taken), so a refusal creates nothing; then all are created at once. The result lists the
+first (target.restore_disk.prepare: its restore point, the import or upload rules, the overrides, a
+name already taken), so a refusal creates nothing; then all are created at once, each as `restore`
+makes one (`make`: by Import, a striped restore point by upload). The result lists the
 disks in VM order (the manifest's: the OS disk first, then the data disks by LUN) and says how to
 attach them: `az vm create --attach-os-disk <OS disk> --attach-data-disks <data disks, by LUN>
 --os-type <type>` (Azure CLI assigns LUNs 0, 1, ... in that order; the source's LUNs are in
@@ -17,7 +18,7 @@ restore point of that instant).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,14 +27,11 @@ from replicator.plumbing.urlcheck import parse_target_prefix
 from replicator.settings.config import Config
 from replicator.target.groups import GroupStore
 from replicator.target.manifest import DiskEntry, GroupManifest
-from replicator.target.restore_disk import (
-    PreparedRestore,
-    RestoreRequest,
-    RestoreResult,
-    create,
-    import_only,
-    prepare,
-)
+from replicator.target.restore_disk import PreparedRestore, RestoreRequest, RestoreResult, prepare
+
+Make = Callable[[Config, PreparedRestore, Callable[[str], None]], Awaitable[RestoreResult]]
+"""How one checked disk is made: engine.striped_restore.make (by Import, or by upload for a striped
+restore point). The engine's, so this layer takes it from its caller."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +107,8 @@ async def restore_group(
     name_suffix: str,
     on_message: Callable[[str], None] = lambda _: None,
     on_restored: Callable[[DiskEntry, RestoreResult], None] = lambda *_: None,
+    *,
+    make: Make,
 ) -> GroupRestore:
     """Every disk of the group `wanted` as `template` says (resource group, location, overrides),
     each named `<source disk name><name_suffix>`; checked in full before any is created.
@@ -123,12 +123,10 @@ async def restore_group(
         replace(template, point=e.restore_point or "", disk_name=f"{e.name}{name_suffix}") for e in entries
     ]
     prepared = [await prepare(c, r) for c, r in zip(configs, requests, strict=True)]
-    for each in prepared:
-        import_only(each)
     on_message(f"restoring group {group.group_id} of {group.vm_name}: {len(entries)} disks in parallel")
 
     async def one(entry: DiskEntry, config: Config, ready: PreparedRestore) -> RestoreResult:
-        result = await create(config, ready, on_message)
+        result = await make(config, ready, on_message)
         on_restored(entry, result)
         return result
 

@@ -1,5 +1,6 @@
-"""A striped restore point in the target account: each stripe's blob snapshot, and how a Put Page From
-URL reads it, for the restore that copies them into one disk.
+"""A striped restore point in the target account: each stripe's blob snapshot, how a Put Page From
+URL reads it, for the restore that copies them into one disk, and where a drill reads its bytes to
+compare that disk with them.
 
 Its VHD footer is checked where every restore point's is (target.restore_points.check_footer).
 A restore point of a source larger than one page blob is the base blob's snapshot plus one blob
@@ -41,6 +42,16 @@ class StripedPoint:
     def client(self, index: int) -> BlobClient:
         """A client of stripe `index`'s blob snapshot (its valid ranges are listed through it)."""
         return self._clients[index]
+
+    def parts(self) -> list[tuple[int, int, BlobClient]]:
+        """(export offset, length, stripe snapshot) of every stripe in order: what a drill compares
+        the disk made of this restore point with (engine.verify.compare_striped)."""
+        return [(stripe.start, stripe.length, self.client(stripe.index)) for stripe, _ in self.stripes]
+
+    def route(self, r: Range) -> list[tuple[BlobClient, Range]]:
+        """The stripe snapshots holding the export range `r` (which may span two stripes), each with its
+        part of `r` in that snapshot's offsets (core.stripes.split)."""
+        return [(self.client(index), op.range) for index, op in split(Op("copy", r))]
 
     async def copy_source(self, op: Op) -> tuple[str, Range, str | None]:
         """Where a Put Page From URL reads the export's `op` (within one stripe): the stripe snapshot's

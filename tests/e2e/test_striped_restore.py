@@ -188,19 +188,6 @@ def test_refusals_create_nothing(world: World, replicate: Callable[..., Run]) ->
         assert done.code == 2, done.err
         assert why in done.doc["error"]
     assert not list(world.compute.disks.list_by_resource_group(world.rg))
-    for command in ("drill",):  # not wired for striped points yet: refused before anything exists
-        done = replicate(
-            command,
-            "--target",
-            made.url,
-            "--resource-group",
-            world.rg,
-            "--location",
-            world.location,
-            "--json",
-        )
-        assert done.code == 2, done.err
-        assert "striped" in done.doc["error"]
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130)])

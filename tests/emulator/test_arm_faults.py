@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
+from azure.storage.blob import BlobClient
 
 from replicator.devtools.disk_builder import DiskBuilder, control
 from replicator.emulator.middleware.arm_faults import ArmFaultPlan
@@ -158,3 +159,28 @@ def test_a_failed_snapshot_create_leaves_a_failed_snapshot(
     assert [s.name for s in builder.compute.snapshots.list_by_resource_group(builder.group)] == ["s1"]
     counted = requests(arm_faulty_env)
     assert counted == {"snapshot-create": 1, "poll": 2, "grant": 1, "snapshot-delete": 1}
+
+
+def test_a_corrupt_revoke_changes_one_byte_of_the_upload_it_ends(
+    arm_faulty_env: dict[str, str], builder: DiskBuilder
+) -> None:
+    """`{"on": "revoke", "corrupt_import": N}`: the revoke that ends an upload inverts byte N of the disk
+    (a drill's read-back then differs: tests/e2e/test_striped_drill.py); a revoke rule with that key on
+    any other operation is refused."""
+    size = 20 * 1024**2 + 512
+    body = {
+        "location": "westeurope",
+        "properties": {"creationData": {"createOption": "Upload", "uploadSizeBytes": size}},
+    }
+    builder.compute.disks.begin_create_or_update(builder.group, "up", body).result()
+    write = {"access": "Write", "durationInSeconds": 60}
+    url = builder.compute.disks.begin_grant_access(builder.group, "up", write).result().access_sas
+    with BlobClient.from_blob_url(url) as disk:
+        disk.upload_page(b"a" * 512, offset=0, length=512)
+    rules(arm_faulty_env, {"on": "revoke", "corrupt_import": 7})
+    builder.compute.disks.begin_revoke_access(builder.group, "up").result()
+    assert fired(arm_faulty_env) == [1]
+    with builder.sas("disks", "up", "Read") as read, BlobClient.from_blob_url(read) as disk:
+        assert disk.download_blob(0, 512).readall() == b"a" * 7 + bytes([ord("a") ^ 0xFF]) + b"a" * 504
+    with pytest.raises(ValueError, match="goes on a disk-create rule"):
+        ArmFaultPlan().set({"rules": [{"on": "grant", "corrupt_import": 7}]})

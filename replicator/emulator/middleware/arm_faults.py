@@ -32,6 +32,8 @@ What each answer is, and where Azure documents it (docs/emulator.md, "ARM faults
   provisioningState Failed, as ARM's contract has a failed PUT leave its resource.
 - Corrupted import (`{"on": "disk-create", "corrupt_import": OFFSET}`): a disk create with
   `createOption: Import` succeeds, and the new disk's byte at OFFSET is not the source's (inverted).
+  On a revoke rule (`{"on": "revoke", "corrupt_import": OFFSET}`) the same for a disk made by upload:
+  the revoke that ends its upload succeeds, and its byte at OFFSET is not what was uploaded.
   Azure documents no such failure; restore drills exist to catch what nobody documents, and this is
   the honest way to make a drill's read-back differ (tests/e2e/test_drill.py).
 """
@@ -90,7 +92,7 @@ class Rule:
     retry_after: int = 1
     failure: OperationFailure | None = None  # None: a 429 (unless corrupt_import)
     fired: int = 0
-    corrupt_import: int | None = None  # the byte offset an imported disk gets wrong
+    corrupt_import: int | None = None  # the byte offset an imported (uploaded) disk gets wrong
 
     @property
     def throttles(self) -> bool:
@@ -111,9 +113,11 @@ class Rule:
             raise ValueError(f"'times' is a whole number of at least 1, not {times!r}")
         if on == "disk-create" or "corrupt_import" in body:
             offset = body.get("corrupt_import")
-            if on != "disk-create" or set(body) - {"on", "times", "corrupt_import"} or not _count(offset):
+            extra = set(body) - {"on", "times", "corrupt_import"}
+            if on not in ("disk-create", "revoke") or extra or not _count(offset):
                 raise ValueError(
-                    "'corrupt_import' (a byte offset) goes on a disk-create rule, which has nothing else"
+                    "'corrupt_import' (a byte offset) goes on a disk-create rule (an imported disk) or a "
+                    "revoke rule (the upload it ends), which has nothing else"
                 )
             return cls(on, times, corrupt_import=offset)
         if ("status" in body) == ("fail_operation" in body):
@@ -204,7 +208,7 @@ def mark_failed(request: web.Request, rule: Rule | None) -> None:
 
 
 def corruption_of(request: web.Request) -> int | None:
-    """The byte offset a disk imported by `request` gets wrong, or None."""
+    """The byte offset a disk imported by `request` (or whose upload it ends) gets wrong, or None."""
     return request.get(_CORRUPT_KEY)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from replicator.emulator.arm import uploads
 from replicator.emulator.arm.backend import ArmBackend
 from replicator.emulator.arm.model import (
     DATA_ACCESS_AUTH_MODES,
@@ -271,6 +272,9 @@ class _Routes(ArmWire):
         if (failed := self.failed(request, resource)) is not None:
             return failed
         self.backend.revoke(m["kind"], m["rg"], m["name"])
+        offset = arm_faults.corruption_of(request)
+        if offset is not None and isinstance(resource, Disk) and resource.disk_state == uploads.ACTIVE:
+            self.backend.corrupt_byte(resource, offset)  # the upload this revoke ended
         return self.accepted(request, resource.location, None)
 
     async def list(self, request: web.Request) -> web.StreamResponse:
