@@ -39,7 +39,7 @@ from bytes per second into requests in flight:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 DECREASE = 0.65
 """The cut on a throttled window: AzCopy's `decreaseFactor` (ste/pacer-autoPacer.go)."""
@@ -64,6 +64,10 @@ leaves room for what a window's edges and a garbage collection leave idle; a loo
 15 % idle has little to give (a limit raised there buys at most that much more throughput, for more
 CPU per request: 3.0 -> 3.9 ms when the premium run climbed from 24 to 192), and one idle longer
 than that is waiting for the service, which the throughput rule decides."""
+TRACE_POINTS = 256
+"""The most windows a PacingRecord's trace keeps: enough for a chart of the limit over a run, a few
+kilobytes in the `--json` document however long the run (beyond it, every other point is dropped
+and the trace keeps one window in twice as many from then on)."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,11 @@ class PacingRecord:
     """What the pacer did in one job, for its entry of the `--json` document: the lowest, highest and
     last limit, how many requests the service throttled (503 ServerBusy, 500 OperationTimedOut), and
     how many windows would have grown the limit but were CPU-bound (`held_for_cpu`) with the busiest
-    window's share of one core (so a run that stopped short of its ceiling says why)."""
+    window's share of one core (so a run that stopped short of its ceiling says why).
+
+    `trace` is the limit over time, for a chart of what the pacer converged to: one point
+    `[seconds since the job began, the window's limit, its requests/s]` per `trace_every` windows
+    (of `windows` closed in all), at most TRACE_POINTS of them whatever the run's length."""
 
     min_limit: int
     max_limit: int
@@ -164,6 +172,9 @@ class PacingRecord:
     throttled: int = 0
     cpu_held: int = 0
     cpu_share: float = 0.0
+    windows: int = 0
+    trace_every: int = 1
+    trace: list[list[float]] = field(default_factory=list)
 
     @classmethod
     def at(cls, limit: int) -> PacingRecord:
@@ -174,8 +185,15 @@ class PacingRecord:
         self.min_limit, self.max_limit = min(self.min_limit, limit), max(self.max_limit, limit)
         self.final_limit = limit
 
-    def closed(self, before: PacerState, seen: Observation) -> None:
-        """A window measured as `seen` closed on the state `before`: count it if the CPU held it, and
-        keep the busiest window's share."""
+    def closed(self, before: PacerState, seen: Observation, at: float) -> None:
+        """A window measured as `seen` closed on the state `before`, `at` seconds after the job began:
+        count it if the CPU held it, keep the busiest window's share, and trace it (every
+        `trace_every`-th window; halving the trace and doubling that stride when it is full)."""
         self.cpu_held += held_for_cpu(before, seen)
         self.cpu_share = max(self.cpu_share, round(seen.busy_share, 2))
+        if self.windows % self.trace_every == 0:
+            self.trace.append([round(at, 3), before.limit, round(seen.rate, 1)])
+            if len(self.trace) > TRACE_POINTS:
+                del self.trace[1::2]
+                self.trace_every *= 2
+        self.windows += 1

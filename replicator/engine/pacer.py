@@ -26,7 +26,8 @@ queue grows with its requests in flight) up to their ceilings, and only lengthen
 
 What it tells: a `pacer` log event at debug level per change (old and new limit, why, the window's
 rate and its share of a core), and per job a core.pacing.PacingRecord (lowest, highest and last limit,
-throttled requests, windows held for CPU and the busiest window's share of a core) and a
+throttled requests, windows held for CPU, the busiest window's share of a core and a trace of the
+limit over time, at most core.pacing.TRACE_POINTS windows of it) and a
 core.account_budget.BudgetRecord (the account's limits, the requests that waited for it, its 503s)
 for the job's entry of the `--json` document.
 
@@ -103,6 +104,7 @@ class Pacer:
         self._clock, self._busy = clock, busy
         self._epoch = 0
         self._window_start, self._busy_start = clock(), busy()
+        self._job_start = self._window_start
         self._completed = 0
         self._full = False  # the requests in flight reached the limit in this window
         self._held = False  # the account's budget held a request of this window
@@ -113,6 +115,7 @@ class Pacer:
         self.record = pacing.PacingRecord.at(self.state.limit)
         self.budget = self.account.record() if self.account else None
         self._window_start, self._busy_start = self._clock(), self._busy()
+        self._job_start = self._window_start
         self._completed, self._full, self._held = 0, False, False
         return self.record
 
@@ -155,7 +158,7 @@ class Pacer:
             self._completed, int(throttled), now - self._window_start, full, busy - self._busy_start
         )
         before, self.state = self.state, pacing.step(self.state, seen)
-        self.record.closed(before, seen)
+        self.record.closed(before, seen, now - self._job_start)
         self._window_start, self._busy_start = now, busy
         self._completed, self._full, self._held = 0, self._slots.free <= 0, False
         if self.state.limit == before.limit:

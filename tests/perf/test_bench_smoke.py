@@ -3,6 +3,7 @@ contenders as children, stats, verification, report) and write a report. No timi
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,15 @@ def test_bench_harness_runs_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> Non
         str(rerendered),
     ]
     assert subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False).returncode == 0
-    assert rerendered.read_text().replace("again.png", "benchmarks.png") == report
+    assert rerendered.read_text().replace("again", "benchmarks") == report
+    # the pacer's trace of each server row is drawn beside the report, where matplotlib (the `bench`
+    # extra) is installed; without it the report links neither chart
+    assert ("![requests in flight over time" in report) == _has_matplotlib()
+    assert (tmp_path / "benchmarks-pacing.png").exists() == _has_matplotlib()
+
+
+def _has_matplotlib() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def test_the_striped_restore_scenario_runs_and_verifies(tmp_path: Path) -> None:

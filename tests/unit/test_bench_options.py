@@ -73,3 +73,26 @@ def test_the_report_header_names_what_was_run_and_a_saved_file_without_it_its_ro
         "`replicate bench --scenarios premium --contenders server --scale 1 --latencies 20`"
         in (tmp_path / "old.md").read_text()
     )
+
+
+def test_the_pacing_chart_draws_only_server_rows_that_traced_their_pacer(tmp_path: Path) -> None:
+    """Rows without a trace (the baseline, a fleet of several runs, a document from before traces)
+    draw nothing, and the report then links no chart; the cores a run kept busy are its CPU seconds,
+    the tool's and the emulator's, over its wall time."""
+    from replicator.devtools.bench import report
+
+    def row(contender: str, trace: list[list[float]] | None) -> report.Row:
+        extra = {"pacing": {"trace": trace}} if trace is not None else {}
+        return report.Row(
+            "premium", 20.0, contender, 4.0, 100, 100, 0, 2000, 0, 0, 1.5, 2.0, 2.1, extra=extra
+        )
+
+    one_point = row("server", [[0.1, 8, 400.0]])
+    assert not report.pacing_chart(
+        [row("baseline", [[0.1, 1, 40], [0.2, 1, 40]]), one_point], tmp_path / "p.png"
+    )
+    assert not (tmp_path / "p.png").exists()
+    assert report.cores_busy(one_point) == pytest.approx(0.9)  # (1.5 + 2.1) / 4.0
+    report.write([one_point], tmp_path / "r.md", 1.0, argparse.Namespace(
+        scenarios=["premium"], contenders=["server"], scale=1.0, latencies=[20.0]))  # fmt: skip
+    assert "-pacing.png" not in (tmp_path / "r.md").read_text()

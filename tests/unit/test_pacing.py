@@ -176,6 +176,33 @@ def test_the_record_counts_the_windows_the_cpu_held() -> None:
     state, record = pacing.start(64), pacing.PacingRecord.at(8)
     for seconds, busy in ((1.0, 0.5), (0.5, 0.45), (0.25, 0.25), (0.25, 0.25)):
         seen = Observation(state.limit, 0, seconds, busy_seconds=busy)
-        record.closed(state, seen)
+        record.closed(state, seen, 0.0)
         state = pacing.step(state, seen)
     assert state.limit == 16 and (record.cpu_held, record.cpu_share) == (2, 1.0)
+
+
+@given(st.lists(observations, max_size=700), ceilings)
+def test_the_trace_is_bounded_ordered_and_evenly_strided(seen: list[Observation], ceiling: int) -> None:
+    """However many windows close, the trace keeps at most TRACE_POINTS of them, in time order, the
+    first window always, and exactly the windows whose index is a multiple of its stride, each with
+    the limit that window ran under and its rate."""
+    state, record, clock, ran_under = pacing.start(ceiling), pacing.PacingRecord.at(1), 0.0, []
+    for window in seen:
+        clock += window.seconds
+        record.closed(state, window, clock)
+        ran_under.append([round(clock, 3), state.limit, round(window.rate, 1)])
+        state = pacing.step(state, window)
+    assert record.windows == len(seen)
+    assert len(record.trace) <= pacing.TRACE_POINTS
+    assert record.trace == ran_under[:: record.trace_every]
+    assert record.trace_every == 1 or len(record.trace) > pacing.TRACE_POINTS // 2
+
+
+def test_a_long_run_keeps_its_whole_span_in_the_trace() -> None:
+    """Ten thousand windows of a second each: the trace still spans the run from its first window to
+    within one stride of its last, in at most TRACE_POINTS points."""
+    state, record = pacing.start(64), pacing.PacingRecord.at(8)
+    for window in range(10_000):
+        record.closed(state, Observation(8, 0, 1.0), float(window + 1))
+    assert record.trace[0][0] == 1.0 and 10_000 - record.trace[-1][0] < record.trace_every
+    assert record.trace_every == 64 and len(record.trace) == 157

@@ -99,6 +99,12 @@ def cpu_per_request(r: Row) -> str:
     return f"{1000 * r.cpu_seconds / r.requests:.2f} + {1000 * r.emulator_cpu_seconds / r.requests:.2f}"
 
 
+def cores_busy(r: Row) -> float:
+    """The cores the tool and the emulator kept busy together over the timed part: near the machine's
+    count, the machine's CPU, not the modelled service, is what held the run."""
+    return (r.cpu_seconds + r.emulator_cpu_seconds) / r.wall_seconds if r.wall_seconds else 0.0
+
+
 def _cells(r: Row, baseline: Row | None) -> list[str]:
     speedup = f"{baseline.wall_seconds / r.wall_seconds:.1f}" if baseline and r.wall_seconds else "-"
     return [
@@ -145,8 +151,8 @@ def _striped_targets(idle: Row | None, scattered: Row | None, mode: str, lat: st
                     _ok(idle.wall_seconds < 3)])  # fmt: skip
     if scattered and scattered.bound_seconds:
         ratio = scattered.wall_seconds / scattered.bound_seconds
-        out.append([f"16 TiB scattered {mode}: ≤ 1.25 x bound of its stripes", lat, f"{ratio:.2f}",
-                    _ok(ratio <= 1.25)])  # fmt: skip
+        out.append([f"16 TiB scattered {mode}: ≤ 1.25 x bound of its stripes", lat,
+                    f"{ratio:.2f} ({cores_busy(scattered):.2f} cores busy)", _ok(ratio <= 1.25)])  # fmt: skip
     return out
 
 
@@ -219,7 +225,8 @@ def _premium_targets(p: Row | None, standard: Row | None, lat: str) -> list[list
         pacing = p.extra.get("pacing") or {}
         out.append(
             ["premium P30 server: CPU per request (tool + emulator)", lat,
-             f"{cpu_per_request(p)} ms; {p.requests / p.wall_seconds:,.0f} requests/s; pacer max "
+             f"{cpu_per_request(p)} ms; {p.requests / p.wall_seconds:,.0f} requests/s; "
+             f"{cores_busy(p):.2f} cores busy; pacer max "
              f"{pacing.get('max_limit', '-')}, final {pacing.get('final_limit', '-')} of "
              f"{p.extra.get('ceiling', '-')}, held for CPU in {pacing.get('cpu_held', '-')} windows "
              f"(busiest {pacing.get('cpu_share', '-')} of a core)", "info"]
@@ -276,6 +283,42 @@ def chart(rows: list[Row], path: Path) -> bool:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def pacing_chart(rows: list[Row], path: Path) -> bool:
+    """Requests in flight over time: the pacer's limit (its run document's `pacing.trace`) of every
+    `server` row that traced one, one panel per latency; False without matplotlib or a trace."""
+    traced = [r for r in rows if r.contender.startswith("server") and len(_trace(r)) > 1]
+    if not traced:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    latencies = sorted({r.latency_ms for r in traced})
+    fig, axes = plt.subplots(1, len(latencies), figsize=(6 * len(latencies), 4.5), squeeze=False)
+    for ax, latency in zip(axes[0], latencies, strict=True):
+        for r in (r for r in traced if r.latency_ms == latency):
+            points = _trace(r)
+            tier = r.extra.get("tier")
+            label = f"{r.scenario} {r.contender}" + (f" ({tier})" if tier and tier not in r.contender else "")
+            ax.step([p[0] for p in points], [p[1] for p in points], where="pre", label=label)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("seconds since the job began")
+        ax.set_ylabel("requests in flight (pacer's limit)")
+        ax.set_title(f"{latency:g} ms latency")
+        ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _trace(r: Row) -> list[list[float]]:
+    return list((r.extra.get("pacing") or {}).get("trace") or [])
 
 
 def _platform() -> str:
@@ -346,5 +389,8 @@ def write(
     ]
     if has_chart:
         text += [f"![wall time per scenario and contender]({png.name})", ""]
+    paced = out.with_name(f"{out.stem}-pacing.png")
+    if pacing_chart(rows, paced):
+        text += [f"![requests in flight over time (the pacer's limit)]({paced.name})", ""]
     text += [(Path(__file__).parent / "method.md").read_text()]
     out.write_text("\n".join(text))
