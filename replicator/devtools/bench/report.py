@@ -296,6 +296,7 @@ def pacing_chart(rows: list[Row], path: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return False
     latencies = sorted({r.latency_ms for r in traced})
@@ -305,8 +306,11 @@ def pacing_chart(rows: list[Row], path: Path) -> bool:
             points = _trace(r)
             tier = r.extra.get("tier")
             label = f"{r.scenario} {r.contender}" + (f" ({tier})" if tier and tier not in r.contender else "")
-            ax.step([p[0] for p in points], [p[1] for p in points], where="pre", label=label)
+            # each point ends a window and holds the limit it ran under: a step back to the job's start
+            times, limits = [0.0] + [p[0] for p in points], [points[0][1]] + [p[1] for p in points]
+            ax.step(times, limits, where="pre", label=label)
         ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_xlabel("seconds since the job began")
         ax.set_ylabel("requests in flight (pacer's limit)")
         ax.set_title(f"{latency:g} ms latency")
