@@ -96,3 +96,18 @@ def test_the_pacing_chart_draws_only_server_rows_that_traced_their_pacer(tmp_pat
     report.write([one_point], tmp_path / "r.md", 1.0, argparse.Namespace(
         scenarios=["premium"], contenders=["server"], scale=1.0, latencies=[20.0]))  # fmt: skip
     assert "-pacing.png" not in (tmp_path / "r.md").read_text()
+
+
+def test_docs_benchmarks_is_what_its_saved_measurements_and_method_render(tmp_path: Path) -> None:
+    """docs/benchmarks.md is generated: its text after the tables is bench/method.md's, so a finding
+    written into the docs by hand and not into method.md would be lost by the next run. Charts aside
+    (they need the `bench` extra), rendering docs/benchmarks.json gives the file as committed."""
+    from replicator.devtools.bench import report
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    report.render(docs / "benchmarks.json", tmp_path / "benchmarks.md")
+
+    def text(path: Path) -> list[str]:
+        return [line for line in path.read_text().splitlines() if not line.startswith("![")]
+
+    assert text(tmp_path / "benchmarks.md") == text(docs / "benchmarks.md")
