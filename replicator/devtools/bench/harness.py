@@ -23,6 +23,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +82,16 @@ def account_bound_seconds(scenario: Scenario, disks: list[BenchDisk]) -> float:
     return scenario.account.bound_seconds(requests, sum(d.spec.changed_bytes for d in disks))
 
 
-def account_extra(scenario: Scenario, measured: Measured, stats: dict[str, Any]) -> dict[str, float]:
+def account_extra(
+    scenario: Scenario, contender: str, measured: Measured, stats: dict[str, Any]
+) -> dict[str, float]:
     """A scenario with an account budget: the budget, the aggregate request rate the account served
     (every request the emulator counted against it, the runs' control requests too, since the
     account's limit counts them, over the longest job: the runs start together, so this leaves out the
     process's start, not any waiting), and how many of the runs' requests waited for the budget (few:
-    the budget did not bind, something else, such as this machine's CPU, held the runs back)."""
-    if scenario.account is None:
+    the budget did not bind, something else, such as this machine's CPU, held the runs back). The
+    baseline has no budget and its documents no jobs: nothing."""
+    if scenario.account is None or contender == "baseline":
         return {}
     jobs = [s for doc in measured.outputs for run in doc.get("runs", [doc]) for s in run["snapshots"]]
     longest = max((s["seconds"] for s in jobs), default=0.0)
@@ -169,9 +173,8 @@ class Bench:
             commands = self._commands(disks, targets, contender, urls, flags)
             if self.profile is not None:
                 commands = self._profiled(commands, f"{targets[0].rsplit('/', 1)[1][:-4]}")
-            # the premium scenario measures the target's tier: no rate of a snapshot export is published
-            # (docs/emulator.md), so its rows leave the copy source unlimited, the standard row too
-            sources = not scenario.premium_target
+            # scenarios.Scenario.unlimited_source: every row of such a scenario, its standard row too
+            sources = not scenario.unlimited_source
             limits = scenario.account.link if scenario.account else {}
             with self.emulator.link(
                 latency_ms=latency, blob_limits=True, limit_copy_sources=sources, **limits
@@ -252,7 +255,7 @@ class Bench:
         what = (scenario.name, latency, contender)
         per_blob = bound_seconds([part for d in disks for part in per_stripe(d.spec)], on_premium)
         bound = max(per_blob, account_bound_seconds(scenario, disks))
-        extra = _paced(contender, measured) | account_extra(scenario, measured, stats)
+        extra = _paced(contender, measured) | account_extra(scenario, contender, measured, stats)
         return Row.of(
             what, wall, changed, written, measured, stats, bound, extra, disks=len(disks), note=note
         )
@@ -319,10 +322,19 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
         bench = Bench(env, emulator, world, args.baseline_budget, args.profile, data_dir)
         rows: list[Row] = []
         started = time.monotonic()
+
+        def measured(row: Row) -> None:
+            """Keep a row and save every row so far beside the report: a run that fails late (or is
+            stopped) leaves what it measured for `--render`."""
+            rows.append(row)
+            _say(report.line(row))
+            report.save(rows, args.out, time.monotonic() - started, args)
+
         for scenario in build(args.scenarios, args.seed, args.scale):
             t0 = time.monotonic()
             if scenario.name == "striped-restore":
-                rows += _striped_restore(bench, scenario, rng, args.latencies)
+                for row in _striped_restore(bench, scenario, rng, args.latencies):
+                    measured(row)
                 continue
             disks = [
                 world.make_disk(f"{scenario.name}-{i}", spec, rng) for i, spec in enumerate(scenario.disks)
@@ -330,19 +342,15 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
             _say(f"{scenario.name}: set up in {time.monotonic() - t0:.0f} s ({scenario.description})")
             for latency in args.latencies:
                 for contender in args.contenders:
-                    row = bench.measure(scenario, disks, latency, contender)
-                    rows.append(row)
-                    _say(report.line(row))
+                    measured(bench.measure(scenario, disks, latency, contender))
                 if scenario.name == "fleet" and "server" in args.contenders:
-                    one = bench.measure(scenario, disks[:1], latency, "server", "server (1 disk)")
-                    rows.append(one)
-                    _say(report.line(one))
+                    measured(bench.measure(scenario, disks[:1], latency, "server", "server (1 disk)"))
                 if scenario.premium_target and "server" in args.contenders:
-                    standard = bench.measure(
-                        scenario, disks, latency, "server", "server (standard)", premium_target=False
+                    measured(
+                        bench.measure(
+                            scenario, disks, latency, "server", "server (standard)", premium_target=False
+                        )
                     )
-                    rows.append(standard)
-                    _say(report.line(standard))
         elapsed = time.monotonic() - started
         report.save(rows, args.out, elapsed, args)
         report.write(rows, args.out, elapsed, args)
@@ -354,20 +362,15 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
 
 def _striped_restore(
     bench: Bench, scenario: Scenario, rng: random.Random, latencies: list[float]
-) -> list[Row]:
+) -> Iterator[Row]:
     """The striped-restore scenario (devtools.bench.striped): one restore point, one restore per latency."""
     t0 = time.monotonic()
     container, url = striped.target_url(bench.env, ACCOUNT)
     asyncio.run(striped.make_point(container, scenario.disks[0], rng))
     _say(f"{scenario.name}: set up in {time.monotonic() - t0:.0f} s ({scenario.description})")
-    rows = []
     for latency in latencies:
         bound = bound_seconds(scenario.disks)
-        rows.append(
-            striped.measure(bench.child_env, bench.emulator, bench.world, scenario, url, latency, bound)
-        )
-        _say(report.line(rows[-1]))
-    return rows
+        yield striped.measure(bench.child_env, bench.emulator, bench.world, scenario, url, latency, bound)
 
 
 _STARTED = time.monotonic()
