@@ -111,3 +111,21 @@ def test_docs_benchmarks_is_what_its_saved_measurements_and_method_render(tmp_pa
         return [line for line in path.read_text().splitlines() if not line.startswith("![")]
 
     assert text(tmp_path / "benchmarks.md") == text(docs / "benchmarks.md")
+
+
+def test_the_account_figures_of_a_baseline_row_are_none_and_a_run_of_ours_has_them() -> None:
+    """The fleet-account baseline prints the sample's documents (no jobs, no budget): its row has no
+    account figures, where it used to end the whole benchmark with a KeyError after half an hour."""
+    import random
+
+    from replicator.devtools.bench.measure import Measured
+    from replicator.devtools.bench.scenarios import fleet_account
+
+    scenario = fleet_account(random.Random(7), 0.01, disks=1)
+    sample = Measured(1.0, 0, 0.1, [{"complete": True, "requests_done": 10, "requests_total": 10}])
+    assert harness.account_extra(scenario, "baseline", sample, {"accounts": {}}) == {}
+    job = {"seconds": 2.0, "account_budget": {"waits": 3, "wait_seconds": 0.5}}
+    ours = Measured(2.5, 0, 1.0, [{"runs": [{"snapshots": [job]}]}])
+    stats = {"accounts": {harness.ACCOUNT: {"requests": 300}}}
+    extra = harness.account_extra(scenario, "server", ours, stats)
+    assert extra["aggregate_requests_per_second"] == 150.0 and extra["budget_waits"] == 3
