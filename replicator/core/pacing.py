@@ -185,14 +185,14 @@ class PacingRecord:
         self.min_limit, self.max_limit = min(self.min_limit, limit), max(self.max_limit, limit)
         self.final_limit = limit
 
-    def closed(self, before: PacerState, seen: Observation, at: float) -> None:
-        """A window measured as `seen` closed on the state `before`, `at` seconds after the job began:
+    def closed(self, before: PacerState, seen: Observation, elapsed: float) -> None:
+        """A window measured as `seen` closed on the state `before`, `elapsed` seconds after the job began:
         count it if the CPU held it, keep the busiest window's share, and trace it (every
         `trace_every`-th window; halving the trace and doubling that stride when it is full)."""
         self.cpu_held += held_for_cpu(before, seen)
         self.cpu_share = max(self.cpu_share, round(seen.busy_share, 2))
         if self.windows % self.trace_every == 0:
-            self.trace.append([round(at, 3), before.limit, round(seen.rate, 1)])
+            self.trace.append([round(elapsed, 3), before.limit, round(seen.rate, 1)])
             if len(self.trace) > TRACE_POINTS:
                 del self.trace[1::2]
                 self.trace_every *= 2

@@ -36,6 +36,8 @@ def test_bench_harness_runs_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> Non
         in report
     )
     assert "sig=" not in report and "sig=" not in done.stderr
+    # rows are saved as they are measured, beside the report but apart from a complete run's file
+    assert not (tmp_path / "benchmarks.partial.json").exists()
     # the measurements are saved beside the report, and --render rewrites the same report from them
     rerendered = tmp_path / "again.md"
     cmd = [

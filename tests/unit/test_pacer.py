@@ -157,6 +157,23 @@ async def test_windows_of_growing_throughput_grow_the_limit(caplog: pytest.LogCa
     assert [(c["limit"], c["cpu_share"]) for c in changes] == [(16, 0.5), (32, 0.5), (64, 0.5)]
 
 
+async def test_the_trace_times_each_window_from_the_start_of_its_own_job() -> None:
+    """Each point is [seconds since begin_job, the limit the window ran under, its rate]: a second job
+    on the same blob starts its trace at its own beginning, not the gate's or the clock's zero."""
+    clock, busy = Clock(), Clock()
+    clock.now = 100.0
+    pacer = gate(clock, busy)
+    first = pacer.begin_job()
+    await full_windows(pacer, clock, busy, 1.0, 0.5)
+    assert first.trace == [[1.0, 8, 8.0], [2.0, 16, 16.0], [3.0, 32, 32.0]]
+    assert (first.windows, first.trace_every) == (3, 1)
+    clock.now += 7.5  # the commit and the next job's grants: not a window
+    second = pacer.begin_job()
+    await full_windows(pacer, clock, busy, 0.5, 0.5)
+    assert [point[0] for point in second.trace] == [0.5, 1.0, 1.5]
+    assert second.trace[0][1] == 64 and first.windows == 3  # the limit carried over; a fresh record
+
+
 async def test_windows_in_which_the_process_was_cpu_bound_hold_the_limit_and_the_record_says_so() -> None:
     clock, busy = Clock(), Clock()
     pacer = gate(clock, busy)

@@ -206,3 +206,22 @@ def test_a_long_run_keeps_its_whole_span_in_the_trace() -> None:
         record.closed(state, Observation(8, 0, 1.0), float(window + 1))
     assert record.trace[0][0] == 1.0 and 10_000 - record.trace[-1][0] < record.trace_every
     assert record.trace_every == 64 and len(record.trace) == 157
+
+
+def test_the_schema_bounds_the_trace_as_the_record_does() -> None:
+    """The `--json` schema's bound on a job's trace is TRACE_POINTS, so a document never fails it."""
+    import json
+    from pathlib import Path
+
+    import replicator
+
+    schema = json.loads((Path(replicator.__file__).parent / "schema" / "envelope.schema.json").read_text())
+
+    def traces(node: object) -> list[dict[str, object]]:
+        if isinstance(node, dict):
+            found = [node["trace"]] if isinstance(node.get("trace"), dict) else []
+            return found + [t for value in node.values() for t in traces(value)]
+        return [t for value in node for t in traces(value)] if isinstance(node, list) else []
+
+    [trace] = traces(schema)
+    assert trace["maxItems"] == pacing.TRACE_POINTS

@@ -93,7 +93,7 @@ def account_extra(
     baseline has no budget and its documents no jobs: nothing."""
     if scenario.account is None or contender == "baseline":
         return {}
-    jobs = [s for doc in measured.outputs for run in doc.get("runs", [doc]) for s in run["snapshots"]]
+    jobs = [s for doc in measured.outputs for run in doc.get("runs", [doc]) for s in run.get("snapshots", [])]
     longest = max((s["seconds"] for s in jobs), default=0.0)
     served = stats["accounts"].get(ACCOUNT, {}).get("requests", 0)
     rate = served / longest if longest else 0.0
@@ -323,18 +323,21 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
         rows: list[Row] = []
         started = time.monotonic()
 
-        def measured(row: Row) -> None:
-            """Keep a row and save every row so far beside the report: a run that fails late (or is
-            stopped) leaves what it measured for `--render`."""
+        partial = args.out.with_name(f"{args.out.stem}.partial{args.out.suffix}")
+
+        def keep(row: Row) -> None:
+            """Keep a row and save every row so far beside the report, as `<report>.partial.json`
+            (never over the last complete run's measurements): a run that fails late, or is stopped,
+            leaves what it measured for `--render`."""
             rows.append(row)
             _say(report.line(row))
-            report.save(rows, args.out, time.monotonic() - started, args)
+            report.save(rows, partial, time.monotonic() - started, args)
 
         for scenario in build(args.scenarios, args.seed, args.scale):
             t0 = time.monotonic()
             if scenario.name == "striped-restore":
                 for row in _striped_restore(bench, scenario, rng, args.latencies):
-                    measured(row)
+                    keep(row)
                 continue
             disks = [
                 world.make_disk(f"{scenario.name}-{i}", spec, rng) for i, spec in enumerate(scenario.disks)
@@ -342,11 +345,11 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
             _say(f"{scenario.name}: set up in {time.monotonic() - t0:.0f} s ({scenario.description})")
             for latency in args.latencies:
                 for contender in args.contenders:
-                    measured(bench.measure(scenario, disks, latency, contender))
+                    keep(bench.measure(scenario, disks, latency, contender))
                 if scenario.name == "fleet" and "server" in args.contenders:
-                    measured(bench.measure(scenario, disks[:1], latency, "server", "server (1 disk)"))
+                    keep(bench.measure(scenario, disks[:1], latency, "server", "server (1 disk)"))
                 if scenario.premium_target and "server" in args.contenders:
-                    measured(
+                    keep(
                         bench.measure(
                             scenario, disks, latency, "server", "server (standard)", premium_target=False
                         )
@@ -354,6 +357,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
         elapsed = time.monotonic() - started
         report.save(rows, args.out, elapsed, args)
         report.write(rows, args.out, elapsed, args)
+        partial.with_suffix(".json").unlink(missing_ok=True)
         _say(f"wrote {args.out}")
         return 0 if all(r.verified in ("equal", "sampled") for r in rows) else 1
     finally:
