@@ -131,3 +131,15 @@ def test_a_baseline_row_has_no_account_figures_and_a_run_of_ours_has_them() -> N
     stats = {"accounts": {harness.ACCOUNT: {"requests": 300}}}
     extra = harness.account_extra(scenario, "server", ours, stats)
     assert extra["aggregate_requests_per_second"] == 150.0 and extra["budget_waits"] == 3
+
+
+def test_the_baseline_is_not_run_on_a_disk_over_one_page_blob() -> None:
+    """The sample's approach writes one page blob: a 16 TiB disk's copy could only read back DIFFERENT
+    (striped-idle did, in a full run), so the striped scenarios run this tool's contenders only."""
+    from replicator.devtools.bench.scenarios import build
+
+    scenarios = {s.name: s for s in build(["striped-idle", "striped-scattered", "idle"], 7, 0.01)}
+    everyone = ["baseline", "full", "server", "stream"]
+    assert harness.contenders_of(scenarios["striped-idle"], everyone) == ["full", "server", "stream"]
+    assert harness.contenders_of(scenarios["striped-scattered"], ["baseline"]) == []
+    assert harness.contenders_of(scenarios["idle"], everyone) == everyone  # 8 TiB exactly: one blob
