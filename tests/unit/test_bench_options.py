@@ -96,7 +96,7 @@ def test_the_pacing_chart_draws_only_server_rows_that_traced_their_pacer(tmp_pat
     assert report.cores_busy(one_point) == pytest.approx(0.9)  # (1.5 + 2.1) / 4.0
     report.write([one_point], tmp_path / "r.md", 1.0, argparse.Namespace(
         scenarios=["premium"], contenders=["server"], scale=1.0, latencies=[20.0]))  # fmt: skip
-    assert "-pacing.png" not in (tmp_path / "r.md").read_text()
+    assert "![requests in flight" not in (tmp_path / "r.md").read_text()
 
 
 def test_docs_benchmarks_is_what_its_saved_measurements_and_method_render(tmp_path: Path) -> None:
