@@ -97,26 +97,22 @@ class Pacer:
     ) -> None:
         self.state = pacing.start(ceiling)
         self.account = account
-        self.budget: BudgetRecord | None = account.record() if account else None
         self.blob = blob  # for the log events: the target's name, never its URL (no SAS)
-        self.record = pacing.PacingRecord.at(self.state.limit)
         self._slots = WeightedSemaphore(self.state.limit)
         self._clock, self._busy = clock, busy
         self._epoch = 0
-        self._window_start, self._busy_start = clock(), busy()
-        self._job_start = self._window_start
-        self._completed = 0
-        self._full = False  # the requests in flight reached the limit in this window
-        self._held = False  # the account's budget held a request of this window
+        self.begin_job()  # the first job's records and window
 
     def begin_job(self) -> pacing.PacingRecord:
         """A fresh record and window for the next job; the limit carries over (the blob is the same),
         but the time between two jobs (commit, grants) is no measure of the blob's throughput."""
         self.record = pacing.PacingRecord.at(self.state.limit)
-        self.budget = self.account.record() if self.account else None
+        self.budget: BudgetRecord | None = self.account.record() if self.account else None
         self._window_start, self._busy_start = self._clock(), self._busy()
         self._job_start = self._window_start
-        self._completed, self._full, self._held = 0, False, False
+        self._completed = 0
+        self._full = False  # the requests in flight reached the limit in this window
+        self._held = False  # the account's budget held a request of this window
         return self.record
 
     @contextlib.asynccontextmanager

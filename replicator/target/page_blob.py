@@ -265,11 +265,15 @@ class PageBlobTarget:
         """The stripe blobs holding the export range `r`, each with its part of `r` in its offsets."""
         return [(self.stripes.client(index), op.range) for index, op in stripes.split(Op("copy", r))]
 
-    def _lease_kw(self, index: int = 0) -> dict[str, Any]:
-        """The lease argument of a call on stripe `index` (0: the base blob), when this run holds it."""
+    def _lease_of(self, index: int) -> Any:
+        """The lease this run holds on stripe `index` (0: the base blob), or None."""
         if self._lease is None:
-            return {}
-        lease = self._lease.base if index == 0 else self._lease.stripes.get(index)
+            return None
+        return self._lease.base if index == 0 else self._lease.stripes.get(index)
+
+    def _lease_kw(self, index: int = 0) -> dict[str, Any]:
+        """The lease argument of an SDK call on stripe `index`, when this run holds its lease."""
+        lease = self._lease_of(index)
         return {"lease": lease} if lease is not None else {}
 
     async def resize(self, size: int) -> bool:
@@ -321,7 +325,7 @@ class PageBlobTarget:
 
     def _lease_id(self, index: int) -> str | None:
         """The lease ID a write to stripe `index` (0: the base blob) carries, when this run holds it."""
-        lease = self._lease_kw(index).get("lease")
+        lease = self._lease_of(index)
         return lease.id if lease is not None else None
 
     async def commit(self, meta: RestorePointMeta) -> str:

@@ -20,6 +20,7 @@ import pytest
 from azure.storage.blob import BlobClient
 
 from tests.e2e.test_striped_restore import DATA, STRIPE, TiB, striped_point
+from tests.e2e.test_stripes import striped_vm
 from tests.e2e.world import MiB, World, pattern
 from tests.helpers.arm_faults import requests, rules
 from tests.helpers.cli_runs import Run, run
@@ -110,11 +111,7 @@ def test_a_disk_that_differs_from_its_stripes_fails_the_drill_naming_where(
 
 
 def test_a_group_with_a_disk_over_8_tib_restores_and_drills(world: World) -> None:
-    os_disk, big = world.create_disk("gvm-os", 1), world.create_disk("gvm-big", 9 * 1024)
-    world.write(os_disk, (0, pattern(1, MiB)))
-    world.write(big, (STRIPE - 4096, pattern(2, 8192)), (9 * TiB - 4096, pattern(3, 4096)))
-    vm = world.create_vm("gvm", os_disk, {0: big}, {})
-    url = world.target_url(blob="vms/striped")
+    vm, url = striped_vm(world, "gvm")  # written across the stripe boundary and before its end
     assert run(world.env, "--source", vm, "--target", url, "--snapshot-now").code == 0
     where = ("--group", "latest", "--location", world.location, "--json")
 

@@ -245,12 +245,17 @@ def test_a_source_growing_past_8_tib_gets_its_stripe(world: World, replicate) ->
     assert again.code == 0 and "resized the target" not in again.err, again.err
 
 
-def test_a_vm_disk_over_8_tib_is_striped_through_the_same_path(world: World) -> None:
-    os_disk, big = world.create_disk("svm-os", 1), world.create_disk("svm-big", 9 * 1024)
+def striped_vm(world: World, name: str) -> tuple[str, str]:
+    """A VM `name` with a 1 GiB OS disk (`<name>-os`) and a 9 TiB data disk (`<name>-big`, over a page
+    blob) written across the 8 TiB stripe boundary and 4 KiB before its end; and a target prefix for it."""
+    os_disk, big = world.create_disk(f"{name}-os", 1), world.create_disk(f"{name}-big", 9 * 1024)
     world.write(os_disk, (0, pattern(1, MiB)))
     world.write(big, (EIGHT - 4096, pattern(2, 8192)), (9 * TIB - 4096, pattern(3, 4096)))
-    vm = world.create_vm("svm", os_disk, {0: big}, {})
-    url = world.target_url(blob="vms/striped")
+    return world.create_vm(name, os_disk, {0: big}, {}), world.target_url(blob="vms/striped")
+
+
+def test_a_vm_disk_over_8_tib_is_striped_through_the_same_path(world: World) -> None:
+    vm, url = striped_vm(world, "svm")
     done = run(world.env, "--source", vm, "--target", url, "--snapshot-now", "--json")
     assert done.code == 0, done.err
     (group,) = done.doc["groups"]

@@ -256,19 +256,15 @@ def _ok(met: bool) -> str:
 
 def chart(rows: list[Row], path: Path) -> bool:
     """Wall time per scenario and contender (log scale), one panel per latency; False without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
     latencies = sorted({r.latency_ms for r in rows})
+    figure = _figure(len(latencies))
+    if figure is None:
+        return False
+    fig, axes = figure
     scenarios = list(dict.fromkeys(r.scenario for r in rows))
     contenders = list(dict.fromkeys(r.contender for r in rows))
-    fig, axes = plt.subplots(1, len(latencies), figsize=(6 * len(latencies), 4.5), squeeze=False)
     width = 0.8 / len(contenders)
-    for ax, latency in zip(axes[0], latencies, strict=True):
+    for ax, latency in zip(axes, latencies, strict=True):
         for k, contender in enumerate(contenders):
             values = [
                 (r.wall_seconds if (r := _find(rows, s, latency, contender)) else 0.0) for s in scenarios
@@ -278,10 +274,8 @@ def chart(rows: list[Row], path: Path) -> bool:
         ax.set_yscale("log")
         ax.set_ylabel("wall seconds (log)")
         ax.set_title(f"{latency:g} ms latency, per-blob limits on")
-    axes[0][0].legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    axes[0].legend(fontsize="small")
+    _save(fig, path)
     return True
 
 
@@ -289,19 +283,14 @@ def pacing_chart(rows: list[Row], path: Path) -> bool:
     """Requests in flight over time: the pacer's limit (its run document's `pacing.trace`) of every
     `server` row that traced one, one panel per latency; False without matplotlib or a trace."""
     traced = [r for r in rows if r.contender.startswith("server") and len(_trace(r)) > 1]
-    if not traced:
-        return False
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import matplotlib.ticker
-    except ImportError:
-        return False
     latencies = sorted({r.latency_ms for r in traced})
-    fig, axes = plt.subplots(1, len(latencies), figsize=(6 * len(latencies), 4.5), squeeze=False)
-    for ax, latency in zip(axes[0], latencies, strict=True):
+    figure = _figure(len(latencies)) if traced else None
+    if figure is None:
+        return False
+    from matplotlib.ticker import ScalarFormatter
+
+    fig, axes = figure
+    for ax, latency in zip(axes, latencies, strict=True):
         for r in (r for r in traced if r.latency_ms == latency):
             points = _trace(r)
             tier = r.extra.get("tier")
@@ -310,15 +299,35 @@ def pacing_chart(rows: list[Row], path: Path) -> bool:
             times, limits = [0.0] + [p[0] for p in points], [points[0][1]] + [p[1] for p in points]
             ax.step(times, limits, where="pre", label=label)
         ax.set_yscale("log", base=2)
-        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.set_xlabel("seconds since the job began")
         ax.set_ylabel("requests in flight (pacer's limit)")
         ax.set_title(f"{latency:g} ms latency")
         ax.legend(fontsize="x-small")
+    _save(fig, path)
+    return True
+
+
+def _figure(panels: int) -> tuple[Any, list[Any]] | None:
+    """A figure of `panels` side by side and its axes, drawn off-screen; None without matplotlib (the
+    `bench` extra), which a report then goes without."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.5), squeeze=False)
+    return fig, list(axes[0])
+
+
+def _save(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    return True
 
 
 def _trace(r: Row) -> list[list[float]]:
