@@ -10,7 +10,8 @@ Data flow of one job:
 
     list_changes (windows x NextMarker pages, streamed) → ranges.StreamPlanner (the ops of ranges.plan
     over the whole listing: coalesced, ≤ 4 MiB chunks, offset order) → bounded asyncio.Queue
-    (2 x concurrency ops) → N workers in an asyncio.TaskGroup (a permanent error cancels the others),
+    (2 ops per worker) → N workers (the ceiling per stripe blob written: core.stripes.copy_workers)
+    in an asyncio.TaskGroup (a permanent error cancels the others),
     their requests at the service paced per target blob (engine.pacer)
     → Watermark.low() saved as the checkpoint every few seconds → blob snapshot (the restore point)
     → state advanced in the base blob's metadata.
@@ -60,6 +61,7 @@ from replicator.engine.copier import Copier, run_pool
 from replicator.engine.pacer import StripePacers
 from replicator.engine.time_budget import Budget
 from replicator.observe.jsonlog import event
+from replicator.plumbing import http_pool
 from replicator.plumbing.credentials import client_kwargs
 from replicator.settings.config import Config
 from replicator.source.arm import WAIT_TIMEOUT_SECONDS, ArmSource, SnapshotInfo
@@ -109,7 +111,7 @@ class JobRunner:
             progress,
         )
         self.budget = budget or Budget(None)
-        self.ceiling = ceiling  # copy workers and the pacers' ceiling: core.premium.ceiling_for
+        self.ceiling = ceiling  # each blob's pacer ceiling and its copy workers: core.premium.ceiling_for
         self.pacer: StripePacers | None = None  # the target blobs', made by the first job that writes
 
     def _pacer(self) -> StripePacers:
@@ -289,6 +291,7 @@ class JobRunner:
         todo = [s for s in stripes.layout(plan.size) if s.end > job.checkpoint]
         marks = [ranges.Watermark(max(s.start, ranges.window_start(job.checkpoint, window))) for s in todo]
         listed = [False] * len(todo)  # the stream of todo[i] was planned to its end
+        workers = stripes.copy_workers(self.ceiling, len(todo), http_pool.CONNECTIONS)
         result.changed_bytes = result.merged_gap_bytes = result.cleared_bytes = result.copied_bytes = 0
         stopped = False  # the time budget ran out before the plan did
 
@@ -353,7 +356,7 @@ class JobRunner:
         try:
             async with hard_stop:
                 # two planned ops per worker wait in the queue: every worker stays busy while the lister pages
-                await run_pool(issue(), self.ceiling, 2 * self.ceiling, work)
+                await run_pool(issue(), workers, 2 * workers, work)
         except ReplicatorError:
             raise
         except Exception as exc:

@@ -1,6 +1,7 @@
 """The pacer of one target blob: the gate every write request passes, its limit moved by core.pacing.
 
-Who decides concurrency: `--concurrency` starts that many copy workers (engine.copier.run_pool) and
+Who decides concurrency: `--concurrency` starts that many copy workers per target blob written
+(engine.copier.run_pool; core.stripes.copy_workers for the stripes of a source over 8 TiB) and
 is the pacer's ceiling; `--max-in-flight` bounds their bytes (engine.inflight); and this gate decides
 how many of their requests are at the service at once. Each attempt (a retry is a new request) holds
 one slot of a replicator.core.weighted.WeightedSemaphore whose capacity is the limit, and reports how

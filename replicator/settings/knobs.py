@@ -179,7 +179,8 @@ KNOBS: tuple[Knob, ...] = (
         "concurrency",
         "--concurrency",
         "REPLICATOR_CONCURRENCY",
-        "Copy workers, and the ceiling of chunk writes in flight at the target blob (1-192): below it "
+        "Copy workers, and the ceiling of chunk writes in flight at the target blob (1-192; each stripe "
+        "blob of a source over 8 TiB has its own, up to 192 workers in all): below it "
         "the pacer moves the limit (replicator.engine.pacer). Unset: 64 for a standard blob, a premium "
         "page blob's tier ceiling (core.premium: its requests/s x 128 ms, 64 to 192).",
         "64: a page blob serves ~500 requests/s; at a 60 ms round trip server mode needs 30+ requests "

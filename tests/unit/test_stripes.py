@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from replicator.core.ranges import PAGE, Op, Range
 from replicator.core.stripes import (
     STRIPE_BYTES,
+    copy_workers,
     layout,
     locate,
     resume_point,
@@ -156,3 +157,13 @@ def test_stripe_set_routes_each_range_to_its_blob_and_offset() -> None:
     ] * 3
     with pytest.raises(ValueError, match="straddles"):
         stripe_set.route(Range(8 * TIB - PAGE, 8 * TIB + PAGE))
+
+
+def test_copy_workers_let_every_stripe_reach_its_ceiling_within_the_connections() -> None:
+    assert copy_workers(64, 1, 192) == 64  # one blob: its ceiling, as before stripes
+    assert copy_workers(64, 2, 192) == 128  # two stripes at their ceilings together
+    assert copy_workers(64, 9, 192) == 192  # a 64 TiB disk: the process's connections bound it
+    assert copy_workers(192, 1, 192) == 192  # a premium ceiling
+    assert copy_workers(192, 3, 100) == 192  # never below one blob's ceiling
+    with pytest.raises(ValueError, match="1 or more"):
+        copy_workers(0, 2, 192)
