@@ -26,7 +26,7 @@ from azure.core.exceptions import HttpResponseError
 
 from replicator.core import ranges
 from replicator.core.errors import ReplicatorError
-from replicator.core.messages import describe, error_code
+from replicator.core.messages import describe
 from replicator.core.progress import (
     Progress,
 )
@@ -35,6 +35,7 @@ from replicator.engine.inflight import process_in_flight_bytes
 from replicator.engine.pacer import Pacer, StripePacers
 from replicator.observe.jsonlog import event
 from replicator.plumbing import retry
+from replicator.plumbing.page_writes import copy_source_refused
 from replicator.settings.config import Config
 from replicator.source.disk_auth import refused_identity, refused_sas
 from replicator.source.grants import Grant
@@ -57,12 +58,6 @@ class SourceAccessDenied(Exception):
 def _retried(exc: BaseException) -> bool:
     """What a chunk is tried again after: a transient failure, or a refused source SAS (re-granted)."""
     return isinstance(exc, SourceAccessDenied) or retry.is_transient(exc)
-
-
-def _copy_source_denied(exc: HttpResponseError) -> bool:
-    """Put Page From URL: the target service could not read the source SAS (not a refusal of our
-    own credential on the target, which is a 403 of another code)."""
-    return error_code(exc) == "CannotVerifyCopySource" and exc.status_code in (401, 403)
 
 
 class Throttle:
@@ -143,7 +138,7 @@ class Copier:
                     self.grant.invalidate(url)
                     raise
                 except HttpResponseError as exc:
-                    if _copy_source_denied(exc):
+                    if copy_source_refused(exc):
                         self.grant.invalidate(url)
                         raise SourceAccessDenied(describe(exc)) from exc
                     raise

@@ -14,7 +14,8 @@ server-side (no byte passes through this process):
    into Put Page From URL writes of at most 4 MiB (core.ranges.plan) and run by the engine's pool
    (engine.copier.run_pool: `--concurrency` workers, a bounded queue), each request through the disk
    blob's pacer (engine.pacer) and retried by plumbing.retry on transient failures (the policy and
-   backoff every chunk write has, engine.copier);
+   backoff every chunk write has, engine.copier); the Write grant is renewed before it expires and
+   after the disk refused its SAS (target.upload_disk.Grant), so an upload may outlast `--sas-duration`;
 4. the grant is revoked (the upload ends, the disk is `Unattached`), and a Read grant reads the VHD
    footer back: it must be the restore point's own footer, byte for byte;
 5. on any failure or Ctrl-C the grant is revoked (shielded) and the disk this restore created is
@@ -52,7 +53,7 @@ from replicator.source.grants import shielded
 from replicator.target.page_blob import PageBlobTarget
 from replicator.target.restore_disk import PreparedRestore, RestoreRequest, RestoreResult, create, prepare
 from replicator.target.striped_point import StripedPoint
-from replicator.target.upload_disk import DiskRef, Grant, UploadDisk, has_data
+from replicator.target.upload_disk import DiskRef, DiskSasRefused, Grant, UploadDisk, has_data
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +177,18 @@ async def _retried(config: Config, pacer: Pacer, op: Op, call: Callable[[], Awai
         )
 
     first, cap = CHUNK_BACKOFF_SECONDS, CHUNK_BACKOFF_MAX_SECONDS
-    policy = retry.retrying(first=first, cap=cap, attempts=config.max_attempts, on_retry=report)
+    policy = retry.retrying(
+        first=first, cap=cap, attempts=config.max_attempts, retry_on=_retried_on, on_retry=report
+    )
     async for attempt in policy:
         with attempt:
             async with pacer.slot(), asyncio.timeout(config.request_timeout_seconds):
                 await call()
+
+
+def _retried_on(exc: BaseException) -> bool:
+    """What a write is tried again after: a transient failure, or the disk's SAS refused (re-granted)."""
+    return isinstance(exc, DiskSasRefused) or retry.is_transient(exc)
 
 
 async def _check_footer(size: int, reader: BlobClient) -> None:

@@ -66,11 +66,22 @@ from azure.core.rest._aiohttp import RestAioHttpTransportResponse
 from azure.storage.blob._shared.constants import X_MS_VERSION
 from azure.storage.blob._shared.response_handlers import process_storage_error
 
+from replicator.core.messages import error_code
 from replicator.core.ranges import Range, to_http_range
 from replicator.plumbing import http_pool
 
 API_VERSION = X_MS_VERSION
 """The x-ms-version the SDK's blob clients send (its newest supported version): one version per run."""
+
+COPY_SOURCE_REFUSED = "CannotVerifyCopySource"
+"""Put Page From URL's error code when the service could not read the copy source (its SAS or token)."""
+
+
+def copy_source_refused(exc: HttpResponseError) -> bool:
+    """Put Page From URL's 401/403 for the copy source (its SAS or token), not for the target's credential
+    (a refusal of that is a 403 of another code)."""
+    return error_code(exc) == COPY_SOURCE_REFUSED and exc.status_code in (401, 403)
+
 
 _DEFAULTS = ConnectionConfiguration()
 SOCKET_TIMEOUT = aiohttp.ClientTimeout(sock_connect=_DEFAULTS.timeout, sock_read=_DEFAULTS.read_timeout)

@@ -67,6 +67,13 @@ REGRANT_MARGIN_SECONDS = 300.0
 """Re-grant a SAS this long before it expires (at most a quarter of its lifetime), so requests in
 flight never carry a SAS that expires under them."""
 
+
+def renew_at(granted_at: float, duration: float) -> float:
+    """When a SAS granted at `granted_at` (loop time) for `duration` seconds is re-granted:
+    REGRANT_MARGIN_SECONDS before it expires, at most a quarter of its lifetime."""
+    return granted_at + duration - min(REGRANT_MARGIN_SECONDS, duration / 4)
+
+
 _SAS_LIMIT_TEXT = re.compile(
     r"\bSAS\b.*\b(famil|limit|maximum|exceed)|\b(famil|limit|maximum)\w*\b.*\bSAS\b", re.I
 )
@@ -165,7 +172,7 @@ class Grant:
             raise
         credentials.check_url(url, "snapshot SAS URL", allow_http=self._source.config.allow_http)
         self._url = url
-        self._renew_at = started + duration - min(REGRANT_MARGIN_SECONDS, duration / 4)
+        self._renew_at = renew_at(started, duration)
         event(
             "sas_granted",
             logging.DEBUG,

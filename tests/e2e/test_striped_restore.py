@@ -29,6 +29,7 @@ from tests.e2e.world import MiB, World, pattern
 from tests.helpers.arm_faults import fail, rules
 from tests.helpers.cli_runs import Run, cli_process, finish
 from tests.helpers.target_sas import container_sas
+from tests.logs import records
 
 TiB = 1 << 40
 DATA = 16 * TiB  # the disk; its export is one VHD footer longer, so its last stripe holds 512 bytes
@@ -224,3 +225,31 @@ def _state(world: World, name: str) -> str | None:
         return world.compute.disks.get(world.rg, name).disk_state
     except ResourceNotFoundError:
         return None
+
+
+def test_an_upload_outlasting_its_write_sas_is_regranted(
+    fresh_emulator: Callable[..., EmulatorProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every SAS this emulator grants lasts 2 s, and the copy takes longer (stripe 0's listing alone is
+    32 windows at 100 ms each before stripe 1's first write): the expired Write SAS is re-granted and the
+    restore completes byte for byte, where a grant held for the whole upload failed (the disk deleted)."""
+    env = fresh_emulator("--sas-max-seconds", "2").env  # its own: the latency must not reach other tests
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    world = World(env)
+    try:
+        made = striped_point(world)
+        control(env, "link", {"latency_ms": 100})
+        proc = cli_process(
+            env, "restore", "--target", made.url, "--point", "latest", "--resource-group", world.rg,
+            "--disk-name", "big", "--location", world.location, "--concurrency", "1", "--json",
+            "--log-level", "debug",
+        )  # fmt: skip
+        done = finish(proc, timeout=300)
+        assert done.code == 0, done.err
+        regrants = [r for r in records(done.err) if r["event"] == "sas_granted" and r.get("disk") == "big"]
+        assert regrants, "the Write SAS never expired under the upload: the test proves nothing"
+        control(env, "link", {"latency_ms": 0})
+        assert_disk_holds(world, "big", made.written)
+    finally:
+        world.close()
