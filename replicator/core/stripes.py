@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from replicator.core.ranges import PAGE, Op, Range
+from replicator.core.ranges import MAX_WRITE, PAGE, Op, Range
 
 STRIPE_BYTES = 8 * 1024**4
 """Width of every stripe but the last: the largest page blob (8 TiB), a multiple of 4 MiB."""
@@ -97,17 +97,20 @@ def resume_point(streams: Sequence[tuple[int, bool]], size: int) -> int:
     return next((low for low, complete in streams if not complete), size)
 
 
-def copy_workers(ceiling: int, blobs: int, cap: int) -> int:
-    """Copy workers for a job that writes `blobs` stripe blobs at once, each paced up to `ceiling`
-    requests in flight: enough for every blob's pacer to reach its ceiling together (a worker holds
-    one request), but no more than `cap` (the process's connections) unless one ceiling alone is more.
+def copy_workers(ceiling: int, written: Sequence[Stripe], cap: int) -> int:
+    """Copy workers for a job that writes the stripe blobs `written` at once, each paced up to `ceiling`
+    requests in flight: enough for every blob's pacer to reach its ceiling together (a worker holds one
+    request; a stripe too short for that many writes of MAX_WRITE, such as the footer's 512 bytes,
+    counts for the writes it can take), but no more than `cap` (the process's connections) unless one
+    ceiling alone is more.
 
     Why: the job feeds the stripes' ops in turn into one pool, so a pool of one ceiling gave each of
     two stripes half of it (the 16 TiB scattered diff at 60 ms: 32 in flight per blob, ~440 of its
     500 requests/s, 1.42x the stripes' bound)."""
-    if ceiling < 1 or blobs < 1:
-        raise ValueError(f"a ceiling and a number of blobs are 1 or more, got {ceiling} and {blobs}")
-    return max(ceiling, min(ceiling * blobs, cap))
+    if ceiling < 1 or not written:
+        raise ValueError(f"a ceiling and the stripes written are 1 or more, got {ceiling} and {len(written)}")
+    wanted = sum(min(ceiling, -(-stripe.length // MAX_WRITE)) for stripe in written)
+    return max(ceiling, min(wanted, cap))
 
 
 def to_export(stripe: Stripe, r: Range) -> Range:

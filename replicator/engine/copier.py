@@ -9,9 +9,10 @@ the disk token (source.disk_auth), fetched for every attempt, so a retry never s
 The writes retry nothing below this loop (plumbing.page_writes: no SDK pipeline) and the reads pass
 `retry_total=0` to the SDK, so retries never stack.
 
-The pool (`run_pool`) feeds ops through a bounded queue to `--concurrency` workers in an
-asyncio.TaskGroup: the first permanent error cancels the others. How many of their requests are at the
-service at once is the target blob's pacer's call (engine.pacer): every attempt holds one of its slots.
+The pool (`run_pool`) feeds ops through a bounded queue to its workers (`--concurrency` per target blob
+written: core.stripes.copy_workers) in an asyncio.TaskGroup: the first permanent error cancels the
+others. How many of their requests are at the service at once is the target blob's pacer's call
+(engine.pacer): every attempt holds one of its slots.
 """
 
 from __future__ import annotations

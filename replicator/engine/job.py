@@ -291,7 +291,7 @@ class JobRunner:
         todo = [s for s in stripes.layout(plan.size) if s.end > job.checkpoint]
         marks = [ranges.Watermark(max(s.start, ranges.window_start(job.checkpoint, window))) for s in todo]
         listed = [False] * len(todo)  # the stream of todo[i] was planned to its end
-        workers = stripes.copy_workers(self.ceiling, len(todo), http_pool.CONNECTIONS)
+        workers = stripes.copy_workers(self.ceiling, todo, http_pool.CONNECTIONS)
         result.changed_bytes = result.merged_gap_bytes = result.cleared_bytes = result.copied_bytes = 0
         stopped = False  # the time budget ran out before the plan did
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import BlobClient
@@ -130,7 +130,7 @@ async def _copy(config: Config, stripes: StripedPoint, writer: Grant) -> int:
     async def work(op: Op) -> None:
         nonlocal copied
         async with in_flight.hold(op.range.length):
-            await _retried(config, pacer, op, lambda: _copy_one(stripes, writer, op))
+            await _retried(config, pacer, op, stripes, writer)
         copied += op.range.length
 
     await run_pool(_planned(stripes), ceiling, 2 * ceiling, work)
@@ -156,14 +156,11 @@ async def _planned(stripes: StripedPoint) -> AsyncIterator[Op]:
                 yield op
 
 
-async def _copy_one(stripes: StripedPoint, writer: Grant, op: Op) -> None:
-    url, source_range, authorization = await stripes.copy_source(op)
-    await writer.copy_pages(op.range, url, source_range, authorization)
-
-
-async def _retried(config: Config, pacer: Pacer, op: Op, call: Callable[[], Awaitable[None]]) -> None:
-    """One write under the chunk retry policy (engine.copier's: plumbing.retry, transient failures,
-    Retry-After honoured, `--max-attempts`), every attempt holding one of the pacer's slots."""
+async def _retried(config: Config, pacer: Pacer, op: Op, stripes: StripedPoint, writer: Grant) -> None:
+    """Copy `op` into the disk under the chunk retry policy (engine.copier's: plumbing.retry, transient
+    failures, Retry-After honoured, `--max-attempts`), every attempt holding one of the pacer's slots;
+    a refused disk SAS is granted again before the next attempt (outside the slot and the request's
+    timeout: a grant is an ARM call, not a request at the disk)."""
 
     def report(attempt: int, delay: float, exc: BaseException) -> None:
         event(
@@ -180,10 +177,18 @@ async def _retried(config: Config, pacer: Pacer, op: Op, call: Callable[[], Awai
     policy = retry.retrying(
         first=first, cap=cap, attempts=config.max_attempts, retry_on=_retried_on, on_retry=report
     )
-    async for attempt in policy:
-        with attempt:
-            async with pacer.slot(), asyncio.timeout(config.request_timeout_seconds):
-                await call()
+    try:
+        async for attempt in policy:
+            with attempt:
+                url = await writer.sas.url()
+                source_url, source_range, authorization = await stripes.copy_source(op)
+                async with pacer.slot(), asyncio.timeout(config.request_timeout_seconds):
+                    await writer.copy_pages(url, op.range, source_url, source_range, authorization)
+    except DiskSasRefused as exc:
+        raise ReplicationError(
+            f"{exc}, at each of {config.max_attempts} attempts to copy {op.range}, with a new grant "
+            'each time (docs/runbook.md, "Restoring a striped restore point")'
+        ) from None
 
 
 def _retried_on(exc: BaseException) -> bool:

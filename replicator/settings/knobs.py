@@ -198,7 +198,8 @@ KNOBS: tuple[Knob, ...] = (
         "REPLICATOR_DISK_CONCURRENCY",
         "A VM's disks replicated at once (1-64), each with its own --concurrency writes.",
         "4: the process's 192 connections (replicator.plumbing.http_pool) serve three disks at "
-        "--concurrency 64 without queuing and a fourth keeps them busy while one disk lists, grants or "
+        "--concurrency 64 without queuing (a disk over 8 TiB counts once per stripe it writes at once) "
+        "and a fourth keeps them busy while one disk lists, grants or "
         "commits; each disk writes to its own page blob (~500 requests/s and 60 MiB/s each), so four "
         "are a tenth of a standard account's 20,000 requests/s; more only queue for connections",
         "per disk at once: its listing (up to 8 answers, about 10,000 ranges x 50 bytes each), its "
@@ -358,7 +359,8 @@ KNOBS: tuple[Knob, ...] = (
         "sas_duration_seconds",
         "--sas-duration",
         "REPLICATOR_SAS_DURATION",
-        "Lifetime of each snapshot SAS, seconds (re-granted on expiry).",
+        "Lifetime of each SAS the tool is granted, seconds: a snapshot's, and a restore's upload disk's "
+        "Write SAS (each re-granted before it expires).",
         "one hour bounds the exposure of a leaked URL; long copies re-grant",
         "none",
         parse_int,

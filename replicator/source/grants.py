@@ -41,8 +41,8 @@ from azure.mgmt.compute.models import GrantAccessData
 from replicator.core import messages
 from replicator.core.errors import LimitError, ReplicationError, UserError
 from replicator.core.weighted import WeightedSemaphore
-from replicator.observe.jsonlog import event
-from replicator.plumbing import credentials, retry
+from replicator.plumbing import retry
+from replicator.plumbing.renewed_sas import RenewedSas
 from replicator.source.arm import ArmOperationFailed, ArmSource, SnapshotGone, SnapshotInfo
 from replicator.source.disk_auth import DiskAuth
 
@@ -62,17 +62,6 @@ FAMILY_RETRY_MAX_SECONDS = 60.0
 
 REVOKE_TIMEOUT_SECONDS = 120.0
 """Bound on one revoke; a revoke that does not finish is logged and the SAS expires on its own."""
-
-REGRANT_MARGIN_SECONDS = 300.0
-"""Re-grant a SAS this long before it expires (at most a quarter of its lifetime), so requests in
-flight never carry a SAS that expires under them."""
-
-
-def renew_at(granted_at: float, duration: float) -> float:
-    """When a SAS granted at `granted_at` (loop time) for `duration` seconds is re-granted:
-    REGRANT_MARGIN_SECONDS before it expires, at most a quarter of its lifetime."""
-    return granted_at + duration - min(REGRANT_MARGIN_SECONDS, duration / 4)
-
 
 _SAS_LIMIT_TEXT = re.compile(
     r"\bSAS\b.*\b(famil|limit|maximum|exceed)|\b(famil|limit|maximum)\w*\b.*\bSAS\b", re.I
@@ -111,77 +100,40 @@ def family_sas_slots(family_key: str) -> WeightedSemaphore:
     return families.setdefault(family_key.casefold(), WeightedSemaphore(FAMILY_SAS_LIMIT))
 
 
-class Grant:
-    """A read SAS on one snapshot, held inside `read_grant`; `url()` always returns a usable one."""
+class Grant(RenewedSas):
+    """A read SAS on one snapshot, held inside `read_grant`; `url()` always returns a usable one
+    (plumbing.renewed_sas: granted again before it expires and after `invalidate()`)."""
 
     def __init__(self, source: ArmSource, snapshot: SnapshotInfo) -> None:
+        config = source.config
+        super().__init__(
+            f"snapshot {snapshot.name}",
+            "Read",
+            config.sas_duration_seconds,
+            allow_http=config.allow_http,
+            fields={"snapshot": snapshot.id},
+        )
         self.snapshot = snapshot
         self._source = source
-        self._url: str | None = None
-        self._renew_at = 0.0
-        self._lock = asyncio.Lock()
         # True once a grant request may have created a SAS on the service: then we must revoke.
         self.may_be_active = False
-
-    def __repr__(self) -> str:  # never show the SAS
-        return f"Grant({self.snapshot.id!r}, active={self._url is not None})"
 
     @property
     def disk_auth(self) -> DiskAuth:
         """The source's disk-plane authorization: every client of this SAS is built through it."""
         return self._source.disk_auth
 
-    async def url(self) -> str:
-        """The SAS URL; re-granted when it is close to expiry or after `invalidate()`."""
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            if self._url is None or loop.time() >= self._renew_at:
-                await self._refresh()
-            assert self._url is not None
-            return self._url
-
-    def invalidate(self, stale_url: str | None = None) -> None:
-        """Forget the SAS (a data-plane call with it answered 403); the next `url()` re-grants.
-
-        With `stale_url`, only if that is still the current SAS: many workers failing with the
-        same expired SAS cause one re-grant, not one each.
-        """
-        if stale_url is None or stale_url == self._url:
-            if self._url is not None:
-                event(
-                    "sas_invalidated",
-                    logging.DEBUG,
-                    message=f"the SAS of {self.snapshot.name} was refused; the next request re-grants it",
-                    snapshot=self.snapshot.id,
-                )
-            self._url = None
-
-    async def _refresh(self) -> None:
-        self._url = None
-        duration = self._source.config.sas_duration_seconds
-        started = asyncio.get_running_loop().time()
+    async def _grant(self) -> str:
         first = not self.may_be_active
         self.may_be_active = True
         try:
-            url = await _grant_read(self._source, self.snapshot)
+            return await _grant_read(self._source, self.snapshot)
         except (LimitError, UserError, SnapshotGone, ArmOperationFailed):
             # A definitive refusal (or a grant ARM reports Failed) creates no SAS; revoking anyway
             # would end another run's access.
             if first:
                 self.may_be_active = False
             raise
-        credentials.check_url(url, "snapshot SAS URL", allow_http=self._source.config.allow_http)
-        self._url = url
-        self._renew_at = renew_at(started, duration)
-        event(
-            "sas_granted",
-            logging.DEBUG,
-            message=f"{'re-granted' if not first else 'granted'} a read SAS on {self.snapshot.name} "
-            f"for {duration} s",
-            snapshot=self.snapshot.id,
-            regrant=not first,
-            duration_seconds=duration,
-        )
 
 
 @contextlib.asynccontextmanager

@@ -28,14 +28,14 @@ from azure.mgmt.compute.models import Disk, GrantAccessData
 from azure.storage.blob.aio import BlobClient
 
 from replicator.core.errors import ReplicationError
-from replicator.core.messages import describe
+from replicator.core.messages import describe, error_code
 from replicator.core.ranges import Range
-from replicator.observe.jsonlog import event
 from replicator.plumbing.credentials import client_kwargs, ssl_context
-from replicator.plumbing.page_writes import PageWrite, PageWriter, copy_source_refused
+from replicator.plumbing.page_writes import PageWrite, PageWriter
+from replicator.plumbing.renewed_sas import RenewedSas
 from replicator.source.arm import ArmSource
-from replicator.source.disk_auth import ENTRA_MODE, refused_sas
-from replicator.source.grants import renew_at, shielded
+from replicator.source.disk_auth import ENTRA_MODE, SAS_REFUSAL_CODE
+from replicator.source.grants import shielded
 
 log = logging.getLogger(__name__)
 
@@ -57,66 +57,61 @@ class DiskRef:
 
 
 class DiskSasRefused(Exception):
-    """The disk plane refused the disk's SAS (expired, or revoked): re-granted, and the write retried."""
+    """The disk plane refused the disk's SAS (expired, or revoked): granted again, and the write retried."""
 
 
+class DiskSas(RenewedSas):
+    """The SAS of a grant of `access` on the disk (plumbing.renewed_sas): a Write grant's is granted
+    again before it expires and after the disk refused it, so an upload may outlast `--sas-duration`
+    (for a Write grant during an upload this is assumed: docs/emulator.md, "Direct upload"). One revoke
+    ends every grant of the disk."""
+
+    def __init__(self, disk: UploadDisk, access: str, clock: Callable[[], float] = time.monotonic) -> None:
+        config = disk.source.config
+        super().__init__(
+            f"disk {disk.name}",
+            access,
+            config.sas_duration_seconds,
+            allow_http=config.allow_http,
+            fields={"disk": disk.name},
+            clock=clock,
+        )
+        self._disk = disk
+
+    async def _grant(self) -> str:
+        return await self._disk.grant(self.access)
+
+
+def disk_sas_refused(exc: HttpResponseError) -> bool:
+    """A write's 403 that a new grant may fix: AuthenticationFailed (the SAS expired or was revoked),
+    not the copy source's refusal, nor a network rule's or an identity's (AuthorizationFailure,
+    AuthorizationPermissionMismatch, ...), which no grant changes."""
+    return exc.status_code == 403 and error_code(exc) == SAS_REFUSAL_CODE
+
+
+@dataclass(frozen=True)
 class Grant:
-    """A SAS grant of the disk: a client on it (the checks right after the grant: blank, footer) and its
-    page writes. The writes' SAS is re-granted before it expires (source.grants.renew_at) and after the
-    disk plane refused it, so an upload may outlast `--sas-duration`: Azure's Grant Access reference
-    says a SAS that expired is replaced by calling the operation again (for a Write grant during an
-    upload this is assumed: docs/emulator.md, "Direct upload"). One revoke ends every grant of the disk."""
+    """A grant of the disk: its SAS, a client on the first URL (the checks right after the grant: blank,
+    footer) and the sender of its page writes."""
 
-    def __init__(
-        self,
-        disk: UploadDisk,
-        access: str,
-        url: str,
-        client: BlobClient,
-        writer: PageWriter,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.client, self.writer = client, writer
-        self._disk, self._access, self._clock = disk, access, clock
-        self._url: str | None = url
-        self._renew_at = renew_at(clock(), disk.duration)
-        self._lock = asyncio.Lock()
-
-    def __repr__(self) -> str:  # never show the SAS
-        return f"Grant({self._disk.name!r}, {self._access})"
-
-    async def url(self) -> str:
-        """The writes' SAS URL, re-granted when it is close to expiry or was refused."""
-        async with self._lock:
-            if self._url is None or self._clock() >= self._renew_at:
-                started = self._clock()
-                self._url = await self._disk.grant(self._access)
-                self._renew_at = renew_at(started, self._disk.duration)
-                event(
-                    "sas_granted",
-                    logging.DEBUG,
-                    message=f"re-granted {self._access} access to disk {self._disk.name} "
-                    f"for {self._disk.duration} s",
-                    disk=self._disk.name,
-                    regrant=True,
-                    duration_seconds=self._disk.duration,
-                )
-            return self._url
+    sas: DiskSas
+    client: BlobClient
+    writer: PageWriter
 
     async def copy_pages(
-        self, dest: Range, source_url: str, source: Range, authorization: str | None
+        self, url: str, dest: Range, source_url: str, source: Range, authorization: str | None
     ) -> None:
-        """Put Page From URL: the service copies `source` of `source_url` into `dest` of the disk (at
-        most 4 MiB, both 512-aligned); `authorization` travels as `x-ms-copy-source-authorization`.
-        DiskSasRefused when the disk's SAS was refused (the next attempt re-grants it)."""
-        url = await self.url()
+        """Put Page From URL into the disk at `url` (`sas.url()`, taken before the write's pacer slot:
+        a grant is an ARM call, not a request at the disk): the service copies `source` of `source_url`
+        into `dest` (at most 4 MiB, both 512-aligned); `authorization` travels as
+        `x-ms-copy-source-authorization`. DiskSasRefused when the disk refused its SAS (forgotten: the
+        next `sas.url()` grants again)."""
         try:
             await self.writer.send(url, PageWrite(dest, None, source_url, source, authorization))
         except HttpResponseError as exc:
-            if not copy_source_refused(exc) and refused_sas(exc):  # the disk's SAS, not the copy source's
-                if url == self._url:  # many writes refused with one SAS: one re-grant
-                    self._url = None
-                raise DiskSasRefused(f"disk {self._disk.name}: {describe(exc)}") from exc
+            if disk_sas_refused(exc):
+                self.sas.invalidate(url)
+                raise DiskSasRefused(f"{self.sas.what}: {describe(exc)}") from exc
             raise
 
 
@@ -126,7 +121,6 @@ class UploadDisk:
     def __init__(self, source: ArmSource, subscription: str, resource_group: str, name: str) -> None:
         self.source, self.resource_group, self.name = source, resource_group, name
         self.disks = source.compute(subscription).disks
-        self.duration = source.config.sas_duration_seconds
 
     async def create(self, body: Disk) -> Disk:
         """Create the disk (`ReadyToUpload`); returns ARM's answer."""
@@ -138,16 +132,17 @@ class UploadDisk:
 
     @contextlib.asynccontextmanager
     async def granted(self, access: str, ref: DiskRef) -> AsyncIterator[Grant]:
-        """A client on a SAS of `access` (Write: the upload; Read: the finished disk) and its page writes,
-        the grant revoked on every way out (Ctrl-C included: shielded, bounded). Revoking a Write grant
-        ends the upload."""
+        """A grant of `access` (Write: the upload; Read: the finished disk): its SAS, a client on it and
+        its page writes, the grant revoked on every way out (Ctrl-C included: shielded, bounded).
+        Revoking a Write grant ends the upload."""
+        sas = DiskSas(self, access)
         try:
-            url = await self.grant(access)
+            url = await sas.url()
             async with self.source.disk_auth.client(url, ref, **client_kwargs()) as client:
                 # the disk token when the disk is protected (or its challenge showed it), as the client's
                 writer = PageWriter(lambda: self.source.disk_auth.authorization(ref), ssl_context())
                 try:
-                    yield Grant(self, access, url, client, writer)
+                    yield Grant(sas, client, writer)
                 finally:
                     await writer.close()
         finally:
@@ -155,7 +150,7 @@ class UploadDisk:
 
     async def grant(self, access: str) -> str:
         """A SAS URL of `access` on the disk for `--sas-duration` seconds (beginGetAccess)."""
-        request = GrantAccessData(access=access, duration_in_seconds=self.duration)
+        request = GrantAccessData(access=access, duration_in_seconds=self.source.config.sas_duration_seconds)
         with self.source.arm_errors(f"grant {access} access to disk {self.name}"):
             async with asyncio.timeout(ARM_TIMEOUT_SECONDS):
                 poller = await self.disks.begin_grant_access(self.resource_group, self.name, request)

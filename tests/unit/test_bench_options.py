@@ -126,11 +126,12 @@ def test_a_baseline_row_has_no_account_figures_and_a_run_of_ours_has_them() -> N
     scenario = fleet_account(random.Random(7), 0.01, disks=1)
     sample = Measured(1.0, 0, 0.1, [{"complete": True, "requests_done": 10, "requests_total": 10}])
     assert harness.account_extra(scenario, "baseline", sample, {"accounts": {}}) == {}
-    job = {"seconds": 2.0, "account_budget": {"waits": 3, "wait_seconds": 0.5}}
+    job = {"seconds": 2.0, "requests": 290, "account_budget": {"waits": 3, "wait_seconds": 0.5}}
     ours = Measured(2.5, 0, 1.0, [{"runs": [{"snapshots": [job]}]}])
-    stats = {"accounts": {harness.ACCOUNT: {"requests": 300}}}
+    stats = {"accounts": {harness.ACCOUNT: {"requests": 320}}}  # the control requests too
     extra = harness.account_extra(scenario, "server", ours, stats)
-    assert extra["aggregate_requests_per_second"] == 150.0 and extra["budget_waits"] == 3
+    assert extra["aggregate_requests_per_second"] == 145.0 and extra["budget_waits"] == 3
+    assert extra["served_requests_per_second"] == 160.0
 
 
 def test_the_baseline_is_not_run_on_a_disk_over_one_page_blob() -> None:

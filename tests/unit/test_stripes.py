@@ -160,10 +160,12 @@ def test_stripe_set_routes_each_range_to_its_blob_and_offset() -> None:
 
 
 def test_copy_workers_let_every_stripe_reach_its_ceiling_within_the_connections() -> None:
-    assert copy_workers(64, 1, 192) == 64  # one blob: its ceiling, as before stripes
-    assert copy_workers(64, 2, 192) == 128  # two stripes at their ceilings together
-    assert copy_workers(64, 9, 192) == 192  # a 64 TiB disk: the process's connections bound it
-    assert copy_workers(192, 1, 192) == 192  # a premium ceiling
-    assert copy_workers(192, 3, 100) == 192  # never below one blob's ceiling
+    one, sixteen = layout(STRIPE_BYTES - 4096), layout(2 * STRIPE_BYTES + PAGE)
+    assert copy_workers(64, one, 192) == 64  # one blob: its ceiling, as before stripes
+    assert copy_workers(64, sixteen, 192) == 129  # two stripes at their ceilings, the footer's one write
+    assert copy_workers(64, layout(8 * STRIPE_BYTES + PAGE), 192) == 192  # 64 TiB: the connections bound it
+    assert copy_workers(192, one, 192) == 192  # a premium ceiling
+    assert copy_workers(192, sixteen, 100) == 192  # never below one blob's ceiling
+    assert copy_workers(64, layout(8 * 1024**2), 192) == 64  # a small blob is still given its ceiling
     with pytest.raises(ValueError, match="1 or more"):
-        copy_workers(0, 2, 192)
+        copy_workers(0, sixteen, 192)

@@ -235,15 +235,18 @@ def _premium_targets(p: Row | None, standard: Row | None, lat: str) -> list[list
 
 
 def _account_targets(r: Row | None, lat: str) -> list[list[str]]:
-    """fleet-account (issue 15): the runs' aggregate request rate held at the account's budget (90 % of
-    it or more, never more than 2 % over: the burst) and 503s under 1 % of requests."""
+    """fleet-account (issue 15): the runs' aggregate rate of the requests the budget governs (their chunk
+    writes) held at the account's budget (90 % of it or more, never more than 2 % over: the burst), with
+    every request the account served beside it, and 503s under 1 % of requests."""
     if r is None or "account_requests_per_second" not in r.extra:
         return []
     budget, held = r.extra["account_requests_per_second"], r.extra["aggregate_requests_per_second"]
+    served = r.extra.get("served_requests_per_second")  # absent from a run before it was measured
+    beside = "" if served is None else f" (all the account served: {served:.0f}/s)"
     share = r.throttled / r.requests if r.requests else 0.0
     return [
         ["fleet-account server: aggregate held at the account budget (90-102 %)", lat,
-         f"{held:.0f} of {budget:.0f} requests/s ({held / budget:.0%}); {r.extra['budget_waits']} of "
+         f"{held:.0f} of {budget:.0f} requests/s ({held / budget:.0%}){beside}; {r.extra['budget_waits']} of "
          f"{r.requests} requests waited for the budget", _ok(0.9 <= held / budget <= 1.02)],
         ["fleet-account server: 503s < 1 % of requests", lat, f"{r.throttled} of {r.requests} ({share:.2%})",
          _ok(share < 0.01)],
