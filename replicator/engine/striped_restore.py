@@ -15,7 +15,7 @@ server-side (no byte passes through this process):
    (engine.copier.run_pool: `--concurrency` workers, a bounded queue), each request through the disk
    blob's pacer (engine.pacer) and retried by plumbing.retry on transient failures (the policy and
    backoff every chunk write has, engine.copier); the Write grant is renewed before it expires and
-   after the disk refused its SAS (target.upload_disk.Grant), so an upload may outlast `--sas-duration`;
+   after the disk refused its SAS (target.upload_disk.DiskSas), so an upload may outlast `--sas-duration`;
 4. the grant is revoked (the upload ends, the disk is `Unattached`), and a Read grant reads the VHD
    footer back: it must be the restore point's own footer, byte for byte;
 5. on any failure or Ctrl-C the grant is revoked (shielded) and the disk this restore created is
